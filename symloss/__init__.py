@@ -1,9 +1,16 @@
 """symloss: turn a modelling choice (a likelihood) into a trainable loss.
 
-registry → derive → analyse → stabilise → generate → export.
+The pipeline, one module (or small package) each:
+registry → derive → analysis → stabilize → codegen → export.
+
+Heavier parts (analysis, code generation, LaTeX) are imported lazily so that
+``import symloss`` and the CLI start fast.
 """
 
 from __future__ import annotations
+
+import importlib
+from typing import Any
 
 from .derive import derive
 from .errors import SymlossError
@@ -13,6 +20,21 @@ from .registry import get as get_distribution
 from .registry import names as distribution_names
 
 __version__ = "0.1.0"
+
+# public name -> (module, attribute), imported on first use
+_LAZY = {
+    "custom": ("symloss.custom", "custom"),
+    "analyze": ("symloss.analysis", "analyze"),
+    "metric": ("symloss.analysis", "metric"),
+    "Report": ("symloss.analysis", "Report"),
+    "Verdict": ("symloss.analysis", "Verdict"),
+    "generate": ("symloss.codegen", "generate"),
+    "load": ("symloss.codegen", "load"),
+    "write_code": ("symloss.codegen", "write"),
+    "to_latex": ("symloss.export", "to_latex"),
+    "to_markdown": ("symloss.export", "to_markdown"),
+    "write_latex": ("symloss.export", "write_latex"),
+}
 
 __all__ = [
     "derive",
@@ -25,4 +47,18 @@ __all__ = [
     "get_distribution",
     "distribution_names",
     "__version__",
+    *_LAZY,
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        module, attr = _LAZY[name]
+        value = getattr(importlib.import_module(module), attr)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'symloss' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

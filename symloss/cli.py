@@ -37,7 +37,11 @@ def _derive_from_args(args: argparse.Namespace):
     from .derive import derive
 
     fixed = _pairs(args.fixed, "--fixed", allow_bare=True)
-    links = _pairs(args.link, "--link")
+    bare = [item for item in (args.link or []) if "=" not in item]
+    if bare and len(args.link) == 1 and "," not in bare[0]:
+        links: Any = bare[0]  # a bare link name that fits one parameter ("--link log")
+    else:
+        links = _pairs(args.link, "--link")
     prior = None
     if args.prior:
         p = _pairs(args.prior, "--prior", allow_bare=True)

@@ -57,13 +57,13 @@ def _numeric_normaliser(density: sp.Expr, y: sp.Symbol, support: Domain, params:
             if support.integer:
                 lo = int(support.lower) if support.lower is not None else -mpmath.inf
                 hi = int(support.upper) if support.upper is not None else mpmath.inf
-                z = mpmath.nsum(lambda t: f(t, *args), [lo, hi])
+                z = mpmath.nsum(lambda t, args=args: f(t, *args), [lo, hi])
             else:
                 lo = -mpmath.inf if support.lower is None else support.lower
                 hi = mpmath.inf if support.upper is None else support.upper
                 # split at the parameters' values: kinks and peaks sit there
-                cuts = sorted({v for v in args if lo < v < hi} | {0.0} if lo < 0 < hi else {v for v in args if lo < v < hi})
-                z = mpmath.quad(lambda t: f(t, *args), [lo, *cuts, hi])
+                cuts = {v for v in args if lo < v < hi} | ({0.0} if lo < 0 < hi else set())
+                z = mpmath.quad(lambda t, args=args: f(t, *args), [lo, *sorted(cuts), hi])
         results.append((values, float(z)))
     return results
 

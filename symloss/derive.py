@@ -17,6 +17,7 @@ from .domains import Domain, get_domain
 from .errors import DomainError, SymlossError, UnknownNameError
 from .links import LINKS, check_link_fits, get_link, input_name
 from .loss import Loss, Step
+from .special import loggamma
 
 __all__ = ["derive", "expand_log_density", "split_constant", "differentiate", "simplify_within"]
 
@@ -36,10 +37,10 @@ def expand_log_density(expr: sp.Expr) -> sp.Expr:
     e = sp.expand_log(expr, force=True)
     x_, a_, b_ = sp.Wild("x"), sp.Wild("a"), sp.Wild("b")
     rules = [
-        (sp.log(sp.factorial(x_)), sp.loggamma(x_ + 1)),
-        (sp.log(sp.gamma(x_)), sp.loggamma(x_)),
-        (sp.log(sp.binomial(a_, b_)), sp.loggamma(a_ + 1) - sp.loggamma(b_ + 1) - sp.loggamma(a_ - b_ + 1)),
-        (sp.log(sp.beta(a_, b_)), sp.loggamma(a_) + sp.loggamma(b_) - sp.loggamma(a_ + b_)),
+        (sp.log(sp.factorial(x_)), loggamma(x_ + 1)),
+        (sp.log(sp.gamma(x_)), loggamma(x_)),
+        (sp.log(sp.binomial(a_, b_)), loggamma(a_ + 1) - loggamma(b_ + 1) - loggamma(a_ - b_ + 1)),
+        (sp.log(sp.beta(a_, b_)), loggamma(a_) + loggamma(b_) - loggamma(a_ + b_)),
         (sp.log(sp.sech(x_)), -sp.log(sp.cosh(x_))),
         (sp.log(sp.exp(x_)), x_),
         # 1 − sigmoid(x) = sigmoid(−x): keeps the Bernoulli-logit NLL as two softplus terms
@@ -278,7 +279,8 @@ def derive(
     if fixed_values:
         nll = expand_log_density(nll.subs({params[k]: v for k, v in fixed_values.items()}))
         text = "Fix " + ", ".join(
-            f"{k} = {v}" if not isinstance(v, sp.Symbol) else f"{k} as a named constant" for k, v in fixed_values.items()
+            f"{k} = {v}" if not isinstance(v, sp.Symbol) else f"{k} as a named constant"
+            for k, v in fixed_values.items()
         )
         steps.append(Step("fix", text, "-log p", nll))
 
@@ -310,9 +312,10 @@ def derive(
             assert vector is not None
             lse = sp.log(sp.Sum(sp.exp(eta[m]), (m, 0, vector.K - 1)))
             # log softmax(η)_k = η_k − log Σ_m exp(η_m)
-            nll = nll.replace(lambda t: isinstance(t, sp.log) and isinstance(t.args[0], sp.Indexed)
-                              and t.args[0].base == params[p.name],
-                              lambda t: eta[t.args[0].indices[0]] - lse)
+            base = params[p.name]
+            nll = nll.replace(lambda t, base=base: isinstance(t, sp.log) and isinstance(t.args[0], sp.Indexed)
+                              and t.args[0].base == base,
+                              lambda t, eta=eta, lse=lse: eta[t.args[0].indices[0]] - lse)
             parameters[p.name] = sp.exp(eta[vector.k]) / sp.Sum(sp.exp(eta[m]), (m, 0, vector.K - 1))
             nll = _sum_linear(nll, vector)
         elif isinstance(eta, sp.IndexedBase):
@@ -320,7 +323,8 @@ def derive(
             assert vector is not None
             base = params[p.name]
             nll = expand_log_density(nll.replace(
-                lambda t: isinstance(t, sp.Indexed) and t.base == base, lambda t: lk.inverse(eta[t.indices[0]])))
+                lambda t, base=base: isinstance(t, sp.Indexed) and t.base == base,
+                lambda t, lk=lk, eta=eta: lk.inverse(eta[t.indices[0]])))
             parameters[p.name] = lk.inverse(eta[vector.k])
         else:
             value = lk.inverse(eta)

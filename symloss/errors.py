@@ -21,6 +21,8 @@ __all__ = [
     "UnsupportedError",
     "FileExistsError_",
     "closest",
+    "UnknownSymbolError",
+    "InvalidIdentifierError",
 ]
 
 
@@ -84,3 +86,11 @@ def closest(name: str, choices: Iterable[str], n: int = 3) -> list[str]:
     lowered = {c.lower(): c for c in choices}
     hits = difflib.get_close_matches(name.lower(), list(lowered), n=n, cutoff=0.6)
     return [lowered[h] for h in hits]
+
+
+class UnknownSymbolError(UnknownNameError, ParseError):
+    """A name in a formula that is neither a variable nor a constant; the message suggests the closest."""
+
+
+class InvalidIdentifierError(SymlossError, ValueError):
+    """A name that cannot be used in generated code (keyword, builtin, C name, reserved, non-ASCII...)."""

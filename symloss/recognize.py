@@ -54,7 +54,7 @@ CLASSIC_LOSSES: tuple[ClassicLoss, ...] = (
     ClassicLoss("poisson_nll_rate", "Poisson NLL", ("input",), lambda r, y, s: r - y * sp.log(r),
                 "torch.nn.functional.poisson_nll_loss", {"log_input": False}),
     ClassicLoss("gaussian_nll", "Gaussian NLL", ("input", "var"),
-                lambda u, v, y, s: Half * (sp.log(v) + (u - y) ** 2 / v), "torch.nn.functional.gaussian_nll_loss"),
+                lambda u, v, y, s=None: Half * (sp.log(v) + (u - y) ** 2 / v), "torch.nn.functional.gaussian_nll_loss"),
     ClassicLoss("pinball", "pinball (quantile) loss", ("input",),
                 lambda u, y, tau: (tau - Half) * (y - u) + sp.Abs(y - u) / 2, None, shape="quantile"),
     ClassicLoss("log_cosh", "log-cosh loss", ("input",), lambda u, y, s: sp.log(sp.cosh(u - y)), None),
@@ -74,39 +74,64 @@ def _ratio(num: sp.Expr, den: sp.Expr) -> sp.Expr:
     r = sp.simplify(num / den)
     if r.has(sp.sign, sp.Piecewise, sp.Abs):
         r = sp.simplify(sp.piecewise_fold(r).rewrite(sp.Piecewise))
+    if isinstance(r, sp.Piecewise):
+        # 0/0 where both derivatives vanish (residual = 0) is a measure-zero set: ignore those branches
+        values = {e for e, c in r.args if not (e is sp.nan and isinstance(c, sp.Eq))}
+        if len(values) == 1:
+            r = values.pop()
     return r
 
 
-def _numeric_ratio_varies(expr: sp.Expr, formula: sp.Expr, u: sp.Symbol, y: sp.Basic) -> bool:
-    """A cheap filter before the symbolic test: the derivative ratio at two points must agree.
+_PROBE_INPUTS = (0.37, 2.91, -1.73)
+_PROBE_TARGETS = {"real": (0.48, -0.6, 1.2), "positive": (0.48, 2.6, 1.2), "integer": (1, 3, 0), "binary": (1, 0, 1)}
+
+
+def _numeric_ratio_varies(expr: sp.Expr, formula: sp.Expr, u: sp.Symbol, y: sp.Basic,
+                          varying: Sequence[sp.Basic] = ()) -> bool:
+    """A cheap filter before the symbolic test: the derivative ratio at three spread-out points must agree.
 
     It can only reject (a ratio that differs numerically is not constant), never accept.
     """
     num, den = sp.diff(expr, u), sp.diff(formula, u)
     syms = sorted((num.free_symbols | den.free_symbols), key=str)
+    if y.is_integer:
+        targets = _PROBE_TARGETS["integer"]
+    elif y.is_positive:
+        targets = _PROBE_TARGETS["positive"]
+    else:
+        targets = _PROBE_TARGETS["real"]
     values = []
-    for point in (0.37, 1.29):
+    for point in range(3):
         sub = {}
         for i, s in enumerate(syms):
-            v = point + 0.11 * i
-            if s.is_integer:
-                v = 1 if s == y or s.is_nonnegative else round(v)
-            if s == y and (s.is_integer or getattr(s, "is_positive", None)):
-                v = 1 if s.is_integer else v
+            if s == y:
+                v = targets[point]
+            elif s == u or s in varying:
+                # only the trained inputs and the target move between the points; constants stay put
+                v = _PROBE_INPUTS[point] + 0.11 * i
+                if s.is_positive or s.is_nonnegative:
+                    v = abs(v)
+            else:
+                v = 0.83 + 0.11 * i
             sub[s] = v
         try:
             n, d = complex(num.subs(sub).evalf()), complex(den.subs(sub).evalf())
         except (TypeError, ValueError, ZeroDivisionError):
             return False
-        if d == 0 or n != n or d != d:
+        if n != n or d != d:
             return False
+        if d == 0:
+            if abs(n) > 1e-12:
+                return True  # the classic loss is flat where ours is not: no constant factor
+            continue
         values.append(n / d)
-    a, b = values
-    return abs(a - b) > 1e-9 * (1 + abs(a) + abs(b))
+    if len(values) < 2:
+        return False
+    return any(abs(a - values[0]) > 1e-9 * (1 + abs(a) + abs(values[0])) for a in values[1:])
 
 
 def _match(expr: sp.Expr, formula: sp.Expr, trained: Sequence[sp.Symbol], y: sp.Basic) -> sp.Expr | None:
-    if any(_numeric_ratio_varies(expr, formula, u, y) for u in trained):
+    if any(_numeric_ratio_varies(expr, formula, u, y, trained) for u in trained):
         return None
     factor = None
     for u in trained:
@@ -137,6 +162,14 @@ def _shape_candidates(loss: Loss, shape: str | None) -> list[sp.Expr]:
         out.append(loss.fixed[shape])
     out.extend(v for k, v in loss.fixed.items() if k != shape)
     out.extend(loss.constants)
+    out.extend(s for s in loss.inputs if s not in loss.wrt)
+    # thresholds of piecewise losses (huber's delta): the constant side of each condition
+    for pw in loss.expr.atoms(sp.Piecewise):
+        for _, cond in pw.args:
+            for rel in (cond.atoms(sp.core.relational.Relational) if cond not in (sp.true, sp.false) else ()):
+                for side in rel.args:
+                    if not side.has(*loss.wrt, loss.target) and side.is_positive:
+                        out.append(side)
     if shape == "scale":
         out.append(sp.Integer(1))
     seen: list[sp.Expr] = []

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 import sympy as sp
 import sympy.stats as st
 
+from ..special import loggamma
 from .base import Distribution, Param, VectorSymbols
 
 V = VectorSymbols()
@@ -79,8 +80,11 @@ def _asymmetric_laplace(y: sp.Expr, p) -> sp.Expr:
 
 def _continuous_bernoulli(y: sp.Expr, p) -> sp.Expr:
     # C(λ) λ^y (1−λ)^(1−y), C(λ) = 2 artanh(1−2λ)/(1−2λ) (a removable singularity at λ = ½, where C = 2)
+    # 2 artanh(1−2λ) = log((1−λ)/λ); both it and 1−2λ change sign at λ = ½, so C is written as a ratio of
+    # absolute values: the log of each factor is then real on the whole support (expand_log splits them)
     lam = p["probs"]
-    return 2 * sp.atanh(1 - 2 * lam) / (1 - 2 * lam) * lam**y * (1 - lam) ** (1 - y)
+    norm = sp.Abs(sp.log((1 - lam) / lam)) / sp.Abs(1 - 2 * lam)
+    return norm * lam**y * (1 - lam) ** (1 - y)
 
 
 def _geometric_failures(y: sp.Expr, p) -> sp.Expr:
@@ -113,7 +117,7 @@ def _multinomial(y, p):
 
 def _multinomial_log(y, p):
     n = p["total_count"]
-    return sp.loggamma(n + 1) + sp.Sum(y[V.k] * sp.log(p["probs"][V.k]) - sp.loggamma(y[V.k] + 1), (V.k, 0, V.K - 1))
+    return loggamma(n + 1) + sp.Sum(y[V.k] * sp.log(p["probs"][V.k]) - loggamma(y[V.k] + 1), (V.k, 0, V.K - 1))
 
 
 def _dirichlet(y, p):
@@ -125,7 +129,7 @@ def _dirichlet(y, p):
 def _dirichlet_log(y, p):
     a = p["concentration"]
     total = sp.Sum(a[V.k], (V.k, 0, V.K - 1))
-    return sp.loggamma(total) + sp.Sum((a[V.k] - 1) * sp.log(y[V.k]) - sp.loggamma(a[V.k]), (V.k, 0, V.K - 1))
+    return loggamma(total) + sp.Sum((a[V.k] - 1) * sp.log(y[V.k]) - loggamma(a[V.k]), (V.k, 0, V.K - 1))
 
 
 LOG_DENSITIES = {"Categorical": _categorical_log, "Multinomial": _multinomial_log, "Dirichlet": _dirichlet_log}

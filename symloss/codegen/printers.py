@@ -1,0 +1,316 @@
+"""SymPy code printers for the generated modules: small subclasses that map functions to target names.
+
+* :class:`NumpyLossPrinter` prints NumPy (``np.``) code; functions NumPy lacks
+  (lgamma, digamma, a stable sigmoid, xlogy, ...) become calls to small
+  vectorised helpers that the module template defines (:attr:`helpers` records
+  which).  No SciPy: the generated module depends on NumPy and ``math`` only.
+* :class:`TorchLossPrinter` prints PyTorch code (``torch.special`` where it
+  has the function).
+
+Numbers that are not rationals (``log 2``, ``π``) are printed through ``math``,
+so they stay Python floats and never promote float32 arrays to float64.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import sympy as sp
+from sympy.codegen.cfunctions import expm1, log1p
+from sympy.printing.numpy import NumPyPrinter
+from sympy.printing.precedence import PRECEDENCE
+from sympy.printing.pycode import PythonCodePrinter
+from sympy.printing.pytorch import TorchPrinter
+
+from ..errors import UnsupportedError
+from ..stabilize import (
+    Guard,
+    Log1mExp,
+    LogAddExp,
+    LogGamma,
+    LogNdtr,
+    LogSumExp,
+    Sigmoid,
+    Softplus,
+    Square,
+    XLog1pY,
+    XLogY,
+)
+
+__all__ = ["ClassSum", "ClassLogSumExp", "NumpyLossPrinter", "TorchLossPrinter", "printer_for", "UNSUPPORTED"]
+
+
+class ClassSum(sp.Function):
+    """Σ over the class axis (the last axis), keeping it with length 1: a lowered ``Sum(f, (k, 0, K − 1))``."""
+
+    nargs = 1
+
+
+class ClassLogSumExp(sp.Function):
+    """logsumexp over the class axis, keeping it with length 1: a lowered :class:`~symloss.stabilize.LogSumExp`."""
+
+    nargs = 1
+
+
+#: Functions no printer handles, with the reason given in the "not supported" error.
+UNSUPPORTED: dict[str, str] = {
+    "besseli": "the modified Bessel function I_ν needs a log-Bessel implementation "
+               "(torch has only the scaled orders 0 and 1, torch.special.i0e/i1e; NumPy only np.i0)",
+    "besselj": "Bessel functions have no stable NumPy/PyTorch implementation here",
+    "besselk": "Bessel functions have no stable NumPy/PyTorch implementation here",
+    "harmonic": "harmonic numbers (digamma at integers) are not printed",
+    "zeta": "the Riemann/Hurwitz zeta function has no NumPy implementation",
+    "hyper": "hypergeometric functions have no NumPy/PyTorch implementation",
+    "meijerg": "Meijer G-functions have no NumPy/PyTorch implementation",
+    "Integral": "unevaluated integrals cannot be generated",
+    "Sum": "a sum that is not over the class axis cannot be generated",
+    "Product": "an unevaluated product cannot be generated",
+    "lowergamma": "the incomplete gamma function is not supported",
+    "uppergamma": "the incomplete gamma function is not supported",
+    "erfinv": "erfinv is not supported",
+    "erfcinv": "erfcinv is not supported",
+}
+
+
+class _LossPrinterMixin:
+    """What both printers share: symbol names, numbers through ``math``, Square, Piecewise as nested where."""
+
+    _where: str
+    _math = PythonCodePrinter({"fully_qualified_modules": True, "standard": "python3"})
+
+    def __init__(self, names: Mapping[sp.Basic, str] | None = None, settings: dict | None = None):
+        super().__init__({"fully_qualified_modules": True, "strict": True, **(settings or {})})  # type: ignore[call-arg]
+        self.names = dict(names or {})
+        self.helpers: set[str] = set()
+        self.uses_math = False
+
+    # -- names and numbers
+    def _print_Symbol(self, expr: sp.Symbol) -> str:
+        return self.names.get(expr, expr.name)
+
+    _print_Dummy = _print_Symbol
+
+    def _print(self, expr: sp.Basic, **kwargs) -> str:  # type: ignore[override]
+        if isinstance(expr, sp.Basic) and expr.is_number and not expr.is_Rational and not expr.is_Float:
+            if isinstance(expr, sp.Expr) and expr.is_real is not True:
+                raise UnsupportedError(f"the constant {expr} is not a real number")
+            self.uses_math = True
+            return self._math.doprint(expr)
+        return super()._print(expr, **kwargs)  # type: ignore[misc]
+
+    def _print_Float(self, expr: sp.Float) -> str:
+        return repr(float(expr))
+
+    def _helper(self, name: str, *args: sp.Basic) -> str:
+        self.helpers.add(name)
+        return f"{name}({', '.join(self._print(a) for a in args)})"
+
+    def _call(self, fqn: str, *args: sp.Basic, extra: str = "") -> str:
+        inner = ", ".join(self._print(a) for a in args)
+        return f"{self._module_format(fqn)}({inner}{extra})"  # type: ignore[attr-defined]
+
+    # -- structure
+    def _print_Square(self, expr: Square) -> str:
+        return f"{self.parenthesize(expr.args[0], PRECEDENCE['Pow'] + 1)}**2"  # type: ignore[attr-defined]
+
+    def _print_Pow(self, expr: sp.Pow, rational: bool = False) -> str:
+        return self._hprint_Pow(expr, rational=rational, sqrt=self._module_format(self._sqrt))  # type: ignore[attr-defined]
+
+    def _print_Guard(self, expr: Guard) -> str:
+        x, cond, safe = expr.args
+        return self._call(self._where, cond, x, safe)
+
+    def _print_Piecewise(self, expr: sp.Piecewise) -> str:
+        pieces = list(expr.args)
+        if pieces[-1][1] is not sp.true:
+            raise UnsupportedError("a Piecewise without an 'otherwise' branch cannot be generated")
+        out = self._print(pieces[-1][0])
+        for value, cond in reversed(pieces[:-1]):
+            out = f"{self._module_format(self._where)}({self._print(cond)}, {self._print(value)}, {out})"  # type: ignore[attr-defined]
+        return out
+
+    def _print_Relational(self, expr: sp.core.relational.Relational) -> str:
+        ops = {"==": "==", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
+        lhs = self.parenthesize(expr.lhs, PRECEDENCE["Relational"] + 1)  # type: ignore[attr-defined]
+        rhs = self.parenthesize(expr.rhs, PRECEDENCE["Relational"] + 1)  # type: ignore[attr-defined]
+        return f"({lhs} {ops[expr.rel_op]} {rhs})"
+
+    def _print_And(self, expr: sp.And) -> str:
+        return "(" + " & ".join(self._print(a) for a in expr.args) + ")"
+
+    def _print_Or(self, expr: sp.Or) -> str:
+        return "(" + " | ".join(self._print(a) for a in expr.args) + ")"
+
+    def _print_Not(self, expr: sp.Not) -> str:
+        return f"(~{self._print(expr.args[0])})"
+
+    def _print_Indexed(self, expr: sp.Indexed) -> str:
+        raise UnsupportedError("an indexed expression survived lowering to the class axis (a bug in symloss)")
+
+    def _print_LogSumExp(self, expr: LogSumExp) -> str:
+        raise UnsupportedError("a logsumexp survived lowering to the class axis (a bug in symloss)")
+
+    def _print_polygamma(self, expr: sp.polygamma) -> str:
+        n, x = expr.args
+        if n == 0:
+            return self._digamma(x)
+        return self._polygamma(n, x)
+
+    def _print_loggamma(self, expr: sp.loggamma) -> str:
+        return self._print(LogGamma(expr.args[0]))
+
+    def _print_digamma(self, expr: sp.Function) -> str:
+        return self._digamma(expr.args[0])
+
+    def _digamma(self, x: sp.Basic) -> str:
+        raise NotImplementedError
+
+    def _polygamma(self, n: sp.Basic, x: sp.Basic) -> str:
+        raise UnsupportedError(f"polygamma of order {n} is not supported in this target")
+
+    def _print_not_supported(self, expr: sp.Basic) -> str:
+        name = type(expr).__name__
+        reason = UNSUPPORTED.get(name, "no printer rule maps it to the target library")
+        raise UnsupportedError(f"not supported: {name} ({reason})")
+
+    def emptyPrinter(self, expr: sp.Basic) -> str:  # noqa: N802 (SymPy's name)
+        return self._print_not_supported(expr)
+
+
+class NumpyLossPrinter(_LossPrinterMixin, NumPyPrinter):
+    """SymPy → NumPy (``np.``), with the module's own helpers where NumPy has no function."""
+
+    _where = "numpy.where"
+    _sqrt = "numpy.sqrt"
+
+    def _module_format(self, fqn: str, register: bool = True) -> str:
+        if fqn.startswith("numpy."):
+            return "np." + fqn[len("numpy."):]
+        if fqn.startswith("math."):
+            self.uses_math = True
+        return fqn
+
+    def _print_Softplus(self, expr: Softplus) -> str:
+        return f"np.logaddexp(0.0, {self._print(expr.args[0])})"
+
+    def _print_Sigmoid(self, expr: Sigmoid) -> str:
+        return self._helper("_sigmoid", *expr.args)
+
+    def _print_LogAddExp(self, expr: LogAddExp) -> str:
+        return self._call("numpy.logaddexp", *expr.args)
+
+    def _print_XLogY(self, expr: XLogY) -> str:
+        return self._helper("_xlogy", *expr.args)
+
+    def _print_XLog1pY(self, expr: XLog1pY) -> str:
+        return self._helper("_xlog1py", *expr.args)
+
+    def _print_Log1mExp(self, expr: Log1mExp) -> str:
+        return self._helper("_log1mexp", *expr.args)
+
+    def _print_LogNdtr(self, expr: LogNdtr) -> str:
+        return self._helper("_log_ndtr", *expr.args)
+
+    def _print_LogGamma(self, expr: LogGamma) -> str:
+        return self._helper("_lgamma", *expr.args)
+
+    def _digamma(self, x: sp.Basic) -> str:
+        return self._helper("_digamma", x)
+
+    def _print_log1p(self, expr: log1p) -> str:
+        return self._call("numpy.log1p", *expr.args)
+
+    def _print_expm1(self, expr: expm1) -> str:
+        return self._call("numpy.expm1", *expr.args)
+
+    def _print_ClassSum(self, expr: ClassSum) -> str:
+        return self._call("numpy.sum", *expr.args, extra=", axis=-1, keepdims=True")
+
+    def _print_ClassLogSumExp(self, expr: ClassLogSumExp) -> str:
+        return self._helper("_logsumexp", *expr.args)
+
+    def _print_sign(self, expr: sp.sign) -> str:
+        return self._call("numpy.sign", *expr.args)
+
+
+class TorchLossPrinter(_LossPrinterMixin, TorchPrinter):
+    """SymPy → PyTorch (``torch.``, ``torch.special.``)."""
+
+    _where = "torch.where"
+    _sqrt = "torch.sqrt"
+
+    def _module_format(self, fqn: str, register: bool = True) -> str:
+        if fqn.startswith("math."):
+            self.uses_math = True
+        return fqn
+
+    def _print_Function(self, expr: sp.Function) -> str:
+        op = self.mapping.get(type(expr))
+        if op is None:
+            return self._print_not_supported(expr)
+        if len(expr.args) != 1:
+            return self._print_not_supported(expr)
+        return self._call(op, *expr.args)
+
+    def _print_Softplus(self, expr: Softplus) -> str:
+        return self._helper("_softplus", *expr.args)
+
+    def _print_Sigmoid(self, expr: Sigmoid) -> str:
+        return self._call("torch.sigmoid", *expr.args)
+
+    def _print_LogAddExp(self, expr: LogAddExp) -> str:
+        return self._call("torch.logaddexp", *expr.args)
+
+    def _print_XLogY(self, expr: XLogY) -> str:
+        return self._call("torch.special.xlogy", *expr.args)
+
+    def _print_XLog1pY(self, expr: XLog1pY) -> str:
+        return self._call("torch.special.xlog1py", *expr.args)
+
+    def _print_Log1mExp(self, expr: Log1mExp) -> str:
+        return self._helper("_log1mexp", *expr.args)
+
+    def _print_LogNdtr(self, expr: LogNdtr) -> str:
+        return self._call("torch.special.log_ndtr", *expr.args)
+
+    def _print_LogGamma(self, expr: LogGamma) -> str:
+        return self._call("torch.lgamma", *expr.args)
+
+    def _digamma(self, x: sp.Basic) -> str:
+        return self._call("torch.digamma", x)
+
+    def _polygamma(self, n: sp.Basic, x: sp.Basic) -> str:
+        return f"torch.polygamma({int(n)}, {self._print(x)})"
+
+    def _print_log1p(self, expr: log1p) -> str:
+        return self._call("torch.log1p", *expr.args)
+
+    def _print_expm1(self, expr: expm1) -> str:
+        return self._call("torch.expm1", *expr.args)
+
+    def _print_ClassSum(self, expr: ClassSum) -> str:
+        return self._call("torch.sum", *expr.args, extra=", dim=-1, keepdim=True")
+
+    def _print_ClassLogSumExp(self, expr: ClassLogSumExp) -> str:
+        return self._call("torch.logsumexp", *expr.args, extra=", dim=-1, keepdim=True")
+
+    def _print_Max(self, expr: sp.Max) -> str:
+        return self._fold("torch.maximum", expr.args)
+
+    def _print_Min(self, expr: sp.Min) -> str:
+        return self._fold("torch.minimum", expr.args)
+
+    def _fold(self, fqn: str, args: tuple[sp.Basic, ...]) -> str:
+        out = self._print(args[0])
+        for a in args[1:]:
+            out = f"{fqn}({out}, {self._print(a)})"
+        return out
+
+
+def printer_for(target: str, names: Mapping[sp.Basic, str] | None = None) -> NumpyLossPrinter | TorchLossPrinter:
+    """A fresh printer for ``target`` ("numpy" or "torch")."""
+    if target == "numpy":
+        return NumpyLossPrinter(names)
+    if target == "torch":
+        return TorchLossPrinter(names)
+    raise UnsupportedError(f"unknown code generation target {target!r}; choose 'numpy' or 'torch'")

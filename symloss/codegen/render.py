@@ -1,0 +1,138 @@
+"""Jinja2 rendering of the module templates (``templates/`` at the repository root, ``symloss/templates`` in a wheel)."""
+
+from __future__ import annotations
+
+import functools
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+import symloss
+
+from ..errors import SymlossError
+
+__all__ = ["template_dir", "environment", "render"]
+
+#: Helpers whose NumPy code uses the standard library's math module.
+_MATH_HELPERS = frozenset({"_lgamma", "_digamma", "_log_ndtr", "_log1mexp"})
+
+_TEMPLATES = {"numpy": "numpy_module.py.j2", "torch": "torch_module.py.j2"}
+
+
+def template_dir() -> Path:
+    """Where the templates are: inside the installed package first, then the checkout's top level."""
+    package = Path(symloss.__file__).resolve().parent
+    for candidate in (package / "templates", package.parent / "templates"):
+        if (candidate / _TEMPLATES["numpy"]).is_file():
+            return candidate
+    raise SymlossError(
+        f"symloss's code templates are missing: looked in {package / 'templates'} and {package.parent / 'templates'}"
+    )
+
+
+def _wrap(text: Any, indent: int = 4, width: int = 112) -> str:
+    """Fill ``text`` for a line that starts near column ``indent``; continuation lines are indented by ``indent``
+    spaces, and no line passes ``width`` columns (unless a single word is longer)."""
+    return textwrap.fill(
+        str(text), width=width - indent, subsequent_indent=" " * indent, break_long_words=False, break_on_hyphens=False
+    )
+
+
+def _fill(text: Any, indent: int = 4, width: int = 116) -> str:
+    """Fill a line that carries its own leading indentation; continuation lines get ``indent`` spaces."""
+    return textwrap.fill(str(text), width=width, subsequent_indent=" " * indent, break_long_words=False,
+                         break_on_hyphens=False)
+
+
+def _reflow(line: Any, width: int = 118) -> str:
+    """A statement too long for one line, broken inside its outermost parentheses (the way black does it).
+
+    Only for lines the templates write (signatures and calls of identifiers and keywords, no strings with
+    spaces): the part inside the parentheses moves to its own, filled, lines.
+    """
+    line = str(line)
+    if len(line) <= width or "(" not in line:
+        return line
+    indent = len(line) - len(line.lstrip(" "))
+    head, rest = line.split("(", 1)
+    body, tail = rest.rsplit(")", 1)
+    inner = textwrap.fill(body.strip(), width=width, initial_indent=" " * (indent + 4),
+                          subsequent_indent=" " * (indent + 4), break_long_words=False, break_on_hyphens=False)
+    return f"{head}(\n{inner}\n{' ' * indent}){tail}"
+
+
+def _docsafe(text: Any) -> str:
+    """Text that cannot end a docstring or start an escape sequence."""
+    return str(text).replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
+
+
+def _pyrepr(value: Any) -> str:
+    """A Python literal; strings (identifiers here) in double quotes, as the rest of the module writes them."""
+    if isinstance(value, str) and '"' not in value and "\\" not in value:
+        return f'"{value}"'
+    return repr(value)
+
+
+def _pytuple(values: Any) -> str:
+    """A Python tuple literal of the values (strings quoted with double quotes)."""
+    items = [_pyrepr(v) for v in values]
+    if len(items) == 1:
+        return f"({items[0]},)"
+    return f"({', '.join(items)})"
+
+
+def _names_tuple(names: Any) -> str:
+    """A tuple expression of the given identifiers: ``(a, b)``, ``(a,)``, ``()``."""
+    names = list(names)
+    if len(names) == 1:
+        return f"({names[0]},)"
+    return f"({', '.join(names)})"
+
+
+def _partial(name: str) -> str:
+    return f"∂ℓ/∂{name}"
+
+
+def _grad_name(i: int) -> str:
+    return f"_grad{i}"
+
+
+@functools.lru_cache(maxsize=4)
+def environment(directory: str | None = None) -> jinja2.Environment:
+    """The Jinja2 environment (strict undefined variables, no autoescaping: it renders Python)."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(directory or str(template_dir())),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,  # noqa: S701 (the output is Python source, not HTML)
+    )
+    env.filters.update(wrap=_wrap, fill=_fill, reflow=_reflow, docsafe=_docsafe, pyrepr=_pyrepr, pytuple=_pytuple, names_tuple=_names_tuple,
+                       partial=_partial, grad_name=_grad_name)
+    return env
+
+
+def render(model: Any) -> str:
+    """The module source for a :class:`~symloss.codegen.model.ModuleModel`."""
+    env = environment()
+    template = env.get_template(_TEMPLATES[model.target])
+    needs_math = model.uses_math or (model.target == "numpy" and bool(_MATH_HELPERS & set(model.helpers))) or (
+        model.target == "torch" and "_log1mexp" in model.helpers
+    )
+    return template.render(
+        model=model,
+        doc=model.doc,
+        version=symloss.__version__,
+        library="NumPy" if model.target == "numpy" else "PyTorch",
+        needs_math=needs_math,
+        vector=model.vector,
+        class_index=model.class_index_target,
+    )
+
+
+def render_text(template_name: str, **context: Any) -> str:
+    """Render any template of the template directory (the catalog README)."""
+    return environment().get_template(template_name).render(**context)

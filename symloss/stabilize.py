@@ -1,0 +1,809 @@
+"""Stabilising rewrites: a declarative table of named rules applied to a loss and to each of its gradients.
+
+A derived loss is exact mathematics, not yet good arithmetic: ``log(1 + exp(x))``
+overflows for x > 709 (88 in float32), ``exp(x)/(1 + exp(x))`` is ∞/∞ = NaN, and
+``0·log 0`` is NaN although its limit is 0.  Each :class:`Rule` below rewrites one
+such pattern into an equal expression that stays finite wherever the true value
+is finite.  The functions they introduce (:class:`Softplus`, :class:`Sigmoid`,
+:class:`LogAddExp`, :class:`LogSumExp`, :class:`XLogY`, :class:`Log1mExp`,
+:class:`LogNdtr`, ...) are SymPy functions with exact derivatives (``fdiff``), so
+a stabilised loss can be differentiated again, and with an exact numeric value
+(``evalf``) through their elementary form.  The code printers
+(:mod:`symloss.codegen.printers`) map them onto NumPy and PyTorch.
+
+:func:`stabilize` applies :data:`RULES` in table order, each over the whole
+expression (bottom-up), and repeats until nothing changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Iterable
+from dataclasses import dataclass, field
+
+import sympy as sp
+from mpmath.libmp import prec_to_dps
+from sympy.codegen.cfunctions import expm1, log1p
+
+__all__ = [
+    "Softplus",
+    "Sigmoid",
+    "LogAddExp",
+    "LogSumExp",
+    "XLogY",
+    "XLog1pY",
+    "Log1mExp",
+    "LogNdtr",
+    "LogGamma",
+    "Square",
+    "Guard",
+    "STABLE_FUNCTIONS",
+    "Rule",
+    "RULES",
+    "stabilize",
+    "elementary",
+    "fired_rules",
+]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# stable functions
+class StableFunction(sp.Function):
+    """A function with a numerically stable implementation in the printers and an elementary definition.
+
+    ``as_elementary()`` gives the textbook formula (for checks); ``evalf`` goes
+    through it, which is exact because mpmath has an unbounded exponent range.
+    """
+
+    def as_elementary(self) -> sp.Expr:
+        raise NotImplementedError
+
+    def _eval_evalf(self, prec: int) -> sp.Expr:
+        return self.as_elementary().evalf(prec_to_dps(prec))
+
+    def _eval_is_real(self) -> bool | None:
+        return all(a.is_real for a in self.args) or None
+
+
+class Softplus(StableFunction):
+    """softplus(x) = log(1 + exp(x)), computed as logaddexp(0, x)."""
+
+    nargs = 1
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        return Sigmoid(self.args[0])
+
+    def as_elementary(self) -> sp.Expr:
+        return sp.log(1 + sp.exp(self.args[0]))
+
+    def _eval_is_positive(self) -> bool | None:
+        return self.args[0].is_real or None
+
+
+class Sigmoid(StableFunction):
+    """sigmoid(x) = 1/(1 + exp(−x)), evaluated without overflow on both sides."""
+
+    nargs = 1
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        x = self.args[0]
+        return Sigmoid(x) * Sigmoid(-x)  # σ(x)(1 − σ(x)) without the cancellation in 1 − σ(x)
+
+    def as_elementary(self) -> sp.Expr:
+        return 1 / (1 + sp.exp(-self.args[0]))
+
+    def _eval_is_positive(self) -> bool | None:
+        return self.args[0].is_real or None
+
+
+class LogAddExp(StableFunction):
+    """logaddexp(a, b) = log(exp(a) + exp(b)) = max(a, b) + log1p(exp(−|a − b|))."""
+
+    nargs = 2
+
+    @classmethod
+    def eval(cls, a: sp.Expr, b: sp.Expr) -> sp.Expr | None:
+        if a.is_zero:
+            return Softplus(b)
+        if b.is_zero:
+            return Softplus(a)
+        if sp.default_sort_key(b) < sp.default_sort_key(a):  # one canonical order: cse sees equal calls as equal
+            return cls(b, a)
+        return None
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        a, b = self.args
+        return Sigmoid(a - b) if argindex == 1 else Sigmoid(b - a)
+
+    def as_elementary(self) -> sp.Expr:
+        a, b = self.args
+        return sp.log(sp.exp(a) + sp.exp(b))
+
+
+class LogSumExp(StableFunction):
+    """log Σ_m exp(body_m) over the class axis: ``LogSumExp(body, (m, lo, hi))``.
+
+    The printers compute it along the last axis with the maximum shifted out.
+    """
+
+    nargs = 2
+
+    @property
+    def body(self) -> sp.Expr:
+        return self.args[0]
+
+    @property
+    def limits(self) -> sp.Tuple:
+        return self.args[1]
+
+    @property
+    def free_symbols(self) -> set[sp.Basic]:
+        index = self.limits[0]
+        return (self.body.free_symbols - {index}) | self.limits[1].free_symbols | self.limits[2].free_symbols
+
+    def as_elementary(self) -> sp.Expr:
+        return sp.log(sp.Sum(sp.exp(self.body), tuple(self.limits)))
+
+    def _eval_evalf(self, prec: int) -> sp.Expr:
+        return self.as_elementary().doit().evalf(prec_to_dps(prec))
+
+    def _eval_is_real(self) -> bool | None:
+        return self.body.is_real or None
+
+    def _eval_derivative(self, s: sp.Basic) -> sp.Expr:
+        # d/ds log Σ exp(b_m) = Σ_m softmax(b)_m · ∂b_m/∂s; a Kronecker delta δ(m, j) picks one term
+        index = self.limits[0]
+        d = sp.diff(self.body, s)
+        if d == 0:
+            return sp.S.Zero
+        weight = sp.exp(self.body - self)
+        deltas = [f for f in sp.Mul.make_args(d) if isinstance(f, sp.KroneckerDelta) and index in f.free_symbols]
+        if len(deltas) == 1 and sp.Mul.make_args(d).count(deltas[0]) == 1:
+            (other,) = deltas[0].free_symbols - {index} or {None}
+            if other is not None:
+                return (weight * d / deltas[0]).subs(index, other)
+        return sp.Sum(weight * d, tuple(self.limits))
+
+
+class XLogY(StableFunction):
+    """xlogy(x, y) = x·log(y), and 0 where x = 0 (so 0·log 0 = 0)."""
+
+    nargs = 2
+
+    @classmethod
+    def eval(cls, x: sp.Expr, y: sp.Expr) -> sp.Expr | None:
+        if x.is_zero:
+            return sp.S.Zero
+        return None
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        x, y = self.args
+        return sp.log(y) if argindex == 1 else x / y
+
+    def as_elementary(self) -> sp.Expr:
+        x, y = self.args
+        return x * sp.log(y)
+
+    def _eval_evalf(self, prec: int) -> sp.Expr:
+        if self.args[0].is_zero:
+            return sp.S.Zero
+        return super()._eval_evalf(prec)
+
+
+class XLog1pY(StableFunction):
+    """xlog1py(x, y) = x·log1p(y), and 0 where x = 0."""
+
+    nargs = 2
+
+    @classmethod
+    def eval(cls, x: sp.Expr, y: sp.Expr) -> sp.Expr | None:
+        if x.is_zero:
+            return sp.S.Zero
+        return None
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        x, y = self.args
+        return log1p(y) if argindex == 1 else x / (1 + y)
+
+    def as_elementary(self) -> sp.Expr:
+        x, y = self.args
+        return x * sp.log(1 + y)
+
+    def _eval_evalf(self, prec: int) -> sp.Expr:
+        if self.args[0].is_zero:
+            return sp.S.Zero
+        return super()._eval_evalf(prec)
+
+
+class Log1mExp(StableFunction):
+    """log1mexp(x) = log(1 − exp(−x)) for x > 0 (Mächler 2012: log(−expm1(−x)) below log 2, log1p(−exp(−x)) above)."""
+
+    nargs = 1
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        return 1 / expm1(self.args[0])
+
+    def as_elementary(self) -> sp.Expr:
+        return sp.log(1 - sp.exp(-self.args[0]))
+
+
+class LogNdtr(StableFunction):
+    """log Φ(x), the log of the standard normal CDF, finite far into the lower tail."""
+
+    nargs = 1
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        x = self.args[0]
+        # φ(x)/Φ(x) = exp(−x²/2 − log Φ(x))/√(2π): the ratio without the underflow of φ and Φ
+        return sp.exp(-x**2 / 2 - LogNdtr(x)) / sp.sqrt(2 * sp.pi)
+
+    def as_elementary(self) -> sp.Expr:
+        return sp.log(sp.erfc(-self.args[0] / sp.sqrt(2)) / 2)
+
+
+class LogGamma(StableFunction):
+    """lgamma(x) = log Γ(x) for x > 0 (SymPy's own ``loggamma`` turns back into log(gamma(x)) at integers)."""
+
+    nargs = 1
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        return sp.polygamma(0, self.args[0])
+
+    def as_elementary(self) -> sp.Expr:
+        return sp.log(sp.gamma(self.args[0]))
+
+
+class Square(StableFunction):
+    """square(x) = x², kept as a square of its argument (a standardised residual) so it is not expanded."""
+
+    nargs = 1
+
+    @classmethod
+    def eval(cls, x: sp.Expr) -> sp.Expr | None:
+        if x.is_number:
+            return x**2
+        return None
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        return 2 * self.args[0]
+
+    def as_elementary(self) -> sp.Expr:
+        return self.args[0] ** 2
+
+    def _eval_is_nonnegative(self) -> bool | None:
+        return self.args[0].is_real or None
+
+
+class Guard(StableFunction):
+    """guard(x, cond, safe) = x where cond holds, else safe: the inner ``where`` of the double-where pattern.
+
+    A branch of a Piecewise sees ``guard(x, cond, safe)`` instead of ``x``, so off
+    its condition it is evaluated at a harmless point and neither its value nor
+    its gradient can be NaN (``where`` multiplies the unused branch's gradient by
+    0, and 0·∞ = NaN).
+    """
+
+    nargs = 3
+
+    @classmethod
+    def eval(cls, x: sp.Expr, cond: sp.Basic, safe: sp.Expr) -> sp.Expr | None:
+        if cond is sp.true:
+            return x
+        if cond is sp.false:
+            return safe
+        return None
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        x, cond, safe = self.args
+        if argindex == 1:
+            return sp.Piecewise((1, cond), (0, True))
+        if argindex == 3:
+            return sp.Piecewise((0, cond), (1, True))
+        raise sp.ArgumentIndexError(self, argindex)
+
+    def as_elementary(self) -> sp.Expr:
+        x, cond, safe = self.args
+        return sp.Piecewise((x, cond), (safe, True))
+
+    def _eval_is_real(self) -> bool | None:
+        x, _cond, safe = self.args
+        return (x.is_real and safe.is_real) or None
+
+
+STABLE_FUNCTIONS: tuple[type[StableFunction], ...] = (
+    Softplus, Sigmoid, LogAddExp, LogSumExp, XLogY, XLog1pY, Log1mExp, LogNdtr, LogGamma, Square, Guard,
+)
+
+
+def elementary(expr: sp.Expr) -> sp.Expr:
+    """``expr`` with every stable function replaced by its textbook formula (for checks)."""
+    return expr.replace(lambda e: isinstance(e, StableFunction), lambda e: e.as_elementary())
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the rules
+@dataclass(frozen=True)
+class Context:
+    """What a rule may know beyond the node: the data symbols (the target), whose values may sit on the
+    edge of the support (y = 0, y = 1), where ``0·log 0`` must give 0."""
+
+    data: frozenset[sp.Basic] = frozenset()
+    fired: set[str] = field(default_factory=set)
+
+    def touches_data(self, *exprs: sp.Basic) -> bool:
+        for e in exprs:
+            for s in e.free_symbols:
+                if s in self.data:
+                    return True
+            for t in e.atoms(sp.Indexed):
+                if t.base in self.data or t.base.label in self.data:
+                    return True
+        return False
+
+
+RewriteFn = Callable[[sp.Basic, Context], sp.Basic | None]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One stabilising rewrite: ``pattern → replacement``, and why."""
+
+    name: str
+    pattern: str  # the rewrite, as a formula
+    reason: str  # one line: what goes wrong without it
+    applies: Callable[[sp.Basic], bool]  # a cheap structural test on one node
+    rewrite: RewriteFn  # the replacement, or None when the node does not fit after all
+
+    def apply(self, expr: sp.Basic, ctx: Context | None = None) -> sp.Basic:
+        """Rewrite every node of ``expr`` that this rule fits, bottom-up."""
+        ctx = ctx if ctx is not None else Context()
+
+        def value(node: sp.Basic) -> sp.Basic:
+            new = self.rewrite(node, ctx)
+            if new is None or new == node:
+                return node
+            ctx.fired.add(self.name)
+            return new
+
+        return expr.replace(self.applies, value)
+
+
+def _is_exp(e: sp.Basic) -> bool:
+    return isinstance(e, sp.exp)
+
+
+def _exp_exponent(term: sp.Expr) -> sp.Expr | None:
+    """``u`` such that ``term == exp(u)`` for a term that is c·exp(u) (c > 0 a number) or a positive number."""
+    if term.is_number:
+        return sp.log(term) if term.is_positive else None
+    coeff, rest = term.as_coeff_Mul()
+    if _is_exp(rest) and coeff.is_positive:
+        return rest.args[0] + (sp.log(coeff) if coeff != 1 else 0)
+    return None
+
+
+def _one_plus_exp(base: sp.Expr) -> sp.Expr | None:
+    """u when ``base == 1 + exp(u)``."""
+    if not isinstance(base, sp.Add) or len(base.args) != 2:
+        return None
+    ones = [t for t in base.args if t == 1]
+    rest = [t for t in base.args if t != 1]
+    if len(ones) == 1 and len(rest) == 1:
+        coeff, e = rest[0].as_coeff_Mul()
+        if _is_exp(e) and coeff.is_positive:
+            return e.args[0] + (sp.log(coeff) if coeff != 1 else 0)
+    return None
+
+
+# -- log Γ
+def _log_gamma(node: sp.Basic, ctx: Context) -> sp.Basic | None:
+    (arg,) = node.args
+    if isinstance(node, sp.loggamma):
+        return LogGamma(arg)
+    if isinstance(arg, sp.gamma):
+        return LogGamma(arg.args[0])
+    if isinstance(arg, sp.factorial):
+        return LogGamma(arg.args[0] + 1)
+    return None
+
+
+# -- logs of products
+def _expand_log(node: sp.Basic, ctx: Context) -> sp.Basic | None:
+    (arg,) = node.args
+    if not isinstance(arg, (sp.Mul, sp.Pow)) or arg.is_positive is not True:
+        return None
+    new = sp.expand_log(node, force=False)
+    return new if new != node else None
+
+
+# -- symbolic powers of positive bases
+def _power_as_exp(node: sp.Basic, ctx: Context) -> sp.Basic | None:
+    base, exponent = node.args
+    if exponent.is_number:
+        return None
+    if _is_exp(base) and base.args[0].is_real:
+        return sp.exp(exponent * base.args[0])
+    if base.is_positive is not True:
+        return None
+    return sp.exp(exponent * sp.expand_log(sp.log(base)))
+
+
+# -- sigmoid
+def _sigmoid_pow(node: sp.Basic, ctx: Context) -> sp.Basic | None:
+    base, n = node.args
+    if not (n.is_Integer and n < 0):
+        return None
+    u = _one_plus_exp(base)
+    if u is None:
+        return None
+    return Sigmoid(-u) ** (-n)
+
+
+def _sigmoid_absorb(node: sp.Basic, ctx: Context) -> sp.Basic | None:
+    """exp(k·u)·σ(−u)^n → σ(u)^k·σ(−u)^(n−k), and a sum multiplied by σ(−u)^n is distributed first."""
+    factors = list(sp.Mul.make_args(node))
+    sigmoids = [(i, f) for i, f in enumerate(factors) if _sigmoid_power(f) is not None]
+    if not sigmoids:
+        return None
+    for i, f in sigmoids:
+        v, n = _sigmoid_power(f)  # f = σ(v)^n, so exp(−k·v) is absorbed
+        for jdx, g in enumerate(factors):
+            if _is_exp(g):
+                w = g.args[0]
+                for k in range(int(n), 0, -1):
+                    rest = sp.expand(w + k * v)
+                    if sp.count_ops(rest) < sp.count_ops(w) or rest == 0:
+                        new = [h for idx, h in enumerate(factors) if idx not in (i, jdx)]
+                        new += [Sigmoid(-v) ** k, Sigmoid(v) ** (n - k), sp.exp(rest)]
+                        return sp.Mul(*new)
+        # distribute a sum whose terms carry exp(±v) over the sigmoid
+        for jdx, g in enumerate(factors):
+            if isinstance(g, sp.Add) and any(_is_exp(h) for t in g.args for h in sp.Mul.make_args(t)):
+                others = sp.Mul(*[h for idx, h in enumerate(factors) if idx != jdx])
+                return sp.Add(*[t * others for t in g.args])
+    return None
+
+
+def _sigmoid_power(f: sp.Basic) -> tuple[sp.Expr, sp.Integer] | None:
+    if isinstance(f, Sigmoid):
+        return f.args[0], sp.Integer(1)
+    if isinstance(f, sp.Pow) and isinstance(f.base, Sigmoid) and f.exp.is_Integer and f.exp > 0:
+        return f.base.args[0], f.exp
+    return None
+
+
+def _sigmoid_complement(node: sp.Basic, ctx: Context) -> sp.Basic | None:
+    """1 − σ(x) → σ(−x) (also inside a longer sum)."""
+    terms = list(node.args)
+    if 1 not in terms:
+        return None
+    for t in terms:
+        if t.could_extract_minus_sign() and isinstance(-t, Sigmoid):
+            rest = [s for s in terms if s is not t]
+            rest.remove(sp.S.One)
+            return sp.Add(Sigmoid(-(-t).args[0]), *rest)
+    return None
+
+
+def _log_sigmoid(node: sp.Basic, ctx: Context) -> sp.Basic | None:
+    (arg,) = node.args
+    if isinstance(arg, Sigmoid):
+        return -Softplus(-arg.args[0])
+    p = _sigmoid_power(arg)
+    if p is not None:
+        return -p[1] * Softplus(-p[0])
+    return None
+
+
+# -- softplus, logaddexp
+def _softplus(node: sp.Basic, ctx: Context) -> sp.Basic | None:
+    (arg,) = node.args
+    u = _one_plus_exp(arg)
+    return Softplus(u) if u is not None else None
+
+
+def _logaddexp(node: sp.Basic, ctx: Context) -> sp.Basic | None:
+    (arg,) = node.args
+    if not isinstance(arg, sp.Add):
+        return None
+    exponents = [_exp_exponent(t) for t in arg.args]
+    if any(u is None for u in exponents) or not any(_is_exp(f) for t in arg.args for f in sp.Mul.make_args(t)):
+        return None
+    exponents = sorted(exponents, key=sp.default_sort_key)
+    out = exponents[0]
+    for u in exponents[1:]:
+        out = LogAddExp(out, u)
+    return out
+
+
+def _sum_of_exp(s: sp.Basic) -> sp.Expr | None:
+    """logsumexp of a ``Sum(exp(f), (m, lo, hi))``."""
+    if isinstance(s, sp.Sum) and _is_exp(s.function) and len(s.limits) == 1:
+        return LogSumExp(s.function.args[0], sp.Tuple(*s.limits[0]))
+    return None
+
+
+def _logsumexp(node: sp.Basic, ctx: Context) -> sp.Basic | None:
+    if isinstance(node, sp.log):
+        return _sum_of_exp(node.args[0])
+    # a sum of exponentials in a denominator (a softmax): 1/Σ exp(f) = exp(−logsumexp(f))
+    base, n = node.args
+    lse = _sum_of_exp(base)
+    if lse is None or not (n.is_number and n.is_negative):
+        return None
+    return sp.exp(n * lse)
+
+
+# -- log1p, expm1, log1mexp
+def _one_plus(arg: sp.Expr) -> sp.Expr | None:
+    """x when ``arg == 1 + x``."""
+    if isinstance(arg, sp.Add) and sp.S.One in arg.args:
+        return arg - 1
+    return None
+
+
+def _log1mexp(node: sp.Basic, ctx: Context) -> sp.Basic | None:
+    (arg,) = node.args
+    x = arg if isinstance(node, log1p) else _one_plus(arg)
+    if x is None or not x.could_extract_minus_sign() or not _is_exp(-x):
+        return None
+    return Log1mExp(-(-x).args[0])
+
+
+def _log1p(node: sp.Basic, ctx: Context) -> sp.Basic | None:
+    x = _one_plus(node.args[0])
+    if x is None:
+        return None
+    return log1p(x)
+
+
+def _expm1(node: sp.Basic, ctx: Context) -> sp.Basic | None:
+    terms = list(node.args)
+    for sign in (1, -1):
+        if -sign not in terms:
+            continue
+        for t in terms:
+            if _is_exp(sign * t):
+                rest = list(terms)
+                rest.remove(sp.Integer(-sign))
+                rest.remove(t)
+                return sp.Add(sign * expm1((sign * t).args[0]), *rest)
+    return None
+
+
+# -- Gaussian tails
+def _log_ndtr(node: sp.Basic, ctx: Context) -> sp.Basic | None:
+    (arg,) = node.args
+    coeff, rest = arg.as_coeff_Mul()
+    if isinstance(rest, sp.erfc) and coeff.is_positive:
+        # erfc(x) = 2·Φ(−√2·x)
+        return sp.log(2 * coeff) + LogNdtr(-sp.sqrt(2) * rest.args[0])
+    return None
+
+
+def _ndtr_complement(node: sp.Basic, ctx: Context) -> sp.Basic | None:
+    """1 − erfc(x)/2 → erfc(−x)/2 (the upper tail of Φ written as a lower tail)."""
+    terms = list(node.args)
+    if sp.S.One not in terms:
+        return None
+    for t in terms:
+        coeff, rest = t.as_coeff_Mul()
+        if isinstance(rest, sp.erfc) and coeff == sp.Rational(-1, 2):
+            others = [s for s in terms if s is not t]
+            others.remove(sp.S.One)
+            return sp.Add(sp.erfc(-rest.args[0]) / 2, *others)
+    return None
+
+
+# -- hyperbolic functions
+def _log_cosh(node: sp.Basic, ctx: Context) -> sp.Basic | None:
+    (arg,) = node.args
+    if not isinstance(arg, sp.cosh):
+        return None
+    x = arg.args[0]
+    return sp.Abs(x) + Softplus(-2 * sp.Abs(x)) - sp.log(2)
+
+
+def _tanh(node: sp.Basic, ctx: Context) -> sp.Basic | None:
+    factors = list(sp.Mul.make_args(node))
+    for f in factors:
+        if isinstance(f, sp.sinh):
+            x = f.args[0]
+            inv = 1 / sp.cosh(x)
+            if inv in factors:
+                rest = list(factors)
+                rest.remove(f)
+                rest.remove(inv)
+                return sp.Mul(sp.tanh(x), *rest)
+    return None
+
+
+def _softplus_difference(node: sp.Basic, ctx: Context) -> sp.Basic | None:
+    """c·softplus(x) − c·softplus(−x) → c·x."""
+    terms = list(node.args)
+    for t in terms:
+        c, f = t.as_coeff_Mul()
+        if isinstance(f, Softplus):
+            partner = -c * Softplus(-f.args[0])
+            if partner in terms:
+                rest = list(terms)
+                rest.remove(t)
+                rest.remove(partner)
+                return sp.Add(c * f.args[0], *rest)
+    return None
+
+
+# -- 0·log 0
+def _xlogy(node: sp.Basic, ctx: Context) -> sp.Basic | None:
+    coeff, rest = node.as_coeff_Mul()
+    factors = list(sp.Mul.make_args(rest))
+    logs = [f for f in factors if isinstance(f, (sp.log, log1p))]
+    if len(logs) != 1:
+        return None
+    (lg,) = logs
+    others = list(factors)
+    others.remove(lg)
+    x = sp.Mul(*others)
+    if x.is_number or x.is_zero is False or not ctx.touches_data(x, lg):
+        return None
+    fn = XLogY if isinstance(lg, sp.log) else XLog1pY
+    return coeff * fn(x, lg.args[0])
+
+
+# -- exponentials
+def _exp_of_sum(node: sp.Basic, ctx: Context) -> sp.Basic | None:
+    factors = list(sp.Mul.make_args(node))
+    exps = [f for f in factors if _is_exp(f)]
+    if len(exps) < 2:
+        return None
+    rest = [f for f in factors if not _is_exp(f)]
+    return sp.Mul(sp.exp(sp.Add(*[e.args[0] for e in exps])), *rest)
+
+
+def _standardised_square(node: sp.Basic, ctx: Context) -> sp.Basic | None:
+    factors = list(sp.Mul.make_args(node))
+    exps = [f for f in factors if _is_exp(f)]
+    squares = [f for f in factors if isinstance(f, sp.Pow) and f.exp == 2 and not f.base.is_number]
+    if len(exps) != 1 or not squares:
+        return None
+    (e,) = exps
+    sq = sorted(squares, key=sp.default_sort_key)[0]
+    rest = list(factors)
+    rest.remove(e)
+    rest.remove(sq)
+    return sp.Mul(Square(sq.base * sp.exp(e.args[0] / 2)), *rest)
+
+
+# -- Piecewise: the double-where guard
+_FLIP = {"<": ">=", "<=": ">", ">": "<=", ">=": "<"}
+
+
+def _safe_point(cond: sp.Basic) -> tuple[sp.Basic, sp.Expr] | None:
+    """(symbol, a value where ``cond`` holds) for a condition ``symbol op bound``."""
+    if not isinstance(cond, sp.core.relational.Relational) or cond.rel_op not in _FLIP:
+        return None
+    lhs, rhs, op = cond.lhs, cond.rhs, cond.rel_op
+    if not isinstance(lhs, (sp.Symbol, sp.Indexed)):
+        if isinstance(rhs, (sp.Symbol, sp.Indexed)):
+            lhs, rhs, op = rhs, lhs, {"<": ">", "<=": ">=", ">": "<", ">=": "<="}[op]
+        else:
+            return None
+    if lhs in rhs.free_symbols:
+        return None
+    step = {"<": -1, "<=": 0, ">": 1, ">=": 0}[op]
+    return lhs, rhs + step
+
+
+def _negate(cond: sp.Basic) -> sp.Basic | None:
+    if isinstance(cond, sp.core.relational.Relational) and cond.rel_op in _FLIP:
+        return sp.core.relational.Relational(cond.lhs, cond.rhs, _FLIP[cond.rel_op])
+    return None
+
+
+def _piecewise_guard(node: sp.Basic, ctx: Context) -> sp.Basic | None:
+    if node.has(Guard):
+        return None
+    pieces = []
+    changed = False
+    previous: sp.Basic | None = None
+    for expr, cond in node.args:
+        effective = cond
+        if cond is sp.true and previous is not None:
+            effective = _negate(previous)
+        point = _safe_point(effective) if effective is not None else None
+        if point is not None and point[0] in expr.free_symbols | expr.atoms(sp.Indexed):
+            sym, safe = point
+            expr = expr.xreplace({sym: Guard(sym, effective, safe)})
+            changed = True
+        pieces.append((expr, cond))
+        previous = cond if previous is None else None  # the negation is only known after one condition
+    return sp.Piecewise(*pieces, evaluate=False) if changed else None
+
+
+def _node(*types: type) -> Callable[[sp.Basic], bool]:
+    return lambda e: isinstance(e, types)
+
+
+#: The stabilising rewrites, applied in this order (and repeated until nothing changes).
+RULES: tuple[Rule, ...] = (
+    Rule("log_gamma", "log Γ(x) → lgamma(x);  log x! → lgamma(x + 1)",
+         "Γ(x) overflows for x > 171 (35 in float32), its logarithm does not", _node(sp.log, sp.loggamma),
+         _log_gamma),
+    Rule("expand_log", "log(a·b) → log a + log b  (a, b > 0)",
+         "a·b can overflow or underflow although log a + log b is finite", _node(sp.log), _expand_log),
+    Rule("power_as_exp", "x^p → exp(p·log x)  (x > 0, p symbolic)",
+         "exposes the exponential inside x^p to the softplus, sigmoid and log1mexp rules",
+         lambda e: isinstance(e, sp.Pow) and not e.exp.is_number, _power_as_exp),
+    Rule("sigmoid", "1/(1 + exp(−x)) → sigmoid(x);  1/(1 + exp(x)) → sigmoid(−x)",
+         "1 + exp(x) overflows to ∞ and the ratio with exp(x) becomes ∞/∞ = NaN", _node(sp.Pow), _sigmoid_pow),
+    Rule("sigmoid_absorb", "exp(x)·sigmoid(−x) → sigmoid(x)  (exp(x)/(1 + exp(x)) → sigmoid(x))",
+         "exp(x)·sigmoid(−x) is ∞·0 = NaN for large x", _node(sp.Mul), _sigmoid_absorb),
+    Rule("sigmoid_complement", "1 − sigmoid(x) → sigmoid(−x)",
+         "1 − sigmoid(x) loses every digit once sigmoid(x) rounds to 1", _node(sp.Add), _sigmoid_complement),
+    Rule("log_sigmoid", "log sigmoid(x) → −softplus(−x)",
+         "sigmoid(x) underflows to 0 for x < −745 and its log becomes −∞", _node(sp.log), _log_sigmoid),
+    Rule("softplus", "log(1 + exp(x)) → softplus(x)",
+         "exp(x) overflows for x > 709 (88 in float32)", _node(sp.log), _softplus),
+    Rule("logaddexp", "log(exp(a) + exp(b) + …) → logaddexp(a, logaddexp(b, …))",
+         "each exp overflows or underflows on its own; their log-sum does not", _node(sp.log), _logaddexp),
+    Rule("logsumexp", "log Σ_k exp(x_k) → logsumexp(x);  1/Σ_k exp(x_k) → exp(−logsumexp(x))",
+         "the sum overflows for one large logit; softmax ratios become ∞/∞", _node(sp.log, sp.Pow), _logsumexp),
+    Rule("log1mexp", "log(1 − exp(−x)) → log1mexp(x)",
+         "1 − exp(−x) cancels for small x and rounds to 1 for large x", _node(sp.log, log1p), _log1mexp),
+    Rule("ndtr_complement", "1 − erfc(x)/2 → erfc(−x)/2",
+         "the upper tail 1 − Φ cancels to 0 long before it underflows", _node(sp.Add), _ndtr_complement),
+    Rule("log_ndtr", "log erfc(x) → log 2 + log_ndtr(−√2·x)",
+         "erfc underflows for x > 26.5 and its log becomes −∞", _node(sp.log), _log_ndtr),
+    Rule("log_cosh", "log cosh x → |x| + softplus(−2|x|) − log 2",
+         "cosh overflows for |x| > 710 (89 in float32)", _node(sp.log), _log_cosh),
+    Rule("tanh", "sinh(x)/cosh(x) → tanh(x)", "sinh/cosh is ∞/∞ = NaN for |x| > 710", _node(sp.Mul), _tanh),
+    Rule("softplus_difference", "softplus(x) − softplus(−x) → x",
+         "the difference of two large numbers loses digits (and is ∞ − ∞ without the softplus rule)",
+         _node(sp.Add), _softplus_difference),
+    Rule("log1p", "log(1 + x) → log1p(x)", "1 + x rounds to 1 for |x| < 1e-16", _node(sp.log), _log1p),
+    Rule("expm1", "exp(x) − 1 → expm1(x)", "exp(x) − 1 cancels for small x", _node(sp.Add), _expm1),
+    Rule("xlogy", "x·log(y) → xlogy(x, y);  x·log1p(y) → xlog1py(x, y)  (x may be 0, the target involved)",
+         "0·log 0 is NaN, its limit (and the value on the edge of the support) is 0", _node(sp.Mul), _xlogy),
+    Rule("exp_of_sum", "exp(a)·exp(b) → exp(a + b)",
+         "exp(a) can overflow while exp(b) underflows: ∞·0 = NaN although exp(a + b) is finite",
+         _node(sp.Mul), _exp_of_sum),
+    Rule("standardised_square", "u²·exp(2v) → (u·exp(v))²",
+         "u = 0 with exp(2v) = ∞ gives 0·∞ = NaN; the standardised residual u·exp(v) stays finite",
+         _node(sp.Mul), _standardised_square),
+    Rule("piecewise_guard", "Piecewise((f(x), x > a), …) → Piecewise((f(guard(x, x > a, a + 1)), x > a), …)",
+         "where() evaluates every branch; a branch off its condition must not produce NaN values or gradients",
+         _node(sp.Piecewise), _piecewise_guard),
+)
+
+RULES_BY_NAME: dict[str, Rule] = {r.name: r for r in RULES}
+
+
+def stabilize(
+    expr: sp.Expr,
+    *,
+    data: Iterable[sp.Basic] = (),
+    rules: Collection[Rule] | None = None,
+    max_passes: int = 12,
+    fired: set[str] | None = None,
+) -> sp.Expr:
+    """``expr`` rewritten by the stabilising rules until nothing changes.
+
+    ``data`` are the symbols of observed data (the target): ``x·log(y)`` is
+    rewritten to ``xlogy`` only where it touches them.  ``fired`` (a set) collects
+    the names of the rules that changed something.
+    """
+    ctx = Context(data=frozenset(data), fired=fired if fired is not None else set())
+    table = RULES if rules is None else tuple(rules)
+    for _ in range(max_passes):
+        before = expr
+        for rule in table:
+            expr = rule.apply(expr, ctx)
+        if expr == before:
+            break
+    return expr
+
+
+def fired_rules(expr: sp.Expr, *, data: Iterable[sp.Basic] = ()) -> list[str]:
+    """The names of the rules that change ``expr``, in table order."""
+    fired: set[str] = set()
+    stabilize(expr, data=data, fired=fired)
+    return [r.name for r in RULES if r.name in fired]

@@ -1,0 +1,83 @@
+"""The command line: output, JSON, exit codes (0 ok, 1 user error in one line, 2 usage)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from symloss.cli import main
+
+
+def run(*argv: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "symloss", *argv], capture_output=True, text=True, timeout=300)
+
+
+def test_list(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "Normal" in out and "Poisson" in out and "rate=log" in out
+
+
+def test_list_json(capsys):
+    assert main(["list", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows) >= 30 and {"name", "params", "support"} <= set(rows[0])
+
+
+def test_derive_text(capsys):
+    assert main(["derive", "poisson", "--link", "rate=log"]) == 0
+    out = capsys.readouterr().out
+    assert "log_rate" in out and "Poisson NLL" in out and "Gradient" in out
+
+
+def test_derive_json(capsys):
+    assert main(["derive", "normal", "--fixed", "scale=1", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["known_as"]["key"] == "mse" and data["known_as"]["factor"] == "1/2"
+    assert data["inputs"] == ["loc"]
+
+
+def test_derive_prior(capsys):
+    assert main(["derive", "normal", "--fixed", "scale=sigma", "--prior", "weights=normal"]) == 0
+    out = capsys.readouterr().out
+    assert "λ = sigma**2/tau**2" in out
+
+
+def test_fixed_bare_name_keeps_symbol(capsys):
+    assert main(["derive", "normal", "--fixed", "scale", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["fixed"] == {"scale": "scale"}
+
+
+@pytest.mark.parametrize(
+    "argv, fragment",
+    [
+        (["derive", "poison"], "did you mean 'Poisson'"),
+        (["derive", "normal", "--fixed", "scale=-2"], "outside its domain"),
+        (["derive", "normal", "--link", "loc=log"], "does not fit"),
+        (["derive", "normal", "--link", "scale"], "unknown link 'scale'"),
+        (["derive", "normal", "--link", "loc=log,scale"], "NAME=VALUE"),
+        (["derive", "normal", "--wrt", "mu"], "choose one of: loc, scale"),
+        (["derive", "normal", "--wrt", "sclae"], "did you mean 'scale'"),
+    ],
+)
+def test_user_errors_exit_1_in_one_line(argv, fragment, capsys):
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert fragment in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_usage_error_exits_2():
+    proc = run("derive")
+    assert proc.returncode == 2
+    assert "usage" in proc.stderr
+
+
+def test_process_exit_code_and_no_traceback():
+    proc = run("derive", "nonsense")
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr and proc.stderr.startswith("symloss: error:")
