@@ -87,10 +87,40 @@ def _cmd_derive(args: argparse.Namespace) -> int:
     from .report import format_loss
 
     loss = _derive_from_args(args)
+    report = None
+    if args.analyze:
+        from .analysis import analyze
+
+        report = analyze(loss, budget=args.budget)
+    code = None
+    if getattr(args, "target", None):
+        from .codegen.cli import emit_from_args
+
+        code = emit_from_args(loss, args)
+    written = []
+    if getattr(args, "latex", None) or getattr(args, "markdown", None):
+        from .export.cli import export_from_args
+
+        written = export_from_args(loss, args, report=report) or []
     if args.json:
-        print(json.dumps(loss.to_dict(), indent=2, ensure_ascii=False))
-    else:
-        print(format_loss(loss))
+        data = loss.to_dict()
+        if report is not None:
+            data["analysis"] = report.to_dict()
+        if code is not None:
+            data["code"] = code
+        print(json.dumps(data, indent=2, ensure_ascii=False))
+        return 0
+    print(format_loss(loss))
+    if report is not None:
+        print("\nProperties (symloss analyze NAME ... for the reasons in full)")
+        print(report.table())
+    if code is not None:
+        print(f"\nGenerated {args.target} module\n")
+        print(code)
+    elif getattr(args, "output", None):
+        print(f"\nwrote {args.output}")
+    for path in written:
+        print(f"wrote {path}")
     return 0
 
 
@@ -120,6 +150,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("derive", help="derive the loss of a registry distribution")
     p.add_argument("name", help="a registry name, e.g. poisson, normal, bernoulli")
     _add_model_options(p)
+    p.add_argument("--no-analyze", dest="analyze", action="store_false",
+                   help="skip the property analysis (convexity, smoothness, ...)")
+    _optional("symloss.codegen.cli", "add_codegen_options", p)
+    _optional("symloss.export.cli", "add_latex_options", p)
     p.set_defaults(func=_cmd_derive)
 
     p = sub.add_parser("custom", help="derive the loss of a density you type")
@@ -132,7 +166,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--budget", type=float, default=5.0)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_custom)
+
+    _optional("symloss.analysis.cli", "add_analyze_command", sub)
+    _optional("symloss.codegen.cli", "add_catalog_command", sub)
     return parser
+
+
+def _optional(module: str, function: str, target: Any) -> None:
+    """Let a pipeline stage add its own options/subcommands (imported lazily; the CLI stays a thin layer)."""
+    import importlib
+
+    try:
+        mod = importlib.import_module(module)
+    except ModuleNotFoundError as exc:  # a stage that is not installed in this build
+        if exc.name != module:
+            raise
+        return
+    getattr(mod, function)(target)
 
 
 def _version() -> str:

@@ -38,7 +38,7 @@ import mpmath
 import sympy
 from sympy import S
 from sympy.functions.elementary.piecewise import ExprCondPair
-from sympy.logic.boolalg import Boolean
+from sympy.logic.boolalg import Boolean, BooleanAtom
 from sympy.polys.polyerrors import BasePolynomialError
 
 from .budget import run_with_budget
@@ -64,7 +64,7 @@ MAX_NODES = 2000  # expression nodes of the syntax tree
 MAX_DEPTH = 100  # syntax-tree depth, long chains of + - or * / counting as one level
 MAX_LITERAL_DIGITS = 100
 MAX_POWER_EXPONENT = 1000  # |exponent| of a power whose base and exponent are numbers
-MAX_LOG10_MAGNITUDE = 1000  # numeric constants stay within 10**±1000
+MAX_LOG10_MAGNITUDE = 1000  # numbers stay below 10**1000; numeric powers also above 10**-1000
 MAX_EXACT_DIGITS = 10_000  # digits of the exact rationals SymPy may have to compute
 MAX_ROOT_DIGITS = 300  # digits under a fractional power: SymPy factors them (slow beyond)
 EXP_ARG_LIMIT = 2500  # |x| for exp-like functions of a number: exp(2500) ~ 10**1086
@@ -108,7 +108,7 @@ def _where(cond: Boolean, a: sympy.Expr, b: sympy.Expr) -> sympy.Expr:
     return sympy.Piecewise((a, cond), (b, True))
 
 
-Arity = tuple[int, "int | None"]  # (fewest, most) arguments; None: no upper bound
+Arity = tuple[int, int | None]  # (fewest, most) arguments; None: no upper bound
 
 #: Whitelisted functions: name -> (SymPy callable, (fewest, most) arguments).
 #: ``where(cond, a, b)`` is ``Piecewise((a, cond), (b, True))``; its first
@@ -159,8 +159,10 @@ FUNCTIONS: Mapping[str, tuple[Callable[..., Any], Arity]] = MappingProxyType(
 #: Named constants; a variable of the same name wins.
 CONSTANTS: Mapping[str, sympy.Expr] = MappingProxyType({"pi": sympy.pi, "e": sympy.E})
 
-#: Characters pasted from papers, and what they mean.  Greek letters become
-#: their ASCII names (see :data:`symloss.identifiers.GREEK_TO_ASCII`; λ is ``lam``).
+#: Text replaced before parsing: ``^`` (power, as papers write it), characters pasted
+#: from papers, and whitespace (a formula may span lines).  Greek letters become their
+#: ASCII names (see :data:`symloss.identifiers.GREEK_TO_ASCII`; λ is ``lam``, as
+#: ``lambda`` is a Python keyword); any other non-ASCII character is an error.
 UNICODE_REPLACEMENTS: Mapping[str, str] = MappingProxyType(
     {
         "^": "**",
@@ -757,7 +759,7 @@ class _Numeric:
     """Approximate values (mpmath, 30 digits) of the numeric subexpressions SymPy builds.
 
     ``value(expr)`` is None for expressions with symbols.  Every numeric
-    subexpression is checked to be finite and within 10**±1000, so that SymPy,
+    subexpression is checked to be finite and below 10**1000, so that SymPy,
     which compares and evaluates numbers on its own while building, never
     meets a number like exp(exp(exp(100))) that it cannot handle in time.
     Memoised, and iterative: a node is computed once, after its arguments.
@@ -954,8 +956,9 @@ class _Builder:
         bv, ev = self._value(b, node), self._value(e, node)
         digits = base.digits + exponent.digits
         roots = base.roots + exponent.roots
-        if b is sympy.E:  # e**x is exp(x)
-            digits = max(digits, self._exp_argument(exponent, node, "e**x"))
+        if bv is not None and ev is None:
+            # e**(c*log(x)) is exp(c*log(x)) and b**(c*log(x)/log(b)) becomes x**c: bounded alike
+            digits = max(digits, self._exp_argument(exponent, node, "a power"))
         if ev is not None:
             size = abs(ev)
             if bv is not None:  # both numeric: SymPy would compute it
@@ -984,16 +987,20 @@ class _Builder:
         value = self._value(arg.expr, node)
         if value is not None and abs(_MP.re(value)) > EXP_ARG_LIMIT:
             raise self._too_big(node, f"{what} of a number larger than {EXP_ARG_LIMIT} in magnitude would overflow")
-        # SymPy rewrites exp(c*log(x)) as x**c and computes the numbers in x**c
+        # SymPy rewrites exp(c*log(x)) as x**c and computes the numbers in x**c; it leaves
+        # exp(c*y*log(x)) alone (y is not a number), so factors like y spare a term
         digits = arg.digits
         for term in sympy.Add.make_args(arg.expr):
             coeff, rest = term.as_coeff_Mul()
-            if abs(coeff) > 1 and rest.has(sympy.log):
-                times = int(sympy.ceiling(abs(coeff)))
-                inner = _rational_digits(rest)
-                if inner * times > MAX_EXACT_DIGITS:
-                    raise self._too_big(node, f"{what} would expand into a power of numbers that is too large")
-                digits = max(digits, inner * times + arg.digits)
+            if abs(coeff) <= 1 or not rest.has(sympy.log):
+                continue
+            if any(not f.is_number and not f.has(sympy.log) for f in sympy.Mul.make_args(rest)):
+                continue
+            times = int(sympy.ceiling(abs(coeff)))
+            inner = _rational_digits(rest)
+            if inner * times > MAX_EXACT_DIGITS:
+                raise self._too_big(node, f"{what} would expand into a power of numbers that is too large")
+            digits = max(digits, inner * times + arg.digits)
         return digits
 
     def _call(self, node: ast.Call) -> _Built:
@@ -1037,6 +1044,18 @@ class _Builder:
             if v is not None and abs(v) > limit:
                 raise self._too_big(node, f"{name}() of a number larger than {limit} in magnitude is not supported")
 
+    def _relation(self, op: ast.cmpop, left: _Built, right: _Built, node: ast.AST) -> Boolean:
+        lv, rv = self._value(left.expr, node), self._value(right.expr, node)
+        if not isinstance(op, (ast.Eq, ast.NotEq)):
+            for v in (lv, rv):
+                if v is not None and _MP.im(v) != 0:
+                    raise ParseError(f"cannot order a non-real number in {self._where(node)}")
+        relation = _COMPARE[type(op)](left.expr, right.expr)
+        if lv is not None and rv is not None and not isinstance(relation, BooleanAtom):
+            # SymPy could not decide it (equal up to rounding?); left as is, Piecewise can loop on it
+            raise ParseError(f"cannot decide the comparison of two numbers in {self._where(node)}")
+        return relation
+
     def _condition(self, node: ast.AST) -> _Built:
         try:
             if isinstance(node, ast.Compare):
@@ -1046,7 +1065,7 @@ class _Builder:
                 for op, comparator in zip(node.ops, node.comparators):
                     right = self.build(comparator)
                     parts.append(right)
-                    relations.append(_COMPARE[type(op)](left.expr, right.expr))
+                    relations.append(self._relation(op, left, right, node))
                     left = right
                 cond = sympy.And(*relations)
             elif isinstance(node, ast.BoolOp):

@@ -11,6 +11,9 @@ __all__ = ["format_expr", "format_loss"]
 
 def format_expr(expr: sp.Basic, width: int = 100) -> str:
     """Pretty (2-D, unicode) when it fits in ``width`` columns, else one line."""
+    if any("_" in str(s) for s in getattr(expr, "free_symbols", ())):
+        # the 2-D printer turns log_rate into log with a subscript "rate": keep names readable
+        return sp.sstr(expr)
     try:
         pretty = sp.pretty(expr, use_unicode=True, wrap_line=False)
     except Exception:  # the pretty printer cannot draw every object; fall back to the string form

@@ -34,6 +34,8 @@ __all__ = [
     "Log1mExp",
     "LogNdtr",
     "LogGamma",
+    "LogTanhc",
+    "DLogTanhc",
     "Square",
     "Guard",
     "STABLE_FUNCTIONS",
@@ -159,8 +161,8 @@ class LogSumExp(StableFunction):
         deltas = [f for f in sp.Mul.make_args(d) if isinstance(f, sp.KroneckerDelta) and index in f.free_symbols]
         if len(deltas) == 1 and sp.Mul.make_args(d).count(deltas[0]) == 1:
             (other,) = deltas[0].free_symbols - {index} or {None}
-            if other is not None:
-                return (weight * d / deltas[0]).subs(index, other)
+            if other is not None:  # the delta picks the term m = other (a valid class index)
+                return sp.exp(self.body.subs(index, other) - self) * (d / deltas[0]).subs(index, other)
         return sp.Sum(weight * d, tuple(self.limits))
 
 
@@ -239,6 +241,17 @@ class LogNdtr(StableFunction):
     def as_elementary(self) -> sp.Expr:
         return sp.log(sp.erfc(-self.args[0] / sp.sqrt(2)) / 2)
 
+    def _eval_evalf(self, prec: int) -> sp.Expr | None:
+        # SymPy rewrites erfc(−z) as 2 − erfc(z), which cancels in the lower tail: evaluate Φ with mpmath
+        import mpmath
+
+        x = self.args[0].evalf(prec_to_dps(prec) + 10)
+        if not x.is_Number:
+            return None
+        with mpmath.workprec(prec + 30):
+            value = mpmath.log(mpmath.ncdf(mpmath.mpf(str(x))))
+        return sp.Float(value, prec_to_dps(prec))
+
 
 class LogGamma(StableFunction):
     """lgamma(x) = log Γ(x) for x > 0 (SymPy's own ``loggamma`` turns back into log(gamma(x)) at integers)."""
@@ -250,6 +263,62 @@ class LogGamma(StableFunction):
 
     def as_elementary(self) -> sp.Expr:
         return sp.log(sp.gamma(self.args[0]))
+
+
+class LogTanhc(StableFunction):
+    """log(tanh(x)/x), even and analytic (its removable singularity at 0 filled in with 0): a series below
+    |x| = 0.05, the formula above."""
+
+    nargs = 1
+
+    @classmethod
+    def eval(cls, x: sp.Expr) -> sp.Expr | None:
+        if x.is_zero:
+            return sp.S.Zero
+        if x.could_extract_minus_sign():
+            return cls(-x)
+        return None
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        return DLogTanhc(self.args[0])
+
+    def as_elementary(self) -> sp.Expr:
+        x = self.args[0]
+        return sp.log(sp.tanh(x) / x)
+
+    def _eval_evalf(self, prec: int) -> sp.Expr:
+        if self.args[0].is_zero:
+            return sp.S.Zero
+        return super()._eval_evalf(prec)
+
+
+class DLogTanhc(StableFunction):
+    """d/dx log(tanh(x)/x) = 2/sinh(2x) − 1/x (odd, 0 at 0): a series below |x| = 0.05, the formula above."""
+
+    nargs = 1
+
+    @classmethod
+    def eval(cls, x: sp.Expr) -> sp.Expr | None:
+        if x.is_zero:
+            return sp.S.Zero
+        if x.could_extract_minus_sign():
+            return -cls(-x)
+        return None
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        x = self.args[0]
+        # d/dx (2/sinh 2x − 1/x) = 1/x² − 4 cosh(2x)/sinh(2x)²  (only for symbolic checks; the printers
+        # differentiate the generated code, not this)
+        return 1 / x**2 - 4 * sp.cosh(2 * x) / sp.sinh(2 * x) ** 2
+
+    def as_elementary(self) -> sp.Expr:
+        x = self.args[0]
+        return 2 / sp.sinh(2 * x) - 1 / x
+
+    def _eval_evalf(self, prec: int) -> sp.Expr:
+        if self.args[0].is_zero:
+            return sp.S.Zero
+        return super()._eval_evalf(prec)
 
 
 class Square(StableFunction):
@@ -310,7 +379,8 @@ class Guard(StableFunction):
 
 
 STABLE_FUNCTIONS: tuple[type[StableFunction], ...] = (
-    Softplus, Sigmoid, LogAddExp, LogSumExp, XLogY, XLog1pY, Log1mExp, LogNdtr, LogGamma, Square, Guard,
+    Softplus, Sigmoid, LogAddExp, LogSumExp, XLogY, XLog1pY, Log1mExp, LogNdtr, LogGamma, LogTanhc, DLogTanhc,
+    Square, Guard,
 )
 
 
@@ -572,25 +642,22 @@ def _expm1(node: sp.Basic, ctx: Context) -> sp.Basic | None:
 
 # -- Gaussian tails
 def _log_ndtr(node: sp.Basic, ctx: Context) -> sp.Basic | None:
+    """log(c·erfc(x)) → log(2c) + log_ndtr(−√2·x);  log(1 − erfc(x)/2) → log_ndtr(√2·x).
+
+    SymPy writes erfc(−x) as 2 − erfc(x), so the lower tail Φ(z) = erfc(−z/√2)/2
+    reaches here as 1 − erfc(z/√2)/2.
+    """
     (arg,) = node.args
+    if isinstance(node, log1p):  # log1p(−erfc(x)/2) = log(1 − erfc(x)/2)
+        arg = 1 + arg
     coeff, rest = arg.as_coeff_Mul()
-    if isinstance(rest, sp.erfc) and coeff.is_positive:
-        # erfc(x) = 2·Φ(−√2·x)
+    if isinstance(rest, sp.erfc) and coeff.is_positive and not isinstance(node, log1p):
         return sp.log(2 * coeff) + LogNdtr(-sp.sqrt(2) * rest.args[0])
-    return None
-
-
-def _ndtr_complement(node: sp.Basic, ctx: Context) -> sp.Basic | None:
-    """1 − erfc(x)/2 → erfc(−x)/2 (the upper tail of Φ written as a lower tail)."""
-    terms = list(node.args)
-    if sp.S.One not in terms:
-        return None
-    for t in terms:
-        coeff, rest = t.as_coeff_Mul()
-        if isinstance(rest, sp.erfc) and coeff == sp.Rational(-1, 2):
-            others = [s for s in terms if s is not t]
-            others.remove(sp.S.One)
-            return sp.Add(sp.erfc(-rest.args[0]) / 2, *others)
+    if isinstance(arg, sp.Add) and len(arg.args) == 2 and sp.S.One in arg.args:
+        other = arg.args[0] if arg.args[1] == 1 else arg.args[1]
+        c, e = other.as_coeff_Mul()
+        if isinstance(e, sp.erfc) and c == sp.Rational(-1, 2):
+            return LogNdtr(sp.sqrt(2) * e.args[0])
     return None
 
 
@@ -617,6 +684,56 @@ def _tanh(node: sp.Basic, ctx: Context) -> sp.Basic | None:
     return None
 
 
+def _sigmoid_to_tanh(node: sp.Basic, ctx: Context) -> sp.Basic | None:
+    """2·sigmoid(x) − 1 → tanh(x/2)  (and 1 − 2·sigmoid(x) → −tanh(x/2))."""
+    terms = list(node.args)
+    for sign in (1, -1):
+        if sp.Integer(-sign) not in terms:
+            continue
+        for t in terms:
+            c, f = t.as_coeff_Mul()
+            if isinstance(f, Sigmoid) and c == 2 * sign:
+                rest = list(terms)
+                rest.remove(t)
+                rest.remove(sp.Integer(-sign))
+                return sp.Add(sign * sp.tanh(f.args[0] / 2), *rest)
+    return None
+
+
+def _log_abs_arg(t: sp.Basic) -> sp.Expr | None:
+    """x for a term log|x| or log x (x > 0)."""
+    if isinstance(t, sp.log):
+        a = t.args[0]
+        if isinstance(a, sp.Abs):
+            return a.args[0]
+        if a.is_positive:
+            return a
+    return None
+
+
+def _log_tanhc(node: sp.Basic, ctx: Context) -> sp.Basic | None:
+    """log|tanh(u)| − log|x| with u = a·x → log_tanhc(u) + log|a|: a removable singularity at x = 0."""
+    terms = list(node.args)
+    for t in terms:
+        inner = _log_abs_arg(t)
+        if inner is None or not isinstance(inner, sp.tanh):
+            continue
+        u = inner.args[0]
+        for other in terms:
+            if not other.could_extract_minus_sign():
+                continue
+            x = _log_abs_arg(-other)
+            if x is None:
+                continue
+            ratio = sp.simplify(u / x)
+            if ratio.is_number and ratio.is_nonzero:
+                rest = list(terms)
+                rest.remove(t)
+                rest.remove(other)
+                return sp.Add(LogTanhc(u), sp.log(sp.Abs(ratio)), *rest)
+    return None
+
+
 def _softplus_difference(node: sp.Basic, ctx: Context) -> sp.Basic | None:
     """c·softplus(x) − c·softplus(−x) → c·x."""
     terms = list(node.args)
@@ -636,6 +753,13 @@ def _softplus_difference(node: sp.Basic, ctx: Context) -> sp.Basic | None:
 def _xlogy(node: sp.Basic, ctx: Context) -> sp.Basic | None:
     coeff, rest = node.as_coeff_Mul()
     factors = list(sp.Mul.make_args(rest))
+    # x·(log y + a) with x that may vanish: distribute, so that x·log y can become xlogy(x, y)
+    for f in factors:
+        if isinstance(f, sp.Add) and any(isinstance(t, (sp.log, log1p)) and ctx.touches_data(t) for t in f.args):
+            others = sp.Mul(*[g for g in factors if g is not f])
+            if others.is_number or others.is_zero is False or not ctx.touches_data(node):
+                continue
+            return coeff * sp.Add(*[others * t for t in f.args])
     logs = [f for f in factors if isinstance(f, (sp.log, log1p))]
     if len(logs) != 1:
         return None
@@ -749,16 +873,20 @@ RULES: tuple[Rule, ...] = (
          "the sum overflows for one large logit; softmax ratios become ∞/∞", _node(sp.log, sp.Pow), _logsumexp),
     Rule("log1mexp", "log(1 − exp(−x)) → log1mexp(x)",
          "1 − exp(−x) cancels for small x and rounds to 1 for large x", _node(sp.log, log1p), _log1mexp),
-    Rule("ndtr_complement", "1 − erfc(x)/2 → erfc(−x)/2",
-         "the upper tail 1 − Φ cancels to 0 long before it underflows", _node(sp.Add), _ndtr_complement),
-    Rule("log_ndtr", "log erfc(x) → log 2 + log_ndtr(−√2·x)",
-         "erfc underflows for x > 26.5 and its log becomes −∞", _node(sp.log), _log_ndtr),
+    Rule("log_ndtr", "log erfc(x) → log 2 + log_ndtr(−√2·x);  log(1 − erfc(x)/2) → log_ndtr(√2·x)",
+         "erfc underflows for x > 26.5 (and 1 − erfc(x)/2 for x < −26.5): their log becomes −∞",
+         _node(sp.log, log1p), _log_ndtr),
     Rule("log_cosh", "log cosh x → |x| + softplus(−2|x|) − log 2",
          "cosh overflows for |x| > 710 (89 in float32)", _node(sp.log), _log_cosh),
     Rule("tanh", "sinh(x)/cosh(x) → tanh(x)", "sinh/cosh is ∞/∞ = NaN for |x| > 710", _node(sp.Mul), _tanh),
     Rule("softplus_difference", "softplus(x) − softplus(−x) → x",
          "the difference of two large numbers loses digits (and is ∞ − ∞ without the softplus rule)",
          _node(sp.Add), _softplus_difference),
+    Rule("sigmoid_to_tanh", "2·sigmoid(x) − 1 → tanh(x/2)",
+         "2·sigmoid(x) − 1 cancels near x = 0, where tanh(x/2) keeps every digit", _node(sp.Add), _sigmoid_to_tanh),
+    Rule("log_tanhc", "log|tanh(u)| − log|x| → log_tanhc(u) + log|u/x|  (u/x a number)",
+         "each log is −∞ at x = 0 (the continuous Bernoulli at probs = ½); their difference is finite",
+         _node(sp.Add), _log_tanhc),
     Rule("log1p", "log(1 + x) → log1p(x)", "1 + x rounds to 1 for |x| < 1e-16", _node(sp.log), _log1p),
     Rule("expm1", "exp(x) − 1 → expm1(x)", "exp(x) − 1 cancels for small x", _node(sp.Add), _expm1),
     Rule("xlogy", "x·log(y) → xlogy(x, y);  x·log1p(y) → xlog1py(x, y)  (x may be 0, the target involved)",

@@ -1,16 +1,18 @@
 """Fuzzing the formula parser: well-formed formulas parse, anything else fails with a SymlossError.
 
-About 10,000 examples in all (derandomized, so every run checks the same ones).
+10,500 examples in all (derandomized, so every run checks the same ones); about 30 s.
 """
 
 from __future__ import annotations
 
+import random
 import time
 
 import sympy as sp
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from symloss.budget import run_with_budget
 from symloss.errors import BudgetExceeded, ParseError, SymlossError, UnknownSymbolError, UnsafeExpressionError
 from symloss.parse import FUNCTIONS, parse_expression
 
@@ -19,7 +21,7 @@ s_pos = sp.Symbol("s", positive=True)
 VARS = {"y": y, "mu": mu, "sigma": sigma, "s": s_pos}
 POINT = {y: sp.Rational(3, 7), mu: sp.Rational(-1, 3), sigma: sp.Rational(5, 4), s_pos: sp.Integer(2)}
 
-SLOW_EXAMPLE = 1.0  # seconds: far above the milliseconds a formula takes, far below the 2 s budget
+SLOW_EXAMPLE = 1.5  # seconds: far above the milliseconds a formula takes, below the 2 s budget
 
 
 def fuzz_settings(n: int):
@@ -34,42 +36,80 @@ def fuzz_settings(n: int):
 
 # ---------------------------------------------------------------- (a) well-formed formulas
 
-LEAVES = st.sampled_from(
-    [*VARS, "0", "1", "2", "3", "7", "12", "100", "1000", "0.5", "1.5", "2.25", "0.1", "1e-3", "3e2", "pi", "e"]
-)
+NUMBER_TEXTS = ["0", "1", "2", "3", "7", "12", "100", "1000", "0.5", "1.5", "2.25", "0.1", "1e-3", "3e2", "pi", "e"]
+LEAF_TEXTS = [*VARS, *NUMBER_TEXTS]
 PLAIN_FUNCTIONS = sorted(n for n in FUNCTIONS if n != "where")
+BINARY = ["+", "-", "*", "/", "**", "^"]
+UNARY = ["-", "+", "−"]
+COMPARISONS = ["<", "<=", ">", ">=", "==", "!="]
+JOINS = [" and ", " or ", " & ", " | "]
 
 
-def _call_text(parts: tuple[str, list[str]]) -> str:
-    # cycle the drawn arguments to the function's arity (flatmap would be slower to generate)
-    name, args = parts
+def _call_text(name: str, args: list[str]) -> str:
+    # cycle the drawn arguments to the function's arity
     low, high = FUNCTIONS[name][1]
     count = max(low, min(len(args), high if high is not None else low + 2))
     return f"{name}({', '.join((args * count)[:count])})"
 
 
+def formula_from_bytes(data: bytes, max_nodes: int = 14) -> str:
+    """A formula of the grammar, decoded from bytes: one cheap draw that Hypothesis shrinks well
+    (fewer and smaller bytes give smaller formulas; exhausted bytes read as 0, a leaf)."""
+    stream = iter(data)
+    budget = [max_nodes]
+
+    def byte() -> int:
+        return next(stream, 0)
+
+    def pick(options: list[str]) -> str:
+        return options[byte() % len(options)]
+
+    def expr(depth: int) -> str:
+        budget[0] -= 1
+        kind = byte() % 8
+        if depth >= 5 or budget[0] <= 0 or kind < 3:
+            return pick(LEAF_TEXTS)
+        if kind < 5:
+            return f"({expr(depth + 1)}){pick(BINARY)}({expr(depth + 1)})"
+        if kind == 5:
+            return f"{pick(UNARY)}({expr(depth + 1)})"
+        if kind == 6:
+            name = pick(PLAIN_FUNCTIONS)
+            return _call_text(name, [expr(depth + 1) for _ in range(1 + byte() % 3)])
+        return f"where({condition(depth + 1)}, {expr(depth + 1)}, {expr(depth + 1)})"
+
+    def comparison(depth: int) -> str:
+        return f"({expr(depth + 1)}) {pick(COMPARISONS)} ({expr(depth + 1)})"
+
+    def condition(depth: int) -> str:
+        kind = byte() % 4
+        if kind == 0:
+            return f"({comparison(depth)}){pick(JOINS)}({comparison(depth)})"
+        if kind == 1:
+            return f"not ({comparison(depth)})"
+        if kind == 2:
+            return f"0 < ({expr(depth + 1)}) <= ({expr(depth + 1)})"
+        return comparison(depth)
+
+    return expr(0)
+
+
+FORMULAS = st.binary(min_size=1, max_size=40).map(formula_from_bytes)
+
+
 def _extend(children: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
-    binary = st.tuples(children, st.sampled_from(["+", "-", "*", "/", "**", "^"]), children).map(
-        lambda t: f"({t[0]}){t[1]}({t[2]})"
+    binary = st.tuples(children, st.sampled_from(BINARY), children).map(lambda t: f"({t[0]}){t[1]}({t[2]})")
+    unary = st.tuples(st.sampled_from(UNARY), children).map(lambda t: f"{t[0]}({t[1]})")
+    call = st.tuples(st.sampled_from(PLAIN_FUNCTIONS), st.lists(children, min_size=1, max_size=3)).map(
+        lambda t: _call_text(*t)
     )
-    unary = st.tuples(st.sampled_from(["-", "+", "−"]), children).map(lambda t: f"{t[0]}({t[1]})")
-    call = st.tuples(st.sampled_from(PLAIN_FUNCTIONS), st.lists(children, min_size=1, max_size=3)).map(_call_text)
-    comparison = st.tuples(children, st.sampled_from(["<", "<=", ">", ">=", "==", "!="]), children).map(
-        lambda t: f"({t[0]}) {t[1]} ({t[2]})"
-    )
-    condition = st.one_of(
-        comparison,
-        st.tuples(comparison, st.sampled_from([" and ", " or ", " & ", " | "]), comparison).map(
-            lambda t: f"({t[0]}){t[1]}({t[2]})"
-        ),
-        comparison.map(lambda c: f"not ({c})"),
-        st.tuples(children, children).map(lambda t: f"0 < ({t[0]}) <= ({t[1]})"),
-    )
-    where = st.tuples(condition, children, children).map(lambda t: f"where({t[0]}, {t[1]}, {t[2]})")
+    comparison = st.tuples(children, st.sampled_from(COMPARISONS), children).map(lambda t: f"({t[0]}) {t[1]} ({t[2]})")
+    where = st.tuples(comparison, children, children).map(lambda t: f"where({t[0]}, {t[1]}, {t[2]})")
     return st.one_of(binary, unary, call, where)
 
 
-FORMULAS = st.recursive(LEAVES, _extend, max_leaves=8)
+# the same grammar as a recursive strategy: slower to draw, differently distributed
+RECURSIVE_FORMULAS = st.recursive(st.sampled_from(LEAF_TEXTS), _extend, max_leaves=8)
 
 
 def _parse_well_formed(text: str) -> sp.Expr | None:
@@ -90,9 +130,24 @@ def _parse_well_formed(text: str) -> sp.Expr | None:
     return expr
 
 
-@fuzz_settings(3000)
+def test_formula_from_bytes_covers_the_grammar():
+    rng = random.Random(0)
+    texts = [formula_from_bytes(rng.randbytes(40)) for _ in range(300)]
+    joined = " ".join(texts)
+    for token in ["where(", "**", "^", "/", "−(", "<=", "and", "not", "besseli(", "max("]:
+        assert token in joined, token
+    assert formula_from_bytes(b"") == LEAF_TEXTS[0]
+
+
+@fuzz_settings(4000)
 @given(FORMULAS)
 def test_well_formed_formulas_parse(text):
+    _parse_well_formed(text)
+
+
+@fuzz_settings(500)
+@given(RECURSIVE_FORMULAS)
+def test_recursively_drawn_formulas_parse(text):
     _parse_well_formed(text)
 
 
@@ -103,10 +158,16 @@ def test_well_formed_formulas_evaluate(text):
     assume(expr is not None)
     # substitution of exact rationals, then a 15-digit evalf: cheap, and must not blow up
     try:
-        value = expr.xreplace(POINT).evalf(15)
+        value = run_with_budget(lambda: expr.xreplace(POINT).evalf(15), 1.0, "evaluation")
     except TypeError as exc:
         # where() comparing a complex number at this point (acos(2) < 1): SymPy's rule, not a parse bug
         assert "Invalid comparison of non-real" in str(exc), (text, exc)
+        return
+    except BudgetExceeded:
+        # SymPy's Piecewise can loop when a condition becomes an undecidable comparison of numbers
+        # after substitution (y <= loggamma(-1/10) at y = 3/7); the parser refuses such conditions
+        # when they are numeric in the text
+        assert expr.has(sp.Piecewise), text
         return
     assert not value.free_symbols, text
 
@@ -127,11 +188,27 @@ HOSTILE_FRAGMENTS = [
     "(2*y)**", "sqrt(10**999+", "exp(10**9*log(", "e**(", "1/(", "/0",
 ]  # fmt: skip
 
-FRAGMENTS = st.sampled_from(GRAMMAR_FRAGMENTS + HOSTILE_FRAGMENTS)
-HOSTILE_TEXT = st.one_of(
-    st.lists(FRAGMENTS, max_size=14).map("".join),
-    st.lists(st.one_of(FRAGMENTS, st.text(max_size=3)), max_size=10).map("".join),
-)
+ALL_FRAGMENTS = GRAMMAR_FRAGMENTS + HOSTILE_FRAGMENTS
+FRAGMENTS = st.sampled_from(ALL_FRAGMENTS)
+
+
+def text_from_bytes(data: bytes) -> str:
+    """Grammar and hostile fragments (and now and then any character of the first 12k code points) chosen by bytes:
+    one cheap draw per example, shrinking towards fewer and earlier fragments."""
+    out = []
+    stream = iter(data)
+    for b in stream:
+        if b < 144:  # mostly grammar, so that many texts get past the tokenizer
+            out.append(GRAMMAR_FRAGMENTS[b % len(GRAMMAR_FRAGMENTS)])
+        elif b < 224:
+            out.append(HOSTILE_FRAGMENTS[b % len(HOSTILE_FRAGMENTS)])
+        else:
+            code = 0x20 + ((next(stream, 0) << 8 | next(stream, 0)) % 0x2FE0)
+            out.append(chr(code))
+    return "".join(out)
+
+
+HOSTILE_TEXT = st.binary(max_size=24).map(text_from_bytes)
 
 
 def _parse_anything(text: str) -> None:
@@ -146,13 +223,19 @@ def _parse_anything(text: str) -> None:
     assert time.perf_counter() - start < SLOW_EXAMPLE, text
 
 
-@fuzz_settings(4000)
+@fuzz_settings(3000)
 @given(HOSTILE_TEXT)
 def test_hostile_text_parses_or_raises_symloss_error(text):
     _parse_anything(text)
 
 
-@fuzz_settings(2000)
+@fuzz_settings(500)
+@given(st.text(max_size=20))
+def test_arbitrary_text_parses_or_raises_symloss_error(text):
+    _parse_anything(text)
+
+
+@fuzz_settings(1500)
 @given(FORMULAS, st.integers(0, 10_000), FRAGMENTS)
 def test_mutated_formulas_parse_or_raise_symloss_error(text, where, fragment):
     at = where % (len(text) + 1)

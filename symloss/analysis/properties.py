@@ -520,7 +520,8 @@ def _growth_witness(an: Analysis, g: sp.Expr, u: sp.Symbol, clock: Clock, label:
         if clock.expired():
             return None
         exact = {s: _exact(v) for s, v in row.items() if s != u and s in flat_syms}
-        gc = g.subs(an.back).xreplace(exact) if an.back else g.xreplace(exact)
+        g0 = g.subs(an.back) if an.back else g
+        gc = g0.xreplace(exact)
         if gc.free_symbols - {u}:
             continue
         for at, d in ends:
@@ -530,21 +531,60 @@ def _growth_witness(an: Analysis, g: sp.Expr, u: sp.Symbol, clock: Clock, label:
             pts = _approach(at, dom)
             vals = []
             for p in pts:
-                v = clock.step(lambda p=p: sp.N(sp.Abs(gc.subs(u, p)), 50), None, cap=0.5)
-                if v is None or not v.is_finite:
+                v = _mp_eval(an, g0, {**exact, u: p})
+                if v is None:
                     break
-                vals.append(v)
+                vals.append(abs(v))
             if len(vals) == len(pts) and all(b > a for a, b in zip(vals, vals[1:])):
                 return {"test": f"{label} grows without bound as {u} → {at}", "fixed": {str(s): row[s] for s in exact},
                         str(u): [float(p) for p in pts], f"|{label}|": [fmt_num(v) for v in vals],
                         "limit": f"|{label}| → oo as {u} → {at} (SymPy limit with these numbers)",
-                        "checked_with": "SymPy evalf, 50 significant digits"}
+                        "checked_with": "mpmath, 50 significant digits"}
     return None
 
 
-def fmt_num(v: sp.Expr) -> float | str:
+def fmt_num(v) -> float | str:
     f = float(v)
-    return f if math.isfinite(f) and abs(f) < 1e300 else str(sp.N(v, 17))
+    if math.isfinite(f) and abs(f) < 1e300:
+        return f
+    import mpmath
+
+    return mpmath.nstr(v, 17) if isinstance(v, mpmath.mpf) else str(v)
+
+
+def _mp_eval(an: Analysis, expr: sp.Expr, values: dict[sp.Basic, Any], dps: int = 50):
+    """expr at exact values, with mpmath at ``dps`` digits; None if undefined or not real.
+
+    Never through SymPy's own evaluation: loggamma or digamma of a large integer would be expanded exactly.
+    """
+    import mpmath
+
+    from .context import _MP_EXTRA
+
+    syms = tuple(sorted(values, key=str))
+    key = ("mp", expr, syms)
+    fn = an.facts.get(key)
+    if fn is None:
+        fn = sp.lambdify(syms, expr, modules=[_MP_EXTRA, "mpmath"])
+        an.facts[key] = fn
+    with mpmath.workdps(dps):
+        args = []
+        for s in syms:
+            v = values[s]
+            if isinstance(v, sp.Rational):
+                args.append(mpmath.mpf(int(v.p)) / int(v.q))
+            else:
+                args.append(mpmath.mpf(float(v)))
+        try:
+            out = fn(*args)
+        except (ValueError, TypeError, ZeroDivisionError, OverflowError):
+            return None
+        out = mpmath.mpmathify(out)
+        if isinstance(out, mpmath.mpc):
+            if abs(out.imag) > mpmath.mpf(10) ** (10 - dps) * (1 + abs(out.real)):
+                return None
+            out = out.real
+        return out if mpmath.isfinite(out) else None
 
 
 def _rat(v) -> sp.Rational:
@@ -833,15 +873,15 @@ def _growth_witness_target(an: Analysis, g: sp.Expr, y: sp.Basic, at: sp.Expr, c
         pts = _approach(at, dom)
         vals = []
         for p in pts:
-            v = clock.step(lambda p=p: sp.N(sp.Abs(gc.subs(y, p)), 50), None, cap=0.5)
-            if v is None or not v.is_finite:
+            v = _mp_eval(an, g, {**exact, y: p})
+            if v is None:
                 break
-            vals.append(v)
+            vals.append(abs(v))
         if len(vals) == len(pts) and all(b > a for a, b in zip(vals, vals[1:])):
             return {"test": f"|∂ℓ/∂input| grows without bound as the target {y} → {at}",
                     "fixed": {str(s): row[s] for s in exact}, str(y): [float(p) for p in pts],
                     "|gradient|": [fmt_num(v) for v in vals], "limit": f"oo as {y} → {at} (SymPy limit, these numbers)",
-                    "checked_with": "SymPy evalf, 50 significant digits"}
+                    "checked_with": "mpmath, 50 significant digits"}
     return None
 
 
@@ -1131,16 +1171,15 @@ def _residual_witness(an: Analysis, e: sp.Expr, u: sp.Basic, y: sp.Basic, clock:
             yv = subs.get(y)
             if yv is None:
                 continue
-            a = e.xreplace({**subs, u: yv + rv})
-            b = e.xreplace({**subs, u: yv - rv})
-            va, vb = sp.N(a, 50), sp.N(b, 50)
-            if not (va.is_real and vb.is_real):
+            va = _mp_eval(an, e, {**subs, u: yv + rv})
+            vb = _mp_eval(an, e, {**subs, u: yv - rv})
+            if va is None or vb is None:
                 continue
-            if abs(va - vb) > sp.Float(10) ** -30 * (1 + abs(va) + abs(vb)):
+            if abs(va - vb) > 1e-30 * (1 + abs(va) + abs(vb)):
                 fixed = {str(s): float(v) for s, v in subs.items()}
                 return {"test": f"L({u} = {y} + r) ≠ L({u} = {y} − r)", "fixed": fixed, "r": float(rv),
                         f"L({u} = {y} + r)": fmt_num(va), f"L({u} = {y} − r)": fmt_num(vb),
-                        "checked_with": "SymPy evalf, 50 significant digits"}
+                        "checked_with": "mpmath, 50 significant digits"}
     return None
 
 
@@ -1151,13 +1190,12 @@ def _swap_witness(an: Analysis, e: sp.Expr, u: sp.Basic, y: sp.Basic, clock: Clo
         subs = {s: _exact(v) for s, v in row.items()}
         if u not in subs or y not in subs:
             continue
-        a = e.xreplace(subs)
-        b = e.xreplace({**subs, u: subs[y], y: subs[u]})
-        va, vb = sp.N(a, 50), sp.N(b, 50)
-        if va.is_real and vb.is_real and abs(va - vb) > sp.Float(10) ** -30 * (1 + abs(va) + abs(vb)):
+        va = _mp_eval(an, e, subs)
+        vb = _mp_eval(an, e, {**subs, u: subs[y], y: subs[u]})
+        if va is not None and vb is not None and abs(va - vb) > 1e-30 * (1 + abs(va) + abs(vb)):
             return {"test": f"L({u}, {y}) ≠ L({y}, {u})", "at": {str(s): float(v) for s, v in subs.items()},
                     f"L({u}, {y})": fmt_num(va), f"L({y}, {u}) (swapped)": fmt_num(vb),
-                    "checked_with": "SymPy evalf, 50 significant digits"}
+                    "checked_with": "mpmath, 50 significant digits"}
     return None
 
 
@@ -1196,14 +1234,15 @@ def check_sparse(an: Analysis, clock: Clock) -> Verdict:
     if prove_zero(gap, clock.sub(0.5)):
         subs = {s: sp.Integer(1) for s in pen.expr.free_symbols if s != w}
         h = sp.Rational(1, 10**20)
-        pe = pen.expr.xreplace(subs)
-        rq = sp.N((pe.subs(w, h) - pe.subs(w, 0)) / h, 50)
-        lq = sp.N((pe.subs(w, 0) - pe.subs(w, -h)) / h, 50)
+        f0, fp, fm = (_mp_eval(an, pen.expr, {**subs, w: v}) for v in (sp.Integer(0), h, -h))
+        if f0 is None or fp is None or fm is None:
+            return _v(name, "unknown", "not decided: the penalty could not be evaluated near 0", details)
+        rq, lq = (fp - f0) * 10**20, (f0 - fm) * 10**20
         witness = {"test": "the penalty is differentiable at 0: its subdifferential is the single point "
                            f"{sp.simplify(right)}, so any non-zero data gradient moves w off 0",
                    "fixed": {str(s): 1.0 for s in subs}, "w": 0.0, "h": 1e-20,
                    "right_difference_quotient": fmt_num(rq), "left_difference_quotient": fmt_num(lq),
-                   "checked_with": "SymPy evalf, 50 significant digits"}
+                   "checked_with": "mpmath, 50 significant digits"}
         details["subdifferential_at_0"] = f"{{{right}}}"
         return _v(name, "disproved", f"does not promote exact zeros: the {pen.kind} penalty is differentiable at 0 "
                                      f"(derivative {right}), its subdifferential is a single point", details, witness)

@@ -44,9 +44,9 @@ def load(loss: Loss, target: str = "numpy") -> types.ModuleType:
     The source is compiled under the file name ``<symloss:NAME:TARGET>`` so that
     tracebacks name it.  Importing it imports NumPy or PyTorch.
     """
-    source = generate(loss, target)
-    model_name = build_model(loss, target).module_name
-    name = f"symloss_generated_{target}_{model_name}"
+    model = build_model(loss, target)
+    source = render(model)
+    name = f"symloss_generated_{target}_{model.module_name}"
     module = types.ModuleType(name)
     module.__file__ = f"<symloss:{loss.name}:{target}>"
     code = compile(source, module.__file__, "exec")

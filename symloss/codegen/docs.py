@@ -33,7 +33,8 @@ def known_as_text(loss: Loss, *, per_element: bool = True) -> str | None:
     if per_element:
         kwargs.append('reduction="none"')
     call = f"{k.torch}({', '.join([*args, 'target=' + str(loss.target), *kwargs])})"
-    return f"{factor}{call}, the {k.name}"
+    axis = " (torch puts the classes on dim 1, these modules on the last axis)" if loss.event == "vector" else ""
+    return f"{factor}{call}, the {k.name}{axis}"
 
 
 def _links(loss: Loss) -> list[str]:

@@ -223,8 +223,7 @@ def _check_supported(expr: sp.Basic, loss: Loss, target: str) -> None:
     for f in sorted(expr.atoms(sp.Function, sp.Integral, sp.Sum, sp.Product), key=sp.default_sort_key):
         name = type(f).__name__
         if name in UNSUPPORTED:
-            raise UnsupportedError(f"not supported: {loss.name} cannot be generated for {target}: {name} — "
-                                   f"{UNSUPPORTED[name]}")
+            raise UnsupportedError(f"not supported: {loss.name} needs {name}: {UNSUPPORTED[name]}")
         if isinstance(f, sp.polygamma) and target == "numpy" and f.args[0] != 0:
             raise UnsupportedError(f"not supported: {loss.name} needs polygamma of order {f.args[0]}, "
                                    "which the NumPy target does not implement")

@@ -24,12 +24,14 @@ from sympy.printing.pytorch import TorchPrinter
 
 from ..errors import UnsupportedError
 from ..stabilize import (
+    DLogTanhc,
     Guard,
     Log1mExp,
     LogAddExp,
     LogGamma,
     LogNdtr,
     LogSumExp,
+    LogTanhc,
     Sigmoid,
     Softplus,
     Square,
@@ -217,6 +219,12 @@ class NumpyLossPrinter(_LossPrinterMixin, NumPyPrinter):
     def _digamma(self, x: sp.Basic) -> str:
         return self._helper("_digamma", x)
 
+    def _print_LogTanhc(self, expr: LogTanhc) -> str:
+        return self._helper("_log_tanhc", *expr.args)
+
+    def _print_DLogTanhc(self, expr: DLogTanhc) -> str:
+        return self._helper("_dlog_tanhc", *expr.args)
+
     def _print_log1p(self, expr: log1p) -> str:
         return self._call("numpy.log1p", *expr.args)
 
@@ -278,6 +286,12 @@ class TorchLossPrinter(_LossPrinterMixin, TorchPrinter):
 
     def _digamma(self, x: sp.Basic) -> str:
         return self._call("torch.digamma", x)
+
+    def _print_LogTanhc(self, expr: LogTanhc) -> str:
+        return self._helper("_log_tanhc", *expr.args)
+
+    def _print_DLogTanhc(self, expr: DLogTanhc) -> str:
+        return self._helper("_dlog_tanhc", *expr.args)
 
     def _polygamma(self, n: sp.Basic, x: sp.Basic) -> str:
         return f"torch.polygamma({int(n)}, {self._print(x)})"

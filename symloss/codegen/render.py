@@ -1,4 +1,10 @@
-"""Jinja2 rendering of the module templates (``templates/`` at the repository root, ``symloss/templates`` in a wheel)."""
+"""Jinja2 rendering of the module templates.
+
+The templates live in ``templates/`` at the repository root; a wheel carries
+them as ``symloss/templates``.  The filters below only lay text out (fill a
+docstring line, break a long signature); the code itself comes from the
+templates and the printers.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +19,7 @@ import symloss
 
 from ..errors import SymlossError
 
-__all__ = ["template_dir", "environment", "render"]
+__all__ = ["template_dir", "environment", "render", "render_text"]
 
 #: Helpers whose NumPy code uses the standard library's math module.
 _MATH_HELPERS = frozenset({"_lgamma", "_digamma", "_log_ndtr", "_log1mexp"})
@@ -29,14 +35,6 @@ def template_dir() -> Path:
             return candidate
     raise SymlossError(
         f"symloss's code templates are missing: looked in {package / 'templates'} and {package.parent / 'templates'}"
-    )
-
-
-def _wrap(text: Any, indent: int = 4, width: int = 112) -> str:
-    """Fill ``text`` for a line that starts near column ``indent``; continuation lines are indented by ``indent``
-    spaces, and no line passes ``width`` columns (unless a single word is longer)."""
-    return textwrap.fill(
-        str(text), width=width - indent, subsequent_indent=" " * indent, break_long_words=False, break_on_hyphens=False
     )
 
 
@@ -83,12 +81,23 @@ def _pytuple(values: Any) -> str:
     return f"({', '.join(items)})"
 
 
+def _pylist(values: Any) -> str:
+    """A Python list literal of the values."""
+    return "[" + ", ".join(_pyrepr(v) for v in values) + "]"
+
+
 def _names_tuple(names: Any) -> str:
     """A tuple expression of the given identifiers: ``(a, b)``, ``(a,)``, ``()``."""
     names = list(names)
     if len(names) == 1:
         return f"({names[0]},)"
     return f"({', '.join(names)})"
+
+
+def _dunder_all(names: Any) -> list[str]:
+    """``__all__`` in isort order (constants, classes, then functions), as ruff's RUF022 wants it."""
+    names = list(names)
+    return sorted(names, key=lambda n: (0 if n.isupper() else 1 if n[:1].isupper() else 2, n))
 
 
 def _partial(name: str) -> str:
@@ -110,8 +119,18 @@ def environment(directory: str | None = None) -> jinja2.Environment:
         keep_trailing_newline=True,
         autoescape=False,  # noqa: S701 (the output is Python source, not HTML)
     )
-    env.filters.update(wrap=_wrap, fill=_fill, reflow=_reflow, docsafe=_docsafe, pyrepr=_pyrepr, pytuple=_pytuple, names_tuple=_names_tuple,
-                       partial=_partial, grad_name=_grad_name)
+    env.filters.update(
+        fill=_fill,
+        reflow=_reflow,
+        docsafe=_docsafe,
+        pyrepr=_pyrepr,
+        pytuple=_pytuple,
+        pylist=_pylist,
+        names_tuple=_names_tuple,
+        dunder_all=_dunder_all,
+        partial=_partial,
+        grad_name=_grad_name,
+    )
     return env
 
 

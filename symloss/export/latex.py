@@ -39,9 +39,9 @@ __all__ = [
     "LINE_WIDTH",
 ]
 
-#: The typeset width of one ``align*`` row, in characters of SymPy's 2-D pretty form (≈ 4.5 pt each at
+#: The typeset width of one ``align*`` row, in characters of SymPy's 2-D pretty form (≈ 5.2 pt each at
 #: 10 pt on a 6.27 in text block); longer right-hand sides break after a ``+``/``-``.
-LINE_WIDTH = 84
+LINE_WIDTH = 94
 
 _PRIOR_NAMES = {"normal": "Gaussian", "laplace": "Laplace", "cauchy": "Cauchy"}
 _NORMS = {"l2": r"\lVert %s \rVert_{2}^{2}", "l1": r"\lVert %s \rVert_{1}"}
@@ -125,6 +125,12 @@ def make_printer(loss: Loss, notation: Mapping[str, str] | None = None) -> LossL
     dist = getattr(loss.distribution, "name", None)
     table = notation_for(dist, notation)
     printer = LossLatexPrinter(table)
+    for param in loss.links:
+        # an input made by a link with no letter of its own (log_concentration): η subscripted by the parameter
+        value = loss.parameters.get(param)
+        made = [s for s in _input_symbols(value) if str(s) not in table and str(s) != param]
+        for s in made:
+            table[str(s)] = r"\eta_{" + printer.name(param) + "}"
     aliases = _aliases(loss)
     explicit = set(notation or {})
     used: dict[str, str] = {r"\pi": "pi", "e": "E"}  # SymPy's constants print so: a symbol may not
@@ -137,6 +143,13 @@ def make_printer(loss: Loss, notation: Mapping[str, str] | None = None) -> LossL
             table[name] = tex
         used.setdefault(tex, name)
     return LossLatexPrinter(table)
+
+
+def _input_symbols(value: Any) -> list[sp.Basic]:
+    if not isinstance(value, sp.Basic):
+        return []
+    return [*(s for s in value.free_symbols if isinstance(s, sp.Symbol) and not s.is_integer),
+            *(b.label for b in value.atoms(sp.IndexedBase))]
 
 
 def _aliases(loss: Loss) -> set[frozenset[str]]:
@@ -284,10 +297,10 @@ def _layout(rows: list[tuple[str, sp.Basic | list[str], str, Step | None]], prin
 
 
 def _note_width(note: str) -> int:
-    # text runs at ~1.1 math characters per letter; the math parts by the symbol estimate
+    # a letter of text is ~4.1 pt wide, a width unit of math ~5.2 pt; the math parts by the symbol estimate
     texts = re.findall(r"\\text\{((?:[^{}]|\{[^{}]*\})*)\}", note)
     rest = re.sub(r"\\text\{((?:[^{}]|\{[^{}]*\})*)\}", "", note)
-    return int(sum(len(t) for t in texts)) + (visible_width(rest) if rest.strip() else 0)
+    return int(0.8 * sum(len(t) for t in texts)) + (visible_width(rest) if rest.strip() else 0)
 
 
 def derivation_rows(loss: Loss, notation: Mapping[str, str] | None = None, *, batch: bool = False,
@@ -403,9 +416,9 @@ def gradient_rows(loss: Loss, printer: LossLatexPrinter, *, batch: bool = False)
     bp, i, n = _batch_printer(loss, printer)
     for s, g in loss.gradient.items():
         u = s[vector.j] if isinstance(s, sp.IndexedBase) and vector is not None else s
-        if batch:
-            lhs = r"\frac{\partial \mathcal{L}}{\partial %s}" % bp.doprint(u)
-            raw.append((lhs, _BatchExpr(g / n, bp), "", None))
+        if batch:  # N ∂L/∂u_i: the per-observation gradient, which the printer can break over lines
+            lhs = r"%s \frac{\partial \mathcal{L}}{\partial %s}" % (bp.doprint(n), bp.doprint(u))
+            raw.append((lhs, _BatchExpr(g, bp), "", None))
         else:
             raw.append((r"\frac{\partial \ell}{\partial %s}" % printer.doprint(u), g, "", None))
     if loss.penalty is not None:
@@ -446,7 +459,7 @@ def _rhs_width(rows: Sequence[Row] | Sequence[tuple[str, Any, str, Any]]) -> int
     notes = [r.note if isinstance(r, Row) else r[2] for r in rows]
     lhs_w = max((visible_width(x) for x in lhs), default=0)
     note_w = max((_note_width(x) for x in notes), default=0)
-    return max(30, LINE_WIDTH - lhs_w - note_w - (6 if note_w else 0))
+    return max(30, LINE_WIDTH - lhs_w - note_w - (6 if note_w else 2))
 
 
 # ---------------------------------------------------------------------------------------------------------

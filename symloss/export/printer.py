@@ -39,6 +39,7 @@ from typing import Any
 
 import sympy as sp
 from sympy.printing.latex import LatexPrinter, greek_letters_set
+from sympy.simplify.radsimp import fraction
 from sympy.printing.pretty.pretty import PrettyPrinter
 from sympy.printing.pretty.stringpict import prettyForm
 
@@ -75,8 +76,6 @@ DISTRIBUTION_NOTATION: dict[str, dict[str, str]] = {
     "NegativeBinomial": {"total_count": "r"},
 }
 
-# input names made by a link: "<link>_<param>" (see symloss.links.input_name)
-_LINK_PREFIXES = ("log_", "softplus_", "logit_", "probit_", "cloglog_", "inverse_", "sqrt_", "variance_")
 
 
 def notation_for(distribution: str | None, overrides: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -125,11 +124,6 @@ class LossLatexPrinter(LatexPrinter):
         """The LaTeX of the symbol called ``name`` (no batch index)."""
         if name in self.notation:
             return self.notation[name]
-        for prefix in _LINK_PREFIXES:
-            rest = name[len(prefix):]
-            if name.startswith(prefix) and rest in self.notation:
-                # another linked input: η subscripted by the parameter it stands for
-                return r"\eta_{" + self.notation[rest] + "}"
         stem, _, index = name.rpartition("_")
         if stem in self.notation and (index.isdigit() or (len(index) == 1 and index.isalpha())):
             return _subscript(self.notation[stem], index)
@@ -155,6 +149,15 @@ class LossLatexPrinter(LatexPrinter):
         return _subscript(self._print(expr.base), ",".join(indices))
 
     # -- functions -----------------------------------------------------------------------------------------
+    def _print_Function(self, expr: sp.Expr, exp: str | None = None) -> str:
+        return _unbrace(super()._print_Function(expr, exp))
+
+    def _print_log(self, expr: sp.Expr, exp: str | None = None) -> str:
+        # \log\left(x\right), not SymPy's \log{\left(x \right)}: the same on paper, and sympy's LaTeX
+        # parser reads "\log{(a)} b" as log(a b)
+        arg = self._print(expr.args[0])
+        return r"\log\left(%s\right)" % arg if exp is None else r"\log^{%s}\left(%s\right)" % (exp, arg)
+
     def _print_loggamma(self, expr: sp.Expr, exp: str | None = None) -> str:
         tex = r"\log\Gamma\left(%s\right)" % self._print(expr.args[0])
         return tex if exp is None else r"\left(%s\right)^{%s}" % (tex, exp)
@@ -173,10 +176,51 @@ class LossLatexPrinter(LatexPrinter):
         tex = r"\operatorname{artanh}\left(%s\right)" % self._print(expr.args[0])
         return tex if exp is None else r"\left(%s\right)^{%s}" % (tex, exp)
 
+    def _print_beta(self, expr: sp.Expr, exp: str | None = None) -> str:
+        # SymPy 1.14 formats the arguments with str(): B(1/2, df/2) instead of their LaTeX
+        args = ", ".join(self._print(a) for a in (expr.args if len(expr.args) == 2 else expr.args * 2))
+        tex = r"\operatorname{B}\left(%s\right)" % args
+        return tex if exp is None else r"\operatorname{B}^{%s}\left(%s\right)" % (exp, args)
+
     def _print_Abs(self, expr: sp.Expr, exp: str | None = None) -> str:
         # no braces inside the bars: \left|x\right| (SymPy writes \left|{x}\right|)
         tex = r"\left|%s\right|" % self._print(expr.args[0])
         return tex if exp is None else r"%s^{%s}" % (tex, exp)
+
+    # -- products ------------------------------------------------------------------------------------------
+    def _print_Mul(self, expr: sp.Expr) -> str:
+        r"""SymPy's product, with functions, sums and absolute values after the plain factors.
+
+        ``y \log(p)`` rather than ``\log(p) y``: the usual order, and one that reads unambiguously
+        (a factor after ``\log(p)`` or ``\sum`` could be taken for part of its argument).
+        """
+        if isinstance(expr, sp.Mul) and (expr.args[0] is sp.S.One or any(isinstance(a, sp.Number)
+                                                                          for a in expr.args[1:])):
+            return super()._print_Mul(expr)  # an unevaluated product: keep SymPy's literal form
+        tex = ""
+        if expr.could_extract_minus_sign():
+            if (-expr).is_Add:
+                return super()._print_Mul(expr)
+            expr, tex = -expr, "- "
+        numer, denom = fraction(expr, exact=True)
+        if denom is sp.S.One and sp.Pow(1, -1, evaluate=False) not in expr.args:
+            return tex + self._factors(expr)
+        return tex + r"\frac{%s}{%s}" % (self._factors(numer), self._factors(denom))
+
+    def _factors(self, expr: sp.Expr) -> str:
+        if not expr.is_Mul:
+            return self._print(expr)
+        args = sorted(expr.as_ordered_factors(), key=_trailing)  # stable: SymPy's order otherwise
+        out = last = ""
+        for i, term in enumerate(args):
+            tex = self._print(term)
+            if self._needs_mul_brackets(term, first=i == 0, last=i == len(args) - 1):
+                tex = r"\left(%s\right)" % tex
+            if out:
+                out += r" \cdot " if re.search(r"[0-9]$", last) and re.match(r"[0-9{]", tex) else " "
+            out += tex
+            last = tex
+        return out
 
     # -- sums ----------------------------------------------------------------------------------------------
     def ordered_terms(self, expr: sp.Add) -> list[sp.Expr]:
@@ -207,6 +251,30 @@ class LossLatexPrinter(LatexPrinter):
 
     def _print_Add(self, expr: sp.Add, order: str | None = None) -> str:
         return " ".join(self.add_pieces(expr))
+
+
+def _trailing(factor: sp.Expr) -> int:
+    """1 for the factors that go last in a product: functions, sums, products, |x| (and their powers)."""
+    base = factor.base if isinstance(factor, sp.Pow) else factor
+    return int(isinstance(base, (sp.Function, sp.Sum, sp.Product)) and not isinstance(base, sp.exp))
+
+
+def _unbrace(tex: str) -> str:
+    """``\\cosh{\\left(x \\right)}`` → ``\\cosh\\left(x \\right)``: SymPy's grouping braces around a function's
+    argument change nothing on paper, and without them sympy's parser reads ``\\cosh(x) y`` as cosh(x)·y."""
+    start = tex.find(r"{\left(")
+    if start < 0 or not tex.endswith(r"\right)}"):
+        return tex
+    depth = 0
+    for pos in range(start, len(tex)):
+        ch = tex[pos]
+        if ch == "{" and tex[pos - 1] != "\\":
+            depth += 1
+        elif ch == "}" and tex[pos - 1] != "\\":
+            depth -= 1
+            if depth == 0:
+                return tex[:start] + tex[start + 1:pos] if pos == len(tex) - 1 else tex
+    return tex
 
 
 def _subscript(tex: str, index: str) -> str:
