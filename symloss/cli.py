@@ -101,7 +101,7 @@ def _cmd_derive(args: argparse.Namespace) -> int:
     if getattr(args, "latex", None) or getattr(args, "markdown", None):
         from .export.cli import export_from_args
 
-        written = export_from_args(loss, args, report=report) or []
+        written = export_from_args(loss, args) or []
     if args.json:
         data = loss.to_dict()
         if report is not None:

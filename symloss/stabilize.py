@@ -145,6 +145,18 @@ class LogSumExp(StableFunction):
     def as_elementary(self) -> sp.Expr:
         return sp.log(sp.Sum(sp.exp(self.body), tuple(self.limits)))
 
+    def doit(self, **hints) -> sp.Expr:
+        """With a numeric number of classes: the explicit nested logaddexp over them."""
+        index, lo, hi = self.limits
+        body = self.body.doit(**hints) if hints.get("deep", True) else self.body
+        if not (hi - lo).is_Integer or not lo.is_Integer:
+            return self.func(body, self.limits)
+        terms = [body.subs(index, i) for i in range(int(lo), int(hi) + 1)]
+        out = terms[0]
+        for t in terms[1:]:
+            out = LogAddExp(out, t)
+        return out
+
     def _eval_evalf(self, prec: int) -> sp.Expr:
         return self.as_elementary().doit().evalf(prec_to_dps(prec))
 
@@ -773,6 +785,21 @@ def _xlogy(node: sp.Basic, ctx: Context) -> sp.Basic | None:
     return coeff * fn(x, lg.args[0])
 
 
+# -- polynomial denominators
+def _factor_denominator(node: sp.Basic, ctx: Context) -> sp.Basic | None:
+    """1/(p² − p) → 1/(p·(p − 1)): a polynomial denominator as a product of its factors."""
+    base, n = node.args
+    if not (n.is_Integer and n < 0) or not isinstance(base, sp.Add):
+        return None
+    syms = base.free_symbols
+    if not syms or not base.is_polynomial(*syms) or sp.Poly(base, *sorted(syms, key=str)).total_degree() < 2:
+        return None
+    factored = sp.factor(base)
+    if not isinstance(factored, sp.Mul) or factored == base:
+        return None
+    return factored**n
+
+
 # -- exponentials
 def _exp_of_sum(node: sp.Basic, ctx: Context) -> sp.Basic | None:
     factors = list(sp.Mul.make_args(node))
@@ -891,6 +918,9 @@ RULES: tuple[Rule, ...] = (
     Rule("expm1", "exp(x) − 1 → expm1(x)", "exp(x) − 1 cancels for small x", _node(sp.Add), _expm1),
     Rule("xlogy", "x·log(y) → xlogy(x, y);  x·log1p(y) → xlog1py(x, y)  (x may be 0, the target involved)",
          "0·log 0 is NaN, its limit (and the value on the edge of the support) is 0", _node(sp.Mul), _xlogy),
+    Rule("factor_denominator", "1/(p² − p) → 1/(p·(p − 1))",
+         "p² − p cancels catastrophically near p = 1; the product of its factors does not",
+         _node(sp.Pow), _factor_denominator),
     Rule("exp_of_sum", "exp(a)·exp(b) → exp(a + b)",
          "exp(a) can overflow while exp(b) underflows: ∞·0 = NaN although exp(a + b) is finite",
          _node(sp.Mul), _exp_of_sum),

@@ -16,7 +16,7 @@ from symloss.analysis import ATOMS, PROPERTIES, Report, Verdict, analyze, convex
 from symloss.errors import UnknownNameError
 from symloss.loss import Loss, Penalty
 
-BUDGET = 5.0
+BUDGET = 12.0  # generous: decided properties return early; the machine running the tests may be busy
 
 
 def _exact(v: float) -> sp.Rational:
@@ -232,10 +232,12 @@ def test_pinball_at_the_median_is_symmetric():
 
 @pytest.mark.parametrize("name,fixed", [("cauchy", None), ("studentt", {"df": 3})])
 def test_redescending(name, fixed):
-    r = analyze(symloss.derive(name, fixed=fixed), budget=BUDGET)
+    r = analyze(symloss.derive(name, fixed=fixed, wrt="loc"), budget=5.0)
     assert r.robust.status == "proved"
-    assert "loc" in r.robust.details["redescending"]
-    assert r.convex_in["loc"].status == "disproved"
+    assert r.robust.details["redescending"] == ["loc"]
+    assert sp.sympify(r.robust.details["bounds"]["loc"]) is not None
+    assert r.convex.status == "disproved"  # redescending losses are not convex
+    assert r.monotone.status == "proved"  # but they are monotone away from loc = y
 
 
 def test_poisson_log_link():

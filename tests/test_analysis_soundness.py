@@ -20,9 +20,16 @@ C = [sp.Integer(-2), sp.Integer(-1), sp.Rational(-1, 2), sp.Rational(1, 3), sp.I
 def _unary(draw, a: sp.Expr, positive: bool) -> sp.Expr:
     kind = draw(st.sampled_from([
         "exp", "softplus", "abs", "square", "cube", "neg", "scale", "hypot", "log1p_sq", "cosh", "logcosh",
-        "exp_neg", "inv1p_sq", "atan", "loggamma", "sqrt_pos", "log_pos", "inv_pos", "pw",
+        "exp_neg", "inv1p_sq", "atan", "loggamma", "sqrt_pos", "log_pos", "inv_pos", "pw", "inv", "inv_sq",
+        "neg_log_sq",
     ]))
     c = draw(st.sampled_from(C))
+    if kind == "inv":
+        return 1 / a  # a pole where a = 0: never convex across it
+    if kind == "inv_sq":
+        return 1 / a**2
+    if kind == "neg_log_sq":
+        return -sp.log(a**2)
     if kind == "exp":
         return sp.exp(a)
     if kind == "softplus":

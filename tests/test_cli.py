@@ -81,3 +81,22 @@ def test_process_exit_code_and_no_traceback():
     proc = run("derive", "nonsense")
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr and proc.stderr.startswith("symloss: error:")
+
+
+def test_readme_main_job_runs(tmp_path, monkeypatch, capsys):
+    """The README's first command (after the install) runs and writes the code and the LaTeX."""
+    import pathlib
+    import shlex
+
+    readme = pathlib.Path(__file__).resolve().parent.parent / "README.md"
+    block = readme.read_text(encoding="utf-8").split("```", 2)[1]
+    first = [ln for ln in block.splitlines()[1:] if ln.strip()][0]
+    job = first.split("&&", 1)[1].strip()
+    argv = shlex.split(job)
+    assert argv[0] == "symloss"
+    monkeypatch.chdir(tmp_path)
+    assert main(argv[1:]) == 0
+    out = capsys.readouterr().out
+    assert "Poisson NLL" in out and "convex" in out
+    assert (tmp_path / "symloss-demo" / "poisson_loss.py").exists()
+    assert "\\documentclass" in (tmp_path / "symloss-demo" / "poisson_loss.tex").read_text()

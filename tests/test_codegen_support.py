@@ -68,7 +68,7 @@ def torch_parameters(loss: Loss, inputs: dict[str, torch.Tensor], constants: dic
     for p in loss.distribution.params:
         if p.name in loss.fixed:
             value = loss.fixed[p.name]
-            out[p.name] = constants[str(value)] if str(value) in constants else torch.tensor(float(value))
+            out[p.name] = constants[str(value)] if str(value) in constants else torch.tensor(float(value), dtype=torch.float64)
         elif p.name in loss.links:
             link = loss.links[p.name]
             out[p.name] = INVERSE[link](inputs[input_name(p.name, LINKS[link])])
@@ -153,8 +153,8 @@ def sample_case(loss: Loss, n: int = 6, seed: int = 0) -> tuple[dict, dict, torc
 
 
 def rel_err(a, b) -> float:
-    a = torch.as_tensor(a, dtype=torch.float64)
-    b = torch.as_tensor(b, dtype=torch.float64)
+    a = torch.as_tensor(a.detach() if isinstance(a, torch.Tensor) else a, dtype=torch.float64)
+    b = torch.as_tensor(b.detach() if isinstance(b, torch.Tensor) else b, dtype=torch.float64)
     return float(((a - b).abs() / (1 + b.abs())).max()) if a.numel() else 0.0
 
 

@@ -175,14 +175,22 @@ COMMON = ["Normal", "Laplace", "Cauchy", "Logistic", "Gumbel", "LogNormal", "Hal
           "Categorical", "Multinomial", "Dirichlet"]
 
 
-def _parser():
+@functools.cache
+def _parse_function():
     try:
         from sympy.parsing.latex import parse_latex
 
         parse_latex("x + 1")
     except ImportError as exc:
-        pytest.skip(f"sympy's LaTeX parser is unavailable ({exc}); pip install 'antlr4-python3-runtime==4.11.*'")
-    return parse_latex
+        return str(exc)
+    return functools.lru_cache(maxsize=4096)(parse_latex)  # names recur in every row: parse each once
+
+
+def _parser():
+    parse = _parse_function()
+    if isinstance(parse, str):
+        pytest.skip(f"sympy's LaTeX parser is unavailable ({parse}); pip install 'antlr4-python3-runtime==4.11.*'")
+    return parse
 
 
 def unreadable(expr: sp.Basic) -> str | None:

@@ -352,6 +352,16 @@ def test_rule_xlogy():
     assert sp.diff(XLogY(a, p), p) == a / p
 
 
+def test_rule_factor_denominator():
+    expr = (y - p) / (p**2 - p)  # the derived gradient of the binary cross-entropy
+    out = apply_rule("factor_denominator", expr)
+    assert out == (y - p) / (p * (p - 1))
+    q = 1 - 1e-7
+    want = -1 / q
+    assert abs(float_value(as_float(out, y, p), 1.0, q) / want - 1) < 1e-15
+    assert abs(float_value(naive(expr, y, p), 1.0, q) / want - 1) > 1e-12  # what the rule prevents
+
+
 def test_rule_exp_of_sum():
     expr = sp.exp(2 * a) * sp.exp(-3 * b) * x
     out = apply_rule("exp_of_sum", expr)

@@ -20,4 +20,6 @@ from .engine import analyze, convexity
 from .metrics import METRICS, loss_from_expr, metric
 from .report import PROPERTIES, Report, Verdict
 
-__all__ = ["analyze", "convexity", "Report", "Verdict", "metric", "METRICS", "loss_from_expr", "ATOMS", "Atom", "PROPERTIES"]
+__all__ = [
+    "analyze", "convexity", "Report", "Verdict", "metric", "METRICS", "loss_from_expr", "ATOMS", "Atom", "PROPERTIES",
+]

@@ -144,11 +144,21 @@ def prove_positive(e: sp.Expr, env: RangeEnv, dl: Clock) -> bool:
     return bool(dl.step(lambda: e.is_positive, None)) is True
 
 
-def prove_zero(e: sp.Expr, dl: Clock) -> bool:
-    """e == 0 identically (by algebra, never by sampling)."""
+def prove_zero(e: sp.Expr, dl: Clock, env: RangeEnv | None = None) -> bool:
+    """e == 0 identically (by algebra, never by sampling).
+
+    With ``env``, logs are combined (log a − log b = log(a/b)) when every log argument is provably positive,
+    which is where that rewrite is valid.
+    """
     if e == 0:
         return True
-    for fn in (lambda: sp.expand(e), lambda: sp.cancel(sp.together(e)), lambda: sp.simplify(e)):
+    forms: list[Callable[[], sp.Expr]] = [lambda: sp.expand(e), lambda: sp.cancel(sp.together(e))]
+    if env is not None and e.has(sp.log):
+        logs = [n for n in sp.preorder_traversal(e) if isinstance(n, sp.log)]
+        if all(env(n.args[0]).positive for n in logs):
+            forms.append(lambda: sp.simplify(sp.logcombine(sp.expand(e), force=True)))
+    forms.append(lambda: sp.simplify(e))
+    for fn in forms:
         out = dl.step(fn, None, cap=max(dl.left() / 2, 0.05))
         if out is not None and out == 0:
             return True

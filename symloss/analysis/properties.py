@@ -16,8 +16,18 @@ import numpy as np
 import sympy as sp
 
 from .calculus import (
-    Clock, Decomposition, decompose, has_nonsmooth, is_finite_expr, limit, nonsmooth_nodes, principal_minors,
-    prove_nonneg, prove_positive, prove_zero, sup_abs,
+    Clock,
+    Decomposition,
+    decompose,
+    has_nonsmooth,
+    is_finite_expr,
+    limit,
+    nonsmooth_nodes,
+    principal_minors,
+    prove_nonneg,
+    prove_positive,
+    prove_zero,
+    sup_abs,
 )
 from .dcp import dcp_curvature, depends_on
 from .numeric import SEED, find_convexity_violation, find_unimodality_violation, fmt, point_dict
@@ -95,7 +105,7 @@ def convexity_verdict(an: Analysis, S: tuple[sp.Basic, ...], clock: Clock, name:
         proof = (f"{what} in {label} by the composition rules (DCP) over the atoms {atoms}",
                  {"method": "composition rules (DCP)", "atoms": sorted(dcp.atoms), "curvature": dcp.kind})
     # a counterexample search runs even after a proof: a cheap cross-check of the rules
-    witness = _convexity_search(an, S, clock, share=0.25 if proof is None else 0.1)
+    witness = _convexity_search(an, S, clock, share=0.5 if proof is None else 0.1)
     if witness is not None and proof is not None:
         return _v(name, "unknown", f"conflict: the rules say convex in {label} but a re-checked counterexample "
                                    "exists; reporting unknown", {"proof": proof[0], "conflict": True})
@@ -107,7 +117,8 @@ def convexity_verdict(an: Analysis, S: tuple[sp.Basic, ...], clock: Clock, name:
         return _v(name, "proved", proof[0], proof[1])
     if an.scalar:
         smooth_in_S = not has_nonsmooth(e, S)
-        if smooth_in_S:
+        # second-order conditions need f twice differentiable on the whole (interval) domain: no pole, no log of 0
+        if smooth_in_S and analytic_on_domain(e, S, env)[0]:
             got = _second_order(an, S, clock)
             if got is not None:
                 return _v(name, "proved", got[0], got[1])
@@ -126,7 +137,8 @@ def _convexity_search(an: Analysis, S: tuple[sp.Basic, ...], clock: Clock, share
     hess = None
     if 0 < len(var_syms) <= 6:
         hess = clock.step(lambda: sp.hessian(flat.expr, var_syms), None, cap=max(clock.left() * share / 2, 0.05))
-    seconds = max(min(clock.left() * share, 1.5), 0.05)
+    # at least a few tenths of a second when the clock allows: compiling the evaluators costs that much
+    seconds = max(min(clock.left() * share, 2.0), min(0.4, clock.left() * 0.8), 0.05)
     return find_convexity_violation(flat, S, seconds, hessian=hess)
 
 
@@ -183,6 +195,9 @@ def _piecewise_convex(an: Analysis, u: sp.Basic, clock: Clock) -> tuple[str, dic
         if d2 is None:
             return None
         e2, env2 = _restricted_env(an, dec, i, d2)
+        p2, _ = _restricted_env(an, dec, i, piece)
+        if not analytic_on_domain(p2, [s for s in p2.free_symbols if isinstance(s, sp.Dummy)] or [u], env2)[0]:
+            return None
         if not prove_nonneg(e2, env2, clock.sub(0.3)):
             return None
     for i, b in enumerate(dec.breakpoints):
@@ -475,7 +490,7 @@ def _differentiable_instance(an: Analysis, clock: Clock) -> Verdict:
         dec = decompose(flat.expr, u, env, clock.sub(0.5))
         if dec is None:
             continue
-        for i, b in enumerate(dec.breakpoints):
+        for b in dec.breakpoints:
             wit = _kink_witness_flat(an, u, b, clock)
             if wit is not None:
                 return _v("differentiable", "disproved",
@@ -631,7 +646,7 @@ def check_smooth(an: Analysis, clock: Clock) -> Verdict:
                       {"L": Ls, "L_exact": exact, "second_derivative": an.show(g), "method": how})
         w = _growth_witness(an, g, u, clock, f"∂²ℓ/∂{u}²")
         if w is not None:
-            return _v(name, "disproved", f"not L-smooth in {u}: the second derivative is unbounded", 
+            return _v(name, "disproved", f"not L-smooth in {u}: the second derivative is unbounded",
                       {"second_derivative": an.show(g)}, w)
         return _v(name, "unknown", f"not decided: no finite bound on ∂²ℓ/∂{u}² was found and no growth was shown",
                   {"second_derivative": an.show(g)})
@@ -1021,6 +1036,9 @@ def _piecewise_unimodal(an: Analysis, e: sp.Expr, dec: Decomposition, clock: Clo
     moves: list[int | None] = []
     for i, piece in enumerate(dec.pieces):
         d, env2 = _restricted_env(an, dec, i, sp.diff(piece, u))
+        p2, _ = _restricted_env(an, dec, i, piece)
+        if not analytic_on_domain(p2, [s for s in p2.free_symbols if isinstance(s, sp.Dummy)] or [u], env2)[0]:
+            return False  # a pole inside a piece: the slope's sign says nothing about monotonicity
         moves.append(_sign_of(d, env2, clock))
         if i < len(dec.breakpoints):
             b = dec.breakpoints[i]
@@ -1132,11 +1150,11 @@ def check_symmetric(an: Analysis, clock: Clock) -> Verdict:
     e = an.tidy_expr
     swapped = e.xreplace({u: y, y: u})
     d_swap = swapped - e
-    swap_ok = prove_zero(d_swap, clock.sub(0.3))
+    swap_ok = prove_zero(d_swap, clock.sub(0.3), an.env)
     r = sp.Dummy("r", real=True)
     plus, minus = e.subs(u, y + r), e.subs(u, y - r)
     d_res = plus - minus
-    res_ok = prove_zero(d_res, clock.sub(0.3))
+    res_ok = prove_zero(d_res, clock.sub(0.3), an.env.with_symbols({r: Range()}))
     details: dict[str, Any] = {"prediction": str(u), "target": str(y)}
     if swap_ok and res_ok:
         return _v(name, "proved", f"L({u}, {y}) = L({y}, {u}) and L({y} + r) = L({y} − r) identically", details)
@@ -1410,14 +1428,14 @@ def check_proper(an: Analysis, clock: Clock) -> Verdict:
         val = sub.step(expectation, None, cap=max(sub.left() * 0.7, 0.05))
         val = _unwrap(val, sub)
         if val is not None and prove_zero(val, sub.sub(0.5)):
-            ok_num = sub.step(lambda g=g: _numeric_expectation(an, g, p, sub), None, cap=max(sub.left(), 0.05))
+            ok_num = sub.step(lambda g=g, sub=sub: _numeric_expectation(an, g, p, sub), None, cap=max(sub.left(), 0.05))
             if ok_num is not None and ok_num[1] > 1e-8:
                 per[str(u)] = f"conflict: symbolic 0 but numerically {ok_num[1]:.3g}"
                 status = "unknown"
             else:
                 per[str(u)] = "E[∂ℓ/∂" + f"{u}] = 0 (symbolic)"
             continue
-        num = sub.step(lambda g=g: _numeric_expectation(an, g, p, sub), None, cap=max(sub.left() * 0.8, 0.05))
+        num = sub.step(lambda g=g, sub=sub: _numeric_expectation(an, g, p, sub), None, cap=max(sub.left() * 0.8, 0.05))
         if val is not None and num is not None and num[1] > 1e-8:
             status = "disproved"
             witness = witness or num[0]

@@ -17,7 +17,7 @@ __all__ = ["module_doc", "known_as_text"]
 
 
 def _text(expr: sp.Basic) -> str:
-    return sp.sstr(expr, order="none")
+    return sp.sstr(expr)
 
 
 def known_as_text(loss: Loss, *, per_element: bool = True) -> str | None:

@@ -383,7 +383,7 @@ def _describe(loss: Loss, s: sp.Basic, role: str) -> str:
                 text = ""
         link = loss.links.get(pname)
         if link:
-            shown = sp.sstr(expr, order="none")
+            shown = sp.sstr(expr)
             what = f"{pname} ({text})" if text and text != pname else pname
             return f"{what} through the {link} link: {pname} = {shown}{domain}"
         return f"{text or pname}{domain}"

@@ -340,7 +340,7 @@ class _BatchMean:
         if typeset_width(self.expr, bp) + 12 <= width:
             return [Row(lhs, [f"{mean} {bp.doprint(sp.Sum(self.expr, (i, 1, n)))}"], note)]
         ell_i = _subscript(r"\ell", bp.doprint(i))
-        sum_i = r"\sum_{%s=1}^{%s} %s" % (bp.doprint(i), bp.doprint(n), ell_i)
+        sum_i = rf"\sum_{{{bp.doprint(i)}=1}}^{{{bp.doprint(n)}}} {ell_i}"
         return [Row(lhs, [f"{mean} {sum_i}"], note),
                 Row(ell_i, _split(self.expr, bp, width), _t("observation ") + bp.doprint(i), None, self.expr)]
 
@@ -362,7 +362,7 @@ def _objective_rows(loss: Loss, printer: LossLatexPrinter) -> list[tuple[str, An
     wvec = printer.name(wname) if wname != str(pen.weight) else "w"
     j = str(pen.weight).rsplit("_", 1)[-1]
     ell_i = _subscript(r"\ell", bp.doprint(i))
-    sum_i = r"\sum_{%s=1}^{%s}" % (bp.doprint(i), bp.doprint(n))
+    sum_i = rf"\sum_{{{bp.doprint(i)}=1}}^{{{bp.doprint(n)}}}"
     rows: list[tuple[str, Any, str, None]] = [
         (f"J({wvec})", [rf"{sum_i} {ell_i} + \sum_{{{j}}} \Omega({w})"], _t("MAP objective"), None)]
     form = _classic_form(loss)
@@ -417,12 +417,12 @@ def gradient_rows(loss: Loss, printer: LossLatexPrinter, *, batch: bool = False)
     for s, g in loss.gradient.items():
         u = s[vector.j] if isinstance(s, sp.IndexedBase) and vector is not None else s
         if batch:  # N ∂L/∂u_i: the per-observation gradient, which the printer can break over lines
-            lhs = r"%s \frac{\partial \mathcal{L}}{\partial %s}" % (bp.doprint(n), bp.doprint(u))
+            lhs = rf"{bp.doprint(n)} \frac{{\partial \mathcal{{L}}}}{{\partial {bp.doprint(u)}}}"
             raw.append((lhs, _BatchExpr(g, bp), "", None))
         else:
-            raw.append((r"\frac{\partial \ell}{\partial %s}" % printer.doprint(u), g, "", None))
+            raw.append((rf"\frac{{\partial \ell}}{{\partial {printer.doprint(u)}}}", g, "", None))
     if loss.penalty is not None:
-        raw.append((r"\frac{\partial \Omega}{\partial %s}" % printer.doprint(loss.penalty.weight),
+        raw.append((rf"\frac{{\partial \Omega}}{{\partial {printer.doprint(loss.penalty.weight)}}}",
                     loss.penalty.gradient, _t("a subgradient at 0") if loss.penalty.kind == "l1" else "", None))
     return _layout_any(raw, printer)
 
@@ -549,7 +549,7 @@ def _known_sentence(loss: Loss, printer: LossLatexPrinter) -> list[Chunk] | None
     out: list[Chunk] = [("text", "Up to terms that do not depend on the trained inputs, this loss is ")]
     if k.factor != 1:
         out += [("math", printer.doprint(k.factor) + r" \times"), ("text", " ")]
-    out.append(("text", f"the {k.name}" if k.factor == 1 else k.name))
+    out.append(("text", f"the {k.name}"))
     if k.torch:
         call = k.torch
         if k.torch_kwargs:
@@ -592,9 +592,9 @@ def _analysis_report(loss: Loss, report: Any, analysis: bool | None, budget: flo
         from ..analysis import analyze
     except ImportError:
         if analysis:  # asked for explicitly: say why there is no table
-            from ..errors import SymlossError
+            from ..errors import UnsupportedError
 
-            raise SymlossError("the property table needs symloss.analysis, which is not available") from None
+            raise UnsupportedError("the property table needs symloss.analysis, which is not available") from None
         return None
     try:
         return analyze(loss, budget=budget)
@@ -749,7 +749,7 @@ def _md_chunks(chunks: Sequence[Chunk]) -> str:
         elif kind == "code":
             out.append("`" + value.replace("`", "'") + "`")
         else:
-            out.append(markdown_text(value) if value.strip() else value)
+            out.append(markdown_text(value))
     return "".join(out)
 
 

@@ -39,9 +39,9 @@ from typing import Any
 
 import sympy as sp
 from sympy.printing.latex import LatexPrinter, greek_letters_set
-from sympy.simplify.radsimp import fraction
 from sympy.printing.pretty.pretty import PrettyPrinter
 from sympy.printing.pretty.stringpict import prettyForm
+from sympy.simplify.radsimp import fraction
 
 from .text import latex_math_name
 
@@ -156,36 +156,36 @@ class LossLatexPrinter(LatexPrinter):
         # \log\left(x\right), not SymPy's \log{\left(x \right)}: the same on paper, and sympy's LaTeX
         # parser reads "\log{(a)} b" as log(a b)
         arg = self._print(expr.args[0])
-        return r"\log\left(%s\right)" % arg if exp is None else r"\log^{%s}\left(%s\right)" % (exp, arg)
+        return rf"\log\left({arg}\right)" if exp is None else rf"\log^{{{exp}}}\left({arg}\right)"
 
     def _print_loggamma(self, expr: sp.Expr, exp: str | None = None) -> str:
-        tex = r"\log\Gamma\left(%s\right)" % self._print(expr.args[0])
-        return tex if exp is None else r"\left(%s\right)^{%s}" % (tex, exp)
+        tex = rf"\log\Gamma\left({self._print(expr.args[0])}\right)"
+        return tex if exp is None else rf"\left({tex}\right)^{{{exp}}}"
 
     def _print_polygamma(self, expr: sp.Expr, exp: str | None = None) -> str:
         n, x = expr.args
-        head = r"\psi" if n == 0 else r"\psi^{(%s)}" % self._print(n)
-        tex = r"%s\left(%s\right)" % (head, self._print(x))
-        return tex if exp is None else r"\left(%s\right)^{%s}" % (tex, exp)
+        head = r"\psi" if n == 0 else rf"\psi^{{({self._print(n)})}}"
+        tex = rf"{head}\left({self._print(x)}\right)"
+        return tex if exp is None else rf"\left({tex}\right)^{{{exp}}}"
 
     def _print_sign(self, expr: sp.Expr, exp: str | None = None) -> str:
-        tex = r"\operatorname{sign}\left(%s\right)" % self._print(expr.args[0])
-        return tex if exp is None else r"\left(%s\right)^{%s}" % (tex, exp)
+        tex = rf"\operatorname{{sign}}\left({self._print(expr.args[0])}\right)"
+        return tex if exp is None else rf"\left({tex}\right)^{{{exp}}}"
 
     def _print_atanh(self, expr: sp.Expr, exp: str | None = None) -> str:
-        tex = r"\operatorname{artanh}\left(%s\right)" % self._print(expr.args[0])
-        return tex if exp is None else r"\left(%s\right)^{%s}" % (tex, exp)
+        tex = rf"\operatorname{{artanh}}\left({self._print(expr.args[0])}\right)"
+        return tex if exp is None else rf"\left({tex}\right)^{{{exp}}}"
 
     def _print_beta(self, expr: sp.Expr, exp: str | None = None) -> str:
         # SymPy 1.14 formats the arguments with str(): B(1/2, df/2) instead of their LaTeX
         args = ", ".join(self._print(a) for a in (expr.args if len(expr.args) == 2 else expr.args * 2))
-        tex = r"\operatorname{B}\left(%s\right)" % args
-        return tex if exp is None else r"\operatorname{B}^{%s}\left(%s\right)" % (exp, args)
+        tex = rf"\operatorname{{B}}\left({args}\right)"
+        return tex if exp is None else rf"\operatorname{{B}}^{{{exp}}}\left({args}\right)"
 
     def _print_Abs(self, expr: sp.Expr, exp: str | None = None) -> str:
         # no braces inside the bars: \left|x\right| (SymPy writes \left|{x}\right|)
-        tex = r"\left|%s\right|" % self._print(expr.args[0])
-        return tex if exp is None else r"%s^{%s}" % (tex, exp)
+        tex = rf"\left|{self._print(expr.args[0])}\right|"
+        return tex if exp is None else rf"{tex}^{{{exp}}}"
 
     # -- products ------------------------------------------------------------------------------------------
     def _print_Mul(self, expr: sp.Expr) -> str:
@@ -205,7 +205,7 @@ class LossLatexPrinter(LatexPrinter):
         numer, denom = fraction(expr, exact=True)
         if denom is sp.S.One and sp.Pow(1, -1, evaluate=False) not in expr.args:
             return tex + self._factors(expr)
-        return tex + r"\frac{%s}{%s}" % (self._factors(numer), self._factors(denom))
+        return tex + rf"\frac{{{self._factors(numer)}}}{{{self._factors(denom)}}}"
 
     def _factors(self, expr: sp.Expr) -> str:
         if not expr.is_Mul:
@@ -215,7 +215,7 @@ class LossLatexPrinter(LatexPrinter):
         for i, term in enumerate(args):
             tex = self._print(term)
             if self._needs_mul_brackets(term, first=i == 0, last=i == len(args) - 1):
-                tex = r"\left(%s\right)" % tex
+                tex = rf"\left({tex}\right)"
             if out:
                 out += r" \cdot " if re.search(r"[0-9]$", last) and re.match(r"[0-9{]", tex) else " "
             out += tex
@@ -245,7 +245,7 @@ class LossLatexPrinter(LatexPrinter):
                     sign = "+ "
             tex = self._print(term)
             if self._needs_add_brackets(term):
-                tex = r"\left(%s\right)" % tex
+                tex = rf"\left({tex}\right)"
             pieces.append(sign + tex)
         return pieces
 
@@ -281,10 +281,10 @@ def _subscript(tex: str, index: str) -> str:
     """``tex`` with ``index`` appended to its subscript: ``\\mu`` → ``\\mu_{i}``, ``\\mu_{1}`` → ``\\mu_{1,i}``."""
     m = re.fullmatch(r"(.*?)_\{([^{}]*)\}", tex)
     if m and "_" not in m.group(1) and "^" not in m.group(1):
-        return "%s_{%s,%s}" % (m.group(1), m.group(2), index)
+        return f"{m.group(1)}_{{{m.group(2)},{index}}}"
     if "_" in tex or "^" in tex:
-        return "{%s}_{%s}" % (tex, index)
-    return "%s_{%s}" % (tex, index)
+        return f"{{{tex}}}_{{{index}}}"
+    return f"{tex}_{{{index}}}"
 
 
 class _WidthPrinter(PrettyPrinter):

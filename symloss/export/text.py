@@ -123,12 +123,14 @@ def _math_run(parts: list[str]) -> str:
     return "$" + body + "$"
 
 
-_MD_SPECIALS = re.compile(r"([\\`*_{}\[\]<>()#+!|$~])")
+# the characters that start emphasis, code, links, HTML, table cells or math; not ( ) which
+# MathJax may take for \( \) delimiters once escaped
+_MD_SPECIALS = re.compile(r"([\\`*_\[\]<>|$~])")
 
 
 def markdown_text(text: str) -> str:
     """``text`` escaped for Markdown prose and table cells (Unicode is kept: Markdown renders it)."""
-    return _MD_SPECIALS.sub(r"\\\1", " ".join(str(text).split()))
+    return _MD_SPECIALS.sub(r"\\\1", re.sub(r"\s+", " ", str(text)))
 
 
 _IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")

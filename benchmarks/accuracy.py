@@ -1,0 +1,559 @@
+"""The accuracy harness: generated modules, torch built-ins and torch.distributions against mpmath.
+
+Every value is compared, in float64, with the exact loss evaluated by mpmath at
+50 significant digits (``sympy.lambdify(..., "mpmath")`` of ``loss.expr`` and
+``loss.gradient``) on an extreme grid.  Errors are ordinal distances between
+float64 numbers (ulps, as Herbie counts them) and are reported as bits,
+log2(ulps + 1).  Points where the truth is undefined, complex or overflows
+float64 are left out (counted as "out of range").
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import struct
+from dataclasses import dataclass, field
+from typing import Any
+
+import mpmath
+import numpy as np
+import sympy as sp
+
+from .common import load_module
+
+DPS = 50
+ESCALATE = (400, 1200)  # digits tried after DPS (truths that need them: tiny results of cancellations)
+K = 3  # classes for the class-axis (vector) losses
+
+LOGITS = [-1e4, -700.0, -40.0, -1.0, 0.0, 1.0, 40.0, 700.0, 1e4]
+SCALE_LOGS = [math.log(1e-30), math.log(1e-8), -1.0, 0.0, 1.0, math.log(1e8), math.log(1e30)]
+RATE_LOGS = [math.log(1e-300), math.log(1e-30), -1.0, 0.0, 1.0, math.log(1e30), math.log(1e300)]
+REALS = [-1e150, -1.0, 0.0, 1.0, 1e150]
+REAL_TARGETS = [-1e150, -1.0, 0.0, 1e-300, 1.0, 1e150]
+POSITIVES = [1e-300, 1e-30, 1e-8, 1.0, 1e8, 1e30, 1e300]
+UNIT = [0.0, 1e-300, 1e-16, 1e-8, 0.5, 1 - 1e-8, 1 - 2.0**-53, 1.0]
+COUNTS = [0.0, 1.0, 3.0, 100.0, 1e6]
+
+TARGETS_ULP_MEDIAN = 4
+TARGETS_ULP_MAX = 64
+
+
+# -- ulps -------------------------------------------------------------------------------------------
+def _ordinal(x: float) -> int:
+    i = struct.unpack("<q", struct.pack("<d", x))[0]
+    return i if i >= 0 else -(i & 0x7FFFFFFFFFFFFFFF)
+
+
+def ulps(a: float, b: float) -> float:
+    """The number of float64 values between a and b (both finite)."""
+    return float(abs(_ordinal(a) - _ordinal(b)))
+
+
+def bits(u: float) -> float:
+    return math.log2(u + 1.0)
+
+
+# -- grid ------------------------------------------------------------------------------------------
+def _values(name: str, domain, *, target: bool) -> list[float]:
+    dn = getattr(domain, "name", "real")
+    if dn == "real":
+        if "logit" in name:
+            vals = LOGITS
+        elif name.startswith("log_"):
+            vals = RATE_LOGS if any(w in name for w in ("rate", "mu", "mean")) else SCALE_LOGS
+        else:
+            vals = REAL_TARGETS if target else REALS
+    elif dn == "positive":
+        vals = POSITIVES
+    elif dn == "binary":
+        vals = [0.0, 1.0]
+    elif dn in ("nonnegative_integer", "positive_integer"):
+        vals = COUNTS
+    elif "unit" in dn:
+        vals = UNIT
+    else:
+        vals = sorted(set(REAL_TARGETS + POSITIVES + UNIT + COUNTS))
+    out = []
+    for v in vals:
+        try:
+            if domain is None or domain.contains(v):
+                out.append(v)
+        except Exception:  # noqa: BLE001
+            out.append(v)
+    return out or list(vals)
+
+
+def _subsample(points: list, limit: int) -> list:
+    if len(points) <= limit:
+        return points
+    idx = np.unique(np.linspace(0, len(points) - 1, limit).round().astype(int))
+    return [points[i] for i in idx]
+
+
+@dataclass
+class Problem:
+    """A loss flattened to scalar symbols, with its grid."""
+
+    loss: Any
+    names: list[str]  # call order for the truth functions: inputs, target, constants (scalar names)
+    symbols: list[sp.Symbol]
+    points: list[dict[str, Any]]  # per point: input name -> float or list (vector), "y" -> ...
+    vector: bool = False
+    flat: dict[str, list[str]] = field(default_factory=dict)  # vector name -> scalar names
+
+    def scalarize(self, expr: sp.Expr, j: int | None = None) -> sp.Expr:
+        if not self.vector:
+            return expr
+        Ks = [s for s in expr.free_symbols if str(s) == "K"]
+        if Ks:
+            expr = expr.subs(Ks[0], K)
+        if j is not None:
+            js = [s for s in expr.free_symbols if str(s) == "j"]
+            for s in js:
+                expr = expr.subs(s, j)
+        expr = expr.doit()
+        repl = {}
+        for ix in expr.atoms(sp.Indexed):
+            repl[ix] = sp.Symbol(f"{ix.base}_{int(ix.indices[0])}", real=True)
+        return expr.xreplace(repl)
+
+    def scalar_args(self, point: dict[str, Any]) -> list[Any]:
+        out = []
+        for n in self.names:
+            base, _, idx = n.rpartition("_")
+            if n in point:
+                out.append(point[n])
+            elif self.vector and base in point and idx.isdigit():
+                out.append(point[base][int(idx)])
+            else:
+                raise KeyError(n)
+        return out
+
+
+def build_problem(loss, limit: int = 600) -> Problem:
+    tname = str(loss.target)
+    consts = [str(c) for c in loss.constants]
+    if loss.event == "vector":
+        return _vector_problem(loss, limit)
+    axes = []
+    names = [*loss.input_names, tname, *consts]
+    for n in loss.input_names:
+        axes.append(_values(n, loss.domains.get(loss.input(n)), target=False))
+    axes.append(_values(tname, loss.domains.get(loss.target), target=True))
+    for c in loss.constants:
+        axes.append(_values(str(c), loss.domains.get(c), target=False) if c in loss.domains else [1e-8, 0.5, 1 - 1e-8])
+    pts = [dict(zip(names, combo, strict=True)) for combo in itertools.product(*axes)]
+    symbols = [*loss.inputs, loss.target, *loss.constants]
+    return Problem(loss, names, symbols, _subsample(pts, limit))
+
+
+def _vector_problem(loss, limit: int) -> Problem:
+    dist = getattr(loss.distribution, "name", "")
+    vec_inputs = [n for n in loss.input_names if getattr(loss.domains.get(loss.input(n)), "vector", False)]
+    scal_inputs = [n for n in loss.input_names if n not in vec_inputs]
+    tname = str(loss.target)
+    comps = [-1e4, -700.0, -40.0, 0.0, 40.0, 700.0, 1e4] if any("logit" in n for n in vec_inputs) else \
+        [math.log(1e-30), -1.0, 0.0, 1.0, math.log(1e30)]
+    vecs = [list(v) for v in itertools.product(comps, repeat=K)]
+    if dist == "Categorical":
+        targets = [[1.0 if i == c else 0.0 for i in range(K)] for c in range(K)]
+    elif dist == "Multinomial":
+        targets = [[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 3.0, 1.0], [100.0, 0.0, 1e6]]
+    elif dist == "Dirichlet":
+        targets = [[1 / 3, 1 / 3, 1 / 3], [1e-300, 0.5, 0.5], [1 - 2e-16, 1e-16, 1e-16]]
+    else:
+        targets = [[1.0 if i == c else 0.0 for i in range(K)] for c in range(K)]
+    pts = []
+    for v, y in itertools.product(vecs, targets):
+        p = {n: v for n in vec_inputs}
+        for n in scal_inputs:
+            p[n] = float(sum(y))  # total_count = the number of trials
+        p[tname] = y
+        pts.append(p)
+    names = []
+    symbols = []
+    flat = {}
+    for n in [*loss.input_names, tname]:
+        if n in vec_inputs or n == tname:
+            flat[n] = [f"{n}_{i}" for i in range(K)]
+            names += flat[n]
+        else:
+            names.append(n)
+    symbols = [sp.Symbol(n, real=True) for n in names]
+    return Problem(loss, names, symbols, _subsample(pts, limit), vector=True, flat=flat)
+
+
+# -- the truth -------------------------------------------------------------------------------------
+def _by_name(problem: Problem, expr: sp.Expr) -> sp.Expr:
+    """expr with every free symbol replaced by a plain symbol of the same name (assumptions differ)."""
+    plain = {s: sp.Symbol(str(s)) for s in expr.free_symbols}
+    return expr.xreplace(plain)
+
+
+def truth_function(problem: Problem, expr: sp.Expr, j: int | None = None):
+    e = _by_name(problem, problem.scalarize(expr, j))
+    syms = [sp.Symbol(n) for n in problem.names]
+    f = sp.lambdify(syms, e, modules="mpmath")
+
+    def at(args, dps: int):
+        try:
+            with mpmath.workdps(dps):
+                v = f(*[mpmath.mpf(a) for a in args])
+                if isinstance(v, mpmath.mpc):
+                    if v.imag != 0 and abs(v.imag) > abs(v.real) * mpmath.mpf(10) ** (-dps + 10):
+                        return None
+                    v = v.real
+                v = mpmath.mpf(v)
+                if not mpmath.isfinite(v):
+                    return None
+                return float(v)
+        except (ZeroDivisionError, ValueError, OverflowError, TypeError, ArithmeticError):
+            return None
+
+    def evaluate(point) -> float | None:
+        """The truth rounded to float64; None where undefined, complex or beyond float64's range.
+
+        Evaluated at DPS digits and again at more (log(1 + e^-700) needs 305 digits to round right):
+        the result counts once two precisions round to the same float64.
+        """
+        args = problem.scalar_args(point)
+        prev = at(args, DPS)
+        for dps in ESCALATE:
+            cur = at(args, dps)
+            if cur == prev or (cur is not None and prev is not None and ulps(cur, prev) <= 1):
+                out = cur
+                break
+            prev = cur
+        else:
+            return None
+        if out is None or not math.isfinite(out):
+            return None
+        return out
+
+    return evaluate
+
+
+# -- candidates ------------------------------------------------------------------------------------
+def _tensors(problem: Problem, backend: str):
+    """Arrays of all points: input name -> array (P,) or (P, K) in float64."""
+    out = {}
+    for n in [*problem.loss.input_names, str(problem.loss.target), *map(str, problem.loss.constants)]:
+        col = [p[n] for p in problem.points]
+        arr = np.asarray(col, dtype=np.float64)
+        if problem.vector and arr.ndim == 1:
+            arr = arr[:, None]
+        out[n] = arr
+    if backend == "torch":
+        import torch
+
+        out = {k: torch.tensor(v, dtype=torch.float64) for k, v in out.items()}
+    return out
+
+
+def generated_outputs(problem: Problem, target: str):
+    """{"value": array(P), "<wrt>": array(P) or (P, K)} from the generated module, or a string reason."""
+    loss = problem.loss
+    mod, err = load_module(loss, target)
+    if mod is None:
+        return err
+    arrs = _tensors(problem, target)
+    args = [arrs[n] for n in loss.input_names]
+    kw = {str(c): arrs[str(c)] for c in loss.constants}
+    y = arrs[str(loss.target)]
+    try:
+        with np.errstate(all="ignore"):
+            value = mod.loss(*args, y, reduction="none", full=False, **kw)
+            grads = mod.grad(*args, y, reduction="none", full=False, **kw)
+    except Exception as exc:  # noqa: BLE001
+        return f"failed: {exc.__class__.__name__}: {str(exc)[:200]}"
+    out = {"value": _np(value).reshape(len(problem.points), -1)[:, 0]}
+    for name, g in zip(loss.wrt_names, grads, strict=True):
+        g = np.broadcast_to(_np(g), arrs[name].shape if hasattr(arrs[name], "shape") else ())
+        out[name] = np.asarray(g).reshape(len(problem.points), -1)
+    return out
+
+
+def _np(x):
+    try:
+        import torch
+
+        if isinstance(x, torch.Tensor):
+            return x.detach().cpu().numpy()
+    except ImportError:
+        pass
+    return np.asarray(x, dtype=np.float64)
+
+
+def builtin_outputs(problem: Problem, full: bool = False):
+    """The torch built-in named by loss.known_as (value and autograd gradients), or a reason string."""
+    import torch
+    import torch.nn.functional as F  # noqa: N812
+
+    loss = problem.loss
+    ka = loss.known_as
+    if ka is None or not ka.torch:
+        return None
+    fn = getattr(F, ka.torch.rsplit(".", 1)[1])
+    arrs = _tensors(problem, "torch")
+    kwargs = dict(ka.torch_kwargs)
+    leaves = {}
+    for arg, sym in ka.arguments.items():
+        t = arrs[sym].clone().requires_grad_(sym in loss.wrt_names)
+        leaves[sym] = t
+        kwargs[arg] = t
+    y = arrs[str(loss.target)]
+    if loss.event == "vector":
+        y = y.argmax(dim=-1)
+    kwargs["target"] = y
+    if full:
+        kwargs["full"] = True
+    try:
+        v = fn(**kwargs, reduction="none")
+        gs = torch.autograd.grad(v.sum(), [leaves[n] for n in loss.wrt_names if n in leaves], allow_unused=True)
+    except Exception as exc:  # noqa: BLE001
+        return f"failed: {exc.__class__.__name__}: {str(exc)[:200]}"
+    out = {"value": v.detach().numpy().reshape(len(problem.points), -1)[:, 0]}
+    for n, g in zip([n for n in loss.wrt_names if n in leaves], gs, strict=True):
+        out[n] = (g.numpy() if g is not None else np.zeros(arrs[n].shape)).reshape(len(problem.points), -1)
+    return out
+
+
+def torch_distribution_params(loss, tensors):
+    """Keyword arguments for torch.distributions.<Dist> from loss.parameters, or raise."""
+    import torch
+
+    kwargs = {}
+    names = set(loss.input_names)
+    for pname, expr in loss.parameters.items():
+        s = str(expr)
+        if s in names:
+            kwargs[pname] = tensors[s]
+        elif expr.is_Number:
+            kwargs[pname] = torch.full_like(next(iter(tensors.values())), float(expr))
+        elif isinstance(expr, sp.exp) and str(expr.args[0]) in names:
+            kwargs[pname] = torch.exp(tensors[str(expr.args[0])])
+        elif "Sum" in s and "exp" in s and pname == "probs":
+            arg = [a for a in loss.input_names if a in s][0]
+            kwargs["logits"] = tensors[arg]
+        elif pname == "probs" and s.startswith("1/(1 + exp(-"):
+            arg = s[len("1/(1 + exp(-"):-2]
+            kwargs["logits"] = tensors[arg]
+        elif isinstance(expr, sp.Pow) and expr.exp == sp.Rational(1, 2) and str(expr.base) in names:
+            kwargs[pname] = torch.sqrt(tensors[str(expr.base)])
+        else:
+            raise NotImplementedError(f"parameter {pname} = {s}")
+    return kwargs
+
+
+def distribution_outputs(problem: Problem):
+    """−torch.distributions.<Dist>(...).log_prob(y) and its autograd gradients, or a reason string."""
+    import torch
+
+    loss = problem.loss
+    dname = getattr(loss.distribution, "torch", None)
+    if not dname:
+        return None
+    cls = getattr(torch.distributions, dname, None)
+    if cls is None:
+        return f"torch.distributions has no {dname}"
+    arrs = _tensors(problem, "torch")
+    leaves = {n: arrs[n].clone().requires_grad_(n in loss.wrt_names) for n in loss.input_names}
+    y = arrs[str(loss.target)]
+    try:
+        kw = torch_distribution_params(loss, leaves)
+        if dname == "Categorical":
+            y = y.argmax(dim=-1)
+        if dname == "Multinomial":
+            return "not comparable: torch Multinomial needs one Python int total_count"
+        if loss.event == "vector":
+            for k, v in kw.items():
+                if v.shape[-1] == 1 and k == "total_count":
+                    kw[k] = v[..., 0]
+        d = cls(**kw, validate_args=False)
+        v = -d.log_prob(y)
+        wrt = [n for n in loss.wrt_names]
+        gs = torch.autograd.grad(v.sum(), [leaves[n] for n in wrt], allow_unused=True)
+    except Exception as exc:  # noqa: BLE001
+        return f"failed: {exc.__class__.__name__}: {str(exc)[:200]}"
+    out = {"value": v.detach().numpy().reshape(len(problem.points), -1)[:, 0]}
+    for n, g in zip(wrt, gs, strict=True):
+        out[n] = (g.numpy() if g is not None else np.zeros(tuple(arrs[n].shape))).reshape(len(problem.points), -1)
+    return out
+
+
+# -- scoring ---------------------------------------------------------------------------------------
+@dataclass
+class Score:
+    what: str  # "value" or the gradient's input
+    errors: list[float]  # ulps at points where the truth is finite and the output finite
+    nonfinite: int  # outputs not finite where the truth is finite
+    per_point: dict[tuple[int, int], float]  # (point, component) -> ulps (inf for non-finite)
+    out_of_range: int
+
+    @property
+    def median(self) -> float:
+        return float(np.median(self.errors)) if self.errors else 0.0
+
+    @property
+    def max(self) -> float:
+        return max(self.errors) if self.errors else 0.0
+
+
+def score(problem: Problem, outputs: dict, truths: dict[str, list[list[float | None]]]) -> list[Score]:
+    scores = []
+    for what, truth in truths.items():
+        if what not in outputs:
+            continue
+        out = np.asarray(outputs[what], dtype=np.float64)
+        if out.ndim == 1:
+            out = out[:, None]
+        errs, per, nf, oor = [], {}, 0, 0
+        for i, row in enumerate(truth):
+            for c, t in enumerate(row):
+                if t is None:
+                    oor += 1
+                    continue
+                o = float(out[i, c if out.shape[1] > 1 else 0])
+                if not math.isfinite(o):
+                    nf += 1
+                    per[(i, c)] = math.inf
+                    continue
+                u = ulps(o, t)
+                errs.append(u)
+                per[(i, c)] = u
+        scores.append(Score(what, errs, nf, per, oor))
+    return scores
+
+
+def truths_for(problem: Problem, expr: sp.Expr, gradient: dict, wrt: list[str]) -> dict:
+    """{"value": [[t]], "<wrt>": [[t_0 … t_{K-1}]]} at every point."""
+    loss = problem.loss
+    out = {}
+    f = truth_function(problem, expr)
+    out["value"] = [[f(p)] for p in problem.points]
+    for n in wrt:
+        sym = loss.input(n)
+        g = gradient.get(sym)
+        if g is None:
+            continue
+        if problem.vector and getattr(loss.domains.get(sym), "vector", False):
+            fs = [truth_function(problem, g, j) for j in range(K)]
+            out[n] = [[fj(p) for fj in fs] for p in problem.points]
+        else:
+            fg = truth_function(problem, g)
+            out[n] = [[fg(p)] for p in problem.points]
+    return out
+
+
+def formula_gradient(loss, expr: sp.Expr) -> dict:
+    """d expr / d input for every trained input (vector inputs: d/d input[j])."""
+    out = {}
+    for s in loss.wrt:
+        if loss.event == "vector" and isinstance(s, sp.IndexedBase):
+            j = sp.Symbol("j", integer=True)
+            out[s] = sp.diff(expr, s[j])
+        else:
+            out[s] = sp.diff(expr, s)
+    return out
+
+
+@dataclass
+class Row:
+    loss: str
+    implementation: str
+    points: int
+    scores: list[Score] | None
+    note: str = ""
+    worse_than_builtin: int | None = None
+    worst: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool | None:
+        if not self.scores:
+            return None
+        med = max(s.median for s in self.scores)
+        mx = max(s.max for s in self.scores)
+        nf = sum(s.nonfinite for s in self.scores)
+        return med <= TARGETS_ULP_MEDIAN and mx <= TARGETS_ULP_MAX and nf == 0 and not self.worse_than_builtin
+
+
+def _worst(problem: Problem, scores: list[Score], n: int = 3) -> list[str]:
+    items = []
+    for s in scores:
+        for (i, c), u in s.per_point.items():
+            items.append((u, s.what, i, c))
+    items.sort(key=lambda t: -t[0])
+    out = []
+    for u, what, i, c in items[:n]:
+        if u <= TARGETS_ULP_MAX:
+            break
+        p = problem.points[i]
+        pt = ", ".join(f"{k}={_fmt_point(v)}" for k, v in p.items())
+        comp = f"[{c}]" if problem.vector and what != "value" else ""
+        out.append(f"{what}{comp} at {pt}: {'non-finite' if math.isinf(u) else f'{u:.3g} ulps'}")
+    return out
+
+
+def _fmt_point(v) -> str:
+    if isinstance(v, list):
+        return "[" + ", ".join(f"{x:.4g}" for x in v) + "]"
+    return f"{v:.6g}"
+
+
+def evaluate_loss(loss, limit: int = 600, targets=("torch", "numpy"), comparisons: bool = True) -> list[Row]:
+    """Rows for the generated modules (and, with ``comparisons``, the torch built-in and torch.distributions)."""
+    problem = build_problem(loss, limit)
+    wrt = list(loss.wrt_names)
+    truths = truths_for(problem, loss.expr, loss.gradient, wrt)
+    rows = []
+    builtin_per: dict | None = None
+    bi_row = None
+    if comparisons and loss.known_as is not None and loss.known_as.torch:
+        bi = builtin_outputs(problem)
+        label = loss.known_as.torch.replace("torch.nn.functional.", "F.")
+        if isinstance(bi, str):
+            bi_row = Row(loss.name, label, len(problem.points), None, bi)
+        elif bi is not None:
+            formula = loss.known_as.formula
+            bt = truths_for(problem, formula, formula_gradient(loss, formula), wrt)
+            sc = score(problem, bi, bt)
+            builtin_per = {s.what: s.per_point for s in sc}
+            bi_row = Row(loss.name, label, len(problem.points), sc, worst=_worst(problem, sc))
+    for target in targets:
+        out = generated_outputs(problem, target)
+        if isinstance(out, str):
+            rows.append(Row(loss.name, f"generated {target}", len(problem.points), None, out))
+            continue
+        sc = score(problem, out, truths)
+        row = Row(loss.name, f"generated {target}", len(problem.points), sc, worst=_worst(problem, sc))
+        if builtin_per is not None:
+            worse = 0
+            for s in sc:
+                bp = builtin_per.get(s.what, {})
+                for key, u in s.per_point.items():
+                    b = bp.get(key)
+                    if b is not None and u > max(TARGETS_ULP_MEDIAN, 2 * b):
+                        worse += 1
+            row.worse_than_builtin = worse
+        rows.append(row)
+    if bi_row is not None:
+        rows.append(bi_row)
+    if comparisons and loss.known_as is not None and loss.known_as.key == "poisson_nll":
+        bi = builtin_outputs(problem, full=True)
+        if isinstance(bi, dict):
+            nt = truths_for(problem, loss.nll, loss.gradient, wrt)
+            sc = score(problem, bi, nt)
+            rows.append(Row(loss.name, "F.poisson_nll_loss(full=True) vs exact −log p", len(problem.points), sc,
+                            worst=_worst(problem, sc)))
+    if comparisons:
+        d = distribution_outputs(problem)
+        if d is not None:
+            label = f"−torch.distributions.{loss.distribution.torch}.log_prob"
+            if isinstance(d, str):
+                rows.append(Row(loss.name, label, len(problem.points), None, d))
+            else:
+                nt = truths_for(problem, loss.nll, loss.gradient, wrt)
+                sc = score(problem, d, nt)
+                rows.append(Row(loss.name, label, len(problem.points), sc, worst=_worst(problem, sc)))
+    return rows
