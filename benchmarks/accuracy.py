@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 import math
 import struct
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,7 +24,8 @@ import sympy as sp
 from .common import load_module
 
 DPS = 50
-ESCALATE = (400, 1200)  # digits tried after DPS (truths that need them: tiny results of cancellations)
+ESCALATE = (80, 400, 1200)
+SLOW_S = 0.02  # an evaluation slower than this at 80 digits is not retried at 400 even if tiny  # digits tried after DPS (truths that need them: tiny results of cancellations)
 K = 3  # classes for the class-axis (vector) losses
 
 LOGITS = [-1e4, -700.0, -40.0, -1.0, 0.0, 1.0, 40.0, 700.0, 1e4]
@@ -219,14 +221,23 @@ def truth_function(problem: Problem, expr: sp.Expr, j: int | None = None):
         """
         args = problem.scalar_args(point)
         prev = at(args, DPS)
-        for dps in ESCALATE:
+        out = None
+        for k, dps in enumerate(ESCALATE):
+            t0 = time.perf_counter()
             cur = at(args, dps)
-            if cur == prev or (cur is not None and prev is not None and ulps(cur, prev) <= 1):
+            slow = time.perf_counter() - t0 > SLOW_S  # mpmath's polygamma near 0 takes seconds at 400 digits
+            agree = cur == prev or (cur is not None and prev is not None and ulps(cur, prev) <= 1)
+            # an exact or tiny zero may be a cancellation that no precision so far resolves (1 + e^-700 == 1
+            # at 80 digits): those go on to 400 digits even when two precisions agree
+            suspicious = cur is not None and abs(cur) < 1e-30 and k == 0 and not slow
+            if agree and not suspicious:
                 out = cur
                 break
             prev = cur
         else:
-            return None
+            if not agree:
+                return None
+            out = cur
         if out is None or not math.isfinite(out):
             return None
         return out
@@ -241,9 +252,7 @@ def _tensors(problem: Problem, backend: str):
     for n in [*problem.loss.input_names, str(problem.loss.target), *map(str, problem.loss.constants)]:
         col = [p[n] for p in problem.points]
         arr = np.asarray(col, dtype=np.float64)
-        if problem.vector and arr.ndim == 1:
-            arr = arr[:, None]
-        out[n] = arr
+        out[n] = arr  # class-axis inputs (P, K); per-row data inputs such as total_count (P,)
     if backend == "torch":
         import torch
 
@@ -331,8 +340,8 @@ def torch_distribution_params(loss, tensors):
             kwargs[pname] = tensors[s]
         elif expr.is_Number:
             kwargs[pname] = torch.full_like(next(iter(tensors.values())), float(expr))
-        elif isinstance(expr, sp.exp) and str(expr.args[0]) in names:
-            kwargs[pname] = torch.exp(tensors[str(expr.args[0])])
+        elif isinstance(expr, sp.exp) and str(getattr(expr.args[0], "base", expr.args[0])) in names:
+            kwargs[pname] = torch.exp(tensors[str(getattr(expr.args[0], "base", expr.args[0]))])
         elif "Sum" in s and "exp" in s and pname == "probs":
             arg = [a for a in loss.input_names if a in s][0]
             kwargs["logits"] = tensors[arg]
@@ -505,7 +514,12 @@ def evaluate_loss(loss, limit: int = 600, targets=("torch", "numpy"), comparison
     """Rows for the generated modules (and, with ``comparisons``, the torch built-in and torch.distributions)."""
     problem = build_problem(loss, limit)
     wrt = list(loss.wrt_names)
-    truths = truths_for(problem, loss.expr, loss.gradient, wrt)
+    loaded = {t: load_module(loss, t) for t in targets}
+    if all(m is None for m, _ in loaded.values()) and not (comparisons and getattr(loss.distribution, "torch", None)):
+        # nothing to score (and mpmath's besseli at 1200 digits can take minutes): report why only
+        return [Row(loss.name, f"generated {t}", len(problem.points), None, err) for t, (_, err) in loaded.items()]
+    truths = truths_for(problem, loss.expr, loss.gradient, wrt) if any(
+        m is not None for m, _ in loaded.values()) else {}
     rows = []
     builtin_per: dict | None = None
     bi_row = None

@@ -77,7 +77,13 @@ def load_module(loss, target: str):
     try:
         from symloss.codegen import load
 
-        result = (load(loss, target), None)
+        mod = load(loss, target)
+        # torch.compile (dynamo) re-imports the module of every function it traces: a module that
+        # exists only in memory must be registered, or compiling fails with ModuleNotFoundError.
+        import sys
+
+        sys.modules.setdefault(mod.__name__, mod)
+        result = (mod, None)
     except Exception as exc:  # noqa: BLE001 - the generator may be unfinished: record, do not crash
         msg = " ".join(str(exc).split())
         result = (None, f"not generated: {exc.__class__.__name__}: {msg[:300]}")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from .custom import custom  # eager: the submodule of the same name must not shadow the function
 from .derive import derive
 from .errors import SymlossError
 from .loss import KnownLoss, Loss, Penalty, Step
@@ -23,7 +24,6 @@ __version__ = "0.1.0"
 
 # public name -> (module, attribute), imported on first use
 _LAZY = {
-    "custom": ("symloss.custom", "custom"),
     "analyze": ("symloss.analysis", "analyze"),
     "metric": ("symloss.analysis", "metric"),
     "Report": ("symloss.analysis", "Report"),
@@ -38,6 +38,7 @@ _LAZY = {
 
 __all__ = [
     "derive",
+    "custom",
     "Loss",
     "Step",
     "KnownLoss",

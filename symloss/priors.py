@@ -99,6 +99,14 @@ def penalty_for(prior: Any, coefficient_factor: sp.Expr | None = None) -> tuple[
 def apply_prior(loss: Loss, prior: Any) -> Loss:
     """MAP: attach the penalty of ``prior`` to ``loss`` (the objective is Σ_i ℓ_i + Σ_j penalty(w_j))."""
     factor = loss.known_as.factor if loss.known_as is not None else None
+    taken = {str(s) for s in (*loss.inputs, *loss.constants, loss.target)}
+    on, pr, scale = _parse(prior)
+    if scale is None and pr.scale_name in taken:
+        # the default scale name is taken by the likelihood (a quantile called tau): pick a fresh one
+        name = f"{pr.scale_name}_w"
+        while name in taken:
+            name += "_"
+        prior = {on: (pr.name, name)}
     pen, steps = penalty_for(prior, factor)
     if pen.coefficient is not None and loss.known_as is not None:
         steps.append(Step(

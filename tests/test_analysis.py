@@ -225,6 +225,14 @@ def test_pinball_is_asymmetric():
     assert r.convex.status == "proved"
 
 
+def test_pinball_symmetric_only_at_the_median():
+    loss = symloss.derive("asymmetriclaplace", fixed={"scale": 1, "quantile": "tau"})
+    r = analyze(loss, budget=BUDGET)
+    assert r.symmetric.status == "disproved"
+    assert r.symmetric.details["symmetric_only_when"] == "tau = 1/2"
+    assert r.convex.status == "proved"  # convex for every tau in (0, 1)
+
+
 def test_pinball_at_the_median_is_symmetric():
     loss = symloss.derive("asymmetriclaplace", fixed={"scale": 1, "quantile": 0.5})
     assert analyze(loss, budget=BUDGET).symmetric.status == "proved"

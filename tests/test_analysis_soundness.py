@@ -175,3 +175,34 @@ def test_known_atoms_sound():
         v = convexity(expr, x, {x: "positive" if positive else "real", Y: "real"}, budget=2)
         assert v.status == "proved", (expr, v.reason)
         _midpoint_ok(expr, positive)
+
+
+@seed(20240608)
+@settings(max_examples=150, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(data=st.data(), positive=st.booleans())
+def test_interval_arithmetic_contains_every_value(data, positive):
+    """range_of(e) contains e's value at every admissible point (the sign proofs rest on this)."""
+    from symloss.analysis.context import Problem
+
+    expr = data.draw(expressions(3, positive))
+    x = XP if positive else X
+    env = Problem.from_expr(expr, [x], {x: "positive" if positive else "real", Y: "real"}).env()
+    r = env(expr)
+    syms = [x, Y]
+    f = sp.lambdify(syms, expr, "mpmath")
+    rng = np.random.default_rng(11)
+    with mpmath.workdps(30):
+        for a, yv in zip(_points(positive, rng, 40), rng.normal(0, 3, 40)):
+            try:
+                v = mpmath.mpmathify(f(mpmath.mpf(float(a)), mpmath.mpf(float(yv))))
+            except (ValueError, ZeroDivisionError, OverflowError):
+                continue
+            if isinstance(v, mpmath.mpc):
+                if abs(v.imag) > mpmath.mpf(10) ** -25:
+                    continue
+                v = v.real
+            if not mpmath.isfinite(v):
+                continue
+            tol = mpmath.mpf(10) ** -20 * (1 + abs(v))
+            assert float(r.lo) <= v + tol and v - tol <= float(r.hi), (expr, a, yv, v, str(r))

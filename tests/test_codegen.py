@@ -47,7 +47,7 @@ def test_generate_load_and_contract():
     for target in TARGETS:
         source = generate(loss, target)
         assert source == generate(loss, target)  # deterministic, no timestamp
-        mod = module_for("normal", target)
+        mod = load(loss, target)
         assert mod.PARAMS == ("loc", "log_scale")
         assert mod.TARGET == "y"
         assert mod.WRT == ("loc", "log_scale")
@@ -312,6 +312,29 @@ def test_torch_builtin_equals_the_derived_loss(key, reduction, target):
         assert rel_err(as_tensor(plain), factor * ref.detach()) < 1e-12
 
 
+def test_where_the_torch_builtins_depart_from_the_exact_loss():
+    """The documented caveats (symloss.codegen.docs.BUILTIN_CAVEATS), pinned: the generated modules are exact."""
+    from symloss.codegen.docs import BUILTIN_CAVEATS
+
+    zero = torch.zeros(1, dtype=torch.float64)
+    # gaussian_nll_loss clamps the variance at 1e-6
+    var = torch.tensor([1e-8], dtype=torch.float64)
+    ours = module_for("gaussian_nll", "torch").loss(zero, var, zero)
+    assert rel_err(ours, 0.5 * math.log(1e-8)) < 1e-15
+    assert rel_err(F.gaussian_nll_loss(zero, zero, var), 0.5 * math.log(1e-6)) < 1e-15
+    # poisson_nll_loss(full=True) uses Stirling's approximation of log y!
+    z, y = torch.tensor([1.0], dtype=torch.float64), torch.tensor([5.0], dtype=torch.float64)
+    exact = -torch.distributions.Poisson(torch.exp(z)).log_prob(y)
+    assert rel_err(module_for("poisson", "torch").loss(z, y, full=True), exact) < 1e-14
+    assert rel_err(F.poisson_nll_loss(z, y, log_input=True, full=True), exact) > 1e-3
+    # binary_cross_entropy clamps log p at −100
+    p, one = torch.tensor([1e-60], dtype=torch.float64), torch.ones(1, dtype=torch.float64)
+    assert rel_err(module_for("bce", "torch").loss(p, one), -math.log(1e-60)) < 1e-15
+    assert F.binary_cross_entropy(p, one).item() == 100.0
+    assert set(BUILTIN_CAVEATS) >= {"gaussian_nll", "poisson_nll", "bce", "cross_entropy"}
+    assert "Caveat: torch clamps var" in module_for("gaussian_nll", "numpy").__doc__
+
+
 def test_cross_entropy_probability_targets_and_class_indices_agree():
     g = torch.Generator().manual_seed(6)
     z = torch.randn(4, 3, 5, generator=g, dtype=torch.float64)
@@ -439,3 +462,53 @@ def test_the_numpy_digamma_and_lgamma_helpers_are_accurate():
 
 def test_model_is_built_once_per_loss_and_target():
     assert model_for("normal", "numpy") is model_for("normal", "numpy")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Piecewise losses (not in the registry): Huber, against F.huber_loss and F.smooth_l1_loss
+def piecewise_loss(name: str, expr_of, grad_of):
+    """A custom Loss built from a derived one: ℓ(loc, y) = expr_of(loc, y), ∂ℓ/∂loc = grad_of(loc, y)."""
+    import dataclasses
+
+    import sympy as sp
+
+    base = loss_for("mse")
+    loc, y = base.inputs[0], base.target
+    expr = expr_of(loc, y)
+    return dataclasses.replace(base, name=name, expr=expr, nll=expr, gradient={loc: grad_of(loc, y)},
+                               constant=sp.Integer(0), known_as=None, distribution=None, kind="custom", fixed={},
+                               parameters={"loc": loc})
+
+
+def huber_loss(delta: float):
+    import sympy as sp
+
+    d = sp.nsimplify(delta)
+    return piecewise_loss(
+        "huber",
+        lambda u, y: sp.Piecewise(((u - y) ** 2 / 2, sp.Abs(u - y) <= d), (d * (sp.Abs(u - y) - d / 2), True)),
+        lambda u, y: sp.Piecewise((u - y, sp.Abs(u - y) <= d), (d * sp.sign(u - y), True)),
+    )
+
+
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("delta", [1.0, 0.5])
+def test_huber_piecewise_equals_huber_loss_and_smooth_l1(delta, target):
+    loss = huber_loss(delta)
+    mod = load(loss, target)
+    g = torch.Generator().manual_seed(13)
+    x = 2 * torch.randn(9, generator=g, dtype=torch.float64)
+    y = torch.randn(9, generator=g, dtype=torch.float64)
+    w = torch.rand(9, generator=g, dtype=torch.float64)
+    for reduction in ("mean", "sum", "none"):
+        xr = x.clone().requires_grad_(True)
+        ref = F.huber_loss(xr, y, delta=delta, reduction="none") * w
+        ref = {"mean": ref.mean(), "sum": ref.sum(), "none": ref}[reduction]
+        (rg,) = torch.autograd.grad(ref.sum(), xr)
+        value, (grad,) = mod.value_and_grad(as_target(x, target), as_target(y, target), reduction=reduction,
+                                            weight=as_target(w, target))
+        assert rel_err(as_tensor(value), ref) < 1e-14
+        assert rel_err(as_tensor(grad), rg) < 1e-14
+    # smooth_l1_loss(beta) = huber_loss(delta=beta) / beta
+    smooth = F.smooth_l1_loss(x, y, beta=delta, reduction="sum") * delta
+    assert rel_err(as_tensor(mod.loss(as_target(x, target), as_target(y, target), reduction="sum")), smooth) < 1e-14

@@ -68,7 +68,10 @@ def torch_parameters(loss: Loss, inputs: dict[str, torch.Tensor], constants: dic
     for p in loss.distribution.params:
         if p.name in loss.fixed:
             value = loss.fixed[p.name]
-            out[p.name] = constants[str(value)] if str(value) in constants else torch.tensor(float(value), dtype=torch.float64)
+            if str(value) in constants:
+                out[p.name] = constants[str(value)]
+            else:
+                out[p.name] = torch.tensor(float(value), dtype=torch.float64)
         elif p.name in loss.links:
             link = loss.links[p.name]
             out[p.name] = INVERSE[link](inputs[input_name(p.name, LINKS[link])])

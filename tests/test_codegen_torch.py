@@ -178,3 +178,31 @@ def test_dtype_and_device_follow_the_inputs_on_cuda():  # pragma: no cover - nee
     assert out.device.type == "cuda" and out.dtype == torch.float32 and g.device.type == "cuda"
     ref = torch.nn.functional.cross_entropy(z, y)
     assert torch.allclose(out, ref, rtol=1e-5)
+
+
+def test_piecewise_branches_are_guarded_so_double_backward_has_no_nan():
+    """ℓ = log u for u > 1, u − 1 otherwise: at u = 0 the unused log branch would make NaN second derivatives."""
+    import sympy as sp
+    from test_codegen import piecewise_loss
+
+    loss = piecewise_loss(
+        "log_or_linear",
+        lambda u, y: sp.Piecewise((sp.log(u), u > 1), (u - 1, True)) - y * u,
+        lambda u, y: sp.Piecewise((1 / u, u > 1), (1, True)) - y,
+    )
+    import re
+
+    from symloss.codegen import generate, load
+
+    # the inner where of the double where: the log branch sees 2 wherever loc ≤ 1
+    assert re.search(r"torch\.where\((_t\d+|\(loc > 1\)), loc, 2\)", generate(loss, "torch"))
+    mod = load(loss, "torch")
+    u = torch.tensor([0.0, 0.5, 3.0], dtype=torch.float64, requires_grad=True)
+    y = torch.zeros(3, dtype=torch.float64)
+    out = mod.loss(u, y, reduction="sum")
+    (g,) = torch.autograd.grad(out, u, create_graph=True)
+    (h,) = torch.autograd.grad(g.sum(), u)
+    assert g.tolist() == [1.0, 1.0, 1 / 3] and torch.isfinite(h).all() and h.tolist() == [0.0, 0.0, -1 / 9]
+    unguarded = torch.where(u > 1, 1 / u, torch.ones_like(u))
+    (h_naive,) = torch.autograd.grad(unguarded.sum(), u)
+    assert torch.isnan(h_naive).any()  # what the guard prevents

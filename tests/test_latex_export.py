@@ -206,8 +206,8 @@ def test_real_analysis_table():
 # ---------------------------------------------------------------------------------------------------------
 # escaping
 def test_latex_text_escapes():
-    assert latex_text("a_b&c%#$") == r"a\_b\&c\%\#\$"
-    assert latex_text("{x} ~^\\") == r"\{x\} \~{}\^{}$\backslash$"
+    assert latex_text("a_b&c%#$") == r"a\_b\&c\%\#$\$$"
+    assert latex_text("{x} ~^\\") == r"\{x\} $\sim$\^{}$\backslash$"
     assert latex_text("σ² ≤ τ") == r"$\sigma^2$ $\le$ $\tau$"
     assert latex_text("§2.3 café") == r"$\mathsection$2.3 caf\'{e}"
     assert latex_text("中") == "[U+4E2D]"
@@ -235,7 +235,7 @@ def test_special_names_compile(tmp_path):
         steps=tuple(dataclasses.replace(s, expr=sub(s.expr)) for s in base.steps),
         parameters={("a_b&c" if k == "mu" else k): sub(v) for k, v in base.parameters.items()})
     tex = to_latex(loss, standalone=True, analysis=False, notation={"b": r"\beta_{\mathrm{odd}}"})
-    assert r"my\_loss\&co 100\% \#1 \{x\} \~{}y\^{}2 $\backslash$z" in tex
+    assert r"my\_loss\&co 100\% \#1 \{x\} $\sim$y\^{}2 $\backslash$z" in tex
     assert r"\text{\textit{a\_b\&c}}" in tex and r"\beta_{\mathrm{odd}}" in tex
     compile_latex(tex, tmp_path)
     md = to_markdown(loss, analysis=False)

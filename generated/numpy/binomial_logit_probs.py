@@ -5,11 +5,11 @@ NumPy and the standard library's math.
 
 The loss of one observation (the training loss ℓ; the terms of −log p free of every trained input are dropped):
 
-    ℓ = y*log(1 + exp(-logits)) + (total_count - y)*log(1 + exp(logits))
+    ℓ = y*log(1 + exp(-logits)) + (total_count - y)*log(exp(logits) + 1)
 
 The dropped constant c = −log p − ℓ (full=True adds it, so the result is exactly −log p):
 
-    c = -loggamma(1 + total_count) + loggamma(1 + y) + loggamma(1 + total_count - y)
+    c = -loggamma(total_count + 1) + loggamma(y + 1) + loggamma(total_count - y + 1)
 
 Distribution: Binomial(total_count, probs); density from sympy.stats.Binomial.
 Reference: McCullagh & Nelder, GLMs ch. 4.
@@ -23,7 +23,7 @@ Inputs, in call order (PARAMS):
 Target: y: the observation; x in {0, 1, 2, ...}
 
 Closed-form gradients (as derived; the code evaluates the stabilised forms):
-    ∂ℓ/∂logits = (-y + (total_count - y)*exp(logits))/(1 + exp(logits))
+    ∂ℓ/∂logits = (-y + (total_count - y)*exp(logits))/(exp(logits) + 1)
 
 Torch built-in: none computes this loss.
 

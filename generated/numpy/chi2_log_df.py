@@ -5,7 +5,7 @@ NumPy and the standard library's math.
 
 The loss of one observation (the training loss ℓ; the terms of −log p free of every trained input are dropped):
 
-    ℓ = exp(log_df)*log(2)/2 - (-1 + exp(log_df)/2)*log(y) + loggamma(exp(log_df)/2)
+    ℓ = -(exp(log_df)/2 - 1)*log(y) + exp(log_df)*log(2)/2 + loggamma(exp(log_df)/2)
 
 The dropped constant c = −log p − ℓ (full=True adds it, so the result is exactly −log p):
 

@@ -21,7 +21,7 @@ Inputs, in call order (PARAMS):
 Target: y: the observation; x > 0
 
 Closed-form gradients (as derived; the code evaluates the stabilised forms):
-    ∂ℓ/∂log_rate = -1 + y*exp(log_rate)
+    ∂ℓ/∂log_rate = y*exp(log_rate) - 1
 
 Torch built-in: none computes this loss.
 

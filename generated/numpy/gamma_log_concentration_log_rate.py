@@ -5,7 +5,7 @@ NumPy and the standard library's math.
 
 The loss of one observation (the training loss ℓ; the terms of −log p free of every trained input are dropped):
 
-    ℓ = y*exp(log_rate) - log_rate*exp(log_concentration) - (-1 + exp(log_concentration))*log(y) +
+    ℓ = -log_rate*exp(log_concentration) + y*exp(log_rate) - (exp(log_concentration) - 1)*log(y) +
         loggamma(exp(log_concentration))
 
 The dropped constant c = −log p − ℓ (full=True adds it, so the result is exactly −log p):
@@ -26,7 +26,7 @@ Target: y: the observation; x > 0
 
 Closed-form gradients (as derived; the code evaluates the stabilised forms):
     ∂ℓ/∂log_concentration = (-log_rate - log(y) + polygamma(0, exp(log_concentration)))*exp(log_concentration)
-    ∂ℓ/∂log_rate = -exp(log_concentration) + y*exp(log_rate)
+    ∂ℓ/∂log_rate = y*exp(log_rate) - exp(log_concentration)
 
 Torch built-in: none computes this loss.
 

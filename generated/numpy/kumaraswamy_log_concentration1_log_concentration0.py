@@ -6,8 +6,8 @@ NumPy and the standard library's math.
 
 The loss of one observation (the training loss ℓ; the terms of −log p free of every trained input are dropped):
 
-    ℓ = -log_concentration0 - log_concentration1 - (-1 + exp(log_concentration0))*log(1 -
-        y**exp(log_concentration1)) - (-1 + exp(log_concentration1))*log(y)
+    ℓ = -log_concentration0 - log_concentration1 - (exp(log_concentration0) - 1)*log(1 - y**exp(log_concentration1))
+        - (exp(log_concentration1) - 1)*log(y)
 
 The dropped constant c = −log p − ℓ (full=True adds it, so the result is exactly −log p):
 
@@ -27,10 +27,10 @@ Inputs, in call order (PARAMS):
 Target: y: the observation; 0 < x < 1
 
 Closed-form gradients (as derived; the code evaluates the stabilised forms):
-    ∂ℓ/∂log_concentration1 = (1 - y**exp(log_concentration1) +
-        log(y**(-y**exp(log_concentration1)*exp(log_concentration0 + log_concentration1) +
-        exp(log_concentration1))))/(-1 + y**exp(log_concentration1))
-    ∂ℓ/∂log_concentration0 = -1 - exp(log_concentration0)*log(1 - y**exp(log_concentration1))
+    ∂ℓ/∂log_concentration1 = (-y**exp(log_concentration1) +
+        log(y**(-y**exp(log_concentration1)*exp(log_concentration0 + log_concentration1) + exp(log_concentration1)))
+        + 1)/(y**exp(log_concentration1) - 1)
+    ∂ℓ/∂log_concentration0 = -exp(log_concentration0)*log(1 - y**exp(log_concentration1)) - 1
 
 Torch built-in: none computes this loss.
 

@@ -5,7 +5,7 @@ NumPy.
 
 The loss of one observation (the training loss ℓ; the terms of −log p free of every trained input are dropped):
 
-    ℓ = log_scale + 2*log(1 + exp((loc - y)*exp(-log_scale))) - (loc - y)*exp(-log_scale)
+    ℓ = log_scale - (loc - y)*exp(-log_scale) + 2*log(exp((loc - y)*exp(-log_scale)) + 1)
 
 The dropped constant c = −log p − ℓ (full=True adds it, so the result is exactly −log p):
 
@@ -22,10 +22,10 @@ Inputs, in call order (PARAMS):
 Target: y: the observation; any real number
 
 Closed-form gradients (as derived; the code evaluates the stabilised forms):
-    ∂ℓ/∂loc = -exp(-log_scale) + 2*exp(-log_scale)*exp((loc - y)*exp(-log_scale))/(1 + exp((loc -
-        y)*exp(-log_scale)))
-    ∂ℓ/∂log_scale = 1 + (loc - y)*exp(-log_scale) - 2*(loc - y)*exp(-log_scale)*exp((loc - y)*exp(-log_scale))/(1 +
-        exp((loc - y)*exp(-log_scale)))
+    ∂ℓ/∂loc = -exp(-log_scale) + 2*exp(-log_scale)*exp((loc - y)*exp(-log_scale))/(exp((loc - y)*exp(-log_scale)) +
+        1)
+    ∂ℓ/∂log_scale = (loc - y)*exp(-log_scale) - 2*(loc - y)*exp(-log_scale)*exp((loc - y)*exp(-log_scale))/(exp((loc
+        - y)*exp(-log_scale)) + 1) + 1
 
 Torch built-in: none computes this loss.
 

@@ -9,7 +9,7 @@ The loss of one observation (the training loss ℓ; the terms of −log p free o
 
 The dropped constant c = −log p − ℓ (full=True adds it, so the result is exactly −log p):
 
-    c = log(2)/2 + log(pi)/2 + log(y)
+    c = log(y) + log(2)/2 + log(pi)/2
 
 Distribution: LogNormal(loc, scale); density from sympy.stats.LogNormal.
 Reference: Johnson, Kotz & Balakrishnan vol. 1, ch. 14.
@@ -23,7 +23,7 @@ Target: y: the observation; x > 0
 
 Closed-form gradients (as derived; the code evaluates the stabilised forms):
     ∂ℓ/∂loc = (loc - log(y))*exp(-2*log_scale)
-    ∂ℓ/∂log_scale = 1 - (-loc + log(y))**2*exp(-2*log_scale)
+    ∂ℓ/∂log_scale = -(-loc + log(y))**2*exp(-2*log_scale) + 1
 
 Torch built-in: none computes this loss.
 

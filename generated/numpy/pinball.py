@@ -5,7 +5,7 @@ NumPy.
 
 The loss of one observation (the training loss ℓ; the terms of −log p free of every trained input are dropped):
 
-    ℓ = Abs(loc - y)/2 + (-1/2 + quantile)*(y - loc)
+    ℓ = (-loc + y)*(quantile - 1/2) + Abs(loc - y)/2
 
 The dropped constant c = −log p − ℓ (full=True adds it, so the result is exactly −log p):
 
@@ -26,7 +26,7 @@ Named constants (keyword-only arguments):
     quantile: a fixed parameter
 
 Closed-form gradients (as derived; the code evaluates the stabilised forms):
-    ∂ℓ/∂loc = 1/2 + sign(loc - y)/2 - quantile
+    ∂ℓ/∂loc = -quantile + sign(loc - y)/2 + 1/2
 
 Torch built-in: ℓ = the pinball (quantile) loss, up to terms free of the trained inputs.
 

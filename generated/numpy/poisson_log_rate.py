@@ -9,7 +9,7 @@ The loss of one observation (the training loss ℓ; the terms of −log p free o
 
 The dropped constant c = −log p − ℓ (full=True adds it, so the result is exactly −log p):
 
-    c = loggamma(1 + y)
+    c = loggamma(y + 1)
 
 Distribution: Poisson(rate); density from sympy.stats.Poisson.
 Reference: McCullagh & Nelder, GLMs ch. 6.
@@ -25,6 +25,7 @@ Closed-form gradients (as derived; the code evaluates the stabilised forms):
 
 Torch built-in: ℓ = torch.nn.functional.poisson_nll_loss(input=log_rate, target=y, log_input=True,
     reduction="none"), the Poisson NLL (log input), up to terms free of the trained inputs.
+Caveat: torch's full=True adds Stirling's approximation of log y! (for y > 1), not log y! itself.
 
 Stabilising rewrites applied (symloss.stabilize):
     log_gamma: log Γ(x) → lgamma(x);  log x! → lgamma(x + 1)

@@ -5,8 +5,8 @@ NumPy and the standard library's math.
 
 The loss of one observation (the training loss ℓ; the terms of −log p free of every trained input are dropped):
 
-    ℓ = log_scale + log(df)/2 - loggamma(1/2 + df/2) - (-1/2 - df/2)*log(1 + (y - loc)**2*exp(-2*log_scale)/df) +
-        loggamma(df/2)
+    ℓ = log_scale - (-df/2 - 1/2)*log(1 + (-loc + y)**2*exp(-2*log_scale)/df) + log(df)/2 + loggamma(df/2) -
+        loggamma(df/2 + 1/2)
 
 The dropped constant c = −log p − ℓ (full=True adds it, so the result is exactly −log p):
 
@@ -24,11 +24,11 @@ Inputs, in call order (PARAMS):
 Target: y: the observation; any real number
 
 Closed-form gradients (as derived; the code evaluates the stabilised forms):
-    ∂ℓ/∂df = 1/(2*df) + log(1 + (y - loc)**2*exp(-2*log_scale)/df)/2 + polygamma(0, df/2)/2 - polygamma(0, 1/2 +
-        df/2)/2 + (y - loc)**2*(-1/2 - df/2)*exp(-2*log_scale)/(df**2*(1 + (y - loc)**2*exp(-2*log_scale)/df))
-    ∂ℓ/∂loc = (1 + df)*(loc - y)/((loc - y)**2 + df*exp(2*log_scale))
-    ∂ℓ/∂log_scale = ((loc - y)**2 + df*exp(2*log_scale) - (loc - y)**2*(1 + df))/((loc - y)**2 +
-        df*exp(2*log_scale))
+    ∂ℓ/∂df = log(1 + (-loc + y)**2*exp(-2*log_scale)/df)/2 + polygamma(0, df/2)/2 - polygamma(0, df/2 + 1/2)/2 +
+        1/(2*df) + (-df/2 - 1/2)*(-loc + y)**2*exp(-2*log_scale)/(df**2*(1 + (-loc + y)**2*exp(-2*log_scale)/df))
+    ∂ℓ/∂loc = (df + 1)*(loc - y)/(df*exp(2*log_scale) + (loc - y)**2)
+    ∂ℓ/∂log_scale = (df*exp(2*log_scale) - (df + 1)*(loc - y)**2 + (loc - y)**2)/(df*exp(2*log_scale) + (loc -
+        y)**2)
 
 Torch built-in: none computes this loss.
 

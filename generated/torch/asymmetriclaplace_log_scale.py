@@ -5,8 +5,8 @@ PyTorch.
 
 The loss of one observation (the training loss ℓ; the terms of −log p free of every trained input are dropped):
 
-    ℓ = log_scale - log(quantile) - log(1 - quantile) + Abs(loc - y)*exp(-log_scale)/2 + (-1/2 + quantile)*(y -
-        loc)*exp(-log_scale)
+    ℓ = log_scale + (-loc + y)*(quantile - 1/2)*exp(-log_scale) - log(quantile) - log(1 - quantile) +
+        exp(-log_scale)*Abs(loc - y)/2
 
 The dropped constant c = −log p − ℓ (full=True adds it, so the result is exactly −log p):
 
@@ -26,9 +26,9 @@ Inputs, in call order (PARAMS):
 Target: y: the observation; any real number
 
 Closed-form gradients (as derived; the code evaluates the stabilised forms):
-    ∂ℓ/∂loc = (1 - 2*quantile + sign(loc - y))*exp(-log_scale)/2
-    ∂ℓ/∂log_scale = 1 - Abs(loc - y)*exp(-log_scale)/2 - (-1/2 + quantile)*(y - loc)*exp(-log_scale)
-    ∂ℓ/∂quantile = 1/(1 - quantile) - 1/quantile + (y - loc)*exp(-log_scale)
+    ∂ℓ/∂loc = (-2*quantile + sign(loc - y) + 1)*exp(-log_scale)/2
+    ∂ℓ/∂log_scale = -(-loc + y)*(quantile - 1/2)*exp(-log_scale) + 1 - exp(-log_scale)*Abs(loc - y)/2
+    ∂ℓ/∂quantile = (-loc + y)*exp(-log_scale) + 1/(1 - quantile) - 1/quantile
 
 Torch built-in: none computes this loss.
 

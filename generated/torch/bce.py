@@ -19,14 +19,16 @@ Inputs, in call order (PARAMS):
 Target: y: the observation; x in {0, 1}
 
 Closed-form gradients (as derived; the code evaluates the stabilised forms):
-    ∂ℓ/∂probs = (y - probs)/(probs**2 - probs)
+    ∂ℓ/∂probs = (-probs + y)/(probs**2 - probs)
 
 Torch built-in: ℓ = torch.nn.functional.binary_cross_entropy(input=probs, target=y, reduction="none"), the binary
     cross-entropy, up to terms free of the trained inputs.
+Caveat: torch clamps each log at −100 (probabilities below 3.7e-44 or above 1 − 3.7e-44).
 
 Stabilising rewrites applied (symloss.stabilize):
     log1p: log(1 + x) → log1p(x)
     xlogy: x·log(y) → xlogy(x, y);  x·log1p(y) → xlog1py(x, y)  (x may be 0, the target involved)
+    factor_denominator: 1/(p² − p) → 1/(p·(p − 1))
 
 Conventions:
     * Inputs broadcast against each other and the target as in torch; dtype (float32/float64) follows the
@@ -75,9 +77,8 @@ def _loss_terms(probs, y):
 
 def _loss_terms_and_grads(probs, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂probs."""
-    _t0 = -probs
-    _value = -torch.special.xlog1py(1 - y, _t0) - torch.special.xlogy(y, probs)
-    _grad0 = (-probs + y)/(_t0 + probs**2)
+    _value = -torch.special.xlog1py(1 - y, -probs) - torch.special.xlogy(y, probs)
+    _grad0 = (-probs + y)/(probs*(probs - 1))
     return _value, (_grad0,)
 
 

@@ -5,7 +5,7 @@ PyTorch.
 
 The loss of one observation (the training loss ℓ; the terms of −log p free of every trained input are dropped):
 
-    ℓ = y*log(1 + exp(-logits)) + (1 - y)*log(1 + exp(logits))
+    ℓ = y*log(1 + exp(-logits)) + (1 - y)*log(exp(logits) + 1)
 
 The dropped constant c = −log p − ℓ (full=True adds it, so the result is exactly −log p):
 
@@ -22,7 +22,7 @@ Inputs, in call order (PARAMS):
 Target: y: the observation; x in {0, 1}
 
 Closed-form gradients (as derived; the code evaluates the stabilised forms):
-    ∂ℓ/∂logits = (-y + (1 - y)*exp(logits))/(1 + exp(logits))
+    ∂ℓ/∂logits = (-y + (1 - y)*exp(logits))/(exp(logits) + 1)
 
 Torch built-in: ℓ = torch.nn.functional.binary_cross_entropy_with_logits(input=logits, target=y, reduction="none"),
     the binary cross-entropy with logits, up to terms free of the trained inputs.

@@ -5,8 +5,8 @@ PyTorch.
 
 The loss of one observation (the training loss ℓ; the terms of −log p free of every trained input are dropped):
 
-    ℓ = -loggamma(exp(log_concentration0) + exp(log_concentration1)) - (-1 + exp(log_concentration0))*log(1 - y) -
-        (-1 + exp(log_concentration1))*log(y) + loggamma(exp(log_concentration0)) +
+    ℓ = -(exp(log_concentration0) - 1)*log(1 - y) - (exp(log_concentration1) - 1)*log(y) -
+        loggamma(exp(log_concentration0) + exp(log_concentration1)) + loggamma(exp(log_concentration0)) +
         loggamma(exp(log_concentration1))
 
 The dropped constant c = −log p − ℓ (full=True adds it, so the result is exactly −log p):

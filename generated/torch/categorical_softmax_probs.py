@@ -5,7 +5,7 @@ PyTorch.
 
 The loss of one observation (the training loss ℓ; the terms of −log p free of every trained input are dropped):
 
-    ℓ = -Sum(logits[k]*y[k], (k, 0, -1 + K)) + Sum(y[k], (k, 0, -1 + K))*log(Sum(exp(logits[m]), (m, 0, -1 + K)))
+    ℓ = log(Sum(exp(logits[m]), (m, 0, K - 1)))*Sum(y[k], (k, 0, K - 1)) - Sum(logits[k]*y[k], (k, 0, K - 1))
 
 The dropped constant c = −log p − ℓ (full=True adds it, so the result is exactly −log p):
 
@@ -15,19 +15,22 @@ Distribution: Categorical(probs); density from hand-written as Π p_k^{y_k} over
     finite named-outcome variables).
 Reference: Bishop, PRML (2006) §4.3.4 (softmax cross-entropy).
 Links:
-    probs = exp(logits[k])/Sum(exp(logits[m]), (m, 0, -1 + K))  (softmax link)
+    probs = exp(logits[k])/Sum(exp(logits[m]), (m, 0, K - 1))  (softmax link)
 
 Inputs, in call order (PARAMS):
     logits (trained): probs (class probabilities) through the softmax link: probs =
-        exp(logits[k])/Sum(exp(logits[m]), (m, 0, -1 + K)); a real vector over the class axis
+        exp(logits[k])/Sum(exp(logits[m]), (m, 0, K - 1)); a real vector over the class axis
 Target: y: the observation; an integer class index 0 <= y < K (or a probability vector over the classes); the
     classes on the last axis
 
 Closed-form gradients (as derived; the code evaluates the stabilised forms):
-    ∂ℓ/∂logits = -y[j] + Sum(y[k], (k, 0, -1 + K))*exp(logits[j])/Sum(exp(logits[m]), (m, 0, -1 + K))
+    ∂ℓ/∂logits = exp(logits[j])*Sum(y[k], (k, 0, K - 1))/Sum(exp(logits[m]), (m, 0, K - 1)) - y[j]
 
 Torch built-in: ℓ = torch.nn.functional.cross_entropy(input=logits, target=y, reduction="none"), the softmax
-    cross-entropy, up to terms free of the trained inputs.
+    cross-entropy (torch puts the classes on dim 1, these modules on the last axis), up to terms free of the trained
+    inputs.
+Caveat: torch's per-class weight= averages by Σ w_y under reduction='mean'; weight= here is per observation,
+    averaged by N.
 
 Stabilising rewrites applied (symloss.stabilize):
     logsumexp: log Σ_k exp(x_k) → logsumexp(x);  1/Σ_k exp(x_k) → exp(−logsumexp(x))
@@ -226,7 +229,7 @@ def loss(logits, target, *, reduction="mean", weight=None, full=False):
 
     Arguments:
         logits: probs (class probabilities) through the softmax link: probs = exp(logits[k])/Sum(exp(logits[m]), (m,
-            0, -1 + K)); a real vector over the class axis
+            0, K - 1)); a real vector over the class axis
         target: the observation; an integer class index 0 <= y < K (or a probability vector over the classes); the
             classes on the last axis
         reduction: "mean", "sum" or "none".

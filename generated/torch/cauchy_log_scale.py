@@ -5,7 +5,7 @@ PyTorch and the standard library's math.
 
 The loss of one observation (the training loss ℓ; the terms of −log p free of every trained input are dropped):
 
-    ℓ = log_scale + log(1 + (y - loc)**2*exp(-2*log_scale))
+    ℓ = log_scale + log((-loc + y)**2*exp(-2*log_scale) + 1)
 
 The dropped constant c = −log p − ℓ (full=True adds it, so the result is exactly −log p):
 

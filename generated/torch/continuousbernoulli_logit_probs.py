@@ -5,8 +5,8 @@ PyTorch and the standard library's math.
 
 The loss of one observation (the training loss ℓ; the terms of −log p free of every trained input are dropped):
 
-    ℓ = -log(Abs(-log(1 + exp(logits)) + log(1 + exp(-logits)))) + y*log(1 + exp(-logits)) + (1 - y)*log(1 +
-        exp(logits)) + log(Abs(1 - 2/(1 + exp(-logits))))
+    ℓ = y*log(1 + exp(-logits)) + (1 - y)*log(exp(logits) + 1) + log(Abs(1 - 2/(1 + exp(-logits)))) - log(Abs(log(1
+        + exp(-logits)) - log(exp(logits) + 1)))
 
 The dropped constant c = −log p − ℓ (full=True adds it, so the result is exactly −log p):
 
@@ -24,9 +24,9 @@ Inputs, in call order (PARAMS):
 Target: y: the observation; 0 <= x <= 1
 
 Closed-form gradients (as derived; the code evaluates the stabilised forms):
-    ∂ℓ/∂logits = (1 - y)*exp(logits)/(1 + exp(logits)) - y*exp(-logits)/(1 + exp(-logits)) - (-exp(logits)/(1 +
-        exp(logits)) - exp(-logits)/(1 + exp(-logits)))*sign(-log(1 + exp(logits)) + log(1 +
-        exp(-logits)))/Abs(-log(1 + exp(logits)) + log(1 + exp(-logits))) - 2*exp(-logits)*sign(1 - 2/(1 +
+    ∂ℓ/∂logits = -y*exp(-logits)/(1 + exp(-logits)) + (1 - y)*exp(logits)/(exp(logits) + 1) -
+        (-exp(logits)/(exp(logits) + 1) - exp(-logits)/(1 + exp(-logits)))*sign(log(1 + exp(-logits)) -
+        log(exp(logits) + 1))/Abs(log(1 + exp(-logits)) - log(exp(logits) + 1)) - 2*exp(-logits)*sign(1 - 2/(1 +
         exp(-logits)))/((1 + exp(-logits))**2*Abs(1 - 2/(1 + exp(-logits))))
 
 Torch built-in: none computes this loss.

@@ -5,8 +5,8 @@ PyTorch.
 
 The loss of one observation (the training loss ℓ; the terms of −log p free of every trained input are dropped):
 
-    ℓ = -Sum(-loggamma(exp(log_concentration[k])), (k, 0, -1 + K)) - Sum((-1 + exp(log_concentration[k]))*log(y[k]),
-        (k, 0, -1 + K)) - loggamma(Sum(exp(log_concentration[k]), (k, 0, -1 + K)))
+    ℓ = -loggamma(Sum(exp(log_concentration[k]), (k, 0, K - 1))) - Sum((exp(log_concentration[k]) - 1)*log(y[k]),
+        (k, 0, K - 1)) - Sum(-loggamma(exp(log_concentration[k])), (k, 0, K - 1))
 
 The dropped constant c = −log p − ℓ (full=True adds it, so the result is exactly −log p):
 
@@ -25,8 +25,8 @@ Target: y: the observation; a probability vector over the class axis (entries in
     on the last axis
 
 Closed-form gradients (as derived; the code evaluates the stabilised forms):
-    ∂ℓ/∂log_concentration = (-log(y[j]) - polygamma(0, Sum(exp(log_concentration[k]), (k, 0, -1 + K))) +
-        polygamma(0, exp(log_concentration[j])))*exp(log_concentration[j])
+    ∂ℓ/∂log_concentration = (-log(y[j]) + polygamma(0, exp(log_concentration[j])) - polygamma(0,
+        Sum(exp(log_concentration[k]), (k, 0, K - 1))))*exp(log_concentration[j])
 
 Torch built-in: none computes this loss.
 

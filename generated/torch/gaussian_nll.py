@@ -5,7 +5,7 @@ PyTorch and the standard library's math.
 
 The loss of one observation (the training loss ℓ; the terms of −log p free of every trained input are dropped):
 
-    ℓ = log(var)/2 + (y - loc)**2/(2*var)
+    ℓ = log(var)/2 + (-loc + y)**2/(2*var)
 
 The dropped constant c = −log p − ℓ (full=True adds it, so the result is exactly −log p):
 
@@ -27,6 +27,7 @@ Closed-form gradients (as derived; the code evaluates the stabilised forms):
 
 Torch built-in: ℓ = torch.nn.functional.gaussian_nll_loss(input=loc, var=var, target=y, reduction="none"), the
     Gaussian NLL, up to terms free of the trained inputs.
+Caveat: torch clamps var from below at eps=1e-6 (and its full=True adds the same 0.5·log 2π).
 
 Conventions:
     * Inputs broadcast against each other and the target as in torch; dtype (float32/float64) follows the

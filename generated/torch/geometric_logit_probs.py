@@ -5,7 +5,7 @@ PyTorch.
 
 The loss of one observation (the training loss ℓ; the terms of −log p free of every trained input are dropped):
 
-    ℓ = y*log(1 + exp(logits)) + log(1 + exp(-logits))
+    ℓ = y*log(exp(logits) + 1) + log(1 + exp(-logits))
 
 The dropped constant c = −log p − ℓ (full=True adds it, so the result is exactly −log p):
 
@@ -22,7 +22,7 @@ Inputs, in call order (PARAMS):
 Target: y: the observation; x in {0, 1, 2, ...}
 
 Closed-form gradients (as derived; the code evaluates the stabilised forms):
-    ∂ℓ/∂logits = (-1 + y*exp(logits))/(1 + exp(logits))
+    ∂ℓ/∂logits = (y*exp(logits) - 1)/(exp(logits) + 1)
 
 Torch built-in: none computes this loss.
 

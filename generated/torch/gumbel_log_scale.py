@@ -5,7 +5,7 @@ PyTorch.
 
 The loss of one observation (the training loss ℓ; the terms of −log p free of every trained input are dropped):
 
-    ℓ = log_scale + (y - loc)*exp(-log_scale) + exp(-(y - loc)*exp(-log_scale))
+    ℓ = log_scale + (-loc + y)*exp(-log_scale) + exp(-(-loc + y)*exp(-log_scale))
 
 The dropped constant c = −log p − ℓ (full=True adds it, so the result is exactly −log p):
 
@@ -22,8 +22,8 @@ Inputs, in call order (PARAMS):
 Target: y: the observation; any real number
 
 Closed-form gradients (as derived; the code evaluates the stabilised forms):
-    ∂ℓ/∂loc = (-1 + exp((loc - y)*exp(-log_scale)))*exp(-log_scale)
-    ∂ℓ/∂log_scale = (loc - y + (y - loc)*exp((loc - y)*exp(-log_scale)) + exp(log_scale))*exp(-log_scale)
+    ∂ℓ/∂loc = (exp((loc - y)*exp(-log_scale)) - 1)*exp(-log_scale)
+    ∂ℓ/∂log_scale = (loc - y + (-loc + y)*exp((loc - y)*exp(-log_scale)) + exp(log_scale))*exp(-log_scale)
 
 Torch built-in: none computes this loss.
 

@@ -9,7 +9,7 @@ The loss of one observation (the training loss ℓ; the terms of −log p free o
 
 The dropped constant c = −log p − ℓ (full=True adds it, so the result is exactly −log p):
 
-    c = log(pi)/2 - log(2)/2
+    c = -log(2)/2 + log(pi)/2
 
 Distribution: HalfNormal(scale); density from sympy.stats.Chi with k = 1 (the half-normal), scaled.
 Reference: Johnson, Kotz & Balakrishnan vol. 1, ch. 13.
@@ -21,7 +21,7 @@ Inputs, in call order (PARAMS):
 Target: y: the observation; x > 0
 
 Closed-form gradients (as derived; the code evaluates the stabilised forms):
-    ∂ℓ/∂log_scale = 1 - y**2*exp(-2*log_scale)
+    ∂ℓ/∂log_scale = -y**2*exp(-2*log_scale) + 1
 
 Torch built-in: none computes this loss.
 

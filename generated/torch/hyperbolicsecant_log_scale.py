@@ -5,7 +5,7 @@ PyTorch and the standard library's math.
 
 The loss of one observation (the training loss ℓ; the terms of −log p free of every trained input are dropped):
 
-    ℓ = log_scale + log(cosh((y - loc)*exp(-log_scale)))
+    ℓ = log_scale + log(cosh((-loc + y)*exp(-log_scale)))
 
 The dropped constant c = −log p − ℓ (full=True adds it, so the result is exactly −log p):
 
@@ -24,7 +24,8 @@ Target: y: the observation; any real number
 
 Closed-form gradients (as derived; the code evaluates the stabilised forms):
     ∂ℓ/∂loc = exp(-log_scale)*tanh((loc - y)*exp(-log_scale))
-    ∂ℓ/∂log_scale = 1 - (y - loc)*exp(-log_scale)*sinh((y - loc)*exp(-log_scale))/cosh((y - loc)*exp(-log_scale))
+    ∂ℓ/∂log_scale = -(-loc + y)*exp(-log_scale)*sinh((-loc + y)*exp(-log_scale))/cosh((-loc + y)*exp(-log_scale)) +
+        1
 
 Torch built-in: none computes this loss.
 

@@ -5,8 +5,8 @@ PyTorch.
 
 The loss of one observation (the training loss ℓ; the terms of −log p free of every trained input are dropped):
 
-    ℓ = exp(log_rate)/y - log_rate*exp(log_concentration) - (-1 - exp(log_concentration))*log(y) +
-        loggamma(exp(log_concentration))
+    ℓ = -log_rate*exp(log_concentration) - (-exp(log_concentration) - 1)*log(y) + loggamma(exp(log_concentration)) +
+        exp(log_rate)/y
 
 The dropped constant c = −log p − ℓ (full=True adds it, so the result is exactly −log p):
 

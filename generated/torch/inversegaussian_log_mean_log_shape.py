@@ -5,11 +5,11 @@ PyTorch and the standard library's math.
 
 The loss of one observation (the training loss ℓ; the terms of −log p free of every trained input are dropped):
 
-    ℓ = -log_shape/2 + (y - exp(log_mean))**2*exp(log_shape)*exp(-2*log_mean)/(2*y)
+    ℓ = -log_shape/2 + (y - exp(log_mean))**2*exp(-2*log_mean)*exp(log_shape)/(2*y)
 
 The dropped constant c = −log p − ℓ (full=True adds it, so the result is exactly −log p):
 
-    c = log(2)/2 + log(pi)/2 + 3*log(y)/2
+    c = 3*log(y)/2 + log(2)/2 + log(pi)/2
 
 Distribution: InverseGaussian(mean, shape); density from sympy.stats.GaussianInverse.
 Reference: Chhikara & Folks, The Inverse Gaussian Distribution (1989).
@@ -23,8 +23,8 @@ Inputs, in call order (PARAMS):
 Target: y: the observation; x > 0
 
 Closed-form gradients (as derived; the code evaluates the stabilised forms):
-    ∂ℓ/∂log_mean = (-y + exp(log_mean))*exp(log_shape - 2*log_mean)
-    ∂ℓ/∂log_shape = -1/2 + (y - exp(log_mean))**2*exp(log_shape - 2*log_mean)/(2*y)
+    ∂ℓ/∂log_mean = (-y + exp(log_mean))*exp(-2*log_mean + log_shape)
+    ∂ℓ/∂log_shape = -1/2 + (y - exp(log_mean))**2*exp(-2*log_mean + log_shape)/(2*y)
 
 Torch built-in: none computes this loss.
 

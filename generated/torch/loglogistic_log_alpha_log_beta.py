@@ -5,8 +5,8 @@ PyTorch.
 
 The loss of one observation (the training loss ℓ; the terms of −log p free of every trained input are dropped):
 
-    ℓ = log_alpha - log_beta + 2*log(1 + (y*exp(-log_alpha))**exp(log_beta)) - (-1 + exp(log_beta))*(-log_alpha +
-        log(y))
+    ℓ = log_alpha - log_beta - (-log_alpha + log(y))*(exp(log_beta) - 1) + 2*log((y*exp(-log_alpha))**exp(log_beta)
+        + 1)
 
 The dropped constant c = −log p − ℓ (full=True adds it, so the result is exactly −log p):
 
@@ -24,11 +24,11 @@ Inputs, in call order (PARAMS):
 Target: y: the observation; x > 0
 
 Closed-form gradients (as derived; the code evaluates the stabilised forms):
-    ∂ℓ/∂log_alpha = -2*(y*exp(-log_alpha))**exp(log_beta)*exp(log_beta)/(1 + (y*exp(-log_alpha))**exp(log_beta)) +
+    ∂ℓ/∂log_alpha = -2*(y*exp(-log_alpha))**exp(log_beta)*exp(log_beta)/((y*exp(-log_alpha))**exp(log_beta) + 1) +
         exp(log_beta)
-    ∂ℓ/∂log_beta = -1 - (-log_alpha + log(y))*exp(log_beta) +
-        2*(y*exp(-log_alpha))**exp(log_beta)*exp(log_beta)*log(y*exp(-log_alpha))/(1 +
-        (y*exp(-log_alpha))**exp(log_beta))
+    ∂ℓ/∂log_beta =
+        2*(y*exp(-log_alpha))**exp(log_beta)*exp(log_beta)*log(y*exp(-log_alpha))/((y*exp(-log_alpha))**exp(log_beta)
+        + 1) - (-log_alpha + log(y))*exp(log_beta) - 1
 
 Torch built-in: none computes this loss.
 

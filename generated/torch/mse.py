@@ -5,7 +5,7 @@ PyTorch and the standard library's math.
 
 The loss of one observation (the training loss ℓ; the terms of −log p free of every trained input are dropped):
 
-    ℓ = (y - loc)**2/2
+    ℓ = (-loc + y)**2/2
 
 The dropped constant c = −log p − ℓ (full=True adds it, so the result is exactly −log p):
 

@@ -5,27 +5,27 @@ PyTorch.
 
 The loss of one observation (the training loss ℓ; the terms of −log p free of every trained input are dropped):
 
-    ℓ = -Sum(logits[k]*y[k], (k, 0, -1 + K)) + Sum(y[k], (k, 0, -1 + K))*log(Sum(exp(logits[m]), (m, 0, -1 + K)))
+    ℓ = log(Sum(exp(logits[m]), (m, 0, K - 1)))*Sum(y[k], (k, 0, K - 1)) - Sum(logits[k]*y[k], (k, 0, K - 1))
 
 The dropped constant c = −log p − ℓ (full=True adds it, so the result is exactly −log p):
 
-    c = -loggamma(1 + total_count) + Sum(loggamma(1 + y[k]), (k, 0, -1 + K))
+    c = -loggamma(total_count + 1) + Sum(loggamma(y[k] + 1), (k, 0, K - 1))
 
 Distribution: Multinomial(total_count, probs); density from hand-written over a symbolic number of classes K
     (sympy.stats.Multinomial needs a fixed K; the tests check them equal at K = 3).
 Reference: Johnson, Kotz & Balakrishnan, Discrete Multivariate Distributions (1997) ch. 35.
 Links:
-    probs = exp(logits[k])/Sum(exp(logits[m]), (m, 0, -1 + K))  (softmax link)
+    probs = exp(logits[k])/Sum(exp(logits[m]), (m, 0, K - 1))  (softmax link)
 
 Inputs, in call order (PARAMS):
     total_count: number of trials n; x in {0, 1, 2, ...}
     logits (trained): probs (class probabilities) through the softmax link: probs =
-        exp(logits[k])/Sum(exp(logits[m]), (m, 0, -1 + K)); a real vector over the class axis
+        exp(logits[k])/Sum(exp(logits[m]), (m, 0, K - 1)); a real vector over the class axis
 Target: y: the observation; a vector of non-negative integer counts over the class axis; the classes on the last
     axis
 
 Closed-form gradients (as derived; the code evaluates the stabilised forms):
-    ∂ℓ/∂logits = -y[j] + Sum(y[k], (k, 0, -1 + K))*exp(logits[j])/Sum(exp(logits[m]), (m, 0, -1 + K))
+    ∂ℓ/∂logits = exp(logits[j])*Sum(y[k], (k, 0, K - 1))/Sum(exp(logits[m]), (m, 0, K - 1)) - y[j]
 
 Torch built-in: none computes this loss.
 
@@ -222,7 +222,7 @@ def loss(total_count, logits, target, *, reduction="mean", weight=None, full=Fal
     Arguments:
         total_count: number of trials n; x in {0, 1, 2, ...}
         logits: probs (class probabilities) through the softmax link: probs = exp(logits[k])/Sum(exp(logits[m]), (m,
-            0, -1 + K)); a real vector over the class axis
+            0, K - 1)); a real vector over the class axis
         target: the observation; a vector of non-negative integer counts over the class axis; the classes on the
             last axis
         reduction: "mean", "sum" or "none".

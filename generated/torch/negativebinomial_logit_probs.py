@@ -5,12 +5,12 @@ PyTorch.
 
 The loss of one observation (the training loss ℓ; the terms of −log p free of every trained input are dropped):
 
-    ℓ = -loggamma(y + total_count) + y*log(1 + exp(-logits)) + total_count*log(1 + exp(logits)) +
-        loggamma(total_count)
+    ℓ = total_count*log(exp(logits) + 1) + y*log(1 + exp(-logits)) + loggamma(total_count) - loggamma(total_count +
+        y)
 
 The dropped constant c = −log p − ℓ (full=True adds it, so the result is exactly −log p):
 
-    c = loggamma(1 + y)
+    c = loggamma(y + 1)
 
 Distribution: NegativeBinomial(total_count, probs); density from sympy.stats.NegativeBinomial (p = 1 − probs).
 Reference: Hilbe, Negative Binomial Regression (2011).
@@ -24,8 +24,8 @@ Inputs, in call order (PARAMS):
 Target: y: the observation; x in {0, 1, 2, ...}
 
 Closed-form gradients (as derived; the code evaluates the stabilised forms):
-    ∂ℓ/∂total_count = -polygamma(0, y + total_count) + log(1 + exp(logits)) + polygamma(0, total_count)
-    ∂ℓ/∂logits = (-y + total_count*exp(logits))/(1 + exp(logits))
+    ∂ℓ/∂total_count = log(exp(logits) + 1) + polygamma(0, total_count) - polygamma(0, total_count + y)
+    ∂ℓ/∂logits = (total_count*exp(logits) - y)/(exp(logits) + 1)
 
 Torch built-in: none computes this loss.
 

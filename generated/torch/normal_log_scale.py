@@ -5,7 +5,7 @@ PyTorch and the standard library's math.
 
 The loss of one observation (the training loss ℓ; the terms of −log p free of every trained input are dropped):
 
-    ℓ = log_scale + (y - loc)**2*exp(-2*log_scale)/2
+    ℓ = log_scale + (-loc + y)**2*exp(-2*log_scale)/2
 
 The dropped constant c = −log p − ℓ (full=True adds it, so the result is exactly −log p):
 
@@ -23,7 +23,7 @@ Target: y: the observation; any real number
 
 Closed-form gradients (as derived; the code evaluates the stabilised forms):
     ∂ℓ/∂loc = (loc - y)*exp(-2*log_scale)
-    ∂ℓ/∂log_scale = 1 - (y - loc)**2*exp(-2*log_scale)
+    ∂ℓ/∂log_scale = -(-loc + y)**2*exp(-2*log_scale) + 1
 
 Torch built-in: none computes this loss.
 

@@ -5,7 +5,7 @@ PyTorch.
 
 The loss of one observation (the training loss ℓ; the terms of −log p free of every trained input are dropped):
 
-    ℓ = -log_alpha - (-1 - exp(log_alpha))*log(y) - exp(log_alpha)*log(scale)
+    ℓ = -log_alpha - (-exp(log_alpha) - 1)*log(y) - exp(log_alpha)*log(scale)
 
 The dropped constant c = −log p − ℓ (full=True adds it, so the result is exactly −log p):
 
@@ -23,7 +23,7 @@ Target: y: the observation; x > 0
 
 Closed-form gradients (as derived; the code evaluates the stabilised forms):
     ∂ℓ/∂scale = -exp(log_alpha)/scale
-    ∂ℓ/∂log_alpha = -1 + log(y**exp(log_alpha)/scale**exp(log_alpha))
+    ∂ℓ/∂log_alpha = log(y**exp(log_alpha)/scale**exp(log_alpha)) - 1
 
 Torch built-in: none computes this loss.
 

@@ -21,7 +21,7 @@ Inputs, in call order (PARAMS):
 Target: y: the observation; x > 0
 
 Closed-form gradients (as derived; the code evaluates the stabilised forms):
-    ∂ℓ/∂log_scale = 2 - y**2*exp(-2*log_scale)
+    ∂ℓ/∂log_scale = -y**2*exp(-2*log_scale) + 2
 
 Torch built-in: none computes this loss.
 

@@ -5,8 +5,8 @@ PyTorch.
 
 The loss of one observation (the training loss ℓ; the terms of −log p free of every trained input are dropped):
 
-    ℓ = log_scale + (y*exp(-log_scale))**exp(log_concentration) - log_concentration - (-1 +
-        exp(log_concentration))*(-log_scale + log(y))
+    ℓ = -log_concentration + log_scale + (y*exp(-log_scale))**exp(log_concentration) - (-log_scale +
+        log(y))*(exp(log_concentration) - 1)
 
 The dropped constant c = −log p − ℓ (full=True adds it, so the result is exactly −log p):
 
@@ -26,8 +26,9 @@ Target: y: the observation; x > 0
 
 Closed-form gradients (as derived; the code evaluates the stabilised forms):
     ∂ℓ/∂log_scale = -(y*exp(-log_scale))**exp(log_concentration)*exp(log_concentration) + exp(log_concentration)
-    ∂ℓ/∂log_concentration = -1 - (-log_scale + log(y))*exp(log_concentration) +
-        (y*exp(-log_scale))**exp(log_concentration)*exp(log_concentration)*log(y*exp(-log_scale))
+    ∂ℓ/∂log_concentration =
+        (y*exp(-log_scale))**exp(log_concentration)*exp(log_concentration)*log(y*exp(-log_scale)) - (-log_scale +
+        log(y))*exp(log_concentration) - 1
 
 Torch built-in: none computes this loss.
 

@@ -383,6 +383,10 @@ def sup_abs(g: sp.Expr, u: sp.Symbol, env: RangeEnv, dl: Clock, lo: sp.Expr | No
     (valid, maybe loose), or (None, False, why).
     """
     r = env(g)
+    if not r.bounded:  # a factored form can expose a bounded pattern (x/(x + 1)² <= 1/4)
+        fac = dl.step(lambda: sp.factor(g), None, cap=max(dl.left() / 6, 0.05))
+        if fac is not None:
+            r = env(fac)
     bound = None
     if r.bounded:
         top = max(abs(r.lo), abs(r.hi))

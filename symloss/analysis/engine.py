@@ -142,6 +142,23 @@ def _no_cyclic_gc() -> Iterator[None]:
             gc.enable()
 
 
+_WARM = False
+
+
+def _warm_up() -> None:
+    """Build lambdify's NumPy/SciPy/mpmath namespaces once per process, before any budget clock starts
+    (the first call imports scipy.special and costs a few tenths of a second)."""
+    global _WARM
+    if _WARM:
+        return
+    from .context import _MP_EXTRA, _NP_EXTRA
+
+    x = sp.Symbol("x")
+    sp.lambdify([x], sp.loggamma(x), modules=[_NP_EXTRA, "scipy", "numpy"])
+    sp.lambdify([x], sp.loggamma(x), modules=[_MP_EXTRA, "mpmath"])
+    _WARM = True
+
+
 def analyze(loss: Loss, *, budget: float | None = DEFAULT_BUDGET) -> Report:
     """Decide convexity, differentiability, smoothness, robustness, monotonicity, symmetry, sparsity,
     trainability and properness of ``loss`` (in its trained inputs ``loss.wrt``).
@@ -150,6 +167,7 @@ def analyze(loss: Loss, *, budget: float | None = DEFAULT_BUDGET) -> Report:
     mpmath at 50 digits) or "unknown".  ``budget`` is the total time in
     seconds (``None``: no limit).
     """
+    _warm_up()
     t0 = time.monotonic()
     with _no_cyclic_gc():
         problem = Problem.from_loss(loss)
@@ -172,6 +190,7 @@ def convexity(expr: sp.Expr | str, wrt: Sequence[sp.Symbol] | sp.Symbol, domains
         wrt = [wrt]
     from .properties import convexity_verdict
 
+    _warm_up()
     with _no_cyclic_gc():
         problem = Problem.from_expr(expr, list(wrt), dict(domains or {}))
         an = Analysis(problem)

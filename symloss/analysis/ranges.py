@@ -526,6 +526,17 @@ def _range_mul(expr: sp.Mul, env: RangeEnv) -> Range:
                     out = out * Range(Fraction(0), Fraction(1), True, not rest.positive)
                     used.update((i, j))
                     break
+    # a / (a + c)^2 with a > 0 and c >= c0 > 0 lies in (0, 1/(4·c0)] (AM-GM: (a + c)^2 >= 4ac): sigmoid'(x)
+    for i, d in enumerate(args):
+        if isinstance(d, sp.Pow) and d.exp == -2 and isinstance(d.base, sp.Add) and i not in used:
+            for j, a in enumerate(args):
+                if j == i or j in used or a not in d.base.args:
+                    continue
+                rest = range_of(d.base - a, env)
+                if range_of(a, env).positive and rest.lo > 0 and isinstance(rest.lo, Fraction):
+                    out = out * Range(Fraction(0), 1 / (4 * rest.lo), True, False)
+                    used.update((i, j))
+                    break
     for k, a in enumerate(args):
         if k not in used:
             out = out * range_of(a, env)

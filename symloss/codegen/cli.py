@@ -19,7 +19,7 @@ def add_codegen_options(parser: argparse.ArgumentParser) -> None:
                        help="generate a NumPy or PyTorch module for the loss (printed unless -o is given)")
     group.add_argument("-o", "--output", metavar="PATH", default=None,
                        help="write the generated module to PATH (atomically; needs --target)")
-    group.add_argument("--force", action="store_true", help="overwrite an existing --output file")
+    group.add_argument("--force", action="store_true", help="overwrite existing output files (-o, --latex, --markdown)")
 
 
 def emit_from_args(loss: Loss, args: argparse.Namespace) -> str | None:

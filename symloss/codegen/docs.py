@@ -13,7 +13,17 @@ from ..stabilize import Rule
 if TYPE_CHECKING:
     from .model import ModuleModel
 
-__all__ = ["module_doc", "known_as_text"]
+__all__ = ["module_doc", "known_as_text", "BUILTIN_CAVEATS"]
+
+#: Where a torch built-in departs from the exact formula, by KnownLoss key.
+BUILTIN_CAVEATS: dict[str, str] = {
+    "gaussian_nll": "torch clamps var from below at eps=1e-6 (and its full=True adds the same 0.5·log 2π)",
+    "poisson_nll": "torch's full=True adds Stirling's approximation of log y! (for y > 1), not log y! itself",
+    "poisson_nll_rate": "torch computes log(input + eps) with eps=1e-8 (a 1e-8 relative change)",
+    "bce": "torch clamps each log at −100 (probabilities below 3.7e-44 or above 1 − 3.7e-44)",
+    "cross_entropy": "torch's per-class weight= averages by Σ w_y under reduction='mean'; weight= here is per "
+                     "observation, averaged by N",
+}
 
 
 def _text(expr: sp.Basic) -> str:
@@ -84,6 +94,7 @@ def module_doc(loss: Loss, model: ModuleModel, rules: Sequence[Rule]) -> dict[st
         "constants": [f"{a.name}: {a.description}" for a in model.constants],
         "gradients": gradients,
         "known_as": known_as_text(loss),
+        "caveat": BUILTIN_CAVEATS.get(loss.known_as.key) if loss.known_as is not None else None,
         "rules": [(r.name, r.pattern) for r in rules],
         "penalty": None if loss.penalty is None else f"the MAP penalty {loss.penalty.norm} ({loss.penalty.prior} prior "
         "on the model's weights) is not part of this module; add it to the reduced loss",

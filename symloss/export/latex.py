@@ -345,6 +345,30 @@ class _BatchMean:
                 Row(ell_i, _split(self.expr, bp, width), _t("observation ") + bp.doprint(i), None, self.expr)]
 
 
+class _ClassicForm:
+    """c·[Σ_i f_i + λ‖w‖], on one row when it fits, else broken before the penalty (inside the brackets)."""
+
+    def __init__(self, factor: sp.Expr, data: sp.Expr, penalty: str, printer: LossLatexPrinter,
+                 bp: LossLatexPrinter, index: sp.Symbol, count: sp.Symbol) -> None:
+        self.factor, self.data, self.penalty, self.printer = factor, data, penalty, printer
+        self.bp, self.index, self.count = bp, index, count
+
+    def rows(self, lhs: str, note: str, width: int) -> list[Row]:
+        data_sum = self.bp.doprint(sp.Sum(self.data, (self.index, 1, self.count)))
+        if self.factor == 1:
+            head, open_, close = "", "", ""
+        else:
+            ftex = self.printer.doprint(self.factor)
+            head = rf"\left({ftex}\right) " if isinstance(self.factor, sp.Add) else f"{ftex} "
+            open_, close = r"\left[", r"\right]"
+        needed = typeset_width(self.data, self.bp) + typeset_width(self.factor, self.printer) + 22
+        if needed <= width:
+            return [Row(lhs, [f"{head}{open_}{data_sum} + {self.penalty}{close}"], note)]
+        # two lines; \right. and \left. keep the brackets balanced on each line of the align
+        return [Row(lhs, [f"{head}{open_}{data_sum}" + (r"\right." if open_ else ""),
+                          (r"\left. " if open_ else "") + f"+ {self.penalty}{close}"], note)]
+
+
 class _BatchExpr:
     """An expression to be printed (and split) with the batch printer rather than the block's printer."""
 
@@ -370,16 +394,9 @@ def _objective_rows(loss: Loss, printer: LossLatexPrinter) -> list[tuple[str, An
         return rows
     factor, data, coefficient, from_steps = form
     lam = _lambda(printer, loss)
-    data_sum = bp.doprint(sp.Sum(data, (i, 1, n)))
-    inner = rf"{data_sum} + {lam} {_NORMS[pen.kind] % wvec}"
-    if factor == 1:
-        rhs = inner
-    else:
-        ftex = printer.doprint(factor)
-        rhs = rf"{ftex} \left[{inner}\right]" if not isinstance(factor, sp.Add) else \
-            rf"\left({ftex}\right) \left[{inner}\right]"
     name = loss.known_as.name if loss.known_as is not None else "the loss"
-    rows.append(("", [rhs], _t("weighted " + ("L2" if pen.kind == "l2" else "L1") + f" on {name}"), None))
+    note = _t("weighted " + ("L2" if pen.kind == "l2" else "L1") + f" on {name}")
+    rows.append(("", _ClassicForm(factor, data, rf"{lam} {_NORMS[pen.kind] % wvec}", printer, bp, i, n), note, None))
     if not from_steps:
         rows.append((lam, coefficient, _t("the penalty's coefficient"), None))
     return rows
@@ -432,7 +449,7 @@ def _layout_any(raw: list[tuple[str, Any, str, Step | None]], printer: LossLatex
     prepared: list[tuple[str, Any, str, Step | None]] = []
     special: dict[int, Any] = {}
     for k, (lhs, rhs, note, step) in enumerate(raw):
-        if isinstance(rhs, (_BatchExpr, _BatchMean)):
+        if isinstance(rhs, (_BatchExpr, _BatchMean, _ClassicForm)):
             special[k] = rhs
             prepared.append((lhs, [], note, step))
         else:
@@ -444,7 +461,7 @@ def _layout_any(raw: list[tuple[str, Any, str, Step | None]], printer: LossLatex
     out: list[Row] = []
     for k, row in enumerate(rows):
         rhs = special.get(k)
-        if isinstance(rhs, _BatchMean):
+        if isinstance(rhs, (_BatchMean, _ClassicForm)):
             out += rhs.rows(row.lhs, row.note, width)
             continue
         if isinstance(rhs, _BatchExpr):

@@ -45,7 +45,14 @@ from sympy.simplify.radsimp import fraction
 
 from .text import latex_math_name
 
-__all__ = ["DEFAULT_NOTATION", "DISTRIBUTION_NOTATION", "LossLatexPrinter", "notation_for", "visible_width"]
+__all__ = [
+    "DEFAULT_NOTATION",
+    "DISTRIBUTION_NOTATION",
+    "LossLatexPrinter",
+    "notation_for",
+    "typeset_width",
+    "visible_width",
+]
 
 DEFAULT_NOTATION: dict[str, str] = {
     "y": "y",
@@ -217,7 +224,8 @@ class LossLatexPrinter(LatexPrinter):
             if self._needs_mul_brackets(term, first=i == 0, last=i == len(args) - 1):
                 tex = rf"\left({tex}\right)"
             if out:
-                out += r" \cdot " if re.search(r"[0-9]$", last) and re.match(r"[0-9{]", tex) else " "
+                # a number next to a number needs a visible product sign (SymPy's rule)
+                out += r" \cdot " if re.search(r"[0-9]\}*$", last) and re.match(r"\{?[+-]?[0-9]", tex) else " "
             out += tex
             last = tex
         return out
@@ -254,9 +262,12 @@ class LossLatexPrinter(LatexPrinter):
 
 
 def _trailing(factor: sp.Expr) -> int:
-    """1 for the factors that go last in a product: functions, sums, products, |x| (and their powers)."""
+    """Where a factor goes in a product: plain factors (0), then sums and products (1), then functions and
+    |x| (2), each group in SymPy's order: (Σ_k y_k) log(Σ_m e^{z_m})."""
     base = factor.base if isinstance(factor, sp.Pow) else factor
-    return int(isinstance(base, (sp.Function, sp.Sum, sp.Product)) and not isinstance(base, sp.exp))
+    if isinstance(base, (sp.Sum, sp.Product)):
+        return 1
+    return 2 if isinstance(base, sp.Function) and not isinstance(base, sp.exp) else 0
 
 
 def _unbrace(tex: str) -> str:
@@ -279,6 +290,9 @@ def _unbrace(tex: str) -> str:
 
 def _subscript(tex: str, index: str) -> str:
     """``tex`` with ``index`` appended to its subscript: ``\\mu`` → ``\\mu_{i}``, ``\\mu_{1}`` → ``\\mu_{1,i}``."""
+    m = re.fullmatch(r"(\\?[A-Za-z]+)\^\{([^{}]*)\}", tex)
+    if m:  # \sigma^{2} -> \sigma_{i}^{2}: σ_i², not (σ²)_i
+        return f"{m.group(1)}_{{{index}}}^{{{m.group(2)}}}"
     m = re.fullmatch(r"(.*?)_\{([^{}]*)\}", tex)
     if m and "_" not in m.group(1) and "^" not in m.group(1):
         return f"{m.group(1)}_{{{m.group(2)},{index}}}"

@@ -58,8 +58,10 @@ _TEXT_CHARS: dict[str, str] = {
 }
 
 # the kernel writes these with the TS1 companion font, which a bare texlive-latex-base may have to build
-# with METAFONT: use accents on an empty box and a math backslash instead
-_OT1_SAFE: dict[str, tuple[bool, str]] = {"^": (False, r"\^{}"), "~": (False, r"\~{}"), "\\": (True, r"\backslash")}
+# with METAFONT: a circumflex accent on an empty box, and math for ~ (prose uses it for "distributed as"), \\, $
+_OT1_SAFE: dict[str, tuple[bool, str]] = {
+    "^": (False, r"\^{}"), "~": (True, r"\sim"), "\\": (True, r"\backslash"), "$": (True, r"\$"),
+}
 
 # combining accents (after NFD decomposition) and the kernel's accent commands
 _ACCENTS: dict[str, str] = {

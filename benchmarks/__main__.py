@@ -1,0 +1,65 @@
+"""``python -m benchmarks [--quick] [--n N ...] [--out DIR]``: speed, memory and accuracy reports.
+
+Writes ``<out>/benchmarks.md`` and ``<out>/accuracy.md`` (default ``docs/``).  A full run takes a few
+minutes on a 2-core CPU; ``--quick`` uses smaller sizes and fewer repeats.  Sections can be skipped
+(``--skip speed,numpy,symbolic,accuracy``); a skipped section is listed as such in the report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+from . import report
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="small sizes, few repeats (a smoke run)")
+    ap.add_argument("--n", type=float, action="append", default=None,
+                    help="PyTorch sizes (elements), repeatable; default 1e6 and 1e7 (--quick: 1e5 and 1e6)")
+    ap.add_argument("--numpy-n", type=float, default=None, help="NumPy size (default 1e6; --quick 1e5)")
+    ap.add_argument("--repeats", type=int, default=None, help="repeats at the smallest N (default 7; --quick 3)")
+    ap.add_argument("--compile-all", action="store_true",
+                    help="torch.compile at every N (default: at the smallest N only, compiling is ~10 s a function)")
+    ap.add_argument("--grid", type=int, default=None, help="accuracy grid points per loss (default 400; --quick 120)")
+    ap.add_argument("--out", default="docs", help="directory for benchmarks.md and accuracy.md (default docs/)")
+    ap.add_argument("--skip", default="", help="comma-separated sections to skip: speed,numpy,symbolic,accuracy")
+    args = ap.parse_args(argv)
+
+    ns = [int(x) for x in (args.n or ([1e5, 1e6] if args.quick else [1e6, 1e7]))]
+    ns = sorted(set(ns))
+    base_reps = args.repeats or (3 if args.quick else 7)
+    repeats = {n: max(base_reps if n == ns[0] else base_reps // 2 - (1 if n >= 10**7 else 0), 2) for n in ns}
+    cfg = report.Config(
+        ns=ns,
+        repeats=repeats,
+        compile_ns=set(ns) if args.compile_all else {ns[0]},
+        numpy_n=int(args.numpy_n or (1e5 if args.quick else 1e6)),
+        numpy_repeats=base_reps,
+        grid=args.grid or (120 if args.quick else 400),
+        skip={s.strip() for s in args.skip.split(",") if s.strip()},
+        quick=args.quick,
+        command="python -m benchmarks " + " ".join(argv if argv is not None else sys.argv[1:]),
+    )
+    os.makedirs(args.out, exist_ok=True)
+    t0 = time.perf_counter()
+
+    def log(msg: str) -> None:
+        print(f"[{time.perf_counter() - t0:7.1f}s] {msg}", flush=True)
+
+    acc_md = report.accuracy_report(cfg, log)
+    with open(os.path.join(args.out, "accuracy.md"), "w", encoding="utf-8") as fh:
+        fh.write(acc_md)
+    log(f"wrote {os.path.join(args.out, 'accuracy.md')}")
+    bench_md = report.benchmark_report(cfg, log, started=t0)
+    with open(os.path.join(args.out, "benchmarks.md"), "w", encoding="utf-8") as fh:
+        fh.write(bench_md)
+    log(f"wrote {os.path.join(args.out, 'benchmarks.md')} (total {time.perf_counter() - t0:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
