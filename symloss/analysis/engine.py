@@ -61,7 +61,7 @@ class Analysis:
         self.back = back
         self.proof_expr = tidy_nonsmooth(proof_expr, env)
         self.tidy_expr = tidy_nonsmooth(problem.expr, env)
-        self.facts: dict[str, Any] = {}
+        self.facts: dict[Any, Any] = {}  # results shared between properties (decompositions, evaluators)
         self.keep: list[Any] = []  # objects whose finalizers must not run while a budget alarm is armed
         self.convex_in: dict[str, Verdict] = {}
 

@@ -506,7 +506,7 @@ def _range_of(expr: sp.Basic, env: RangeEnv) -> Range:
         return out
     if isinstance(expr, sp.Sum):
         return _range_sum(expr, env)
-    if isinstance(expr, sp.Function):
+    if isinstance(expr, (sp.Function, sp.Max, sp.Min)):  # Max and Min are not Functions in SymPy
         return _range_fn(expr, env)
     return REALS
 

@@ -69,7 +69,7 @@ def module_doc(loss: Loss, model: ModuleModel, rules: Sequence[Rule]) -> dict[st
     dist = loss.distribution
     if dist is not None:
         params = ", ".join(dist.param_names)
-        origin = f"{dist.name}({params}); density from {dist.source}"
+        origin = f"{dist.name}({params}); density: {dist.source}"
         reference = dist.reference
         title_what = f"the {dist.name} negative log-likelihood"
     else:
