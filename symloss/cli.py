@@ -93,7 +93,7 @@ def _cmd_derive(args: argparse.Namespace) -> int:
 
         report = analyze(loss, budget=args.budget)
     code = None
-    if getattr(args, "target", None):
+    if getattr(args, "target", None) or getattr(args, "output", None):
         from .codegen.cli import emit_from_args
 
         code = emit_from_args(loss, args)

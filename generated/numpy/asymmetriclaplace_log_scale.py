@@ -12,8 +12,8 @@ The dropped constant c = −log p − ℓ (full=True adds it, so the result is e
 
     c = 0
 
-Distribution: AsymmetricLaplace(loc, scale, quantile); density from hand-written (sympy.stats has no asymmetric
-    Laplace distribution).
+Distribution: AsymmetricLaplace(loc, scale, quantile); density: hand-written (sympy.stats has no asymmetric Laplace
+    distribution).
 Reference: Yu & Moyeed, Statistics & Probability Letters 54 (2001): quantile parameterisation; its NLL with fixed
     scale is the pinball (quantile) loss.
 Links:

@@ -13,7 +13,7 @@ The dropped constant c = −log p − ℓ (full=True adds it, so the result is e
 
     c = 0
 
-Distribution: Beta(concentration1, concentration0); density from sympy.stats.Beta.
+Distribution: Beta(concentration1, concentration0); density: sympy.stats.Beta.
 Reference: Johnson, Kotz & Balakrishnan vol. 2, ch. 25.
 Links:
     concentration1 = exp(log_concentration1)  (log link)

@@ -11,7 +11,7 @@ The dropped constant c = −log p − ℓ (full=True adds it, so the result is e
 
     c = -loggamma(total_count + 1) + loggamma(y + 1) + loggamma(total_count - y + 1)
 
-Distribution: Binomial(total_count, probs); density from sympy.stats.Binomial.
+Distribution: Binomial(total_count, probs); density: sympy.stats.Binomial.
 Reference: McCullagh & Nelder, GLMs ch. 4.
 Links:
     probs = 1/(1 + exp(-logits))  (logit link)

@@ -12,7 +12,7 @@ The dropped constant c = −log p − ℓ (full=True adds it, so the result is e
 
     c = 0
 
-Distribution: ContinuousBernoulli(probs); density from hand-written (sympy.stats has no continuous Bernoulli
+Distribution: ContinuousBernoulli(probs); density: hand-written (sympy.stats has no continuous Bernoulli
     distribution).
 Reference: Loaiza-Ganem & Cunningham, NeurIPS 2019.
 Links:

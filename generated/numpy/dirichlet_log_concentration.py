@@ -12,7 +12,7 @@ The dropped constant c = −log p − ℓ (full=True adds it, so the result is e
 
     c = 0
 
-Distribution: Dirichlet(concentration); density from hand-written over a symbolic number of classes K
+Distribution: Dirichlet(concentration); density: hand-written over a symbolic number of classes K
     (sympy.stats.MultivariateBeta needs a fixed K; the tests check them equal at K = 3).
 Reference: Kotz, Balakrishnan & Johnson, Continuous Multivariate Distributions (2000) ch. 49.
 Links:

@@ -11,7 +11,7 @@ The dropped constant c = −log p − ℓ (full=True adds it, so the result is e
 
     c = log(2)/2 + log(pi)/2
 
-Distribution: Normal(loc, scale); density from sympy.stats.Normal.
+Distribution: Normal(loc, scale); density: sympy.stats.Normal.
 Reference: Gauss (1809); Bishop, PRML (2006) §2.3.
 Links:
     scale = sqrt(var)  (variance link)

@@ -11,7 +11,7 @@ The dropped constant c = −log p − ℓ (full=True adds it, so the result is e
 
     c = 0
 
-Distribution: Geometric(probs); density from sympy.stats.Geometric, shifted to count failures (torch's convention).
+Distribution: Geometric(probs); density: sympy.stats.Geometric, shifted to count failures (torch's convention).
 Reference: Johnson, Kemp & Kotz, Univariate Discrete Distributions (2005) ch. 5.
 Links:
     probs = 1/(1 + exp(-logits))  (logit link)

@@ -11,7 +11,7 @@ The dropped constant c = −log p − ℓ (full=True adds it, so the result is e
 
     c = 0
 
-Distribution: Gumbel(loc, scale); density from sympy.stats.Gumbel.
+Distribution: Gumbel(loc, scale); density: sympy.stats.Gumbel.
 Reference: Gumbel (1958), Statistics of Extremes.
 Links:
     scale = exp(log_scale)  (log link)

@@ -11,7 +11,7 @@ The dropped constant c = −log p − ℓ (full=True adds it, so the result is e
 
     c = -log(2) + log(pi)
 
-Distribution: HalfCauchy(scale); density from sympy.stats.Cauchy, folded onto y > 0.
+Distribution: HalfCauchy(scale); density: sympy.stats.Cauchy, folded onto y > 0.
 Reference: Gelman, Bayesian Analysis 1 (2006).
 Links:
     scale = exp(log_scale)  (log link)

@@ -11,7 +11,7 @@ The dropped constant c = −log p − ℓ (full=True adds it, so the result is e
 
     c = -log(2)/2 + log(pi)/2
 
-Distribution: HalfNormal(scale); density from sympy.stats.Chi with k = 1 (the half-normal), scaled.
+Distribution: HalfNormal(scale); density: sympy.stats.Chi with k = 1 (the half-normal), scaled.
 Reference: Johnson, Kotz & Balakrishnan vol. 1, ch. 13.
 Links:
     scale = exp(log_scale)  (log link)

@@ -11,7 +11,7 @@ The dropped constant c = −log p − ℓ (full=True adds it, so the result is e
 
     c = log(pi)
 
-Distribution: HyperbolicSecant(loc, scale); density from hand-written (sympy.stats has no hyperbolic secant
+Distribution: HyperbolicSecant(loc, scale); density: hand-written (sympy.stats has no hyperbolic secant
     distribution).
 Reference: Johnson, Kotz & Balakrishnan vol. 2, ch. 23 §10; its NLL is the log-cosh loss.
 Links:

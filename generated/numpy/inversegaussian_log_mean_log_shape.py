@@ -11,7 +11,7 @@ The dropped constant c = −log p − ℓ (full=True adds it, so the result is e
 
     c = 3*log(y)/2 + log(2)/2 + log(pi)/2
 
-Distribution: InverseGaussian(mean, shape); density from sympy.stats.GaussianInverse.
+Distribution: InverseGaussian(mean, shape); density: sympy.stats.GaussianInverse.
 Reference: Chhikara & Folks, The Inverse Gaussian Distribution (1989).
 Links:
     mean = exp(log_mean)  (log link)

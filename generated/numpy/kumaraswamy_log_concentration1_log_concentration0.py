@@ -13,7 +13,7 @@ The dropped constant c = −log p − ℓ (full=True adds it, so the result is e
 
     c = 0
 
-Distribution: Kumaraswamy(concentration1, concentration0); density from sympy.stats.Kumaraswamy.
+Distribution: Kumaraswamy(concentration1, concentration0); density: sympy.stats.Kumaraswamy.
 Reference: Kumaraswamy, J. Hydrology 46 (1980).
 Links:
     concentration1 = exp(log_concentration1)  (log link)

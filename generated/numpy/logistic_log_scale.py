@@ -11,7 +11,7 @@ The dropped constant c = −log p − ℓ (full=True adds it, so the result is e
 
     c = 0
 
-Distribution: Logistic(loc, scale); density from sympy.stats.Logistic.
+Distribution: Logistic(loc, scale); density: sympy.stats.Logistic.
 Reference: Johnson, Kotz & Balakrishnan vol. 2, ch. 23.
 Links:
     scale = exp(log_scale)  (log link)

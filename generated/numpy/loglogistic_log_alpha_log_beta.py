@@ -12,7 +12,7 @@ The dropped constant c = −log p − ℓ (full=True adds it, so the result is e
 
     c = 0
 
-Distribution: LogLogistic(alpha, beta); density from sympy.stats.LogLogistic.
+Distribution: LogLogistic(alpha, beta); density: sympy.stats.LogLogistic.
 Reference: Bennett, Applied Statistics 32 (1983).
 Links:
     alpha = exp(log_alpha)  (log link)

@@ -11,7 +11,7 @@ The dropped constant c = −log p − ℓ (full=True adds it, so the result is e
 
     c = log(y) + log(2)/2 + log(pi)/2
 
-Distribution: LogNormal(loc, scale); density from sympy.stats.LogNormal.
+Distribution: LogNormal(loc, scale); density: sympy.stats.LogNormal.
 Reference: Johnson, Kotz & Balakrishnan vol. 1, ch. 14.
 Links:
     scale = exp(log_scale)  (log link)

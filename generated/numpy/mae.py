@@ -11,7 +11,7 @@ The dropped constant c = −log p − ℓ (full=True adds it, so the result is e
 
     c = log(2)
 
-Distribution: Laplace(loc, scale); density from sympy.stats.Laplace.
+Distribution: Laplace(loc, scale); density: sympy.stats.Laplace.
 Reference: Laplace (1774); Johnson, Kotz & Balakrishnan, Continuous Univariate Distributions vol. 2, ch. 24.
 Fixed parameters:
     scale = 1

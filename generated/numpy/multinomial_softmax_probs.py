@@ -11,7 +11,7 @@ The dropped constant c = −log p − ℓ (full=True adds it, so the result is e
 
     c = -loggamma(total_count + 1) + Sum(loggamma(y[k] + 1), (k, 0, K - 1))
 
-Distribution: Multinomial(total_count, probs); density from hand-written over a symbolic number of classes K
+Distribution: Multinomial(total_count, probs); density: hand-written over a symbolic number of classes K
     (sympy.stats.Multinomial needs a fixed K; the tests check them equal at K = 3).
 Reference: Johnson, Kotz & Balakrishnan, Discrete Multivariate Distributions (1997) ch. 35.
 Links:

@@ -11,7 +11,7 @@ The dropped constant c = −log p − ℓ (full=True adds it, so the result is e
 
     c = 0
 
-Distribution: Pareto(scale, alpha); density from sympy.stats.Pareto.
+Distribution: Pareto(scale, alpha); density: sympy.stats.Pareto.
 Reference: Johnson, Kotz & Balakrishnan vol. 1, ch. 20.
 Links:
     alpha = exp(log_alpha)  (log link)

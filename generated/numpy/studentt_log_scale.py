@@ -12,7 +12,7 @@ The dropped constant c = −log p − ℓ (full=True adds it, so the result is e
 
     c = log(pi)/2
 
-Distribution: StudentT(df, loc, scale); density from sympy.stats.StudentT (location-scale).
+Distribution: StudentT(df, loc, scale); density: sympy.stats.StudentT (location-scale).
 Reference: Student (1908); Lange, Little & Taylor, JASA 84 (1989).
 Links:
     scale = exp(log_scale)  (log link)

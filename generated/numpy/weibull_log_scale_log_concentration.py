@@ -12,7 +12,7 @@ The dropped constant c = −log p − ℓ (full=True adds it, so the result is e
 
     c = 0
 
-Distribution: Weibull(scale, concentration); density from sympy.stats.Weibull.
+Distribution: Weibull(scale, concentration); density: sympy.stats.Weibull.
 Reference: Weibull (1951); Johnson, Kotz & Balakrishnan vol. 1, ch. 21.
 Links:
     scale = exp(log_scale)  (log link)

@@ -11,7 +11,7 @@ The dropped constant c = −log p − ℓ (full=True adds it, so the result is e
 
     c = 0
 
-Distribution: Bernoulli(probs); density from sympy.stats.Bernoulli (pmf at 0 and 1, written p^y (1-p)^(1-y)).
+Distribution: Bernoulli(probs); density: sympy.stats.Bernoulli (pmf at 0 and 1, written p^y (1-p)^(1-y)).
 Reference: McCullagh & Nelder, GLMs ch. 4.
 
 Inputs, in call order (PARAMS):

@@ -11,8 +11,8 @@ The dropped constant c = −log p − ℓ (full=True adds it, so the result is e
 
     c = 0
 
-Distribution: Categorical(probs); density from hand-written as Π p_k^{y_k} over one-hot y (sympy.stats has only
-    finite named-outcome variables).
+Distribution: Categorical(probs); density: hand-written as Π p_k^{y_k} over one-hot y (sympy.stats has only finite
+    named-outcome variables).
 Reference: Bishop, PRML (2006) §4.3.4 (softmax cross-entropy).
 Links:
     probs = exp(logits[k])/Sum(exp(logits[m]), (m, 0, K - 1))  (softmax link)

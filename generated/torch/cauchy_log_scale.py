@@ -11,7 +11,7 @@ The dropped constant c = −log p − ℓ (full=True adds it, so the result is e
 
     c = log(pi)
 
-Distribution: Cauchy(loc, scale); density from sympy.stats.Cauchy.
+Distribution: Cauchy(loc, scale); density: sympy.stats.Cauchy.
 Reference: Johnson, Kotz & Balakrishnan vol. 1, ch. 16.
 Links:
     scale = exp(log_scale)  (log link)

@@ -11,7 +11,7 @@ The dropped constant c = −log p − ℓ (full=True adds it, so the result is e
 
     c = y/2
 
-Distribution: Chi2(df); density from sympy.stats.ChiSquared.
+Distribution: Chi2(df); density: sympy.stats.ChiSquared.
 Reference: Johnson, Kotz & Balakrishnan vol. 1, ch. 18.
 Links:
     df = exp(log_df)  (log link)

@@ -11,7 +11,7 @@ The dropped constant c = −log p − ℓ (full=True adds it, so the result is e
 
     c = 0
 
-Distribution: Exponential(rate); density from sympy.stats.Exponential.
+Distribution: Exponential(rate); density: sympy.stats.Exponential.
 Reference: Johnson, Kotz & Balakrishnan vol. 1, ch. 19.
 Links:
     rate = exp(log_rate)  (log link)

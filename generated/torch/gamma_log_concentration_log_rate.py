@@ -12,7 +12,7 @@ The dropped constant c = −log p − ℓ (full=True adds it, so the result is e
 
     c = 0
 
-Distribution: Gamma(concentration, rate); density from sympy.stats.Gamma (scale = 1/rate).
+Distribution: Gamma(concentration, rate); density: sympy.stats.Gamma (scale = 1/rate).
 Reference: Johnson, Kotz & Balakrishnan vol. 1, ch. 17; McCullagh & Nelder, GLMs (1989) ch. 8.
 Links:
     concentration = exp(log_concentration)  (log link)

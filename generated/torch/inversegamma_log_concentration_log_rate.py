@@ -12,7 +12,7 @@ The dropped constant c = −log p − ℓ (full=True adds it, so the result is e
 
     c = 0
 
-Distribution: InverseGamma(concentration, rate); density from sympy.stats.GammaInverse.
+Distribution: InverseGamma(concentration, rate); density: sympy.stats.GammaInverse.
 Reference: Johnson, Kotz & Balakrishnan vol. 1, ch. 17.
 Links:
     concentration = exp(log_concentration)  (log link)

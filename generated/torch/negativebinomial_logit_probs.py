@@ -12,7 +12,7 @@ The dropped constant c = −log p − ℓ (full=True adds it, so the result is e
 
     c = loggamma(y + 1)
 
-Distribution: NegativeBinomial(total_count, probs); density from sympy.stats.NegativeBinomial (p = 1 − probs).
+Distribution: NegativeBinomial(total_count, probs); density: sympy.stats.NegativeBinomial (p = 1 − probs).
 Reference: Hilbe, Negative Binomial Regression (2011).
 Links:
     probs = 1/(1 + exp(-logits))  (logit link)

@@ -11,7 +11,7 @@ The dropped constant c = −log p − ℓ (full=True adds it, so the result is e
 
     c = loggamma(y + 1)
 
-Distribution: Poisson(rate); density from sympy.stats.Poisson.
+Distribution: Poisson(rate); density: sympy.stats.Poisson.
 Reference: McCullagh & Nelder, GLMs ch. 6.
 Links:
     rate = exp(log_rate)  (log link)

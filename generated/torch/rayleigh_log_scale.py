@@ -11,7 +11,7 @@ The dropped constant c = −log p − ℓ (full=True adds it, so the result is e
 
     c = -log(y)
 
-Distribution: Rayleigh(scale); density from sympy.stats.Rayleigh.
+Distribution: Rayleigh(scale); density: sympy.stats.Rayleigh.
 Reference: Johnson, Kotz & Balakrishnan vol. 1, ch. 18 §4.
 Links:
     scale = exp(log_scale)  (log link)

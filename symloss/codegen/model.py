@@ -11,9 +11,10 @@ gives the same module, byte for byte.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import sympy as sp
@@ -22,6 +23,7 @@ from ..errors import InvalidIdentifierError, UnsupportedError
 from ..identifiers import safe_identifier, validate_identifier
 from ..loss import Loss
 from ..stabilize import RULES, STABLE_FUNCTIONS, LogSumExp, stabilize
+from .docs import module_doc
 from .printers import UNSUPPORTED, ClassLogSumExp, ClassSum, printer_for
 
 __all__ = ["Argument", "Block", "ModuleModel", "build_model", "TARGETS"]
@@ -320,16 +322,13 @@ def build_model(loss: Loss, target: str) -> ModuleModel:
     grad_block = _block([value_l, *grads_l], printer, _temps())
     constant_block = _block([constant_l], printer, _temps())
 
-    def describe(s: sp.Basic, role: str) -> str:
-        return _describe(loss, s, role)
-
     inputs = tuple(
-        Argument(names[s], str(s), "input", isinstance(s, sp.IndexedBase), s in loss.wrt, describe(s, "input"))
+        Argument(names[s], str(s), "input", isinstance(s, sp.IndexedBase), s in loss.wrt, _describe(loss, s, "input"))
         for s in loss.inputs
     )
     target_arg = Argument(names[loss.target], str(loss.target), "target", isinstance(loss.target, sp.IndexedBase),
-                          False, describe(loss.target, "target"))
-    constants = tuple(Argument(names[c], str(c), "constant", False, False, describe(c, "constant"))
+                          False, _describe(loss, loss.target, "target"))
+    constants = tuple(Argument(names[c], str(c), "constant", False, False, _describe(loss, c, "constant"))
                       for c in loss.constants)
     dist = loss.distribution
     model = ModuleModel(
@@ -350,15 +349,7 @@ def build_model(loss: Loss, target: str) -> ModuleModel:
         helpers=tuple(sorted(printer.helpers)),
         uses_math=printer.uses_math,
     )
-    from .docs import module_doc
-
-    return _with_doc(model, module_doc(loss, model, [r for r in RULES if r.name in fired]))
-
-
-def _with_doc(model: ModuleModel, doc: Mapping[str, object]) -> ModuleModel:
-    import dataclasses
-
-    return dataclasses.replace(model, doc=dict(doc))
+    return dataclasses.replace(model, doc=module_doc(loss, model, [r for r in RULES if r.name in fired]))
 
 
 def _describe(loss: Loss, s: sp.Basic, role: str) -> str:
