@@ -42,7 +42,8 @@ def _alarm(seconds: float) -> Iterator[None]:
     previous_handler = signal.signal(signal.SIGALRM, handler)
     previous_timer = signal.setitimer(signal.ITIMER_REAL, 0)
     started = time.monotonic()
-    signal.setitimer(signal.ITIMER_REAL, max(seconds, 1e-3))
+    # a repeating timer: an alarm raised inside a finaliser is swallowed by Python, so fire again shortly after
+    signal.setitimer(signal.ITIMER_REAL, max(seconds, 1e-3), 0.25)
     try:
         yield
     finally:
