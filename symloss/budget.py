@@ -73,7 +73,9 @@ def run_with_budget(fn: Callable[[], T], seconds: float | None, what: str = "sym
             with _alarm(seconds):
                 return fn()
         except _Alarm:
-            raise BudgetExceeded(f"{what} did not finish within {seconds:g} s (raise the budget to try longer)") from None
+            raise BudgetExceeded(
+                f"{what} did not finish within {seconds:g} s (raise the budget to try longer)"
+            ) from None
     box: dict[str, object] = {}
 
     def target() -> None:
