@@ -197,7 +197,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except SymlossError as exc:
-        print(f"symloss: error: {exc}", file=sys.stderr)
+        # one line: multi-line messages (a formula with a caret under the error) keep their first line
+        print(f"symloss: error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("symloss: interrupted", file=sys.stderr)

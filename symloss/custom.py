@@ -72,7 +72,11 @@ def normalising_constant(density: sp.Expr, y: sp.Symbol, support: Domain, params
                          budget: float | None = DEFAULT_BUDGET) -> tuple[sp.Expr | None, list[tuple[dict, float]]]:
     """(Z symbolically or None, numeric checks) for ``∫ density dy`` over the support."""
     z = _symbolic_normaliser(density, y, support, budget)
-    numeric = [] if z is not None else _numeric_normaliser(density, y, support, params)
+    from .budget import run_with_budget
+
+    # the numeric check can be slow too (mpmath on a steep density): it gets the same budget
+    numeric = [] if z is not None else run_with_budget(
+        lambda: _numeric_normaliser(density, y, support, params), budget, "numeric normalisation check")
     return z, numeric
 
 
