@@ -26,9 +26,15 @@ def main(argv: list[str] | None = None) -> int:
                     help="torch.compile at every N (default: at the smallest N only, compiling is ~10 s a function)")
     ap.add_argument("--grid", type=int, default=None, help="accuracy grid points per loss (default 400; --quick 120)")
     ap.add_argument("--out", default="docs", help="directory for benchmarks.md and accuracy.md (default docs/)")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch.set_num_threads for the PyTorch section (default: torch's own choice)")
     ap.add_argument("--skip", default="", help="comma-separated sections to skip: speed,numpy,symbolic,accuracy")
     args = ap.parse_args(argv)
 
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     ns = [int(x) for x in (args.n or ([1e5, 1e6] if args.quick else [1e6, 1e7]))]
     ns = sorted(set(ns))
     base_reps = args.repeats or (3 if args.quick else 7)

@@ -26,6 +26,14 @@ def _pf(ok: bool | None) -> str:
     return "—" if ok is None else ("PASS" if ok else "**FAIL**")
 
 
+def _gbps(nbytes: int, t: float | None, copy_bw: float | None) -> str:
+    if not nbytes or not t:
+        return "—"
+    rate = nbytes / t
+    share = "" if not copy_bw else f" ({100 * rate / copy_bw:.0f} %)"
+    return f"{rate / 1e9:.1f}{share}"
+
+
 def _mib(b: int | None) -> str:
     return "—" if b is None else f"{b / 2**20:.1f}"
 
@@ -136,9 +144,16 @@ Herbie: such rows fail even when the absolute error is negligible.
 def benchmark_report(cfg: Config, log, started: float) -> str:
     t_section = time.perf_counter()
     ns_txt = ", ".join(f"{n:.0e} (repeats {cfg.repeats[n]})" for n in cfg.ns)
+    try:
+        from .speed_torch import device_name
+
+        dev_txt = device_name()
+    except Exception as exc:  # noqa: BLE001
+        dev_txt = f"torch unavailable ({exc.__class__.__name__})"
     lines = [header("Benchmarks", [
         f"* Command: `{cfg.command}`",
-        f"* PyTorch: float32, CPU, forward + backward of the mean loss; N = {ns_txt}; torch.compile at N = "
+        f"* PyTorch device: {dev_txt}",
+        f"* PyTorch: float32, forward + backward of the mean loss; N = {ns_txt}; torch.compile at N = "
         + ", ".join(f"{n:.0e}" for n in sorted(cfg.compile_ns)),
         f"* NumPy: float64, N = {cfg.numpy_n:.0e}, repeats {cfg.numpy_repeats}",
         "* Times are medians after one warm-up call; all ratios come from this one run.",
@@ -162,18 +177,14 @@ def benchmark_report(cfg: Config, log, started: float) -> str:
 
 WHY = """### Why targets are missed (from the generated source and the profiles below)
 
-* **Backward recomputes the forward.** `Function.backward` calls `_value_and_grads`, which evaluates the
-  loss terms *and* the partials again (the value is thrown away, and `_broadcast` / `expand` / `sum_to_size`
-  run on it), instead of saving the partials (or the shared subexpressions) in `forward`.  For cheap
-  elementwise losses this roughly doubles the work compared with the built-in's fused kernels.
-* **Unfused elementwise ops.** Each generated expression is a chain of separate torch ops, each allocating
-  an N-sized temporary (e.g. `_softplus` as `torch.logaddexp(x, zeros_like(x))` twice for BCE with logits,
-  `y*softplus(-x) + (1-y)*softplus(x)`), where the built-ins run one ATen kernel.  torch.compile fuses them,
-  which is why the compiled ratios are much closer.
-* **Cross-entropy on one-hot targets.** The generated categorical loss multiplies the logits by a dense
-  one-hot target and sums over the class axis (`logsumexp · Σy − Σ logits·y`) and its backward builds
-  `Σy · softmax − y`: several N-element passes and an N-element float target, versus the built-in's
-  log_softmax + gather on class indices.
+* **Unfused elementwise ops.** Each generated expression is a chain of separate torch ops, each reading and
+  writing an N-sized temporary (e.g. BCE with logits is `(1 − y)·softplus(x) + y·softplus(−x)` and its
+  gradient `(1 − y)·sigmoid(x) − y·sigmoid(−x)`, kept in this form because `sigmoid(x) − y` cancels), where
+  the built-ins run one or two fused ATen kernels.  The forward evaluates value and gradient once and the
+  backward only scales the saved gradient (nothing when grad_output is 1), so the remaining gap is the
+  number of elementwise passes.  torch.compile fuses them, which is why the compiled ratios are closer.
+* **Cross-entropy on class indices** is expanded to a dense one-hot float target (a scatter), and the loss
+  multiplies it with the logits and sums over the class axis, versus the built-in's log_softmax + gather.
 * **Python overhead per call** (`_prepare` dtype promotion and `.to`, `_check`, broadcasting helpers) is
   visible only at small N.
 """
@@ -184,13 +195,22 @@ def _torch_section(cfg: Config, log) -> list[str]:
 
     results, cases = S.run(cfg.ns, cfg.repeats, cfg.compile_ns, log=lambda m: log(m))
     by = {c.name: c for c in cases}
-    lines = ["", "## PyTorch: forward + backward", "",
+    dev = S.device()
+    try:
+        bw = S.copy_bandwidth(dev)
+    except Exception:  # noqa: BLE001
+        bw = None
+    bw_txt = "—" if bw is None else f"{bw / 1e9:.1f} GB/s"
+    lines = ["", f"## PyTorch: forward + backward ({S.device_name(dev)})", "",
+             f"Measured copy bandwidth (`dst.copy_(src)`, 128 MiB float32, read + write): {bw_txt}.  The "
+             "*gen GB/s* column is the minimum traffic of one step (every input read once, every gradient "
+             "written once) divided by the generated module's time, and its share of the copy bandwidth.", "",
              "Targets (goals, not assertions): generated eager ≤ 1.0× the built-in; generated ≥ 2× faster "
              "than −torch.distributions.log_prob with autograd; compiled generated ≤ 1.2× compiled built-in.", "",
              "| loss | N | generated | built-in | distributions | compiled generated | compiled built-in | "
-             "gen / built-in | distributions / gen | compiled gen / compiled built-in | ≤1.0× built-in | "
-             "≥2× vs distributions | compiled ≤1.2× |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "gen / built-in | distributions / gen | compiled gen / compiled built-in | gen GB/s (of copy) | "
+             "≤1.0× built-in | ≥2× vs distributions | compiled ≤1.2× |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     misses = []
     for r in results:
         t = r.times
@@ -203,8 +223,8 @@ def _torch_section(cfg: Config, log) -> list[str]:
             if ok is False:
                 misses.append((r.case, r.n, what))
         lines.append(f"| {r.case} | {r.n:.0e} | {fmt_time(g)} | {fmt_time(b)} | {fmt_time(d)} | {fmt_time(cg)} | "
-                     f"{fmt_time(cb)} | {fmt_ratio(g, b)} | {fmt_ratio(d, g)} | {fmt_ratio(cg, cb)} | {_pf(p1)} | "
-                     f"{_pf(p2)} | {_pf(p3)} |")
+                     f"{fmt_time(cb)} | {fmt_ratio(g, b)} | {fmt_ratio(d, g)} | {fmt_ratio(cg, cb)} | "
+                     f"{_gbps(r.bytes_moved, g, bw)} | {_pf(p1)} | {_pf(p2)} | {_pf(p3)} |")
     lines += ["", "Built-ins and distributions per row: " + "; ".join(
         f"{c.name}: {c.builtin_name or '—'} / {c.dist_name or '—'}" for c in cases) + ".", ""]
     notes = [f"* {c.name}: {c.note}" for c in cases if c.note]
@@ -227,6 +247,16 @@ def _torch_section(cfg: Config, log) -> list[str]:
         lines.append(f"| {r.case} | {r.n:.0e} | {_mib(m.get('generated'))} | {_mib(m.get('builtin'))} | "
                      f"{_mib(m.get('distributions'))} | {_mib(m.get('compiled generated'))} | "
                      f"{_mib(m.get('compiled builtin'))} |")
+    if any(v is not None for r in results for v in r.peak.values()):
+        lines += ["", "### Peak CUDA memory of one forward + backward (MiB)", "",
+                  "`torch.cuda.max_memory_allocated` during one step, above what was allocated before it.", "",
+                  "| loss | N | generated | built-in | distributions | compiled generated | compiled built-in |",
+                  "|---|---|---|---|---|---|---|"]
+        for r in results:
+            p = r.peak
+            lines.append(f"| {r.case} | {r.n:.0e} | {_mib(p.get('generated'))} | {_mib(p.get('builtin'))} | "
+                         f"{_mib(p.get('distributions'))} | {_mib(p.get('compiled generated'))} | "
+                         f"{_mib(p.get('compiled builtin'))} |")
     lines += ["", "### Misses", ""]
     if misses:
         lines += [f"* {c} (N={n:.0e}): {w}" for c, n, w in misses]

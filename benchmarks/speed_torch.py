@@ -1,9 +1,12 @@
 """PyTorch speed and memory: generated module vs torch built-in vs torch.distributions, eager and compiled.
 
-Every measurement is forward + backward in float32 on the CPU: the reduced
-(mean) loss, then ``.backward()``; the reported time is the median of the
-repeats after one warm-up call (compiled functions: after the compiling call,
-whose time is reported separately).
+Every measurement is forward + backward in float32 on the device (CUDA when
+``torch.cuda.is_available()``, else the CPU): the reduced (mean) loss, then
+``.backward()``; the reported time is the median of the repeats after one
+warm-up call (compiled functions: after the compiling call, whose time is
+reported separately).  On CUDA every timed call ends with
+``torch.cuda.synchronize()`` and the memory column is the peak of
+``torch.cuda.max_memory_allocated`` during one step above what was allocated before it.
 """
 
 from __future__ import annotations
@@ -18,6 +21,43 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 
 from .common import catalog_loss, load_module, median_time
+
+
+def device() -> torch.device:
+    """CUDA when available, else the CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def device_name(dev: torch.device | None = None) -> str:
+    dev = dev or device()
+    if dev.type == "cuda":
+        return f"CUDA: {torch.cuda.get_device_name(dev)}"
+    from .common import cpu_model
+
+    return f"CPU: {cpu_model()}, {torch.get_num_threads()} torch threads"
+
+
+def sync(dev: torch.device) -> None:
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+
+
+def copy_bandwidth(dev: torch.device, n: int = 2**25, repeats: int = 5) -> float:
+    """Measured device-memory copy bandwidth in bytes/s (read + write of a float32 tensor of n elements)."""
+    src = torch.ones(n, dtype=torch.float32, device=dev)
+    dst = torch.empty_like(src)
+
+    def run():
+        dst.copy_(src)
+        sync(dev)
+
+    return 2 * n * 4 / median_time(run, repeats, warmup=2)
+
+
+def min_bytes(args: dict, trained: tuple[str, ...]) -> int:
+    """The bytes any forward + backward must move at least: every input read once, every gradient written once."""
+    read = sum(t.numel() * t.element_size() for t in args.values() if isinstance(t, torch.Tensor))
+    return read + sum(args[n].numel() * args[n].element_size() for n in trained)
 
 CLASSES = 1000  # classes for cross-entropy: N/CLASSES rows so that the logits hold N elements
 
@@ -67,11 +107,11 @@ def _cases() -> list[Case]:
              lambda a: -D.Normal(a["loc"], a["var"].sqrt()).log_prob(a["y"]).mean(), "Normal(loc, sqrt(var))"),
         Case(f"cross-entropy ({CLASSES} classes)", "categorical_softmax_probs",
              lambda n, g: _categorical(n, g), ("logits",),
-             lambda m, a: m.loss(a["logits"], a["onehot"]),
+             lambda m, a: m.loss(a["logits"], a["y"]),
              lambda a: F.cross_entropy(a["logits"], a["y"]), "F.cross_entropy",
              lambda a: -D.Categorical(logits=a["logits"]).log_prob(a["y"]).mean(), "Categorical(logits=)",
-             note="N = elements of the logits (N/1000 rows × 1000 classes); the generated module takes a one-hot "
-                  "float target, the built-in and torch.distributions class indices"),
+             note="N = elements of the logits (N/1000 rows × 1000 classes); all three take integer class "
+                  "indices (the generated module expands them to a one-hot float target inside)"),
         Case("bce on probabilities", "bce",
              lambda n, g: {"probs": torch.sigmoid(_randn(n, g)),
                            "y": torch.bernoulli(torch.full((n,), 0.3), generator=g)}, ("probs",),
@@ -117,18 +157,37 @@ def _categorical(n, g):
     rows = max(n // CLASSES, 1)
     logits = torch.randn(rows, CLASSES, generator=g)
     y = torch.randint(0, CLASSES, (rows,), generator=g)
-    return {"logits": logits, "y": y, "onehot": F.one_hot(y, CLASSES).to(torch.float32)}
+    return {"logits": logits, "y": y}
 
 
 def _step(call: Callable[[dict], torch.Tensor], args: dict, trained: tuple[str, ...]) -> Callable[[], None]:
     leaves = [args[n] for n in trained]
+    dev = leaves[0].device
 
     def run():
         for t in leaves:
             t.grad = None
         call(args).backward()
+        sync(dev)
 
     return run
+
+
+def peak_bytes(call: Callable[[dict], torch.Tensor], args: dict, trained) -> int | None:
+    """CUDA: the peak memory allocated during one forward + backward above what was allocated before it."""
+    dev = args[trained[0]].device
+    if dev.type != "cuda":
+        return None
+    for n in trained:
+        args[n].grad = None
+    sync(dev)
+    torch.cuda.reset_peak_memory_stats(dev)
+    before = torch.cuda.memory_allocated(dev)
+    _step(call, args, trained)()
+    peak = torch.cuda.max_memory_allocated(dev) - before
+    for n in trained:
+        args[n].grad = None
+    return peak
 
 
 def saved_bytes(call: Callable[[dict], torch.Tensor], args: dict, trained) -> int:
@@ -160,11 +219,14 @@ class Result:
     times: dict[str, float | None] = field(default_factory=dict)  # implementation -> seconds
     compile_s: dict[str, float | None] = field(default_factory=dict)
     memory: dict[str, int | None] = field(default_factory=dict)
+    peak: dict[str, int | None] = field(default_factory=dict)  # CUDA only: peak allocation of one step
+    bytes_moved: int = 0  # the minimum bytes one forward + backward moves (inputs read, gradients written)
     notes: list[str] = field(default_factory=list)
 
 
 def run(ns: list[int], repeats: dict[int, int], compile_ns: set[int], log=print) -> tuple[list[Result], list[Case]]:
     cases = _cases()
+    dev = device()
     results = []
     for case in cases:
         mod, err = (None, None)
@@ -179,9 +241,10 @@ def run(ns: list[int], repeats: dict[int, int], compile_ns: set[int], log=print)
             if err:
                 res.notes.append(err)
             g = torch.Generator().manual_seed(0)
-            args = case.make(n, g)
+            args = {k: v.to(dev) for k, v in case.make(n, g).items()}
             for t in case.trained:
                 args[t].requires_grad_(True)
+            res.bytes_moved = min_bytes(args, case.trained)
             reps = repeats[n]
             impls: dict[str, Callable[[dict], torch.Tensor]] = {}
             if mod is not None and case.gen is not None:
@@ -194,6 +257,7 @@ def run(ns: list[int], repeats: dict[int, int], compile_ns: set[int], log=print)
                 try:
                     res.times[label] = median_time(_step(call, args, case.trained), reps)
                     res.memory[label] = saved_bytes(call, args, case.trained)
+                    res.peak[label] = peak_bytes(call, args, case.trained)
                 except Exception as exc:  # noqa: BLE001
                     res.times[label] = None
                     res.notes.append(f"{label} failed: {exc.__class__.__name__}: {str(exc)[:200]}")
@@ -210,6 +274,7 @@ def run(ns: list[int], repeats: dict[int, int], compile_ns: set[int], log=print)
                         res.compile_s[key] = time.perf_counter() - t0
                         res.times[key] = median_time(_step(cfn, args, case.trained), reps)
                         res.memory[key] = saved_bytes(cfn, args, case.trained)
+                        res.peak[key] = peak_bytes(cfn, args, case.trained)
                     except Exception as exc:  # noqa: BLE001
                         res.times[key] = None
                         msg = " ".join(str(exc).split())[:300]
@@ -219,6 +284,8 @@ def run(ns: list[int], repeats: dict[int, int], compile_ns: set[int], log=print)
                 f"{k}={v * 1e3:.2f}ms" if v is not None else f"{k}=—" for k, v in res.times.items()))
             results.append(res)
             del args
+            if dev.type == "cuda":
+                torch.cuda.empty_cache()
     return results, cases
 
 
@@ -226,7 +293,8 @@ def profile_top(case_name: str, n: int, label: str = "generated", rows: int = 8)
     """The top ops (self CPU time) of one forward+backward, as text."""
     case = next(c for c in _cases() if c.name == case_name)
     g = torch.Generator().manual_seed(0)
-    args = case.make(n, g)
+    dev = device()
+    args = {k: v.to(dev) for k, v in case.make(n, g).items()}
     for t in case.trained:
         args[t].requires_grad_(True)
     if label == "generated":
@@ -242,6 +310,8 @@ def profile_top(case_name: str, n: int, label: str = "generated", rows: int = 8)
     step()
     from torch.profiler import ProfilerActivity, profile
 
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if dev.type == "cuda" else [])
+    with profile(activities=acts) as prof:
         step()
-    return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=rows)
+    key = "self_cuda_time_total" if dev.type == "cuda" else "self_cpu_time_total"
+    return prof.key_averages().table(sort_by=key, row_limit=rows)

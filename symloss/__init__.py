@@ -34,6 +34,10 @@ _LAZY = {
     "to_latex": ("symloss.export", "to_latex"),
     "to_markdown": ("symloss.export", "to_markdown"),
     "write_latex": ("symloss.export", "write_latex"),
+    "kl": ("symloss.divergence", "kl"),
+    "elbo": ("symloss.elbo", "elbo"),
+    "gan": ("symloss.gan", "gan"),
+    "saturation": ("symloss.gan", "saturation"),
 }
 
 __all__ = [

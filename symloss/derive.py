@@ -194,6 +194,12 @@ def derive(
     prior: Any = None,
     budget: float | None = DEFAULT_BUDGET,
     name: str | None = None,
+    zero_inflated: bool = False,
+    hurdle: bool = False,
+    censoring: str | None = None,
+    truncation: tuple[float | None, float | None] | None = None,
+    mixture: int | None = None,
+    beta_nll: float | None = None,
 ) -> Loss:
     """Derive the negative log-likelihood loss of a registry distribution.
 
@@ -218,8 +224,29 @@ def derive(
         The negative log-prior becomes ``Loss.penalty``.
     budget:
         Seconds allowed for each symbolic simplification (``None``: no limit).
+    zero_inflated, hurdle:
+        A count distribution with a structural zero: ``zero_inflated=True`` adds a gate π with
+        p(0) = π + (1 − π)f(0); ``hurdle=True`` has p(0) = π and the zero-truncated f above it
+        (:mod:`symloss.likelihoods`).  The gate is an input ``gate`` (``logit_gate`` under a logit link).
+    censoring:
+        ``"right"`` | ``"left"`` | ``"interval"``: a data input ``censored`` (0/1) switches an observation to
+        the survival function / the CDF / the interval probability (``"interval"`` adds a data input
+        ``upper``).  Normal (Tobit, log Φ as log_ndtr), Exponential, Weibull, Logistic.
+    truncation:
+        ``(lower, upper)`` with numbers or None: the density divided by the mass of [lower, upper].
+    mixture:
+        ``2``: a two-component mixture (parameters ``<name>1``, ``<name>2`` and ``mixing``), its log a stable
+        logaddexp.
+    beta_nll:
+        β in [0, 1]: the β-NLL of Seitzer et al. (2022), the loss times stop_gradient(scale^(2β)); with a
+        Normal, loc and scale both inputs (the heteroscedastic regression it was made for).
     """
     d = registry.get(dist)
+    if zero_inflated or hurdle or censoring is not None or truncation is not None or mixture is not None:
+        from .likelihoods import modify
+
+        d = modify(d, zero_inflated=zero_inflated, hurdle=hurdle, censoring=censoring, truncation=truncation,
+                   mixture=mixture)
     deadline = Deadline(None if budget is None else 4 * budget)
     links = _parse_links(d, link)
     fixed_spec = {**d.default_fixed, **_parse_fixed(fixed)}
@@ -374,6 +401,10 @@ def derive(
     from .recognize import recognize
 
     loss = _replace(loss, known_as=recognize(loss, budget=_left(deadline, budget)))
+    if beta_nll is not None:
+        from .likelihoods import beta_nll as apply_beta_nll
+
+        loss = apply_beta_nll(loss, beta_nll)
     if prior is not None:
         from .priors import apply_prior
 

@@ -57,6 +57,12 @@ C_KEYWORDS: frozenset[str] = frozenset(
         "_Imaginary",
         # not keywords, but macros every C file that includes <math.h>/<stdbool.h> sees
         "bool", "true", "false", "NULL", "INFINITY", "NAN", "HUGE_VAL", "M_PI", "M_E",
+        # the rest of <math.h>'s and <stddef.h>'s macros and types (the C target includes both)
+        "HUGE_VALF", "HUGE_VALL", "FP_INFINITE", "FP_NAN", "FP_NORMAL", "FP_SUBNORMAL", "FP_ZERO",
+        "FP_FAST_FMA", "FP_FAST_FMAF", "FP_FAST_FMAL", "FP_ILOGB0", "FP_ILOGBNAN", "MATH_ERRNO",
+        "MATH_ERREXCEPT", "math_errhandling", "float_t", "double_t", "isgreater", "isgreaterequal",
+        "isless", "islessequal", "islessgreater", "isunordered", "size_t", "ptrdiff_t", "wchar_t",
+        "offsetof", "max_align_t",
     }
 )  # fmt: skip
 

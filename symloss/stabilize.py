@@ -827,6 +827,62 @@ def _standardised_square(node: sp.Basic, ctx: Context) -> sp.Basic | None:
     return sp.Mul(Square(sq.base * sp.exp(e.args[0] / 2)), *rest)
 
 
+def _square_ratio(node: sp.Basic, ctx: Context) -> sp.Basic | None:
+    """(c·u² + r)·v⁻² → c·(u/v)² + r·v⁻²  (v > 0): the squared ratio, not a ratio of squares."""
+    factors = list(sp.Mul.make_args(node))
+    dens = [f for f in factors if isinstance(f, sp.Pow) and f.exp == -2 and f.base.is_positive
+            and not f.base.is_number]
+    if len(dens) != 1:
+        return None
+    (den,) = dens
+    v = den.base
+    rest = [f for f in factors if f is not den]
+    adds = [f for f in rest if isinstance(f, sp.Add)]
+    if len(adds) != 1:
+        return None
+    (num,) = adds
+    others = [f for f in rest if f is not num]
+    terms, changed = [], False
+    for t in num.args:
+        tf = list(sp.Mul.make_args(t))
+        sq = [f for f in tf if isinstance(f, sp.Pow) and f.exp == 2 and not f.base.is_number]
+        if sq:
+            tf.remove(sq[0])
+            terms.append(sp.Mul(*tf) * Square(sq[0].base / v))
+            changed = True
+        else:
+            terms.append(t / v**2)
+    if not changed:
+        return None
+    return sp.Mul(*others, sp.Add(*terms))
+
+
+def _abs_linear(node: sp.Basic, ctx: Context) -> sp.Basic | None:
+    """α·|t| + β·t → (β + α)·t if t > 0 else (β − α)·t  (α > 0, free of t): the check (pinball) function."""
+    terms = list(node.args)
+    for ta in terms:
+        absolute = [f for f in sp.Mul.make_args(ta) if isinstance(f, sp.Abs)]
+        if len(absolute) != 1:
+            continue
+        t = absolute[0].args[0]
+        alpha = ta / absolute[0]
+        if not alpha.is_positive or alpha.has(*t.free_symbols):
+            continue
+        others = [u for u in terms if u is not ta]
+        linear, remainder = [], []
+        for u in others:
+            beta = sp.cancel(u / t)
+            (linear if t not in beta.free_symbols and not beta.has(*t.free_symbols) else remainder).append(
+                (u, beta))
+        if not linear:
+            continue
+        beta = sp.Add(*[b for _, b in linear])
+        hi, lo = sp.factor_terms(beta + alpha), sp.factor_terms(beta - alpha)
+        # max((β + α)·t, (β − α)·t), as the branch on the sign of t (NumPy's printer has no elementwise Max)
+        return sp.Add(sp.Piecewise((hi * t, t > 0), (lo * t, True)), *[u for u, _ in remainder])
+    return None
+
+
 # -- Piecewise: the double-where guard
 _FLIP = {"<": ">=", "<=": ">", ">": "<=", ">=": "<"}
 
@@ -930,6 +986,12 @@ RULES: tuple[Rule, ...] = (
     Rule("standardised_square", "u²·exp(2v) → (u·exp(v))²",
          "u = 0 with exp(2v) = ∞ gives 0·∞ = NaN; the standardised residual u·exp(v) stays finite",
          _node(sp.Mul), _standardised_square),
+    Rule("square_ratio", "(c·u² + r)/v² → c·(u/v)² + r/v²  (v > 0)",
+         "v² underflows to 0 (v < 1e-154 in float64) and u²/v² becomes ∞ or NaN although (u/v)² is finite",
+         _node(sp.Mul), _square_ratio),
+    Rule("abs_linear", "α·|t| + β·t → (β + α)·t if t > 0 else (β − α)·t  (α > 0)",
+         "α·|t| + β·t cancels when β ≈ −α (a pinball loss at quantile 1e-8); each branch's product does not",
+         _node(sp.Add), _abs_linear),
     Rule("piecewise_guard", "Piecewise((f(x), x > a), …) → Piecewise((f(guard(x, x > a, a + 1)), x > a), …)",
          "where() evaluates every branch; a branch off its condition must not produce NaN values or gradients",
          _node(sp.Piecewise), _piecewise_guard),

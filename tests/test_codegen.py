@@ -100,7 +100,7 @@ def test_write_is_atomic_and_refuses_to_overwrite(tmp_path):
 
 def test_unknown_target_and_unsupported_functions_raise_clear_errors():
     with pytest.raises(UnsupportedError, match="target"):
-        generate(loss_for("poisson"), "jax")
+        generate(loss_for("poisson"), "mxnet")
     for key in ["vonmises", "skellam"]:
         with pytest.raises(UnsupportedError, match="not supported: .*besseli"):
             generate(loss_for(key), "torch")
@@ -141,7 +141,7 @@ def test_cli_options_print_or_write(tmp_path):
     with pytest.raises(SymlossError, match="--target"):
         emit_from_args(loss, parser.parse_args(["-o", str(out)]))
     with pytest.raises(SystemExit):
-        parser.parse_args(["--target", "jax"])
+        parser.parse_args(["--target", "mxnet"])
 
 
 @pytest.mark.parametrize("target", TARGETS)

@@ -380,6 +380,34 @@ def test_rule_standardised_square():
     assert float_value(as_float(out, y, a, b), 1.0, 1.0, -460.0) == 0.0
 
 
+def test_rule_square_ratio():
+    expr = (p - (y - a) ** 2) / (2 * p**2)  # the Gaussian NLL's ∂ℓ/∂var, var = p
+    out = apply_rule("square_ratio", expr)
+    assert out.has(Square) and out == 1 / (2 * p) - Square((y - a) / p) / 2
+    assert_same_value(expr, out, [{y: 2.0, a: 0.5, p: 0.3}, {y: 0.0, a: 1e-3, p: 7.0}])
+    # var = 1e-300 with y = μ: var² underflows to 0 and the naive form is ∞·0 (or 1e-300/0 = ∞)
+    assert not math.isfinite(float_value(naive(expr, y, a, p), 1.0, 1.0, 1e-300))
+    assert float_value(as_float(out, y, a, p), 1.0, 1.0, 1e-300) == pytest.approx(5e299, rel=1e-15)
+    # a residual of 1e-160 at var = 1e-300: both terms are finite, their difference too
+    assert float_value(as_float(out, y, a, p), 1e-160, 0.0, 1e-300) == pytest.approx(5e299 - 5e279, rel=1e-15)
+    # no square in the numerator: nothing to do
+    assert RULES_BY_NAME["square_ratio"].apply((p - a) / p**2) == (p - a) / p**2
+
+
+def test_rule_abs_linear():
+    q = sp.Symbol("q", positive=True)
+    expr = sp.Abs(a - y) / 2 - (a - y) * (q - sp.Rational(1, 2))  # the pinball loss at quantile q
+    out = apply_rule("abs_linear", expr)
+    assert out.has(sp.Piecewise) and not out.has(sp.Abs)
+    assert_same_value(expr, out, [{a: 2.0, y: 0.5, q: 0.3}, {a: -1.0, y: 0.5, q: 0.9}, {a: 1.0, y: 1.0, q: 0.2}])
+    # quantile 1e-8 below the target: ½ + (1e-8 − ½) cancels (1e-9 relative error) without the rule
+    want = 1e-8
+    got_naive = float_value(naive(expr, a, y, q), 0.0, 1.0, 1e-8)
+    got = float_value(as_float(out, a, y, q), 0.0, 1.0, 1e-8)
+    assert abs(got_naive - want) > 1e-12 * want
+    assert got == pytest.approx(want, rel=1e-15)
+
+
 def test_rule_piecewise_guard():
     expr = sp.Piecewise((sp.log(x), x > 0), (x**2, True))
     out = apply_rule("piecewise_guard", expr)

@@ -34,6 +34,7 @@ Torch built-in: none computes this loss.
 
 Stabilising rewrites applied (symloss.stabilize):
     log1p: log(1 + x) → log1p(x)
+    abs_linear: α·|t| + β·t → (β + α)·t if t > 0 else (β − α)·t  (α > 0)
 
 Conventions:
     * Inputs broadcast against each other and the target as in torch; dtype (float32/float64) follows the
@@ -61,23 +62,25 @@ _WRT_INDEX = (0, 1, 2)
 
 def _loss_terms(loc, log_scale, quantile, y):
     """ℓ of each observation."""
-    _t0 = np.exp(-log_scale)
-    _t1 = loc - y
-    _t2 = -_t0*_t1*(quantile - 1/2)
-    return (1/2)*_t0*abs(_t1) + _t2 + log_scale - np.log(quantile) - np.log1p(-quantile)
+    _t0 = loc - y
+    _t1 = _t0*np.exp(-log_scale)
+    _t2 = np.where((_t0 > 0), (1/2)*_t1*(2 - 2*quantile), -_t1*quantile)
+    return _t2 + log_scale - np.log(quantile) - np.log1p(-quantile)
 
 
 def _loss_terms_and_grads(loc, log_scale, quantile, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂loc, ∂ℓ/∂log_scale, ∂ℓ/∂quantile."""
-    _t0 = loc - y
+    _t0 = 2*quantile
     _t1 = np.exp(-log_scale)
-    _t2 = (1/2)*_t1
-    _t3 = -_t0*_t1
-    _t4 = _t2*abs(_t0) + _t3*(quantile - 1/2)
-    _value = _t4 + log_scale - np.log(quantile) - np.log1p(-quantile)
-    _grad0 = _t2*(-2*quantile + np.sign(_t0) + 1)
-    _grad1 = 1 - _t4
-    _grad2 = _t3 + 1/(1 - quantile) - 1/quantile
+    _t2 = loc - y
+    _t3 = _t1*_t2
+    _t4 = (1/2)*_t1
+    _t5 = -_t1*_t2
+    _t6 = np.where((_t2 > 0), (1/2)*_t3*(2 - _t0), -_t3*quantile)
+    _value = _t6 + log_scale - np.log(quantile) - np.log1p(-quantile)
+    _grad0 = _t4*(-_t0 + np.sign(_t2) + 1)
+    _grad1 = -_t4*abs(_t2) - _t5*(quantile - 1/2) + 1
+    _grad2 = _t5 + 1/(1 - quantile) - 1/quantile
     return _value, (_grad0, _grad1, _grad2)
 
 

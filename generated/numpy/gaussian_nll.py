@@ -29,6 +29,9 @@ Torch built-in: ℓ = torch.nn.functional.gaussian_nll_loss(input=loc, var=var, 
     Gaussian NLL, up to terms free of the trained inputs.
 Caveat: torch clamps var from below at eps=1e-6 (and its full=True adds the same 0.5·log 2π).
 
+Stabilising rewrites applied (symloss.stabilize):
+    square_ratio: (c·u² + r)/v² → c·(u/v)² + r/v²  (v > 0)
+
 Conventions:
     * Inputs broadcast against each other and the target as in torch; dtype (float32/float64) follows the
       floating inputs.
@@ -62,11 +65,12 @@ def _loss_terms(loc, var, y):
 
 def _loss_terms_and_grads(loc, var, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂loc, ∂ℓ/∂var."""
-    _t0 = 1/var
-    _t1 = loc - y
-    _value = (1/2)*_t0*_t1**2 + (1/2)*np.log(var)
-    _grad0 = _t0*_t1
-    _grad1 = (1/2)*(-_t1**2 + var)/var**2
+    _t0 = loc - y
+    _t1 = 1/var
+    _t2 = _t0*_t1
+    _value = (1/2)*_t0**2*_t1 + (1/2)*np.log(var)
+    _grad0 = _t2
+    _grad1 = (1/2)*_t1 - 1/2*_t2**2
     return _value, (_grad0, _grad1)
 
 

@@ -32,6 +32,7 @@ Torch built-in: ℓ = the pinball (quantile) loss, up to terms free of the train
 
 Stabilising rewrites applied (symloss.stabilize):
     log1p: log(1 + x) → log1p(x)
+    abs_linear: α·|t| + β·t → (β + α)·t if t > 0 else (β − α)·t  (α > 0)
 
 Conventions:
     * Inputs broadcast against each other and the target as in torch; dtype (float32/float64) follows the
@@ -60,14 +61,16 @@ _WRT_INDEX = (0,)
 def _loss_terms(loc, y, quantile):
     """ℓ of each observation."""
     _t0 = loc - y
-    return -_t0*(quantile - 1/2) + (1/2)*abs(_t0)
+    return np.where((_t0 > 0), _t0*(1 - quantile), -_t0*quantile)
 
 
 def _loss_terms_and_grads(loc, y, quantile):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂loc."""
-    _t0 = loc - y
-    _value = -_t0*(quantile - 1/2) + (1/2)*abs(_t0)
-    _grad0 = -quantile + (1/2)*np.sign(_t0) + 1/2
+    _t0 = 1 - quantile
+    _t1 = loc - y
+    _t2 = (_t1 > 0)
+    _value = np.where(_t2, _t0*_t1, -_t1*quantile)
+    _grad0 = np.where(_t2, _t0, -quantile)
     return _value, (_grad0,)
 
 

@@ -158,6 +158,66 @@ def _reduce(value, weight, reduction):
     return value.mean()
 
 
+def _full_shape(shape):
+    """The shape over which w·∂ℓ/∂arg varies: that of the (weighted) losses."""
+    return shape
+
+
+def _sum_to(g, full, arg):
+    """g (broadcastable to full) summed over the axes along which arg was broadcast: the gradient for arg."""
+    if g.shape != full:
+        g = g.expand(full)
+    return g if full == arg.shape else g.sum_to_size(arg.shape)
+
+
+def _owned(g, others):
+    """Whether g is a temporary of the loss terms that may be scaled in place: not a view, and sharing its
+    memory with no argument, no value and no other partial derivative."""
+    if torch.compiler.is_compiling() or g._base is not None or g.dim() == 0:
+        return False
+    ptr = g.untyped_storage().data_ptr()
+    return all(not isinstance(t, torch.Tensor) or t.untyped_storage().data_ptr() != ptr for t in others)
+
+
+def _forward(args, weight, reduction, full, needs):
+    """The reduced loss and, for each argument (weight last) whose entry of needs is true, the factor that
+    backward multiplies by grad_output: for reduction "mean"/"sum" the gradient of the reduced loss, already
+    summed to the argument's shape; for "none" each loss's own gradient w·∂ℓ/∂arg (not summed)."""
+    if not any(needs):
+        value = _loss_terms(*args)
+        if full:
+            value = value + _constant(*args)
+        return _reduce(_broadcast(value, args), weight, reduction), None
+    value, partials = _loss_terms_and_grads(*args)
+    if full:
+        value = value + _constant(*args)
+    value = _broadcast(value, args)
+    shape = value.shape if weight is None else torch.broadcast_shapes(value.shape, weight.shape)
+    outer = 1.0 / max(shape.numel(), 1) if reduction == "mean" else 1.0
+    if reduction == "none":
+        outer = None
+        scale = weight
+    elif weight is None:
+        scale = outer if outer != 1.0 else None
+    else:
+        scale = weight * outer if outer != 1.0 else weight
+    grads = [None] * (2 + 1)
+    for k, (i, partial) in enumerate(zip(_WRT_INDEX, partials, strict=True)):
+        if needs[i]:
+            g = torch.as_tensor(partial, dtype=value.dtype, device=value.device)
+            if scale is not None:
+                others = (value, *args, *partials[:k], *partials[k + 1:])
+                owned = not isinstance(scale, torch.Tensor) and _owned(g, others)
+                g = g.mul_(scale) if owned else g * scale
+            if outer is not None:
+                g = _sum_to(g, _full_shape(shape), args[i])
+            grads[i] = g
+    if weight is not None and needs[2]:
+        g = value if outer is None or outer == 1.0 else value * outer
+        grads[2] = g if outer is None else _sum_to(g, shape, weight)
+    return _reduce(value, weight, reduction), grads
+
+
 def _scale(value, weight, reduction, grad_output):
     """(∂(reduced loss)/∂(w·ℓ), ∂(reduced loss)/∂ℓ) for each weighted loss, times grad_output."""
     shape = value.shape if weight is None else torch.broadcast_shapes(value.shape, weight.shape)
@@ -165,14 +225,9 @@ def _scale(value, weight, reduction, grad_output):
     return outer, (outer if weight is None else outer * weight), shape
 
 
-def _gradient(partial, arg, args, scale, shape):
-    """The gradient of the reduced loss with respect to one argument, from ∂ℓ/∂arg of each observation."""
-    g = (partial * scale).expand(shape)
-    return g.sum_to_size(arg.shape)
-
-
 def _value_and_grads(args, weight, reduction, full, grad_output, needs):
-    """The reduced loss and the gradients (None where not needed) of grad_output · loss, weight last."""
+    """The reduced loss and the gradients (None where not needed) of grad_output · loss, weight last, with
+    differentiable torch operations throughout (the backward of a backward: double backward)."""
     value, partials = _loss_terms_and_grads(*args)
     if full:
         value = value + _constant(*args)
@@ -181,33 +236,46 @@ def _value_and_grads(args, weight, reduction, full, grad_output, needs):
     grads = [None] * (2 + 1)
     for i, partial in zip(_WRT_INDEX, partials, strict=True):
         if needs[i]:
-            partial = torch.as_tensor(partial, dtype=value.dtype, device=value.device)
-            grads[i] = _gradient(partial, args[i], args, scale, shape)
+            g = torch.as_tensor(partial, dtype=value.dtype, device=value.device) * scale
+            grads[i] = _sum_to(g, _full_shape(shape), args[i])
     if weight is not None and needs[2]:
-        grads[2] = (value * outer).expand(shape).sum_to_size(weight.shape)
+        grads[2] = _sum_to(value * outer, shape, weight)
     return _reduce(value, weight, reduction), grads
 
 
 class InversegaussianLogMeanLogShapeLossFunction(torch.autograd.Function):
-    """The reduced loss; backward evaluates the closed-form gradient with differentiable torch operations."""
+    """The reduced loss.  forward evaluates the loss and its closed-form gradient together and saves the
+    gradient; backward multiplies it by grad_output.  Under create_graph (double backward) backward evaluates
+    the closed-form gradient again with differentiable torch operations."""
 
     @staticmethod
     def forward(ctx, reduction, full, weight, log_mean, log_shape, y):
         args = (log_mean, log_shape, y)
-        value = _loss_terms(*args)
-        if full:
-            value = value + _constant(*args)
-        value = _broadcast(value, args)
-        ctx.save_for_backward(weight, *args)
+        needs = (*ctx.needs_input_grad[3:3 + 2], ctx.needs_input_grad[2])
+        reduced, grads = _forward(args, weight, reduction, full, needs)
+        if grads is not None:
+            ctx.save_for_backward(weight, *args, *grads)
         ctx.reduction = reduction
         ctx.full = full
-        return _reduce(value, weight, reduction)
+        return reduced
 
     @staticmethod
     def backward(ctx, grad_output):
-        weight, *args = ctx.saved_tensors
-        needs = (*ctx.needs_input_grad[3:3 + 2], ctx.needs_input_grad[2])
-        _, grads = _value_and_grads(args, weight, ctx.reduction, ctx.full, grad_output, needs)
+        saved = ctx.saved_tensors
+        weight, args, grads = saved[0], saved[1:4], list(saved[4:])
+        if torch.is_grad_enabled():  # create_graph: the gradient must itself be differentiable
+            needs = (*ctx.needs_input_grad[3:3 + 2], ctx.needs_input_grad[2])
+            _, grads = _value_and_grads(args, weight, ctx.reduction, ctx.full, grad_output, needs)
+        elif ctx.reduction != "none":
+            # grad_output is 1 for loss.backward(): the saved gradient is the answer (no multiply, no copy)
+            if torch.compiler.is_compiling() or grad_output.device.type != "cpu" or grad_output.item() != 1.0:
+                grads = [None if g is None else g * grad_output for g in grads]
+        else:
+            for i, g in enumerate(grads):
+                if g is not None:
+                    arg = weight if i == 2 else args[i]
+                    g = g * grad_output
+                    grads[i] = g if g.shape == arg.shape else g.sum_to_size(arg.shape)
         return (None, None, grads[2], *grads[:2], None)
 
 
@@ -232,12 +300,12 @@ def value_and_grad(log_mean, log_shape, target, *, reduction="mean", weight=None
     """(loss(...), grad(...)) computed together, without autograd: they share their subexpressions."""
     _check(reduction)
     args, weight = _prepare((log_mean, log_shape), target, weight, ())
-    grad_output = torch.ones((), dtype=args[0].dtype, device=args[0].device)
-    if reduction == "none":
-        shape = _loss_shape(args)
-        grad_output = grad_output.expand(shape if weight is None else torch.broadcast_shapes(shape, weight.shape))
     needs = (*(i in _WRT_INDEX for i in range(2)), False)
-    reduced, grads = _value_and_grads(args, weight, reduction, full, grad_output, needs)
+    reduced, grads = _forward(args, weight, reduction, full, needs)
+    if reduction == "none":  # the gradient of the sum of the losses
+        shape = reduced.shape
+        grads = [g if g is None else _sum_to(g, _full_shape(shape), args[i])
+                 for i, g in enumerate(grads)]
     return reduced, tuple(grads[i] for i in _WRT_INDEX)
 
 

@@ -14,8 +14,9 @@ from ..errors import SymlossError, UnsupportedError
 from ..fileio import resolve_inside, write_text_atomic
 from ..loss import Loss
 from .docs import known_as_text
-from .model import TARGETS, build_model, module_name
-from .render import render, render_text
+from .model import build_model, module_name
+from .render import render_files, render_text
+from .targets import TARGET_TABLE
 
 __all__ = ["CatalogEntry", "CATALOG_VARIANTS", "catalog_entries", "derive_entry", "build_catalog", "write_catalog"]
 
@@ -61,8 +62,14 @@ class CatalogItem:
     entry: CatalogEntry
     loss: Loss | None
     name: str
-    sources: dict[str, str]  # target -> module source
-    skipped: str | None  # the reason, when the entry cannot be generated
+    sources: dict[str, dict[str, str]]  # target -> {file name: text}
+    skipped: str | None  # the reason, when the entry cannot be generated for any target
+    target_skips: dict[str, str] = field(default_factory=dict)  # target -> reason, for the targets that cannot
+
+
+def catalog_targets() -> tuple[str, ...]:
+    """The targets the catalog holds."""
+    return tuple(name for name, target in TARGET_TABLE.items() if target.catalog)
 
 
 def build_catalog(entries: list[CatalogEntry] | None = None) -> list[CatalogItem]:
@@ -71,12 +78,17 @@ def build_catalog(entries: list[CatalogEntry] | None = None) -> list[CatalogItem
     for entry in entries if entries is not None else catalog_entries():
         loss = derive_entry(entry)
         name = module_name(loss.name)
-        try:
-            sources = {target: render(build_model(loss, target)) for target in TARGETS}
-        except UnsupportedError as exc:
-            items.append(CatalogItem(entry, loss, name, {}, str(exc)))
+        sources: dict[str, dict[str, str]] = {}
+        reasons: dict[str, str] = {}
+        for target in catalog_targets():
+            try:
+                sources[target] = render_files(build_model(loss, target))
+            except UnsupportedError as exc:
+                reasons[target] = str(exc)
+        if not sources:  # no target can: one reason for all (the first target's)
+            items.append(CatalogItem(entry, loss, name, {}, next(iter(reasons.values()))))
             continue
-        items.append(CatalogItem(entry, loss, name, sources, None))
+        items.append(CatalogItem(entry, loss, name, sources, None, reasons))
     return items
 
 
@@ -100,23 +112,27 @@ def _readme(items: list[CatalogItem]) -> str:
             "inputs": inputs,
             "known_as": known,
             "skipped": item.skipped,
+            "target_skips": item.target_skips,
             "note": item.entry.note,
         })
+    targets = [TARGET_TABLE[t] for t in catalog_targets()]
     return render_text("catalog_readme.md.j2", rows=[r for r in rows if not r["skipped"]],
-                       skipped=[r for r in rows if r["skipped"]], targets=TARGETS)
+                       skipped=[r for r in rows if r["skipped"]], targets=targets,
+                       partial=[r for r in rows if r["target_skips"] and not r["skipped"]])
 
 
 def _expected_files(items: list[CatalogItem]) -> dict[str, str]:
     files = {}
     for item in items:
-        for target, source in item.sources.items():
-            files[f"{target}/{item.name}.py"] = source
+        for target, sources in item.sources.items():
+            for filename, text in sources.items():
+                files[f"{target}/{filename}"] = text
     files["README.md"] = _readme(items)
     return files
 
 
 def write_catalog(directory: str | os.PathLike[str] = "generated", *, check: bool = False) -> list[Path]:
-    """Write the catalog into ``directory`` (``numpy/<name>.py``, ``torch/<name>.py``, ``README.md``).
+    """Write the catalog into ``directory`` (``<target>/<name>.<suffix>`` for every target, ``README.md``).
 
     Returns the paths that changed (written, or with ``check=True`` the ones that
     differ from what would be written, are missing, or are stale modules of a
@@ -136,11 +152,11 @@ def write_catalog(directory: str | os.PathLike[str] = "generated", *, check: boo
         changed.append(path)
         if not check:
             write_text_atomic(path, text, force=True)
-    for target in TARGETS:
+    for target in catalog_targets():
         folder = resolve_inside(root, target)
         if not folder.is_dir():
             continue
-        for path in sorted(folder.glob("*.py")):
+        for path in sorted(p for p in folder.iterdir() if p.suffix in TARGET_TABLE[target].files):
             if f"{target}/{path.name}" in files:
                 continue
             if _MARKER not in path.read_text(encoding="utf-8", errors="replace")[:2000]:

@@ -1,5 +1,8 @@
-"""The code generation part of the command line: ``symloss derive ... --target numpy|torch [-o PATH] [--force]``
-and ``symloss catalog [--dir generated] [--check]``."""
+"""The code generation part of the command line: ``symloss derive ... --target TARGET [-o PATH] [--force]``
+and ``symloss catalog [--dir generated] [--check]``.
+
+``--target c -o PATH`` writes the C source to PATH and its header beside it (``loss.c`` → ``loss.h``);
+without ``-o`` the source alone is printed."""
 
 from __future__ import annotations
 
@@ -7,7 +10,7 @@ import argparse
 from typing import Any
 
 from ..loss import Loss
-from .model import TARGETS
+from .targets import TARGETS
 
 __all__ = ["add_codegen_options", "emit_from_args", "add_catalog_command"]
 
@@ -16,9 +19,10 @@ def add_codegen_options(parser: argparse.ArgumentParser) -> None:
     """``--target``, ``-o/--output`` and ``--force`` on a subcommand that derives a loss."""
     group = parser.add_argument_group("code generation")
     group.add_argument("--target", choices=TARGETS, default=None,
-                       help="generate a NumPy or PyTorch module for the loss (printed unless -o is given)")
+                       help="generate a module for the loss in this target (printed unless -o is given)")
     group.add_argument("-o", "--output", metavar="PATH", default=None,
-                       help="write the generated module to PATH (atomically; needs --target)")
+                       help="write the generated module to PATH (atomically; needs --target); the C target "
+                            "also writes its header beside PATH, with PATH's stem and the suffix .h")
     group.add_argument("--force", action="store_true", help="overwrite existing output files (-o, --latex, --markdown)")
 
 
@@ -26,30 +30,30 @@ def emit_from_args(loss: Loss, args: argparse.Namespace) -> str | None:
     """Generate the module the options ask for: write it to ``args.output`` and return None, or return
     the source for printing when no output path is given."""
     from ..errors import SymlossError
-    from ..fileio import write_text_atomic
-    from . import generate
+    from . import generate, write
 
     target = getattr(args, "target", None)
     output = getattr(args, "output", None)
     if target is None:
         if output:
-            raise SymlossError("--output needs --target numpy or --target torch")
+            raise SymlossError(f"--output needs --target ({' | '.join(TARGETS)})")
         return None
-    source = generate(loss, target)
     if output:
-        write_text_atomic(output, source, force=bool(getattr(args, "force", False)))
+        # a target with several files (C) writes the others beside PATH, with its stem: PATH.c and PATH.h
+        write(loss, target, output, force=bool(getattr(args, "force", False)))
         return None
-    return source
+    return generate(loss, target)
 
 
 def add_catalog_command(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``symloss catalog [--dir DIR] [--check]``."""
     p = subparsers.add_parser(
         "catalog",
-        help="write the generated NumPy/PyTorch modules of every registry entry (generated/)",
-        description="Write generated/numpy/<name>.py, generated/torch/<name>.py and generated/README.md for "
-                    "every registry entry with its canonical link(s) and a few classic variants.  With --check, "
-                    "write nothing and exit with status 1 when a file differs from what would be written.",
+        help="write the generated modules of every registry entry, for every target (generated/)",
+        description="Write generated/<target>/<name>.<suffix> (numpy/<name>.py, c/<name>.c, ...) and "
+                    "generated/README.md for every registry entry with its canonical link(s) and a few classic "
+                    "variants.  With --check, write nothing and exit with status 1 when a file differs from what "
+                    "would be written.",
     )
     p.add_argument("--dir", default="generated", metavar="DIR", help="the catalog directory (default: generated)")
     p.add_argument("--check", action="store_true", help="compare only; exit 1 listing the files that drifted")

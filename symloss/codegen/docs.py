@@ -76,7 +76,9 @@ def module_doc(loss: Loss, model: ModuleModel, rules: Sequence[Rule]) -> dict[st
         origin = "a custom density" if loss.kind == "custom" else f"a {loss.kind}"
         reference = ""
         title_what = f"the negative log-likelihood of {origin}"
-    library = "NumPy" if model.target == "numpy" else "PyTorch"
+    from .targets import get_target
+
+    library = get_target(model.target).library
     inputs = [
         f"{a.name}{' (trained)' if a.trained else ''}: {a.description}" for a in model.inputs
     ]

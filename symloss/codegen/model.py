@@ -24,11 +24,10 @@ from ..identifiers import safe_identifier, validate_identifier
 from ..loss import Loss
 from ..stabilize import RULES, STABLE_FUNCTIONS, LogSumExp, stabilize
 from .docs import module_doc
-from .printers import UNSUPPORTED, ClassLogSumExp, ClassSum, printer_for
+from .printers import UNSUPPORTED, ClassLogSumExp, ClassSum
+from .targets import TARGETS, get_target
 
 __all__ = ["Argument", "Block", "ModuleModel", "build_model", "TARGETS"]
-
-TARGETS = ("numpy", "torch")
 
 #: The longest printed right-hand side; with indentation and the name it keeps lines under 120 columns.
 LINE_BUDGET = 92
@@ -63,7 +62,7 @@ class Block:
 class ModuleModel:
     """Everything a module template needs."""
 
-    target: str  # "numpy" | "torch"
+    target: str  # a name in symloss.codegen.targets.TARGETS
     loss_name: str
     module_name: str
     class_name: str
@@ -243,6 +242,12 @@ def _temps(start: int = 0) -> Iterator[sp.Symbol]:
 def _block(exprs: Sequence[sp.Expr], printer, temps: Iterator[sp.Symbol]) -> Block:
     """cse over ``exprs`` together, long right-hand sides split into named parts, printed."""
     replacements, reduced = sp.cse(list(exprs), symbols=temps, order="canonical", list=True)
+    if getattr(printer, "inline_numbers", False):
+        # the printer's target types a number held in a variable differently from a literal: keep them inline
+        numbers = {sym: e for sym, e in replacements if not e.free_symbols}
+        if numbers:
+            replacements = [(sym, e.xreplace(numbers)) for sym, e in replacements if sym not in numbers]
+            reduced = [e.xreplace(numbers) for e in reduced]
     pairs: list[tuple[sp.Symbol, sp.Expr]] = []
 
     def fit(expr: sp.Expr) -> sp.Expr:
@@ -268,10 +273,13 @@ def _block(exprs: Sequence[sp.Expr], printer, temps: Iterator[sp.Symbol]) -> Blo
     outputs = [fit(e) for e in reduced]
     # fit() appends the parts it names before the line that uses them: keep that order
     ordered = _dependency_order(pairs)
-    return Block(
-        assignments=tuple((printer.doprint(s), printer.doprint(e)) for s, e in ordered),
-        outputs=tuple(printer.doprint(e) for e in outputs),
-    )
+    if hasattr(printer, "begin_block"):
+        printer.begin_block()
+    assignments = tuple((printer.doprint(s), printer.doprint(e)) for s, e in ordered)
+    printed_outputs = tuple(printer.doprint(e) for e in outputs)
+    if hasattr(printer, "block_prologue"):  # typed constants the block uses, defined first
+        assignments = printer.block_prologue() + assignments
+    return Block(assignments=assignments, outputs=printed_outputs)
 
 
 def _dependency_order(pairs: list[tuple[sp.Symbol, sp.Expr]]) -> list[tuple[sp.Symbol, sp.Expr]]:
@@ -295,11 +303,13 @@ def _dependency_order(pairs: list[tuple[sp.Symbol, sp.Expr]]) -> list[tuple[sp.S
 
 # ---------------------------------------------------------------------------------------------------------
 def build_model(loss: Loss, target: str) -> ModuleModel:
-    """The template data for ``loss`` in ``target`` ("numpy" | "torch")."""
-    if target not in TARGETS:
-        raise UnsupportedError(f"unknown code generation target {target!r}; choose one of {', '.join(TARGETS)}")
+    """The template data for ``loss`` in ``target`` (a name in :data:`~symloss.codegen.targets.TARGETS`)."""
+    spec = get_target(target)
     if not isinstance(loss, Loss):
         raise TypeError(f"generate() expects a symloss Loss, not {type(loss).__name__}")
+    if loss.event == "vector" and not spec.class_axis:
+        raise UnsupportedError(f"not supported: {loss.name} is a class-axis loss, which the {spec.library} target "
+                               "does not generate yet (use the torch target)")
     names = _code_names(loss)
     lowering = _Lowering(loss)
     data = [loss.target]
@@ -317,7 +327,7 @@ def build_model(loss: Loss, target: str) -> ModuleModel:
         _check_supported(e, loss, target)
 
     code_names = {lowering.symbol(s): n for s, n in names.items()}
-    printer = printer_for(target, code_names)
+    printer = spec.printer(code_names)
     value_block = _block([value_l], printer, _temps())
     grad_block = _block([value_l, *grads_l], printer, _temps())
     constant_block = _block([constant_l], printer, _temps())

@@ -321,10 +321,8 @@ class TorchLossPrinter(_LossPrinterMixin, TorchPrinter):
         return out
 
 
-def printer_for(target: str, names: Mapping[sp.Basic, str] | None = None) -> NumpyLossPrinter | TorchLossPrinter:
-    """A fresh printer for ``target`` ("numpy" or "torch")."""
-    if target == "numpy":
-        return NumpyLossPrinter(names)
-    if target == "torch":
-        return TorchLossPrinter(names)
-    raise UnsupportedError(f"unknown code generation target {target!r}; choose 'numpy' or 'torch'")
+def printer_for(target: str, names: Mapping[sp.Basic, str] | None = None):
+    """A fresh printer for ``target`` (any name in :data:`symloss.codegen.targets.TARGETS`)."""
+    from .targets import get_target
+
+    return get_target(target).printer(names)

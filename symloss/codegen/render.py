@@ -19,19 +19,17 @@ import symloss
 
 from ..errors import SymlossError
 
-__all__ = ["template_dir", "environment", "render", "render_text"]
+__all__ = ["template_dir", "environment", "render", "render_files", "render_text"]
 
-#: Helpers whose NumPy code uses the standard library's math module.
-_MATH_HELPERS = frozenset({"_lgamma", "_digamma", "_log_ndtr", "_log1mexp"})
-
-_TEMPLATES = {"numpy": "numpy_module.py.j2", "torch": "torch_module.py.j2"}
+#: A template every checkout and wheel has: how template_dir() recognises the directory.
+_PROBE_TEMPLATE = "numpy_module.py.j2"
 
 
 def template_dir() -> Path:
     """Where the templates are: inside the installed package first, then the checkout's top level."""
     package = Path(symloss.__file__).resolve().parent
     for candidate in (package / "templates", package.parent / "templates"):
-        if (candidate / _TEMPLATES["numpy"]).is_file():
+        if (candidate / _PROBE_TEMPLATE).is_file():
             return candidate
     raise SymlossError(
         f"symloss's code templates are missing: looked in {package / 'templates'} and {package.parent / 'templates'}"
@@ -108,6 +106,13 @@ def _grad_name(i: int) -> str:
     return f"_grad{i}"
 
 
+def _c_class_axis(block: Any, model: Any, kind: str) -> str:
+    """The C statements of a class-axis kernel (loops over the classes; see symloss.codegen.c_printer)."""
+    from .c_printer import class_axis_body
+
+    return class_axis_body(block, model, kind)
+
+
 @functools.lru_cache(maxsize=4)
 def environment(directory: str | None = None) -> jinja2.Environment:
     """The Jinja2 environment (strict undefined variables, no autoescaping: it renders Python)."""
@@ -130,26 +135,40 @@ def environment(directory: str | None = None) -> jinja2.Environment:
         dunder_all=_dunder_all,
         partial=_partial,
         grad_name=_grad_name,
+        c_class_axis=_c_class_axis,
     )
     return env
 
 
 def render(model: Any) -> str:
-    """The module source for a :class:`~symloss.codegen.model.ModuleModel`."""
+    """The main file's source for a :class:`~symloss.codegen.model.ModuleModel`."""
+    return next(iter(render_files(model).values()))
+
+
+def render_files(model: Any, stem: str | None = None) -> dict[str, str]:
+    """Every file of the module: ``{file name: text}``, the main file first (one file for Python targets).
+
+    The files are named ``stem + suffix`` (``stem`` defaults to the module name); a file that names another
+    (a C source including its header) uses the same stem.
+    """
+    from .targets import get_target
+
+    target = get_target(model.target)
+    stem = model.module_name if stem is None else stem
     env = environment()
-    template = env.get_template(_TEMPLATES[model.target])
-    needs_math = model.uses_math or (model.target == "numpy" and bool(_MATH_HELPERS & set(model.helpers))) or (
-        model.target == "torch" and "_log1mexp" in model.helpers
-    )
-    return template.render(
+    needs_math = model.uses_math or bool(target.math_helpers & set(model.helpers))
+    context = dict(
         model=model,
         doc=model.doc,
         version=symloss.__version__,
-        library="NumPy" if model.target == "numpy" else "PyTorch",
+        library=target.library,
         needs_math=needs_math,
         vector=model.vector,
         class_index=model.class_index_target,
+        stem=stem,
     )
+    return {stem + suffix: env.get_template(template).render(**context)
+            for suffix, template in target.files.items()}
 
 
 def render_text(template_name: str, **context: Any) -> str:

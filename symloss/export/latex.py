@@ -485,11 +485,26 @@ def _title(loss: Loss) -> list[Chunk]:
     return [("text", "The "), ("code", loss.name), ("text", " loss")]
 
 
+_COMPOSED = {
+    "kl": lambda loss: (f"The KL divergence KL(q‖p) of a {loss.metadata.get('p', 'p')} p from a "
+                        f"{loss.metadata.get('q', 'q')} q, derived in closed form; it has no observation (its "
+                        "target is a placeholder)."),
+    "elbo": lambda loss: ("The negative ELBO of a VAE-style model: the reconstruction negative log-likelihood plus "
+                          "KL(q(z | x) ‖ p(z)), with the reparameterisation z = μ + σ·ε."),
+    "gan": lambda loss: (f"The {loss.metadata.get('role', '')} loss of the {loss.metadata.get('gan', '')} GAN, "
+                         "on the discriminator's outputs for real and fake samples (the target is a "
+                         "placeholder).").replace("_", " "),
+}
+
+
 def _intro(loss: Loss, printer: LossLatexPrinter) -> list[list[Chunk]]:
     d = loss.distribution
     first: list[Chunk] = []
     if loss.kind == "metric":
         first.append(("text", "An evaluation metric written as a loss."))
+    elif loss.kind in _COMPOSED:
+        # KL divergences, the negative ELBO and GAN losses (symloss.divergence, symloss.elbo, symloss.gan)
+        first.append(("text", _COMPOSED[loss.kind](loss)))
     elif d is not None:
         first.append(("text", f"The negative log-likelihood of the {d.name} distribution"))
         if loss.links:
