@@ -15,6 +15,9 @@ if TYPE_CHECKING:
 
 __all__ = ["module_doc", "known_as_text", "BUILTIN_CAVEATS"]
 
+#: Losses that are not the negative log-likelihood of one distribution, by Loss.kind.
+_KIND_TITLES = {"kl": "a KL divergence", "elbo": "the negative ELBO", "gan": "a GAN objective"}
+
 #: Where a torch built-in departs from the exact formula, by KnownLoss key.
 BUILTIN_CAVEATS: dict[str, str] = {
     "gaussian_nll": "torch clamps var from below at eps=1e-6 (and its full=True adds the same 0.5·log 2π)",
@@ -73,9 +76,9 @@ def module_doc(loss: Loss, model: ModuleModel, rules: Sequence[Rule]) -> dict[st
         reference = dist.reference
         title_what = f"the {dist.name} negative log-likelihood"
     else:
-        origin = "a custom density" if loss.kind == "custom" else f"a {loss.kind}"
+        origin = "a custom density" if loss.kind == "custom" else _KIND_TITLES.get(loss.kind, f"a {loss.kind}")
         reference = ""
-        title_what = f"the negative log-likelihood of {origin}"
+        title_what = origin if loss.kind in _KIND_TITLES else f"the negative log-likelihood of {origin}"
     from .targets import get_target
 
     library = get_target(model.target).library
