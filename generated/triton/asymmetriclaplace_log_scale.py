@@ -97,11 +97,37 @@ if not _INTERPRET:
 
 if _INTERPRET:
     @triton.jit
+    def _exp(x):
+        return tl.exp(x)
+
+    @triton.jit
+    def _log(x):
+        return tl.log(x)
+
+    @triton.jit
+    def _sqrt(x):
+        return tl.sqrt(x)
+else:
+    # correctly rounded exp, log and sqrt: in float32 Triton's own are the approximate ex2/lg2/sqrt instructions
+    @triton.jit
+    def _exp(x):
+        return libdevice.exp(x)
+
+    @triton.jit
+    def _log(x):
+        return libdevice.log(x)
+
+    @triton.jit
+    def _sqrt(x):
+        return libdevice.sqrt(x)
+
+if _INTERPRET:
+    @triton.jit
     def _log1p(x):
         """log(1 + x) to a few ulps from core operations: log(u)·x/(u − 1) with u = 1 + x (Goldberg 1991)."""
         u = 1.0 + x
         d = u - 1.0
-        return tl.where(d == 0.0, x, tl.log(u) * (x / tl.where(d == 0.0, 1.0, d)))
+        return tl.where(d == 0.0, x, _log(u) * (x / tl.where(d == 0.0, 1.0, d)))
 else:
     @triton.jit
     def _log1p(x):
@@ -118,9 +144,9 @@ def _loss_terms(loc, log_scale, quantile, y):
     """ℓ of each observation."""
     _dt = loc.dtype
     _t0 = loc - y
-    _t1 = _t0*tl.exp(-log_scale)
+    _t1 = _t0*_exp(-log_scale)
     _t2 = tl.where((_t0 > 0), (0.5)*_t1*(2 - 2*quantile), -_t1*quantile)
-    return _t2 + log_scale - tl.log(quantile) - _log1p(-quantile)
+    return _t2 + log_scale - _log(quantile) - _log1p(-quantile)
 
 
 @triton.jit
@@ -128,13 +154,13 @@ def _loss_terms_and_grads(loc, log_scale, quantile, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂loc, ∂ℓ/∂log_scale, ∂ℓ/∂quantile."""
     _dt = loc.dtype
     _t0 = 2*quantile
-    _t1 = tl.exp(-log_scale)
+    _t1 = _exp(-log_scale)
     _t2 = loc - y
     _t3 = _t1*_t2
     _t4 = (0.5)*_t1
     _t5 = -_t1*_t2
     _t6 = tl.where((_t2 > 0), (0.5)*_t3*(2 - _t0), -_t3*quantile)
-    _value = _t6 + log_scale - tl.log(quantile) - _log1p(-quantile)
+    _value = _t6 + log_scale - _log(quantile) - _log1p(-quantile)
     _grad0 = _t4*(-_t0 + _sign(_t2) + 1)
     _grad1 = -_t4*tl.abs(_t2) - _t5*(quantile + (-0.5)) + 1
     _grad2 = _t5 + (1/(1 - quantile)) - 1/quantile

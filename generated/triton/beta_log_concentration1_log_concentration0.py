@@ -101,11 +101,37 @@ if not _INTERPRET:
 
 if _INTERPRET:
     @triton.jit
+    def _exp(x):
+        return tl.exp(x)
+
+    @triton.jit
+    def _log(x):
+        return tl.log(x)
+
+    @triton.jit
+    def _sqrt(x):
+        return tl.sqrt(x)
+else:
+    # correctly rounded exp, log and sqrt: in float32 Triton's own are the approximate ex2/lg2/sqrt instructions
+    @triton.jit
+    def _exp(x):
+        return libdevice.exp(x)
+
+    @triton.jit
+    def _log(x):
+        return libdevice.log(x)
+
+    @triton.jit
+    def _sqrt(x):
+        return libdevice.sqrt(x)
+
+if _INTERPRET:
+    @triton.jit
     def _log1p(x):
         """log(1 + x) to a few ulps from core operations: log(u)·x/(u − 1) with u = 1 + x (Goldberg 1991)."""
         u = 1.0 + x
         d = u - 1.0
-        return tl.where(d == 0.0, x, tl.log(u) * (x / tl.where(d == 0.0, 1.0, d)))
+        return tl.where(d == 0.0, x, _log(u) * (x / tl.where(d == 0.0, 1.0, d)))
 else:
     @triton.jit
     def _log1p(x):
@@ -115,9 +141,9 @@ if _INTERPRET:
     @triton.jit
     def _expm1(x):
         """exp(x) − 1 to a few ulps from core operations: (u − 1)·x/log u with u = exp x (Kahan)."""
-        u = tl.exp(x)
+        u = _exp(x)
         d = u - 1.0
-        kahan = d * (x / tl.log(tl.where(d == 0.0, 2.0, u)))
+        kahan = d * (x / _log(tl.where(d == 0.0, 2.0, u)))
         return tl.where(x > 40.0, u, tl.where(d == 0.0, x, tl.where(d == -1.0, -1.0, kahan)))
 else:
     @triton.jit
@@ -137,8 +163,8 @@ if _INTERPRET:
         series = zi * (tl.full([1], 1 / 12, t) + z2 * (tl.full([1], -1 / 360, t) + z2 * (
             tl.full([1], 1 / 1260, t) + z2 * (tl.full([1], -1 / 1680, t) + z2 * (tl.full([1], 1 / 1188, t) + z2 * (
                 tl.full([1], -691 / 360360, t) + z2 * tl.full([1], 1 / 156, t)))))))
-        stirling = (z - 0.5) * tl.log(z) - z + tl.full([1], 0.9189385332046727, x.dtype) + series
-        return stirling - tl.log(tl.where(small, shift, 1.0))
+        stirling = (z - 0.5) * _log(z) - z + tl.full([1], 0.9189385332046727, x.dtype) + series
+        return stirling - _log(tl.where(small, shift, 1.0))
 else:
     @triton.jit
     def _lgamma(x):
@@ -155,7 +181,7 @@ def _digamma(x):
     zi = 1.0 / z
     z2 = zi * zi
     t = x.dtype
-    series = tl.log(z) - 0.5 * zi - z2 * (tl.full([1], 1 / 12, t) - z2 * (tl.full([1], 1 / 120, t) - z2 * (
+    series = _log(z) - 0.5 * zi - z2 * (tl.full([1], 1 / 12, t) - z2 * (tl.full([1], 1 / 120, t) - z2 * (
         tl.full([1], 1 / 252, t) - z2 * (tl.full([1], 1 / 240, t) - z2 * (tl.full([1], 1 / 132, t) - z2 * (
             tl.full([1], 691 / 32760, t) - z2 * tl.full([1], 1 / 12, t)))))))
     return series - tl.where(small, shift, 0.0)
@@ -164,7 +190,7 @@ def _digamma(x):
 @triton.jit
 def _xlogy(x, y):
     """x·log y, 0 where x = 0 (also at y = 0)."""
-    return tl.where(x == 0.0, 0.0, x * tl.log(y))
+    return tl.where(x == 0.0, 0.0, x * _log(y))
 
 
 @triton.jit
@@ -177,8 +203,8 @@ def _xlog1py(x, y):
 def _loss_terms(log_concentration1, log_concentration0, y):
     """ℓ of each observation."""
     _dt = log_concentration1.dtype
-    _t0 = tl.exp(log_concentration0)
-    _t1 = tl.exp(log_concentration1)
+    _t0 = _exp(log_concentration0)
+    _t1 = _exp(log_concentration1)
     _t2 = -_xlog1py(_expm1(log_concentration0), -y)
     _t3 = -_xlogy(_expm1(log_concentration1), y)
     return _t2 + _t3 + _lgamma(_t0) + _lgamma(_t1) - _lgamma(_t0 + _t1)
@@ -188,14 +214,14 @@ def _loss_terms(log_concentration1, log_concentration0, y):
 def _loss_terms_and_grads(log_concentration1, log_concentration0, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂log_concentration1, ∂ℓ/∂log_concentration0."""
     _dt = log_concentration1.dtype
-    _t0 = tl.exp(log_concentration0)
-    _t1 = tl.exp(log_concentration1)
+    _t0 = _exp(log_concentration0)
+    _t1 = _exp(log_concentration1)
     _t2 = _t0 + _t1
     _t3 = -y
     _t4 = _digamma(_t2)
     _t5 = -_xlog1py(_expm1(log_concentration0), _t3)
     _value = _t5 + _lgamma(_t0) + _lgamma(_t1) - _lgamma(_t2) - _xlogy(_expm1(log_concentration1), y)
-    _grad0 = _t1*(-_t4 - tl.log(y) + _digamma(_t1))
+    _grad0 = _t1*(-_t4 - _log(y) + _digamma(_t1))
     _grad1 = _t0*(-_t4 - _log1p(_t3) + _digamma(_t0))
     return _value, _grad0, _grad1
 

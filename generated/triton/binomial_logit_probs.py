@@ -94,11 +94,37 @@ if not _INTERPRET:
 
 if _INTERPRET:
     @triton.jit
+    def _exp(x):
+        return tl.exp(x)
+
+    @triton.jit
+    def _log(x):
+        return tl.log(x)
+
+    @triton.jit
+    def _sqrt(x):
+        return tl.sqrt(x)
+else:
+    # correctly rounded exp, log and sqrt: in float32 Triton's own are the approximate ex2/lg2/sqrt instructions
+    @triton.jit
+    def _exp(x):
+        return libdevice.exp(x)
+
+    @triton.jit
+    def _log(x):
+        return libdevice.log(x)
+
+    @triton.jit
+    def _sqrt(x):
+        return libdevice.sqrt(x)
+
+if _INTERPRET:
+    @triton.jit
     def _log1p(x):
         """log(1 + x) to a few ulps from core operations: log(u)·x/(u − 1) with u = 1 + x (Goldberg 1991)."""
         u = 1.0 + x
         d = u - 1.0
-        return tl.where(d == 0.0, x, tl.log(u) * (x / tl.where(d == 0.0, 1.0, d)))
+        return tl.where(d == 0.0, x, _log(u) * (x / tl.where(d == 0.0, 1.0, d)))
 else:
     @triton.jit
     def _log1p(x):
@@ -117,8 +143,8 @@ if _INTERPRET:
         series = zi * (tl.full([1], 1 / 12, t) + z2 * (tl.full([1], -1 / 360, t) + z2 * (
             tl.full([1], 1 / 1260, t) + z2 * (tl.full([1], -1 / 1680, t) + z2 * (tl.full([1], 1 / 1188, t) + z2 * (
                 tl.full([1], -691 / 360360, t) + z2 * tl.full([1], 1 / 156, t)))))))
-        stirling = (z - 0.5) * tl.log(z) - z + tl.full([1], 0.9189385332046727, x.dtype) + series
-        return stirling - tl.log(tl.where(small, shift, 1.0))
+        stirling = (z - 0.5) * _log(z) - z + tl.full([1], 0.9189385332046727, x.dtype) + series
+        return stirling - _log(tl.where(small, shift, 1.0))
 else:
     @triton.jit
     def _lgamma(x):
@@ -128,13 +154,13 @@ else:
 @triton.jit
 def _softplus(x):
     """log(1 + exp(x)) without overflow: max(x, 0) + log1p(exp(−|x|))."""
-    return tl.maximum(x, 0.0) + _log1p(tl.exp(-tl.abs(x)))
+    return tl.maximum(x, 0.0) + _log1p(_exp(-tl.abs(x)))
 
 
 @triton.jit
 def _sigmoid(x):
     """1/(1 + exp(−x)) from exp(−|x|), so that no exponential overflows and tiny values keep their digits."""
-    e = tl.exp(-tl.abs(x))
+    e = _exp(-tl.abs(x))
     r = 1.0 / (1.0 + e)
     return tl.where(x >= 0.0, r, e * r)
 

@@ -92,11 +92,37 @@ if not _INTERPRET:
 
 if _INTERPRET:
     @triton.jit
+    def _exp(x):
+        return tl.exp(x)
+
+    @triton.jit
+    def _log(x):
+        return tl.log(x)
+
+    @triton.jit
+    def _sqrt(x):
+        return tl.sqrt(x)
+else:
+    # correctly rounded exp, log and sqrt: in float32 Triton's own are the approximate ex2/lg2/sqrt instructions
+    @triton.jit
+    def _exp(x):
+        return libdevice.exp(x)
+
+    @triton.jit
+    def _log(x):
+        return libdevice.log(x)
+
+    @triton.jit
+    def _sqrt(x):
+        return libdevice.sqrt(x)
+
+if _INTERPRET:
+    @triton.jit
     def _log1p(x):
         """log(1 + x) to a few ulps from core operations: log(u)·x/(u − 1) with u = 1 + x (Goldberg 1991)."""
         u = 1.0 + x
         d = u - 1.0
-        return tl.where(d == 0.0, x, tl.log(u) * (x / tl.where(d == 0.0, 1.0, d)))
+        return tl.where(d == 0.0, x, _log(u) * (x / tl.where(d == 0.0, 1.0, d)))
 else:
     @triton.jit
     def _log1p(x):
@@ -107,7 +133,7 @@ else:
 def _loss_terms(loc, log_scale, y):
     """ℓ of each observation."""
     _dt = loc.dtype
-    return log_scale + _log1p(((-loc + y)*tl.exp(-log_scale))*((-loc + y)*tl.exp(-log_scale)))
+    return log_scale + _log1p(((-loc + y)*_exp(-log_scale))*((-loc + y)*_exp(-log_scale)))
 
 
 @triton.jit
@@ -115,10 +141,10 @@ def _loss_terms_and_grads(loc, log_scale, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂loc, ∂ℓ/∂log_scale."""
     _dt = loc.dtype
     _t0 = loc - y
-    _t1 = tl.exp(2*log_scale)
+    _t1 = _exp(2*log_scale)
     _t2 = (_t0*_t0)
     _t3 = (1/(_t1 + _t2))
-    _value = log_scale + _log1p((-_t0*tl.exp(-log_scale))*(-_t0*tl.exp(-log_scale)))
+    _value = log_scale + _log1p((-_t0*_exp(-log_scale))*(-_t0*_exp(-log_scale)))
     _grad0 = 2*_t0*_t3
     _grad1 = _t3*(_t1 - _t2)
     return _value, _grad0, _grad1

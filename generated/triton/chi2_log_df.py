@@ -91,6 +91,32 @@ if not _INTERPRET:
 
 if _INTERPRET:
     @triton.jit
+    def _exp(x):
+        return tl.exp(x)
+
+    @triton.jit
+    def _log(x):
+        return tl.log(x)
+
+    @triton.jit
+    def _sqrt(x):
+        return tl.sqrt(x)
+else:
+    # correctly rounded exp, log and sqrt: in float32 Triton's own are the approximate ex2/lg2/sqrt instructions
+    @triton.jit
+    def _exp(x):
+        return libdevice.exp(x)
+
+    @triton.jit
+    def _log(x):
+        return libdevice.log(x)
+
+    @triton.jit
+    def _sqrt(x):
+        return libdevice.sqrt(x)
+
+if _INTERPRET:
+    @triton.jit
     def _lgamma(x):
         """log Γ(x) for x > 0: shifted to z = x + 8 ≥ 8 below 8, then Stirling's series to z^-13."""
         small = x < 8.0
@@ -102,8 +128,8 @@ if _INTERPRET:
         series = zi * (tl.full([1], 1 / 12, t) + z2 * (tl.full([1], -1 / 360, t) + z2 * (
             tl.full([1], 1 / 1260, t) + z2 * (tl.full([1], -1 / 1680, t) + z2 * (tl.full([1], 1 / 1188, t) + z2 * (
                 tl.full([1], -691 / 360360, t) + z2 * tl.full([1], 1 / 156, t)))))))
-        stirling = (z - 0.5) * tl.log(z) - z + tl.full([1], 0.9189385332046727, x.dtype) + series
-        return stirling - tl.log(tl.where(small, shift, 1.0))
+        stirling = (z - 0.5) * _log(z) - z + tl.full([1], 0.9189385332046727, x.dtype) + series
+        return stirling - _log(tl.where(small, shift, 1.0))
 else:
     @triton.jit
     def _lgamma(x):
@@ -120,7 +146,7 @@ def _digamma(x):
     zi = 1.0 / z
     z2 = zi * zi
     t = x.dtype
-    series = tl.log(z) - 0.5 * zi - z2 * (tl.full([1], 1 / 12, t) - z2 * (tl.full([1], 1 / 120, t) - z2 * (
+    series = _log(z) - 0.5 * zi - z2 * (tl.full([1], 1 / 12, t) - z2 * (tl.full([1], 1 / 120, t) - z2 * (
         tl.full([1], 1 / 252, t) - z2 * (tl.full([1], 1 / 240, t) - z2 * (tl.full([1], 1 / 132, t) - z2 * (
             tl.full([1], 691 / 32760, t) - z2 * tl.full([1], 1 / 12, t)))))))
     return series - tl.where(small, shift, 0.0)
@@ -129,7 +155,7 @@ def _digamma(x):
 @triton.jit
 def _xlogy(x, y):
     """x·log y, 0 where x = 0 (also at y = 0)."""
-    return tl.where(x == 0.0, 0.0, x * tl.log(y))
+    return tl.where(x == 0.0, 0.0, x * _log(y))
 
 
 @triton.jit
@@ -137,7 +163,7 @@ def _loss_terms(log_df, y):
     """ℓ of each observation."""
     _dt = log_df.dtype
     _k0 = tl.full([1], 0.6931471805599453, _dt)
-    _t0 = (0.5)*tl.exp(log_df)
+    _t0 = (0.5)*_exp(log_df)
     return _t0*_k0 + _lgamma(_t0) - _xlogy(_t0 - 1, y)
 
 
@@ -146,9 +172,9 @@ def _loss_terms_and_grads(log_df, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂log_df."""
     _dt = log_df.dtype
     _k0 = tl.full([1], 0.6931471805599453, _dt)
-    _t0 = (0.5)*tl.exp(log_df)
+    _t0 = (0.5)*_exp(log_df)
     _value = _t0*_k0 + _lgamma(_t0) - _xlogy(_t0 - 1, y)
-    _grad0 = _t0*(-tl.log(y) + _digamma(_t0) + _k0)
+    _grad0 = _t0*(-_log(y) + _digamma(_t0) + _k0)
     return _value, _grad0
 
 

@@ -99,11 +99,37 @@ if not _INTERPRET:
 
 if _INTERPRET:
     @triton.jit
+    def _exp(x):
+        return tl.exp(x)
+
+    @triton.jit
+    def _log(x):
+        return tl.log(x)
+
+    @triton.jit
+    def _sqrt(x):
+        return tl.sqrt(x)
+else:
+    # correctly rounded exp, log and sqrt: in float32 Triton's own are the approximate ex2/lg2/sqrt instructions
+    @triton.jit
+    def _exp(x):
+        return libdevice.exp(x)
+
+    @triton.jit
+    def _log(x):
+        return libdevice.log(x)
+
+    @triton.jit
+    def _sqrt(x):
+        return libdevice.sqrt(x)
+
+if _INTERPRET:
+    @triton.jit
     def _log1p(x):
         """log(1 + x) to a few ulps from core operations: log(u)·x/(u − 1) with u = 1 + x (Goldberg 1991)."""
         u = 1.0 + x
         d = u - 1.0
-        return tl.where(d == 0.0, x, tl.log(u) * (x / tl.where(d == 0.0, 1.0, d)))
+        return tl.where(d == 0.0, x, _log(u) * (x / tl.where(d == 0.0, 1.0, d)))
 else:
     @triton.jit
     def _log1p(x):
@@ -113,9 +139,9 @@ if _INTERPRET:
     @triton.jit
     def _expm1(x):
         """exp(x) − 1 to a few ulps from core operations: (u − 1)·x/log u with u = exp x (Kahan)."""
-        u = tl.exp(x)
+        u = _exp(x)
         d = u - 1.0
-        kahan = d * (x / tl.log(tl.where(d == 0.0, 2.0, u)))
+        kahan = d * (x / _log(tl.where(d == 0.0, 2.0, u)))
         return tl.where(x > 40.0, u, tl.where(d == 0.0, x, tl.where(d == -1.0, -1.0, kahan)))
 else:
     @triton.jit
@@ -126,13 +152,13 @@ else:
 @triton.jit
 def _softplus(x):
     """log(1 + exp(x)) without overflow: max(x, 0) + log1p(exp(−|x|))."""
-    return tl.maximum(x, 0.0) + _log1p(tl.exp(-tl.abs(x)))
+    return tl.maximum(x, 0.0) + _log1p(_exp(-tl.abs(x)))
 
 
 @triton.jit
 def _sigmoid(x):
     """1/(1 + exp(−x)) from exp(−|x|), so that no exponential overflows and tiny values keep their digits."""
-    e = tl.exp(-tl.abs(x))
+    e = _exp(-tl.abs(x))
     r = 1.0 / (1.0 + e)
     return tl.where(x >= 0.0, r, e * r)
 
@@ -155,7 +181,7 @@ def _log_tanhc(x):
     series = s * (tl.full([1], -1 / 3, t) + s * (tl.full([1], 7 / 90, t) + s * (tl.full([1], -62 / 2835, t) + s * (
         tl.full([1], 127 / 18900, t) - s * tl.full([1], 146 / 66825, t)))))
     big = tl.where(small, 1.0, a)
-    return tl.where(small, series, tl.log(_tanh(big)) - tl.log(big))
+    return tl.where(small, series, _log(_tanh(big)) - _log(big))
 
 
 @triton.jit
@@ -170,7 +196,7 @@ def _dlog_tanhc(x):
     series = xs * (tl.full([1], -2 / 3, t) + s * (tl.full([1], 14 / 45, t) + s * (tl.full([1], -124 / 945, t) + s * (
         tl.full([1], 254 / 4725, t) - s * tl.full([1], 292 / 13365, t)))))
     big = tl.where(small, 1.0, a)
-    far = -4.0 * tl.exp(-2.0 * big) / _expm1(-4.0 * big) - 1.0 / big
+    far = -4.0 * _exp(-2.0 * big) / _expm1(-4.0 * big) - 1.0 / big
     return tl.where(small, series, tl.where(x < 0.0, -far, far))
 
 

@@ -81,20 +81,48 @@ UNIT_GRAD_SHORTCUT = 1 << 22
 # Constants that float32 cannot hold exactly are built with tl.full in the argument's dtype: a bare Python
 # float meets a float64 tensor as a float32 constant.
 _INTERPRET = os.environ.get("TRITON_INTERPRET", "0") == "1"
+if not _INTERPRET:
+    from triton.language.extra import libdevice
+
+if _INTERPRET:
+    @triton.jit
+    def _exp(x):
+        return tl.exp(x)
+
+    @triton.jit
+    def _log(x):
+        return tl.log(x)
+
+    @triton.jit
+    def _sqrt(x):
+        return tl.sqrt(x)
+else:
+    # correctly rounded exp, log and sqrt: in float32 Triton's own are the approximate ex2/lg2/sqrt instructions
+    @triton.jit
+    def _exp(x):
+        return libdevice.exp(x)
+
+    @triton.jit
+    def _log(x):
+        return libdevice.log(x)
+
+    @triton.jit
+    def _sqrt(x):
+        return libdevice.sqrt(x)
 
 
 @triton.jit
 def _loss_terms(log_rate, y):
     """ℓ of each observation."""
     _dt = log_rate.dtype
-    return -log_rate + y*tl.exp(log_rate)
+    return -log_rate + y*_exp(log_rate)
 
 
 @triton.jit
 def _loss_terms_and_grads(log_rate, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂log_rate."""
     _dt = log_rate.dtype
-    _t0 = tl.exp(log_rate)
+    _t0 = _exp(log_rate)
     _value = _t0*y - log_rate
     _grad0 = _t0*y - 1
     return _value, _grad0

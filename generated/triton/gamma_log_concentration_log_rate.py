@@ -96,11 +96,37 @@ if not _INTERPRET:
 
 if _INTERPRET:
     @triton.jit
+    def _exp(x):
+        return tl.exp(x)
+
+    @triton.jit
+    def _log(x):
+        return tl.log(x)
+
+    @triton.jit
+    def _sqrt(x):
+        return tl.sqrt(x)
+else:
+    # correctly rounded exp, log and sqrt: in float32 Triton's own are the approximate ex2/lg2/sqrt instructions
+    @triton.jit
+    def _exp(x):
+        return libdevice.exp(x)
+
+    @triton.jit
+    def _log(x):
+        return libdevice.log(x)
+
+    @triton.jit
+    def _sqrt(x):
+        return libdevice.sqrt(x)
+
+if _INTERPRET:
+    @triton.jit
     def _expm1(x):
         """exp(x) − 1 to a few ulps from core operations: (u − 1)·x/log u with u = exp x (Kahan)."""
-        u = tl.exp(x)
+        u = _exp(x)
         d = u - 1.0
-        kahan = d * (x / tl.log(tl.where(d == 0.0, 2.0, u)))
+        kahan = d * (x / _log(tl.where(d == 0.0, 2.0, u)))
         return tl.where(x > 40.0, u, tl.where(d == 0.0, x, tl.where(d == -1.0, -1.0, kahan)))
 else:
     @triton.jit
@@ -120,8 +146,8 @@ if _INTERPRET:
         series = zi * (tl.full([1], 1 / 12, t) + z2 * (tl.full([1], -1 / 360, t) + z2 * (
             tl.full([1], 1 / 1260, t) + z2 * (tl.full([1], -1 / 1680, t) + z2 * (tl.full([1], 1 / 1188, t) + z2 * (
                 tl.full([1], -691 / 360360, t) + z2 * tl.full([1], 1 / 156, t)))))))
-        stirling = (z - 0.5) * tl.log(z) - z + tl.full([1], 0.9189385332046727, x.dtype) + series
-        return stirling - tl.log(tl.where(small, shift, 1.0))
+        stirling = (z - 0.5) * _log(z) - z + tl.full([1], 0.9189385332046727, x.dtype) + series
+        return stirling - _log(tl.where(small, shift, 1.0))
 else:
     @triton.jit
     def _lgamma(x):
@@ -138,7 +164,7 @@ def _digamma(x):
     zi = 1.0 / z
     z2 = zi * zi
     t = x.dtype
-    series = tl.log(z) - 0.5 * zi - z2 * (tl.full([1], 1 / 12, t) - z2 * (tl.full([1], 1 / 120, t) - z2 * (
+    series = _log(z) - 0.5 * zi - z2 * (tl.full([1], 1 / 12, t) - z2 * (tl.full([1], 1 / 120, t) - z2 * (
         tl.full([1], 1 / 252, t) - z2 * (tl.full([1], 1 / 240, t) - z2 * (tl.full([1], 1 / 132, t) - z2 * (
             tl.full([1], 691 / 32760, t) - z2 * tl.full([1], 1 / 12, t)))))))
     return series - tl.where(small, shift, 0.0)
@@ -147,25 +173,25 @@ def _digamma(x):
 @triton.jit
 def _xlogy(x, y):
     """x·log y, 0 where x = 0 (also at y = 0)."""
-    return tl.where(x == 0.0, 0.0, x * tl.log(y))
+    return tl.where(x == 0.0, 0.0, x * _log(y))
 
 
 @triton.jit
 def _loss_terms(log_concentration, log_rate, y):
     """ℓ of each observation."""
     _dt = log_concentration.dtype
-    _t0 = tl.exp(log_concentration)
-    return -_t0*log_rate + y*tl.exp(log_rate) + _lgamma(_t0) - _xlogy(_expm1(log_concentration), y)
+    _t0 = _exp(log_concentration)
+    return -_t0*log_rate + y*_exp(log_rate) + _lgamma(_t0) - _xlogy(_expm1(log_concentration), y)
 
 
 @triton.jit
 def _loss_terms_and_grads(log_concentration, log_rate, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂log_concentration, ∂ℓ/∂log_rate."""
     _dt = log_concentration.dtype
-    _t0 = tl.exp(log_concentration)
-    _t1 = tl.exp(log_rate)
+    _t0 = _exp(log_concentration)
+    _t1 = _exp(log_rate)
     _value = -_t0*log_rate + _t1*y + _lgamma(_t0) - _xlogy(_expm1(log_concentration), y)
-    _grad0 = _t0*(-log_rate - tl.log(y) + _digamma(_t0))
+    _grad0 = _t0*(-log_rate - _log(y) + _digamma(_t0))
     _grad1 = -_t0 + _t1*y
     return _value, _grad0, _grad1
 

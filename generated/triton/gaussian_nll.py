@@ -88,13 +88,41 @@ UNIT_GRAD_SHORTCUT = 1 << 22
 # Constants that float32 cannot hold exactly are built with tl.full in the argument's dtype: a bare Python
 # float meets a float64 tensor as a float32 constant.
 _INTERPRET = os.environ.get("TRITON_INTERPRET", "0") == "1"
+if not _INTERPRET:
+    from triton.language.extra import libdevice
+
+if _INTERPRET:
+    @triton.jit
+    def _exp(x):
+        return tl.exp(x)
+
+    @triton.jit
+    def _log(x):
+        return tl.log(x)
+
+    @triton.jit
+    def _sqrt(x):
+        return tl.sqrt(x)
+else:
+    # correctly rounded exp, log and sqrt: in float32 Triton's own are the approximate ex2/lg2/sqrt instructions
+    @triton.jit
+    def _exp(x):
+        return libdevice.exp(x)
+
+    @triton.jit
+    def _log(x):
+        return libdevice.log(x)
+
+    @triton.jit
+    def _sqrt(x):
+        return libdevice.sqrt(x)
 
 
 @triton.jit
 def _loss_terms(loc, var, y):
     """ℓ of each observation."""
     _dt = loc.dtype
-    return (0.5)*tl.log(var) + (0.5)*((-loc + y)*(-loc + y))/var
+    return (0.5)*_log(var) + (0.5)*((-loc + y)*(-loc + y))/var
 
 
 @triton.jit
@@ -104,7 +132,7 @@ def _loss_terms_and_grads(loc, var, y):
     _t0 = loc - y
     _t1 = (1/var)
     _t2 = _t0*_t1
-    _value = (0.5)*(_t0*_t0)*_t1 + (0.5)*tl.log(var)
+    _value = (0.5)*(_t0*_t0)*_t1 + (0.5)*_log(var)
     _grad0 = _t2
     _grad1 = (0.5)*_t1 - 0.5*_t2*_t2
     return _value, _grad0, _grad1

@@ -91,11 +91,37 @@ if not _INTERPRET:
 
 if _INTERPRET:
     @triton.jit
+    def _exp(x):
+        return tl.exp(x)
+
+    @triton.jit
+    def _log(x):
+        return tl.log(x)
+
+    @triton.jit
+    def _sqrt(x):
+        return tl.sqrt(x)
+else:
+    # correctly rounded exp, log and sqrt: in float32 Triton's own are the approximate ex2/lg2/sqrt instructions
+    @triton.jit
+    def _exp(x):
+        return libdevice.exp(x)
+
+    @triton.jit
+    def _log(x):
+        return libdevice.log(x)
+
+    @triton.jit
+    def _sqrt(x):
+        return libdevice.sqrt(x)
+
+if _INTERPRET:
+    @triton.jit
     def _expm1(x):
         """exp(x) − 1 to a few ulps from core operations: (u − 1)·x/log u with u = exp x (Kahan)."""
-        u = tl.exp(x)
+        u = _exp(x)
         d = u - 1.0
-        kahan = d * (x / tl.log(tl.where(d == 0.0, 2.0, u)))
+        kahan = d * (x / _log(tl.where(d == 0.0, 2.0, u)))
         return tl.where(x > 40.0, u, tl.where(d == 0.0, x, tl.where(d == -1.0, -1.0, kahan)))
 else:
     @triton.jit
@@ -107,22 +133,22 @@ else:
 def _loss_terms(loc, log_scale, y):
     """ℓ of each observation."""
     _dt = loc.dtype
-    _t0 = (-loc + y)*tl.exp(-log_scale)
-    return _t0 + log_scale + tl.exp(-_t0)
+    _t0 = (-loc + y)*_exp(-log_scale)
+    return _t0 + log_scale + _exp(-_t0)
 
 
 @triton.jit
 def _loss_terms_and_grads(loc, log_scale, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂loc, ∂ℓ/∂log_scale."""
     _dt = loc.dtype
-    _t0 = tl.exp(-log_scale)
+    _t0 = _exp(-log_scale)
     _t1 = loc - y
     _t2 = -_t1
     _t3 = _t0*_t2
     _t4 = _t0*_t1
-    _value = _t3 + log_scale + tl.exp(-_t3)
+    _value = _t3 + log_scale + _exp(-_t3)
     _grad0 = _t0*_expm1(_t4)
-    _grad1 = _t0*(_t1 + _t2*tl.exp(_t4) + tl.exp(log_scale))
+    _grad1 = _t0*(_t1 + _t2*_exp(_t4) + _exp(log_scale))
     return _value, _grad0, _grad1
 
 

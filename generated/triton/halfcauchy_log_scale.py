@@ -90,11 +90,37 @@ if not _INTERPRET:
 
 if _INTERPRET:
     @triton.jit
+    def _exp(x):
+        return tl.exp(x)
+
+    @triton.jit
+    def _log(x):
+        return tl.log(x)
+
+    @triton.jit
+    def _sqrt(x):
+        return tl.sqrt(x)
+else:
+    # correctly rounded exp, log and sqrt: in float32 Triton's own are the approximate ex2/lg2/sqrt instructions
+    @triton.jit
+    def _exp(x):
+        return libdevice.exp(x)
+
+    @triton.jit
+    def _log(x):
+        return libdevice.log(x)
+
+    @triton.jit
+    def _sqrt(x):
+        return libdevice.sqrt(x)
+
+if _INTERPRET:
+    @triton.jit
     def _log1p(x):
         """log(1 + x) to a few ulps from core operations: log(u)·x/(u − 1) with u = 1 + x (Goldberg 1991)."""
         u = 1.0 + x
         d = u - 1.0
-        return tl.where(d == 0.0, x, tl.log(u) * (x / tl.where(d == 0.0, 1.0, d)))
+        return tl.where(d == 0.0, x, _log(u) * (x / tl.where(d == 0.0, 1.0, d)))
 else:
     @triton.jit
     def _log1p(x):
@@ -105,7 +131,7 @@ else:
 def _loss_terms(log_scale, y):
     """ℓ of each observation."""
     _dt = log_scale.dtype
-    return log_scale + _log1p((y*tl.exp(-log_scale))*(y*tl.exp(-log_scale)))
+    return log_scale + _log1p((y*_exp(-log_scale))*(y*_exp(-log_scale)))
 
 
 @triton.jit
@@ -113,8 +139,8 @@ def _loss_terms_and_grads(log_scale, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂log_scale."""
     _dt = log_scale.dtype
     _t0 = (y*y)
-    _t1 = tl.exp(2*log_scale)
-    _value = log_scale + _log1p((y*tl.exp(-log_scale))*(y*tl.exp(-log_scale)))
+    _t1 = _exp(2*log_scale)
+    _value = log_scale + _log1p((y*_exp(-log_scale))*(y*_exp(-log_scale)))
     _grad0 = (-_t0 + _t1)/(_t0 + _t1)
     return _value, _grad0
 

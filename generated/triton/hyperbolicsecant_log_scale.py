@@ -94,11 +94,37 @@ if not _INTERPRET:
 
 if _INTERPRET:
     @triton.jit
+    def _exp(x):
+        return tl.exp(x)
+
+    @triton.jit
+    def _log(x):
+        return tl.log(x)
+
+    @triton.jit
+    def _sqrt(x):
+        return tl.sqrt(x)
+else:
+    # correctly rounded exp, log and sqrt: in float32 Triton's own are the approximate ex2/lg2/sqrt instructions
+    @triton.jit
+    def _exp(x):
+        return libdevice.exp(x)
+
+    @triton.jit
+    def _log(x):
+        return libdevice.log(x)
+
+    @triton.jit
+    def _sqrt(x):
+        return libdevice.sqrt(x)
+
+if _INTERPRET:
+    @triton.jit
     def _log1p(x):
         """log(1 + x) to a few ulps from core operations: log(u)·x/(u − 1) with u = 1 + x (Goldberg 1991)."""
         u = 1.0 + x
         d = u - 1.0
-        return tl.where(d == 0.0, x, tl.log(u) * (x / tl.where(d == 0.0, 1.0, d)))
+        return tl.where(d == 0.0, x, _log(u) * (x / tl.where(d == 0.0, 1.0, d)))
 else:
     @triton.jit
     def _log1p(x):
@@ -108,9 +134,9 @@ if _INTERPRET:
     @triton.jit
     def _expm1(x):
         """exp(x) − 1 to a few ulps from core operations: (u − 1)·x/log u with u = exp x (Kahan)."""
-        u = tl.exp(x)
+        u = _exp(x)
         d = u - 1.0
-        kahan = d * (x / tl.log(tl.where(d == 0.0, 2.0, u)))
+        kahan = d * (x / _log(tl.where(d == 0.0, 2.0, u)))
         return tl.where(x > 40.0, u, tl.where(d == 0.0, x, tl.where(d == -1.0, -1.0, kahan)))
 else:
     @triton.jit
@@ -121,7 +147,7 @@ else:
 @triton.jit
 def _softplus(x):
     """log(1 + exp(x)) without overflow: max(x, 0) + log1p(exp(−|x|))."""
-    return tl.maximum(x, 0.0) + _log1p(tl.exp(-tl.abs(x)))
+    return tl.maximum(x, 0.0) + _log1p(_exp(-tl.abs(x)))
 
 
 @triton.jit
@@ -137,7 +163,7 @@ def _loss_terms(loc, log_scale, y):
     """ℓ of each observation."""
     _dt = loc.dtype
     _k0 = tl.full([1], -0.6931471805599453, _dt)
-    _t0 = tl.exp(-log_scale)*tl.abs(loc - y)
+    _t0 = _exp(-log_scale)*tl.abs(loc - y)
     return _t0 + log_scale + _softplus(-2*_t0) + _k0
 
 
@@ -146,7 +172,7 @@ def _loss_terms_and_grads(loc, log_scale, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂loc, ∂ℓ/∂log_scale."""
     _dt = loc.dtype
     _k0 = tl.full([1], -0.6931471805599453, _dt)
-    _t0 = tl.exp(-log_scale)
+    _t0 = _exp(-log_scale)
     _t1 = loc - y
     _t2 = _t0*tl.abs(_t1)
     _t3 = -_t0*_t1

@@ -94,6 +94,32 @@ if not _INTERPRET:
 
 if _INTERPRET:
     @triton.jit
+    def _exp(x):
+        return tl.exp(x)
+
+    @triton.jit
+    def _log(x):
+        return tl.log(x)
+
+    @triton.jit
+    def _sqrt(x):
+        return tl.sqrt(x)
+else:
+    # correctly rounded exp, log and sqrt: in float32 Triton's own are the approximate ex2/lg2/sqrt instructions
+    @triton.jit
+    def _exp(x):
+        return libdevice.exp(x)
+
+    @triton.jit
+    def _log(x):
+        return libdevice.log(x)
+
+    @triton.jit
+    def _sqrt(x):
+        return libdevice.sqrt(x)
+
+if _INTERPRET:
+    @triton.jit
     def _lgamma(x):
         """log Γ(x) for x > 0: shifted to z = x + 8 ≥ 8 below 8, then Stirling's series to z^-13."""
         small = x < 8.0
@@ -105,8 +131,8 @@ if _INTERPRET:
         series = zi * (tl.full([1], 1 / 12, t) + z2 * (tl.full([1], -1 / 360, t) + z2 * (
             tl.full([1], 1 / 1260, t) + z2 * (tl.full([1], -1 / 1680, t) + z2 * (tl.full([1], 1 / 1188, t) + z2 * (
                 tl.full([1], -691 / 360360, t) + z2 * tl.full([1], 1 / 156, t)))))))
-        stirling = (z - 0.5) * tl.log(z) - z + tl.full([1], 0.9189385332046727, x.dtype) + series
-        return stirling - tl.log(tl.where(small, shift, 1.0))
+        stirling = (z - 0.5) * _log(z) - z + tl.full([1], 0.9189385332046727, x.dtype) + series
+        return stirling - _log(tl.where(small, shift, 1.0))
 else:
     @triton.jit
     def _lgamma(x):
@@ -123,7 +149,7 @@ def _digamma(x):
     zi = 1.0 / z
     z2 = zi * zi
     t = x.dtype
-    series = tl.log(z) - 0.5 * zi - z2 * (tl.full([1], 1 / 12, t) - z2 * (tl.full([1], 1 / 120, t) - z2 * (
+    series = _log(z) - 0.5 * zi - z2 * (tl.full([1], 1 / 12, t) - z2 * (tl.full([1], 1 / 120, t) - z2 * (
         tl.full([1], 1 / 252, t) - z2 * (tl.full([1], 1 / 240, t) - z2 * (tl.full([1], 1 / 132, t) - z2 * (
             tl.full([1], 691 / 32760, t) - z2 * tl.full([1], 1 / 12, t)))))))
     return series - tl.where(small, shift, 0.0)
@@ -133,17 +159,17 @@ def _digamma(x):
 def _loss_terms(log_concentration, log_rate, y):
     """ℓ of each observation."""
     _dt = log_concentration.dtype
-    _t0 = tl.exp(log_concentration)
-    return -_t0*log_rate - (-_t0 - 1)*tl.log(y) + _lgamma(_t0) + tl.exp(log_rate)/y
+    _t0 = _exp(log_concentration)
+    return -_t0*log_rate - (-_t0 - 1)*_log(y) + _lgamma(_t0) + _exp(log_rate)/y
 
 
 @triton.jit
 def _loss_terms_and_grads(log_concentration, log_rate, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂log_concentration, ∂ℓ/∂log_rate."""
     _dt = log_concentration.dtype
-    _t0 = tl.exp(log_concentration)
-    _t1 = -tl.exp(log_rate)/y
-    _t2 = tl.log(y)
+    _t0 = _exp(log_concentration)
+    _t1 = -_exp(log_rate)/y
+    _t2 = _log(y)
     _value = -_t0*log_rate - _t1 - _t2*(-_t0 - 1) + _lgamma(_t0)
     _grad0 = _t0*(_t2 - log_rate + _digamma(_t0))
     _grad1 = -_t0 - _t1

@@ -88,6 +88,34 @@ UNIT_GRAD_SHORTCUT = 1 << 22
 # Constants that float32 cannot hold exactly are built with tl.full in the argument's dtype: a bare Python
 # float meets a float64 tensor as a float32 constant.
 _INTERPRET = os.environ.get("TRITON_INTERPRET", "0") == "1"
+if not _INTERPRET:
+    from triton.language.extra import libdevice
+
+if _INTERPRET:
+    @triton.jit
+    def _exp(x):
+        return tl.exp(x)
+
+    @triton.jit
+    def _log(x):
+        return tl.log(x)
+
+    @triton.jit
+    def _sqrt(x):
+        return tl.sqrt(x)
+else:
+    # correctly rounded exp, log and sqrt: in float32 Triton's own are the approximate ex2/lg2/sqrt instructions
+    @triton.jit
+    def _exp(x):
+        return libdevice.exp(x)
+
+    @triton.jit
+    def _log(x):
+        return libdevice.log(x)
+
+    @triton.jit
+    def _sqrt(x):
+        return libdevice.sqrt(x)
 
 
 @triton.jit
@@ -95,8 +123,8 @@ def _loss_terms(log_mean, log_shape, y):
     """ℓ of each observation."""
     _dt = log_mean.dtype
     _t0 = (0.5)*log_shape
-    _t1 = (y - tl.exp(log_mean))*tl.exp(_t0 - log_mean)
-    return -_t0 + (0.5)*_t1*_t1/y
+    _t1 = (((y - _exp(log_mean))*_exp(_t0 - log_mean))*((y - _exp(log_mean))*_exp(_t0 - log_mean)))
+    return -_t0 + (0.5)*_t1/y
 
 
 @triton.jit
@@ -104,10 +132,10 @@ def _loss_terms_and_grads(log_mean, log_shape, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂log_mean, ∂ℓ/∂log_shape."""
     _dt = log_mean.dtype
     _t0 = (0.5)*log_shape
-    _t1 = y - tl.exp(log_mean)
-    _t2 = -0.5*((_t1*tl.exp(_t0 - log_mean))*(_t1*tl.exp(_t0 - log_mean)))/y
+    _t1 = y - _exp(log_mean)
+    _t2 = -0.5*((_t1*_exp(_t0 - log_mean))*(_t1*_exp(_t0 - log_mean)))/y
     _value = -_t0 - _t2
-    _grad0 = -_t1*tl.exp(-2*log_mean + log_shape)
+    _grad0 = -_t1*_exp(-2*log_mean + log_shape)
     _grad1 = -_t2 + (-0.5)
     return _value, _grad0, _grad1
 
@@ -118,7 +146,7 @@ def _constant(log_mean, log_shape, y):
     _dt = log_mean.dtype
     _k0 = tl.full([1], 0.34657359027997264, _dt)
     _k1 = tl.full([1], 0.5723649429247001, _dt)
-    return (1.5)*tl.log(y) + _k0 + _k1
+    return (1.5)*_log(y) + _k0 + _k1
 
 
 @triton.jit

@@ -101,11 +101,37 @@ if not _INTERPRET:
 
 if _INTERPRET:
     @triton.jit
+    def _exp(x):
+        return tl.exp(x)
+
+    @triton.jit
+    def _log(x):
+        return tl.log(x)
+
+    @triton.jit
+    def _sqrt(x):
+        return tl.sqrt(x)
+else:
+    # correctly rounded exp, log and sqrt: in float32 Triton's own are the approximate ex2/lg2/sqrt instructions
+    @triton.jit
+    def _exp(x):
+        return libdevice.exp(x)
+
+    @triton.jit
+    def _log(x):
+        return libdevice.log(x)
+
+    @triton.jit
+    def _sqrt(x):
+        return libdevice.sqrt(x)
+
+if _INTERPRET:
+    @triton.jit
     def _log1p(x):
         """log(1 + x) to a few ulps from core operations: log(u)·x/(u − 1) with u = 1 + x (Goldberg 1991)."""
         u = 1.0 + x
         d = u - 1.0
-        return tl.where(d == 0.0, x, tl.log(u) * (x / tl.where(d == 0.0, 1.0, d)))
+        return tl.where(d == 0.0, x, _log(u) * (x / tl.where(d == 0.0, 1.0, d)))
 else:
     @triton.jit
     def _log1p(x):
@@ -115,9 +141,9 @@ if _INTERPRET:
     @triton.jit
     def _expm1(x):
         """exp(x) − 1 to a few ulps from core operations: (u − 1)·x/log u with u = exp x (Kahan)."""
-        u = tl.exp(x)
+        u = _exp(x)
         d = u - 1.0
-        kahan = d * (x / tl.log(tl.where(d == 0.0, 2.0, u)))
+        kahan = d * (x / _log(tl.where(d == 0.0, 2.0, u)))
         return tl.where(x > 40.0, u, tl.where(d == 0.0, x, tl.where(d == -1.0, -1.0, kahan)))
 else:
     @triton.jit
@@ -128,20 +154,20 @@ else:
 @triton.jit
 def _xlogy(x, y):
     """x·log y, 0 where x = 0 (also at y = 0)."""
-    return tl.where(x == 0.0, 0.0, x * tl.log(y))
+    return tl.where(x == 0.0, 0.0, x * _log(y))
 
 
 @triton.jit
 def _log1mexp(x):
     """log(1 − exp(−x)) for x > 0: log(−expm1(−x)) below log 2, log1p(−exp(−x)) above (Mächler 2012)."""
-    return tl.where(x < 0.6931471805599453, tl.log(-_expm1(-x)), _log1p(-tl.exp(-x)))
+    return tl.where(x < 0.6931471805599453, _log(-_expm1(-x)), _log1p(-_exp(-x)))
 
 
 @triton.jit
 def _loss_terms(log_concentration1, log_concentration0, y):
     """ℓ of each observation."""
     _dt = log_concentration1.dtype
-    _t0 = -_log1mexp(-tl.exp(log_concentration1)*tl.log(y))*_expm1(log_concentration0)
+    _t0 = -_log1mexp(-_exp(log_concentration1)*_log(y))*_expm1(log_concentration0)
     return _t0 - log_concentration0 - log_concentration1 - _xlogy(_expm1(log_concentration1), y)
 
 
@@ -150,13 +176,13 @@ def _loss_terms_and_grads(log_concentration1, log_concentration0, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂log_concentration1, ∂ℓ/∂log_concentration0."""
     _dt = log_concentration1.dtype
     _t0 = _expm1(log_concentration0)
-    _t1 = tl.exp(log_concentration1)
-    _t2 = _t1*tl.log(y)
+    _t1 = _exp(log_concentration1)
+    _t2 = _t1*_log(y)
     _t3 = -_t2
     _t4 = _log1mexp(_t3)
     _value = -_t0*_t4 - log_concentration0 - log_concentration1 - _xlogy(_expm1(log_concentration1), y)
     _grad0 = -_t2 + _xlogy(_t0*_t1/_expm1(_t3), y) - 1
-    _grad1 = -_t4*tl.exp(log_concentration0) - 1
+    _grad1 = -_t4*_exp(log_concentration0) - 1
     return _value, _grad0, _grad1
 
 

@@ -83,6 +83,34 @@ UNIT_GRAD_SHORTCUT = 1 << 22
 # Constants that float32 cannot hold exactly are built with tl.full in the argument's dtype: a bare Python
 # float meets a float64 tensor as a float32 constant.
 _INTERPRET = os.environ.get("TRITON_INTERPRET", "0") == "1"
+if not _INTERPRET:
+    from triton.language.extra import libdevice
+
+if _INTERPRET:
+    @triton.jit
+    def _exp(x):
+        return tl.exp(x)
+
+    @triton.jit
+    def _log(x):
+        return tl.log(x)
+
+    @triton.jit
+    def _sqrt(x):
+        return tl.sqrt(x)
+else:
+    # correctly rounded exp, log and sqrt: in float32 Triton's own are the approximate ex2/lg2/sqrt instructions
+    @triton.jit
+    def _exp(x):
+        return libdevice.exp(x)
+
+    @triton.jit
+    def _log(x):
+        return libdevice.log(x)
+
+    @triton.jit
+    def _sqrt(x):
+        return libdevice.sqrt(x)
 
 
 @triton.jit
@@ -94,14 +122,14 @@ def _sign(x):
 def _loss_terms(loc, log_scale, y):
     """ℓ of each observation."""
     _dt = loc.dtype
-    return log_scale + tl.exp(-log_scale)*tl.abs(loc - y)
+    return log_scale + _exp(-log_scale)*tl.abs(loc - y)
 
 
 @triton.jit
 def _loss_terms_and_grads(loc, log_scale, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂loc, ∂ℓ/∂log_scale."""
     _dt = loc.dtype
-    _t0 = tl.exp(-log_scale)
+    _t0 = _exp(-log_scale)
     _t1 = loc - y
     _t2 = _t0*tl.abs(_t1)
     _value = _t2 + log_scale

@@ -95,11 +95,37 @@ if not _INTERPRET:
 
 if _INTERPRET:
     @triton.jit
+    def _exp(x):
+        return tl.exp(x)
+
+    @triton.jit
+    def _log(x):
+        return tl.log(x)
+
+    @triton.jit
+    def _sqrt(x):
+        return tl.sqrt(x)
+else:
+    # correctly rounded exp, log and sqrt: in float32 Triton's own are the approximate ex2/lg2/sqrt instructions
+    @triton.jit
+    def _exp(x):
+        return libdevice.exp(x)
+
+    @triton.jit
+    def _log(x):
+        return libdevice.log(x)
+
+    @triton.jit
+    def _sqrt(x):
+        return libdevice.sqrt(x)
+
+if _INTERPRET:
+    @triton.jit
     def _log1p(x):
         """log(1 + x) to a few ulps from core operations: log(u)·x/(u − 1) with u = 1 + x (Goldberg 1991)."""
         u = 1.0 + x
         d = u - 1.0
-        return tl.where(d == 0.0, x, tl.log(u) * (x / tl.where(d == 0.0, 1.0, d)))
+        return tl.where(d == 0.0, x, _log(u) * (x / tl.where(d == 0.0, 1.0, d)))
 else:
     @triton.jit
     def _log1p(x):
@@ -109,13 +135,13 @@ else:
 @triton.jit
 def _softplus(x):
     """log(1 + exp(x)) without overflow: max(x, 0) + log1p(exp(−|x|))."""
-    return tl.maximum(x, 0.0) + _log1p(tl.exp(-tl.abs(x)))
+    return tl.maximum(x, 0.0) + _log1p(_exp(-tl.abs(x)))
 
 
 @triton.jit
 def _sigmoid(x):
     """1/(1 + exp(−x)) from exp(−|x|), so that no exponential overflows and tiny values keep their digits."""
-    e = tl.exp(-tl.abs(x))
+    e = _exp(-tl.abs(x))
     r = 1.0 / (1.0 + e)
     return tl.where(x >= 0.0, r, e * r)
 
@@ -124,7 +150,7 @@ def _sigmoid(x):
 def _loss_terms(loc, log_scale, y):
     """ℓ of each observation."""
     _dt = loc.dtype
-    _t0 = (loc - y)*tl.exp(-log_scale)
+    _t0 = (loc - y)*_exp(-log_scale)
     return -_t0 + log_scale + 2*_softplus(_t0)
 
 
@@ -132,7 +158,7 @@ def _loss_terms(loc, log_scale, y):
 def _loss_terms_and_grads(loc, log_scale, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂loc, ∂ℓ/∂log_scale."""
     _dt = loc.dtype
-    _t0 = tl.exp(-log_scale)
+    _t0 = _exp(-log_scale)
     _t1 = _t0*(loc - y)
     _t2 = 2*_sigmoid(_t1)
     _value = -_t1 + log_scale + 2*_softplus(_t1)

@@ -102,11 +102,37 @@ if not _INTERPRET:
 
 if _INTERPRET:
     @triton.jit
+    def _exp(x):
+        return tl.exp(x)
+
+    @triton.jit
+    def _log(x):
+        return tl.log(x)
+
+    @triton.jit
+    def _sqrt(x):
+        return tl.sqrt(x)
+else:
+    # correctly rounded exp, log and sqrt: in float32 Triton's own are the approximate ex2/lg2/sqrt instructions
+    @triton.jit
+    def _exp(x):
+        return libdevice.exp(x)
+
+    @triton.jit
+    def _log(x):
+        return libdevice.log(x)
+
+    @triton.jit
+    def _sqrt(x):
+        return libdevice.sqrt(x)
+
+if _INTERPRET:
+    @triton.jit
     def _log1p(x):
         """log(1 + x) to a few ulps from core operations: log(u)·x/(u − 1) with u = 1 + x (Goldberg 1991)."""
         u = 1.0 + x
         d = u - 1.0
-        return tl.where(d == 0.0, x, tl.log(u) * (x / tl.where(d == 0.0, 1.0, d)))
+        return tl.where(d == 0.0, x, _log(u) * (x / tl.where(d == 0.0, 1.0, d)))
 else:
     @triton.jit
     def _log1p(x):
@@ -116,9 +142,9 @@ if _INTERPRET:
     @triton.jit
     def _expm1(x):
         """exp(x) − 1 to a few ulps from core operations: (u − 1)·x/log u with u = exp x (Kahan)."""
-        u = tl.exp(x)
+        u = _exp(x)
         d = u - 1.0
-        kahan = d * (x / tl.log(tl.where(d == 0.0, 2.0, u)))
+        kahan = d * (x / _log(tl.where(d == 0.0, 2.0, u)))
         return tl.where(x > 40.0, u, tl.where(d == 0.0, x, tl.where(d == -1.0, -1.0, kahan)))
 else:
     @triton.jit
@@ -129,13 +155,13 @@ else:
 @triton.jit
 def _softplus(x):
     """log(1 + exp(x)) without overflow: max(x, 0) + log1p(exp(−|x|))."""
-    return tl.maximum(x, 0.0) + _log1p(tl.exp(-tl.abs(x)))
+    return tl.maximum(x, 0.0) + _log1p(_exp(-tl.abs(x)))
 
 
 @triton.jit
 def _sigmoid(x):
     """1/(1 + exp(−x)) from exp(−|x|), so that no exponential overflows and tiny values keep their digits."""
-    e = tl.exp(-tl.abs(x))
+    e = _exp(-tl.abs(x))
     r = 1.0 / (1.0 + e)
     return tl.where(x >= 0.0, r, e * r)
 
@@ -143,7 +169,7 @@ def _sigmoid(x):
 @triton.jit
 def _xlogy(x, y):
     """x·log y, 0 where x = 0 (also at y = 0)."""
-    return tl.where(x == 0.0, 0.0, x * tl.log(y))
+    return tl.where(x == 0.0, 0.0, x * _log(y))
 
 
 @triton.jit
@@ -151,7 +177,7 @@ def _loss_terms(log_alpha, log_beta, y):
     """ℓ of each observation."""
     _dt = log_alpha.dtype
     _t0 = _expm1(log_beta)
-    _t1 = 2*_softplus((-log_alpha + tl.log(y))*tl.exp(log_beta))
+    _t1 = 2*_softplus((-log_alpha + _log(y))*_exp(log_beta))
     return _t0*log_alpha + _t1 + log_alpha - log_beta - _xlogy(_t0, y)
 
 
@@ -160,8 +186,8 @@ def _loss_terms_and_grads(log_alpha, log_beta, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂log_alpha, ∂ℓ/∂log_beta."""
     _dt = log_alpha.dtype
     _t0 = _expm1(log_beta)
-    _t1 = tl.exp(log_beta)
-    _t2 = -log_alpha + tl.log(y)
+    _t1 = _exp(log_beta)
+    _t2 = -log_alpha + _log(y)
     _t3 = _t1*_t2
     _t4 = _sigmoid(_t3)
     _value = _t0*log_alpha + log_alpha - log_beta + 2*_softplus(_t3) - _xlogy(_t0, y)

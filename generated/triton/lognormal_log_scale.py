@@ -86,24 +86,51 @@ UNIT_GRAD_SHORTCUT = 1 << 22
 # Constants that float32 cannot hold exactly are built with tl.full in the argument's dtype: a bare Python
 # float meets a float64 tensor as a float32 constant.
 _INTERPRET = os.environ.get("TRITON_INTERPRET", "0") == "1"
+if not _INTERPRET:
+    from triton.language.extra import libdevice
+
+if _INTERPRET:
+    @triton.jit
+    def _exp(x):
+        return tl.exp(x)
+
+    @triton.jit
+    def _log(x):
+        return tl.log(x)
+
+    @triton.jit
+    def _sqrt(x):
+        return tl.sqrt(x)
+else:
+    # correctly rounded exp, log and sqrt: in float32 Triton's own are the approximate ex2/lg2/sqrt instructions
+    @triton.jit
+    def _exp(x):
+        return libdevice.exp(x)
+
+    @triton.jit
+    def _log(x):
+        return libdevice.log(x)
+
+    @triton.jit
+    def _sqrt(x):
+        return libdevice.sqrt(x)
 
 
 @triton.jit
 def _loss_terms(loc, log_scale, y):
     """ℓ of each observation."""
     _dt = loc.dtype
-    _t0 = (0.5)*(((-loc + tl.log(y))*tl.exp(-log_scale))*((-loc + tl.log(y))*tl.exp(-log_scale)))
-    return _t0 + log_scale
+    return log_scale + (0.5)*(((-loc + _log(y))*_exp(-log_scale))*((-loc + _log(y))*_exp(-log_scale)))
 
 
 @triton.jit
 def _loss_terms_and_grads(loc, log_scale, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂loc, ∂ℓ/∂log_scale."""
     _dt = loc.dtype
-    _t0 = loc - tl.log(y)
-    _t1 = ((-_t0*tl.exp(-log_scale))*(-_t0*tl.exp(-log_scale)))
+    _t0 = loc - _log(y)
+    _t1 = ((-_t0*_exp(-log_scale))*(-_t0*_exp(-log_scale)))
     _value = (0.5)*_t1 + log_scale
-    _grad0 = _t0*tl.exp(-2*log_scale)
+    _grad0 = _t0*_exp(-2*log_scale)
     _grad1 = 1 - _t1
     return _value, _grad0, _grad1
 
@@ -114,7 +141,7 @@ def _constant(loc, log_scale, y):
     _dt = loc.dtype
     _k0 = tl.full([1], 0.34657359027997264, _dt)
     _k1 = tl.full([1], 0.5723649429247001, _dt)
-    return tl.log(y) + _k0 + _k1
+    return _log(y) + _k0 + _k1
 
 
 @triton.jit

@@ -82,6 +82,34 @@ UNIT_GRAD_SHORTCUT = 1 << 22
 # Constants that float32 cannot hold exactly are built with tl.full in the argument's dtype: a bare Python
 # float meets a float64 tensor as a float32 constant.
 _INTERPRET = os.environ.get("TRITON_INTERPRET", "0") == "1"
+if not _INTERPRET:
+    from triton.language.extra import libdevice
+
+if _INTERPRET:
+    @triton.jit
+    def _exp(x):
+        return tl.exp(x)
+
+    @triton.jit
+    def _log(x):
+        return tl.log(x)
+
+    @triton.jit
+    def _sqrt(x):
+        return tl.sqrt(x)
+else:
+    # correctly rounded exp, log and sqrt: in float32 Triton's own are the approximate ex2/lg2/sqrt instructions
+    @triton.jit
+    def _exp(x):
+        return libdevice.exp(x)
+
+    @triton.jit
+    def _log(x):
+        return libdevice.log(x)
+
+    @triton.jit
+    def _sqrt(x):
+        return libdevice.sqrt(x)
 
 
 @triton.jit

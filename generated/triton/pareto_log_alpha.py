@@ -86,23 +86,51 @@ UNIT_GRAD_SHORTCUT = 1 << 22
 # Constants that float32 cannot hold exactly are built with tl.full in the argument's dtype: a bare Python
 # float meets a float64 tensor as a float32 constant.
 _INTERPRET = os.environ.get("TRITON_INTERPRET", "0") == "1"
+if not _INTERPRET:
+    from triton.language.extra import libdevice
+
+if _INTERPRET:
+    @triton.jit
+    def _exp(x):
+        return tl.exp(x)
+
+    @triton.jit
+    def _log(x):
+        return tl.log(x)
+
+    @triton.jit
+    def _sqrt(x):
+        return tl.sqrt(x)
+else:
+    # correctly rounded exp, log and sqrt: in float32 Triton's own are the approximate ex2/lg2/sqrt instructions
+    @triton.jit
+    def _exp(x):
+        return libdevice.exp(x)
+
+    @triton.jit
+    def _log(x):
+        return libdevice.log(x)
+
+    @triton.jit
+    def _sqrt(x):
+        return libdevice.sqrt(x)
 
 
 @triton.jit
 def _loss_terms(scale, log_alpha, y):
     """ℓ of each observation."""
     _dt = scale.dtype
-    _t0 = tl.exp(log_alpha)
-    return -_t0*tl.log(scale) - log_alpha - (-_t0 - 1)*tl.log(y)
+    _t0 = _exp(log_alpha)
+    return -_t0*_log(scale) - log_alpha - (-_t0 - 1)*_log(y)
 
 
 @triton.jit
 def _loss_terms_and_grads(scale, log_alpha, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂scale, ∂ℓ/∂log_alpha."""
     _dt = scale.dtype
-    _t0 = tl.exp(log_alpha)
-    _t1 = _t0*tl.log(scale)
-    _t2 = tl.log(y)
+    _t0 = _exp(log_alpha)
+    _t1 = _t0*_log(scale)
+    _t2 = _log(y)
     _value = -_t1 - _t2*(-_t0 - 1) - log_alpha
     _grad0 = -_t0/scale
     _grad1 = _t0*_t2 - _t1 - 1

@@ -91,6 +91,32 @@ if not _INTERPRET:
 
 if _INTERPRET:
     @triton.jit
+    def _exp(x):
+        return tl.exp(x)
+
+    @triton.jit
+    def _log(x):
+        return tl.log(x)
+
+    @triton.jit
+    def _sqrt(x):
+        return tl.sqrt(x)
+else:
+    # correctly rounded exp, log and sqrt: in float32 Triton's own are the approximate ex2/lg2/sqrt instructions
+    @triton.jit
+    def _exp(x):
+        return libdevice.exp(x)
+
+    @triton.jit
+    def _log(x):
+        return libdevice.log(x)
+
+    @triton.jit
+    def _sqrt(x):
+        return libdevice.sqrt(x)
+
+if _INTERPRET:
+    @triton.jit
     def _lgamma(x):
         """log Γ(x) for x > 0: shifted to z = x + 8 ≥ 8 below 8, then Stirling's series to z^-13."""
         small = x < 8.0
@@ -102,8 +128,8 @@ if _INTERPRET:
         series = zi * (tl.full([1], 1 / 12, t) + z2 * (tl.full([1], -1 / 360, t) + z2 * (
             tl.full([1], 1 / 1260, t) + z2 * (tl.full([1], -1 / 1680, t) + z2 * (tl.full([1], 1 / 1188, t) + z2 * (
                 tl.full([1], -691 / 360360, t) + z2 * tl.full([1], 1 / 156, t)))))))
-        stirling = (z - 0.5) * tl.log(z) - z + tl.full([1], 0.9189385332046727, x.dtype) + series
-        return stirling - tl.log(tl.where(small, shift, 1.0))
+        stirling = (z - 0.5) * _log(z) - z + tl.full([1], 0.9189385332046727, x.dtype) + series
+        return stirling - _log(tl.where(small, shift, 1.0))
 else:
     @triton.jit
     def _lgamma(x):
@@ -114,14 +140,14 @@ else:
 def _loss_terms(log_rate, y):
     """ℓ of each observation."""
     _dt = log_rate.dtype
-    return -log_rate*y + tl.exp(log_rate)
+    return -log_rate*y + _exp(log_rate)
 
 
 @triton.jit
 def _loss_terms_and_grads(log_rate, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂log_rate."""
     _dt = log_rate.dtype
-    _t0 = -tl.exp(log_rate)
+    _t0 = -_exp(log_rate)
     _value = -_t0 - log_rate*y
     _grad0 = -_t0 - y
     return _value, _grad0

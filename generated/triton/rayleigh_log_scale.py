@@ -84,20 +84,48 @@ UNIT_GRAD_SHORTCUT = 1 << 22
 # Constants that float32 cannot hold exactly are built with tl.full in the argument's dtype: a bare Python
 # float meets a float64 tensor as a float32 constant.
 _INTERPRET = os.environ.get("TRITON_INTERPRET", "0") == "1"
+if not _INTERPRET:
+    from triton.language.extra import libdevice
+
+if _INTERPRET:
+    @triton.jit
+    def _exp(x):
+        return tl.exp(x)
+
+    @triton.jit
+    def _log(x):
+        return tl.log(x)
+
+    @triton.jit
+    def _sqrt(x):
+        return tl.sqrt(x)
+else:
+    # correctly rounded exp, log and sqrt: in float32 Triton's own are the approximate ex2/lg2/sqrt instructions
+    @triton.jit
+    def _exp(x):
+        return libdevice.exp(x)
+
+    @triton.jit
+    def _log(x):
+        return libdevice.log(x)
+
+    @triton.jit
+    def _sqrt(x):
+        return libdevice.sqrt(x)
 
 
 @triton.jit
 def _loss_terms(log_scale, y):
     """ℓ of each observation."""
     _dt = log_scale.dtype
-    return 2*log_scale + (0.5)*((y*tl.exp(-log_scale))*(y*tl.exp(-log_scale)))
+    return 2*log_scale + (0.5)*((y*_exp(-log_scale))*(y*_exp(-log_scale)))
 
 
 @triton.jit
 def _loss_terms_and_grads(log_scale, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂log_scale."""
     _dt = log_scale.dtype
-    _t0 = ((y*tl.exp(-log_scale))*(y*tl.exp(-log_scale)))
+    _t0 = ((y*_exp(-log_scale))*(y*_exp(-log_scale)))
     _value = (0.5)*_t0 + 2*log_scale
     _grad0 = 2 - _t0
     return _value, _grad0
@@ -107,7 +135,7 @@ def _loss_terms_and_grads(log_scale, y):
 def _constant(log_scale, y):
     """The dropped constant c = −log p − ℓ of each observation."""
     _dt = log_scale.dtype
-    return -tl.log(y)
+    return -_log(y)
 
 
 @triton.jit

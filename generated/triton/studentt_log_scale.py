@@ -98,11 +98,37 @@ if not _INTERPRET:
 
 if _INTERPRET:
     @triton.jit
+    def _exp(x):
+        return tl.exp(x)
+
+    @triton.jit
+    def _log(x):
+        return tl.log(x)
+
+    @triton.jit
+    def _sqrt(x):
+        return tl.sqrt(x)
+else:
+    # correctly rounded exp, log and sqrt: in float32 Triton's own are the approximate ex2/lg2/sqrt instructions
+    @triton.jit
+    def _exp(x):
+        return libdevice.exp(x)
+
+    @triton.jit
+    def _log(x):
+        return libdevice.log(x)
+
+    @triton.jit
+    def _sqrt(x):
+        return libdevice.sqrt(x)
+
+if _INTERPRET:
+    @triton.jit
     def _log1p(x):
         """log(1 + x) to a few ulps from core operations: log(u)·x/(u − 1) with u = 1 + x (Goldberg 1991)."""
         u = 1.0 + x
         d = u - 1.0
-        return tl.where(d == 0.0, x, tl.log(u) * (x / tl.where(d == 0.0, 1.0, d)))
+        return tl.where(d == 0.0, x, _log(u) * (x / tl.where(d == 0.0, 1.0, d)))
 else:
     @triton.jit
     def _log1p(x):
@@ -121,8 +147,8 @@ if _INTERPRET:
         series = zi * (tl.full([1], 1 / 12, t) + z2 * (tl.full([1], -1 / 360, t) + z2 * (
             tl.full([1], 1 / 1260, t) + z2 * (tl.full([1], -1 / 1680, t) + z2 * (tl.full([1], 1 / 1188, t) + z2 * (
                 tl.full([1], -691 / 360360, t) + z2 * tl.full([1], 1 / 156, t)))))))
-        stirling = (z - 0.5) * tl.log(z) - z + tl.full([1], 0.9189385332046727, x.dtype) + series
-        return stirling - tl.log(tl.where(small, shift, 1.0))
+        stirling = (z - 0.5) * _log(z) - z + tl.full([1], 0.9189385332046727, x.dtype) + series
+        return stirling - _log(tl.where(small, shift, 1.0))
 else:
     @triton.jit
     def _lgamma(x):
@@ -139,7 +165,7 @@ def _digamma(x):
     zi = 1.0 / z
     z2 = zi * zi
     t = x.dtype
-    series = tl.log(z) - 0.5 * zi - z2 * (tl.full([1], 1 / 12, t) - z2 * (tl.full([1], 1 / 120, t) - z2 * (
+    series = _log(z) - 0.5 * zi - z2 * (tl.full([1], 1 / 12, t) - z2 * (tl.full([1], 1 / 120, t) - z2 * (
         tl.full([1], 1 / 252, t) - z2 * (tl.full([1], 1 / 240, t) - z2 * (tl.full([1], 1 / 132, t) - z2 * (
             tl.full([1], 691 / 32760, t) - z2 * tl.full([1], 1 / 12, t)))))))
     return series - tl.where(small, shift, 0.0)
@@ -151,8 +177,8 @@ def _loss_terms(df, loc, log_scale, y):
     _dt = df.dtype
     _t0 = (0.5)*df
     _t1 = _t0 + 0.5
-    _t2 = _t1*_log1p((((-loc + y)*tl.exp(-log_scale))*((-loc + y)*tl.exp(-log_scale)))/df)
-    return _t2 + log_scale + (0.5)*tl.log(df) + _lgamma(_t0) - _lgamma(_t1)
+    _t2 = _t1*_log1p((((-loc + y)*_exp(-log_scale))*((-loc + y)*_exp(-log_scale)))/df)
+    return _t2 + log_scale + (0.5)*_log(df) + _lgamma(_t0) - _lgamma(_t1)
 
 
 @triton.jit
@@ -164,15 +190,15 @@ def _loss_terms_and_grads(df, loc, log_scale, y):
     _t2 = -_t1
     _t3 = (1/df)
     _t4 = loc - y
-    _t5 = ((-_t4*tl.exp(-log_scale))*(-_t4*tl.exp(-log_scale)))
+    _t5 = ((-_t4*_exp(-log_scale))*(-_t4*_exp(-log_scale)))
     _t6 = _t3*_t5
     _t7 = _log1p(_t6)
     _t8 = df + 1
     _t9 = (_t4*_t4)
-    _t10 = _t9 + df*tl.exp(2*log_scale)
+    _t10 = _t9 + df*_exp(2*log_scale)
     _t11 = (1/_t10)
     _t12 = _t2*_t5/((df*df)*(_t6 + 1))
-    _value = -_t2*_t7 + log_scale + (0.5)*tl.log(df) + _lgamma(_t0) - _lgamma(_t1)
+    _value = -_t2*_t7 + log_scale + (0.5)*_log(df) + _lgamma(_t0) - _lgamma(_t1)
     _grad0 = _t12 + (0.5)*_t3 + (0.5)*_t7 + (0.5)*_digamma(_t0) - 0.5*_digamma(_t1)
     _grad1 = _t11*_t4*_t8
     _grad2 = _t11*(_t10 - _t8*_t9)

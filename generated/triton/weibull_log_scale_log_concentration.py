@@ -100,11 +100,37 @@ if not _INTERPRET:
 
 if _INTERPRET:
     @triton.jit
+    def _exp(x):
+        return tl.exp(x)
+
+    @triton.jit
+    def _log(x):
+        return tl.log(x)
+
+    @triton.jit
+    def _sqrt(x):
+        return tl.sqrt(x)
+else:
+    # correctly rounded exp, log and sqrt: in float32 Triton's own are the approximate ex2/lg2/sqrt instructions
+    @triton.jit
+    def _exp(x):
+        return libdevice.exp(x)
+
+    @triton.jit
+    def _log(x):
+        return libdevice.log(x)
+
+    @triton.jit
+    def _sqrt(x):
+        return libdevice.sqrt(x)
+
+if _INTERPRET:
+    @triton.jit
     def _expm1(x):
         """exp(x) − 1 to a few ulps from core operations: (u − 1)·x/log u with u = exp x (Kahan)."""
-        u = tl.exp(x)
+        u = _exp(x)
         d = u - 1.0
-        kahan = d * (x / tl.log(tl.where(d == 0.0, 2.0, u)))
+        kahan = d * (x / _log(tl.where(d == 0.0, 2.0, u)))
         return tl.where(x > 40.0, u, tl.where(d == 0.0, x, tl.where(d == -1.0, -1.0, kahan)))
 else:
     @triton.jit
@@ -115,7 +141,7 @@ else:
 @triton.jit
 def _xlogy(x, y):
     """x·log y, 0 where x = 0 (also at y = 0)."""
-    return tl.where(x == 0.0, 0.0, x * tl.log(y))
+    return tl.where(x == 0.0, 0.0, x * _log(y))
 
 
 @triton.jit
@@ -123,7 +149,7 @@ def _loss_terms(log_scale, log_concentration, y):
     """ℓ of each observation."""
     _dt = log_scale.dtype
     _t0 = _expm1(log_concentration)
-    _t1 = tl.exp((-log_scale + tl.log(y))*tl.exp(log_concentration))
+    _t1 = _exp((-log_scale + _log(y))*_exp(log_concentration))
     return _t0*log_scale + _t1 - log_concentration + log_scale - _xlogy(_t0, y)
 
 
@@ -132,11 +158,11 @@ def _loss_terms_and_grads(log_scale, log_concentration, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂log_scale, ∂ℓ/∂log_concentration."""
     _dt = log_scale.dtype
     _t0 = _expm1(log_concentration)
-    _t1 = tl.exp(log_concentration)
-    _t2 = -log_scale + tl.log(y)
+    _t1 = _exp(log_concentration)
+    _t2 = -log_scale + _log(y)
     _t3 = _t1*_t2
-    _t4 = tl.exp(_t3 + log_concentration)
-    _value = _t0*log_scale - log_concentration + log_scale + tl.exp(_t3) - _xlogy(_t0, y)
+    _t4 = _exp(_t3 + log_concentration)
+    _value = _t0*log_scale - log_concentration + log_scale + _exp(_t3) - _xlogy(_t0, y)
     _grad0 = _t1 - _t4
     _grad1 = _t2*_t4 - _t3 - 1
     return _value, _grad0, _grad1

@@ -4,9 +4,11 @@ Inside a ``@triton.jit`` kernel only Triton operations exist: no ``math``
 module, no ``**`` on tensors, no library special functions that the CPU
 interpreter also runs.  So this printer
 
+* prints exp, log and sqrt as the module's ``_exp``, ``_log`` and ``_sqrt`` (libdevice's correctly rounded
+  functions on the GPU: Triton's own float32 exp and log are the approximate ex2/lg2 instructions),
 * prints every number as a literal (irrational constants evaluated to 17 digits),
 * writes integer powers as products (``x*x``, ``1/(x*x*x)``), ``x**(1/2)`` as
-  ``tl.sqrt(x)`` and other powers as ``tl.exp(p*tl.log(x))`` (the bases are
+  ``_sqrt(x)`` and other powers as ``_exp(p*_log(x))`` (the bases are
   positive where the registry's losses use them),
 * maps the stable functions (softplus, log1p, lgamma, digamma, ...) to small
   ``@triton.jit`` helpers that the module template defines (:attr:`helpers`
@@ -49,7 +51,7 @@ class TritonLossPrinter(_LossPrinterMixin, PythonCodePrinter):
     """SymPy → ``tl.`` code and the module's ``@triton.jit`` helpers."""
 
     _where = "tl.where"
-    _sqrt = "tl.sqrt"
+    _sqrt = "_sqrt"
     #: numbers stay literals in the printed code: Triton rounds a float held in a variable to float32, while
     #: a literal takes the dtype of the tensor it meets (checked in tests/test_codegen_triton.py)
     inline_numbers = True
@@ -132,9 +134,9 @@ class TritonLossPrinter(_LossPrinterMixin, PythonCodePrinter):
     def _print_Pow(self, expr: sp.Pow, rational: bool = False) -> str:
         base, exp = expr.args
         if exp == sp.S.Half:
-            return f"tl.sqrt({self._arg(base)})"
+            return f"_sqrt({self._arg(base)})"
         if exp == -sp.S.Half:
-            return f"(1/tl.sqrt({self._arg(base)}))"
+            return f"(1/_sqrt({self._arg(base)}))"
         if exp.is_Integer and 1 <= abs(int(exp)) <= _MAX_PRODUCT_POWER:
             b = self.parenthesize(base, PRECEDENCE["Mul"] + 1)
             product = "*".join([b] * abs(int(exp)))
@@ -142,17 +144,17 @@ class TritonLossPrinter(_LossPrinterMixin, PythonCodePrinter):
                 return f"({product})"
             return f"(1/{product})" if abs(int(exp)) == 1 else f"(1/({product}))"
         if exp.is_number:
-            return f"tl.exp({self._print(exp)}*tl.log({self._print(base)}))"
-        return f"tl.exp({self.parenthesize(exp, PRECEDENCE['Mul'])}*tl.log({self._print(base)}))"
+            return f"_exp({self._print(exp)}*_log({self._print(base)}))"
+        return f"_exp({self.parenthesize(exp, PRECEDENCE['Mul'])}*_log({self._print(base)}))"
 
     # -- elementary functions
     def _print_exp(self, expr: sp.exp) -> str:
-        return f"tl.exp({self._arg(expr.args[0])})"
+        return f"_exp({self._arg(expr.args[0])})"
 
     def _print_log(self, expr: sp.log) -> str:
         if len(expr.args) != 1:
             return self._print(sp.log(expr.args[0]) / sp.log(expr.args[1]))
-        return f"tl.log({self._arg(expr.args[0])})"
+        return f"_log({self._arg(expr.args[0])})"
 
     def _print_Abs(self, expr: sp.Abs) -> str:
         return f"tl.abs({self._arg(expr.args[0])})"
