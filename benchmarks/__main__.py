@@ -2,7 +2,8 @@
 
 Writes ``<out>/benchmarks.md`` and ``<out>/accuracy.md`` (default ``docs/``).  A full run takes a few
 minutes on a 2-core CPU; ``--quick`` uses smaller sizes and fewer repeats.  Sections can be skipped
-(``--skip speed,numpy,symbolic,accuracy``); a skipped section is listed as such in the report.
+(``--skip speed,numpy,symbolic,accuracy``); a skipped section is listed as such in the report, and when
+speed, numpy and symbolic are all skipped ``benchmarks.md`` is not written at all (an existing one is kept).
 """
 
 from __future__ import annotations
@@ -60,6 +61,10 @@ def main(argv: list[str] | None = None) -> int:
     with open(os.path.join(args.out, "accuracy.md"), "w", encoding="utf-8") as fh:
         fh.write(acc_md)
     log(f"wrote {os.path.join(args.out, 'accuracy.md')}")
+    if {"speed", "numpy", "symbolic"} <= cfg.skip:
+        # nothing measured: keep the existing benchmarks.md rather than overwrite it with an empty report
+        log(f"speed, numpy and symbolic skipped: {os.path.join(args.out, 'benchmarks.md')} left as it is")
+        return 0
     bench_md = report.benchmark_report(cfg, log, started=t0)
     with open(os.path.join(args.out, "benchmarks.md"), "w", encoding="utf-8") as fh:
         fh.write(bench_md)

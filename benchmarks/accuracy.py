@@ -6,6 +6,11 @@ Every value is compared, in float64, with the exact loss evaluated by mpmath at
 float64 numbers (ulps, as Herbie counts them) and are reported as bits,
 log2(ulps + 1).  Points where the truth is undefined, complex or overflows
 float64 are left out (counted as "out of range").
+
+Each error is also divided by the relative condition number of the output at that point (Higham, *Accuracy
+and Stability of Numerical Algorithms*, 2nd ed., ch. 1): κ = Σ_i |x_i ∂f/∂x_i| / |f| over every scalar
+input (parameters, target, constants), from sympy's derivatives evaluated with mpmath.  "Excess ulps"
+= ulps / max(1, κ) is the error beyond what rounding the inputs alone can cause.
 """
 
 from __future__ import annotations
@@ -399,6 +404,8 @@ class Score:
     nonfinite: int  # outputs not finite where the truth is finite
     per_point: dict[tuple[int, int], float]  # (point, component) -> ulps (inf for non-finite)
     out_of_range: int
+    excess: list[float] = field(default_factory=list)  # ulps / max(1, κ) at the points of ``errors``
+    per_point_excess: dict[tuple[int, int], float] = field(default_factory=dict)
 
     @property
     def median(self) -> float:
@@ -408,8 +415,139 @@ class Score:
     def max(self) -> float:
         return max(self.errors) if self.errors else 0.0
 
+    @property
+    def excess_median(self) -> float:
+        return float(np.median(self.excess)) if self.excess else 0.0
 
-def score(problem: Problem, outputs: dict, truths: dict[str, list[list[float | None]]]) -> list[Score]:
+    @property
+    def excess_max(self) -> float:
+        return max(self.excess) if self.excess else 0.0
+
+
+# -- conditioning ----------------------------------------------------------------------------------
+KAPPA_DPS = (60, 130, 400, 1200)  # κ counts once two successive precisions agree to KAPPA_RTOL
+KAPPA_RTOL = 1e-3
+
+
+def kappa_function(problem: Problem, expr: sp.Expr, j: int | None = None):
+    """κ(point, truth) = Σ_i |x_i ∂f/∂x_i| / |f| (Higham, ch. 1), or None where it cannot be evaluated.
+
+    The derivatives are sympy's, built on first use and evaluated with mpmath at 60 digits and again at 130
+    (then 400 and 1200 where those disagree): a derivative that is itself a cancellation (digamma(k + y) − digamma(k) at
+    k = 1e300) is only trusted once two precisions agree, so that κ is never inflated by an unresolved
+    cancellation.  |f| is the rounded truth; κ = inf where the truth is 0 and some term is not.
+    """
+    e = problem.scalarize(expr, j)  # differentiated with the loss's own symbols (real, positive, ...)
+    syms = [sp.Symbol(n) for n in problem.names]
+    state: dict[str, Any] = {}
+
+    def derivs():
+        if "d" not in state:
+            ds = []
+            own = {str(s): s for s in e.free_symbols}
+            for i, n in enumerate(problem.names):
+                if n in own:
+                    try:
+                        d = _by_name(problem, sp.diff(e, own[n]))
+                        ds.append((i, sp.lambdify(syms, d, modules="mpmath")))
+                    except Exception:  # noqa: BLE001
+                        ds.append((i, None))
+            state["d"] = ds
+        return state["d"]
+
+    def terms(args, dps: int):
+        with mpmath.workdps(dps):
+            x = [mpmath.mpf(a) for a in args]
+            total = mpmath.mpf(0)
+            for i, g in derivs():
+                if x[i] == 0:
+                    continue
+                if g is None:
+                    return None
+                try:
+                    v = g(*x)
+                except (ZeroDivisionError, ValueError, OverflowError, TypeError, ArithmeticError):
+                    return None
+                if isinstance(v, mpmath.mpc):
+                    v = v.real if abs(v.imag) <= abs(v.real) * mpmath.mpf(10) ** (-dps + 10) else None
+                if v is None:
+                    return None
+                v = mpmath.mpf(v)
+                if mpmath.isnan(v):
+                    return None
+                total += abs(x[i] * v)
+            return total
+
+    def at(point, truth: float) -> float | None:
+        args = problem.scalar_args(point)
+        prev = terms(args, KAPPA_DPS[0])
+        for dps in KAPPA_DPS[1:]:
+            cur = terms(args, dps)
+            if cur is None or prev is None:
+                return None
+            if mpmath.isinf(cur) and mpmath.isinf(prev):
+                return math.inf
+            if abs(cur - prev) <= KAPPA_RTOL * abs(cur):
+                if cur == 0:
+                    return 0.0
+                if truth == 0:
+                    return math.inf
+                with mpmath.workdps(dps):
+                    k = cur / abs(mpmath.mpf(truth))
+                return float(k) if k < mpmath.mpf("1e308") else math.inf
+            prev = cur
+        return None
+
+    return at
+
+
+class KappaCache:
+    """Lazily evaluated condition numbers, {what: [κ-function per component]}, cached per (what, point, c)."""
+
+    def __init__(self, problem: Problem, expr: sp.Expr, gradient: dict, wrt: list[str]):
+        self.problem = problem
+        self.fns: dict[str, list] = {"value": [lambda: kappa_function(problem, expr)]}
+        loss = problem.loss
+        for n in wrt:
+            sym = loss.input(n)
+            g = gradient.get(sym)
+            if g is None:
+                continue
+            if problem.vector and getattr(loss.domains.get(sym), "vector", False):
+                self.fns[n] = [(lambda g=g, j=j: kappa_function(problem, g, j)) for j in range(K)]
+            else:
+                self.fns[n] = [lambda g=g: kappa_function(problem, g)]
+        self.built: dict[tuple[str, int], Any] = {}
+        self.cache: dict[tuple[str, int, int], float] = {}
+        self.seconds = 0.0
+
+    def get(self, what: str, i: int, c: int, truth: float) -> float:
+        """κ at point i, component c; 1 (no allowance) where it cannot be evaluated."""
+        key = (what, i, c)
+        if key not in self.cache:
+            t0 = time.perf_counter()
+            fns = self.fns.get(what)
+            k = None
+            if fns:
+                ci = c if len(fns) > 1 else 0
+                if (what, ci) not in self.built:
+                    try:
+                        self.built[(what, ci)] = fns[ci]()
+                    except Exception:  # noqa: BLE001
+                        self.built[(what, ci)] = None
+                f = self.built[(what, ci)]
+                if f is not None:
+                    try:
+                        k = f(self.problem.points[i], truth)
+                    except Exception:  # noqa: BLE001
+                        k = None
+            self.cache[key] = 1.0 if k is None else k
+            self.seconds += time.perf_counter() - t0
+        return self.cache[key]
+
+
+def score(problem: Problem, outputs: dict, truths: dict[str, list[list[float | None]]],
+          kappas: KappaCache | None = None) -> list[Score]:
     scores = []
     for what, truth in truths.items():
         if what not in outputs:
@@ -418,6 +556,8 @@ def score(problem: Problem, outputs: dict, truths: dict[str, list[list[float | N
         if out.ndim == 1:
             out = out[:, None]
         errs, per, nf, oor = [], {}, 0, 0
+        excess: list[float] = []
+        per_x: dict[tuple[int, int], float] = {}
         for i, row in enumerate(truth):
             for c, t in enumerate(row):
                 if t is None:
@@ -427,11 +567,16 @@ def score(problem: Problem, outputs: dict, truths: dict[str, list[list[float | N
                 if not math.isfinite(o):
                     nf += 1
                     per[(i, c)] = math.inf
+                    per_x[(i, c)] = math.inf
                     continue
                 u = ulps(o, t)
                 errs.append(u)
                 per[(i, c)] = u
-        scores.append(Score(what, errs, nf, per, oor))
+                # κ only where the raw error could fail a target: elsewhere the raw error bounds the excess
+                x = u if kappas is None or u <= TARGETS_ULP_MEDIAN else u / max(1.0, kappas.get(what, i, c, t))
+                excess.append(x)
+                per_x[(i, c)] = x
+        scores.append(Score(what, errs, nf, per, oor, excess, per_x))
     return scores
 
 
@@ -474,11 +619,14 @@ class Row:
     points: int
     scores: list[Score] | None
     note: str = ""
-    worse_than_builtin: int | None = None
-    worst: list[str] = field(default_factory=list)
+    worse_than_builtin: int | None = None  # points worse than the built-in in raw ulps
+    worst: list[str] = field(default_factory=list)  # raw
+    worst_excess: list[str] = field(default_factory=list)
+    worse_than_builtin_excess: int | None = None  # ... and in excess ulps (the built-in's own κ-scaled error)
 
     @property
-    def ok(self) -> bool | None:
+    def ok_raw(self) -> bool | None:
+        """The raw targets: median ≤ 4 ulps, max ≤ 64 ulps, all finite, nowhere worse than the built-in."""
         if not self.scores:
             return None
         med = max(s.median for s in self.scores)
@@ -486,21 +634,41 @@ class Row:
         nf = sum(s.nonfinite for s in self.scores)
         return med <= TARGETS_ULP_MEDIAN and mx <= TARGETS_ULP_MAX and nf == 0 and not self.worse_than_builtin
 
+    @property
+    def ok(self) -> bool | None:
+        """The conditioning-aware targets: the same bounds on excess ulps = ulps / max(1, κ)."""
+        if not self.scores:
+            return None
+        med = max(s.excess_median for s in self.scores)
+        mx = max(s.excess_max for s in self.scores)
+        nf = sum(s.nonfinite for s in self.scores)
+        worse = self.worse_than_builtin_excess
+        return med <= TARGETS_ULP_MEDIAN and mx <= TARGETS_ULP_MAX and nf == 0 and not worse
 
-def _worst(problem: Problem, scores: list[Score], n: int = 3) -> list[str]:
+
+def _worst(problem: Problem, scores: list[Score], n: int = 3, *, excess: bool = False) -> list[str]:
+    """The n worst points over 64 ulps (raw, or with ``excess`` over 64 excess ulps)."""
     items = []
     for s in scores:
-        for (i, c), u in s.per_point.items():
-            items.append((u, s.what, i, c))
+        per = s.per_point_excess if excess else s.per_point
+        for (i, c), u in per.items():
+            items.append((u, s.what, i, c, s.per_point.get((i, c), u)))
     items.sort(key=lambda t: -t[0])
     out = []
-    for u, what, i, c in items[:n]:
+    for u, what, i, c, raw in items[:n]:
         if u <= TARGETS_ULP_MAX:
             break
         p = problem.points[i]
         pt = ", ".join(f"{k}={_fmt_point(v)}" for k, v in p.items())
         comp = f"[{c}]" if problem.vector and what != "value" else ""
-        out.append(f"{what}{comp} at {pt}: {'non-finite' if math.isinf(u) else f'{u:.3g} ulps'}")
+        if math.isinf(u):
+            txt = "non-finite"
+        elif excess:
+            kappa = raw / u if u else math.inf
+            txt = f"{u:.3g} excess ulps ({raw:.3g} ulps, κ = {kappa:.3g})"
+        else:
+            txt = f"{u:.3g} ulps"
+        out.append(f"{what}{comp} at {pt}: {txt}")
     return out
 
 
@@ -508,6 +676,11 @@ def _fmt_point(v) -> str:
     if isinstance(v, list):
         return "[" + ", ".join(f"{x:.4g}" for x in v) + "]"
     return f"{v:.6g}"
+
+
+def _row(problem: Problem, loss, label: str, sc: list[Score]) -> Row:
+    return Row(loss.name, label, len(problem.points), sc, worst=_worst(problem, sc),
+               worst_excess=_worst(problem, sc, excess=True))
 
 
 def evaluate_loss(loss, limit: int = 600, targets=("torch", "numpy"), comparisons: bool = True) -> list[Row]:
@@ -520,8 +693,10 @@ def evaluate_loss(loss, limit: int = 600, targets=("torch", "numpy"), comparison
         return [Row(loss.name, f"generated {t}", len(problem.points), None, err) for t, (_, err) in loaded.items()]
     truths = truths_for(problem, loss.expr, loss.gradient, wrt) if any(
         m is not None for m, _ in loaded.values()) else {}
+    kappas = KappaCache(problem, loss.expr, loss.gradient, wrt)
     rows = []
     builtin_per: dict | None = None
+    builtin_per_x: dict | None = None
     bi_row = None
     if comparisons and loss.known_as is not None and loss.known_as.torch:
         bi = builtin_outputs(problem)
@@ -530,26 +705,33 @@ def evaluate_loss(loss, limit: int = 600, targets=("torch", "numpy"), comparison
             bi_row = Row(loss.name, label, len(problem.points), None, bi)
         elif bi is not None:
             formula = loss.known_as.formula
-            bt = truths_for(problem, formula, formula_gradient(loss, formula), wrt)
-            sc = score(problem, bi, bt)
+            fgrad = formula_gradient(loss, formula)
+            bt = truths_for(problem, formula, fgrad, wrt)
+            sc = score(problem, bi, bt, KappaCache(problem, formula, fgrad, wrt))
             builtin_per = {s.what: s.per_point for s in sc}
-            bi_row = Row(loss.name, label, len(problem.points), sc, worst=_worst(problem, sc))
+            builtin_per_x = {s.what: s.per_point_excess for s in sc}
+            bi_row = _row(problem, loss, label, sc)
     for target in targets:
         out = generated_outputs(problem, target)
         if isinstance(out, str):
             rows.append(Row(loss.name, f"generated {target}", len(problem.points), None, out))
             continue
-        sc = score(problem, out, truths)
-        row = Row(loss.name, f"generated {target}", len(problem.points), sc, worst=_worst(problem, sc))
+        sc = score(problem, out, truths, kappas)
+        row = _row(problem, loss, f"generated {target}", sc)
         if builtin_per is not None:
-            worse = 0
+            worse = worse_x = 0
             for s in sc:
                 bp = builtin_per.get(s.what, {})
+                bx = (builtin_per_x or {}).get(s.what, {})
                 for key, u in s.per_point.items():
                     b = bp.get(key)
                     if b is not None and u > max(TARGETS_ULP_MEDIAN, 2 * b):
                         worse += 1
+                        x, bxk = s.per_point_excess.get(key, u), bx.get(key, b)
+                        if x > max(TARGETS_ULP_MEDIAN, 2 * bxk):
+                            worse_x += 1
             row.worse_than_builtin = worse
+            row.worse_than_builtin_excess = worse_x
         rows.append(row)
     if bi_row is not None:
         rows.append(bi_row)
@@ -557,9 +739,8 @@ def evaluate_loss(loss, limit: int = 600, targets=("torch", "numpy"), comparison
         bi = builtin_outputs(problem, full=True)
         if isinstance(bi, dict):
             nt = truths_for(problem, loss.nll, loss.gradient, wrt)
-            sc = score(problem, bi, nt)
-            rows.append(Row(loss.name, "F.poisson_nll_loss(full=True) vs exact −log p", len(problem.points), sc,
-                            worst=_worst(problem, sc)))
+            sc = score(problem, bi, nt, KappaCache(problem, loss.nll, loss.gradient, wrt))
+            rows.append(_row(problem, loss, "F.poisson_nll_loss(full=True) vs exact −log p", sc))
     if comparisons:
         d = distribution_outputs(problem)
         if d is not None:
@@ -568,6 +749,6 @@ def evaluate_loss(loss, limit: int = 600, targets=("torch", "numpy"), comparison
                 rows.append(Row(loss.name, label, len(problem.points), None, d))
             else:
                 nt = truths_for(problem, loss.nll, loss.gradient, wrt)
-                sc = score(problem, d, nt)
-                rows.append(Row(loss.name, label, len(problem.points), sc, worst=_worst(problem, sc)))
+                sc = score(problem, d, nt, KappaCache(problem, loss.nll, loss.gradient, wrt))
+                rows.append(_row(problem, loss, label, sc))
     return rows

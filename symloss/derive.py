@@ -409,6 +409,8 @@ def derive(
         from .priors import apply_prior
 
         loss = apply_prior(loss, prior)
+    if name and loss.name != name:  # β-NLL and priors suffix the default name; a name the caller gave is kept
+        loss = _replace(loss, name=name)
     return loss
 
 

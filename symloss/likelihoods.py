@@ -47,8 +47,10 @@ def zero_inflated(base: str | Distribution) -> Distribution:
         fy = d.density(y, p)
         z = _indicator_zero(y)
         gate = p["gate"]
-        # p(y) = [π + (1 − π) f(0)]^{1[y=0]} · [(1 − π) f(y)]^{1 − 1[y=0]}
-        return (gate + (1 - gate) * f0) ** z * ((1 - gate) * fy) ** (1 - z)
+        # p(y) = [π + (1 − π) f(0)]^{1[y=0]} · [(1 − π) f(y)]^{1 − 1[y=0]}, the zero's mass written as
+        # exp(logaddexp(log π, log(1 − π) + log f(0))): its log stays finite when both π and f(0) underflow
+        zero = sp.exp(LogAddExp(sp.log(gate), sp.log(1 - gate) + expand_log_density(sp.log(f0))))
+        return zero**z * ((1 - gate) * fy) ** (1 - z)
 
     return dataclasses.replace(
         d, name=f"ZeroInflated{d.name}", params=(*d.params, Param("gate", "unit_interval", "probability π of a "

@@ -700,18 +700,23 @@ def _tanh(node: sp.Basic, ctx: Context) -> sp.Basic | None:
 
 
 def _sigmoid_to_tanh(node: sp.Basic, ctx: Context) -> sp.Basic | None:
-    """2·sigmoid(x) − 1 → tanh(x/2)  (and 1 − 2·sigmoid(x) → −tanh(x/2))."""
+    """2·sigmoid(x) − 1 → tanh(x/2)  (and 1 − 2·sigmoid(x) → −tanh(x/2)); with a common factor a, expanded:
+    2c·a·sigmoid(x) − c·a → c·a·tanh(x/2) (the logistic's ∂ℓ/∂loc = e^−s·2·sigmoid(r) − e^−s)."""
     terms = list(node.args)
-    for sign in (1, -1):
-        if sp.Integer(-sign) not in terms:
+    for t in terms:
+        c, f = t.as_coeff_Mul()
+        factors = list(sp.Mul.make_args(f))
+        sig = next((g for g in factors if isinstance(g, Sigmoid)), None)
+        if sig is None:
             continue
-        for t in terms:
-            c, f = t.as_coeff_Mul()
-            if isinstance(f, Sigmoid) and c == 2 * sign:
-                rest = list(terms)
-                rest.remove(t)
-                rest.remove(sp.Integer(-sign))
-                return sp.Add(sign * sp.tanh(f.args[0] / 2), *rest)
+        factors.remove(sig)
+        a = sp.Mul(*factors)
+        partner = -(c / 2) * a
+        if partner in terms and partner != t:
+            rest = list(terms)
+            rest.remove(t)
+            rest.remove(partner)
+            return sp.Add((c / 2) * a * sp.tanh(sig.args[0] / 2), *rest)
     return None
 
 
@@ -761,6 +766,43 @@ def _softplus_difference(node: sp.Basic, ctx: Context) -> sp.Basic | None:
                 rest.remove(t)
                 rest.remove(partner)
                 return sp.Add(c * f.args[0], *rest)
+    return None
+
+
+def _softmax_cross_entropy(node: sp.Basic, ctx: Context) -> sp.Basic | None:
+    """c·L·Σ_k y_k − c·Σ_k z_k·y_k → c·Σ_k y_k·((L − z_k) + logsumexp(z − L)),  L = logsumexp(z).
+
+    L − z_k ≥ 0 is computed once from the rounded L (exactly, or with one rounding); logsumexp(z − L) is then
+    the tiny correction −(rounding error of L), so the sum of the two is L − z_k to a few ulps.  The common
+    subexpression L − z_k is shared by both (cse finds z_k − L as its negation).
+    """
+    terms = list(node.args)
+    for t in terms:
+        c, f = t.as_coeff_Mul()
+        fs = sp.Mul.make_args(f)
+        if len(fs) != 2:
+            continue
+        lse = next((g for g in fs if isinstance(g, LogSumExp)), None)
+        total = next((g for g in fs if isinstance(g, sp.Sum) and len(g.limits) == 1), None)
+        if lse is None or total is None:
+            continue
+        k, lo, hi = total.limits[0]
+        m, mlo, mhi = lse.limits
+        if (lo, hi) != (mlo, mhi) or k in lse.free_symbols:
+            continue
+        y_k = total.function
+        z_k = lse.body.xreplace({m: k})
+        for u in terms:
+            if u is t:
+                continue
+            cu, fu = u.as_coeff_Mul()
+            if cu != -c or not isinstance(fu, sp.Sum) or len(fu.limits) != 1 or tuple(fu.limits[0][1:]) != (lo, hi):
+                continue
+            if sp.expand(fu.function.xreplace({fu.limits[0][0]: k}) - z_k * y_k) != 0:
+                continue
+            rest = [r for r in terms if r is not t and r is not u]
+            shifted = LogSumExp(lse.body - lse, lse.limits)
+            return sp.Add(c * sp.Sum(y_k * ((lse - z_k) + shifted), total.limits), *rest)
     return None
 
 
@@ -858,7 +900,8 @@ def _square_ratio(node: sp.Basic, ctx: Context) -> sp.Basic | None:
 
 
 def _abs_linear(node: sp.Basic, ctx: Context) -> sp.Basic | None:
-    """α·|t| + β·t → (β + α)·t if t > 0 else (β − α)·t  (α > 0, free of t): the check (pinball) function."""
+    """α·|t| + β·t → (β + α)·t if t > 0 else (β − α)·t  (α of known sign, free of t): the check (pinball)
+    function, and with α < 0 its negation (the asymmetric Laplace's ∂ℓ/∂log_scale)."""
     terms = list(node.args)
     for ta in terms:
         absolute = [f for f in sp.Mul.make_args(ta) if isinstance(f, sp.Abs)]
@@ -866,7 +909,7 @@ def _abs_linear(node: sp.Basic, ctx: Context) -> sp.Basic | None:
             continue
         t = absolute[0].args[0]
         alpha = ta / absolute[0]
-        if not alpha.is_positive or alpha.has(*t.free_symbols):
+        if not (alpha.is_positive or alpha.is_negative) or alpha.has(*t.free_symbols):
             continue
         others = [u for u in terms if u is not ta]
         linear, remainder = [], []
@@ -878,9 +921,35 @@ def _abs_linear(node: sp.Basic, ctx: Context) -> sp.Basic | None:
             continue
         beta = sp.Add(*[b for _, b in linear])
         hi, lo = sp.factor_terms(beta + alpha), sp.factor_terms(beta - alpha)
-        # max((β + α)·t, (β − α)·t), as the branch on the sign of t (NumPy's printer has no elementwise Max)
-        return sp.Add(sp.Piecewise((hi * t, t > 0), (lo * t, True)), *[u for u, _ in remainder])
+        # max((β + α)·t, (β − α)·t), as the branch on the sign of t (NumPy's printer has no elementwise Max);
+        # at t = 0 the value is 0 either way, and β·t keeps the derivative there that sign(0) = 0 gives
+        # (α·sign(t) + β: the midpoint of the subgradients, as the exact gradient formula has it)
+        return sp.Add(sp.Piecewise((hi * t, t > 0), (lo * t, t < 0), (sp.factor_terms(beta) * t, True)),
+                      *[u for u, _ in remainder])
     return None
+
+
+def _sign_linear(node: sp.Basic, ctx: Context) -> sp.Basic | None:
+    """r + α·sign(t) → r + α if t > 0, r − α if t < 0, r at t = 0  (α, r free of sign): each branch is
+    simplified symbolically, so that ½ − q − ½ (the pinball's gradient below the target) is −q exactly."""
+    terms = list(node.args)
+    signed = [u for u in terms if any(isinstance(f, sp.sign) for f in sp.Mul.make_args(u))]
+    if len(signed) != 1:
+        return None
+    (ts,) = signed
+    sg = [f for f in sp.Mul.make_args(ts) if isinstance(f, sp.sign)]
+    if len(sg) != 1:
+        return None
+    t = sg[0].args[0]
+    alpha = ts / sg[0]
+    rest = sp.Add(*[u for u in terms if u is not ts])
+    if rest == 0 or alpha.has(sp.sign) or rest.has(sp.sign) or not t.is_extended_real:
+        return None
+    hi, lo = sp.factor_terms(rest + alpha), sp.factor_terms(rest - alpha)
+    budget = sp.count_ops(rest) + sp.count_ops(alpha) + 1
+    if sp.count_ops(hi) >= budget and sp.count_ops(lo) >= budget:
+        return None  # nothing cancels in either branch: keep the branch-free form
+    return sp.Piecewise((hi, t > 0), (lo, t < 0), (rest, True))
 
 
 # -- Piecewise: the double-where guard
@@ -957,6 +1026,10 @@ RULES: tuple[Rule, ...] = (
          "each exp overflows or underflows on its own; their log-sum does not", _node(sp.log), _logaddexp),
     Rule("logsumexp", "log Σ_k exp(x_k) → logsumexp(x);  1/Σ_k exp(x_k) → exp(−logsumexp(x))",
          "the sum overflows for one large logit; softmax ratios become ∞/∞", _node(sp.log, sp.Pow), _logsumexp),
+    Rule("softmax_cross_entropy", "L·Σ_k y_k − Σ_k z_k·y_k → Σ_k y_k·((L − z_k) + logsumexp(z − L)),  L = logsumexp(z)",
+         "L·Σy − Σz·y cancels (to 0 at logits [−40, −40, 0]; 779 ulps at logits −1e4); each class's L − z_k ≥ 0, "
+         "corrected by the rounding error of L, does not",
+         _node(sp.Add), _softmax_cross_entropy),
     Rule("log1mexp", "log(1 − exp(−x)) → log1mexp(x)",
          "1 − exp(−x) cancels for small x and rounds to 1 for large x", _node(sp.log, log1p), _log1mexp),
     Rule("log_ndtr", "log erfc(x) → log 2 + log_ndtr(−√2·x);  log(1 − erfc(x)/2) → log_ndtr(√2·x)",
@@ -968,7 +1041,7 @@ RULES: tuple[Rule, ...] = (
     Rule("softplus_difference", "softplus(x) − softplus(−x) → x",
          "the difference of two large numbers loses digits (and is ∞ − ∞ without the softplus rule)",
          _node(sp.Add), _softplus_difference),
-    Rule("sigmoid_to_tanh", "2·sigmoid(x) − 1 → tanh(x/2)",
+    Rule("sigmoid_to_tanh", "2·sigmoid(x) − 1 → tanh(x/2);  2a·sigmoid(x) − a → a·tanh(x/2)",
          "2·sigmoid(x) − 1 cancels near x = 0, where tanh(x/2) keeps every digit", _node(sp.Add), _sigmoid_to_tanh),
     Rule("log_tanhc", "log|tanh(u)| − log|x| → log_tanhc(u) + log|u/x|  (u/x a number)",
          "each log is −∞ at x = 0 (the continuous Bernoulli at probs = ½); their difference is finite",
@@ -989,9 +1062,12 @@ RULES: tuple[Rule, ...] = (
     Rule("square_ratio", "(c·u² + r)/v² → c·(u/v)² + r/v²  (v > 0)",
          "v² underflows to 0 (v < 1e-154 in float64) and u²/v² becomes ∞ or NaN although (u/v)² is finite",
          _node(sp.Mul), _square_ratio),
-    Rule("abs_linear", "α·|t| + β·t → (β + α)·t if t > 0 else (β − α)·t  (α > 0)",
+    Rule("abs_linear", "α·|t| + β·t → (β + α)·t if t > 0 else (β − α)·t  (α ≠ 0 of known sign)",
          "α·|t| + β·t cancels when β ≈ −α (a pinball loss at quantile 1e-8); each branch's product does not",
          _node(sp.Add), _abs_linear),
+    Rule("sign_linear", "r + α·sign(t) → r + α if t > 0, r − α if t < 0, r at t = 0  (a branch simplifies)",
+         "r ± α cancels when r ≈ ∓α (½ − q − ½ at quantile 1e-8 is −1.000000005e-8); each branch simplified "
+         "symbolically does not", _node(sp.Add), _sign_linear),
     Rule("piecewise_guard", "Piecewise((f(x), x > a), …) → Piecewise((f(guard(x, x > a, a + 1)), x > a), …)",
          "where() evaluates every branch; a branch off its condition must not produce NaN values or gradients",
          _node(sp.Piecewise), _piecewise_guard),

@@ -239,6 +239,48 @@ def test_rule_logsumexp():
     assert d == sp.exp(z[j] - out)
 
 
+def test_rule_softmax_cross_entropy():
+    k = sp.Symbol("k", integer=True, nonnegative=True)
+    m = sp.Symbol("m", integer=True, nonnegative=True)
+    K = sp.Symbol("K", integer=True, positive=True)
+    z = sp.IndexedBase("z", real=True)
+    y = sp.IndexedBase("y", real=True)
+    lse = LogSumExp(z[m], sp.Tuple(m, 0, K - 1))
+    expr = lse * sp.Sum(y[k], (k, 0, K - 1)) - sp.Sum(z[k] * y[k], (k, 0, K - 1))
+    out = apply_rule("softmax_cross_entropy", expr)
+    assert isinstance(out, sp.Sum) and out.has(LogSumExp)
+    # the same function (any number of classes): one shifted logsumexp per row inside the class sum
+    for zs, ys in (([1.0, -2.0, 800.0], [0.0, 1.0, 0.0]), ([-40.0, -40.0, 0.0], [0.0, 0.0, 2.0])):
+        values = {**{z[i]: zs[i] for i in range(3)}, **{y[i]: ys[i] for i in range(3)}}
+        want = exact(expr.subs(K, 3).doit(), values)
+        got = exact(out.subs(K, 3).doit(), values)
+        assert abs(got - want) <= 1e-12 * max(1.0, abs(want))
+    # a coefficient and other terms are kept; a sum over other weights than the logsumexp's total is left alone
+    a = sp.Symbol("a", real=True)
+    out2 = apply_rule("softmax_cross_entropy", 2 * expr + a)
+    assert out2.has(a) and out2.has(LogSumExp)
+    ctx_expr = lse * sp.Sum(y[k], (k, 0, K - 1)) - sp.Sum(z[k] ** 2 * y[k], (k, 0, K - 1))
+    from symloss.stabilize import Context
+
+    ctx = Context(data=frozenset())
+    assert RULES_BY_NAME["softmax_cross_entropy"].apply(ctx_expr, ctx) == ctx_expr
+
+
+def test_rule_softmax_cross_entropy_is_accurate_where_the_difference_cancels():
+    """Generated float64 value at logits [−40, −40, 0] and [−1e4]·3 (the naive form gives 0 and 779 ulps)."""
+    import symloss
+    from symloss.codegen import load
+
+    loss = symloss.derive("categorical", link="canonical")
+    mod = load(loss, "numpy")
+    logits = np.array([[-40.0, -40.0, 0.0], [-1e4, -1e4, -1e4], [-1e4, 0.0, 40.0]])
+    y = np.array([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
+    got = mod.loss(logits, y, reduction="none")
+    want = [math.log1p(2 * math.exp(-40.0)), math.log(3.0), math.log1p(math.exp(-40.0))]
+    for g, w in zip(np.ravel(got), want, strict=True):
+        assert abs(g - w) <= 4 * math.ulp(w)
+
+
 def test_rule_log1mexp():
     expr = sp.log(1 - sp.exp(-p))
     out = apply_rule("log1mexp", expr)
@@ -297,6 +339,13 @@ def test_rule_sigmoid_to_tanh():
     assert_same_value(expr, out, [{x: 1e-9}, {x: 3.0}])
     assert float_value(as_float(out, x), 1e-300) == pytest.approx(5e-301, rel=1e-14)
     assert float_value(as_float(expr, x), 1e-300) == 0.0  # all digits lost without the rule
+    # a common factor, expanded (the logistic's ∂ℓ/∂loc = a·2·sigmoid(x) − a)
+    expanded = 2 * a * Sigmoid(x) - a + b
+    out2 = apply_rule("sigmoid_to_tanh", expanded)
+    assert out2 == a * sp.tanh(x / 2) + b
+    assert_same_value(expanded, out2, [{x: 1e-9, a: 3.0, b: 0.5}, {x: 3.0, a: -2.0, b: 1.0}])
+    neg = -2 * a * x * Sigmoid(x) + a * x + 1
+    assert apply_rule("sigmoid_to_tanh", neg) == 1 - a * x * sp.tanh(x / 2)
 
 
 def test_rule_log_tanhc():
@@ -406,6 +455,33 @@ def test_rule_abs_linear():
     got = float_value(as_float(out, a, y, q), 0.0, 1.0, 1e-8)
     assert abs(got_naive - want) > 1e-12 * want
     assert got == pytest.approx(want, rel=1e-15)
+    # at the kink the derivative is that of the exact formula with sign(0) = 0 (the midpoint subgradient)
+    d_exact = sp.diff(expr, a).subs({a: 1, y: 1, q: sp.Rational(1, 5)})
+    d_out = sp.diff(out, a).subs({a: 1, y: 1, q: sp.Rational(1, 5)})
+    assert d_out == d_exact == sp.Rational(3, 10)
+    # α < 0 (the asymmetric Laplace's ∂ℓ/∂log_scale, 1 − pinball): t·q below the target, not −t/2 + t/2 + t·q
+    neg = 1 - sp.Abs(a - y) / 2 + (a - y) * (q - sp.Rational(1, 2))
+    out_neg = apply_rule("abs_linear", neg)
+    assert out_neg.has(sp.Piecewise) and not out_neg.has(sp.Abs)
+    assert_same_value(neg, out_neg, [{a: 2.0, y: 0.5, q: 0.3}, {a: -1.0, y: 0.5, q: 0.9}])
+    assert float_value(as_float(out_neg - 1, a, y, q), -1e150, 0.0, 1e-16) == pytest.approx(-1e134, rel=1e-15)
+
+
+def test_rule_sign_linear():
+    q = sp.Symbol("q", positive=True)
+    expr = -q + sp.sign(a - y) / 2 + sp.Rational(1, 2)  # the pinball loss's gradient
+    out = apply_rule("sign_linear", expr)
+    assert out.has(sp.Piecewise) and not out.has(sp.sign)
+    assert_same_value(expr, out, [{a: 2.0, y: 0.5, q: 0.3}, {a: -1.0, y: 0.5, q: 0.9}, {a: 1.0, y: 1.0, q: 0.2}])
+    # below the target at quantile 1e-8: ½ − q − ½ cancels without the rule, −q exactly with it
+    got_naive = float_value(naive(expr, a, y, q), 0.0, 1.0, 1e-8)
+    got = float_value(as_float(out, a, y, q), 0.0, 1.0, 1e-8)
+    assert got_naive != -1e-8 and got == -1e-8
+    # nothing cancels: left alone
+    from symloss.stabilize import Context
+
+    plain = a * sp.sign(y) + b
+    assert RULES_BY_NAME["sign_linear"].apply(plain, Context(data=frozenset())) == plain
 
 
 def test_rule_piecewise_guard():

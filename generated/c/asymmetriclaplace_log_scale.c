@@ -34,7 +34,8 @@
  *
  * Stabilising rewrites applied (symloss.stabilize):
  *     log1p: log(1 + x) → log1p(x)
- *     abs_linear: α·|t| + β·t → (β + α)·t if t > 0 else (β − α)·t  (α > 0)
+ *     abs_linear: α·|t| + β·t → (β + α)·t if t > 0 else (β − α)·t  (α ≠ 0 of known sign)
+ *     sign_linear: r + α·sign(t) → r + α if t > 0, r − α if t < 0, r at t = 0  (a branch simplifies)
  *
  * Conventions:
  *   * Every array argument has n elements (no broadcasting; repeat a shared value); the named constants
@@ -50,20 +51,16 @@
 
 #include "asymmetriclaplace_log_scale.h"
 
-/* The sign of x: 1, −1, or x itself (±0, NaN). */
-static double symloss_asymmetriclaplace_log_scale_sign(double x)
-{
-    return x > 0.0 ? 1.0 : (x < 0.0 ? -1.0 : x);
-}
-
 /* ℓ of one observation. */
 static double symloss_asymmetriclaplace_log_scale_terms(double loc, double log_scale, double quantile, double y)
 {
     (void)loc; (void)log_scale; (void)quantile; (void)y;
-    const double _t0 = loc - y;
-    const double _t1 = _t0*exp(-log_scale);
-    const double _t2 = ((_t0 > 0.0) ? (0.5)*_t1*(2.0 - 2.0*quantile) : -_t1*quantile);
-    return _t2 + log_scale - log(quantile) - log1p(-quantile);
+    const double _t0 = 2.0*quantile;
+    const double _t1 = loc - y;
+    const double _t2 = _t1*exp(-log_scale);
+    const double _t3 = (0.5)*_t2;
+    const double _t4 = ((_t1 > 0.0) ? _t3*(2.0 - _t0) : ((_t1 < 0.0) ? -_t2*quantile : _t3*(1.0 - _t0)));
+    return _t4 + log_scale - log(quantile) - log1p(-quantile);
 }
 
 /* ℓ of one observation, and its partial derivatives ∂ℓ/∂loc, ∂ℓ/∂log_scale, ∂ℓ/∂quantile into _g. */
@@ -71,16 +68,21 @@ static double symloss_asymmetriclaplace_log_scale_terms_and_grads(double loc, do
 {
     (void)loc; (void)log_scale; (void)quantile; (void)y;
     const double _t0 = 2.0*quantile;
-    const double _t1 = exp(-log_scale);
-    const double _t2 = loc - y;
-    const double _t3 = _t1*_t2;
-    const double _t4 = (0.5)*_t1;
-    const double _t5 = -_t1*_t2;
-    const double _t6 = ((_t2 > 0.0) ? (0.5)*_t3*(2.0 - _t0) : -_t3*quantile);
-    _g[0] = _t4*(-_t0 + symloss_asymmetriclaplace_log_scale_sign(_t2) + 1.0);
-    _g[1] = -_t4*fabs(_t2) - _t5*(quantile - 0.5) + 1.0;
-    _g[2] = _t5 + (1.0/((1.0 - quantile))) - 1.0/quantile;
-    return _t6 + log_scale - log(quantile) - log1p(-quantile);
+    const double _t1 = _t0 - 2.0;
+    const double _t2 = exp(-log_scale);
+    const double _t3 = loc - y;
+    const double _t4 = _t2*_t3;
+    const double _t5 = (0.5)*_t4;
+    const double _t6 = (_t3 > 0.0);
+    const double _t7 = _t4*quantile;
+    const double _t8 = (_t3 < 0.0);
+    const double _t9 = _t0 - 1.0;
+    const double _t10 = -_t9;
+    const double _t11 = 1.0 - quantile;
+    _g[0] = (0.5)*_t2*(_t6 ? 2.0*_t11 : (_t8 ? -_t0 : _t10));
+    _g[1] = (_t6 ? _t1*_t5 : (_t8 ? _t7 : _t5*_t9)) + 1.0;
+    _g[2] = -_t2*_t3 - 1.0/quantile + (1.0/(_t11));
+    return log_scale + (_t6 ? -_t1*_t5 : (_t8 ? -_t7 : _t10*_t5)) - log(quantile) - log1p(-quantile);
 }
 
 /* The dropped constant c = −log p − ℓ of one observation. */

@@ -30,6 +30,7 @@
  *
  * Stabilising rewrites applied (symloss.stabilize):
  *     logsumexp: log Σ_k exp(x_k) → logsumexp(x);  1/Σ_k exp(x_k) → exp(−logsumexp(x))
+ *     softmax_cross_entropy: L·Σ_k y_k − Σ_k z_k·y_k → Σ_k y_k·((L − z_k) + logsumexp(z − L)),  L = logsumexp(z)
  *     exp_of_sum: exp(a)·exp(b) → exp(a + b)
  *
  * Conventions:
@@ -56,26 +57,43 @@ static double symloss_categorical_softmax_probs_terms(const double *logits, cons
     (void)logits; (void)y; (void)_classes;
     size_t _k;
     double _c0 = -HUGE_VAL;
+    size_t _i_c0 = 0;
     for (_k = 0; _k < _classes; ++_k) {
         const double _v_c0 = logits[_k];
-        _c0 = (_v_c0 > _c0 || _v_c0 != _v_c0) ? _v_c0 : _c0;
+        if (_v_c0 > _c0 || _v_c0 != _v_c0) {
+            _c0 = _v_c0;
+            _i_c0 = _k;
+        }
     }
     if (isfinite(_c0)) {
         double _s_c0 = 0.0;
         for (_k = 0; _k < _classes; ++_k) {
-            _s_c0 += exp(logits[_k] - _c0);
+            if (_k != _i_c0) _s_c0 += exp(logits[_k] - _c0);
         }
-        _c0 += log(_s_c0);
+        _c0 += log1p(_s_c0);
     }
-    double _c1 = 0.0;
+    const double _t0 = _c0;
+    double _c1 = -HUGE_VAL;
+    size_t _i_c1 = 0;
     for (_k = 0; _k < _classes; ++_k) {
-        _c1 += y[_k];
+        const double _v_c1 = -_t0 + logits[_k];
+        if (_v_c1 > _c1 || _v_c1 != _v_c1) {
+            _c1 = _v_c1;
+            _i_c1 = _k;
+        }
+    }
+    if (isfinite(_c1)) {
+        double _s_c1 = 0.0;
+        for (_k = 0; _k < _classes; ++_k) {
+            if (_k != _i_c1) _s_c1 += exp(-_t0 + logits[_k] - _c1);
+        }
+        _c1 += log1p(_s_c1);
     }
     double _c2 = 0.0;
     for (_k = 0; _k < _classes; ++_k) {
-        _c2 += logits[_k]*y[_k];
+        _c2 += y[_k]*(_t0 - logits[_k] + _c1);
     }
-    return _c0*_c1 - _c2;
+    return _c2;
 }
 
 /* ℓ of one observation, and its partial derivatives ∂ℓ/∂logits into _grad_<input> (a row of _classes
@@ -85,33 +103,55 @@ static double symloss_categorical_softmax_probs_terms_and_grads(const double *lo
     (void)logits; (void)y; (void)_classes;
     size_t _k;
     double _c0 = -HUGE_VAL;
+    size_t _i_c0 = 0;
     for (_k = 0; _k < _classes; ++_k) {
         const double _v_c0 = logits[_k];
-        _c0 = (_v_c0 > _c0 || _v_c0 != _v_c0) ? _v_c0 : _c0;
+        if (_v_c0 > _c0 || _v_c0 != _v_c0) {
+            _c0 = _v_c0;
+            _i_c0 = _k;
+        }
     }
     if (isfinite(_c0)) {
         double _s_c0 = 0.0;
         for (_k = 0; _k < _classes; ++_k) {
-            _s_c0 += exp(logits[_k] - _c0);
+            if (_k != _i_c0) _s_c0 += exp(logits[_k] - _c0);
         }
-        _c0 += log(_s_c0);
+        _c0 += log1p(_s_c0);
     }
     const double _t0 = _c0;
-    double _c1 = 0.0;
+    double _c1 = -HUGE_VAL;
+    size_t _i_c1 = 0;
     for (_k = 0; _k < _classes; ++_k) {
-        _c1 += y[_k];
+        const double _t1 = -_t0 + logits[_k];
+        const double _v_c1 = _t1;
+        if (_v_c1 > _c1 || _v_c1 != _v_c1) {
+            _c1 = _v_c1;
+            _i_c1 = _k;
+        }
     }
-    const double _t1 = _c1;
+    if (isfinite(_c1)) {
+        double _s_c1 = 0.0;
+        for (_k = 0; _k < _classes; ++_k) {
+            const double _t1 = -_t0 + logits[_k];
+            if (_k != _i_c1) _s_c1 += exp(_t1 - _c1);
+        }
+        _c1 += log1p(_s_c1);
+    }
     double _c2 = 0.0;
     for (_k = 0; _k < _classes; ++_k) {
-        _c2 += logits[_k]*y[_k];
+        _c2 += y[_k]*(_t0 - logits[_k] + _c1);
+    }
+    double _c3 = 0.0;
+    for (_k = 0; _k < _classes; ++_k) {
+        _c3 += y[_k];
     }
     if (_grad_logits) {
         for (_k = 0; _k < _classes; ++_k) {
-            _grad_logits[_k] = _t1*exp(-_t0 + logits[_k]) - y[_k];
+            const double _t1 = -_t0 + logits[_k];
+            _grad_logits[_k] = -y[_k] + exp(_t1)*_c3;
         }
     }
-    return _t0*_t1 - _c2;
+    return _c2;
 }
 
 /* The dropped constant c = −log p − ℓ of one observation. */
@@ -127,26 +167,43 @@ static double symloss_categorical_softmax_probs_terms_f(const float *logits, con
     (void)logits; (void)y; (void)_classes;
     size_t _k;
     double _c0 = -HUGE_VAL;
+    size_t _i_c0 = 0;
     for (_k = 0; _k < _classes; ++_k) {
         const double _v_c0 = logits[_k];
-        _c0 = (_v_c0 > _c0 || _v_c0 != _v_c0) ? _v_c0 : _c0;
+        if (_v_c0 > _c0 || _v_c0 != _v_c0) {
+            _c0 = _v_c0;
+            _i_c0 = _k;
+        }
     }
     if (isfinite(_c0)) {
         double _s_c0 = 0.0;
         for (_k = 0; _k < _classes; ++_k) {
-            _s_c0 += exp(logits[_k] - _c0);
+            if (_k != _i_c0) _s_c0 += exp(logits[_k] - _c0);
         }
-        _c0 += log(_s_c0);
+        _c0 += log1p(_s_c0);
     }
-    double _c1 = 0.0;
+    const double _t0 = _c0;
+    double _c1 = -HUGE_VAL;
+    size_t _i_c1 = 0;
     for (_k = 0; _k < _classes; ++_k) {
-        _c1 += y[_k];
+        const double _v_c1 = -_t0 + logits[_k];
+        if (_v_c1 > _c1 || _v_c1 != _v_c1) {
+            _c1 = _v_c1;
+            _i_c1 = _k;
+        }
+    }
+    if (isfinite(_c1)) {
+        double _s_c1 = 0.0;
+        for (_k = 0; _k < _classes; ++_k) {
+            if (_k != _i_c1) _s_c1 += exp(-_t0 + logits[_k] - _c1);
+        }
+        _c1 += log1p(_s_c1);
     }
     double _c2 = 0.0;
     for (_k = 0; _k < _classes; ++_k) {
-        _c2 += logits[_k]*y[_k];
+        _c2 += y[_k]*(_t0 - logits[_k] + _c1);
     }
-    return _c0*_c1 - _c2;
+    return _c2;
 }
 
 /* ℓ of one observation, and its partial derivatives ∂ℓ/∂logits into _grad_<input> (a row of _classes
@@ -156,33 +213,55 @@ static double symloss_categorical_softmax_probs_terms_and_grads_f(const float *l
     (void)logits; (void)y; (void)_classes;
     size_t _k;
     double _c0 = -HUGE_VAL;
+    size_t _i_c0 = 0;
     for (_k = 0; _k < _classes; ++_k) {
         const double _v_c0 = logits[_k];
-        _c0 = (_v_c0 > _c0 || _v_c0 != _v_c0) ? _v_c0 : _c0;
+        if (_v_c0 > _c0 || _v_c0 != _v_c0) {
+            _c0 = _v_c0;
+            _i_c0 = _k;
+        }
     }
     if (isfinite(_c0)) {
         double _s_c0 = 0.0;
         for (_k = 0; _k < _classes; ++_k) {
-            _s_c0 += exp(logits[_k] - _c0);
+            if (_k != _i_c0) _s_c0 += exp(logits[_k] - _c0);
         }
-        _c0 += log(_s_c0);
+        _c0 += log1p(_s_c0);
     }
     const double _t0 = _c0;
-    double _c1 = 0.0;
+    double _c1 = -HUGE_VAL;
+    size_t _i_c1 = 0;
     for (_k = 0; _k < _classes; ++_k) {
-        _c1 += y[_k];
+        const double _t1 = -_t0 + logits[_k];
+        const double _v_c1 = _t1;
+        if (_v_c1 > _c1 || _v_c1 != _v_c1) {
+            _c1 = _v_c1;
+            _i_c1 = _k;
+        }
     }
-    const double _t1 = _c1;
+    if (isfinite(_c1)) {
+        double _s_c1 = 0.0;
+        for (_k = 0; _k < _classes; ++_k) {
+            const double _t1 = -_t0 + logits[_k];
+            if (_k != _i_c1) _s_c1 += exp(_t1 - _c1);
+        }
+        _c1 += log1p(_s_c1);
+    }
     double _c2 = 0.0;
     for (_k = 0; _k < _classes; ++_k) {
-        _c2 += logits[_k]*y[_k];
+        _c2 += y[_k]*(_t0 - logits[_k] + _c1);
+    }
+    double _c3 = 0.0;
+    for (_k = 0; _k < _classes; ++_k) {
+        _c3 += y[_k];
     }
     if (_grad_logits) {
         for (_k = 0; _k < _classes; ++_k) {
-            _grad_logits[_k] = _t1*exp(-_t0 + logits[_k]) - y[_k];
+            const double _t1 = -_t0 + logits[_k];
+            _grad_logits[_k] = -y[_k] + exp(_t1)*_c3;
         }
     }
-    return _t0*_t1 - _c2;
+    return _c2;
 }
 
 /* The dropped constant c = −log p − ℓ of one observation. */

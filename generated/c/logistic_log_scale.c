@@ -33,6 +33,7 @@
  *     sigmoid: 1/(1 + exp(−x)) → sigmoid(x);  1/(1 + exp(x)) → sigmoid(−x)
  *     sigmoid_absorb: exp(x)·sigmoid(−x) → sigmoid(x)  (exp(x)/(1 + exp(x)) → sigmoid(x))
  *     softplus: log(1 + exp(x)) → softplus(x)
+ *     sigmoid_to_tanh: 2·sigmoid(x) − 1 → tanh(x/2);  2a·sigmoid(x) − a → a·tanh(x/2)
  *
  * Conventions:
  *   * Every array argument has n elements (no broadcasting; repeat a shared value); the named constants
@@ -54,13 +55,6 @@ static double symloss_logistic_log_scale_softplus(double x)
     return x > 0.0 ? x + log1p(exp(-x)) : log1p(exp(x));
 }
 
-/* 1/(1 + exp(−x)) from exp(−|x|): no overflow, and tiny values keep their digits. */
-static double symloss_logistic_log_scale_sigmoid(double x)
-{
-    const double e = exp(-fabs(x));
-    return x >= 0.0 ? 1.0 / (1.0 + e) : e / (1.0 + e);
-}
-
 /* ℓ of one observation. */
 static double symloss_logistic_log_scale_terms(double loc, double log_scale, double y)
 {
@@ -75,9 +69,9 @@ static double symloss_logistic_log_scale_terms_and_grads(double loc, double log_
     (void)loc; (void)log_scale; (void)y;
     const double _t0 = exp(-log_scale);
     const double _t1 = _t0*(loc - y);
-    const double _t2 = 2.0*symloss_logistic_log_scale_sigmoid(_t1);
-    _g[0] = _t0*_t2 - _t0;
-    _g[1] = -_t1*_t2 + _t1 + 1.0;
+    const double _t2 = tanh((0.5)*_t1);
+    _g[0] = _t0*_t2;
+    _g[1] = -_t1*_t2 + 1.0;
     return -_t1 + log_scale + 2.0*symloss_logistic_log_scale_softplus(_t1);
 }
 

@@ -33,11 +33,11 @@
  *        + 1) - (-log_alpha + log(y))*exp(log_beta) - 1
  *
  * Stabilising rewrites applied (symloss.stabilize):
- *     expand_log: log(a·b) → log a + log b  (a, b > 0)
  *     power_as_exp: x^p → exp(p·log x)  (x > 0, p symbolic)
  *     sigmoid: 1/(1 + exp(−x)) → sigmoid(x);  1/(1 + exp(x)) → sigmoid(−x)
  *     sigmoid_absorb: exp(x)·sigmoid(−x) → sigmoid(x)  (exp(x)/(1 + exp(x)) → sigmoid(x))
  *     softplus: log(1 + exp(x)) → softplus(x)
+ *     sigmoid_to_tanh: 2·sigmoid(x) − 1 → tanh(x/2);  2a·sigmoid(x) − a → a·tanh(x/2)
  *     expm1: exp(x) − 1 → expm1(x)
  *     xlogy: x·log(y) → xlogy(x, y);  x·log1p(y) → xlog1py(x, y)  (x may be 0, the target involved)
  *
@@ -89,11 +89,10 @@ static double symloss_loglogistic_log_alpha_log_beta_terms_and_grads(double log_
     (void)log_alpha; (void)log_beta; (void)y;
     const double _t0 = expm1(log_beta);
     const double _t1 = exp(log_beta);
-    const double _t2 = -log_alpha + log(y);
-    const double _t3 = _t1*_t2;
-    const double _t4 = symloss_loglogistic_log_alpha_log_beta_sigmoid(_t3);
-    _g[0] = -2.0*_t1*_t4 + _t1;
-    _g[1] = 2.0*_t1*_t2*_t4 - _t3 - 1.0;
+    const double _t2 = log(y);
+    const double _t3 = _t1*(_t2 - log_alpha);
+    _g[0] = -_t1*tanh((0.5)*_t3);
+    _g[1] = -_t1*_t2 + _t1*log_alpha + 2.0*_t3*symloss_loglogistic_log_alpha_log_beta_sigmoid(_t3) - 1.0;
     return _t0*log_alpha + log_alpha - log_beta + 2.0*symloss_loglogistic_log_alpha_log_beta_softplus(_t3) - symloss_loglogistic_log_alpha_log_beta_xlogy(_t0, y);
 }
 

@@ -32,6 +32,7 @@
  * Stabilising rewrites applied (symloss.stabilize):
  *     log_gamma: log Γ(x) → lgamma(x);  log x! → lgamma(x + 1)
  *     logsumexp: log Σ_k exp(x_k) → logsumexp(x);  1/Σ_k exp(x_k) → exp(−logsumexp(x))
+ *     softmax_cross_entropy: L·Σ_k y_k − Σ_k z_k·y_k → Σ_k y_k·((L − z_k) + logsumexp(z − L)),  L = logsumexp(z)
  *     exp_of_sum: exp(a)·exp(b) → exp(a + b)
  *
  * Conventions:

@@ -32,7 +32,8 @@
  *
  * Stabilising rewrites applied (symloss.stabilize):
  *     log1p: log(1 + x) → log1p(x)
- *     abs_linear: α·|t| + β·t → (β + α)·t if t > 0 else (β − α)·t  (α > 0)
+ *     abs_linear: α·|t| + β·t → (β + α)·t if t > 0 else (β − α)·t  (α ≠ 0 of known sign)
+ *     sign_linear: r + α·sign(t) → r + α if t > 0, r − α if t < 0, r at t = 0  (a branch simplifies)
  *
  * Conventions:
  *   * Every array argument has n elements (no broadcasting; repeat a shared value); the named constants
@@ -53,7 +54,7 @@ static double symloss_pinball_terms(double loc, double y, double quantile)
 {
     (void)loc; (void)y; (void)quantile;
     const double _t0 = loc - y;
-    return ((_t0 > 0.0) ? _t0*(1.0 - quantile) : -_t0*quantile);
+    return ((_t0 > 0.0) ? _t0*(1.0 - quantile) : ((_t0 < 0.0) ? -_t0*quantile : _t0*(0.5 - quantile)));
 }
 
 /* ℓ of one observation, and its partial derivatives ∂ℓ/∂loc into _g. */
@@ -63,8 +64,10 @@ static double symloss_pinball_terms_and_grads(double loc, double y, double quant
     const double _t0 = 1.0 - quantile;
     const double _t1 = loc - y;
     const double _t2 = (_t1 > 0.0);
-    _g[0] = (_t2 ? _t0 : -quantile);
-    return (_t2 ? _t0*_t1 : -_t1*quantile);
+    const double _t3 = (_t1 < 0.0);
+    const double _t4 = 0.5 - quantile;
+    _g[0] = (_t2 ? _t0 : (_t3 ? -quantile : _t4));
+    return (_t2 ? _t0*_t1 : (_t3 ? -_t1*quantile : _t1*_t4));
 }
 
 /* The dropped constant c = −log p − ℓ of one observation. */

@@ -32,7 +32,8 @@
  *
  * Stabilising rewrites applied (symloss.stabilize):
  *     log1p: log(1 + x) → log1p(x)
- *     abs_linear: α·|t| + β·t → (β + α)·t if t > 0 else (β − α)·t  (α > 0)
+ *     abs_linear: α·|t| + β·t → (β + α)·t if t > 0 else (β − α)·t  (α ≠ 0 of known sign)
+ *     sign_linear: r + α·sign(t) → r + α if t > 0, r − α if t < 0, r at t = 0  (a branch simplifies)
  *
  * Conventions:
  *   * Every array argument has n elements (no broadcasting; repeat a shared value); the named constants

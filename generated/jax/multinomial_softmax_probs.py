@@ -32,6 +32,7 @@ Torch built-in: none computes this loss.
 Stabilising rewrites applied (symloss.stabilize):
     log_gamma: log Γ(x) → lgamma(x);  log x! → lgamma(x + 1)
     logsumexp: log Σ_k exp(x_k) → logsumexp(x);  1/Σ_k exp(x_k) → exp(−logsumexp(x))
+    softmax_cross_entropy: L·Σ_k y_k − Σ_k z_k·y_k → Σ_k y_k·((L − z_k) + logsumexp(z − L)),  L = logsumexp(z)
     exp_of_sum: exp(a)·exp(b) → exp(a + b)
 
 Conventions:
@@ -70,16 +71,18 @@ _WRT_INDEX = (1,)
 
 def _loss_terms(total_count, logits, y):
     """ℓ of each observation (the class axis kept, with length 1)."""
-    _t0 = jax.nn.logsumexp(logits, axis=-1, keepdims=True)*jnp.sum(y, axis=-1, keepdims=True)
-    return _t0 - jnp.sum(logits*y, axis=-1, keepdims=True)
+    _t0 = jax.nn.logsumexp(logits, axis=-1, keepdims=True)
+    _t1 = y*(_t0 - logits + jax.nn.logsumexp(-_t0 + logits, axis=-1, keepdims=True))
+    return jnp.sum(_t1, axis=-1, keepdims=True)
 
 
 def _loss_terms_and_grads(total_count, logits, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂logits."""
     _t0 = jax.nn.logsumexp(logits, axis=-1, keepdims=True)
-    _t1 = jnp.sum(y, axis=-1, keepdims=True)
-    _value = _t0*_t1 - jnp.sum(logits*y, axis=-1, keepdims=True)
-    _grad0 = _t1*jnp.exp(-_t0 + logits) - y
+    _t1 = -_t0 + logits
+    _t2 = y*(_t0 - logits + jax.nn.logsumexp(_t1, axis=-1, keepdims=True))
+    _value = jnp.sum(_t2, axis=-1, keepdims=True)
+    _grad0 = -y + jnp.exp(_t1)*jnp.sum(y, axis=-1, keepdims=True)
     return _value, (_grad0,)
 
 

@@ -34,7 +34,8 @@ Torch built-in: none computes this loss.
 
 Stabilising rewrites applied (symloss.stabilize):
     log1p: log(1 + x) → log1p(x)
-    abs_linear: α·|t| + β·t → (β + α)·t if t > 0 else (β − α)·t  (α > 0)
+    abs_linear: α·|t| + β·t → (β + α)·t if t > 0 else (β − α)·t  (α ≠ 0 of known sign)
+    sign_linear: r + α·sign(t) → r + α if t > 0, r − α if t < 0, r at t = 0  (a branch simplifies)
 
 Conventions:
     * Inputs broadcast against each other and the target as in torch; dtype (float32/float64) follows the
@@ -62,25 +63,33 @@ _WRT_INDEX = (0, 1, 2)
 
 def _loss_terms(loc, log_scale, quantile, y):
     """ℓ of each observation."""
-    _t0 = loc - y
-    _t1 = _t0*np.exp(-log_scale)
-    _t2 = np.where((_t0 > 0), (1/2)*_t1*(2 - 2*quantile), -_t1*quantile)
-    return _t2 + log_scale - np.log(quantile) - np.log1p(-quantile)
+    _t0 = 2*quantile
+    _t1 = loc - y
+    _t2 = _t1*np.exp(-log_scale)
+    _t3 = (1/2)*_t2
+    _t4 = np.where((_t1 > 0), _t3*(2 - _t0), np.where((_t1 < 0), -_t2*quantile, _t3*(1 - _t0)))
+    return _t4 + log_scale - np.log(quantile) - np.log1p(-quantile)
 
 
 def _loss_terms_and_grads(loc, log_scale, quantile, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂loc, ∂ℓ/∂log_scale, ∂ℓ/∂quantile."""
     _t0 = 2*quantile
-    _t1 = np.exp(-log_scale)
-    _t2 = loc - y
-    _t3 = _t1*_t2
-    _t4 = (1/2)*_t1
-    _t5 = -_t1*_t2
-    _t6 = np.where((_t2 > 0), (1/2)*_t3*(2 - _t0), -_t3*quantile)
-    _value = _t6 + log_scale - np.log(quantile) - np.log1p(-quantile)
-    _grad0 = _t4*(-_t0 + np.sign(_t2) + 1)
-    _grad1 = -_t4*abs(_t2) - _t5*(quantile - 1/2) + 1
-    _grad2 = _t5 + 1/(1 - quantile) - 1/quantile
+    _t1 = _t0 - 2
+    _t2 = np.exp(-log_scale)
+    _t3 = loc - y
+    _t4 = _t2*_t3
+    _t5 = (1/2)*_t4
+    _t6 = (_t3 > 0)
+    _t7 = _t4*quantile
+    _t8 = (_t3 < 0)
+    _t9 = _t0 - 1
+    _t10 = -_t9
+    _t11 = 1 - quantile
+    _t12 = np.where(_t6, -_t1*_t5, np.where(_t8, -_t7, _t10*_t5))
+    _value = _t12 + log_scale - np.log(quantile) - np.log1p(-quantile)
+    _grad0 = (1/2)*_t2*np.where(_t6, 2*_t11, np.where(_t8, -_t0, _t10))
+    _grad1 = np.where(_t6, _t1*_t5, np.where(_t8, _t7, _t5*_t9)) + 1
+    _grad2 = -_t2*_t3 - 1/quantile + 1/_t11
     return _value, (_grad0, _grad1, _grad2)
 
 

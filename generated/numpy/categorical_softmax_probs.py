@@ -34,6 +34,7 @@ Caveat: torch's per-class weight= averages by Σ w_y under reduction='mean'; wei
 
 Stabilising rewrites applied (symloss.stabilize):
     logsumexp: log Σ_k exp(x_k) → logsumexp(x);  1/Σ_k exp(x_k) → exp(−logsumexp(x))
+    softmax_cross_entropy: L·Σ_k y_k − Σ_k z_k·y_k → Σ_k y_k·((L − z_k) + logsumexp(z − L)),  L = logsumexp(z)
     exp_of_sum: exp(a)·exp(b) → exp(a + b)
 
 Conventions:
@@ -64,24 +65,29 @@ _WRT_INDEX = (0,)
 
 
 def _logsumexp(x):
-    """log Σ exp(x) over the class axis (the last; kept, with length 1), the maximum shifted out."""
+    """log Σ exp(x) over the class axis (the last; kept, with length 1), the maximum shifted out: m + log1p of
+    the other terms, so that a tiny rest survives (log(1 + 4e-18) rounds to 0, log1p(4e-18) does not)."""
     m = np.max(x, axis=-1, keepdims=True)
     m = np.where(np.isfinite(m), m, 0.0)
-    return m + np.log(np.sum(np.exp(x - m), axis=-1, keepdims=True))
+    e = np.exp(x - m)
+    idx = np.argmax(x, axis=-1)[..., None]
+    top = np.take_along_axis(e, idx, axis=-1)  # exactly 1 where m is finite
+    np.put_along_axis(e, idx, 0.0, axis=-1)
+    return m + np.log1p(np.sum(e, axis=-1, keepdims=True) + (top - 1))
 
 
 def _loss_terms(logits, y):
     """ℓ of each observation (the class axis kept, with length 1)."""
-    _t0 = _logsumexp(logits)*np.sum(y, axis=-1, keepdims=True)
-    return _t0 - np.sum(logits*y, axis=-1, keepdims=True)
+    _t0 = _logsumexp(logits)
+    return np.sum(y*(_t0 - logits + _logsumexp(-_t0 + logits)), axis=-1, keepdims=True)
 
 
 def _loss_terms_and_grads(logits, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂logits."""
     _t0 = _logsumexp(logits)
-    _t1 = np.sum(y, axis=-1, keepdims=True)
-    _value = _t0*_t1 - np.sum(logits*y, axis=-1, keepdims=True)
-    _grad0 = _t1*np.exp(-_t0 + logits) - y
+    _t1 = -_t0 + logits
+    _value = np.sum(y*(_t0 - logits + _logsumexp(_t1)), axis=-1, keepdims=True)
+    _grad0 = -y + np.exp(_t1)*np.sum(y, axis=-1, keepdims=True)
     return _value, (_grad0,)
 
 

@@ -33,6 +33,7 @@ Stabilising rewrites applied (symloss.stabilize):
     sigmoid: 1/(1 + exp(−x)) → sigmoid(x);  1/(1 + exp(x)) → sigmoid(−x)
     sigmoid_absorb: exp(x)·sigmoid(−x) → sigmoid(x)  (exp(x)/(1 + exp(x)) → sigmoid(x))
     softplus: log(1 + exp(x)) → softplus(x)
+    sigmoid_to_tanh: 2·sigmoid(x) − 1 → tanh(x/2);  2a·sigmoid(x) − a → a·tanh(x/2)
 
 Conventions:
     * Inputs broadcast against each other and the target as in torch; dtype (float32/float64) follows the
@@ -58,12 +59,6 @@ REDUCTIONS = ("mean", "sum", "none")
 _WRT_INDEX = (0, 1)
 
 
-def _sigmoid(x):
-    """1/(1 + exp(−x)) without overflow: only exp(−|x|) is ever computed."""
-    e = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1.0, e) / (1.0 + e)
-
-
 def _loss_terms(loc, log_scale, y):
     """ℓ of each observation."""
     _t0 = (loc - y)*np.exp(-log_scale)
@@ -74,10 +69,10 @@ def _loss_terms_and_grads(loc, log_scale, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂loc, ∂ℓ/∂log_scale."""
     _t0 = np.exp(-log_scale)
     _t1 = _t0*(loc - y)
-    _t2 = 2*_sigmoid(_t1)
+    _t2 = np.tanh((1/2)*_t1)
     _value = -_t1 + log_scale + 2*np.logaddexp(0.0, _t1)
-    _grad0 = _t0*_t2 - _t0
-    _grad1 = -_t1*_t2 + _t1 + 1
+    _grad0 = _t0*_t2
+    _grad1 = -_t1*_t2 + 1
     return _value, (_grad0, _grad1)
 
 

@@ -32,7 +32,8 @@ Torch built-in: ℓ = the pinball (quantile) loss, up to terms free of the train
 
 Stabilising rewrites applied (symloss.stabilize):
     log1p: log(1 + x) → log1p(x)
-    abs_linear: α·|t| + β·t → (β + α)·t if t > 0 else (β − α)·t  (α > 0)
+    abs_linear: α·|t| + β·t → (β + α)·t if t > 0 else (β − α)·t  (α ≠ 0 of known sign)
+    sign_linear: r + α·sign(t) → r + α if t > 0, r − α if t < 0, r at t = 0  (a branch simplifies)
 
 Conventions:
     * Inputs broadcast against each other and the target as in torch; dtype (float32/float64) follows the
@@ -61,7 +62,7 @@ _WRT_INDEX = (0,)
 def _loss_terms(loc, y, quantile):
     """ℓ of each observation."""
     _t0 = loc - y
-    return np.where((_t0 > 0), _t0*(1 - quantile), -_t0*quantile)
+    return np.where((_t0 > 0), _t0*(1 - quantile), np.where((_t0 < 0), -_t0*quantile, _t0*(1/2 - quantile)))
 
 
 def _loss_terms_and_grads(loc, y, quantile):
@@ -69,8 +70,10 @@ def _loss_terms_and_grads(loc, y, quantile):
     _t0 = 1 - quantile
     _t1 = loc - y
     _t2 = (_t1 > 0)
-    _value = np.where(_t2, _t0*_t1, -_t1*quantile)
-    _grad0 = np.where(_t2, _t0, -quantile)
+    _t3 = (_t1 < 0)
+    _t4 = 1/2 - quantile
+    _value = np.where(_t2, _t0*_t1, np.where(_t3, -_t1*quantile, _t1*_t4))
+    _grad0 = np.where(_t2, _t0, np.where(_t3, -quantile, _t4))
     return _value, (_grad0,)
 
 

@@ -33,11 +33,11 @@ Closed-form gradients (as derived; the code evaluates the stabilised forms):
 Torch built-in: none computes this loss.
 
 Stabilising rewrites applied (symloss.stabilize):
-    expand_log: log(a·b) → log a + log b  (a, b > 0)
     power_as_exp: x^p → exp(p·log x)  (x > 0, p symbolic)
     sigmoid: 1/(1 + exp(−x)) → sigmoid(x);  1/(1 + exp(x)) → sigmoid(−x)
     sigmoid_absorb: exp(x)·sigmoid(−x) → sigmoid(x)  (exp(x)/(1 + exp(x)) → sigmoid(x))
     softplus: log(1 + exp(x)) → softplus(x)
+    sigmoid_to_tanh: 2·sigmoid(x) − 1 → tanh(x/2);  2a·sigmoid(x) − a → a·tanh(x/2)
     expm1: exp(x) − 1 → expm1(x)
     xlogy: x·log(y) → xlogy(x, y);  x·log1p(y) → xlog1py(x, y)  (x may be 0, the target involved)
 
@@ -98,12 +98,11 @@ def _loss_terms_and_grads(log_alpha, log_beta, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂log_alpha, ∂ℓ/∂log_beta."""
     _t0 = torch.expm1(log_beta)
     _t1 = torch.exp(log_beta)
-    _t2 = -log_alpha + torch.log(y)
-    _t3 = _t1*_t2
-    _t4 = torch.sigmoid(_t3)
+    _t2 = torch.log(y)
+    _t3 = _t1*(_t2 - log_alpha)
     _value = _t0*log_alpha + log_alpha - log_beta + 2*_softplus(_t3) - torch.special.xlogy(_t0, y)
-    _grad0 = -2*_t1*_t4 + _t1
-    _grad1 = 2*_t1*_t2*_t4 - _t3 - 1
+    _grad0 = -_t1*torch.tanh((1/2)*_t3)
+    _grad1 = -_t1*_t2 + _t1*log_alpha + 2*_t3*torch.sigmoid(_t3) - 1
     return _value, (_grad0, _grad1)
 
 

@@ -32,6 +32,7 @@ Torch built-in: none computes this loss.
 Stabilising rewrites applied (symloss.stabilize):
     log_gamma: log Γ(x) → lgamma(x);  log x! → lgamma(x + 1)
     logsumexp: log Σ_k exp(x_k) → logsumexp(x);  1/Σ_k exp(x_k) → exp(−logsumexp(x))
+    softmax_cross_entropy: L·Σ_k y_k − Σ_k z_k·y_k → Σ_k y_k·((L − z_k) + logsumexp(z − L)),  L = logsumexp(z)
     exp_of_sum: exp(a)·exp(b) → exp(a + b)
 
 Conventions:
@@ -77,18 +78,30 @@ _VECTOR = (False, True)
 _WRT_INDEX = (1,)
 
 
+def _logsumexp(x):
+    """log Σ exp(x) over the class axis (the last; kept, with length 1), the maximum shifted out: m + log1p of
+    the other terms, so that a tiny rest survives (log(1 + 4e-18) rounds to 0, log1p(4e-18) does not;
+    torch.logsumexp loses it)."""
+    m = torch.amax(x, dim=-1, keepdim=True)
+    m = torch.where(torch.isfinite(m), m, 0.0)
+    e = torch.exp(x - m)
+    idx = torch.argmax(x, dim=-1, keepdim=True)
+    top = torch.gather(e, -1, idx)  # exactly 1 where m is finite
+    return m + torch.log1p(e.scatter(-1, idx, 0.0).sum(dim=-1, keepdim=True) + (top - 1))
+
+
 def _loss_terms(total_count, logits, y):
     """ℓ of each observation (the class axis kept, with length 1)."""
-    _t0 = torch.logsumexp(logits, dim=-1, keepdim=True)*torch.sum(y, dim=-1, keepdim=True)
-    return _t0 - torch.sum(logits*y, dim=-1, keepdim=True)
+    _t0 = _logsumexp(logits)
+    return torch.sum(y*(_t0 - logits + _logsumexp(-_t0 + logits)), dim=-1, keepdim=True)
 
 
 def _loss_terms_and_grads(total_count, logits, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂logits."""
-    _t0 = torch.logsumexp(logits, dim=-1, keepdim=True)
-    _t1 = torch.sum(y, dim=-1, keepdim=True)
-    _value = _t0*_t1 - torch.sum(logits*y, dim=-1, keepdim=True)
-    _grad0 = _t1*torch.exp(-_t0 + logits) - y
+    _t0 = _logsumexp(logits)
+    _t1 = -_t0 + logits
+    _value = torch.sum(y*(_t0 - logits + _logsumexp(_t1)), dim=-1, keepdim=True)
+    _grad0 = -y + torch.exp(_t1)*torch.sum(y, dim=-1, keepdim=True)
     return _value, (_grad0,)
 
 

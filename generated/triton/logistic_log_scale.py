@@ -33,6 +33,7 @@ Stabilising rewrites applied (symloss.stabilize):
     sigmoid: 1/(1 + exp(−x)) → sigmoid(x);  1/(1 + exp(x)) → sigmoid(−x)
     sigmoid_absorb: exp(x)·sigmoid(−x) → sigmoid(x)  (exp(x)/(1 + exp(x)) → sigmoid(x))
     softplus: log(1 + exp(x)) → softplus(x)
+    sigmoid_to_tanh: 2·sigmoid(x) − 1 → tanh(x/2);  2a·sigmoid(x) − a → a·tanh(x/2)
 
 Conventions:
     * Inputs broadcast against each other and the target as in torch; dtype (float32/float64) follows the
@@ -131,6 +132,19 @@ else:
     def _log1p(x):
         return libdevice.log1p(x)
 
+if _INTERPRET:
+    @triton.jit
+    def _expm1(x):
+        """exp(x) − 1 to a few ulps from core operations: (u − 1)·x/log u with u = exp x (Kahan)."""
+        u = _exp(x)
+        d = u - 1.0
+        kahan = d * (x / _log(tl.where(d == 0.0, 2.0, u)))
+        return tl.where(x > 40.0, u, tl.where(d == 0.0, x, tl.where(d == -1.0, -1.0, kahan)))
+else:
+    @triton.jit
+    def _expm1(x):
+        return libdevice.expm1(x)
+
 
 @triton.jit
 def _softplus(x):
@@ -139,11 +153,11 @@ def _softplus(x):
 
 
 @triton.jit
-def _sigmoid(x):
-    """1/(1 + exp(−x)) from exp(−|x|), so that no exponential overflows and tiny values keep their digits."""
-    e = _exp(-tl.abs(x))
-    r = 1.0 / (1.0 + e)
-    return tl.where(x >= 0.0, r, e * r)
+def _tanh(x):
+    """tanh from expm1(−2|x|): no overflow, and no cancellation near 0."""
+    e = _expm1(-2.0 * tl.abs(x))
+    r = -e / (2.0 + e)
+    return tl.where(x < 0.0, -r, r)
 
 
 @triton.jit
@@ -160,10 +174,10 @@ def _loss_terms_and_grads(loc, log_scale, y):
     _dt = loc.dtype
     _t0 = _exp(-log_scale)
     _t1 = _t0*(loc - y)
-    _t2 = 2*_sigmoid(_t1)
+    _t2 = _tanh((0.5)*_t1)
     _value = -_t1 + log_scale + 2*_softplus(_t1)
-    _grad0 = _t0*_t2 - _t0
-    _grad1 = -_t1*_t2 + _t1 + 1
+    _grad0 = _t0*_t2
+    _grad1 = -_t1*_t2 + 1
     return _value, _grad0, _grad1
 
 

@@ -6,8 +6,8 @@ PyTorch and Triton.
 The loss of one observation (the training loss ℓ; the terms of −log p free of every trained input are dropped):
 
     ℓ = -(1 - Piecewise((1, Eq(y, 0)), (0, True)))*(log_rate*y - exp(log_rate) - log(exp(logit_gate) + 1) -
-        loggamma(y + 1)) - Piecewise((1, Eq(y, 0)), (0, True))*log(exp(-exp(log_rate))/(exp(logit_gate) + 1) + 1/(1
-        + exp(-logit_gate)))
+        loggamma(y + 1)) - Piecewise((1, Eq(y, 0)), (0, True))*LogAddExp(-exp(log_rate) - log(exp(logit_gate) + 1),
+        -log(1 + exp(-logit_gate)))
 
 The dropped constant c = −log p − ℓ (full=True adds it, so the result is exactly −log p):
 
@@ -26,11 +26,10 @@ Inputs, in call order (PARAMS):
 Target: y: the observation; x in {0, 1, 2, ...}
 
 Closed-form gradients (as derived; the code evaluates the stabilised forms):
-    ∂ℓ/∂log_rate = Piecewise((exp(log_rate)/(exp(logit_gate + exp(log_rate)) + 1), Eq(y, 0)), (-y + exp(log_rate),
+    ∂ℓ/∂log_rate = Piecewise((exp(log_rate)*Sigmoid(-(logit_gate + exp(log_rate))), Eq(y, 0)), (-y + exp(log_rate),
         True))
-    ∂ℓ/∂logit_gate = Piecewise(((exp(logit_gate) - exp(logit_gate + exp(log_rate)))/((exp(logit_gate) +
-        1)*exp(logit_gate + exp(log_rate)) + exp(logit_gate) + 1), Eq(y, 0)), (exp(logit_gate)/(exp(logit_gate) +
-        1), True))
+    ∂ℓ/∂logit_gate = Piecewise(((exp(logit_gate)*Sigmoid(-(logit_gate + exp(log_rate))) - Sigmoid(logit_gate +
+        exp(log_rate)))/(exp(logit_gate) + 1), Eq(y, 0)), (exp(logit_gate)/(exp(logit_gate) + 1), True))
 
 Torch built-in: none computes this loss.
 
@@ -39,7 +38,6 @@ Stabilising rewrites applied (symloss.stabilize):
     sigmoid: 1/(1 + exp(−x)) → sigmoid(x);  1/(1 + exp(x)) → sigmoid(−x)
     sigmoid_absorb: exp(x)·sigmoid(−x) → sigmoid(x)  (exp(x)/(1 + exp(x)) → sigmoid(x))
     softplus: log(1 + exp(x)) → softplus(x)
-    xlogy: x·log(y) → xlogy(x, y);  x·log1p(y) → xlog1py(x, y)  (x may be 0, the target involved)
 
 Conventions:
     * Inputs broadcast against each other and the target as in torch; dtype (float32/float64) follows the
@@ -174,9 +172,9 @@ def _sigmoid(x):
 
 
 @triton.jit
-def _xlogy(x, y):
-    """x·log y, 0 where x = 0 (also at y = 0)."""
-    return tl.where(x == 0.0, 0.0, x * _log(y))
+def _logaddexp(a, b):
+    """log(exp a + exp b) = max + log1p(exp(−|a − b|))."""
+    return tl.maximum(a, b) + _log1p(_exp(-tl.abs(a - b)))
 
 
 @triton.jit
@@ -184,9 +182,9 @@ def _loss_terms(log_rate, logit_gate, y):
     """ℓ of each observation."""
     _dt = log_rate.dtype
     _t0 = tl.where((y == 0), 1, 0)
-    _t1 = _exp(log_rate)
-    _t2 = -(1 - _t0)*(-_t1 + log_rate*y - _lgamma(y + 1) - _softplus(logit_gate))
-    return _t2 - _xlogy(_t0, _sigmoid(logit_gate) + _exp(-_t1)*_sigmoid(-logit_gate))
+    _t1 = _exp(log_rate) + _softplus(logit_gate)
+    _t2 = -(1 - _t0)*(-_t1 + log_rate*y - _lgamma(y + 1))
+    return -_t0*_logaddexp(-_t1, -_softplus(-logit_gate)) + _t2
 
 
 @triton.jit
@@ -195,17 +193,15 @@ def _loss_terms_and_grads(log_rate, logit_gate, y):
     _dt = log_rate.dtype
     _t0 = (y == 0)
     _t1 = tl.where(_t0, 1, 0)
-    _t2 = _sigmoid(logit_gate)
-    _t3 = _exp(log_rate)
-    _t4 = -_t3
-    _t5 = _t3 + logit_gate
-    _t6 = _exp(logit_gate)
-    _t7 = _exp(_t5)
-    _t8 = _t6 + 1
-    _t9 = -(1 - _t1)*(-_t3 + log_rate*y - _lgamma(y + 1) - _softplus(logit_gate))
-    _value = _t9 - _xlogy(_t1, _t2 + _exp(_t4)*_sigmoid(-logit_gate))
-    _grad0 = tl.where(_t0, _t3*_sigmoid(-_t5), -_t4 - y)
-    _grad1 = tl.where(_t0, (_t6 - _t7)/(_t7*_t8 + _t8), _t2)
+    _t2 = _exp(log_rate)
+    _t3 = _t2 + _softplus(logit_gate)
+    _t4 = -logit_gate
+    _t5 = _t2 + logit_gate
+    _t6 = _sigmoid(-_t5)
+    _t7 = _sigmoid(logit_gate)
+    _value = -_t1*_logaddexp(-_t3, -_softplus(_t4)) - (1 - _t1)*(-_t3 + log_rate*y - _lgamma(y + 1))
+    _grad0 = tl.where(_t0, _t2*_t6, _t2 - y)
+    _grad1 = tl.where(_t0, _t6*_t7 - _sigmoid(_t4)*_sigmoid(_t5), _t7)
     return _value, _grad0, _grad1
 
 

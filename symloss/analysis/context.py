@@ -110,7 +110,7 @@ class Problem:
     def from_loss(loss: Loss) -> Problem:
         vector = loss.metadata.get("vector") if loss.event == "vector" else None
         return Problem(
-            expr=loss.expr, wrt=tuple(loss.wrt), target=loss.target, domains=dict(loss.domains),
+            expr=_elementary(loss.expr), wrt=tuple(loss.wrt), target=loss.target, domains=dict(loss.domains),
             constraints=_support_constraints(loss), vector=vector,
             axis=str(loss.metadata.get("axis", "class")), loss=loss,
         )
@@ -377,3 +377,13 @@ def _sample_group(dom: Domain, size: int, rng: np.random.Generator, n: int, spec
     if dom.name == "angle":
         block = np.clip(block, -math.pi, math.pi - 1e-9)
     return block
+
+
+def _elementary(expr: sp.Expr) -> sp.Expr:
+    """The expression with symloss.stabilize's functions (LogAddExp, LogNdtr, ... that a likelihood such as a
+    mixture writes explicitly) replaced by their textbook formulas, which the symbolic steps and lambdify know."""
+    from ..stabilize import StableFunction
+
+    if not expr.has(StableFunction):
+        return expr
+    return expr.replace(lambda e: isinstance(e, StableFunction), lambda e: e.as_elementary())

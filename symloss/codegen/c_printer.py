@@ -286,17 +286,24 @@ class _ClassAxisBody:
             if kind == "SUM":
                 self.lines += [f"double {name} = 0.0;", "for (_k = 0; _k < _classes; ++_k) {", *body,
                                f"    {name} += {self.index(inner)};", "}"]
-            else:  # the maximum (NaN if any term is) shifted out: no overflow
-                self.lines += [f"double {name} = -HUGE_VAL;", "for (_k = 0; _k < _classes; ++_k) {", *body,
+            else:  # the maximum (NaN if any term is) shifted out: no overflow; log1p of the other terms (the
+                # first maximum's is exactly 1) keeps a tiny rest that log(1 + rest) rounds away
+                self.lines += [f"double {name} = -HUGE_VAL;", f"size_t _i{name} = 0;",
+                               "for (_k = 0; _k < _classes; ++_k) {", *body,
                                f"    const double _v{name} = {self.index(inner)};",
-                               f"    {name} = (_v{name} > {name} || _v{name} != _v{name}) ? _v{name} : {name};", "}",
+                               f"    if (_v{name} > {name} || _v{name} != _v{name}) {{",
+                               f"        {name} = _v{name};", f"        _i{name} = _k;", "    }", "}",
                                f"if (isfinite({name})) {{", f"    double _s{name} = 0.0;",
                                "    for (_k = 0; _k < _classes; ++_k) {", *["    " + b for b in body],
-                               f"        _s{name} += exp({self.index(inner)} - {name});", "    }",
-                               f"    {name} += log(_s{name});", "}"]
+                               f"        if (_k != _i{name}) _s{name} += exp({self.index(inner)} - {name});", "    }",
+                               f"    {name} += log1p(_s{name});", "}"]
             return name
 
-        return _REDUCTION.sub(one, code)
+        # innermost first: a logsumexp inside a class sum (one number per row) is hoisted before the sum
+        previous = None
+        while code != previous:
+            previous, code = code, _REDUCTION.sub(one, code)
+        return code
 
     def assign(self, name: str, code: str) -> None:
         code = self.hoist(code)

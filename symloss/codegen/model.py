@@ -206,17 +206,24 @@ class _Lowering:
         if isinstance(expr, sp.Sum):
             if len(expr.limits) != 1:
                 raise UnsupportedError(f"the {what} of {self.loss.name} has a nested sum over several indices")
-            if bound is not None:
-                raise UnsupportedError(f"the {what} of {self.loss.name} nests sums over the classes")
+            self._check_nested(expr, what, bound)
             self._check(expr.function, what, free_index, expr.limits[0][0])
             return
         if isinstance(expr, LogSumExp):
-            if bound is not None:
-                raise UnsupportedError(f"the {what} of {self.loss.name} nests sums over the classes")
+            self._check_nested(expr, what, bound)
             self._check(expr.body, what, free_index, expr.limits[0])
             return
         for a in expr.args:
             self._check(a, what, free_index, bound)
+
+
+    def _check_nested(self, expr: sp.Basic, what: str, bound: sp.Symbol | None) -> None:
+        """A class sum (or logsumexp) inside another is fine when it does not use the outer index: it is one
+        number per row (lowered with the class axis kept, length 1), broadcast against the outer sum's terms.
+        ``Σ_k y_k·(logsumexp(z − L) − (z_k − L))`` is such a case; ``Σ_k Σ_m f(x_k, x_m)`` (K × K) is not."""
+        if bound is not None and bound in expr.free_symbols:  # its own index is not free
+            raise UnsupportedError(f"the {what} of {self.loss.name} nests sums over the classes "
+                                   f"(an inner sum uses the outer index {bound})")
 
 
 def _check_supported(expr: sp.Basic, loss: Loss, target: str) -> None:

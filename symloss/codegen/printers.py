@@ -306,7 +306,7 @@ class TorchLossPrinter(_LossPrinterMixin, TorchPrinter):
         return self._call("torch.sum", *expr.args, extra=", dim=-1, keepdim=True")
 
     def _print_ClassLogSumExp(self, expr: ClassLogSumExp) -> str:
-        return self._call("torch.logsumexp", *expr.args, extra=", dim=-1, keepdim=True")
+        return self._helper("_logsumexp", *expr.args)
 
     def _print_Max(self, expr: sp.Max) -> str:
         return self._fold("torch.maximum", expr.args)

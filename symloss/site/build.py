@@ -31,6 +31,7 @@ TEST_SUBSET = ("mse", "gaussian_nll", "poisson_log_rate", "binomial_logit_probs"
 REPORTS = {
     "benchmarks.md": ("Benchmarks", "`python -m benchmarks`"),
     "accuracy.md": ("Accuracy", "`python -m benchmarks`"),
+    "benchmarks-gpu.md": ("GPU benchmarks (Triton)", "`python -m benchmarks.triton_gpu` on a CUDA GPU"),
 }
 
 _MARKER = ".symloss-site"  # marks an output folder this module wrote (and may therefore clear)
