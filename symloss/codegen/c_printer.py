@@ -54,6 +54,7 @@ class CLossPrinter(_LossPrinterMixin, C99CodePrinter):
     """SymPy → C99 expressions over ``double`` and the module's ``static`` helpers."""
 
     _where = ""  # Piecewise and Guard are printed as ?: below
+    _max, _min = "fmax", "fmin"
 
     def __init__(self, names: Mapping[sp.Basic, str] | None = None, settings: dict | None = None):
         C99CodePrinter.__init__(self, {"strict": True, **(settings or {})})
@@ -159,18 +160,6 @@ class CLossPrinter(_LossPrinterMixin, C99CodePrinter):
 
     def _print_sign(self, expr: sp.sign) -> str:
         return self._helper("sign", *expr.args)
-
-    def _print_Max(self, expr: sp.Max) -> str:
-        return self._fold("fmax", expr.args)
-
-    def _print_Min(self, expr: sp.Min) -> str:
-        return self._fold("fmin", expr.args)
-
-    def _fold(self, fqn: str, args: tuple[sp.Basic, ...]) -> str:
-        out = self._print(args[0])
-        for a in args[1:]:
-            out = f"{fqn}({out}, {self._print(a)})"
-        return out
 
     def _print_log(self, expr: sp.log) -> str:
         if len(expr.args) != 1:

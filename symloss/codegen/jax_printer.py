@@ -25,6 +25,7 @@ class JaxLossPrinter(NumpyLossPrinter):
 
     _where = "numpy.where"  # printed as jnp.where
     _sqrt = "numpy.sqrt"
+    _max, _min = "jnp.maximum", "jnp.minimum"
 
     def _module_format(self, fqn: str, register: bool = True) -> str:
         if fqn.startswith("numpy."):
@@ -78,15 +79,3 @@ class JaxLossPrinter(NumpyLossPrinter):
 
     def _print_sign(self, expr: sp.sign) -> str:
         return self._call("jnp.sign", *expr.args)
-
-    def _print_Max(self, expr: sp.Max) -> str:
-        return self._fold("jnp.maximum", expr.args)
-
-    def _print_Min(self, expr: sp.Min) -> str:
-        return self._fold("jnp.minimum", expr.args)
-
-    def _fold(self, fqn: str, args: tuple[sp.Basic, ...]) -> str:
-        out = self._print(args[0])
-        for a in args[1:]:
-            out = f"{fqn}({out}, {self._print(a)})"
-        return out

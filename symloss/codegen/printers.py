@@ -112,6 +112,27 @@ class _LossPrinterMixin:
         return f"{self._module_format(fqn)}({inner}{extra})"  # type: ignore[attr-defined]
 
     # -- structure
+    #: the target's elementwise maximum and minimum of two arrays (None: the base printer's own)
+    _max: str | None = None
+    _min: str | None = None
+
+    def _print_Max(self, expr: sp.Max) -> str:
+        if self._max is None:
+            return super()._print_Max(expr)  # type: ignore[misc]
+        return self._fold(self._max, expr.args)
+
+    def _print_Min(self, expr: sp.Min) -> str:
+        if self._min is None:
+            return super()._print_Min(expr)  # type: ignore[misc]
+        return self._fold(self._min, expr.args)
+
+    def _fold(self, fqn: str, args: tuple[sp.Basic, ...]) -> str:
+        """``f(f(a, b), c)``: a binary elementwise function over several arguments."""
+        out = self._print(args[0])
+        for a in args[1:]:
+            out = f"{fqn}({out}, {self._print(a)})"
+        return out
+
     def _print_Square(self, expr: Square) -> str:
         return f"{self.parenthesize(expr.args[0], PRECEDENCE['Pow'] + 1)}**2"  # type: ignore[attr-defined]
 
@@ -246,6 +267,7 @@ class TorchLossPrinter(_LossPrinterMixin, TorchPrinter):
 
     _where = "torch.where"
     _sqrt = "torch.sqrt"
+    _max, _min = "torch.maximum", "torch.minimum"
 
     def _module_format(self, fqn: str, register: bool = True) -> str:
         if fqn.startswith("math."):
@@ -307,18 +329,6 @@ class TorchLossPrinter(_LossPrinterMixin, TorchPrinter):
 
     def _print_ClassLogSumExp(self, expr: ClassLogSumExp) -> str:
         return self._helper("_logsumexp", *expr.args)
-
-    def _print_Max(self, expr: sp.Max) -> str:
-        return self._fold("torch.maximum", expr.args)
-
-    def _print_Min(self, expr: sp.Min) -> str:
-        return self._fold("torch.minimum", expr.args)
-
-    def _fold(self, fqn: str, args: tuple[sp.Basic, ...]) -> str:
-        out = self._print(args[0])
-        for a in args[1:]:
-            out = f"{fqn}({out}, {self._print(a)})"
-        return out
 
 
 def printer_for(target: str, names: Mapping[sp.Basic, str] | None = None):

@@ -52,6 +52,7 @@ class TritonLossPrinter(_LossPrinterMixin, PythonCodePrinter):
 
     _where = "tl.where"
     _sqrt = "_sqrt"
+    _max, _min = "tl.maximum", "tl.minimum"
     #: numbers stay literals in the printed code: Triton rounds a float held in a variable to float32, while
     #: a literal takes the dtype of the tensor it meets (checked in tests/test_codegen_triton.py)
     inline_numbers = True
@@ -161,18 +162,6 @@ class TritonLossPrinter(_LossPrinterMixin, PythonCodePrinter):
 
     def _print_sign(self, expr: sp.sign) -> str:
         return self._helper("_sign", *expr.args)
-
-    def _print_Max(self, expr: sp.Max) -> str:
-        return self._fold("tl.maximum", expr.args)
-
-    def _print_Min(self, expr: sp.Min) -> str:
-        return self._fold("tl.minimum", expr.args)
-
-    def _fold(self, fqn: str, args: tuple[sp.Basic, ...]) -> str:
-        out = self._print(args[0])
-        for a in args[1:]:
-            out = f"{fqn}({out}, {self._print(a)})"
-        return out
 
     def _print_sin(self, expr: sp.sin) -> str:
         return f"tl.sin({self._arg(expr.args[0])})"
