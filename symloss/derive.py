@@ -381,21 +381,12 @@ def derive(
         if not wrt_syms:
             raise DomainError("wrt is empty: name at least one input to train")
 
-    expr, constant = split_constant(nll, wrt_syms)
-    if constant != 0:
-        steps.append(Step("drop", "Drop the terms that do not depend on the trained inputs "
-                                  f"({', '.join(map(str, wrt_syms))}); they are constant during training",
-                          "const", constant))
-    gradient = {
-        s: differentiate(expr, s, vector=vector, budget=_left(deadline, budget)) for s in wrt_syms
-    }
-    steps.append(Step("loss", "The training loss", "ℓ", expr))
+    from .compose import assemble  # compose builds on this module's split_constant and differentiate
 
-    loss_name = name or _default_name(d, link_names, fixed_values)
-    loss = Loss(
-        name=loss_name, distribution=d, target=y, inputs=tuple(inputs), wrt=tuple(wrt_syms), nll=nll, expr=expr,
-        constant=constant, gradient=gradient, steps=tuple(steps), domains=domains, links=link_names,
-        parameters=parameters, fixed=fixed_values, constants=tuple(constants), event=d.event,
+    loss = assemble(
+        name=name or _default_name(d, link_names, fixed_values), full=nll, target=y, inputs=inputs, wrt=wrt_syms,
+        steps=steps, domains=domains, kind="nll", deadline=deadline, budget=budget, distribution=d,
+        parameters=parameters, links=link_names, fixed=fixed_values, constants=constants, event=d.event,
         metadata={"vector": vector} if vector is not None else {},
     )
     from .recognize import recognize
