@@ -30,6 +30,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=None,
                     help="torch.set_num_threads for the PyTorch section (default: torch's own choice)")
     ap.add_argument("--skip", default="", help="comma-separated sections to skip: speed,numpy,symbolic,accuracy")
+    ap.add_argument("--only", default="",
+                    help="accuracy: comma-separated catalog loss names (e.g. cauchy_log_scale); default all. "
+                         "Use it with --out elsewhere: a partial accuracy.md must not replace the full one")
     args = ap.parse_args(argv)
 
     if args.threads:
@@ -49,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         grid=args.grid or (120 if args.quick else 400),
         skip={s.strip() for s in args.skip.split(",") if s.strip()},
         quick=args.quick,
+        only={s.strip() for s in args.only.split(",") if s.strip()},
         command="python -m benchmarks " + " ".join(argv if argv is not None else sys.argv[1:]),
     )
     os.makedirs(args.out, exist_ok=True)

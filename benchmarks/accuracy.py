@@ -26,6 +26,8 @@ import mpmath
 import numpy as np
 import sympy as sp
 
+from symloss.stabilize import elementary
+
 from .common import load_module
 
 DPS = 50
@@ -199,7 +201,9 @@ def _by_name(problem: Problem, expr: sp.Expr) -> sp.Expr:
 
 
 def truth_function(problem: Problem, expr: sp.Expr, j: int | None = None):
-    e = _by_name(problem, problem.scalarize(expr, j))
+    # the stable functions (LogAddExp, Softplus, ...) in a derived expression evaluate through their
+    # textbook form: mpmath has no names for them, and its unbounded exponent makes that form exact
+    e = _by_name(problem, elementary(problem.scalarize(expr, j)))
     syms = [sp.Symbol(n) for n in problem.names]
     f = sp.lambdify(syms, e, modules="mpmath")
 
@@ -448,7 +452,7 @@ def kappa_function(problem: Problem, expr: sp.Expr, j: int | None = None):
             for i, n in enumerate(problem.names):
                 if n in own:
                     try:
-                        d = _by_name(problem, sp.diff(e, own[n]))
+                        d = _by_name(problem, elementary(sp.diff(e, own[n])))
                         ds.append((i, sp.lambdify(syms, d, modules="mpmath")))
                     except Exception:  # noqa: BLE001
                         ds.append((i, None))

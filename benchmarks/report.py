@@ -20,6 +20,7 @@ class Config:
     skip: set[str] = field(default_factory=set)
     quick: bool = False
     command: str = "python -m benchmarks"
+    only: set[str] = field(default_factory=set)  # accuracy: only these catalog losses (empty: all)
 
 
 def _pf(ok: bool | None) -> str:
@@ -125,6 +126,8 @@ excess ulps (the built-in's excess taken against its own formula's κ).  The raw
     for entry, loss in catalog_losses():
         if isinstance(loss, Exception):
             rows.append(A.Row(str(entry.distribution), "derive", 0, None, f"derive failed: {loss}"))
+            continue
+        if cfg.only and loss.name not in cfg.only:
             continue
         t = time.perf_counter()
         try:
