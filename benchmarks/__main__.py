@@ -1,6 +1,7 @@
 """``python -m benchmarks [--quick] [--n N ...] [--out DIR]``: speed, memory and accuracy reports.
 
-Writes ``<out>/benchmarks.md`` and ``<out>/accuracy.md`` (default ``docs/``).  A full run takes a few
+Writes ``<out>/benchmarks.md`` (``benchmarks-cuda.md`` when PyTorch sees a CUDA device) and
+``<out>/accuracy.md`` (default ``docs/``).  A full run takes a few
 minutes on a 2-core CPU; ``--quick`` uses smaller sizes and fewer repeats.  Sections can be skipped
 (``--skip speed,numpy,symbolic,accuracy``); a skipped section is listed as such in the report, and when
 speed, numpy and symbolic are all skipped ``benchmarks.md`` is not written at all (an existing one is kept).
@@ -70,10 +71,21 @@ def main(argv: list[str] | None = None) -> int:
         log(f"speed, numpy and symbolic skipped: {os.path.join(args.out, 'benchmarks.md')} left as it is")
         return 0
     bench_md = report.benchmark_report(cfg, log, started=t0)
-    with open(os.path.join(args.out, "benchmarks.md"), "w", encoding="utf-8") as fh:
+    # a run on a CUDA machine has its own report, so that the CPU one (benchmarks.md) is not replaced
+    name = "benchmarks-cuda.md" if _on_cuda() and "speed" not in cfg.skip else "benchmarks.md"
+    with open(os.path.join(args.out, name), "w", encoding="utf-8") as fh:
         fh.write(bench_md)
-    log(f"wrote {os.path.join(args.out, 'benchmarks.md')} (total {time.perf_counter() - t0:.0f} s)")
+    log(f"wrote {os.path.join(args.out, name)} (total {time.perf_counter() - t0:.0f} s)")
     return 0
+
+
+def _on_cuda() -> bool:
+    try:
+        import torch
+
+        return bool(torch.cuda.is_available())
+    except Exception:  # noqa: BLE001
+        return False
 
 
 if __name__ == "__main__":

@@ -66,6 +66,36 @@ def median_time(fn: Callable[[], Any], repeats: int, warmup: int = 1) -> float:
     return statistics.median(times)
 
 
+def interleaved_medians(fns: dict[str, Callable[[], Any]], repeats: int, warmup: int = 1
+                        ) -> dict[str, float | Exception]:
+    """The median wall time (seconds) of each function, measured side by side: every round calls each
+    function once, in turn, so that a slow spell of a shared machine falls on all of them alike and their
+    ratios stay meaningful.  A function that raises is dropped and its exception returned instead."""
+    out: dict[str, float | Exception] = {}
+    live = dict(fns)
+    for _ in range(warmup):
+        for k, fn in list(live.items()):
+            try:
+                fn()
+            except Exception as exc:  # noqa: BLE001 - reported in the table, not fatal
+                out[k] = exc
+                del live[k]
+    times: dict[str, list[float]] = {k: [] for k in live}
+    for _ in range(repeats):
+        for k, fn in list(live.items()):
+            t0 = time.perf_counter()
+            try:
+                fn()
+            except Exception as exc:  # noqa: BLE001
+                out[k] = exc
+                del live[k]
+                continue
+            times[k].append(time.perf_counter() - t0)
+    for k in live:
+        out[k] = statistics.median(times[k])
+    return {k: out[k] for k in fns}
+
+
 _CACHE: dict[tuple[str, str], Any] = {}
 
 

@@ -215,7 +215,9 @@ def benchmark_report(cfg: Config, log, started: float) -> str:
         f"* PyTorch: float32, forward + backward of the mean loss; N = {ns_txt}; torch.compile at N = "
         + ", ".join(f"{n:.0e}" for n in sorted(cfg.compile_ns)),
         f"* NumPy: float64, N = {cfg.numpy_n:.0e}, repeats {cfg.numpy_repeats}",
-        "* Times are medians after one warm-up call; all ratios come from this one run.",
+        "* Times are medians after one warm-up call, measured side by side: each round times every "
+        "implementation of a row once, in turn, so that a slow spell of the machine falls on all of them; "
+        "all ratios come from this one run.",
     ])]
     if "speed" not in cfg.skip:
         lines += _torch_section(cfg, log)

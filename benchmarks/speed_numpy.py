@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import special, stats
 
-from .common import catalog_loss, load_module, median_time
+from .common import catalog_loss, interleaved_medians, load_module
 
 
 def _softplus(x):
@@ -155,13 +155,14 @@ def run(n: int, repeats: int, log=print) -> list[NpResult]:
         impls["hand value"] = lambda: case.hand(a)
         impls["hand value+grad"] = lambda: case.hand_vg(a)
         impls["scipy value"] = lambda: case.scipy(a)
-        for k, fn in impls.items():
-            try:
-                with np.errstate(all="ignore"):
-                    res.times[k] = median_time(fn, repeats)
-            except Exception as exc:  # noqa: BLE001
+        with np.errstate(all="ignore"):
+            timed = interleaved_medians(impls, repeats)  # side by side, one call of each per round
+        for k, t in timed.items():
+            if isinstance(t, Exception):
                 res.times[k] = None
-                res.notes.append(f"{k} failed: {exc.__class__.__name__}: {str(exc)[:200]}")
+                res.notes.append(f"{k} failed: {t.__class__.__name__}: {str(t)[:200]}")
+            else:
+                res.times[k] = t
         if mod is not None:
             try:  # a sanity check that the three agree (up to the dropped constant for the value)
                 gv, gg = mod.value_and_grad(*args, a["y"])

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F  # noqa: N812
 
-from .common import catalog_loss, load_module, median_time
+from .common import catalog_loss, interleaved_medians, load_module, median_time
 
 
 def device() -> torch.device:
@@ -253,33 +253,47 @@ def run(ns: list[int], repeats: dict[int, int], compile_ns: set[int], log=print)
                 impls["builtin"] = case.builtin
             if case.dist is not None:
                 impls["distributions"] = case.dist
+            # side by side: each round times every implementation once (see interleaved_medians)
+            timed = interleaved_medians({k: _step(c, args, case.trained) for k, c in impls.items()}, reps)
             for label, call in impls.items():
+                t = timed[label]
+                if isinstance(t, Exception):
+                    res.times[label] = None
+                    res.notes.append(f"{label} failed: {t.__class__.__name__}: {str(t)[:200]}")
+                    continue
+                res.times[label] = t
                 try:
-                    res.times[label] = median_time(_step(call, args, case.trained), reps)
                     res.memory[label] = saved_bytes(call, args, case.trained)
                     res.peak[label] = peak_bytes(call, args, case.trained)
                 except Exception as exc:  # noqa: BLE001
-                    res.times[label] = None
-                    res.notes.append(f"{label} failed: {exc.__class__.__name__}: {str(exc)[:200]}")
+                    res.notes.append(f"{label} memory failed: {exc.__class__.__name__}: {str(exc)[:200]}")
             if n in compile_ns:
+                compiled = {}
                 for label in ("generated", "builtin"):
                     if label not in impls:
                         continue
                     key = f"compiled {label}"
                     try:
-                        torch._dynamo.reset()
                         cfn = torch.compile(impls[label], dynamic=False)
                         t0 = time.perf_counter()
                         _step(cfn, args, case.trained)()
                         res.compile_s[key] = time.perf_counter() - t0
-                        res.times[key] = median_time(_step(cfn, args, case.trained), reps)
                         res.memory[key] = saved_bytes(cfn, args, case.trained)
                         res.peak[key] = peak_bytes(cfn, args, case.trained)
+                        compiled[key] = cfn
                     except Exception as exc:  # noqa: BLE001
                         res.times[key] = None
                         msg = " ".join(str(exc).split())[:300]
                         res.notes.append(f"{key} failed: {exc.__class__.__name__}: {msg}")
                         traceback.print_exc()
+                timed = interleaved_medians({k: _step(c, args, case.trained) for k, c in compiled.items()}, reps)
+                for key, t in timed.items():
+                    if isinstance(t, Exception):
+                        res.times[key] = None
+                        res.notes.append(f"{key} failed: {t.__class__.__name__}: {str(t)[:200]}")
+                    else:
+                        res.times[key] = t
+                torch._dynamo.reset()
             log(f"  torch {case.name} N={n:.0e}: " + ", ".join(
                 f"{k}={v * 1e3:.2f}ms" if v is not None else f"{k}=—" for k, v in res.times.items()))
             results.append(res)

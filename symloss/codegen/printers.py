@@ -205,6 +205,8 @@ class NumpyLossPrinter(_LossPrinterMixin, NumPyPrinter):
 
     _where = "numpy.where"
     _sqrt = "numpy.sqrt"
+    # nested binary calls, not SymPy's functools.reduce(...), which the module would have to import
+    _max, _min = "np.maximum", "np.minimum"
 
     def _module_format(self, fqn: str, register: bool = True) -> str:
         if fqn.startswith("numpy."):

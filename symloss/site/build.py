@@ -30,6 +30,7 @@ TEST_SUBSET = ("mse", "gaussian_nll", "poisson_log_rate", "binomial_logit_probs"
 #: reports written by the benchmark / accuracy jobs; copied when present, a short placeholder page otherwise
 REPORTS = {
     "benchmarks.md": ("Benchmarks", "`python -m benchmarks`"),
+    "benchmarks-cuda.md": ("Benchmarks on a CUDA GPU", "`python -m benchmarks` on a machine with a CUDA GPU"),
     "accuracy.md": ("Accuracy", "`python -m benchmarks`"),
     "benchmarks-gpu.md": ("GPU benchmarks (Triton)", "`python -m benchmarks.triton_gpu` on a CUDA GPU"),
 }
