@@ -81,11 +81,11 @@ static double symloss_inversegamma_log_concentration_log_rate_terms_and_grads(do
 {
     (void)log_concentration; (void)log_rate; (void)y;
     const double _t0 = exp(log_concentration);
-    const double _t1 = -exp(log_rate)/y;
+    const double _t1 = exp(log_rate)/y;
     const double _t2 = log(y);
     _g[0] = _t0*(_t2 - log_rate + symloss_inversegamma_log_concentration_log_rate_digamma(_t0));
-    _g[1] = -_t0 - _t1;
-    return -_t0*log_rate - _t1 - _t2*(-_t0 - 1.0) + lgamma(_t0);
+    _g[1] = -_t0 + _t1;
+    return -_t0*log_rate + _t1 - _t2*(-_t0 - 1.0) + lgamma(_t0);
 }
 
 /* The dropped constant c = −log p − ℓ of one observation. */

@@ -97,10 +97,9 @@ static double symloss_normal_mixture2_logaddexp(double a, double b)
 static double symloss_normal_mixture2_terms(double loc1, double log_scale1, double loc2, double log_scale2, double logit_mixing, double y)
 {
     (void)loc1; (void)log_scale1; (void)loc2; (void)log_scale2; (void)logit_mixing; (void)y;
-    const double _t0 = -y;
     const double _t1 = 0.9189385332046728;
-    const double _t2 = -0.5*(((-_t0 - loc1)*exp(-log_scale1))*((-_t0 - loc1)*exp(-log_scale1)));
-    const double _t3 = -0.5*(((-_t0 - loc2)*exp(-log_scale2))*((-_t0 - loc2)*exp(-log_scale2)));
+    const double _t2 = -0.5*(((-loc1 + y)*exp(-log_scale1))*((-loc1 + y)*exp(-log_scale1)));
+    const double _t3 = -0.5*(((-loc2 + y)*exp(-log_scale2))*((-loc2 + y)*exp(-log_scale2)));
     const double _t4 = -_t1 + _t2 - log_scale1 - symloss_normal_mixture2_softplus(-logit_mixing);
     return -symloss_normal_mixture2_logaddexp(_t4, -_t1 + _t3 - log_scale2 - symloss_normal_mixture2_softplus(logit_mixing));
 }

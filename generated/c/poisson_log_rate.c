@@ -53,9 +53,9 @@ static double symloss_poisson_log_rate_terms(double log_rate, double y)
 static double symloss_poisson_log_rate_terms_and_grads(double log_rate, double y, double *_g)
 {
     (void)log_rate; (void)y;
-    const double _t0 = -exp(log_rate);
-    _g[0] = -_t0 - y;
-    return -_t0 - log_rate*y;
+    const double _t0 = exp(log_rate);
+    _g[0] = _t0 - y;
+    return _t0 - log_rate*y;
 }
 
 /* The dropped constant c = −log p − ℓ of one observation. */

@@ -88,7 +88,6 @@ static double symloss_studentt_log_scale_terms_and_grads(double df, double loc, 
     (void)df; (void)loc; (void)log_scale; (void)y;
     const double _t0 = (0.5)*df;
     const double _t1 = _t0 + 0.5;
-    const double _t2 = -_t1;
     const double _t3 = (1.0/(df));
     const double _t4 = loc - y;
     const double _t5 = ((-_t4*exp(-log_scale))*(-_t4*exp(-log_scale)));
@@ -98,11 +97,11 @@ static double symloss_studentt_log_scale_terms_and_grads(double df, double loc, 
     const double _t9 = (_t4*_t4);
     const double _t10 = _t9 + df*exp(2.0*log_scale);
     const double _t11 = (1.0/(_t10));
-    const double _t12 = _t2*_t5/((df*df)*(_t6 + 1.0));
+    const double _t12 = -_t1*_t5/((df*df)*(_t6 + 1.0));
     _g[0] = _t12 + (0.5)*_t3 + (0.5)*_t7 + (0.5)*symloss_studentt_log_scale_digamma(_t0) - 0.5*symloss_studentt_log_scale_digamma(_t1);
     _g[1] = _t11*_t4*_t8;
     _g[2] = _t11*(_t10 - _t8*_t9);
-    return -_t2*_t7 + log_scale + (0.5)*log(df) + lgamma(_t0) - lgamma(_t1);
+    return _t1*_t7 + log_scale + (0.5)*log(df) + lgamma(_t0) - lgamma(_t1);
 }
 
 /* The dropped constant c = −log p − ℓ of one observation. */

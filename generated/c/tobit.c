@@ -83,15 +83,15 @@ static double symloss_tobit_terms(double loc, double log_scale, double censored,
 static double symloss_tobit_terms_and_grads(double loc, double log_scale, double censored, double y, double *_g)
 {
     (void)loc; (void)log_scale; (void)censored; (void)y;
-    const double _t0 = -loc + y;
-    const double _t1 = _t0*exp(-log_scale);
+    const double _t0 = loc - y;
+    const double _t1 = -_t0*exp(-log_scale);
     const double _t2 = symloss_tobit_log_ndtr(-_t1);
     const double _t3 = 1.0 - censored;
     const double _t4 = (_t1*_t1);
     const double _t5 = (0.5)*_t4 + log_scale;
     const double _t6 = (0.5)*1.4142135623730951*censored*exp(-_t2 - _t5)/1.772453850905516;
-    _g[0] = -_t0*_t3*exp(-2.0*log_scale) - _t6;
-    _g[1] = -_t0*_t6 - _t3*(_t4 - 1.0);
+    _g[0] = _t0*_t3*exp(-2.0*log_scale) - _t6;
+    _g[1] = _t0*_t6 - _t3*(_t4 - 1.0);
     return -_t2*censored - _t3*(-_t5 - 0.5723649429247001 - 0.34657359027997264);
 }
 

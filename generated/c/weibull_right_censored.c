@@ -82,13 +82,13 @@ static double symloss_weibull_right_censored_terms_and_grads(double log_scale, d
     const double _t2 = _t1 - log_scale;
     const double _t3 = _t0*_t2;
     const double _t4 = exp(_t3);
-    const double _t5 = 1.0 - censored;
+    const double _t5 = censored - 1.0;
     const double _t6 = expm1(log_concentration);
     const double _t7 = exp(_t3 + log_concentration);
     const double _t8 = _t7*censored;
     _g[0] = _t0*(-censored - expm1(_t0*_t1 - _t0*log_scale));
-    _g[1] = -_t5*(-_t2*_t7 + _t3 + 1.0) - _t8*log_scale + symloss_weibull_right_censored_xlogy(_t8, y);
-    return _t4*censored - _t5*(-_t4 - _t6*log_scale + log_concentration - log_scale + symloss_weibull_right_censored_xlogy(_t6, y));
+    _g[1] = _t5*(-_t2*_t7 + _t3 + 1.0) - _t8*log_scale + symloss_weibull_right_censored_xlogy(_t8, y);
+    return _t4*censored + _t5*(-_t4 - _t6*log_scale + log_concentration - log_scale + symloss_weibull_right_censored_xlogy(_t6, y));
 }
 
 /* The dropped constant c = −log p − ℓ of one observation. */

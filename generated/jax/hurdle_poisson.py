@@ -90,12 +90,12 @@ def _loss_terms_and_grads(log_rate, logit_gate, y):
     _t0 = -logit_gate
     _t1 = (y == 0)
     _t2 = jnp.where(_t1, 1, 0)
-    _t3 = 1 - _t2
+    _t3 = _t2 - 1
     _t4 = jnp.exp(log_rate)
     _t5 = -jax.scipy.special.gammaln(y + 1)
-    _t6 = -_t3*(-_t4 + _t5 + log_rate*y - _log1mexp(_t4) - jnp.logaddexp(0.0, logit_gate))
+    _t6 = _t3*(-_t4 + _t5 + log_rate*y - _log1mexp(_t4) - jnp.logaddexp(0.0, logit_gate))
     _value = _t2*jnp.logaddexp(0.0, _t0) + _t6
-    _grad0 = -_t3*(-_t4 - _t4/jnp.expm1(_t4) + y)
+    _grad0 = _t3*(-_t4 - _t4/jnp.expm1(_t4) + y)
     _grad1 = jnp.where(_t1, -jax.nn.sigmoid(_t0), jax.nn.sigmoid(logit_gate))
     return _value, (_grad0, _grad1)
 

@@ -73,11 +73,11 @@ def _loss_terms(log_concentration, log_rate, y):
 def _loss_terms_and_grads(log_concentration, log_rate, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂log_concentration, ∂ℓ/∂log_rate."""
     _t0 = jnp.exp(log_concentration)
-    _t1 = -jnp.exp(log_rate)/y
+    _t1 = jnp.exp(log_rate)/y
     _t2 = jnp.log(y)
-    _value = -_t0*log_rate - _t1 - _t2*(-_t0 - 1) + jax.scipy.special.gammaln(_t0)
+    _value = -_t0*log_rate + _t1 - _t2*(-_t0 - 1) + jax.scipy.special.gammaln(_t0)
     _grad0 = _t0*(_t2 - log_rate + jax.scipy.special.digamma(_t0))
-    _grad1 = -_t0 - _t1
+    _grad1 = -_t0 + _t1
     return _value, (_grad0, _grad1)
 
 

@@ -74,10 +74,10 @@ def _loss_terms_and_grads(log_mean, log_shape, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂log_mean, ∂ℓ/∂log_shape."""
     _t0 = (1/2)*log_shape
     _t1 = y - jnp.exp(log_mean)
-    _t2 = -1/2*(_t1*jnp.exp(_t0 - log_mean))**2/y
-    _value = -_t0 - _t2
+    _t2 = (1/2)*(_t1*jnp.exp(_t0 - log_mean))**2/y
+    _value = -_t0 + _t2
     _grad0 = -_t1*jnp.exp(-2*log_mean + log_shape)
-    _grad1 = -_t2 - 1/2
+    _grad1 = _t2 - 1/2
     return _value, (_grad0, _grad1)
 
 

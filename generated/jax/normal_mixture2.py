@@ -91,10 +91,9 @@ _WRT_INDEX = (0, 1, 2, 3, 4)
 
 def _loss_terms(loc1, log_scale1, loc2, log_scale2, logit_mixing, y):
     """ℓ of each observation."""
-    _t0 = -y
     _t1 = (1/2)*math.log(2) + (1/2)*math.log(math.pi)
-    _t2 = -1/2*((-_t0 - loc1)*jnp.exp(-log_scale1))**2
-    _t3 = -1/2*((-_t0 - loc2)*jnp.exp(-log_scale2))**2
+    _t2 = -1/2*((-loc1 + y)*jnp.exp(-log_scale1))**2
+    _t3 = -1/2*((-loc2 + y)*jnp.exp(-log_scale2))**2
     _t4 = -_t1 + _t2 - log_scale1 - jnp.logaddexp(0.0, -logit_mixing)
     return -jnp.logaddexp(_t4, -_t1 + _t3 - log_scale2 - jnp.logaddexp(0.0, logit_mixing))
 
@@ -106,15 +105,13 @@ def _loss_terms_and_grads(loc1, log_scale1, loc2, log_scale2, logit_mixing, y):
     _t1 = jnp.exp(_t0)
     _t2 = -y
     _t3 = _t2 + loc1
-    _t4 = -_t3
-    _t5 = (_t1*_t4)**2
+    _t5 = (-_t1*_t3)**2
     _t6 = (1/2)*_t5
     _t7 = -logit_mixing
     _t8 = (1/2)*math.log(2) + (1/2)*math.log(math.pi)
     _t9 = jnp.exp(-log_scale2)
     _t10 = _t2 + loc2
-    _t11 = -_t10
-    _t12 = (_t11*_t9)**2
+    _t12 = (-_t10*_t9)**2
     _t13 = (1/2)*_t12 + log_scale2
     _t14 = _t0 + logit_mixing
     _t15 = _t13 + _t14 - _t6
@@ -124,9 +121,9 @@ def _loss_terms_and_grads(loc1, log_scale1, loc2, log_scale2, logit_mixing, y):
     _t19 = -_t6 - _t8 - log_scale1 - jnp.logaddexp(0.0, _t7)
     _t20 = jax.nn.sigmoid(-_t18)*jax.nn.sigmoid(logit_mixing)
     _value = -jnp.logaddexp(_t19, -_t13 - _t8 - jnp.logaddexp(0.0, logit_mixing))
-    _grad0 = -_t16*_t4*jnp.exp(-2*log_scale1)
+    _grad0 = _t16*_t3*jnp.exp(-2*log_scale1)
     _grad1 = -_t16*_t5 + _t16
-    _grad2 = -_t11*_t17*jnp.exp(-2*log_scale2)
+    _grad2 = _t10*_t17*jnp.exp(-2*log_scale2)
     _grad3 = -_t12*_t17 + _t17
     _grad4 = _t20 - jax.nn.sigmoid(_t18)*jax.nn.sigmoid(_t7)
     return _value, (_grad0, _grad1, _grad2, _grad3, _grad4)

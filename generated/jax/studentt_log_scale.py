@@ -83,7 +83,6 @@ def _loss_terms_and_grads(df, loc, log_scale, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂df, ∂ℓ/∂loc, ∂ℓ/∂log_scale."""
     _t0 = (1/2)*df
     _t1 = _t0 + 1/2
-    _t2 = -_t1
     _t3 = 1/df
     _t4 = loc - y
     _t5 = (-_t4*jnp.exp(-log_scale))**2
@@ -96,8 +95,8 @@ def _loss_terms_and_grads(df, loc, log_scale, y):
     _t12 = -jax.scipy.special.gammaln(_t1)
     _t13 = (1/2)*jax.scipy.special.digamma(_t0)
     _t14 = -1/2*jax.scipy.special.digamma(_t1)
-    _value = _t12 - _t2*_t7 + log_scale + (1/2)*jnp.log(df) + jax.scipy.special.gammaln(_t0)
-    _grad0 = _t13 + _t14 + _t2*_t5/(df**2*(_t6 + 1)) + (1/2)*_t3 + (1/2)*_t7
+    _value = _t1*_t7 + _t12 + log_scale + (1/2)*jnp.log(df) + jax.scipy.special.gammaln(_t0)
+    _grad0 = -_t1*_t5/(df**2*(_t6 + 1)) + _t13 + _t14 + (1/2)*_t3 + (1/2)*_t7
     _grad1 = _t11*_t4*_t8
     _grad2 = _t11*(_t10 - _t8*_t9)
     return _value, (_grad0, _grad1, _grad2)

@@ -77,15 +77,15 @@ def _loss_terms(loc, log_scale, y):
 def _loss_terms_and_grads(loc, log_scale, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂loc, ∂ℓ/∂log_scale."""
     _t0 = jnp.exp(-log_scale)
-    _t1 = -loc + y
-    _t2 = (_t0*_t1)**2
+    _t1 = loc - y
+    _t2 = (-_t0*_t1)**2
     _t3 = _t0*loc
     _t4 = log_scale + jax.scipy.special.log_ndtr(_t3)
     _t5 = math.sqrt(2)
     _t6 = 1/math.sqrt(math.pi)
     _t7 = jnp.exp(-_t4 - 1/2*_t3**2)
     _value = (1/2)*_t2 + _t4
-    _grad0 = -_t1*jnp.exp(-2*log_scale) + (1/2)*_t5*_t6*_t7
+    _grad0 = _t1*jnp.exp(-2*log_scale) + (1/2)*_t5*_t6*_t7
     _grad1 = -_t2 - 1/2*_t5*_t6*_t7*loc + 1
     return _value, (_grad0, _grad1)
 

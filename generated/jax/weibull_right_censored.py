@@ -89,14 +89,14 @@ def _loss_terms_and_grads(log_scale, log_concentration, censored, y):
     _t2 = _t1 - log_scale
     _t3 = _t0*_t2
     _t4 = jnp.exp(_t3)
-    _t5 = 1 - censored
+    _t5 = censored - 1
     _t6 = jnp.expm1(log_concentration)
     _t7 = jnp.exp(_t3 + log_concentration)
     _t8 = _t7*censored
-    _t9 = -_t4 - _t6*log_scale + log_concentration - log_scale + jax.scipy.special.xlogy(_t6, y)
-    _value = _t4*censored - _t5*_t9
+    _t9 = _t5*(-_t4 - _t6*log_scale + log_concentration - log_scale + jax.scipy.special.xlogy(_t6, y))
+    _value = _t4*censored + _t9
     _grad0 = _t0*(-censored - jnp.expm1(_t0*_t1 - _t0*log_scale))
-    _grad1 = -_t5*(-_t2*_t7 + _t3 + 1) - _t8*log_scale + jax.scipy.special.xlogy(_t8, y)
+    _grad1 = _t5*(-_t2*_t7 + _t3 + 1) - _t8*log_scale + jax.scipy.special.xlogy(_t8, y)
     return _value, (_grad0, _grad1)
 
 

@@ -100,11 +100,11 @@ def _loss_terms_and_grads(log_rate, logit_gate, y):
     _t0 = -logit_gate
     _t1 = (y == 0)
     _t2 = np.where(_t1, 1, 0)
-    _t3 = 1 - _t2
+    _t3 = _t2 - 1
     _t4 = np.exp(log_rate)
-    _t5 = -_t3*(-_t4 + log_rate*y - _log1mexp(_t4) - _lgamma(y + 1) - np.logaddexp(0.0, logit_gate))
+    _t5 = _t3*(-_t4 + log_rate*y - _log1mexp(_t4) - _lgamma(y + 1) - np.logaddexp(0.0, logit_gate))
     _value = _t2*np.logaddexp(0.0, _t0) + _t5
-    _grad0 = -_t3*(-_t4 - _t4/np.expm1(_t4) + y)
+    _grad0 = _t3*(-_t4 - _t4/np.expm1(_t4) + y)
     _grad1 = np.where(_t1, -_sigmoid(_t0), _sigmoid(logit_gate))
     return _value, (_grad0, _grad1)
 

@@ -70,7 +70,7 @@ def _loss_terms_and_grads(loc, log_scale, y):
     _t0 = np.exp(-log_scale)
     _t1 = loc - y
     _t2 = _t0*abs(_t1)
-    _t3 = -_t0*_t1
+    _t3 = _t0*_t1
     _value = _t2 + log_scale + np.logaddexp(0.0, -2*_t2) - math.log(2)
     _grad0 = _t0*np.tanh(_t0*_t1)
     _grad1 = -_t3*np.tanh(_t3) + 1

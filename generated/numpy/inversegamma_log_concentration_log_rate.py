@@ -99,11 +99,11 @@ def _loss_terms(log_concentration, log_rate, y):
 def _loss_terms_and_grads(log_concentration, log_rate, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂log_concentration, ∂ℓ/∂log_rate."""
     _t0 = np.exp(log_concentration)
-    _t1 = -np.exp(log_rate)/y
+    _t1 = np.exp(log_rate)/y
     _t2 = np.log(y)
-    _value = -_t0*log_rate - _t1 - _t2*(-_t0 - 1) + _lgamma(_t0)
+    _value = -_t0*log_rate + _t1 - _t2*(-_t0 - 1) + _lgamma(_t0)
     _grad0 = _t0*(_t2 - log_rate + _digamma(_t0))
-    _grad1 = -_t0 - _t1
+    _grad1 = -_t0 + _t1
     return _value, (_grad0, _grad1)
 
 

@@ -106,7 +106,6 @@ def _loss_terms_and_grads(df, loc, log_scale, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂df, ∂ℓ/∂loc, ∂ℓ/∂log_scale."""
     _t0 = (1/2)*df
     _t1 = _t0 + 1/2
-    _t2 = -_t1
     _t3 = 1/df
     _t4 = loc - y
     _t5 = (-_t4*np.exp(-log_scale))**2
@@ -116,8 +115,8 @@ def _loss_terms_and_grads(df, loc, log_scale, y):
     _t9 = _t4**2
     _t10 = _t9 + df*np.exp(2*log_scale)
     _t11 = 1/_t10
-    _value = -_t2*_t7 + log_scale + (1/2)*np.log(df) + _lgamma(_t0) - _lgamma(_t1)
-    _grad0 = _t2*_t5/(df**2*(_t6 + 1)) + (1/2)*_t3 + (1/2)*_t7 + (1/2)*_digamma(_t0) - 1/2*_digamma(_t1)
+    _value = _t1*_t7 + log_scale + (1/2)*np.log(df) + _lgamma(_t0) - _lgamma(_t1)
+    _grad0 = -_t1*_t5/(df**2*(_t6 + 1)) + (1/2)*_t3 + (1/2)*_t7 + (1/2)*_digamma(_t0) - 1/2*_digamma(_t1)
     _grad1 = _t11*_t4*_t8
     _grad2 = _t11*(_t10 - _t8*_t9)
     return _value, (_grad0, _grad1, _grad2)

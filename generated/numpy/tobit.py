@@ -91,16 +91,16 @@ def _loss_terms(loc, log_scale, censored, y):
 
 def _loss_terms_and_grads(loc, log_scale, censored, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂loc, ∂ℓ/∂log_scale."""
-    _t0 = -loc + y
+    _t0 = loc - y
     _t1 = _t0*np.exp(-log_scale)
-    _t2 = _log_ndtr(-_t1)
+    _t2 = _log_ndtr(_t1)
     _t3 = 1 - censored
-    _t4 = _t1**2
+    _t4 = (-_t1)**2
     _t5 = (1/2)*_t4 + log_scale
     _t6 = (1/2)*math.sqrt(2)*censored*np.exp(-_t2 - _t5)/math.sqrt(math.pi)
     _value = -_t2*censored - _t3*(-_t5 - 1/2*math.log(math.pi) - 1/2*math.log(2))
-    _grad0 = -_t0*_t3*np.exp(-2*log_scale) - _t6
-    _grad1 = -_t0*_t6 - _t3*(_t4 - 1)
+    _grad0 = _t0*_t3*np.exp(-2*log_scale) - _t6
+    _grad1 = _t0*_t6 - _t3*(_t4 - 1)
     return _value, (_grad0, _grad1)
 
 

@@ -107,10 +107,9 @@ def _softplus(x):
 
 def _loss_terms(loc1, log_scale1, loc2, log_scale2, logit_mixing, y):
     """ℓ of each observation."""
-    _t0 = -y
     _t1 = (1/2)*math.log(2) + (1/2)*math.log(math.pi)
-    _t2 = -_t1 - log_scale1 - _softplus(-logit_mixing) - 1/2*((-_t0 - loc1)*torch.exp(-log_scale1))**2
-    _t3 = -_t1 - log_scale2 - _softplus(logit_mixing) - 1/2*((-_t0 - loc2)*torch.exp(-log_scale2))**2
+    _t2 = -_t1 - log_scale1 - _softplus(-logit_mixing) - 1/2*((-loc1 + y)*torch.exp(-log_scale1))**2
+    _t3 = -_t1 - log_scale2 - _softplus(logit_mixing) - 1/2*((-loc2 + y)*torch.exp(-log_scale2))**2
     return -torch.logaddexp(_t2, _t3)
 
 
@@ -121,15 +120,13 @@ def _loss_terms_and_grads(loc1, log_scale1, loc2, log_scale2, logit_mixing, y):
     _t1 = torch.exp(_t0)
     _t2 = -y
     _t3 = _t2 + loc1
-    _t4 = -_t3
-    _t5 = (_t1*_t4)**2
+    _t5 = (-_t1*_t3)**2
     _t6 = (1/2)*_t5
     _t7 = -logit_mixing
     _t8 = (1/2)*math.log(2) + (1/2)*math.log(math.pi)
     _t9 = torch.exp(-log_scale2)
     _t10 = _t2 + loc2
-    _t11 = -_t10
-    _t12 = (_t11*_t9)**2
+    _t12 = (-_t10*_t9)**2
     _t13 = (1/2)*_t12 + log_scale2
     _t14 = _t0 + logit_mixing
     _t15 = _t13 + _t14 - _t6
@@ -138,9 +135,9 @@ def _loss_terms_and_grads(loc1, log_scale1, loc2, log_scale2, logit_mixing, y):
     _t18 = _t14 + log_scale2 - 1/2*(_t1*_t3)**2 + (1/2)*(_t10*_t9)**2
     _t19 = -_t6 - _t8 - log_scale1 - _softplus(_t7)
     _value = -torch.logaddexp(_t19, -_t13 - _t8 - _softplus(logit_mixing))
-    _grad0 = -_t16*_t4*torch.exp(-2*log_scale1)
+    _grad0 = _t16*_t3*torch.exp(-2*log_scale1)
     _grad1 = -_t16*_t5 + _t16
-    _grad2 = -_t11*_t17*torch.exp(-2*log_scale2)
+    _grad2 = _t10*_t17*torch.exp(-2*log_scale2)
     _grad3 = -_t12*_t17 + _t17
     _grad4 = torch.sigmoid(-_t18)*torch.sigmoid(logit_mixing) - torch.sigmoid(_t18)*torch.sigmoid(_t7)
     return _value, (_grad0, _grad1, _grad2, _grad3, _grad4)

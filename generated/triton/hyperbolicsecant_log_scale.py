@@ -175,7 +175,7 @@ def _loss_terms_and_grads(loc, log_scale, y):
     _t0 = _exp(-log_scale)
     _t1 = loc - y
     _t2 = _t0*tl.abs(_t1)
-    _t3 = -_t0*_t1
+    _t3 = _t0*_t1
     _value = _t2 + log_scale + _softplus(-2*_t2) + _k0
     _grad0 = _t0*_tanh(_t0*_t1)
     _grad1 = -_t3*_tanh(_t3) + 1

@@ -133,10 +133,10 @@ def _loss_terms_and_grads(log_mean, log_shape, y):
     _dt = log_mean.dtype
     _t0 = (0.5)*log_shape
     _t1 = y - _exp(log_mean)
-    _t2 = -0.5*((_t1*_exp(_t0 - log_mean))*(_t1*_exp(_t0 - log_mean)))/y
-    _value = -_t0 - _t2
+    _t2 = (0.5)*((_t1*_exp(_t0 - log_mean))*(_t1*_exp(_t0 - log_mean)))/y
+    _value = -_t0 + _t2
     _grad0 = -_t1*_exp(-2*log_mean + log_shape)
-    _grad1 = -_t2 + (-0.5)
+    _grad1 = _t2 + (-0.5)
     return _value, _grad0, _grad1
 
 

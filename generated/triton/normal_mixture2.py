@@ -179,13 +179,12 @@ def _logaddexp(a, b):
 def _loss_terms(loc1, log_scale1, loc2, log_scale2, logit_mixing, y):
     """ℓ of each observation."""
     _dt = loc1.dtype
-    _k0 = tl.full([1], -0.5723649429247001, _dt)
-    _k1 = tl.full([1], -0.34657359027997264, _dt)
-    _t0 = -y
-    _t2 = -0.5*(((-_t0 - loc1)*_exp(-log_scale1))*((-_t0 - loc1)*_exp(-log_scale1)))
-    _t3 = -0.5*(((-_t0 - loc2)*_exp(-log_scale2))*((-_t0 - loc2)*_exp(-log_scale2)))
-    _t4 = _t2 - log_scale1 - _softplus(-logit_mixing) + _k0 + _k1
-    return -_logaddexp(_t4, _t3 - log_scale2 - _softplus(logit_mixing) + _k0 + _k1)
+    _k1 = tl.full([1], -0.5723649429247001, _dt)
+    _k2 = tl.full([1], -0.34657359027997264, _dt)
+    _t2 = -0.5*(((-loc1 + y)*_exp(-log_scale1))*((-loc1 + y)*_exp(-log_scale1)))
+    _t3 = -0.5*(((-loc2 + y)*_exp(-log_scale2))*((-loc2 + y)*_exp(-log_scale2)))
+    _t4 = _t2 - log_scale1 - _softplus(-logit_mixing) + _k1 + _k2
+    return -_logaddexp(_t4, _t3 - log_scale2 - _softplus(logit_mixing) + _k1 + _k2)
 
 
 @triton.jit
@@ -193,8 +192,8 @@ def _loss_terms_and_grads(loc1, log_scale1, loc2, log_scale2, logit_mixing, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂loc1, ∂ℓ/∂log_scale1, ∂ℓ/∂loc2, ∂ℓ/∂log_scale2,
     ∂ℓ/∂logit_mixing."""
     _dt = loc1.dtype
-    _k0 = tl.full([1], -0.5723649429247001, _dt)
-    _k1 = tl.full([1], -0.34657359027997264, _dt)
+    _k1 = tl.full([1], -0.5723649429247001, _dt)
+    _k2 = tl.full([1], -0.34657359027997264, _dt)
     _t0 = -log_scale1
     _t1 = _exp(_t0)
     _t2 = -y
@@ -213,8 +212,8 @@ def _loss_terms_and_grads(loc1, log_scale1, loc2, log_scale2, logit_mixing, y):
     _t16 = _sigmoid(_t15)
     _t17 = _sigmoid(-_t15)
     _t18 = _t14 + log_scale2 - 0.5*((_t1*_t3)*(_t1*_t3)) + (0.5)*((_t10*_t9)*(_t10*_t9))
-    _t19 = -_t6 - log_scale1 - _softplus(_t7) + _k0 + _k1
-    _value = -_logaddexp(_t19, -_t13 - _softplus(logit_mixing) + _k0 + _k1)
+    _t19 = -_t6 - log_scale1 - _softplus(_t7) + _k1 + _k2
+    _value = -_logaddexp(_t19, -_t13 - _softplus(logit_mixing) + _k1 + _k2)
     _grad0 = -_t16*_t4*_exp(-2*log_scale1)
     _grad1 = -_t16*_t5 + _t16
     _grad2 = -_t11*_t17*_exp(-2*log_scale2)

@@ -187,7 +187,6 @@ def _loss_terms_and_grads(df, loc, log_scale, y):
     _dt = df.dtype
     _t0 = (0.5)*df
     _t1 = _t0 + 0.5
-    _t2 = -_t1
     _t3 = (1/df)
     _t4 = loc - y
     _t5 = ((-_t4*_exp(-log_scale))*(-_t4*_exp(-log_scale)))
@@ -197,8 +196,8 @@ def _loss_terms_and_grads(df, loc, log_scale, y):
     _t9 = (_t4*_t4)
     _t10 = _t9 + df*_exp(2*log_scale)
     _t11 = (1/_t10)
-    _t12 = _t2*_t5/((df*df)*(_t6 + 1))
-    _value = -_t2*_t7 + log_scale + (0.5)*_log(df) + _lgamma(_t0) - _lgamma(_t1)
+    _t12 = -_t1*_t5/((df*df)*(_t6 + 1))
+    _value = _t1*_t7 + log_scale + (0.5)*_log(df) + _lgamma(_t0) - _lgamma(_t1)
     _grad0 = _t12 + (0.5)*_t3 + (0.5)*_t7 + (0.5)*_digamma(_t0) - 0.5*_digamma(_t1)
     _grad1 = _t11*_t4*_t8
     _grad2 = _t11*(_t10 - _t8*_t9)

@@ -181,16 +181,16 @@ def _loss_terms_and_grads(loc, log_scale, censored, y):
     _k3 = tl.full([1], 1.772453850905516, _dt)
     _k0 = tl.full([1], -0.5723649429247001, _dt)
     _k1 = tl.full([1], -0.34657359027997264, _dt)
-    _t0 = -loc + y
-    _t1 = _t0*_exp(-log_scale)
+    _t0 = loc - y
+    _t1 = -_t0*_exp(-log_scale)
     _t2 = _log_ndtr(-_t1)
     _t3 = 1 - censored
     _t4 = _t1*_t1
     _t5 = (0.5)*_t4 + log_scale
     _t6 = (0.5)*_k2*censored*_exp(-_t2 - _t5)/_k3
     _value = -_t2*censored - _t3*(-_t5 + _k0 + _k1)
-    _grad0 = -_t0*_t3*_exp(-2*log_scale) - _t6
-    _grad1 = -_t0*_t6 - _t3*(_t4 - 1)
+    _grad0 = _t0*_t3*_exp(-2*log_scale) - _t6
+    _grad1 = _t0*_t6 - _t3*(_t4 - 1)
     return _value, _grad0, _grad1
 
 

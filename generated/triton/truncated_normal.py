@@ -173,7 +173,7 @@ def _loss_terms_and_grads(loc, log_scale, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂loc, ∂ℓ/∂log_scale."""
     _dt = loc.dtype
     _k0 = tl.full([1], 1.4142135623730951, _dt)
-    _k1 = tl.full([1], 1.772453850905516, _dt)
+    _k2 = tl.full([1], 1.772453850905516, _dt)
     _t0 = _exp(-log_scale)
     _t1 = -loc + y
     _t2 = ((_t0*_t1)*(_t0*_t1))
@@ -181,8 +181,8 @@ def _loss_terms_and_grads(loc, log_scale, y):
     _t4 = log_scale + _log_ndtr(_t3)
     _t7 = _exp(-_t4 - 0.5*_t3*_t3)
     _value = (0.5)*_t2 + _t4
-    _grad0 = -_t1*_exp(-2*log_scale) + (0.5)*_k0*_t7/_k1
-    _grad1 = -_t2 - 0.5*_k0*_t7*loc/_k1 + 1
+    _grad0 = -_t1*_exp(-2*log_scale) + (0.5)*_k0*_t7/_k2
+    _grad1 = -_t2 - 0.5*_k0*_t7*loc/_k2 + 1
     return _value, _grad0, _grad1
 
 
@@ -190,8 +190,8 @@ def _loss_terms_and_grads(loc, log_scale, y):
 def _constant(loc, log_scale, y):
     """The dropped constant c = −log p − ℓ of each observation."""
     _dt = loc.dtype
-    _k2 = tl.full([1], 0.9189385332046728, _dt)
-    return _k2
+    _k3 = tl.full([1], 0.9189385332046728, _dt)
+    return _k3
 
 
 @triton.jit

@@ -249,6 +249,7 @@ def _temps(start: int = 0) -> Iterator[sp.Symbol]:
 def _block(exprs: Sequence[sp.Expr], printer, temps: Iterator[sp.Symbol]) -> Block:
     """cse over ``exprs`` together, long right-hand sides split into named parts, printed."""
     replacements, reduced = sp.cse(list(exprs), symbols=temps, order="canonical", list=True)
+    replacements, reduced = _positive_temporaries(replacements, reduced, printer)
     if getattr(printer, "inline_numbers", False):
         # the printer's target types a number held in a variable differently from a literal: keep them inline
         numbers = {sym: e for sym, e in replacements if not e.free_symbols}
@@ -287,6 +288,38 @@ def _block(exprs: Sequence[sp.Expr], printer, temps: Iterator[sp.Symbol]) -> Blo
     if hasattr(printer, "block_prologue"):  # typed constants the block uses, defined first
         assignments = printer.block_prologue() + assignments
     return Block(assignments=assignments, outputs=printed_outputs)
+
+
+_UNARY_MINUS = re.compile(r"(?:^|[(,*/=])\s*-(?=[\w(])")
+
+
+def _negations(replacements: Sequence[tuple[sp.Symbol, sp.Expr]], reduced: Sequence[sp.Expr], printer) -> int:
+    """How many unary minus signs the printed block has: each one is an elementwise pass over an array."""
+    return sum(len(_UNARY_MINUS.findall(printer.doprint(e))) for e in (*(e for _, e in replacements), *reduced))
+
+
+def _positive_temporaries(replacements: list[tuple[sp.Symbol, sp.Expr]], reduced: list[sp.Expr], printer
+                          ) -> tuple[list[tuple[sp.Symbol, sp.Expr]], list[sp.Expr]]:
+    """cse may name a negated subexpression (``_t0 = -exp(x)``, used as ``-_t0 - y``): store the positive one
+    instead (``_t0 = exp(x)``, used as ``_t0 - y``) wherever that leaves fewer negations to compute.
+    Negation is exact, so the values are bit-identical; only passes over the arrays are saved."""
+    for i in range(len(replacements)):
+        sym, e = replacements[i]
+        if e.is_Number or not e.could_extract_minus_sign():
+            continue
+        flip = {sym: -sym}
+        cand = [(s, (-e if s == sym else x.xreplace(flip))) for s, x in replacements]
+        cand_reduced = [x.xreplace(flip) for x in reduced]
+        if _negations(cand, cand_reduced, printer) < _negations(replacements, reduced, printer):
+            replacements, reduced = cand, cand_reduced
+    # a name that the flip left as a bare alias of another (``_t4 = _t3``) is replaced by that name
+    aliases = {s: e for s, e in replacements if isinstance(e, sp.Symbol)}
+    while aliases:
+        sym, target = next(iter(aliases.items()))
+        replacements = [(s, e.xreplace({sym: target})) for s, e in replacements if s != sym]
+        reduced = [e.xreplace({sym: target}) for e in reduced]
+        aliases = {s: e for s, e in replacements if isinstance(e, sp.Symbol)}
+    return replacements, reduced
 
 
 def _dependency_order(pairs: list[tuple[sp.Symbol, sp.Expr]]) -> list[tuple[sp.Symbol, sp.Expr]]:
