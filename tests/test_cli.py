@@ -100,3 +100,20 @@ def test_readme_main_job_runs(tmp_path, monkeypatch, capsys):
     assert "Poisson NLL" in out and "convex" in out
     assert (tmp_path / "symloss-demo" / "poisson_loss.py").exists()
     assert "\\documentclass" in (tmp_path / "symloss-demo" / "poisson_loss.tex").read_text()
+
+
+def test_derive_without_target_does_not_import_torch():
+    """The cold start of `symloss derive` (benchmarked, target ≤ 3 s) must not pay for importing torch:
+    the code generation printers, which import SymPy's PyTorch printer and so torch, load only when used."""
+    import subprocess
+    import sys
+
+    code = ("import sys, contextlib, io\n"
+            "from symloss.cli import main\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n"
+            "    rc = main(['derive', 'poisson', '--link', 'rate=log'])\n"
+            "assert rc == 0, rc\n"
+            "heavy = sorted(m for m in ('torch', 'jax', 'triton') if m in sys.modules)\n"
+            "assert not heavy, heavy\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]

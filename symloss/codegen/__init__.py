@@ -27,14 +27,30 @@ import os
 import sys
 import types
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ..loss import Loss
-from .model import ModuleModel, build_model
-from .render import render, render_files, template_dir
 from .targets import TARGET_TABLE, TARGETS, Target, get_target
 
+if TYPE_CHECKING:
+    from .model import ModuleModel, build_model
+    from .render import render, render_files, template_dir
+
+# the model and the printers import SymPy's PyTorch printer, which imports torch: loaded on first use, so that
+# `symloss derive` without --target (and `import symloss.codegen`) starts in well under a second
+_LAZY = {"ModuleModel": ".model", "build_model": ".model", "render": ".render", "render_files": ".render",
+         "template_dir": ".render"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 __all__ = ["generate", "generate_files", "load", "write", "build_model", "ModuleModel", "TARGETS", "TARGET_TABLE",
-           "Target", "get_target", "template_dir"]
+           "Target", "get_target", "template_dir", "render", "render_files"]
 
 
 def generate(loss: Loss, target: str = "numpy") -> str:
@@ -46,11 +62,17 @@ def generate(loss: Loss, target: str = "numpy") -> str:
     say), and :class:`~symloss.errors.InvalidIdentifierError` for a name that
     cannot appear in generated code.
     """
+    from .model import build_model
+    from .render import render
+
     return render(build_model(loss, target))
 
 
 def generate_files(loss: Loss, target: str = "numpy") -> dict[str, str]:
     """Every file of the generated module, ``{file name: text}``, the main file first."""
+    from .model import build_model
+    from .render import render_files
+
     return render_files(build_model(loss, target))
 
 
@@ -65,6 +87,9 @@ def load(loss: Loss, target: str = "numpy") -> types.ModuleType:
     spec = get_target(target)
     if spec.suffix != ".py":
         raise ValueError(f"load() imports Python modules; the {spec.library} target writes {spec.suffix} files")
+    from .model import build_model
+    from .render import render
+
     model = build_model(loss, target)
     source = render(model)
     name = f"symloss_generated_{target}_{model.module_name}"
@@ -96,6 +121,9 @@ def write(loss: Loss, target: str, path: str | os.PathLike[str], *, force: bool 
         return write_text_atomic(path, generate(loss, target), force=force)
     main = Path(path)
     stem = main.name[: -len(main.suffix)] if main.suffix else main.name
+    from .model import build_model
+    from .render import render_files
+
     texts = list(render_files(build_model(loss, target), stem=stem).values())
     paths = [main, *(main.with_name(stem + suffix) for suffix in list(spec.files)[1:])]
     if not force:

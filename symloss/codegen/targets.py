@@ -9,15 +9,12 @@ lower, share subexpressions, print) and :mod:`symloss.codegen.render` are shared
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import UnsupportedError, closest
-from .c_printer import CLossPrinter
-from .jax_printer import JaxLossPrinter
-from .printers import NumpyLossPrinter, TorchLossPrinter
-from .triton_printer import TritonLossPrinter
 
 __all__ = ["Target", "TARGET_TABLE", "TARGETS", "get_target"]
 
@@ -40,6 +37,23 @@ class Target:
         """The main file's suffix."""
         return next(iter(self.files))
 
+
+def _lazy(module: str, name: str) -> Callable[..., Any]:
+    """``printer(names)`` importing its class on first use: the printers import SymPy's PyTorch printer,
+    which imports torch (seconds), and a command that generates no code must not pay for that."""
+
+    def printer(names: Mapping[Any, str] | None = None) -> Any:
+        return getattr(importlib.import_module(module, __package__), name)(names)
+
+    printer.__qualname__ = printer.__name__ = name
+    return printer
+
+
+NumpyLossPrinter = _lazy(".printers", "NumpyLossPrinter")
+TorchLossPrinter = _lazy(".printers", "TorchLossPrinter")
+TritonLossPrinter = _lazy(".triton_printer", "TritonLossPrinter")
+JaxLossPrinter = _lazy(".jax_printer", "JaxLossPrinter")
+CLossPrinter = _lazy(".c_printer", "CLossPrinter")
 
 #: Every target, in the order documents and the catalog list them.
 TARGET_TABLE: dict[str, Target] = {
