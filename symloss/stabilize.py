@@ -345,6 +345,8 @@ class Square(StableFunction):
     def eval(cls, x: sp.Expr) -> sp.Expr | None:
         if x.is_number:
             return x**2
+        if x.could_extract_minus_sign():  # (−x)² = x² exactly: no negation pass over the array
+            return cls(-x)
         return None
 
     def fdiff(self, argindex: int = 1) -> sp.Expr:

@@ -59,7 +59,7 @@ static double symloss_beta_nll_terms_and_grads(double loc, double log_scale, dou
     const double _t0 = exp(log_scale);
     const double _t1 = exp(-log_scale);
     const double _t2 = loc - y;
-    const double _t3 = ((-_t1*_t2)*(-_t1*_t2));
+    const double _t3 = ((_t1*_t2)*(_t1*_t2));
     _g[0] = _t1*_t2;
     _g[1] = _t0*(1.0 - _t3);
     return _t0*((0.5)*_t3 + log_scale);

@@ -62,7 +62,7 @@ static double symloss_cauchy_log_scale_terms_and_grads(double loc, double log_sc
     const double _t3 = (1.0/((_t1 + _t2)));
     _g[0] = 2.0*_t0*_t3;
     _g[1] = _t3*(_t1 - _t2);
-    return log_scale + log1p(((-_t0*exp(-log_scale))*(-_t0*exp(-log_scale))));
+    return log_scale + log1p(((_t0*exp(-log_scale))*(_t0*exp(-log_scale))));
 }
 
 /* The dropped constant c = −log p − ℓ of one observation. */

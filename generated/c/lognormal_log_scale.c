@@ -56,7 +56,7 @@ static double symloss_lognormal_log_scale_terms_and_grads(double loc, double log
 {
     (void)loc; (void)log_scale; (void)y;
     const double _t0 = loc - log(y);
-    const double _t1 = ((-_t0*exp(-log_scale))*(-_t0*exp(-log_scale)));
+    const double _t1 = ((_t0*exp(-log_scale))*(_t0*exp(-log_scale)));
     _g[0] = _t0*exp(-2.0*log_scale);
     _g[1] = 1.0 - _t1;
     return (0.5)*_t1 + log_scale;

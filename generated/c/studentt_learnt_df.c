@@ -105,7 +105,7 @@ static double symloss_studentt_learnt_df_terms_and_grads(double log_df, double l
     _g[0] = (0.5)*_t11*_t8;
     _g[1] = _t3*_t8*_t9;
     _g[2] = _t8*(-_t10 + _t7);
-    return _t2*log1p(((-_t3*exp(-_t4))*(-_t3*exp(-_t4)))) + _t4 + lgamma(_t1) - lgamma(_t2);
+    return _t2*log1p(((_t3*exp(-_t4))*(_t3*exp(-_t4)))) + _t4 + lgamma(_t1) - lgamma(_t2);
 }
 
 /* The dropped constant c = −log p − ℓ of one observation. */

@@ -90,7 +90,7 @@ static double symloss_studentt_log_scale_terms_and_grads(double df, double loc, 
     const double _t1 = _t0 + 0.5;
     const double _t3 = (1.0/(df));
     const double _t4 = loc - y;
-    const double _t5 = ((-_t4*exp(-log_scale))*(-_t4*exp(-log_scale)));
+    const double _t5 = ((_t4*exp(-log_scale))*(_t4*exp(-log_scale)));
     const double _t6 = _t3*_t5;
     const double _t7 = log1p(_t6);
     const double _t8 = df + 1.0;

@@ -84,8 +84,8 @@ static double symloss_tobit_terms_and_grads(double loc, double log_scale, double
 {
     (void)loc; (void)log_scale; (void)censored; (void)y;
     const double _t0 = loc - y;
-    const double _t1 = -_t0*exp(-log_scale);
-    const double _t2 = symloss_tobit_log_ndtr(-_t1);
+    const double _t1 = _t0*exp(-log_scale);
+    const double _t2 = symloss_tobit_log_ndtr(_t1);
     const double _t3 = 1.0 - censored;
     const double _t4 = (_t1*_t1);
     const double _t5 = (0.5)*_t4 + log_scale;

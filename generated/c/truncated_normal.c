@@ -79,14 +79,14 @@ static double symloss_truncated_normal_terms_and_grads(double loc, double log_sc
 {
     (void)loc; (void)log_scale; (void)y;
     const double _t0 = exp(-log_scale);
-    const double _t1 = -loc + y;
+    const double _t1 = loc - y;
     const double _t2 = ((_t0*_t1)*(_t0*_t1));
     const double _t3 = _t0*loc;
     const double _t4 = log_scale + symloss_truncated_normal_log_ndtr(_t3);
     const double _t5 = 1.4142135623730951;
     const double _t6 = 0.5641895835477563;
     const double _t7 = exp(-_t4 - 0.5*(_t3*_t3));
-    _g[0] = -_t1*exp(-2.0*log_scale) + (0.5)*_t5*_t6*_t7;
+    _g[0] = _t1*exp(-2.0*log_scale) + (0.5)*_t5*_t6*_t7;
     _g[1] = -_t2 - 0.5*_t5*_t6*_t7*loc + 1.0;
     return (0.5)*_t2 + _t4;
 }

@@ -72,7 +72,7 @@ def _loss_terms_and_grads(loc, log_scale, y):
     _t0 = jnp.exp(log_scale)
     _t1 = jnp.exp(-log_scale)
     _t2 = loc - y
-    _t3 = (-_t1*_t2)**2
+    _t3 = (_t1*_t2)**2
     _value = _t0*((1/2)*_t3 + log_scale)
     _grad0 = _t1*_t2
     _grad1 = _t0*(1 - _t3)

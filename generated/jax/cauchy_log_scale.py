@@ -74,7 +74,7 @@ def _loss_terms_and_grads(loc, log_scale, y):
     _t1 = jnp.exp(2*log_scale)
     _t2 = _t0**2
     _t3 = 1/(_t1 + _t2)
-    _value = log_scale + jnp.log1p((-_t0*jnp.exp(-log_scale))**2)
+    _value = log_scale + jnp.log1p((_t0*jnp.exp(-log_scale))**2)
     _grad0 = 2*_t0*_t3
     _grad1 = _t3*(_t1 - _t2)
     return _value, (_grad0, _grad1)

@@ -96,7 +96,7 @@ def _loss_terms_and_grads(log_df, loc, log_scale, y):
     _t8 = 1/_t7
     _t9 = _t0 + 1
     _t10 = _t6*_t9
-    _t11 = _t2*jnp.log1p((-_t3*jnp.exp(-_t4))**2)
+    _t11 = _t2*jnp.log1p((_t3*jnp.exp(-_t4))**2)
     _t12 = -_t0*jax.scipy.special.digamma(_t2)
     _t13 = -_t10 + _t7*(_t0*(-_t5 + jnp.log(_t7)) + _t0*jax.scipy.special.digamma(_t1) + _t12 + 1)
     _value = _t11 + _t4 + jax.scipy.special.gammaln(_t1) - jax.scipy.special.gammaln(_t2)

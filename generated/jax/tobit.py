@@ -84,7 +84,7 @@ def _loss_terms_and_grads(loc, log_scale, censored, y):
     _t1 = _t0*jnp.exp(-log_scale)
     _t2 = jax.scipy.special.log_ndtr(_t1)
     _t3 = 1 - censored
-    _t4 = (-_t1)**2
+    _t4 = _t1**2
     _t5 = (1/2)*_t4 + log_scale
     _t6 = (1/2)*math.sqrt(2)*censored*jnp.exp(-_t2 - _t5)/math.sqrt(math.pi)
     _value = -_t2*censored - _t3*(-_t5 - 1/2*math.log(math.pi) - 1/2*math.log(2))

@@ -105,13 +105,13 @@ def _loss_terms_and_grads(loc1, log_scale1, loc2, log_scale2, logit_mixing, y):
     _t1 = np.exp(_t0)
     _t2 = -y
     _t3 = _t2 + loc1
-    _t5 = (-_t1*_t3)**2
+    _t5 = (_t1*_t3)**2
     _t6 = (1/2)*_t5
     _t7 = -logit_mixing
     _t8 = (1/2)*math.log(2) + (1/2)*math.log(math.pi)
     _t9 = np.exp(-log_scale2)
     _t10 = _t2 + loc2
-    _t12 = (-_t10*_t9)**2
+    _t12 = (_t10*_t9)**2
     _t13 = (1/2)*_t12 + log_scale2
     _t14 = _t0 + logit_mixing
     _t15 = _t13 + _t14 - _t6

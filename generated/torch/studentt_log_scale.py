@@ -93,7 +93,7 @@ def _loss_terms_and_grads(df, loc, log_scale, y):
     _t1 = _t0 + 1/2
     _t3 = 1/df
     _t4 = loc - y
-    _t5 = (-_t4*torch.exp(-log_scale))**2
+    _t5 = (_t4*torch.exp(-log_scale))**2
     _t6 = _t3*_t5
     _t7 = torch.log1p(_t6)
     _t8 = df + 1

@@ -87,7 +87,7 @@ def _loss_terms_and_grads(loc, log_scale, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂loc, ∂ℓ/∂log_scale."""
     _t0 = torch.exp(-log_scale)
     _t1 = loc - y
-    _t2 = (-_t0*_t1)**2
+    _t2 = (_t0*_t1)**2
     _t3 = _t0*loc
     _t4 = log_scale + torch.special.log_ndtr(_t3)
     _t5 = math.sqrt(2)

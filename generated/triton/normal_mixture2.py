@@ -198,14 +198,12 @@ def _loss_terms_and_grads(loc1, log_scale1, loc2, log_scale2, logit_mixing, y):
     _t1 = _exp(_t0)
     _t2 = -y
     _t3 = _t2 + loc1
-    _t4 = -_t3
-    _t5 = ((_t1*_t4)*(_t1*_t4))
+    _t5 = ((_t1*_t3)*(_t1*_t3))
     _t6 = (0.5)*_t5
     _t7 = -logit_mixing
     _t9 = _exp(-log_scale2)
     _t10 = _t2 + loc2
-    _t11 = -_t10
-    _t12 = ((_t11*_t9)*(_t11*_t9))
+    _t12 = ((_t10*_t9)*(_t10*_t9))
     _t13 = (0.5)*_t12 + log_scale2
     _t14 = _t0 + logit_mixing
     _t15 = _t13 + _t14 - _t6
@@ -214,9 +212,9 @@ def _loss_terms_and_grads(loc1, log_scale1, loc2, log_scale2, logit_mixing, y):
     _t18 = _t14 + log_scale2 - 0.5*((_t1*_t3)*(_t1*_t3)) + (0.5)*((_t10*_t9)*(_t10*_t9))
     _t19 = -_t6 - log_scale1 - _softplus(_t7) + _k1 + _k2
     _value = -_logaddexp(_t19, -_t13 - _softplus(logit_mixing) + _k1 + _k2)
-    _grad0 = -_t16*_t4*_exp(-2*log_scale1)
+    _grad0 = _t16*_t3*_exp(-2*log_scale1)
     _grad1 = -_t16*_t5 + _t16
-    _grad2 = -_t11*_t17*_exp(-2*log_scale2)
+    _grad2 = _t10*_t17*_exp(-2*log_scale2)
     _grad3 = -_t12*_t17 + _t17
     _grad4 = _sigmoid(-_t18)*_sigmoid(logit_mixing) - _sigmoid(_t18)*_sigmoid(_t7)
     return _value, _grad0, _grad1, _grad2, _grad3, _grad4

@@ -201,7 +201,7 @@ def _loss_terms_and_grads(log_df, loc, log_scale, y):
     _t8 = (1/_t7)
     _t9 = _t0 + 1
     _t10 = _t6*_t9
-    _value = _t2*_log1p((-_t3*_exp(-_t4))*(-_t3*_exp(-_t4))) + _t4 + _lgamma(_t1) - _lgamma(_t2)
+    _value = _t2*_log1p((_t3*_exp(-_t4))*(_t3*_exp(-_t4))) + _t4 + _lgamma(_t1) - _lgamma(_t2)
     _grad0 = (0.5)*_t8*(-_t10 + _t7*(_t0*(-_t5 + _log(_t7)) + _t0*_digamma(_t1) - _t0*_digamma(_t2) + 1))
     _grad1 = _t3*_t8*_t9
     _grad2 = _t8*(-_t10 + _t7)

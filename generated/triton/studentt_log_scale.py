@@ -189,7 +189,7 @@ def _loss_terms_and_grads(df, loc, log_scale, y):
     _t1 = _t0 + 0.5
     _t3 = (1/df)
     _t4 = loc - y
-    _t5 = ((-_t4*_exp(-log_scale))*(-_t4*_exp(-log_scale)))
+    _t5 = ((_t4*_exp(-log_scale))*(_t4*_exp(-log_scale)))
     _t6 = _t3*_t5
     _t7 = _log1p(_t6)
     _t8 = df + 1

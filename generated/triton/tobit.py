@@ -182,8 +182,8 @@ def _loss_terms_and_grads(loc, log_scale, censored, y):
     _k0 = tl.full([1], -0.5723649429247001, _dt)
     _k1 = tl.full([1], -0.34657359027997264, _dt)
     _t0 = loc - y
-    _t1 = -_t0*_exp(-log_scale)
-    _t2 = _log_ndtr(-_t1)
+    _t1 = _t0*_exp(-log_scale)
+    _t2 = _log_ndtr(_t1)
     _t3 = 1 - censored
     _t4 = _t1*_t1
     _t5 = (0.5)*_t4 + log_scale

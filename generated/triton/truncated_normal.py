@@ -175,13 +175,13 @@ def _loss_terms_and_grads(loc, log_scale, y):
     _k0 = tl.full([1], 1.4142135623730951, _dt)
     _k2 = tl.full([1], 1.772453850905516, _dt)
     _t0 = _exp(-log_scale)
-    _t1 = -loc + y
+    _t1 = loc - y
     _t2 = ((_t0*_t1)*(_t0*_t1))
     _t3 = _t0*loc
     _t4 = log_scale + _log_ndtr(_t3)
     _t7 = _exp(-_t4 - 0.5*_t3*_t3)
     _value = (0.5)*_t2 + _t4
-    _grad0 = -_t1*_exp(-2*log_scale) + (0.5)*_k0*_t7/_k2
+    _grad0 = _t1*_exp(-2*log_scale) + (0.5)*_k0*_t7/_k2
     _grad1 = -_t2 - 0.5*_k0*_t7*loc/_k2 + 1
     return _value, _grad0, _grad1
 
