@@ -56,6 +56,7 @@
  *     softplus: log(1 + exp(x)) → softplus(x)
  *     softplus_difference: softplus(x) − softplus(−x) → x
  *     standardised_square: u²·exp(2v) → (u·exp(v))²
+ *     difference_of_squares: Square(a) − Square(b) → (a − b)·(a + b)
  *
  * Conventions:
  *   * Every array argument has n elements (no broadcasting; repeat a shared value); the named constants

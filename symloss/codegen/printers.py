@@ -27,6 +27,9 @@ from ..stabilize import (
     DLogTanhc,
     Guard,
     Log1mExp,
+    Log1pSquare,
+    Log1pSquareDu,
+    Log1pSquareDv,
     LogAddExp,
     LogGamma,
     LogNdtr,
@@ -231,6 +234,15 @@ class NumpyLossPrinter(_LossPrinterMixin, NumPyPrinter):
     def _print_Log1mExp(self, expr: Log1mExp) -> str:
         return self._helper("_log1mexp", *expr.args)
 
+    def _print_Log1pSquare(self, expr: Log1pSquare) -> str:
+        return self._helper("_log1p_square", *expr.args)
+
+    def _print_Log1pSquareDu(self, expr: Log1pSquareDu) -> str:
+        return self._helper("_log1p_square_du", *expr.args)
+
+    def _print_Log1pSquareDv(self, expr: Log1pSquareDv) -> str:
+        return self._helper("_log1p_square_dv", *expr.args)
+
     def _print_LogNdtr(self, expr: LogNdtr) -> str:
         return self._helper("_log_ndtr", *expr.args)
 
@@ -299,6 +311,15 @@ class TorchLossPrinter(_LossPrinterMixin, TorchPrinter):
 
     def _print_Log1mExp(self, expr: Log1mExp) -> str:
         return self._helper("_log1mexp", *expr.args)
+
+    def _print_Log1pSquare(self, expr: Log1pSquare) -> str:
+        return self._helper("_log1p_square", *expr.args)
+
+    def _print_Log1pSquareDu(self, expr: Log1pSquareDu) -> str:
+        return self._helper("_log1p_square_du", *expr.args)
+
+    def _print_Log1pSquareDv(self, expr: Log1pSquareDv) -> str:
+        return self._helper("_log1p_square_dv", *expr.args)
 
     def _print_LogNdtr(self, expr: LogNdtr) -> str:
         return self._call("torch.special.log_ndtr", *expr.args)
