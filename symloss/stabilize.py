@@ -31,6 +31,7 @@ __all__ = [
     "LogSumExp",
     "XLogY",
     "XLog1pY",
+    "XMulY",
     "Log1mExp",
     "Log1pSquare",
     "Log1pSquareDu",
@@ -227,6 +228,37 @@ class XLog1pY(StableFunction):
     def as_elementary(self) -> sp.Expr:
         x, y = self.args
         return x * sp.log(1 + y)
+
+    def _eval_evalf(self, prec: int) -> sp.Expr:
+        if self.args[0].is_zero:
+            return sp.S.Zero
+        return super()._eval_evalf(prec)
+
+
+class XMulY(StableFunction):
+    """xmuly(x, y) = x·y, and 0 where x = 0: a weight that is exactly 0 (a 0/1 indicator, an underflowed
+    sigmoid) times a factor that overflows is 0, not 0·∞ = NaN."""
+
+    nargs = 2
+
+    @classmethod
+    def eval(cls, x: sp.Expr, y: sp.Expr) -> sp.Expr | None:
+        if x.is_zero:
+            return sp.S.Zero
+        return None
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        x, y = self.args
+        return y if argindex == 1 else x
+
+    def as_elementary(self) -> sp.Expr:
+        x, y = self.args
+        return x * y
+
+    def as_piecewise(self) -> sp.Piecewise:
+        """The printed form: where(x == 0, 0, x·y)."""
+        x, y = self.args
+        return sp.Piecewise((sp.S.Zero, sp.Eq(x, 0, evaluate=False)), (x * y, True), evaluate=False)
 
     def _eval_evalf(self, prec: int) -> sp.Expr:
         if self.args[0].is_zero:
@@ -452,7 +484,7 @@ class Guard(StableFunction):
 
 
 STABLE_FUNCTIONS: tuple[type[StableFunction], ...] = (
-    Softplus, Sigmoid, LogAddExp, LogSumExp, XLogY, XLog1pY, Log1mExp, Log1pSquare, Log1pSquareDu, Log1pSquareDv,
+    Softplus, Sigmoid, LogAddExp, LogSumExp, XLogY, XLog1pY, XMulY, Log1mExp, Log1pSquare, Log1pSquareDu, Log1pSquareDv,
     LogNdtr, LogGamma, LogTanhc, DLogTanhc,
     Square, Guard,
 )
@@ -1066,6 +1098,33 @@ def _difference_of_squares(node: sp.Basic, ctx: Context) -> sp.Basic | None:
     return None
 
 
+def _zero_weight(f: sp.Basic) -> bool:
+    """A factor that can be exactly 0 at finite inputs: a sigmoid (it underflows), or a 0/1 indicator c or
+    1 − c of an integer, nonnegative input c (a censoring flag)."""
+    if isinstance(f, Sigmoid):
+        return True
+    syms = f.free_symbols
+    if len(syms) != 1:
+        return False
+    (c,) = syms
+    return bool(c.is_integer and c.is_nonnegative) and (f == c or f == 1 - c)
+
+
+def _xmuly(node: sp.Basic, ctx: Context) -> sp.Basic | None:
+    """w·a → xmuly(w, a) for a weight w that can be 0 (sigmoid, 0/1 indicator) and a factor a with a square
+    (which can overflow)."""
+    coeff, rest = node.as_coeff_Mul()
+    factors = list(sp.Mul.make_args(rest))
+    for w in factors:
+        if not _zero_weight(w):
+            continue
+        others = sp.Mul(*[f for f in factors if f is not w])
+        if others.is_number or not others.has(Square):
+            continue
+        return coeff * XMulY(w, others)
+    return None
+
+
 def _abs_linear(node: sp.Basic, ctx: Context) -> sp.Basic | None:
     """α·|t| + β·t → (β + α)·t if t > 0 else (β − α)·t  (α of known sign, free of t): the check (pinball)
     function, and with α < 0 its negation (the asymmetric Laplace's ∂ℓ/∂log_scale)."""
@@ -1242,6 +1301,9 @@ RULES: tuple[Rule, ...] = (
     Rule("difference_of_squares", "Square(a) − Square(b) → (a − b)·(a + b)",
          "both squares overflow and their difference is ∞ − ∞ = NaN although it is finite (a mixture of two "
          "Normals far from the target)", _node(sp.Add), _difference_of_squares),
+    Rule("xmuly", "w·a → xmuly(w, a)  (w a sigmoid or a 0/1 indicator, a with a square)",
+         "w is exactly 0 (an underflowed sigmoid, the other branch of a censoring indicator) where the square "
+         "overflows: 0·∞ = NaN, the product is 0", _node(sp.Mul), _xmuly),
     Rule("abs_linear", "α·|t| + β·t → (β + α)·t if t > 0 else (β − α)·t  (α ≠ 0 of known sign)",
          "α·|t| + β·t cancels when β ≈ −α (a pinball loss at quantile 1e-8); each branch's product does not",
          _node(sp.Add), _abs_linear),

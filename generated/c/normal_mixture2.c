@@ -57,6 +57,7 @@
  *     softplus_difference: softplus(x) − softplus(−x) → x
  *     standardised_square: u²·exp(2v) → (u·exp(v))²
  *     difference_of_squares: Square(a) − Square(b) → (a − b)·(a + b)
+ *     xmuly: w·a → xmuly(w, a)  (w a sigmoid or a 0/1 indicator, a with a square)
  *
  * Conventions:
  *   * Every array argument has n elements (no broadcasting; repeat a shared value); the named constants
@@ -138,9 +139,9 @@ static double symloss_normal_mixture2_terms_and_grads(double loc1, double log_sc
     const double _t25 = -0.5*_t14 - _t8 - log_scale2 - symloss_normal_mixture2_softplus(logit_mixing);
     const double _t26 = symloss_normal_mixture2_sigmoid(logit_mixing)*symloss_normal_mixture2_sigmoid(_t19 + (0.5)*_t23*_t24);
     _g[0] = -_t18*_t4*exp(-2.0*log_scale1);
-    _g[1] = -_t18*_t6 + _t18;
+    _g[1] = _t18 - ((_t18 == 0.0) ? 0.0 : _t18*_t6);
     _g[2] = -_t12*_t20*exp(-2.0*log_scale2);
-    _g[3] = -_t14*_t20 + _t20;
+    _g[3] = _t20 - ((_t20 == 0.0) ? 0.0 : _t14*_t20);
     _g[4] = _t26 - symloss_normal_mixture2_sigmoid(_t7)*symloss_normal_mixture2_sigmoid(_t17 - 0.5*_t23*_t24);
     return -symloss_normal_mixture2_logaddexp(_t25, -0.5*_t6 - _t8 - log_scale1 - symloss_normal_mixture2_softplus(_t7));
 }

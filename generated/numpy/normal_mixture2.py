@@ -57,6 +57,7 @@ Stabilising rewrites applied (symloss.stabilize):
     softplus_difference: softplus(x) − softplus(−x) → x
     standardised_square: u²·exp(2v) → (u·exp(v))²
     difference_of_squares: Square(a) − Square(b) → (a − b)·(a + b)
+    xmuly: w·a → xmuly(w, a)  (w a sigmoid or a 0/1 indicator, a with a square)
 
 Conventions:
     * Inputs broadcast against each other and the target as in torch; dtype (float32/float64) follows the
@@ -132,9 +133,9 @@ def _loss_terms_and_grads(loc1, log_scale1, loc2, log_scale2, logit_mixing, y):
     _t26 = _sigmoid(logit_mixing)*_sigmoid(_t19 + (1/2)*_t23*_t24)
     _value = -np.logaddexp(_t25, -1/2*_t6 - _t8 - log_scale1 - np.logaddexp(0.0, _t7))
     _grad0 = -_t18*_t4*np.exp(-2*log_scale1)
-    _grad1 = -_t18*_t6 + _t18
+    _grad1 = _t18 - np.where((_t18 == 0), 0, _t18*_t6)
     _grad2 = -_t12*_t20*np.exp(-2*log_scale2)
-    _grad3 = -_t14*_t20 + _t20
+    _grad3 = _t20 - np.where((_t20 == 0), 0, _t14*_t20)
     _grad4 = _t26 - _sigmoid(_t7)*_sigmoid(_t17 - 1/2*_t23*_t24)
     return _value, (_grad0, _grad1, _grad2, _grad3, _grad4)
 

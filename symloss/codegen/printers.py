@@ -146,6 +146,9 @@ class _LossPrinterMixin:
         x, cond, safe = expr.args
         return self._call(self._where, cond, x, safe)
 
+    def _print_XMulY(self, expr: sp.Basic) -> str:
+        return self._print(expr.as_piecewise())  # type: ignore[attr-defined]
+
     def _print_Piecewise(self, expr: sp.Piecewise) -> str:
         pieces = list(expr.args)
         if pieces[-1][1] is not sp.true:
