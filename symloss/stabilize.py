@@ -1107,7 +1107,7 @@ def _zero_weight(f: sp.Basic) -> bool:
     if len(syms) != 1:
         return False
     (c,) = syms
-    return bool(c.is_integer and c.is_nonnegative) and (f == c or f == 1 - c)
+    return bool(c.is_integer and c.is_nonnegative) and f in (c, 1 - c, c - 1)
 
 
 def _xmuly(node: sp.Basic, ctx: Context) -> sp.Basic | None:
