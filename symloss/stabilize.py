@@ -31,7 +31,11 @@ __all__ = [
     "LogSumExp",
     "XLogY",
     "XLog1pY",
+    "XMulY",
     "Log1mExp",
+    "Log1pSquare",
+    "Log1pSquareDu",
+    "Log1pSquareDv",
     "LogNdtr",
     "LogGamma",
     "LogTanhc",
@@ -231,6 +235,37 @@ class XLog1pY(StableFunction):
         return super()._eval_evalf(prec)
 
 
+class XMulY(StableFunction):
+    """xmuly(x, y) = x·y, and 0 where x = 0: a weight that is exactly 0 (a 0/1 indicator, an underflowed
+    sigmoid) times a factor that overflows is 0, not 0·∞ = NaN."""
+
+    nargs = 2
+
+    @classmethod
+    def eval(cls, x: sp.Expr, y: sp.Expr) -> sp.Expr | None:
+        if x.is_zero:
+            return sp.S.Zero
+        return None
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        x, y = self.args
+        return y if argindex == 1 else x
+
+    def as_elementary(self) -> sp.Expr:
+        x, y = self.args
+        return x * y
+
+    def as_piecewise(self) -> sp.Piecewise:
+        """The printed form: where(x == 0, 0, x·y)."""
+        x, y = self.args
+        return sp.Piecewise((sp.S.Zero, sp.Eq(x, 0, evaluate=False)), (x * y, True), evaluate=False)
+
+    def _eval_evalf(self, prec: int) -> sp.Expr:
+        if self.args[0].is_zero:
+            return sp.S.Zero
+        return super()._eval_evalf(prec)
+
+
 class Log1mExp(StableFunction):
     """log1mexp(x) = log(1 − exp(−x)) for x > 0 (Mächler 2012: log(−expm1(−x)) below log 2, log1p(−exp(−x)) above)."""
 
@@ -241,6 +276,61 @@ class Log1mExp(StableFunction):
 
     def as_elementary(self) -> sp.Expr:
         return sp.log(1 - sp.exp(-self.args[0]))
+
+
+class Log1pSquare(StableFunction):
+    """log1p_square(u, v) = log(1 + x²) with x = u·exp(v): log1p(x²) for |x| ≤ 1, above it
+    2·log|x| + log1p(x⁻²), and log|x| = log|u| + v where x itself overflows (the Cauchy and Student-t tails,
+    x the standardised residual: (y − μ)/σ with σ = exp(−v))."""
+
+    nargs = 2
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        u, v = self.args
+        if argindex == 1:
+            return 2 * Log1pSquareDu(u, v)
+        if argindex == 2:
+            return 2 * Log1pSquareDv(u, v)
+        raise sp.ArgumentIndexError(self, argindex)
+
+    def as_elementary(self) -> sp.Expr:
+        u, v = self.args
+        return sp.log(1 + u**2 * sp.exp(2 * v))
+
+    def _eval_is_nonnegative(self) -> bool | None:
+        return all(a.is_real for a in self.args) or None
+
+
+class Log1pSquareDu(StableFunction):
+    """½·∂/∂u log(1 + (u·e^v)²) = u·e^(2v)/(1 + x²), x = u·e^v: x·e^v/(1 + x²) for |x| ≤ 1, above it
+    1/(u·(1 + x⁻²)), which neither overflows (x², x·e^v) nor divides ∞ by ∞."""
+
+    nargs = 2
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        # only for symbolic checks: the printers differentiate the generated code, not this
+        return sp.diff(self.as_elementary(), self.args[argindex - 1])
+
+    def as_elementary(self) -> sp.Expr:
+        u, v = self.args
+        return u * sp.exp(2 * v) / (1 + u**2 * sp.exp(2 * v))
+
+
+class Log1pSquareDv(StableFunction):
+    """½·∂/∂v log(1 + (u·e^v)²) = x²/(1 + x²), x = u·e^v: as written for |x| ≤ 1, 1/(1 + x⁻²) above
+    (x² overflows to ∞ and x²/(1 + x²) to ∞/∞ = NaN)."""
+
+    nargs = 2
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        return sp.diff(self.as_elementary(), self.args[argindex - 1])
+
+    def as_elementary(self) -> sp.Expr:
+        u, v = self.args
+        return u**2 * sp.exp(2 * v) / (1 + u**2 * sp.exp(2 * v))
+
+    def _eval_is_nonnegative(self) -> bool | None:
+        return all(a.is_real for a in self.args) or None
 
 
 class LogNdtr(StableFunction):
@@ -396,7 +486,8 @@ class Guard(StableFunction):
 
 
 STABLE_FUNCTIONS: tuple[type[StableFunction], ...] = (
-    Softplus, Sigmoid, LogAddExp, LogSumExp, XLogY, XLog1pY, Log1mExp, LogNdtr, LogGamma, LogTanhc, DLogTanhc,
+    Softplus, Sigmoid, LogAddExp, LogSumExp, XLogY, XLog1pY, XMulY, Log1mExp, Log1pSquare, Log1pSquareDu, Log1pSquareDv,
+    LogNdtr, LogGamma, LogTanhc, DLogTanhc,
     Square, Guard,
 )
 
@@ -901,6 +992,141 @@ def _square_ratio(node: sp.Basic, ctx: Context) -> sp.Basic | None:
     return sp.Mul(*others, sp.Add(*terms))
 
 
+def _square_base(f: sp.Basic) -> sp.Expr | None:
+    """z for a factor Square(z) or z² (z not a number)."""
+    if isinstance(f, Square):
+        return f.args[0]
+    if isinstance(f, sp.Pow) and f.exp == 2 and not f.base.is_number:
+        return f.base
+    return None
+
+
+def _log1p_square(node: sp.Basic, ctx: Context) -> sp.Basic | None:
+    """log1p(p·z²) with p > 0 and z = u·exp(w) → log1p_square(u, w + log(p)/2)."""
+    (arg,) = node.args
+    factors = list(sp.Mul.make_args(arg))
+    squares = [f for f in factors if _square_base(f) is not None]
+    if len(squares) != 1:
+        return None
+    rest = sp.Mul(*[f for f in factors if f is not squares[0]])
+    if rest.is_positive is not True:
+        return None
+    z = _square_base(squares[0])
+    exps = [f for f in sp.Mul.make_args(z) if _is_exp(f)]
+    u = sp.Mul(*[f for f in sp.Mul.make_args(z) if not _is_exp(f)])
+    if u.is_number:
+        return None
+    v = sp.Add(*[e.args[0] for e in exps]) + sp.expand_log(sp.log(rest), force=False) / 2
+    if v.has(sp.log) and any(isinstance(t, sp.log) and t.args[0] == rest for t in sp.Add.make_args(v)) \
+            and not rest.is_number:
+        return None  # log(p) did not split: p is no product of positive powers
+    return Log1pSquare(u, v)
+
+
+def _square_fraction(node: sp.Basic, ctx: Context) -> sp.Basic | None:
+    """z/(z² + q) → log1p_square_du(z, −log(q)/2);  z²/(z² + q) → log1p_square_dv(z, −log(q)/2)  (q > 0)."""
+    factors = list(sp.Mul.make_args(node))
+    for den in factors:
+        if not (isinstance(den, sp.Pow) and den.exp == -1 and isinstance(den.base, sp.Add)):
+            continue
+        terms = den.base.args
+        for sq in terms:
+            z = _square_base(sq)
+            q = den.base - sq
+            if z is None or q.is_positive is not True or q.has(z):
+                continue
+            v = -sp.expand_log(sp.log(q), force=False) / 2
+            rest = [f for f in factors if f is not den]
+            if sq in rest:
+                rest.remove(sq)
+                return sp.Mul(Log1pSquareDv(z, v), *rest)
+            if z in rest:
+                rest.remove(z)
+                return sp.Mul(Log1pSquareDu(z, v), *rest)
+    return None
+
+
+def _sqrt_positive(f: sp.Expr) -> sp.Expr | None:
+    """√f for a positive non-number factor f = exp(w) or b^n (b > 0), written without a square root of an
+    exponential (exp(w/2), b^(n/2))."""
+    if _is_exp(f):
+        return sp.exp(f.args[0] / 2)
+    if isinstance(f, sp.Pow) and f.base.is_positive and not f.base.is_number and f.exp.is_number:
+        return f.base ** (f.exp / 2)
+    if isinstance(f, sp.Symbol) and f.is_positive:
+        return sp.sqrt(f)
+    return None
+
+
+def _square_absorb(node: sp.Basic, ctx: Context) -> sp.Basic | None:
+    """Square(z)·p → Square(z·√p)  (p > 0: an exponential or a positive power); (a + Square(z))·p is
+    distributed first."""
+    factors = list(sp.Mul.make_args(node))
+    positive = [f for f in factors if _sqrt_positive(f) is not None]
+    if not positive:
+        return None
+    squares = [f for f in factors if isinstance(f, Square)]
+    if len(squares) == 1:
+        (sq,) = squares
+        rest = [f for f in factors if f is not sq and f not in positive]
+        root = sp.Mul(*[_sqrt_positive(f) for f in positive])
+        return sp.Mul(Square(sq.args[0] * root), *rest)
+    if squares:
+        return None
+    for f in factors:
+        if isinstance(f, sp.Add) and any(isinstance(g, Square) for t in f.args for g in sp.Mul.make_args(t)):
+            others = sp.Mul(*[g for g in factors if g is not f])
+            return sp.Add(*[sp.Mul(others, t) for t in f.args])
+    return None
+
+
+def _difference_of_squares(node: sp.Basic, ctx: Context) -> sp.Basic | None:
+    """c·Square(a) − c·Square(b) → c·(a − b)·(a + b)."""
+    terms = list(node.args)
+    for t in terms:
+        sq = [f for f in sp.Mul.make_args(t) if isinstance(f, Square)]
+        if len(sq) != 1:
+            continue
+        c = t / sq[0]
+        for other in terms:
+            if other is t:
+                continue
+            sq2 = [f for f in sp.Mul.make_args(other) if isinstance(f, Square)]
+            if len(sq2) != 1 or sq2[0] == sq[0] or sp.expand(other / sq2[0] + c) != 0:
+                continue
+            a, b = sq[0].args[0], sq2[0].args[0]
+            rest = [r for r in terms if r is not t and r is not other]
+            return sp.Add(sp.Mul(c, a - b, a + b, evaluate=False), *rest)
+    return None
+
+
+def _zero_weight(f: sp.Basic) -> bool:
+    """A factor that can be exactly 0 at finite inputs: a sigmoid (it underflows), or a 0/1 indicator c or
+    1 − c of an integer, nonnegative input c (a censoring flag)."""
+    if isinstance(f, Sigmoid):
+        return True
+    syms = f.free_symbols
+    if len(syms) != 1:
+        return False
+    (c,) = syms
+    return bool(c.is_integer and c.is_nonnegative) and f in (c, 1 - c, c - 1)
+
+
+def _xmuly(node: sp.Basic, ctx: Context) -> sp.Basic | None:
+    """w·a → xmuly(w, a) for a weight w that can be 0 (sigmoid, 0/1 indicator) and a factor a with a square
+    (which can overflow)."""
+    coeff, rest = node.as_coeff_Mul()
+    factors = list(sp.Mul.make_args(rest))
+    for w in factors:
+        if not _zero_weight(w):
+            continue
+        others = sp.Mul(*[f for f in factors if f is not w])
+        if others.is_number or not others.has(Square):
+            continue
+        return coeff * XMulY(w, others)
+    return None
+
+
 def _abs_linear(node: sp.Basic, ctx: Context) -> sp.Basic | None:
     """α·|t| + β·t → (β + α)·t if t > 0 else (β − α)·t  (α of known sign, free of t): the check (pinball)
     function, and with α < 0 its negation (the asymmetric Laplace's ∂ℓ/∂log_scale)."""
@@ -1064,6 +1290,22 @@ RULES: tuple[Rule, ...] = (
     Rule("square_ratio", "(c·u² + r)/v² → c·(u/v)² + r/v²  (v > 0)",
          "v² underflows to 0 (v < 1e-154 in float64) and u²/v² becomes ∞ or NaN although (u/v)² is finite",
          _node(sp.Mul), _square_ratio),
+    Rule("log1p_square", "log1p(p·(u·exp(w))²) → log1p_square(u, w + log(p)/2)  (p > 0)",
+         "x² overflows for |x| > 1e154 (the Cauchy and Student-t residual); 2·log|x| + log1p(x⁻²) does not, "
+         "and its derivatives 2x/(1 + x²), 2x²/(1 + x²) are not ∞/∞",
+         _node(log1p), _log1p_square),
+    Rule("square_fraction", "z/(z² + q) → log1p_square_du(z, −log(q)/2);  z²/(z² + q) → log1p_square_dv(…)  (q > 0)",
+         "z² overflows for |z| > 1e154: z/(z² + q) becomes 0 and z²/(z² + q) ∞/∞ = NaN (the Student-t's ∂ℓ/∂loc)",
+         _node(sp.Mul), _square_fraction),
+    Rule("square_absorb", "Square(z)·p → Square(z·√p)  (p > 0: exp(w) or a positive power)",
+         "z² overflows although z²·p is finite (the β-NLL's r²·σ, the inverse Gaussian's (y − μ)²/(μ²y))",
+         _node(sp.Mul), _square_absorb),
+    Rule("difference_of_squares", "Square(a) − Square(b) → (a − b)·(a + b)",
+         "both squares overflow and their difference is ∞ − ∞ = NaN although it is finite (a mixture of two "
+         "Normals far from the target)", _node(sp.Add), _difference_of_squares),
+    Rule("xmuly", "w·a → xmuly(w, a)  (w a sigmoid or a 0/1 indicator, a with a square)",
+         "w is exactly 0 (an underflowed sigmoid, the other branch of a censoring indicator) where the square "
+         "overflows: 0·∞ = NaN, the product is 0", _node(sp.Mul), _xmuly),
     Rule("abs_linear", "α·|t| + β·t → (β + α)·t if t > 0 else (β − α)·t  (α ≠ 0 of known sign)",
          "α·|t| + β·t cancels when β ≈ −α (a pinball loss at quantile 1e-8); each branch's product does not",
          _node(sp.Add), _abs_linear),

@@ -552,3 +552,56 @@ def test_stabilised_catalog_expressions_equal_the_derived_ones():
                 o = exact(original, values)
                 s = exact(stable, values)
             assert abs(complex(o - s)) < 1e-20 * (1 + abs(complex(o))), (name, original, stable)
+
+
+# -- heavy tails (see also tests/test_stability_tails.py)
+def test_rule_log1p_square():
+    from sympy.codegen.cfunctions import log1p as _log1p
+
+    from symloss.stabilize import Log1pSquare, Square
+
+    expr = _log1p(Square(u * sp.exp(-a)) / p)
+    out = apply_rule("log1p_square", expr)
+    assert out == Log1pSquare(u, -a - sp.log(p) / 2)
+    assert_same_value(expr, elementary(out), [{u: 1e200, a: -3.0, p: 2.0}, {u: 1e-8, a: 0.5, p: 0.3}])
+
+
+def test_rule_square_fraction():
+    from symloss.stabilize import Log1pSquareDu, Log1pSquareDv
+
+    expr = u / (u**2 + sp.exp(2 * a))
+    out = apply_rule("square_fraction", expr)
+    assert out == Log1pSquareDu(u, -a)
+    assert_same_value(expr, elementary(out), [{u: 3.0, a: -1.0}, {u: 1e-5, a: 2.0}])
+    out2 = apply_rule("square_fraction", u**2 / (u**2 + p))
+    assert out2 == Log1pSquareDv(u, -sp.log(p) / 2)
+
+
+def test_rule_square_absorb():
+    from symloss.stabilize import Square
+
+    expr = (a + Square(u * sp.exp(-a)) / 2) * sp.exp(a)
+    out = apply_rule("square_absorb", expr)
+    assert out == a * sp.exp(a) + Square(u * sp.exp(-a / 2)) / 2
+    assert_same_value(elementary(expr), elementary(out), [{u: 1e158, a: -18.4}, {u: 0.3, a: 2.0}])
+
+
+def test_rule_difference_of_squares():
+    from symloss.stabilize import Square
+
+    expr = Square(a) / 2 - Square(b) / 2 + x
+    out = apply_rule("difference_of_squares", expr)
+    assert not out.has(Square)
+    assert_same_value(elementary(expr), out, [{a: 1e180, b: 1e180, x: 1.0}, {a: 2.0, b: -3.0, x: 0.5}])
+
+
+def test_rule_xmuly():
+    from symloss.stabilize import Square, XMulY
+
+    c = sp.Symbol("c", integer=True, nonnegative=True)
+    expr = (1 - c) * (a - Square(u) / 2)
+    out = apply_rule("xmuly", expr)
+    assert out == XMulY(1 - c, a - Square(u) / 2)
+    assert XMulY(sp.Integer(0), sp.oo) == 0
+    out2 = apply_rule("xmuly", Sigmoid(x) * Square(u))
+    assert out2 == XMulY(Sigmoid(x), Square(u))

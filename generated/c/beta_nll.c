@@ -29,6 +29,7 @@
  *
  * Stabilising rewrites applied (symloss.stabilize):
  *     standardised_square: u²·exp(2v) → (u·exp(v))²
+ *     square_absorb: Square(z)·p → Square(z·√p)  (p > 0: exp(w) or a positive power)
  *
  * Conventions:
  *   * Every array argument has n elements (no broadcasting; repeat a shared value); the named constants
@@ -48,8 +49,8 @@
 static double symloss_beta_nll_terms(double loc, double log_scale, double y)
 {
     (void)loc; (void)log_scale; (void)y;
-    const double _t0 = log_scale + (0.5)*(((-loc + y)*exp(-log_scale))*((-loc + y)*exp(-log_scale)));
-    return _t0*exp(log_scale);
+    const double _t0 = (0.5)*(((-loc + y)*exp(-0.5*log_scale))*((-loc + y)*exp(-0.5*log_scale)));
+    return _t0 + log_scale*exp(log_scale);
 }
 
 /* ℓ of one observation, and its partial derivatives ∂ℓ/∂loc, ∂ℓ/∂log_scale into _g. */
@@ -57,12 +58,11 @@ static double symloss_beta_nll_terms_and_grads(double loc, double log_scale, dou
 {
     (void)loc; (void)log_scale; (void)y;
     const double _t0 = exp(log_scale);
-    const double _t1 = exp(-log_scale);
-    const double _t2 = loc - y;
-    const double _t3 = ((_t1*_t2)*(_t1*_t2));
-    _g[0] = _t1*_t2;
-    _g[1] = _t0*(1.0 - _t3);
-    return _t0*((0.5)*_t3 + log_scale);
+    const double _t1 = loc - y;
+    const double _t2 = ((_t1*exp(-0.5*log_scale))*(_t1*exp(-0.5*log_scale)));
+    _g[0] = _t1*exp(-log_scale);
+    _g[1] = _t0 - _t2;
+    return _t0*log_scale + (0.5)*_t2;
 }
 
 /* The dropped constant c = −log p − ℓ of one observation. */

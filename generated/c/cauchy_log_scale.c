@@ -30,6 +30,8 @@
  * Stabilising rewrites applied (symloss.stabilize):
  *     log1p: log(1 + x) → log1p(x)
  *     standardised_square: u²·exp(2v) → (u·exp(v))²
+ *     log1p_square: log1p(p·(u·exp(w))²) → log1p_square(u, w + log(p)/2)  (p > 0)
+ *     square_fraction: z/(z² + q) → log1p_square_du(z, −log(q)/2);  z²/(z² + q) → log1p_square_dv(…)  (q > 0)
  *
  * Conventions:
  *   * Every array argument has n elements (no broadcasting; repeat a shared value); the named constants
@@ -45,11 +47,49 @@
 
 #include "cauchy_log_scale.h"
 
+/* log(1 + x²) with x = u·exp(v): log1p(x²) for |x| ≤ 1, 2·log|x| + log1p(x⁻²) above, log|x| = log|u| + v
+   where x itself overflows. */
+static double symloss_cauchy_log_scale_log1p_square(double u, double v)
+{
+    const double x = u * exp(v);
+    double inv;
+    if (!(fabs(x) > 1.0)) {
+        return log1p(x * x);
+    }
+    inv = 1.0 / x;
+    return 2.0 * (isfinite(x) ? log(fabs(x)) : log(fabs(u)) + v) + log1p(inv * inv);
+}
+
+/* u·exp(2v)/(1 + x²) with x = u·exp(v) (½·∂/∂u log(1 + x²)): x·exp(v)/(1 + x²) for |x| ≤ 1,
+   1/(u·(1 + x⁻²)) above (no overflow of x², no ∞/∞). */
+static double symloss_cauchy_log_scale_log1p_square_du(double u, double v)
+{
+    const double x = u * exp(v);
+    double inv;
+    if (!(fabs(x) > 1.0)) {
+        return x * exp(v) / (1.0 + x * x);
+    }
+    inv = 1.0 / x;
+    return 1.0 / (u * (1.0 + inv * inv));
+}
+
+/* x²/(1 + x²) with x = u·exp(v) (½·∂/∂v log(1 + x²)): as written for |x| ≤ 1, 1/(1 + x⁻²) above. */
+static double symloss_cauchy_log_scale_log1p_square_dv(double u, double v)
+{
+    const double x = u * exp(v);
+    double inv;
+    if (!(fabs(x) > 1.0)) {
+        return x * x / (1.0 + x * x);
+    }
+    inv = 1.0 / x;
+    return 1.0 / (1.0 + inv * inv);
+}
+
 /* ℓ of one observation. */
 static double symloss_cauchy_log_scale_terms(double loc, double log_scale, double y)
 {
     (void)loc; (void)log_scale; (void)y;
-    return log_scale + log1p((((-loc + y)*exp(-log_scale))*((-loc + y)*exp(-log_scale))));
+    return log_scale + symloss_cauchy_log_scale_log1p_square(-loc + y, -log_scale);
 }
 
 /* ℓ of one observation, and its partial derivatives ∂ℓ/∂loc, ∂ℓ/∂log_scale into _g. */
@@ -57,12 +97,11 @@ static double symloss_cauchy_log_scale_terms_and_grads(double loc, double log_sc
 {
     (void)loc; (void)log_scale; (void)y;
     const double _t0 = loc - y;
-    const double _t1 = exp(2.0*log_scale);
-    const double _t2 = (_t0*_t0);
-    const double _t3 = (1.0/((_t1 + _t2)));
-    _g[0] = 2.0*_t0*_t3;
-    _g[1] = _t3*(_t1 - _t2);
-    return log_scale + log1p(((_t0*exp(-log_scale))*(_t0*exp(-log_scale))));
+    const double _t1 = -_t0;
+    const double _t2 = -log_scale;
+    _g[0] = 2.0*symloss_cauchy_log_scale_log1p_square_du(_t0, _t2);
+    _g[1] = 1.0 - 2.0*symloss_cauchy_log_scale_log1p_square_dv(_t1, _t2);
+    return log_scale + symloss_cauchy_log_scale_log1p_square(_t1, _t2);
 }
 
 /* The dropped constant c = −log p − ℓ of one observation. */

@@ -28,6 +28,7 @@
  * Stabilising rewrites applied (symloss.stabilize):
  *     log1p: log(1 + x) → log1p(x)
  *     standardised_square: u²·exp(2v) → (u·exp(v))²
+ *     log1p_square: log1p(p·(u·exp(w))²) → log1p_square(u, w + log(p)/2)  (p > 0)
  *
  * Conventions:
  *   * Every array argument has n elements (no broadcasting; repeat a shared value); the named constants
@@ -43,21 +44,45 @@
 
 #include "halfcauchy_log_scale.h"
 
+/* log(1 + x²) with x = u·exp(v): log1p(x²) for |x| ≤ 1, 2·log|x| + log1p(x⁻²) above, log|x| = log|u| + v
+   where x itself overflows. */
+static double symloss_halfcauchy_log_scale_log1p_square(double u, double v)
+{
+    const double x = u * exp(v);
+    double inv;
+    if (!(fabs(x) > 1.0)) {
+        return log1p(x * x);
+    }
+    inv = 1.0 / x;
+    return 2.0 * (isfinite(x) ? log(fabs(x)) : log(fabs(u)) + v) + log1p(inv * inv);
+}
+
+/* x²/(1 + x²) with x = u·exp(v) (½·∂/∂v log(1 + x²)): as written for |x| ≤ 1, 1/(1 + x⁻²) above. */
+static double symloss_halfcauchy_log_scale_log1p_square_dv(double u, double v)
+{
+    const double x = u * exp(v);
+    double inv;
+    if (!(fabs(x) > 1.0)) {
+        return x * x / (1.0 + x * x);
+    }
+    inv = 1.0 / x;
+    return 1.0 / (1.0 + inv * inv);
+}
+
 /* ℓ of one observation. */
 static double symloss_halfcauchy_log_scale_terms(double log_scale, double y)
 {
     (void)log_scale; (void)y;
-    return log_scale + log1p(((y*exp(-log_scale))*(y*exp(-log_scale))));
+    return log_scale + symloss_halfcauchy_log_scale_log1p_square(y, -log_scale);
 }
 
 /* ℓ of one observation, and its partial derivatives ∂ℓ/∂log_scale into _g. */
 static double symloss_halfcauchy_log_scale_terms_and_grads(double log_scale, double y, double *_g)
 {
     (void)log_scale; (void)y;
-    const double _t0 = (y*y);
-    const double _t1 = exp(2.0*log_scale);
-    _g[0] = (-_t0 + _t1)/(_t0 + _t1);
-    return log_scale + log1p(((y*exp(-log_scale))*(y*exp(-log_scale))));
+    const double _t0 = -log_scale;
+    _g[0] = 1.0 - 2.0*symloss_halfcauchy_log_scale_log1p_square_dv(y, _t0);
+    return log_scale + symloss_halfcauchy_log_scale_log1p_square(y, _t0);
 }
 
 /* The dropped constant c = −log p − ℓ of one observation. */

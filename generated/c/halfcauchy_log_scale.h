@@ -28,6 +28,7 @@
  * Stabilising rewrites applied (symloss.stabilize):
  *     log1p: log(1 + x) → log1p(x)
  *     standardised_square: u²·exp(2v) → (u·exp(v))²
+ *     log1p_square: log1p(p·(u·exp(w))²) → log1p_square(u, w + log(p)/2)  (p > 0)
  *
  * Conventions:
  *   * Every array argument has n elements (no broadcasting; repeat a shared value); the named constants

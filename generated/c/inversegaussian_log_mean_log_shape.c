@@ -31,6 +31,7 @@
  * Stabilising rewrites applied (symloss.stabilize):
  *     exp_of_sum: exp(a)·exp(b) → exp(a + b)
  *     standardised_square: u²·exp(2v) → (u·exp(v))²
+ *     square_absorb: Square(z)·p → Square(z·√p)  (p > 0: exp(w) or a positive power)
  *
  * Conventions:
  *   * Every array argument has n elements (no broadcasting; repeat a shared value); the named constants
@@ -51,8 +52,8 @@ static double symloss_inversegaussian_log_mean_log_shape_terms(double log_mean, 
 {
     (void)log_mean; (void)log_shape; (void)y;
     const double _t0 = (0.5)*log_shape;
-    const double _t1 = (((y - exp(log_mean))*exp(_t0 - log_mean))*((y - exp(log_mean))*exp(_t0 - log_mean)));
-    return -_t0 + (0.5)*_t1/y;
+    const double _t1 = (y - exp(log_mean))*exp(_t0 - log_mean)/sqrt(y);
+    return -_t0 + (0.5)*(_t1*_t1);
 }
 
 /* ℓ of one observation, and its partial derivatives ∂ℓ/∂log_mean, ∂ℓ/∂log_shape into _g. */
@@ -61,10 +62,10 @@ static double symloss_inversegaussian_log_mean_log_shape_terms_and_grads(double 
     (void)log_mean; (void)log_shape; (void)y;
     const double _t0 = (0.5)*log_shape;
     const double _t1 = y - exp(log_mean);
-    const double _t2 = (0.5)*((_t1*exp(_t0 - log_mean))*(_t1*exp(_t0 - log_mean)))/y;
+    const double _t2 = ((_t1*exp(_t0 - log_mean)/sqrt(y))*(_t1*exp(_t0 - log_mean)/sqrt(y)));
     _g[0] = -_t1*exp(-2.0*log_mean + log_shape);
-    _g[1] = _t2 - 0.5;
-    return -_t0 + _t2;
+    _g[1] = (0.5)*_t2 - 0.5;
+    return -_t0 + (0.5)*_t2;
 }
 
 /* The dropped constant c = −log p − ℓ of one observation. */

@@ -31,6 +31,7 @@
  * Stabilising rewrites applied (symloss.stabilize):
  *     exp_of_sum: exp(a)·exp(b) → exp(a + b)
  *     standardised_square: u²·exp(2v) → (u·exp(v))²
+ *     square_absorb: Square(z)·p → Square(z·√p)  (p > 0: exp(w) or a positive power)
  *
  * Conventions:
  *   * Every array argument has n elements (no broadcasting; repeat a shared value); the named constants

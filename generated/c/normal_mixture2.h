@@ -56,6 +56,8 @@
  *     softplus: log(1 + exp(x)) → softplus(x)
  *     softplus_difference: softplus(x) − softplus(−x) → x
  *     standardised_square: u²·exp(2v) → (u·exp(v))²
+ *     difference_of_squares: Square(a) − Square(b) → (a − b)·(a + b)
+ *     xmuly: w·a → xmuly(w, a)  (w a sigmoid or a 0/1 indicator, a with a square)
  *
  * Conventions:
  *   * Every array argument has n elements (no broadcasting; repeat a shared value); the named constants

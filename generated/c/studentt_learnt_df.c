@@ -40,6 +40,8 @@
  *     log1p: log(1 + x) → log1p(x)
  *     exp_of_sum: exp(a)·exp(b) → exp(a + b)
  *     standardised_square: u²·exp(2v) → (u·exp(v))²
+ *     log1p_square: log1p(p·(u·exp(w))²) → log1p_square(u, w + log(p)/2)  (p > 0)
+ *     square_fraction: z/(z² + q) → log1p_square_du(z, −log(q)/2);  z²/(z² + q) → log1p_square_dv(…)  (q > 0)
  *
  * Conventions:
  *   * Every array argument has n elements (no broadcasting; repeat a shared value); the named constants
@@ -54,6 +56,44 @@
 #include <stddef.h>
 
 #include "studentt_learnt_df.h"
+
+/* log(1 + x²) with x = u·exp(v): log1p(x²) for |x| ≤ 1, 2·log|x| + log1p(x⁻²) above, log|x| = log|u| + v
+   where x itself overflows. */
+static double symloss_studentt_learnt_df_log1p_square(double u, double v)
+{
+    const double x = u * exp(v);
+    double inv;
+    if (!(fabs(x) > 1.0)) {
+        return log1p(x * x);
+    }
+    inv = 1.0 / x;
+    return 2.0 * (isfinite(x) ? log(fabs(x)) : log(fabs(u)) + v) + log1p(inv * inv);
+}
+
+/* u·exp(2v)/(1 + x²) with x = u·exp(v) (½·∂/∂u log(1 + x²)): x·exp(v)/(1 + x²) for |x| ≤ 1,
+   1/(u·(1 + x⁻²)) above (no overflow of x², no ∞/∞). */
+static double symloss_studentt_learnt_df_log1p_square_du(double u, double v)
+{
+    const double x = u * exp(v);
+    double inv;
+    if (!(fabs(x) > 1.0)) {
+        return x * exp(v) / (1.0 + x * x);
+    }
+    inv = 1.0 / x;
+    return 1.0 / (u * (1.0 + inv * inv));
+}
+
+/* x²/(1 + x²) with x = u·exp(v) (½·∂/∂v log(1 + x²)): as written for |x| ≤ 1, 1/(1 + x⁻²) above. */
+static double symloss_studentt_learnt_df_log1p_square_dv(double u, double v)
+{
+    const double x = u * exp(v);
+    double inv;
+    if (!(fabs(x) > 1.0)) {
+        return x * x / (1.0 + x * x);
+    }
+    inv = 1.0 / x;
+    return 1.0 / (1.0 + inv * inv);
+}
 
 /* ψ(x) = d log Γ(x)/dx: the recurrence ψ(x) = ψ(x + 1) − 1/x up to x ≥ 10, then the asymptotic series
    (error < 1e-15); the reflection ψ(x) = ψ(1 − x) − π/tan(πx) for x < 0. */
@@ -83,7 +123,7 @@ static double symloss_studentt_learnt_df_terms(double log_df, double loc, double
     const double _t0 = (0.5)*exp(log_df);
     const double _t1 = _t0 + 0.5;
     const double _t2 = (0.5)*log_df + log_scale;
-    return _t1*log1p((((-loc + y)*exp(-_t2))*((-loc + y)*exp(-_t2)))) + _t2 + lgamma(_t0) - lgamma(_t1);
+    return _t1*symloss_studentt_learnt_df_log1p_square(-loc + y, -_t2) + _t2 + lgamma(_t0) - lgamma(_t1);
 }
 
 /* ℓ of one observation, and its partial derivatives ∂ℓ/∂log_df, ∂ℓ/∂loc, ∂ℓ/∂log_scale into _g. */
@@ -93,19 +133,16 @@ static double symloss_studentt_learnt_df_terms_and_grads(double log_df, double l
     const double _t0 = exp(log_df);
     const double _t1 = (0.5)*_t0;
     const double _t2 = _t1 + 0.5;
-    const double _t3 = loc - y;
-    const double _t4 = (0.5)*log_df + log_scale;
-    const double _t5 = log_df + 2.0*log_scale;
-    const double _t6 = (_t3*_t3);
-    const double _t7 = _t6 + exp(_t5);
-    const double _t8 = (1.0/(_t7));
-    const double _t9 = _t0 + 1.0;
-    const double _t10 = _t6*_t9;
-    const double _t11 = -_t10 + _t7*(_t0*(-_t5 + log(_t7)) + _t0*symloss_studentt_learnt_df_digamma(_t1) - _t0*symloss_studentt_learnt_df_digamma(_t2) + 1.0);
-    _g[0] = (0.5)*_t11*_t8;
-    _g[1] = _t3*_t8*_t9;
-    _g[2] = _t8*(-_t10 + _t7);
-    return _t2*log1p(((_t3*exp(-_t4))*(_t3*exp(-_t4)))) + _t4 + lgamma(_t1) - lgamma(_t2);
+    const double _t4 = loc - y;
+    const double _t5 = -_t4;
+    const double _t6 = (0.5)*log_df + log_scale;
+    const double _t7 = -_t6;
+    const double _t8 = symloss_studentt_learnt_df_log1p_square(_t5, _t7);
+    const double _t9 = _t2*symloss_studentt_learnt_df_log1p_square_dv(_t5, _t7);
+    _g[0] = _t1*_t8 + _t1*symloss_studentt_learnt_df_digamma(_t1) - _t1*symloss_studentt_learnt_df_digamma(_t2) - _t9 + 0.5;
+    _g[1] = (_t0 + 1.0)*symloss_studentt_learnt_df_log1p_square_du(_t4, _t7);
+    _g[2] = 1.0 - 2.0*_t9;
+    return _t2*_t8 + _t6 + lgamma(_t1) - lgamma(_t2);
 }
 
 /* The dropped constant c = −log p − ℓ of one observation. */

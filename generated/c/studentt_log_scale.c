@@ -36,6 +36,8 @@
  *     log_gamma: log Γ(x) → lgamma(x);  log x! → lgamma(x + 1)
  *     log1p: log(1 + x) → log1p(x)
  *     standardised_square: u²·exp(2v) → (u·exp(v))²
+ *     log1p_square: log1p(p·(u·exp(w))²) → log1p_square(u, w + log(p)/2)  (p > 0)
+ *     square_fraction: z/(z² + q) → log1p_square_du(z, −log(q)/2);  z²/(z² + q) → log1p_square_dv(…)  (q > 0)
  *
  * Conventions:
  *   * Every array argument has n elements (no broadcasting; repeat a shared value); the named constants
@@ -50,6 +52,44 @@
 #include <stddef.h>
 
 #include "studentt_log_scale.h"
+
+/* log(1 + x²) with x = u·exp(v): log1p(x²) for |x| ≤ 1, 2·log|x| + log1p(x⁻²) above, log|x| = log|u| + v
+   where x itself overflows. */
+static double symloss_studentt_log_scale_log1p_square(double u, double v)
+{
+    const double x = u * exp(v);
+    double inv;
+    if (!(fabs(x) > 1.0)) {
+        return log1p(x * x);
+    }
+    inv = 1.0 / x;
+    return 2.0 * (isfinite(x) ? log(fabs(x)) : log(fabs(u)) + v) + log1p(inv * inv);
+}
+
+/* u·exp(2v)/(1 + x²) with x = u·exp(v) (½·∂/∂u log(1 + x²)): x·exp(v)/(1 + x²) for |x| ≤ 1,
+   1/(u·(1 + x⁻²)) above (no overflow of x², no ∞/∞). */
+static double symloss_studentt_log_scale_log1p_square_du(double u, double v)
+{
+    const double x = u * exp(v);
+    double inv;
+    if (!(fabs(x) > 1.0)) {
+        return x * exp(v) / (1.0 + x * x);
+    }
+    inv = 1.0 / x;
+    return 1.0 / (u * (1.0 + inv * inv));
+}
+
+/* x²/(1 + x²) with x = u·exp(v) (½·∂/∂v log(1 + x²)): as written for |x| ≤ 1, 1/(1 + x⁻²) above. */
+static double symloss_studentt_log_scale_log1p_square_dv(double u, double v)
+{
+    const double x = u * exp(v);
+    double inv;
+    if (!(fabs(x) > 1.0)) {
+        return x * x / (1.0 + x * x);
+    }
+    inv = 1.0 / x;
+    return 1.0 / (1.0 + inv * inv);
+}
 
 /* ψ(x) = d log Γ(x)/dx: the recurrence ψ(x) = ψ(x + 1) − 1/x up to x ≥ 10, then the asymptotic series
    (error < 1e-15); the reflection ψ(x) = ψ(1 − x) − π/tan(πx) for x < 0. */
@@ -78,8 +118,8 @@ static double symloss_studentt_log_scale_terms(double df, double loc, double log
     (void)df; (void)loc; (void)log_scale; (void)y;
     const double _t0 = (0.5)*df;
     const double _t1 = _t0 + 0.5;
-    const double _t2 = _t1*log1p((((-loc + y)*exp(-log_scale))*((-loc + y)*exp(-log_scale)))/df);
-    return _t2 + log_scale + (0.5)*log(df) + lgamma(_t0) - lgamma(_t1);
+    const double _t2 = log_scale + (0.5)*log(df);
+    return _t1*symloss_studentt_log_scale_log1p_square(-loc + y, -_t2) + _t2 + lgamma(_t0) - lgamma(_t1);
 }
 
 /* ℓ of one observation, and its partial derivatives ∂ℓ/∂df, ∂ℓ/∂loc, ∂ℓ/∂log_scale into _g. */
@@ -88,20 +128,17 @@ static double symloss_studentt_log_scale_terms_and_grads(double df, double loc, 
     (void)df; (void)loc; (void)log_scale; (void)y;
     const double _t0 = (0.5)*df;
     const double _t1 = _t0 + 0.5;
-    const double _t3 = (1.0/(df));
-    const double _t4 = loc - y;
-    const double _t5 = ((_t4*exp(-log_scale))*(_t4*exp(-log_scale)));
-    const double _t6 = _t3*_t5;
-    const double _t7 = log1p(_t6);
-    const double _t8 = df + 1.0;
-    const double _t9 = (_t4*_t4);
-    const double _t10 = _t9 + df*exp(2.0*log_scale);
-    const double _t11 = (1.0/(_t10));
-    const double _t12 = -_t1*_t5/((df*df)*(_t6 + 1.0));
-    _g[0] = _t12 + (0.5)*_t3 + (0.5)*_t7 + (0.5)*symloss_studentt_log_scale_digamma(_t0) - 0.5*symloss_studentt_log_scale_digamma(_t1);
-    _g[1] = _t11*_t4*_t8;
-    _g[2] = _t11*(_t10 - _t8*_t9);
-    return _t1*_t7 + log_scale + (0.5)*log(df) + lgamma(_t0) - lgamma(_t1);
+    const double _t3 = loc - y;
+    const double _t4 = -_t3;
+    const double _t5 = log_scale + (0.5)*log(df);
+    const double _t6 = -_t5;
+    const double _t7 = symloss_studentt_log_scale_log1p_square(_t4, _t6);
+    const double _t8 = (1.0/(df));
+    const double _t9 = _t1*symloss_studentt_log_scale_log1p_square_dv(_t4, _t6);
+    _g[0] = (0.5)*_t7 - _t8*_t9 + (0.5)*_t8 + (0.5)*symloss_studentt_log_scale_digamma(_t0) - 0.5*symloss_studentt_log_scale_digamma(_t1);
+    _g[1] = (df + 1.0)*symloss_studentt_log_scale_log1p_square_du(_t3, _t6);
+    _g[2] = 1.0 - 2.0*_t9;
+    return _t1*_t7 + _t5 + lgamma(_t0) - lgamma(_t1);
 }
 
 /* The dropped constant c = −log p − ℓ of one observation. */

@@ -38,6 +38,7 @@
  *     log_ndtr: log erfc(x) → log 2 + log_ndtr(−√2·x);  log(1 − erfc(x)/2) → log_ndtr(√2·x)
  *     exp_of_sum: exp(a)·exp(b) → exp(a + b)
  *     standardised_square: u²·exp(2v) → (u·exp(v))²
+ *     xmuly: w·a → xmuly(w, a)  (w a sigmoid or a 0/1 indicator, a with a square)
  *
  * Conventions:
  *   * Every array argument has n elements (no broadcasting; repeat a shared value); the named constants
@@ -75,8 +76,8 @@ static double symloss_tobit_terms(double loc, double log_scale, double censored,
 {
     (void)loc; (void)log_scale; (void)censored; (void)y;
     const double _t0 = (-loc + y)*exp(-log_scale);
-    const double _t1 = -(1.0 - censored)*(-log_scale - 0.5*(_t0*_t0) - 0.5723649429247001 - 0.34657359027997264);
-    return _t1 - censored*symloss_tobit_log_ndtr(-_t0);
+    const double _t1 = -log_scale - 0.5*(_t0*_t0) - 0.5723649429247001 - 0.34657359027997264;
+    return -censored*symloss_tobit_log_ndtr(-_t0) - ((1.0 - censored == 0.0) ? 0.0 : _t1*(1.0 - censored));
 }
 
 /* ℓ of one observation, and its partial derivatives ∂ℓ/∂loc, ∂ℓ/∂log_scale into _g. */
@@ -89,10 +90,10 @@ static double symloss_tobit_terms_and_grads(double loc, double log_scale, double
     const double _t3 = 1.0 - censored;
     const double _t4 = (_t1*_t1);
     const double _t5 = (0.5)*_t4 + log_scale;
-    const double _t6 = (0.5)*1.4142135623730951*censored*exp(-_t2 - _t5)/1.772453850905516;
-    _g[0] = _t0*_t3*exp(-2.0*log_scale) - _t6;
-    _g[1] = _t0*_t6 - _t3*(_t4 - 1.0);
-    return -_t2*censored - _t3*(-_t5 - 0.5723649429247001 - 0.34657359027997264);
+    const double _t6 = 1.4142135623730951*exp(-_t2 - _t5)/1.772453850905516;
+    _g[0] = _t0*_t3*exp(-2.0*log_scale) - 0.5*((censored == 0.0) ? 0.0 : _t6*censored);
+    _g[1] = -((_t3 == 0.0) ? 0.0 : _t3*(_t4 - 1.0)) - 0.5*((censored == 0.0) ? 0.0 : -_t0*_t6*censored);
+    return -_t2*censored - ((_t3 == 0.0) ? 0.0 : _t3*(-_t5 - 0.5723649429247001 - 0.34657359027997264));
 }
 
 /* The dropped constant c = −log p − ℓ of one observation. */

@@ -38,6 +38,7 @@
  *     log_ndtr: log erfc(x) → log 2 + log_ndtr(−√2·x);  log(1 − erfc(x)/2) → log_ndtr(√2·x)
  *     exp_of_sum: exp(a)·exp(b) → exp(a + b)
  *     standardised_square: u²·exp(2v) → (u·exp(v))²
+ *     xmuly: w·a → xmuly(w, a)  (w a sigmoid or a 0/1 indicator, a with a square)
  *
  * Conventions:
  *   * Every array argument has n elements (no broadcasting; repeat a shared value); the named constants

@@ -30,6 +30,8 @@ Torch built-in: none computes this loss.
 Stabilising rewrites applied (symloss.stabilize):
     log1p: log(1 + x) → log1p(x)
     standardised_square: u²·exp(2v) → (u·exp(v))²
+    log1p_square: log1p(p·(u·exp(w))²) → log1p_square(u, w + log(p)/2)  (p > 0)
+    square_fraction: z/(z² + q) → log1p_square_du(z, −log(q)/2);  z²/(z² + q) → log1p_square_dv(…)  (q > 0)
 
 Conventions:
     * Inputs broadcast against each other and the target as in torch; dtype (float32/float64) follows the
@@ -63,20 +65,51 @@ REDUCTIONS = ("mean", "sum", "none")
 _WRT_INDEX = (0, 1)
 
 
+def _log1p_square(u, v):
+    """log(1 + x²) with x = u·exp(v): log1p(x²) for |x| ≤ 1, 2·log|x| + log1p(x⁻²) above, log|x| = log|u| + v
+    where x itself overflows; each branch sees a guarded input (double where)."""
+    x = u * jnp.exp(v)
+    big = jnp.abs(x) > 1.0
+    xs = jnp.where(big, 0.0, x)
+    xb = jnp.where(big, x, 1.0)
+    inv = 1.0 / xb
+    lx = jnp.where(jnp.isfinite(xb), jnp.log(jnp.abs(xb)), jnp.log(jnp.abs(jnp.where(big, u, 1.0))) + v)
+    return jnp.where(big, 2.0 * lx + jnp.log1p(inv * inv), jnp.log1p(xs * xs))
+
+
+def _log1p_square_du(u, v):
+    """u·exp(2v)/(1 + x²) with x = u·exp(v) (½·∂/∂u log(1 + x²)): x·exp(v)/(1 + x²) for |x| ≤ 1,
+    1/(u·(1 + x⁻²)) above (no overflow of x², no ∞/∞)."""
+    x = u * jnp.exp(v)
+    big = jnp.abs(x) > 1.0
+    xs = jnp.where(big, 0.0, x)
+    inv = 1.0 / jnp.where(big, x, 1.0)
+    small = xs * jnp.exp(jnp.where(big, 0.0, v)) / (1.0 + xs * xs)
+    return jnp.where(big, 1.0 / (jnp.where(big, u, 1.0) * (1.0 + inv * inv)), small)
+
+
+def _log1p_square_dv(u, v):
+    """x²/(1 + x²) with x = u·exp(v) (½·∂/∂v log(1 + x²)): as written for |x| ≤ 1, 1/(1 + x⁻²) above."""
+    x = u * jnp.exp(v)
+    big = jnp.abs(x) > 1.0
+    xs = jnp.where(big, 0.0, x)
+    inv = 1.0 / jnp.where(big, x, 1.0)
+    return jnp.where(big, 1.0 / (1.0 + inv * inv), xs * xs / (1.0 + xs * xs))
+
+
 def _loss_terms(loc, log_scale, y):
     """ℓ of each observation."""
-    return log_scale + jnp.log1p(((-loc + y)*jnp.exp(-log_scale))**2)
+    return log_scale + _log1p_square(-loc + y, -log_scale)
 
 
 def _loss_terms_and_grads(loc, log_scale, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂loc, ∂ℓ/∂log_scale."""
     _t0 = loc - y
-    _t1 = jnp.exp(2*log_scale)
-    _t2 = _t0**2
-    _t3 = 1/(_t1 + _t2)
-    _value = log_scale + jnp.log1p((_t0*jnp.exp(-log_scale))**2)
-    _grad0 = 2*_t0*_t3
-    _grad1 = _t3*(_t1 - _t2)
+    _t1 = -_t0
+    _t2 = -log_scale
+    _value = log_scale + _log1p_square(_t1, _t2)
+    _grad0 = 2*_log1p_square_du(_t0, _t2)
+    _grad1 = 1 - 2*_log1p_square_dv(_t1, _t2)
     return _value, (_grad0, _grad1)
 
 

@@ -28,6 +28,7 @@ Torch built-in: none computes this loss.
 Stabilising rewrites applied (symloss.stabilize):
     log1p: log(1 + x) → log1p(x)
     standardised_square: u²·exp(2v) → (u·exp(v))²
+    log1p_square: log1p(p·(u·exp(w))²) → log1p_square(u, w + log(p)/2)  (p > 0)
 
 Conventions:
     * Inputs broadcast against each other and the target as in torch; dtype (float32/float64) follows the
@@ -61,17 +62,37 @@ REDUCTIONS = ("mean", "sum", "none")
 _WRT_INDEX = (0,)
 
 
+def _log1p_square(u, v):
+    """log(1 + x²) with x = u·exp(v): log1p(x²) for |x| ≤ 1, 2·log|x| + log1p(x⁻²) above, log|x| = log|u| + v
+    where x itself overflows; each branch sees a guarded input (double where)."""
+    x = u * jnp.exp(v)
+    big = jnp.abs(x) > 1.0
+    xs = jnp.where(big, 0.0, x)
+    xb = jnp.where(big, x, 1.0)
+    inv = 1.0 / xb
+    lx = jnp.where(jnp.isfinite(xb), jnp.log(jnp.abs(xb)), jnp.log(jnp.abs(jnp.where(big, u, 1.0))) + v)
+    return jnp.where(big, 2.0 * lx + jnp.log1p(inv * inv), jnp.log1p(xs * xs))
+
+
+def _log1p_square_dv(u, v):
+    """x²/(1 + x²) with x = u·exp(v) (½·∂/∂v log(1 + x²)): as written for |x| ≤ 1, 1/(1 + x⁻²) above."""
+    x = u * jnp.exp(v)
+    big = jnp.abs(x) > 1.0
+    xs = jnp.where(big, 0.0, x)
+    inv = 1.0 / jnp.where(big, x, 1.0)
+    return jnp.where(big, 1.0 / (1.0 + inv * inv), xs * xs / (1.0 + xs * xs))
+
+
 def _loss_terms(log_scale, y):
     """ℓ of each observation."""
-    return log_scale + jnp.log1p((y*jnp.exp(-log_scale))**2)
+    return log_scale + _log1p_square(y, -log_scale)
 
 
 def _loss_terms_and_grads(log_scale, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂log_scale."""
-    _t0 = y**2
-    _t1 = jnp.exp(2*log_scale)
-    _value = log_scale + jnp.log1p((y*jnp.exp(-log_scale))**2)
-    _grad0 = (-_t0 + _t1)/(_t0 + _t1)
+    _t0 = -log_scale
+    _value = log_scale + _log1p_square(y, _t0)
+    _grad0 = 1 - 2*_log1p_square_dv(y, _t0)
     return _value, (_grad0,)
 
 

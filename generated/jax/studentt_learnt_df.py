@@ -40,6 +40,8 @@ Stabilising rewrites applied (symloss.stabilize):
     log1p: log(1 + x) → log1p(x)
     exp_of_sum: exp(a)·exp(b) → exp(a + b)
     standardised_square: u²·exp(2v) → (u·exp(v))²
+    log1p_square: log1p(p·(u·exp(w))²) → log1p_square(u, w + log(p)/2)  (p > 0)
+    square_fraction: z/(z² + q) → log1p_square_du(z, −log(q)/2);  z²/(z² + q) → log1p_square_dv(…)  (q > 0)
 
 Conventions:
     * Inputs broadcast against each other and the target as in torch; dtype (float32/float64) follows the
@@ -74,12 +76,44 @@ REDUCTIONS = ("mean", "sum", "none")
 _WRT_INDEX = (0, 1, 2)
 
 
+def _log1p_square(u, v):
+    """log(1 + x²) with x = u·exp(v): log1p(x²) for |x| ≤ 1, 2·log|x| + log1p(x⁻²) above, log|x| = log|u| + v
+    where x itself overflows; each branch sees a guarded input (double where)."""
+    x = u * jnp.exp(v)
+    big = jnp.abs(x) > 1.0
+    xs = jnp.where(big, 0.0, x)
+    xb = jnp.where(big, x, 1.0)
+    inv = 1.0 / xb
+    lx = jnp.where(jnp.isfinite(xb), jnp.log(jnp.abs(xb)), jnp.log(jnp.abs(jnp.where(big, u, 1.0))) + v)
+    return jnp.where(big, 2.0 * lx + jnp.log1p(inv * inv), jnp.log1p(xs * xs))
+
+
+def _log1p_square_du(u, v):
+    """u·exp(2v)/(1 + x²) with x = u·exp(v) (½·∂/∂u log(1 + x²)): x·exp(v)/(1 + x²) for |x| ≤ 1,
+    1/(u·(1 + x⁻²)) above (no overflow of x², no ∞/∞)."""
+    x = u * jnp.exp(v)
+    big = jnp.abs(x) > 1.0
+    xs = jnp.where(big, 0.0, x)
+    inv = 1.0 / jnp.where(big, x, 1.0)
+    small = xs * jnp.exp(jnp.where(big, 0.0, v)) / (1.0 + xs * xs)
+    return jnp.where(big, 1.0 / (jnp.where(big, u, 1.0) * (1.0 + inv * inv)), small)
+
+
+def _log1p_square_dv(u, v):
+    """x²/(1 + x²) with x = u·exp(v) (½·∂/∂v log(1 + x²)): as written for |x| ≤ 1, 1/(1 + x⁻²) above."""
+    x = u * jnp.exp(v)
+    big = jnp.abs(x) > 1.0
+    xs = jnp.where(big, 0.0, x)
+    inv = 1.0 / jnp.where(big, x, 1.0)
+    return jnp.where(big, 1.0 / (1.0 + inv * inv), xs * xs / (1.0 + xs * xs))
+
+
 def _loss_terms(log_df, loc, log_scale, y):
     """ℓ of each observation."""
     _t0 = (1/2)*jnp.exp(log_df)
     _t1 = _t0 + 1/2
     _t2 = (1/2)*log_df + log_scale
-    _t3 = _t1*jnp.log1p(((-loc + y)*jnp.exp(-_t2))**2)
+    _t3 = _t1*_log1p_square(-loc + y, -_t2)
     return _t2 + _t3 + jax.scipy.special.gammaln(_t0) - jax.scipy.special.gammaln(_t1)
 
 
@@ -88,21 +122,17 @@ def _loss_terms_and_grads(log_df, loc, log_scale, y):
     _t0 = jnp.exp(log_df)
     _t1 = (1/2)*_t0
     _t2 = _t1 + 1/2
-    _t3 = loc - y
-    _t4 = (1/2)*log_df + log_scale
-    _t5 = log_df + 2*log_scale
-    _t6 = _t3**2
-    _t7 = _t6 + jnp.exp(_t5)
-    _t8 = 1/_t7
-    _t9 = _t0 + 1
-    _t10 = _t6*_t9
-    _t11 = _t2*jnp.log1p((_t3*jnp.exp(-_t4))**2)
-    _t12 = -_t0*jax.scipy.special.digamma(_t2)
-    _t13 = -_t10 + _t7*(_t0*(-_t5 + jnp.log(_t7)) + _t0*jax.scipy.special.digamma(_t1) + _t12 + 1)
-    _value = _t11 + _t4 + jax.scipy.special.gammaln(_t1) - jax.scipy.special.gammaln(_t2)
-    _grad0 = (1/2)*_t13*_t8
-    _grad1 = _t3*_t8*_t9
-    _grad2 = _t8*(-_t10 + _t7)
+    _t4 = loc - y
+    _t5 = -_t4
+    _t6 = (1/2)*log_df + log_scale
+    _t7 = -_t6
+    _t8 = _log1p_square(_t5, _t7)
+    _t9 = _t2*_log1p_square_dv(_t5, _t7)
+    _t10 = -_t1*jax.scipy.special.digamma(_t2)
+    _value = _t2*_t8 + _t6 + jax.scipy.special.gammaln(_t1) - jax.scipy.special.gammaln(_t2)
+    _grad0 = _t1*_t8 + _t1*jax.scipy.special.digamma(_t1) + _t10 - _t9 + 1/2
+    _grad1 = (_t0 + 1)*_log1p_square_du(_t4, _t7)
+    _grad2 = 1 - 2*_t9
     return _value, (_grad0, _grad1, _grad2)
 
 

@@ -36,6 +36,8 @@ Stabilising rewrites applied (symloss.stabilize):
     log_gamma: log Γ(x) → lgamma(x);  log x! → lgamma(x + 1)
     log1p: log(1 + x) → log1p(x)
     standardised_square: u²·exp(2v) → (u·exp(v))²
+    log1p_square: log1p(p·(u·exp(w))²) → log1p_square(u, w + log(p)/2)  (p > 0)
+    square_fraction: z/(z² + q) → log1p_square_du(z, −log(q)/2);  z²/(z² + q) → log1p_square_dv(…)  (q > 0)
 
 Conventions:
     * Inputs broadcast against each other and the target as in torch; dtype (float32/float64) follows the
@@ -70,35 +72,63 @@ REDUCTIONS = ("mean", "sum", "none")
 _WRT_INDEX = (0, 1, 2)
 
 
+def _log1p_square(u, v):
+    """log(1 + x²) with x = u·exp(v): log1p(x²) for |x| ≤ 1, 2·log|x| + log1p(x⁻²) above, log|x| = log|u| + v
+    where x itself overflows; each branch sees a guarded input (double where)."""
+    x = u * jnp.exp(v)
+    big = jnp.abs(x) > 1.0
+    xs = jnp.where(big, 0.0, x)
+    xb = jnp.where(big, x, 1.0)
+    inv = 1.0 / xb
+    lx = jnp.where(jnp.isfinite(xb), jnp.log(jnp.abs(xb)), jnp.log(jnp.abs(jnp.where(big, u, 1.0))) + v)
+    return jnp.where(big, 2.0 * lx + jnp.log1p(inv * inv), jnp.log1p(xs * xs))
+
+
+def _log1p_square_du(u, v):
+    """u·exp(2v)/(1 + x²) with x = u·exp(v) (½·∂/∂u log(1 + x²)): x·exp(v)/(1 + x²) for |x| ≤ 1,
+    1/(u·(1 + x⁻²)) above (no overflow of x², no ∞/∞)."""
+    x = u * jnp.exp(v)
+    big = jnp.abs(x) > 1.0
+    xs = jnp.where(big, 0.0, x)
+    inv = 1.0 / jnp.where(big, x, 1.0)
+    small = xs * jnp.exp(jnp.where(big, 0.0, v)) / (1.0 + xs * xs)
+    return jnp.where(big, 1.0 / (jnp.where(big, u, 1.0) * (1.0 + inv * inv)), small)
+
+
+def _log1p_square_dv(u, v):
+    """x²/(1 + x²) with x = u·exp(v) (½·∂/∂v log(1 + x²)): as written for |x| ≤ 1, 1/(1 + x⁻²) above."""
+    x = u * jnp.exp(v)
+    big = jnp.abs(x) > 1.0
+    xs = jnp.where(big, 0.0, x)
+    inv = 1.0 / jnp.where(big, x, 1.0)
+    return jnp.where(big, 1.0 / (1.0 + inv * inv), xs * xs / (1.0 + xs * xs))
+
+
 def _loss_terms(df, loc, log_scale, y):
     """ℓ of each observation."""
     _t0 = (1/2)*df
     _t1 = _t0 + 1/2
-    _t2 = _t1*jnp.log1p(((-loc + y)*jnp.exp(-log_scale))**2/df)
-    _t3 = -jax.scipy.special.gammaln(_t1)
-    return _t2 + _t3 + log_scale + (1/2)*jnp.log(df) + jax.scipy.special.gammaln(_t0)
+    _t2 = log_scale + (1/2)*jnp.log(df)
+    _t3 = _t1*_log1p_square(-loc + y, -_t2)
+    return _t2 + _t3 + jax.scipy.special.gammaln(_t0) - jax.scipy.special.gammaln(_t1)
 
 
 def _loss_terms_and_grads(df, loc, log_scale, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂df, ∂ℓ/∂loc, ∂ℓ/∂log_scale."""
     _t0 = (1/2)*df
     _t1 = _t0 + 1/2
-    _t3 = 1/df
-    _t4 = loc - y
-    _t5 = (_t4*jnp.exp(-log_scale))**2
-    _t6 = _t3*_t5
-    _t7 = jnp.log1p(_t6)
-    _t8 = df + 1
-    _t9 = _t4**2
-    _t10 = _t9 + df*jnp.exp(2*log_scale)
-    _t11 = 1/_t10
-    _t12 = -jax.scipy.special.gammaln(_t1)
-    _t13 = (1/2)*jax.scipy.special.digamma(_t0)
-    _t14 = -1/2*jax.scipy.special.digamma(_t1)
-    _value = _t1*_t7 + _t12 + log_scale + (1/2)*jnp.log(df) + jax.scipy.special.gammaln(_t0)
-    _grad0 = -_t1*_t5/(df**2*(_t6 + 1)) + _t13 + _t14 + (1/2)*_t3 + (1/2)*_t7
-    _grad1 = _t11*_t4*_t8
-    _grad2 = _t11*(_t10 - _t8*_t9)
+    _t3 = loc - y
+    _t4 = -_t3
+    _t5 = log_scale + (1/2)*jnp.log(df)
+    _t6 = -_t5
+    _t7 = _log1p_square(_t4, _t6)
+    _t8 = 1/df
+    _t9 = _t1*_log1p_square_dv(_t4, _t6)
+    _t10 = (1/2)*jax.scipy.special.digamma(_t0)
+    _value = _t1*_t7 + _t5 + jax.scipy.special.gammaln(_t0) - jax.scipy.special.gammaln(_t1)
+    _grad0 = _t10 + (1/2)*_t7 - _t8*_t9 + (1/2)*_t8 - 1/2*jax.scipy.special.digamma(_t1)
+    _grad1 = (df + 1)*_log1p_square_du(_t3, _t6)
+    _grad2 = 1 - 2*_t9
     return _value, (_grad0, _grad1, _grad2)
 
 

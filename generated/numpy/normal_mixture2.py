@@ -56,6 +56,8 @@ Stabilising rewrites applied (symloss.stabilize):
     softplus: log(1 + exp(x)) → softplus(x)
     softplus_difference: softplus(x) − softplus(−x) → x
     standardised_square: u²·exp(2v) → (u·exp(v))²
+    difference_of_squares: Square(a) − Square(b) → (a − b)·(a + b)
+    xmuly: w·a → xmuly(w, a)  (w a sigmoid or a 0/1 indicator, a with a square)
 
 Conventions:
     * Inputs broadcast against each other and the target as in torch; dtype (float32/float64) follows the
@@ -105,26 +107,33 @@ def _loss_terms_and_grads(loc1, log_scale1, loc2, log_scale2, logit_mixing, y):
     _t1 = np.exp(_t0)
     _t2 = -y
     _t3 = _t2 + loc1
-    _t5 = (_t1*_t3)**2
-    _t6 = (1/2)*_t5
+    _t5 = _t1*_t3
+    _t6 = _t5**2
     _t7 = -logit_mixing
     _t8 = (1/2)*math.log(2) + (1/2)*math.log(math.pi)
-    _t9 = np.exp(-log_scale2)
-    _t10 = _t2 + loc2
-    _t12 = (_t10*_t9)**2
-    _t13 = (1/2)*_t12 + log_scale2
-    _t14 = _t0 + logit_mixing
-    _t15 = _t13 + _t14 - _t6
-    _t16 = _sigmoid(_t15)
-    _t17 = _sigmoid(-_t15)
-    _t18 = _t14 + log_scale2 - 1/2*(_t1*_t3)**2 + (1/2)*(_t10*_t9)**2
-    _t19 = -_t6 - _t8 - log_scale1 - np.logaddexp(0.0, _t7)
-    _value = -np.logaddexp(_t19, -_t13 - _t8 - np.logaddexp(0.0, logit_mixing))
-    _grad0 = _t16*_t3*np.exp(-2*log_scale1)
-    _grad1 = -_t16*_t5 + _t16
-    _grad2 = _t10*_t17*np.exp(-2*log_scale2)
-    _grad3 = -_t12*_t17 + _t17
-    _grad4 = _sigmoid(-_t18)*_sigmoid(logit_mixing) - _sigmoid(_t18)*_sigmoid(_t7)
+    _t9 = -log_scale2
+    _t10 = np.exp(_t9)
+    _t11 = _t2 + loc2
+    _t13 = -_t10*_t11
+    _t14 = _t13**2
+    _t15 = _t13 - _t5
+    _t16 = _t10*_t11 - _t5
+    _t17 = _t0 + log_scale2 + logit_mixing
+    _t18 = _sigmoid(-1/2*_t15*_t16 + _t17)
+    _t19 = _t7 + _t9 + log_scale1
+    _t20 = _sigmoid((1/2)*_t15*_t16 + _t19)
+    _t21 = _t1*_t3
+    _t22 = _t10*_t11
+    _t23 = _t21 + _t22
+    _t24 = _t21 - _t22
+    _t25 = -1/2*_t14 - _t8 - log_scale2 - np.logaddexp(0.0, logit_mixing)
+    _t26 = _sigmoid(logit_mixing)*_sigmoid(_t19 + (1/2)*_t23*_t24)
+    _value = -np.logaddexp(_t25, -1/2*_t6 - _t8 - log_scale1 - np.logaddexp(0.0, _t7))
+    _grad0 = _t18*_t3*np.exp(-2*log_scale1)
+    _grad1 = _t18 - np.where((_t18 == 0), 0, _t18*_t6)
+    _grad2 = _t11*_t20*np.exp(-2*log_scale2)
+    _grad3 = _t20 - np.where((_t20 == 0), 0, _t14*_t20)
+    _grad4 = _t26 - _sigmoid(_t7)*_sigmoid(_t17 - 1/2*_t23*_t24)
     return _value, (_grad0, _grad1, _grad2, _grad3, _grad4)
 
 

@@ -29,6 +29,7 @@ Torch built-in: none computes this loss.
 
 Stabilising rewrites applied (symloss.stabilize):
     standardised_square: u²·exp(2v) → (u·exp(v))²
+    square_absorb: Square(z)·p → Square(z·√p)  (p > 0: exp(w) or a positive power)
 
 Conventions:
     * Inputs broadcast against each other and the target as in torch; dtype (float32/float64) follows the
@@ -74,18 +75,17 @@ _WRT_INDEX = (0, 1)
 
 def _loss_terms(loc, log_scale, y):
     """ℓ of each observation."""
-    return (log_scale + (1/2)*((-loc + y)*torch.exp(-log_scale))**2)*torch.exp(log_scale)
+    return log_scale*torch.exp(log_scale) + (1/2)*((-loc + y)*torch.exp(-1/2*log_scale))**2
 
 
 def _loss_terms_and_grads(loc, log_scale, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂loc, ∂ℓ/∂log_scale."""
     _t0 = torch.exp(log_scale)
-    _t1 = torch.exp(-log_scale)
-    _t2 = loc - y
-    _t3 = (_t1*_t2)**2
-    _value = _t0*((1/2)*_t3 + log_scale)
-    _grad0 = _t1*_t2
-    _grad1 = _t0*(1 - _t3)
+    _t1 = loc - y
+    _t2 = (_t1*torch.exp(-1/2*log_scale))**2
+    _value = _t0*log_scale + (1/2)*_t2
+    _grad0 = _t1*torch.exp(-log_scale)
+    _grad1 = _t0 - _t2
     return _value, (_grad0, _grad1)
 
 

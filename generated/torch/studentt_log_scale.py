@@ -36,6 +36,8 @@ Stabilising rewrites applied (symloss.stabilize):
     log_gamma: log Γ(x) → lgamma(x);  log x! → lgamma(x + 1)
     log1p: log(1 + x) → log1p(x)
     standardised_square: u²·exp(2v) → (u·exp(v))²
+    log1p_square: log1p(p·(u·exp(w))²) → log1p_square(u, w + log(p)/2)  (p > 0)
+    square_fraction: z/(z² + q) → log1p_square_du(z, −log(q)/2);  z²/(z² + q) → log1p_square_dv(…)  (q > 0)
 
 Conventions:
     * Inputs broadcast against each other and the target as in torch; dtype (float32/float64) follows the
@@ -79,32 +81,61 @@ REDUCTIONS = ("mean", "sum", "none")
 _WRT_INDEX = (0, 1, 2)
 
 
+def _log1p_square(u, v):
+    """log(1 + x²) with x = u·exp(v): log1p(x²) for |x| ≤ 1, 2·log|x| + log1p(x⁻²) above, log|x| = log|u| + v
+    where x itself overflows; each branch sees a guarded input (double where)."""
+    x = u * torch.exp(v)
+    big = torch.abs(x) > 1.0
+    xs = torch.where(big, 0.0, x)
+    xb = torch.where(big, x, 1.0)
+    inv = 1.0 / xb
+    lx = torch.where(torch.isfinite(xb), torch.log(torch.abs(xb)), torch.log(torch.abs(torch.where(big, u, 1.0))) + v)
+    return torch.where(big, 2.0 * lx + torch.log1p(inv * inv), torch.log1p(xs * xs))
+
+
+def _log1p_square_du(u, v):
+    """u·exp(2v)/(1 + x²) with x = u·exp(v) (½·∂/∂u log(1 + x²)): x·exp(v)/(1 + x²) for |x| ≤ 1,
+    1/(u·(1 + x⁻²)) above (no overflow of x², no ∞/∞)."""
+    x = u * torch.exp(v)
+    big = torch.abs(x) > 1.0
+    xs = torch.where(big, 0.0, x)
+    inv = 1.0 / torch.where(big, x, 1.0)
+    small = xs * torch.exp(torch.where(big, 0.0, v)) / (1.0 + xs * xs)
+    return torch.where(big, 1.0 / (torch.where(big, u, 1.0) * (1.0 + inv * inv)), small)
+
+
+def _log1p_square_dv(u, v):
+    """x²/(1 + x²) with x = u·exp(v) (½·∂/∂v log(1 + x²)): as written for |x| ≤ 1, 1/(1 + x⁻²) above."""
+    x = u * torch.exp(v)
+    big = torch.abs(x) > 1.0
+    xs = torch.where(big, 0.0, x)
+    inv = 1.0 / torch.where(big, x, 1.0)
+    return torch.where(big, 1.0 / (1.0 + inv * inv), xs * xs / (1.0 + xs * xs))
+
+
 def _loss_terms(df, loc, log_scale, y):
     """ℓ of each observation."""
     _t0 = (1/2)*df
     _t1 = _t0 + 1/2
-    _t2 = _t1*torch.log1p(((-loc + y)*torch.exp(-log_scale))**2/df)
-    return _t2 + log_scale + (1/2)*torch.log(df) + torch.lgamma(_t0) - torch.lgamma(_t1)
+    _t2 = log_scale + (1/2)*torch.log(df)
+    return _t1*_log1p_square(-loc + y, -_t2) + _t2 + torch.lgamma(_t0) - torch.lgamma(_t1)
 
 
 def _loss_terms_and_grads(df, loc, log_scale, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂df, ∂ℓ/∂loc, ∂ℓ/∂log_scale."""
     _t0 = (1/2)*df
     _t1 = _t0 + 1/2
-    _t3 = 1/df
-    _t4 = loc - y
-    _t5 = (_t4*torch.exp(-log_scale))**2
-    _t6 = _t3*_t5
-    _t7 = torch.log1p(_t6)
-    _t8 = df + 1
-    _t9 = _t4**2
-    _t10 = _t9 + df*torch.exp(2*log_scale)
-    _t11 = 1/_t10
-    _t12 = -_t1*_t5/(df**2*(_t6 + 1))
-    _value = _t1*_t7 + log_scale + (1/2)*torch.log(df) + torch.lgamma(_t0) - torch.lgamma(_t1)
-    _grad0 = _t12 + (1/2)*_t3 + (1/2)*_t7 + (1/2)*torch.digamma(_t0) - 1/2*torch.digamma(_t1)
-    _grad1 = _t11*_t4*_t8
-    _grad2 = _t11*(_t10 - _t8*_t9)
+    _t3 = loc - y
+    _t4 = -_t3
+    _t5 = log_scale + (1/2)*torch.log(df)
+    _t6 = -_t5
+    _t7 = _log1p_square(_t4, _t6)
+    _t8 = 1/df
+    _t9 = _t1*_log1p_square_dv(_t4, _t6)
+    _value = _t1*_t7 + _t5 + torch.lgamma(_t0) - torch.lgamma(_t1)
+    _grad0 = (1/2)*_t7 - _t8*_t9 + (1/2)*_t8 + (1/2)*torch.digamma(_t0) - 1/2*torch.digamma(_t1)
+    _grad1 = (df + 1)*_log1p_square_du(_t3, _t6)
+    _grad2 = 1 - 2*_t9
     return _value, (_grad0, _grad1, _grad2)
 
 

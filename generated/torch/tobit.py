@@ -37,6 +37,7 @@ Stabilising rewrites applied (symloss.stabilize):
     log_ndtr: log erfc(x) → log 2 + log_ndtr(−√2·x);  log(1 − erfc(x)/2) → log_ndtr(√2·x)
     exp_of_sum: exp(a)·exp(b) → exp(a + b)
     standardised_square: u²·exp(2v) → (u·exp(v))²
+    xmuly: w·a → xmuly(w, a)  (w a sigmoid or a 0/1 indicator, a with a square)
 
 Conventions:
     * Inputs broadcast against each other and the target as in torch; dtype (float32/float64) follows the
@@ -83,22 +84,25 @@ _WRT_INDEX = (0, 1)
 def _loss_terms(loc, log_scale, censored, y):
     """ℓ of each observation."""
     _t0 = (-loc + y)*torch.exp(-log_scale)
-    _t1 = -(1 - censored)*(-log_scale - 1/2*_t0**2 - 1/2*math.log(math.pi) - 1/2*math.log(2))
-    return _t1 - censored*torch.special.log_ndtr(-_t0)
+    _t1 = -log_scale - 1/2*_t0**2 - 1/2*math.log(math.pi) - 1/2*math.log(2)
+    _t2 = -torch.where((1 - censored == 0), 0, _t1*(1 - censored))
+    return _t2 - censored*torch.special.log_ndtr(-_t0)
 
 
 def _loss_terms_and_grads(loc, log_scale, censored, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂loc, ∂ℓ/∂log_scale."""
-    _t0 = loc - y
+    _t0 = -loc + y
     _t1 = _t0*torch.exp(-log_scale)
-    _t2 = torch.special.log_ndtr(_t1)
+    _t2 = torch.special.log_ndtr(-_t1)
     _t3 = 1 - censored
     _t4 = _t1**2
     _t5 = (1/2)*_t4 + log_scale
-    _t6 = (1/2)*math.sqrt(2)*censored*torch.exp(-_t2 - _t5)/math.sqrt(math.pi)
-    _value = -_t2*censored - _t3*(-_t5 - 1/2*math.log(math.pi) - 1/2*math.log(2))
-    _grad0 = _t0*_t3*torch.exp(-2*log_scale) - _t6
-    _grad1 = _t0*_t6 - _t3*(_t4 - 1)
+    _t6 = math.sqrt(2)*torch.exp(-_t2 - _t5)/math.sqrt(math.pi)
+    _t7 = -torch.where((_t3 == 0), 0, _t3*(-_t5 - 1/2*math.log(math.pi) - 1/2*math.log(2)))
+    _t8 = -1/2*torch.where((censored == 0), 0, _t0*_t6*censored)
+    _value = -_t2*censored + _t7
+    _grad0 = -_t0*_t3*torch.exp(-2*log_scale) - 1/2*torch.where((censored == 0), 0, _t6*censored)
+    _grad1 = _t8 - torch.where((_t3 == 0), 0, _t3*(_t4 - 1))
     return _value, (_grad0, _grad1)
 
 

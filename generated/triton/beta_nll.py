@@ -29,6 +29,7 @@ Torch built-in: none computes this loss.
 
 Stabilising rewrites applied (symloss.stabilize):
     standardised_square: u²·exp(2v) → (u·exp(v))²
+    square_absorb: Square(z)·p → Square(z·√p)  (p > 0: exp(w) or a positive power)
 
 Conventions:
     * Inputs broadcast against each other and the target as in torch; dtype (float32/float64) follows the
@@ -120,8 +121,8 @@ else:
 def _loss_terms(loc, log_scale, y):
     """ℓ of each observation."""
     _dt = loc.dtype
-    _t0 = log_scale + (0.5)*(((-loc + y)*_exp(-log_scale))*((-loc + y)*_exp(-log_scale)))
-    return _t0*_exp(log_scale)
+    _t0 = (0.5)*(((-loc + y)*_exp(-0.5*log_scale))*((-loc + y)*_exp(-0.5*log_scale)))
+    return _t0 + log_scale*_exp(log_scale)
 
 
 @triton.jit
@@ -129,12 +130,11 @@ def _loss_terms_and_grads(loc, log_scale, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂loc, ∂ℓ/∂log_scale."""
     _dt = loc.dtype
     _t0 = _exp(log_scale)
-    _t1 = _exp(-log_scale)
-    _t2 = loc - y
-    _t3 = ((_t1*_t2)*(_t1*_t2))
-    _value = _t0*((0.5)*_t3 + log_scale)
-    _grad0 = _t1*_t2
-    _grad1 = _t0*(1 - _t3)
+    _t1 = loc - y
+    _t2 = ((_t1*_exp(-0.5*log_scale))*(_t1*_exp(-0.5*log_scale)))
+    _value = _t0*log_scale + (0.5)*_t2
+    _grad0 = _t1*_exp(-log_scale)
+    _grad1 = _t0 - _t2
     return _value, _grad0, _grad1
 
 

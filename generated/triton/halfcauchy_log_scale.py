@@ -28,6 +28,7 @@ Torch built-in: none computes this loss.
 Stabilising rewrites applied (symloss.stabilize):
     log1p: log(1 + x) → log1p(x)
     standardised_square: u²·exp(2v) → (u·exp(v))²
+    log1p_square: log1p(p·(u·exp(w))²) → log1p_square(u, w + log(p)/2)  (p > 0)
 
 Conventions:
     * Inputs broadcast against each other and the target as in torch; dtype (float32/float64) follows the
@@ -128,20 +129,42 @@ else:
 
 
 @triton.jit
+def _log1p_square(u, v):
+    """log(1 + x²) with x = u·exp(v): log1p(x²) for |x| ≤ 1, 2·log|x| + log1p(x⁻²) above, log|x| = log|u| + v
+    where x itself overflows (x − x is NaN, not 0, at ±∞)."""
+    x = u * _exp(v)
+    big = tl.abs(x) > 1.0
+    xs = tl.where(big, 0.0, x)
+    xb = tl.where(big, x, 1.0)
+    inv = 1.0 / xb
+    lx = tl.where(xb - xb == 0.0, _log(tl.abs(xb)), _log(tl.abs(tl.where(big, u, 1.0))) + v)
+    return tl.where(big, 2.0 * lx + _log1p(inv * inv), _log1p(xs * xs))
+
+
+@triton.jit
+def _log1p_square_dv(u, v):
+    """x²/(1 + x²) with x = u·exp(v): as written for |x| ≤ 1, 1/(1 + x⁻²) above."""
+    x = u * _exp(v)
+    big = tl.abs(x) > 1.0
+    xs = tl.where(big, 0.0, x)
+    inv = 1.0 / tl.where(big, x, 1.0)
+    return tl.where(big, 1.0 / (1.0 + inv * inv), xs * xs / (1.0 + xs * xs))
+
+
+@triton.jit
 def _loss_terms(log_scale, y):
     """ℓ of each observation."""
     _dt = log_scale.dtype
-    return log_scale + _log1p((y*_exp(-log_scale))*(y*_exp(-log_scale)))
+    return log_scale + _log1p_square(y, -log_scale)
 
 
 @triton.jit
 def _loss_terms_and_grads(log_scale, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂log_scale."""
     _dt = log_scale.dtype
-    _t0 = (y*y)
-    _t1 = _exp(2*log_scale)
-    _value = log_scale + _log1p((y*_exp(-log_scale))*(y*_exp(-log_scale)))
-    _grad0 = (-_t0 + _t1)/(_t0 + _t1)
+    _t0 = -log_scale
+    _value = log_scale + _log1p_square(y, _t0)
+    _grad0 = 1 - 2*_log1p_square_dv(y, _t0)
     return _value, _grad0
 
 

@@ -31,6 +31,7 @@ Torch built-in: none computes this loss.
 Stabilising rewrites applied (symloss.stabilize):
     exp_of_sum: exp(a)·exp(b) → exp(a + b)
     standardised_square: u²·exp(2v) → (u·exp(v))²
+    square_absorb: Square(z)·p → Square(z·√p)  (p > 0: exp(w) or a positive power)
 
 Conventions:
     * Inputs broadcast against each other and the target as in torch; dtype (float32/float64) follows the
@@ -123,8 +124,8 @@ def _loss_terms(log_mean, log_shape, y):
     """ℓ of each observation."""
     _dt = log_mean.dtype
     _t0 = (0.5)*log_shape
-    _t1 = (((y - _exp(log_mean))*_exp(_t0 - log_mean))*((y - _exp(log_mean))*_exp(_t0 - log_mean)))
-    return -_t0 + (0.5)*_t1/y
+    _t1 = (y - _exp(log_mean))*_exp(_t0 - log_mean)/_sqrt(y)
+    return -_t0 + (0.5)*_t1*_t1
 
 
 @triton.jit
@@ -133,10 +134,10 @@ def _loss_terms_and_grads(log_mean, log_shape, y):
     _dt = log_mean.dtype
     _t0 = (0.5)*log_shape
     _t1 = y - _exp(log_mean)
-    _t2 = (0.5)*((_t1*_exp(_t0 - log_mean))*(_t1*_exp(_t0 - log_mean)))/y
-    _value = -_t0 + _t2
+    _t2 = ((_t1*_exp(_t0 - log_mean)/_sqrt(y))*(_t1*_exp(_t0 - log_mean)/_sqrt(y)))
+    _value = -_t0 + (0.5)*_t2
     _grad0 = -_t1*_exp(-2*log_mean + log_shape)
-    _grad1 = _t2 + (-0.5)
+    _grad1 = (0.5)*_t2 + (-0.5)
     return _value, _grad0, _grad1
 
 

@@ -40,6 +40,8 @@ Stabilising rewrites applied (symloss.stabilize):
     log1p: log(1 + x) → log1p(x)
     exp_of_sum: exp(a)·exp(b) → exp(a + b)
     standardised_square: u²·exp(2v) → (u·exp(v))²
+    log1p_square: log1p(p·(u·exp(w))²) → log1p_square(u, w + log(p)/2)  (p > 0)
+    square_fraction: z/(z² + q) → log1p_square_du(z, −log(q)/2);  z²/(z² + q) → log1p_square_dv(…)  (q > 0)
 
 Conventions:
     * Inputs broadcast against each other and the target as in torch; dtype (float32/float64) follows the
@@ -176,14 +178,47 @@ def _digamma(x):
 
 
 @triton.jit
+def _log1p_square(u, v):
+    """log(1 + x²) with x = u·exp(v): log1p(x²) for |x| ≤ 1, 2·log|x| + log1p(x⁻²) above, log|x| = log|u| + v
+    where x itself overflows (x − x is NaN, not 0, at ±∞)."""
+    x = u * _exp(v)
+    big = tl.abs(x) > 1.0
+    xs = tl.where(big, 0.0, x)
+    xb = tl.where(big, x, 1.0)
+    inv = 1.0 / xb
+    lx = tl.where(xb - xb == 0.0, _log(tl.abs(xb)), _log(tl.abs(tl.where(big, u, 1.0))) + v)
+    return tl.where(big, 2.0 * lx + _log1p(inv * inv), _log1p(xs * xs))
+
+
+@triton.jit
+def _log1p_square_du(u, v):
+    """u·exp(2v)/(1 + x²) with x = u·exp(v): x·exp(v)/(1 + x²) for |x| ≤ 1, 1/(u·(1 + x⁻²)) above."""
+    x = u * _exp(v)
+    big = tl.abs(x) > 1.0
+    xs = tl.where(big, 0.0, x)
+    inv = 1.0 / tl.where(big, x, 1.0)
+    small = xs * _exp(tl.where(big, 0.0, v)) / (1.0 + xs * xs)
+    return tl.where(big, 1.0 / (tl.where(big, u, 1.0) * (1.0 + inv * inv)), small)
+
+
+@triton.jit
+def _log1p_square_dv(u, v):
+    """x²/(1 + x²) with x = u·exp(v): as written for |x| ≤ 1, 1/(1 + x⁻²) above."""
+    x = u * _exp(v)
+    big = tl.abs(x) > 1.0
+    xs = tl.where(big, 0.0, x)
+    inv = 1.0 / tl.where(big, x, 1.0)
+    return tl.where(big, 1.0 / (1.0 + inv * inv), xs * xs / (1.0 + xs * xs))
+
+
+@triton.jit
 def _loss_terms(log_df, loc, log_scale, y):
     """ℓ of each observation."""
     _dt = log_df.dtype
     _t0 = (0.5)*_exp(log_df)
     _t1 = _t0 + 0.5
     _t2 = (0.5)*log_df + log_scale
-    _t3 = _t1*_log1p(((-loc + y)*_exp(-_t2))*((-loc + y)*_exp(-_t2)))
-    return _t2 + _t3 + _lgamma(_t0) - _lgamma(_t1)
+    return _t1*_log1p_square(-loc + y, -_t2) + _t2 + _lgamma(_t0) - _lgamma(_t1)
 
 
 @triton.jit
@@ -193,18 +228,16 @@ def _loss_terms_and_grads(log_df, loc, log_scale, y):
     _t0 = _exp(log_df)
     _t1 = (0.5)*_t0
     _t2 = _t1 + 0.5
-    _t3 = loc - y
-    _t4 = (0.5)*log_df + log_scale
-    _t5 = log_df + 2*log_scale
-    _t6 = (_t3*_t3)
-    _t7 = _t6 + _exp(_t5)
-    _t8 = (1/_t7)
-    _t9 = _t0 + 1
-    _t10 = _t6*_t9
-    _value = _t2*_log1p((_t3*_exp(-_t4))*(_t3*_exp(-_t4))) + _t4 + _lgamma(_t1) - _lgamma(_t2)
-    _grad0 = (0.5)*_t8*(-_t10 + _t7*(_t0*(-_t5 + _log(_t7)) + _t0*_digamma(_t1) - _t0*_digamma(_t2) + 1))
-    _grad1 = _t3*_t8*_t9
-    _grad2 = _t8*(-_t10 + _t7)
+    _t4 = loc - y
+    _t5 = -_t4
+    _t6 = (0.5)*log_df + log_scale
+    _t7 = -_t6
+    _t8 = _log1p_square(_t5, _t7)
+    _t9 = _t2*_log1p_square_dv(_t5, _t7)
+    _value = _t2*_t8 + _t6 + _lgamma(_t1) - _lgamma(_t2)
+    _grad0 = _t1*_t8 + _t1*_digamma(_t1) - _t1*_digamma(_t2) - _t9 + 0.5
+    _grad1 = (_t0 + 1)*_log1p_square_du(_t4, _t7)
+    _grad2 = 1 - 2*_t9
     return _value, _grad0, _grad1, _grad2
 
 

@@ -37,6 +37,7 @@ Stabilising rewrites applied (symloss.stabilize):
     log_ndtr: log erfc(x) → log 2 + log_ndtr(−√2·x);  log(1 − erfc(x)/2) → log_ndtr(√2·x)
     exp_of_sum: exp(a)·exp(b) → exp(a + b)
     standardised_square: u²·exp(2v) → (u·exp(v))²
+    xmuly: w·a → xmuly(w, a)  (w a sigmoid or a 0/1 indicator, a with a square)
 
 Conventions:
     * Inputs broadcast against each other and the target as in torch; dtype (float32/float64) follows the
@@ -170,7 +171,8 @@ def _loss_terms(loc, log_scale, censored, y):
     _k0 = tl.full([1], -0.5723649429247001, _dt)
     _k1 = tl.full([1], -0.34657359027997264, _dt)
     _t0 = (-loc + y)*_exp(-log_scale)
-    return -censored*_log_ndtr(-_t0) - (1 - censored)*(-log_scale - 0.5*_t0*_t0 + _k0 + _k1)
+    _t1 = -tl.where((1 - censored == 0), 0, (1 - censored)*(-log_scale - 0.5*_t0*_t0 + _k0 + _k1))
+    return _t1 - censored*_log_ndtr(-_t0)
 
 
 @triton.jit
@@ -181,16 +183,16 @@ def _loss_terms_and_grads(loc, log_scale, censored, y):
     _k3 = tl.full([1], 1.772453850905516, _dt)
     _k0 = tl.full([1], -0.5723649429247001, _dt)
     _k1 = tl.full([1], -0.34657359027997264, _dt)
-    _t0 = loc - y
+    _t0 = -loc + y
     _t1 = _t0*_exp(-log_scale)
-    _t2 = _log_ndtr(_t1)
+    _t2 = _log_ndtr(-_t1)
     _t3 = 1 - censored
     _t4 = _t1*_t1
     _t5 = (0.5)*_t4 + log_scale
-    _t6 = (0.5)*_k2*censored*_exp(-_t2 - _t5)/_k3
-    _value = -_t2*censored - _t3*(-_t5 + _k0 + _k1)
-    _grad0 = _t0*_t3*_exp(-2*log_scale) - _t6
-    _grad1 = _t0*_t6 - _t3*(_t4 - 1)
+    _t6 = _k2*_exp(-_t2 - _t5)/_k3
+    _value = -_t2*censored - tl.where((_t3 == 0), 0, _t3*(-_t5 + _k0 + _k1))
+    _grad0 = -_t0*_t3*_exp(-2*log_scale) - 0.5*tl.where((censored == 0), 0, _t6*censored)
+    _grad1 = -tl.where((_t3 == 0), 0, _t3*(_t4 - 1)) - 0.5*tl.where((censored == 0), 0, _t0*_t6*censored)
     return _value, _grad0, _grad1
 
 

@@ -195,6 +195,15 @@ class CLossPrinter(_LossPrinterMixin, C99CodePrinter):
     def _print_Log1mExp(self, expr: sp.Basic) -> str:
         return self._helper("log1mexp", *expr.args)
 
+    def _print_Log1pSquare(self, expr: sp.Basic) -> str:
+        return self._helper("log1p_square", *expr.args)
+
+    def _print_Log1pSquareDu(self, expr: sp.Basic) -> str:
+        return self._helper("log1p_square_du", *expr.args)
+
+    def _print_Log1pSquareDv(self, expr: sp.Basic) -> str:
+        return self._helper("log1p_square_dv", *expr.args)
+
     def _print_LogNdtr(self, expr: sp.Basic) -> str:
         return self._helper("log_ndtr", *expr.args)
 

@@ -27,6 +27,9 @@ from ..stabilize import (
     DLogTanhc,
     Guard,
     Log1mExp,
+    Log1pSquare,
+    Log1pSquareDu,
+    Log1pSquareDv,
     LogAddExp,
     LogGamma,
     LogNdtr,
@@ -143,6 +146,9 @@ class _LossPrinterMixin:
         x, cond, safe = expr.args
         return self._call(self._where, cond, x, safe)
 
+    def _print_XMulY(self, expr: sp.Basic) -> str:
+        return self._print(expr.as_piecewise())  # type: ignore[attr-defined]
+
     def _print_Piecewise(self, expr: sp.Piecewise) -> str:
         pieces = list(expr.args)
         if pieces[-1][1] is not sp.true:
@@ -233,6 +239,15 @@ class NumpyLossPrinter(_LossPrinterMixin, NumPyPrinter):
     def _print_Log1mExp(self, expr: Log1mExp) -> str:
         return self._helper("_log1mexp", *expr.args)
 
+    def _print_Log1pSquare(self, expr: Log1pSquare) -> str:
+        return self._helper("_log1p_square", *expr.args)
+
+    def _print_Log1pSquareDu(self, expr: Log1pSquareDu) -> str:
+        return self._helper("_log1p_square_du", *expr.args)
+
+    def _print_Log1pSquareDv(self, expr: Log1pSquareDv) -> str:
+        return self._helper("_log1p_square_dv", *expr.args)
+
     def _print_LogNdtr(self, expr: LogNdtr) -> str:
         return self._helper("_log_ndtr", *expr.args)
 
@@ -301,6 +316,15 @@ class TorchLossPrinter(_LossPrinterMixin, TorchPrinter):
 
     def _print_Log1mExp(self, expr: Log1mExp) -> str:
         return self._helper("_log1mexp", *expr.args)
+
+    def _print_Log1pSquare(self, expr: Log1pSquare) -> str:
+        return self._helper("_log1p_square", *expr.args)
+
+    def _print_Log1pSquareDu(self, expr: Log1pSquareDu) -> str:
+        return self._helper("_log1p_square_du", *expr.args)
+
+    def _print_Log1pSquareDv(self, expr: Log1pSquareDv) -> str:
+        return self._helper("_log1p_square_dv", *expr.args)
 
     def _print_LogNdtr(self, expr: LogNdtr) -> str:
         return self._call("torch.special.log_ndtr", *expr.args)

@@ -40,6 +40,7 @@ HELPER_DEPENDENCIES: dict[str, frozenset[str]] = {
     "_logaddexp": frozenset({"_log1p"}),
     "_xlog1py": frozenset({"_log1p"}),
     "_log1mexp": frozenset({"_expm1", "_log1p"}),
+    "_log1p_square": frozenset({"_log1p"}),
     "_tanh": frozenset({"_expm1"}),
     "_log_tanhc": frozenset({"_tanh"}),
     "_dlog_tanhc": frozenset({"_expm1"}),
@@ -206,6 +207,15 @@ class TritonLossPrinter(_LossPrinterMixin, PythonCodePrinter):
 
     def _print_Log1mExp(self, expr: sp.Basic) -> str:
         return self._helper("_log1mexp", *expr.args)
+
+    def _print_Log1pSquare(self, expr: sp.Basic) -> str:
+        return self._helper("_log1p_square", *expr.args)
+
+    def _print_Log1pSquareDu(self, expr: sp.Basic) -> str:
+        return self._helper("_log1p_square_du", *expr.args)
+
+    def _print_Log1pSquareDv(self, expr: sp.Basic) -> str:
+        return self._helper("_log1p_square_dv", *expr.args)
 
     def _print_LogNdtr(self, expr: sp.Basic) -> str:
         return self._helper("_log_ndtr", *expr.args)
