@@ -76,7 +76,7 @@ static double symloss_categorical_softmax_probs_terms(const double *logits, cons
     double _c1 = -HUGE_VAL;
     size_t _i_c1 = 0;
     for (_k = 0; _k < _classes; ++_k) {
-        const double _v_c1 = -_t0 + logits[_k];
+        const double _v_c1 = logits[_k] - _t0;
         if (_v_c1 > _c1 || _v_c1 != _v_c1) {
             _c1 = _v_c1;
             _i_c1 = _k;
@@ -85,13 +85,13 @@ static double symloss_categorical_softmax_probs_terms(const double *logits, cons
     if (isfinite(_c1)) {
         double _s_c1 = 0.0;
         for (_k = 0; _k < _classes; ++_k) {
-            if (_k != _i_c1) _s_c1 += exp(-_t0 + logits[_k] - _c1);
+            if (_k != _i_c1) _s_c1 += exp(logits[_k] - _t0 - _c1);
         }
         _c1 += log1p(_s_c1);
     }
     double _c2 = 0.0;
     for (_k = 0; _k < _classes; ++_k) {
-        _c2 += y[_k]*(_t0 - logits[_k] + _c1);
+        _c2 += y[_k]*(-logits[_k] + _t0 + _c1);
     }
     return _c2;
 }
@@ -122,7 +122,7 @@ static double symloss_categorical_softmax_probs_terms_and_grads(const double *lo
     double _c1 = -HUGE_VAL;
     size_t _i_c1 = 0;
     for (_k = 0; _k < _classes; ++_k) {
-        const double _t1 = -_t0 + logits[_k];
+        const double _t1 = logits[_k] - _t0;
         const double _v_c1 = _t1;
         if (_v_c1 > _c1 || _v_c1 != _v_c1) {
             _c1 = _v_c1;
@@ -132,14 +132,14 @@ static double symloss_categorical_softmax_probs_terms_and_grads(const double *lo
     if (isfinite(_c1)) {
         double _s_c1 = 0.0;
         for (_k = 0; _k < _classes; ++_k) {
-            const double _t1 = -_t0 + logits[_k];
+            const double _t1 = logits[_k] - _t0;
             if (_k != _i_c1) _s_c1 += exp(_t1 - _c1);
         }
         _c1 += log1p(_s_c1);
     }
     double _c2 = 0.0;
     for (_k = 0; _k < _classes; ++_k) {
-        _c2 += y[_k]*(_t0 - logits[_k] + _c1);
+        _c2 += y[_k]*(-logits[_k] + _t0 + _c1);
     }
     double _c3 = 0.0;
     for (_k = 0; _k < _classes; ++_k) {
@@ -147,7 +147,7 @@ static double symloss_categorical_softmax_probs_terms_and_grads(const double *lo
     }
     if (_grad_logits) {
         for (_k = 0; _k < _classes; ++_k) {
-            const double _t1 = -_t0 + logits[_k];
+            const double _t1 = logits[_k] - _t0;
             _grad_logits[_k] = -y[_k] + exp(_t1)*_c3;
         }
     }
@@ -186,7 +186,7 @@ static double symloss_categorical_softmax_probs_terms_f(const float *logits, con
     double _c1 = -HUGE_VAL;
     size_t _i_c1 = 0;
     for (_k = 0; _k < _classes; ++_k) {
-        const double _v_c1 = -_t0 + logits[_k];
+        const double _v_c1 = logits[_k] - _t0;
         if (_v_c1 > _c1 || _v_c1 != _v_c1) {
             _c1 = _v_c1;
             _i_c1 = _k;
@@ -195,13 +195,13 @@ static double symloss_categorical_softmax_probs_terms_f(const float *logits, con
     if (isfinite(_c1)) {
         double _s_c1 = 0.0;
         for (_k = 0; _k < _classes; ++_k) {
-            if (_k != _i_c1) _s_c1 += exp(-_t0 + logits[_k] - _c1);
+            if (_k != _i_c1) _s_c1 += exp(logits[_k] - _t0 - _c1);
         }
         _c1 += log1p(_s_c1);
     }
     double _c2 = 0.0;
     for (_k = 0; _k < _classes; ++_k) {
-        _c2 += y[_k]*(_t0 - logits[_k] + _c1);
+        _c2 += y[_k]*(-logits[_k] + _t0 + _c1);
     }
     return _c2;
 }
@@ -232,7 +232,7 @@ static double symloss_categorical_softmax_probs_terms_and_grads_f(const float *l
     double _c1 = -HUGE_VAL;
     size_t _i_c1 = 0;
     for (_k = 0; _k < _classes; ++_k) {
-        const double _t1 = -_t0 + logits[_k];
+        const double _t1 = logits[_k] - _t0;
         const double _v_c1 = _t1;
         if (_v_c1 > _c1 || _v_c1 != _v_c1) {
             _c1 = _v_c1;
@@ -242,14 +242,14 @@ static double symloss_categorical_softmax_probs_terms_and_grads_f(const float *l
     if (isfinite(_c1)) {
         double _s_c1 = 0.0;
         for (_k = 0; _k < _classes; ++_k) {
-            const double _t1 = -_t0 + logits[_k];
+            const double _t1 = logits[_k] - _t0;
             if (_k != _i_c1) _s_c1 += exp(_t1 - _c1);
         }
         _c1 += log1p(_s_c1);
     }
     double _c2 = 0.0;
     for (_k = 0; _k < _classes; ++_k) {
-        _c2 += y[_k]*(_t0 - logits[_k] + _c1);
+        _c2 += y[_k]*(-logits[_k] + _t0 + _c1);
     }
     double _c3 = 0.0;
     for (_k = 0; _k < _classes; ++_k) {
@@ -257,7 +257,7 @@ static double symloss_categorical_softmax_probs_terms_and_grads_f(const float *l
     }
     if (_grad_logits) {
         for (_k = 0; _k < _classes; ++_k) {
-            const double _t1 = -_t0 + logits[_k];
+            const double _t1 = logits[_k] - _t0;
             _grad_logits[_k] = -y[_k] + exp(_t1)*_c3;
         }
     }

@@ -52,7 +52,7 @@ static double symloss_exponential_log_rate_terms_and_grads(double log_rate, doub
     (void)log_rate; (void)y;
     const double _t0 = exp(log_rate);
     _g[0] = _t0*y - 1.0;
-    return _t0*y - log_rate;
+    return -log_rate + _t0*y;
 }
 
 /* The dropped constant c = −log p − ℓ of one observation. */

@@ -49,7 +49,7 @@ static double symloss_gumbel_log_scale_terms(double loc, double log_scale, doubl
 {
     (void)loc; (void)log_scale; (void)y;
     const double _t0 = (-loc + y)*exp(-log_scale);
-    return _t0 + log_scale + exp(-_t0);
+    return log_scale + _t0 + exp(-_t0);
 }
 
 /* ℓ of one observation, and its partial derivatives ∂ℓ/∂loc, ∂ℓ/∂log_scale into _g. */
@@ -63,7 +63,7 @@ static double symloss_gumbel_log_scale_terms_and_grads(double loc, double log_sc
     const double _t4 = _t0*_t1;
     _g[0] = _t0*expm1(_t4);
     _g[1] = _t0*(_t1 + _t2*exp(_t4) + exp(log_scale));
-    return _t3 + log_scale + exp(-_t3);
+    return log_scale + _t3 + exp(-_t3);
 }
 
 /* The dropped constant c = −log p − ℓ of one observation. */

@@ -55,7 +55,7 @@ static double symloss_halfnormal_log_scale_terms_and_grads(double log_scale, dou
     (void)log_scale; (void)y;
     const double _t0 = ((y*exp(-log_scale))*(y*exp(-log_scale)));
     _g[0] = 1.0 - _t0;
-    return (0.5)*_t0 + log_scale;
+    return log_scale + (0.5)*_t0;
 }
 
 /* The dropped constant c = −log p − ℓ of one observation. */

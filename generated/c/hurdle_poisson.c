@@ -92,7 +92,7 @@ static double symloss_hurdle_poisson_terms_and_grads(double log_rate, double log
     const double _t3 = _t2 - 1.0;
     const double _t4 = exp(log_rate);
     const double _t5 = _t3*(-_t4 + log_rate*y - symloss_hurdle_poisson_log1mexp(_t4) - lgamma(y + 1.0) - symloss_hurdle_poisson_softplus(logit_gate));
-    _g[0] = _t3*(-_t4 - _t4/expm1(_t4) + y);
+    _g[0] = _t3*(y - _t4 - _t4/expm1(_t4));
     _g[1] = (_t1 ? -symloss_hurdle_poisson_sigmoid(_t0) : symloss_hurdle_poisson_sigmoid(logit_gate));
     return _t2*symloss_hurdle_poisson_softplus(_t0) + _t5;
 }

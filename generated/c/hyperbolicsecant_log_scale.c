@@ -58,7 +58,7 @@ static double symloss_hyperbolicsecant_log_scale_terms(double loc, double log_sc
 {
     (void)loc; (void)log_scale; (void)y;
     const double _t0 = exp(-log_scale)*fabs(loc - y);
-    return _t0 + log_scale + symloss_hyperbolicsecant_log_scale_softplus(-2.0*_t0) - 0.6931471805599453;
+    return log_scale + _t0 + symloss_hyperbolicsecant_log_scale_softplus(-2.0*_t0) - 0.6931471805599453;
 }
 
 /* ℓ of one observation, and its partial derivatives ∂ℓ/∂loc, ∂ℓ/∂log_scale into _g. */
@@ -71,7 +71,7 @@ static double symloss_hyperbolicsecant_log_scale_terms_and_grads(double loc, dou
     const double _t3 = _t0*_t1;
     _g[0] = _t0*tanh(_t0*_t1);
     _g[1] = -_t3*tanh(_t3) + 1.0;
-    return _t2 + log_scale + symloss_hyperbolicsecant_log_scale_softplus(-2.0*_t2) - 0.6931471805599453;
+    return log_scale + _t2 + symloss_hyperbolicsecant_log_scale_softplus(-2.0*_t2) - 0.6931471805599453;
 }
 
 /* The dropped constant c = −log p − ℓ of one observation. */

@@ -71,7 +71,7 @@ static double symloss_kumaraswamy_log_concentration1_log_concentration0_terms(do
 {
     (void)log_concentration1; (void)log_concentration0; (void)y;
     const double _t0 = -symloss_kumaraswamy_log_concentration1_log_concentration0_log1mexp(-exp(log_concentration1)*log(y))*expm1(log_concentration0);
-    return _t0 - log_concentration0 - log_concentration1 - symloss_kumaraswamy_log_concentration1_log_concentration0_xlogy(expm1(log_concentration1), y);
+    return -log_concentration0 - log_concentration1 + _t0 - symloss_kumaraswamy_log_concentration1_log_concentration0_xlogy(expm1(log_concentration1), y);
 }
 
 /* ℓ of one observation, and its partial derivatives ∂ℓ/∂log_concentration1, ∂ℓ/∂log_concentration0 into _g. */
@@ -85,7 +85,7 @@ static double symloss_kumaraswamy_log_concentration1_log_concentration0_terms_an
     const double _t4 = symloss_kumaraswamy_log_concentration1_log_concentration0_log1mexp(_t3);
     _g[0] = -_t2 + symloss_kumaraswamy_log_concentration1_log_concentration0_xlogy(_t0*_t1/expm1(_t3), y) - 1.0;
     _g[1] = -_t4*exp(log_concentration0) - 1.0;
-    return -_t0*_t4 - log_concentration0 - log_concentration1 - symloss_kumaraswamy_log_concentration1_log_concentration0_xlogy(expm1(log_concentration1), y);
+    return -log_concentration0 - log_concentration1 - _t0*_t4 - symloss_kumaraswamy_log_concentration1_log_concentration0_xlogy(expm1(log_concentration1), y);
 }
 
 /* The dropped constant c = −log p − ℓ of one observation. */

@@ -63,7 +63,7 @@ static double symloss_laplace_log_scale_terms_and_grads(double loc, double log_s
     const double _t2 = _t0*fabs(_t1);
     _g[0] = _t0*symloss_laplace_log_scale_sign(_t1);
     _g[1] = 1.0 - _t2;
-    return _t2 + log_scale;
+    return log_scale + _t2;
 }
 
 /* The dropped constant c = −log p − ℓ of one observation. */

@@ -60,7 +60,7 @@ static double symloss_logistic_log_scale_terms(double loc, double log_scale, dou
 {
     (void)loc; (void)log_scale; (void)y;
     const double _t0 = (loc - y)*exp(-log_scale);
-    return -_t0 + log_scale + 2.0*symloss_logistic_log_scale_softplus(_t0);
+    return log_scale - _t0 + 2.0*symloss_logistic_log_scale_softplus(_t0);
 }
 
 /* ℓ of one observation, and its partial derivatives ∂ℓ/∂loc, ∂ℓ/∂log_scale into _g. */
@@ -72,7 +72,7 @@ static double symloss_logistic_log_scale_terms_and_grads(double loc, double log_
     const double _t2 = tanh((0.5)*_t1);
     _g[0] = _t0*_t2;
     _g[1] = -_t1*_t2 + 1.0;
-    return -_t1 + log_scale + 2.0*symloss_logistic_log_scale_softplus(_t1);
+    return log_scale - _t1 + 2.0*symloss_logistic_log_scale_softplus(_t1);
 }
 
 /* The dropped constant c = −log p − ℓ of one observation. */

@@ -78,7 +78,7 @@ static double symloss_multinomial_softmax_probs_terms(double total_count, const 
     double _c1 = -HUGE_VAL;
     size_t _i_c1 = 0;
     for (_k = 0; _k < _classes; ++_k) {
-        const double _v_c1 = -_t0 + logits[_k];
+        const double _v_c1 = logits[_k] - _t0;
         if (_v_c1 > _c1 || _v_c1 != _v_c1) {
             _c1 = _v_c1;
             _i_c1 = _k;
@@ -87,13 +87,13 @@ static double symloss_multinomial_softmax_probs_terms(double total_count, const 
     if (isfinite(_c1)) {
         double _s_c1 = 0.0;
         for (_k = 0; _k < _classes; ++_k) {
-            if (_k != _i_c1) _s_c1 += exp(-_t0 + logits[_k] - _c1);
+            if (_k != _i_c1) _s_c1 += exp(logits[_k] - _t0 - _c1);
         }
         _c1 += log1p(_s_c1);
     }
     double _c2 = 0.0;
     for (_k = 0; _k < _classes; ++_k) {
-        _c2 += y[_k]*(_t0 - logits[_k] + _c1);
+        _c2 += y[_k]*(-logits[_k] + _t0 + _c1);
     }
     return _c2;
 }
@@ -124,7 +124,7 @@ static double symloss_multinomial_softmax_probs_terms_and_grads(double total_cou
     double _c1 = -HUGE_VAL;
     size_t _i_c1 = 0;
     for (_k = 0; _k < _classes; ++_k) {
-        const double _t1 = -_t0 + logits[_k];
+        const double _t1 = logits[_k] - _t0;
         const double _v_c1 = _t1;
         if (_v_c1 > _c1 || _v_c1 != _v_c1) {
             _c1 = _v_c1;
@@ -134,14 +134,14 @@ static double symloss_multinomial_softmax_probs_terms_and_grads(double total_cou
     if (isfinite(_c1)) {
         double _s_c1 = 0.0;
         for (_k = 0; _k < _classes; ++_k) {
-            const double _t1 = -_t0 + logits[_k];
+            const double _t1 = logits[_k] - _t0;
             if (_k != _i_c1) _s_c1 += exp(_t1 - _c1);
         }
         _c1 += log1p(_s_c1);
     }
     double _c2 = 0.0;
     for (_k = 0; _k < _classes; ++_k) {
-        _c2 += y[_k]*(_t0 - logits[_k] + _c1);
+        _c2 += y[_k]*(-logits[_k] + _t0 + _c1);
     }
     double _c3 = 0.0;
     for (_k = 0; _k < _classes; ++_k) {
@@ -149,7 +149,7 @@ static double symloss_multinomial_softmax_probs_terms_and_grads(double total_cou
     }
     if (_grad_logits) {
         for (_k = 0; _k < _classes; ++_k) {
-            const double _t1 = -_t0 + logits[_k];
+            const double _t1 = logits[_k] - _t0;
             _grad_logits[_k] = -y[_k] + exp(_t1)*_c3;
         }
     }
@@ -193,7 +193,7 @@ static double symloss_multinomial_softmax_probs_terms_f(double total_count, cons
     double _c1 = -HUGE_VAL;
     size_t _i_c1 = 0;
     for (_k = 0; _k < _classes; ++_k) {
-        const double _v_c1 = -_t0 + logits[_k];
+        const double _v_c1 = logits[_k] - _t0;
         if (_v_c1 > _c1 || _v_c1 != _v_c1) {
             _c1 = _v_c1;
             _i_c1 = _k;
@@ -202,13 +202,13 @@ static double symloss_multinomial_softmax_probs_terms_f(double total_count, cons
     if (isfinite(_c1)) {
         double _s_c1 = 0.0;
         for (_k = 0; _k < _classes; ++_k) {
-            if (_k != _i_c1) _s_c1 += exp(-_t0 + logits[_k] - _c1);
+            if (_k != _i_c1) _s_c1 += exp(logits[_k] - _t0 - _c1);
         }
         _c1 += log1p(_s_c1);
     }
     double _c2 = 0.0;
     for (_k = 0; _k < _classes; ++_k) {
-        _c2 += y[_k]*(_t0 - logits[_k] + _c1);
+        _c2 += y[_k]*(-logits[_k] + _t0 + _c1);
     }
     return _c2;
 }
@@ -239,7 +239,7 @@ static double symloss_multinomial_softmax_probs_terms_and_grads_f(double total_c
     double _c1 = -HUGE_VAL;
     size_t _i_c1 = 0;
     for (_k = 0; _k < _classes; ++_k) {
-        const double _t1 = -_t0 + logits[_k];
+        const double _t1 = logits[_k] - _t0;
         const double _v_c1 = _t1;
         if (_v_c1 > _c1 || _v_c1 != _v_c1) {
             _c1 = _v_c1;
@@ -249,14 +249,14 @@ static double symloss_multinomial_softmax_probs_terms_and_grads_f(double total_c
     if (isfinite(_c1)) {
         double _s_c1 = 0.0;
         for (_k = 0; _k < _classes; ++_k) {
-            const double _t1 = -_t0 + logits[_k];
+            const double _t1 = logits[_k] - _t0;
             if (_k != _i_c1) _s_c1 += exp(_t1 - _c1);
         }
         _c1 += log1p(_s_c1);
     }
     double _c2 = 0.0;
     for (_k = 0; _k < _classes; ++_k) {
-        _c2 += y[_k]*(_t0 - logits[_k] + _c1);
+        _c2 += y[_k]*(-logits[_k] + _t0 + _c1);
     }
     double _c3 = 0.0;
     for (_k = 0; _k < _classes; ++_k) {
@@ -264,7 +264,7 @@ static double symloss_multinomial_softmax_probs_terms_and_grads_f(double total_c
     }
     if (_grad_logits) {
         for (_k = 0; _k < _classes; ++_k) {
-            const double _t1 = -_t0 + logits[_k];
+            const double _t1 = logits[_k] - _t0;
             _grad_logits[_k] = -y[_k] + exp(_t1)*_c3;
         }
     }

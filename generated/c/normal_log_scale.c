@@ -59,7 +59,7 @@ static double symloss_normal_log_scale_terms_and_grads(double loc, double log_sc
     const double _t1 = ((_t0*exp(-log_scale))*(_t0*exp(-log_scale)));
     _g[0] = _t0*exp(-2.0*log_scale);
     _g[1] = 1.0 - _t1;
-    return (0.5)*_t1 + log_scale;
+    return log_scale + (0.5)*_t1;
 }
 
 /* The dropped constant c = −log p − ℓ of one observation. */

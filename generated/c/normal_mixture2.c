@@ -102,8 +102,8 @@ static double symloss_normal_mixture2_terms(double loc1, double log_scale1, doub
     const double _t1 = 0.9189385332046728;
     const double _t2 = -0.5*(((-loc1 + y)*exp(-log_scale1))*((-loc1 + y)*exp(-log_scale1)));
     const double _t3 = -0.5*(((-loc2 + y)*exp(-log_scale2))*((-loc2 + y)*exp(-log_scale2)));
-    const double _t4 = -_t1 + _t2 - log_scale1 - symloss_normal_mixture2_softplus(-logit_mixing);
-    return -symloss_normal_mixture2_logaddexp(_t4, -_t1 + _t3 - log_scale2 - symloss_normal_mixture2_softplus(logit_mixing));
+    const double _t4 = -log_scale1 - _t1 + _t2 - symloss_normal_mixture2_softplus(-logit_mixing);
+    return -symloss_normal_mixture2_logaddexp(_t4, -log_scale2 - _t1 + _t3 - symloss_normal_mixture2_softplus(logit_mixing));
 }
 
 /* ℓ of one observation, and its partial derivatives ∂ℓ/∂loc1, ∂ℓ/∂log_scale1, ∂ℓ/∂loc2, ∂ℓ/∂log_scale2, ∂ℓ/∂logit_mixing into _g. */
@@ -112,35 +112,34 @@ static double symloss_normal_mixture2_terms_and_grads(double loc1, double log_sc
     (void)loc1; (void)log_scale1; (void)loc2; (void)log_scale2; (void)logit_mixing; (void)y;
     const double _t0 = -log_scale1;
     const double _t1 = exp(_t0);
-    const double _t2 = -y;
-    const double _t3 = _t2 + loc1;
+    const double _t3 = loc1 - y;
     const double _t5 = _t1*_t3;
     const double _t6 = (_t5*_t5);
     const double _t7 = -logit_mixing;
     const double _t8 = 0.9189385332046728;
     const double _t9 = -log_scale2;
     const double _t10 = exp(_t9);
-    const double _t11 = _t2 + loc2;
+    const double _t11 = loc2 - y;
     const double _t13 = -_t10*_t11;
     const double _t14 = (_t13*_t13);
     const double _t15 = _t13 - _t5;
     const double _t16 = _t10*_t11 - _t5;
-    const double _t17 = _t0 + log_scale2 + logit_mixing;
+    const double _t17 = log_scale2 + logit_mixing + _t0;
     const double _t18 = symloss_normal_mixture2_sigmoid(-0.5*_t15*_t16 + _t17);
-    const double _t19 = _t7 + _t9 + log_scale1;
+    const double _t19 = log_scale1 + _t7 + _t9;
     const double _t20 = symloss_normal_mixture2_sigmoid((0.5)*_t15*_t16 + _t19);
     const double _t21 = _t1*_t3;
     const double _t22 = _t10*_t11;
     const double _t23 = _t21 + _t22;
     const double _t24 = _t21 - _t22;
-    const double _t25 = -0.5*_t14 - _t8 - log_scale2 - symloss_normal_mixture2_softplus(logit_mixing);
+    const double _t25 = -log_scale2 - 0.5*_t14 - _t8 - symloss_normal_mixture2_softplus(logit_mixing);
     const double _t26 = symloss_normal_mixture2_sigmoid(logit_mixing)*symloss_normal_mixture2_sigmoid(_t19 + (0.5)*_t23*_t24);
     _g[0] = _t18*_t3*exp(-2.0*log_scale1);
     _g[1] = _t18 - ((_t18 == 0.0) ? 0.0 : _t18*_t6);
     _g[2] = _t11*_t20*exp(-2.0*log_scale2);
     _g[3] = _t20 - ((_t20 == 0.0) ? 0.0 : _t14*_t20);
     _g[4] = _t26 - symloss_normal_mixture2_sigmoid(_t7)*symloss_normal_mixture2_sigmoid(_t17 - 0.5*_t23*_t24);
-    return -symloss_normal_mixture2_logaddexp(_t25, -0.5*_t6 - _t8 - log_scale1 - symloss_normal_mixture2_softplus(_t7));
+    return -symloss_normal_mixture2_logaddexp(_t25, -log_scale1 - 0.5*_t6 - _t8 - symloss_normal_mixture2_softplus(_t7));
 }
 
 /* The dropped constant c = −log p − ℓ of one observation. */

@@ -49,7 +49,7 @@ static double symloss_pareto_log_alpha_terms(double scale, double log_alpha, dou
 {
     (void)scale; (void)log_alpha; (void)y;
     const double _t0 = exp(log_alpha);
-    return -_t0*log(scale) - log_alpha - (-_t0 - 1.0)*log(y);
+    return -log_alpha - _t0*log(scale) - (-_t0 - 1.0)*log(y);
 }
 
 /* ℓ of one observation, and its partial derivatives ∂ℓ/∂scale, ∂ℓ/∂log_alpha into _g. */
@@ -61,7 +61,7 @@ static double symloss_pareto_log_alpha_terms_and_grads(double scale, double log_
     const double _t2 = log(y);
     _g[0] = -_t0/scale;
     _g[1] = _t0*_t2 - _t1 - 1.0;
-    return -_t1 - _t2*(-_t0 - 1.0) - log_alpha;
+    return -log_alpha - _t1 - _t2*(-_t0 - 1.0);
 }
 
 /* The dropped constant c = −log p − ℓ of one observation. */

@@ -54,7 +54,7 @@ static double symloss_poisson_log_rate_terms_and_grads(double log_rate, double y
 {
     (void)log_rate; (void)y;
     const double _t0 = exp(log_rate);
-    _g[0] = _t0 - y;
+    _g[0] = -y + _t0;
     return _t0 - log_rate*y;
 }
 

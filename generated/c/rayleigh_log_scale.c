@@ -55,7 +55,7 @@ static double symloss_rayleigh_log_scale_terms_and_grads(double log_scale, doubl
     (void)log_scale; (void)y;
     const double _t0 = ((y*exp(-log_scale))*(y*exp(-log_scale)));
     _g[0] = 2.0 - _t0;
-    return (0.5)*_t0 + 2.0*log_scale;
+    return 2.0*log_scale + (0.5)*_t0;
 }
 
 /* The dropped constant c = −log p − ℓ of one observation. */

@@ -34,6 +34,7 @@
  *
  * Stabilising rewrites applied (symloss.stabilize):
  *     log_gamma: log Γ(x) → lgamma(x);  log x! → lgamma(x + 1)
+ *     digamma_difference: ψ(x + h) − ψ(x) → digamma_difference(x, h)
  *     log1p: log(1 + x) → log1p(x)
  *     standardised_square: u²·exp(2v) → (u·exp(v))²
  *     log1p_square: log1p(p·(u·exp(w))²) → log1p_square(u, w + log(p)/2)  (p > 0)
@@ -91,25 +92,34 @@ static double symloss_studentt_log_scale_log1p_square_dv(double u, double v)
     return 1.0 / (1.0 + inv * inv);
 }
 
-/* ψ(x) = d log Γ(x)/dx: the recurrence ψ(x) = ψ(x + 1) − 1/x up to x ≥ 10, then the asymptotic series
-   (error < 1e-15); the reflection ψ(x) = ψ(1 − x) − π/tan(πx) for x < 0. */
-static double symloss_studentt_log_scale_digamma(double x)
+/* ψ(x + h) − ψ(x) for x > 0, x + h > 0, without cancellation: Σ h/(z(z + h)) while shifting z = x until z
+   and z + h are ≥ 10, then log1p(h/z) + h/(2z(z + h)) + ε(z + h) − ε(z), the last as a divided difference of the series (its
+   factor 1/(z + h) − 1/z = −h/(z(z + h)) computed from h); exactly 0 at h = 0. */
+static double symloss_studentt_log_scale_digamma_diff(double x, double h)
 {
+    static const double c[9] = {-1.0 / 12.0, 1.0 / 120.0, -1.0 / 252.0, 1.0 / 240.0, -1.0 / 132.0,
+                                691.0 / 32760.0, -1.0 / 12.0, 3617.0 / 8160.0, -43867.0 / 14364.0};
     double acc = 0.0;
     double z = x;
     double u;
-    double series;
-    if (x < 0.0) {
-        return symloss_studentt_log_scale_digamma(1.0 - x) - 3.141592653589793 / tan(3.141592653589793 * x);
-    }
-    while (z < 10.0) {
-        acc -= 1.0 / z;
+    double v;
+    double s = 1.0;
+    double power = 1.0;
+    double bracket = 0.0;
+    int k;
+    int i;
+    for (i = 0; i < 10 && (z < 10.0 || z + h < 10.0); ++i) {  /* both z and z + h reach 10 (h may be < 0) */
+        acc += h / (z + h) / z;
         z += 1.0;
     }
-    u = 1.0 / (z * z);
-    series = u * (1.0 / 12.0 - u * (1.0 / 120.0 - u * (1.0 / 252.0 - u * (1.0 / 240.0 - u * (1.0 / 132.0
-             - u * (691.0 / 32760.0 - u / 12.0))))));
-    return acc + log(z) - 0.5 / z - series;
+    u = 1.0 / z;
+    v = 1.0 / (z + h);
+    for (k = 0; k < 9; ++k) {
+        bracket += c[k] * s;
+        power *= u * u;
+        s = s * v * v + power;
+    }
+    return acc + log1p(h * u) + 0.5 * h * u * v - h * u * v * (v + u) * bracket;
 }
 
 /* ℓ of one observation. */
@@ -135,7 +145,7 @@ static double symloss_studentt_log_scale_terms_and_grads(double df, double loc, 
     const double _t7 = symloss_studentt_log_scale_log1p_square(_t4, _t6);
     const double _t8 = (1.0/(df));
     const double _t9 = _t1*symloss_studentt_log_scale_log1p_square_dv(_t4, _t6);
-    _g[0] = (0.5)*_t7 - _t8*_t9 + (0.5)*_t8 + (0.5)*symloss_studentt_log_scale_digamma(_t0) - 0.5*symloss_studentt_log_scale_digamma(_t1);
+    _g[0] = (0.5)*_t7 - _t8*_t9 + (0.5)*_t8 - 0.5*symloss_studentt_log_scale_digamma_diff(_t0, 0.5);
     _g[1] = (df + 1.0)*symloss_studentt_log_scale_log1p_square_du(_t3, _t6);
     _g[2] = 1.0 - 2.0*_t9;
     return _t1*_t7 + _t5 + lgamma(_t0) - lgamma(_t1);

@@ -77,7 +77,7 @@ static double symloss_tobit_terms(double loc, double log_scale, double censored,
     (void)loc; (void)log_scale; (void)censored; (void)y;
     const double _t0 = (-loc + y)*exp(-log_scale);
     const double _t1 = -log_scale - 0.5*(_t0*_t0) - 0.5723649429247001 - 0.34657359027997264;
-    return -censored*symloss_tobit_log_ndtr(-_t0) - ((1.0 - censored == 0.0) ? 0.0 : _t1*(1.0 - censored));
+    return -censored*symloss_tobit_log_ndtr(-_t0) - ((-censored + 1.0 == 0.0) ? 0.0 : _t1*(-censored + 1.0));
 }
 
 /* ℓ of one observation, and its partial derivatives ∂ℓ/∂loc, ∂ℓ/∂log_scale into _g. */
@@ -87,9 +87,9 @@ static double symloss_tobit_terms_and_grads(double loc, double log_scale, double
     const double _t0 = loc - y;
     const double _t1 = _t0*exp(-log_scale);
     const double _t2 = symloss_tobit_log_ndtr(_t1);
-    const double _t3 = 1.0 - censored;
+    const double _t3 = -censored + 1.0;
     const double _t4 = (_t1*_t1);
-    const double _t5 = (0.5)*_t4 + log_scale;
+    const double _t5 = log_scale + (0.5)*_t4;
     const double _t6 = 1.4142135623730951*exp(-_t2 - _t5)/1.772453850905516;
     _g[0] = _t0*_t3*exp(-2.0*log_scale) - 0.5*((censored == 0.0) ? 0.0 : _t6*censored);
     _g[1] = -((_t3 == 0.0) ? 0.0 : _t3*(_t4 - 1.0)) - 0.5*((censored == 0.0) ? 0.0 : -_t0*_t6*censored);

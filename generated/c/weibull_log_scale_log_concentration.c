@@ -65,7 +65,7 @@ static double symloss_weibull_log_scale_log_concentration_terms(double log_scale
     (void)log_scale; (void)log_concentration; (void)y;
     const double _t0 = expm1(log_concentration);
     const double _t1 = exp((-log_scale + log(y))*exp(log_concentration));
-    return _t0*log_scale + _t1 - log_concentration + log_scale - symloss_weibull_log_scale_log_concentration_xlogy(_t0, y);
+    return -log_concentration + log_scale + _t0*log_scale + _t1 - symloss_weibull_log_scale_log_concentration_xlogy(_t0, y);
 }
 
 /* ℓ of one observation, and its partial derivatives ∂ℓ/∂log_scale, ∂ℓ/∂log_concentration into _g. */
@@ -76,10 +76,10 @@ static double symloss_weibull_log_scale_log_concentration_terms_and_grads(double
     const double _t1 = exp(log_concentration);
     const double _t2 = -log_scale + log(y);
     const double _t3 = _t1*_t2;
-    const double _t4 = exp(_t3 + log_concentration);
+    const double _t4 = exp(log_concentration + _t3);
     _g[0] = _t1 - _t4;
     _g[1] = _t2*_t4 - _t3 - 1.0;
-    return _t0*log_scale - log_concentration + log_scale + exp(_t3) - symloss_weibull_log_scale_log_concentration_xlogy(_t0, y);
+    return -log_concentration + log_scale + _t0*log_scale + exp(_t3) - symloss_weibull_log_scale_log_concentration_xlogy(_t0, y);
 }
 
 /* The dropped constant c = −log p − ℓ of one observation. */

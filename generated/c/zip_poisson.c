@@ -94,10 +94,10 @@ static double symloss_zip_poisson_terms_and_grads(double log_rate, double logit_
     const double _t2 = exp(log_rate);
     const double _t3 = _t2 + symloss_zip_poisson_softplus(logit_gate);
     const double _t4 = -logit_gate;
-    const double _t5 = _t2 + logit_gate;
+    const double _t5 = logit_gate + _t2;
     const double _t6 = symloss_zip_poisson_sigmoid(-_t5);
     const double _t7 = symloss_zip_poisson_sigmoid(logit_gate);
-    _g[0] = (_t0 ? _t2*_t6 : _t2 - y);
+    _g[0] = (_t0 ? _t2*_t6 : -y + _t2);
     _g[1] = (_t0 ? _t6*_t7 - symloss_zip_poisson_sigmoid(_t4)*symloss_zip_poisson_sigmoid(_t5) : _t7);
     return -_t1*symloss_zip_poisson_logaddexp(-_t3, -symloss_zip_poisson_softplus(_t4)) - (1.0 - _t1)*(-_t3 + log_rate*y - lgamma(y + 1.0));
 }

@@ -63,7 +63,7 @@ _WRT_INDEX = (0, 1)
 def _loss_terms(loc, log_scale, y):
     """ℓ of each observation."""
     _t0 = (-loc + y)*jnp.exp(-log_scale)
-    return _t0 + log_scale + jnp.exp(-_t0)
+    return log_scale + _t0 + jnp.exp(-_t0)
 
 
 def _loss_terms_and_grads(loc, log_scale, y):
@@ -73,7 +73,7 @@ def _loss_terms_and_grads(loc, log_scale, y):
     _t2 = -_t1
     _t3 = _t0*_t2
     _t4 = _t0*_t1
-    _value = _t3 + log_scale + jnp.exp(-_t3)
+    _value = log_scale + _t3 + jnp.exp(-_t3)
     _grad0 = _t0*jnp.expm1(_t4)
     _grad1 = _t0*(_t1 + _t2*jnp.exp(_t4) + jnp.exp(log_scale))
     return _value, (_grad0, _grad1)

@@ -95,7 +95,7 @@ def _loss_terms_and_grads(log_rate, logit_gate, y):
     _t5 = -jax.scipy.special.gammaln(y + 1)
     _t6 = _t3*(-_t4 + _t5 + log_rate*y - _log1mexp(_t4) - jnp.logaddexp(0.0, logit_gate))
     _value = _t2*jnp.logaddexp(0.0, _t0) + _t6
-    _grad0 = _t3*(-_t4 - _t4/jnp.expm1(_t4) + y)
+    _grad0 = _t3*(y - _t4 - _t4/jnp.expm1(_t4))
     _grad1 = jnp.where(_t1, -jax.nn.sigmoid(_t0), jax.nn.sigmoid(logit_gate))
     return _value, (_grad0, _grad1)
 

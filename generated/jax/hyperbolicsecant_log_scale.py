@@ -68,7 +68,7 @@ _WRT_INDEX = (0, 1)
 def _loss_terms(loc, log_scale, y):
     """ℓ of each observation."""
     _t0 = jnp.exp(-log_scale)*abs(loc - y)
-    return _t0 + log_scale + jnp.logaddexp(0.0, -2*_t0) - math.log(2)
+    return log_scale + _t0 + jnp.logaddexp(0.0, -2*_t0) - math.log(2)
 
 
 def _loss_terms_and_grads(loc, log_scale, y):
@@ -77,7 +77,7 @@ def _loss_terms_and_grads(loc, log_scale, y):
     _t1 = loc - y
     _t2 = _t0*abs(_t1)
     _t3 = _t0*_t1
-    _value = _t2 + log_scale + jnp.logaddexp(0.0, -2*_t2) - math.log(2)
+    _value = log_scale + _t2 + jnp.logaddexp(0.0, -2*_t2) - math.log(2)
     _grad0 = _t0*jnp.tanh(_t0*_t1)
     _grad1 = -_t3*jnp.tanh(_t3) + 1
     return _value, (_grad0, _grad1)

@@ -82,7 +82,7 @@ def _loss_terms(log_concentration1, log_concentration0, y):
     """ℓ of each observation."""
     _t0 = -_log1mexp(-jnp.exp(log_concentration1)*jnp.log(y))*jnp.expm1(log_concentration0)
     _t1 = -jax.scipy.special.xlogy(jnp.expm1(log_concentration1), y)
-    return _t0 + _t1 - log_concentration0 - log_concentration1
+    return -log_concentration0 - log_concentration1 + _t0 + _t1
 
 
 def _loss_terms_and_grads(log_concentration1, log_concentration0, y):
@@ -93,7 +93,7 @@ def _loss_terms_and_grads(log_concentration1, log_concentration0, y):
     _t3 = -_t2
     _t4 = _log1mexp(_t3)
     _t5 = -jax.scipy.special.xlogy(jnp.expm1(log_concentration1), y)
-    _value = -_t0*_t4 + _t5 - log_concentration0 - log_concentration1
+    _value = -log_concentration0 - log_concentration1 - _t0*_t4 + _t5
     _grad0 = -_t2 + jax.scipy.special.xlogy(_t0*_t1/jnp.expm1(_t3), y) - 1
     _grad1 = -_t4*jnp.exp(log_concentration0) - 1
     return _value, (_grad0, _grad1)

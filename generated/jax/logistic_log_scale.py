@@ -68,7 +68,7 @@ _WRT_INDEX = (0, 1)
 def _loss_terms(loc, log_scale, y):
     """ℓ of each observation."""
     _t0 = (loc - y)*jnp.exp(-log_scale)
-    return -_t0 + log_scale + 2*jnp.logaddexp(0.0, _t0)
+    return log_scale - _t0 + 2*jnp.logaddexp(0.0, _t0)
 
 
 def _loss_terms_and_grads(loc, log_scale, y):
@@ -76,7 +76,7 @@ def _loss_terms_and_grads(loc, log_scale, y):
     _t0 = jnp.exp(-log_scale)
     _t1 = _t0*(loc - y)
     _t2 = jnp.tanh((1/2)*_t1)
-    _value = -_t1 + log_scale + 2*jnp.logaddexp(0.0, _t1)
+    _value = log_scale - _t1 + 2*jnp.logaddexp(0.0, _t1)
     _grad0 = _t0*_t2
     _grad1 = -_t1*_t2 + 1
     return _value, (_grad0, _grad1)

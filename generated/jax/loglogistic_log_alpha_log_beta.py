@@ -76,7 +76,7 @@ def _loss_terms(log_alpha, log_beta, y):
     """ℓ of each observation."""
     _t0 = jnp.expm1(log_beta)
     _t1 = 2*jnp.logaddexp(0.0, (-log_alpha + jnp.log(y))*jnp.exp(log_beta))
-    return _t0*log_alpha + _t1 + log_alpha - log_beta - jax.scipy.special.xlogy(_t0, y)
+    return log_alpha - log_beta + _t0*log_alpha + _t1 - jax.scipy.special.xlogy(_t0, y)
 
 
 def _loss_terms_and_grads(log_alpha, log_beta, y):
@@ -84,9 +84,9 @@ def _loss_terms_and_grads(log_alpha, log_beta, y):
     _t0 = jnp.expm1(log_beta)
     _t1 = jnp.exp(log_beta)
     _t2 = jnp.log(y)
-    _t3 = _t1*(_t2 - log_alpha)
+    _t3 = _t1*(-log_alpha + _t2)
     _t4 = -jax.scipy.special.xlogy(_t0, y)
-    _value = _t0*log_alpha + _t4 + log_alpha - log_beta + 2*jnp.logaddexp(0.0, _t3)
+    _value = log_alpha - log_beta + _t0*log_alpha + _t4 + 2*jnp.logaddexp(0.0, _t3)
     _grad0 = -_t1*jnp.tanh((1/2)*_t3)
     _grad1 = -_t1*_t2 + _t1*log_alpha + 2*_t3*jax.nn.sigmoid(_t3) - 1
     return _value, (_grad0, _grad1)

@@ -71,7 +71,7 @@ def _loss_terms_and_grads(loc, log_scale, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂loc, ∂ℓ/∂log_scale."""
     _t0 = loc - jnp.log(y)
     _t1 = (_t0*jnp.exp(-log_scale))**2
-    _value = (1/2)*_t1 + log_scale
+    _value = log_scale + (1/2)*_t1
     _grad0 = _t0*jnp.exp(-2*log_scale)
     _grad1 = 1 - _t1
     return _value, (_grad0, _grad1)

@@ -72,15 +72,15 @@ _WRT_INDEX = (1,)
 def _loss_terms(total_count, logits, y):
     """ℓ of each observation (the class axis kept, with length 1)."""
     _t0 = jax.nn.logsumexp(logits, axis=-1, keepdims=True)
-    _t1 = y*(_t0 - logits + jax.nn.logsumexp(-_t0 + logits, axis=-1, keepdims=True))
+    _t1 = y*(-logits + _t0 + jax.nn.logsumexp(logits - _t0, axis=-1, keepdims=True))
     return jnp.sum(_t1, axis=-1, keepdims=True)
 
 
 def _loss_terms_and_grads(total_count, logits, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂logits."""
     _t0 = jax.nn.logsumexp(logits, axis=-1, keepdims=True)
-    _t1 = -_t0 + logits
-    _t2 = y*(_t0 - logits + jax.nn.logsumexp(_t1, axis=-1, keepdims=True))
+    _t1 = logits - _t0
+    _t2 = y*(-logits + _t0 + jax.nn.logsumexp(_t1, axis=-1, keepdims=True))
     _value = jnp.sum(_t2, axis=-1, keepdims=True)
     _grad0 = -y + jnp.exp(_t1)*jnp.sum(y, axis=-1, keepdims=True)
     return _value, (_grad0,)

@@ -66,7 +66,7 @@ def _loss_terms(log_scale, y):
 def _loss_terms_and_grads(log_scale, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂log_scale."""
     _t0 = (y*jnp.exp(-log_scale))**2
-    _value = (1/2)*_t0 + 2*log_scale
+    _value = 2*log_scale + (1/2)*_t0
     _grad0 = 2 - _t0
     return _value, (_grad0,)
 

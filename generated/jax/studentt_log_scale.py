@@ -34,6 +34,7 @@ Torch built-in: none computes this loss.
 
 Stabilising rewrites applied (symloss.stabilize):
     log_gamma: log Γ(x) → lgamma(x);  log x! → lgamma(x + 1)
+    digamma_difference: ψ(x + h) − ψ(x) → digamma_difference(x, h)
     log1p: log(1 + x) → log1p(x)
     standardised_square: u²·exp(2v) → (u·exp(v))²
     log1p_square: log1p(p·(u·exp(w))²) → log1p_square(u, w + log(p)/2)  (p > 0)
@@ -104,6 +105,30 @@ def _log1p_square_dv(u, v):
     return jnp.where(big, 1.0 / (1.0 + inv * inv), xs * xs / (1.0 + xs * xs))
 
 
+def _digamma_diff(x, h):
+    """ψ(x + h) − ψ(x) for x > 0, x + h > 0, without cancellation: Σ h/(z(z + h)) while shifting z = x until z
+    and z + h are ≥ 10, then log1p(h/z) + h/(2z(z + h)) + ε(z + h) − ε(z), the last as a divided difference
+    of the series (its factor 1/(z + h) − 1/z = −h/(z(z + h)) computed from h); exactly 0 at h = 0."""
+    z, h = jnp.broadcast_arrays(x, h)
+    acc = jnp.zeros_like(z)
+    for _ in range(10):  # a fixed number of elementwise steps, not a loop over elements
+        small = (z < 10.0) | (z + h < 10.0)  # both z and z + h reach 10 (h may be negative)
+        zs = jnp.where(small, z, 1.0)
+        hs = jnp.where(small, h, 0.0)
+        acc = acc + hs / (zs + hs) / zs
+        z = jnp.where(small, z + 1.0, z)
+    u = 1.0 / z
+    v = 1.0 / (z + h)
+    u2 = u * u
+    v2 = v * v
+    s, power, bracket = 1.0, 1.0, 0.0
+    for c in (-1 / 12, 1 / 120, -1 / 252, 1 / 240, -1 / 132, 691 / 32760, -1 / 12, 3617 / 8160, -43867 / 14364):
+        bracket = bracket + c * s  # s = Σᵢ v²ⁱ·u²⁽ᵏ⁻¹⁻ⁱ⁾, the divided difference of s ↦ sᵏ at v², u²
+        power = power * u2
+        s = s * v2 + power
+    return acc + jnp.log1p(h * u) + 0.5 * h * u * v - h * u * v * (v + u) * bracket
+
+
 def _loss_terms(df, loc, log_scale, y):
     """ℓ of each observation."""
     _t0 = (1/2)*df
@@ -124,9 +149,8 @@ def _loss_terms_and_grads(df, loc, log_scale, y):
     _t7 = _log1p_square(_t4, _t6)
     _t8 = 1/df
     _t9 = _t1*_log1p_square_dv(_t4, _t6)
-    _t10 = (1/2)*jax.scipy.special.digamma(_t0)
     _value = _t1*_t7 + _t5 + jax.scipy.special.gammaln(_t0) - jax.scipy.special.gammaln(_t1)
-    _grad0 = _t10 + (1/2)*_t7 - _t8*_t9 + (1/2)*_t8 - 1/2*jax.scipy.special.digamma(_t1)
+    _grad0 = (1/2)*_t7 - _t8*_t9 + (1/2)*_t8 - 1/2*_digamma_diff(_t0, 1/2)
     _grad1 = (df + 1)*_log1p_square_du(_t3, _t6)
     _grad2 = 1 - 2*_t9
     return _value, (_grad0, _grad1, _grad2)

@@ -74,7 +74,7 @@ def _loss_terms(log_scale, log_concentration, y):
     """ℓ of each observation."""
     _t0 = jnp.expm1(log_concentration)
     _t1 = jnp.exp((-log_scale + jnp.log(y))*jnp.exp(log_concentration))
-    return _t0*log_scale + _t1 - log_concentration + log_scale - jax.scipy.special.xlogy(_t0, y)
+    return -log_concentration + log_scale + _t0*log_scale + _t1 - jax.scipy.special.xlogy(_t0, y)
 
 
 def _loss_terms_and_grads(log_scale, log_concentration, y):
@@ -83,9 +83,9 @@ def _loss_terms_and_grads(log_scale, log_concentration, y):
     _t1 = jnp.exp(log_concentration)
     _t2 = -log_scale + jnp.log(y)
     _t3 = _t1*_t2
-    _t4 = jnp.exp(_t3 + log_concentration)
+    _t4 = jnp.exp(log_concentration + _t3)
     _t5 = -jax.scipy.special.xlogy(_t0, y)
-    _value = _t0*log_scale + _t5 - log_concentration + log_scale + jnp.exp(_t3)
+    _value = -log_concentration + log_scale + _t0*log_scale + _t5 + jnp.exp(_t3)
     _grad0 = _t1 - _t4
     _grad1 = _t2*_t4 - _t3 - 1
     return _value, (_grad0, _grad1)

@@ -85,12 +85,12 @@ def _loss_terms_and_grads(log_rate, logit_gate, y):
     _t2 = jnp.exp(log_rate)
     _t3 = _t2 + jnp.logaddexp(0.0, logit_gate)
     _t4 = -logit_gate
-    _t5 = _t2 + logit_gate
+    _t5 = logit_gate + _t2
     _t6 = jax.nn.sigmoid(-_t5)
     _t7 = jax.nn.sigmoid(logit_gate)
     _t8 = -(1 - _t1)*(-_t3 + log_rate*y - jax.scipy.special.gammaln(y + 1))
     _value = -_t1*jnp.logaddexp(-_t3, -jnp.logaddexp(0.0, _t4)) + _t8
-    _grad0 = jnp.where(_t0, _t2*_t6, _t2 - y)
+    _grad0 = jnp.where(_t0, _t2*_t6, -y + _t2)
     _grad1 = jnp.where(_t0, _t6*_t7 - jax.nn.sigmoid(_t4)*jax.nn.sigmoid(_t5), _t7)
     return _value, (_grad0, _grad1)
 

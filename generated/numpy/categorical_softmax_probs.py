@@ -79,14 +79,14 @@ def _logsumexp(x):
 def _loss_terms(logits, y):
     """ℓ of each observation (the class axis kept, with length 1)."""
     _t0 = _logsumexp(logits)
-    return np.sum(y*(_t0 - logits + _logsumexp(-_t0 + logits)), axis=-1, keepdims=True)
+    return np.sum(y*(-logits + _t0 + _logsumexp(logits - _t0)), axis=-1, keepdims=True)
 
 
 def _loss_terms_and_grads(logits, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂logits."""
     _t0 = _logsumexp(logits)
-    _t1 = -_t0 + logits
-    _value = np.sum(y*(_t0 - logits + _logsumexp(_t1)), axis=-1, keepdims=True)
+    _t1 = logits - _t0
+    _value = np.sum(y*(-logits + _t0 + _logsumexp(_t1)), axis=-1, keepdims=True)
     _grad0 = -y + np.exp(_t1)*np.sum(y, axis=-1, keepdims=True)
     return _value, (_grad0,)
 

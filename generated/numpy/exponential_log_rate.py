@@ -57,7 +57,7 @@ def _loss_terms(log_rate, y):
 def _loss_terms_and_grads(log_rate, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂log_rate."""
     _t0 = np.exp(log_rate)
-    _value = _t0*y - log_rate
+    _value = -log_rate + _t0*y
     _grad0 = _t0*y - 1
     return _value, (_grad0,)
 

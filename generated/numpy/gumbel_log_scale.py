@@ -57,7 +57,7 @@ _WRT_INDEX = (0, 1)
 def _loss_terms(loc, log_scale, y):
     """ℓ of each observation."""
     _t0 = (-loc + y)*np.exp(-log_scale)
-    return _t0 + log_scale + np.exp(-_t0)
+    return log_scale + _t0 + np.exp(-_t0)
 
 
 def _loss_terms_and_grads(loc, log_scale, y):
@@ -67,7 +67,7 @@ def _loss_terms_and_grads(loc, log_scale, y):
     _t2 = -_t1
     _t3 = _t0*_t2
     _t4 = _t0*_t1
-    _value = _t3 + log_scale + np.exp(-_t3)
+    _value = log_scale + _t3 + np.exp(-_t3)
     _grad0 = _t0*np.expm1(_t4)
     _grad1 = _t0*(_t1 + _t2*np.exp(_t4) + np.exp(log_scale))
     return _value, (_grad0, _grad1)

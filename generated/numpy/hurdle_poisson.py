@@ -104,7 +104,7 @@ def _loss_terms_and_grads(log_rate, logit_gate, y):
     _t4 = np.exp(log_rate)
     _t5 = _t3*(-_t4 + log_rate*y - _log1mexp(_t4) - _lgamma(y + 1) - np.logaddexp(0.0, logit_gate))
     _value = _t2*np.logaddexp(0.0, _t0) + _t5
-    _grad0 = _t3*(-_t4 - _t4/np.expm1(_t4) + y)
+    _grad0 = _t3*(y - _t4 - _t4/np.expm1(_t4))
     _grad1 = np.where(_t1, -_sigmoid(_t0), _sigmoid(logit_gate))
     return _value, (_grad0, _grad1)
 

@@ -62,7 +62,7 @@ _WRT_INDEX = (0, 1)
 def _loss_terms(loc, log_scale, y):
     """ℓ of each observation."""
     _t0 = np.exp(-log_scale)*abs(loc - y)
-    return _t0 + log_scale + np.logaddexp(0.0, -2*_t0) - math.log(2)
+    return log_scale + _t0 + np.logaddexp(0.0, -2*_t0) - math.log(2)
 
 
 def _loss_terms_and_grads(loc, log_scale, y):
@@ -71,7 +71,7 @@ def _loss_terms_and_grads(loc, log_scale, y):
     _t1 = loc - y
     _t2 = _t0*abs(_t1)
     _t3 = _t0*_t1
-    _value = _t2 + log_scale + np.logaddexp(0.0, -2*_t2) - math.log(2)
+    _value = log_scale + _t2 + np.logaddexp(0.0, -2*_t2) - math.log(2)
     _grad0 = _t0*np.tanh(_t0*_t1)
     _grad1 = -_t3*np.tanh(_t3) + 1
     return _value, (_grad0, _grad1)

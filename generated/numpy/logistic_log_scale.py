@@ -62,7 +62,7 @@ _WRT_INDEX = (0, 1)
 def _loss_terms(loc, log_scale, y):
     """ℓ of each observation."""
     _t0 = (loc - y)*np.exp(-log_scale)
-    return -_t0 + log_scale + 2*np.logaddexp(0.0, _t0)
+    return log_scale - _t0 + 2*np.logaddexp(0.0, _t0)
 
 
 def _loss_terms_and_grads(loc, log_scale, y):
@@ -70,7 +70,7 @@ def _loss_terms_and_grads(loc, log_scale, y):
     _t0 = np.exp(-log_scale)
     _t1 = _t0*(loc - y)
     _t2 = np.tanh((1/2)*_t1)
-    _value = -_t1 + log_scale + 2*np.logaddexp(0.0, _t1)
+    _value = log_scale - _t1 + 2*np.logaddexp(0.0, _t1)
     _grad0 = _t0*_t2
     _grad1 = -_t1*_t2 + 1
     return _value, (_grad0, _grad1)

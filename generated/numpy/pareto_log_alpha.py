@@ -57,7 +57,7 @@ _WRT_INDEX = (0, 1)
 def _loss_terms(scale, log_alpha, y):
     """ℓ of each observation."""
     _t0 = np.exp(log_alpha)
-    return -_t0*np.log(scale) - log_alpha - (-_t0 - 1)*np.log(y)
+    return -log_alpha - _t0*np.log(scale) - (-_t0 - 1)*np.log(y)
 
 
 def _loss_terms_and_grads(scale, log_alpha, y):
@@ -65,7 +65,7 @@ def _loss_terms_and_grads(scale, log_alpha, y):
     _t0 = np.exp(log_alpha)
     _t1 = _t0*np.log(scale)
     _t2 = np.log(y)
-    _value = -_t1 - _t2*(-_t0 - 1) - log_alpha
+    _value = -log_alpha - _t1 - _t2*(-_t0 - 1)
     _grad0 = -_t0/scale
     _grad1 = _t0*_t2 - _t1 - 1
     return _value, (_grad0, _grad1)

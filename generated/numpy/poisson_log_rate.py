@@ -77,7 +77,7 @@ def _loss_terms_and_grads(log_rate, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂log_rate."""
     _t0 = np.exp(log_rate)
     _value = _t0 - log_rate*y
-    _grad0 = _t0 - y
+    _grad0 = -y + _t0
     return _value, (_grad0,)
 
 

@@ -73,7 +73,7 @@ def _loss_terms(log_scale, log_concentration, y):
     """ℓ of each observation."""
     _t0 = np.expm1(log_concentration)
     _t1 = np.exp((-log_scale + np.log(y))*np.exp(log_concentration))
-    return _t0*log_scale + _t1 - log_concentration + log_scale - _xlogy(_t0, y)
+    return -log_concentration + log_scale + _t0*log_scale + _t1 - _xlogy(_t0, y)
 
 
 def _loss_terms_and_grads(log_scale, log_concentration, y):
@@ -82,8 +82,8 @@ def _loss_terms_and_grads(log_scale, log_concentration, y):
     _t1 = np.exp(log_concentration)
     _t2 = -log_scale + np.log(y)
     _t3 = _t1*_t2
-    _t4 = np.exp(_t3 + log_concentration)
-    _value = _t0*log_scale - log_concentration + log_scale + np.exp(_t3) - _xlogy(_t0, y)
+    _t4 = np.exp(log_concentration + _t3)
+    _value = -log_concentration + log_scale + _t0*log_scale + np.exp(_t3) - _xlogy(_t0, y)
     _grad0 = _t1 - _t4
     _grad1 = _t2*_t4 - _t3 - 1
     return _value, (_grad0, _grad1)

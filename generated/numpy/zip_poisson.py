@@ -98,12 +98,12 @@ def _loss_terms_and_grads(log_rate, logit_gate, y):
     _t2 = np.exp(log_rate)
     _t3 = _t2 + np.logaddexp(0.0, logit_gate)
     _t4 = -logit_gate
-    _t5 = _t2 + logit_gate
+    _t5 = logit_gate + _t2
     _t6 = _sigmoid(-_t5)
     _t7 = _sigmoid(logit_gate)
     _t8 = -_t1*np.logaddexp(-_t3, -np.logaddexp(0.0, _t4))
     _value = _t8 - (1 - _t1)*(-_t3 + log_rate*y - _lgamma(y + 1))
-    _grad0 = np.where(_t0, _t2*_t6, _t2 - y)
+    _grad0 = np.where(_t0, _t2*_t6, -y + _t2)
     _grad1 = np.where(_t0, _t6*_t7 - _sigmoid(_t4)*_sigmoid(_t5), _t7)
     return _value, (_grad0, _grad1)
 

@@ -84,7 +84,7 @@ def _loss_terms(loc, log_scale, quantile, y):
     _t2 = _t1*torch.exp(-log_scale)
     _t3 = (1/2)*_t2
     _t4 = torch.where((_t1 > 0), _t3*(2 - _t0), torch.where((_t1 < 0), -_t2*quantile, _t3*(1 - _t0)))
-    return _t4 + log_scale - torch.log(quantile) - torch.log1p(-quantile)
+    return log_scale + _t4 - torch.log(quantile) - torch.log1p(-quantile)
 
 
 def _loss_terms_and_grads(loc, log_scale, quantile, y):
@@ -100,9 +100,9 @@ def _loss_terms_and_grads(loc, log_scale, quantile, y):
     _t8 = (_t3 < 0)
     _t9 = _t0 - 1
     _t10 = -_t9
-    _t11 = 1 - quantile
+    _t11 = -quantile + 1
     _t12 = torch.where(_t6, -_t1*_t5, torch.where(_t8, -_t7, _t10*_t5))
-    _value = _t12 + log_scale - torch.log(quantile) - torch.log1p(-quantile)
+    _value = log_scale + _t12 - torch.log(quantile) - torch.log1p(-quantile)
     _grad0 = (1/2)*_t2*torch.where(_t6, 2*_t11, torch.where(_t8, -_t0, _t10))
     _grad1 = torch.where(_t6, _t1*_t5, torch.where(_t8, _t7, _t5*_t9)) + 1
     _grad2 = -_t2*_t3 - 1/quantile + 1/_t11

@@ -73,7 +73,7 @@ _WRT_INDEX = (0, 1)
 def _loss_terms(loc, log_scale, y):
     """ℓ of each observation."""
     _t0 = (-loc + y)*torch.exp(-log_scale)
-    return _t0 + log_scale + torch.exp(-_t0)
+    return log_scale + _t0 + torch.exp(-_t0)
 
 
 def _loss_terms_and_grads(loc, log_scale, y):
@@ -83,7 +83,7 @@ def _loss_terms_and_grads(loc, log_scale, y):
     _t2 = -_t1
     _t3 = _t0*_t2
     _t4 = _t0*_t1
-    _value = _t3 + log_scale + torch.exp(-_t3)
+    _value = log_scale + _t3 + torch.exp(-_t3)
     _grad0 = _t0*torch.expm1(_t4)
     _grad1 = _t0*(_t1 + _t2*torch.exp(_t4) + torch.exp(log_scale))
     return _value, (_grad0, _grad1)

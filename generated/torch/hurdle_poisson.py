@@ -108,7 +108,7 @@ def _loss_terms_and_grads(log_rate, logit_gate, y):
     _t4 = torch.exp(log_rate)
     _t5 = _t3*(-_t4 + log_rate*y - _log1mexp(_t4) - torch.lgamma(y + 1) - _softplus(logit_gate))
     _value = _t2*_softplus(_t0) + _t5
-    _grad0 = _t3*(-_t4 - _t4/torch.expm1(_t4) + y)
+    _grad0 = _t3*(y - _t4 - _t4/torch.expm1(_t4))
     _grad1 = torch.where(_t1, -torch.sigmoid(_t0), torch.sigmoid(logit_gate))
     return _value, (_grad0, _grad1)
 

@@ -91,7 +91,7 @@ def _loss_terms(log_concentration1, log_concentration0, y):
     """ℓ of each observation."""
     _t0 = -_log1mexp(-torch.exp(log_concentration1)*torch.log(y))*torch.expm1(log_concentration0)
     _t1 = -torch.special.xlogy(torch.expm1(log_concentration1), y)
-    return _t0 + _t1 - log_concentration0 - log_concentration1
+    return -log_concentration0 - log_concentration1 + _t0 + _t1
 
 
 def _loss_terms_and_grads(log_concentration1, log_concentration0, y):
@@ -102,7 +102,7 @@ def _loss_terms_and_grads(log_concentration1, log_concentration0, y):
     _t3 = -_t2
     _t4 = _log1mexp(_t3)
     _t5 = -torch.special.xlogy(torch.expm1(log_concentration1), y)
-    _value = -_t0*_t4 + _t5 - log_concentration0 - log_concentration1
+    _value = -log_concentration0 - log_concentration1 - _t0*_t4 + _t5
     _grad0 = -_t2 + torch.special.xlogy(_t0*_t1/torch.expm1(_t3), y) - 1
     _grad1 = -_t4*torch.exp(log_concentration0) - 1
     return _value, (_grad0, _grad1)

@@ -91,7 +91,7 @@ def _loss_terms(log_alpha, log_beta, y):
     """ℓ of each observation."""
     _t0 = torch.expm1(log_beta)
     _t1 = 2*_softplus((-log_alpha + torch.log(y))*torch.exp(log_beta))
-    return _t0*log_alpha + _t1 + log_alpha - log_beta - torch.special.xlogy(_t0, y)
+    return log_alpha - log_beta + _t0*log_alpha + _t1 - torch.special.xlogy(_t0, y)
 
 
 def _loss_terms_and_grads(log_alpha, log_beta, y):
@@ -99,8 +99,8 @@ def _loss_terms_and_grads(log_alpha, log_beta, y):
     _t0 = torch.expm1(log_beta)
     _t1 = torch.exp(log_beta)
     _t2 = torch.log(y)
-    _t3 = _t1*(_t2 - log_alpha)
-    _value = _t0*log_alpha + log_alpha - log_beta + 2*_softplus(_t3) - torch.special.xlogy(_t0, y)
+    _t3 = _t1*(-log_alpha + _t2)
+    _value = log_alpha - log_beta + _t0*log_alpha + 2*_softplus(_t3) - torch.special.xlogy(_t0, y)
     _grad0 = -_t1*torch.tanh((1/2)*_t3)
     _grad1 = -_t1*_t2 + _t1*log_alpha + 2*_t3*torch.sigmoid(_t3) - 1
     return _value, (_grad0, _grad1)

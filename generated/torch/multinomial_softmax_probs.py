@@ -93,14 +93,14 @@ def _logsumexp(x):
 def _loss_terms(total_count, logits, y):
     """ℓ of each observation (the class axis kept, with length 1)."""
     _t0 = _logsumexp(logits)
-    return torch.sum(y*(_t0 - logits + _logsumexp(-_t0 + logits)), dim=-1, keepdim=True)
+    return torch.sum(y*(-logits + _t0 + _logsumexp(logits - _t0)), dim=-1, keepdim=True)
 
 
 def _loss_terms_and_grads(total_count, logits, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂logits."""
     _t0 = _logsumexp(logits)
-    _t1 = -_t0 + logits
-    _value = torch.sum(y*(_t0 - logits + _logsumexp(_t1)), dim=-1, keepdim=True)
+    _t1 = logits - _t0
+    _value = torch.sum(y*(-logits + _t0 + _logsumexp(_t1)), dim=-1, keepdim=True)
     _grad0 = -y + torch.exp(_t1)*torch.sum(y, dim=-1, keepdim=True)
     return _value, (_grad0,)
 

@@ -37,6 +37,7 @@ Torch built-in: none computes this loss.
 
 Stabilising rewrites applied (symloss.stabilize):
     log_gamma: log Γ(x) → lgamma(x);  log x! → lgamma(x + 1)
+    digamma_difference: ψ(x + h) − ψ(x) → digamma_difference(x, h)
     log1p: log(1 + x) → log1p(x)
     exp_of_sum: exp(a)·exp(b) → exp(a + b)
     standardised_square: u²·exp(2v) → (u·exp(v))²
@@ -117,6 +118,32 @@ def _log1p_square_dv(u, v):
     return torch.where(big, 1.0 / (1.0 + inv * inv), xs * xs / (1.0 + xs * xs))
 
 
+def _digamma_diff(x, h):
+    """ψ(x + h) − ψ(x) for x > 0, x + h > 0, without cancellation: Σ h/(z(z + h)) while shifting z = x until z
+    and z + h are ≥ 10, then log1p(h/z) + h/(2z(z + h)) + ε(z + h) − ε(z), the last as a divided difference
+    of the series (its factor 1/(z + h) − 1/z = −h/(z(z + h)) computed from h); exactly 0 at h = 0."""
+    if not isinstance(x, torch.Tensor):
+        x = torch.as_tensor(x, dtype=h.dtype, device=h.device)
+    z, h = torch.broadcast_tensors(x, torch.as_tensor(h, dtype=x.dtype, device=x.device))
+    acc = torch.zeros_like(z)
+    for _ in range(10):  # a fixed number of elementwise steps, not a loop over elements
+        small = (z < 10.0) | (z + h < 10.0)  # both z and z + h reach 10 (h may be negative)
+        zs = torch.where(small, z, 1.0)
+        hs = torch.where(small, h, 0.0)
+        acc = acc + hs / (zs + hs) / zs
+        z = torch.where(small, z + 1.0, z)
+    u = 1.0 / z
+    v = 1.0 / (z + h)
+    u2 = u * u
+    v2 = v * v
+    s, power, bracket = 1.0, 1.0, 0.0
+    for c in (-1 / 12, 1 / 120, -1 / 252, 1 / 240, -1 / 132, 691 / 32760, -1 / 12, 3617 / 8160, -43867 / 14364):
+        bracket = bracket + c * s  # s = Σᵢ v²ⁱ·u²⁽ᵏ⁻¹⁻ⁱ⁾, the divided difference of s ↦ sᵏ at v², u²
+        power = power * u2
+        s = s * v2 + power
+    return acc + torch.log1p(h * u) + 0.5 * h * u * v - h * u * v * (v + u) * bracket
+
+
 def _loss_terms(log_df, loc, log_scale, y):
     """ℓ of each observation."""
     _t0 = (1/2)*torch.exp(log_df)
@@ -137,7 +164,7 @@ def _loss_terms_and_grads(log_df, loc, log_scale, y):
     _t8 = _log1p_square(_t5, _t7)
     _t9 = _t2*_log1p_square_dv(_t5, _t7)
     _value = _t2*_t8 + _t6 + torch.lgamma(_t1) - torch.lgamma(_t2)
-    _grad0 = _t1*_t8 + _t1*torch.digamma(_t1) - _t1*torch.digamma(_t2) - _t9 + 1/2
+    _grad0 = _t1*_t8 - _t1*_digamma_diff(_t1, 1/2) - _t9 + 1/2
     _grad1 = (_t0 + 1)*_log1p_square_du(_t4, _t7)
     _grad2 = 1 - 2*_t9
     return _value, (_grad0, _grad1, _grad2)

@@ -85,7 +85,7 @@ def _loss_terms(loc, log_scale, censored, y):
     """ℓ of each observation."""
     _t0 = (-loc + y)*torch.exp(-log_scale)
     _t1 = -log_scale - 1/2*_t0**2 - 1/2*math.log(math.pi) - 1/2*math.log(2)
-    _t2 = -torch.where((1 - censored == 0), 0, _t1*(1 - censored))
+    _t2 = -torch.where((-censored + 1 == 0), 0, _t1*(-censored + 1))
     return _t2 - censored*torch.special.log_ndtr(-_t0)
 
 
@@ -94,9 +94,9 @@ def _loss_terms_and_grads(loc, log_scale, censored, y):
     _t0 = -loc + y
     _t1 = _t0*torch.exp(-log_scale)
     _t2 = torch.special.log_ndtr(-_t1)
-    _t3 = 1 - censored
+    _t3 = -censored + 1
     _t4 = _t1**2
-    _t5 = (1/2)*_t4 + log_scale
+    _t5 = log_scale + (1/2)*_t4
     _t6 = math.sqrt(2)*torch.exp(-_t2 - _t5)/math.sqrt(math.pi)
     _t7 = -torch.where((_t3 == 0), 0, _t3*(-_t5 - 1/2*math.log(math.pi) - 1/2*math.log(2)))
     _t8 = -1/2*torch.where((censored == 0), 0, _t0*_t6*censored)

@@ -83,7 +83,7 @@ def _loss_terms(log_scale, log_concentration, y):
     """ℓ of each observation."""
     _t0 = torch.expm1(log_concentration)
     _t1 = torch.exp((-log_scale + torch.log(y))*torch.exp(log_concentration))
-    return _t0*log_scale + _t1 - log_concentration + log_scale - torch.special.xlogy(_t0, y)
+    return -log_concentration + log_scale + _t0*log_scale + _t1 - torch.special.xlogy(_t0, y)
 
 
 def _loss_terms_and_grads(log_scale, log_concentration, y):
@@ -92,8 +92,9 @@ def _loss_terms_and_grads(log_scale, log_concentration, y):
     _t1 = torch.exp(log_concentration)
     _t2 = -log_scale + torch.log(y)
     _t3 = _t1*_t2
-    _t4 = torch.exp(_t3 + log_concentration)
-    _value = _t0*log_scale - log_concentration + log_scale + torch.exp(_t3) - torch.special.xlogy(_t0, y)
+    _t4 = torch.exp(log_concentration + _t3)
+    _t5 = -torch.special.xlogy(_t0, y)
+    _value = -log_concentration + log_scale + _t0*log_scale + _t5 + torch.exp(_t3)
     _grad0 = _t1 - _t4
     _grad1 = _t2*_t4 - _t3 - 1
     return _value, (_grad0, _grad1)

@@ -87,22 +87,22 @@ def _loss_terms(log_scale, log_concentration, censored, y):
     """ℓ of each observation."""
     _t0 = torch.exp((-log_scale + torch.log(y))*torch.exp(log_concentration))
     _t1 = torch.expm1(log_concentration)
-    _t2 = -_t0 - _t1*log_scale + log_concentration - log_scale + torch.special.xlogy(_t1, y)
-    return _t0*censored - _t2*(1 - censored)
+    _t2 = log_concentration - log_scale - _t0 - _t1*log_scale + torch.special.xlogy(_t1, y)
+    return _t0*censored - _t2*(-censored + 1)
 
 
 def _loss_terms_and_grads(log_scale, log_concentration, censored, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂log_scale, ∂ℓ/∂log_concentration."""
     _t0 = torch.exp(log_concentration)
     _t1 = torch.log(y)
-    _t2 = _t1 - log_scale
+    _t2 = -log_scale + _t1
     _t3 = _t0*_t2
     _t4 = torch.exp(_t3)
     _t5 = censored - 1
     _t6 = torch.expm1(log_concentration)
-    _t7 = torch.exp(_t3 + log_concentration)
+    _t7 = torch.exp(log_concentration + _t3)
     _t8 = _t7*censored
-    _t9 = _t5*(-_t4 - _t6*log_scale + log_concentration - log_scale + torch.special.xlogy(_t6, y))
+    _t9 = _t5*(log_concentration - log_scale - _t4 - _t6*log_scale + torch.special.xlogy(_t6, y))
     _value = _t4*censored + _t9
     _grad0 = _t0*(-censored - torch.expm1(_t0*_t1 - _t0*log_scale))
     _grad1 = _t5*(-_t2*_t7 + _t3 + 1) - _t8*log_scale + torch.special.xlogy(_t8, y)

@@ -144,7 +144,7 @@ def _loss_terms(loc, log_scale, quantile, y):
     _t2 = _t1*_exp(-log_scale)
     _t3 = (0.5)*_t2
     _t4 = tl.where((_t1 > 0), _t3*(2 - _t0), tl.where((_t1 < 0), -_t2*quantile, _t3*(1 - _t0)))
-    return _t4 + log_scale - _log(quantile) - _log1p(-quantile)
+    return log_scale + _t4 - _log(quantile) - _log1p(-quantile)
 
 
 @triton.jit
@@ -162,9 +162,9 @@ def _loss_terms_and_grads(loc, log_scale, quantile, y):
     _t8 = (_t3 < 0)
     _t9 = _t0 - 1
     _t10 = -_t9
-    _t11 = 1 - quantile
+    _t11 = -quantile + 1
     _t12 = tl.where(_t6, -_t1*_t5, tl.where(_t8, -_t7, _t10*_t5))
-    _value = _t12 + log_scale - _log(quantile) - _log1p(-quantile)
+    _value = log_scale + _t12 - _log(quantile) - _log1p(-quantile)
     _grad0 = (0.5)*_t2*tl.where(_t6, 2*_t11, tl.where(_t8, -_t0, _t10))
     _grad1 = tl.where(_t6, _t1*_t5, tl.where(_t8, _t7, _t5*_t9)) + 1
     _grad2 = -_t2*_t3 - 1/quantile + (1/_t11)

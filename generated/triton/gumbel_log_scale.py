@@ -134,7 +134,7 @@ def _loss_terms(loc, log_scale, y):
     """ℓ of each observation."""
     _dt = loc.dtype
     _t0 = (-loc + y)*_exp(-log_scale)
-    return _t0 + log_scale + _exp(-_t0)
+    return log_scale + _t0 + _exp(-_t0)
 
 
 @triton.jit
@@ -146,7 +146,7 @@ def _loss_terms_and_grads(loc, log_scale, y):
     _t2 = -_t1
     _t3 = _t0*_t2
     _t4 = _t0*_t1
-    _value = _t3 + log_scale + _exp(-_t3)
+    _value = log_scale + _t3 + _exp(-_t3)
     _grad0 = _t0*_expm1(_t4)
     _grad1 = _t0*(_t1 + _t2*_exp(_t4) + _exp(log_scale))
     return _value, _grad0, _grad1

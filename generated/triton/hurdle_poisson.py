@@ -210,7 +210,7 @@ def _loss_terms_and_grads(log_rate, logit_gate, y):
     _t4 = _exp(log_rate)
     _t5 = _t3*(-_t4 + log_rate*y - _log1mexp(_t4) - _lgamma(y + 1) - _softplus(logit_gate))
     _value = _t2*_softplus(_t0) + _t5
-    _grad0 = _t3*(-_t4 - _t4/_expm1(_t4) + y)
+    _grad0 = _t3*(y - _t4 - _t4/_expm1(_t4))
     _grad1 = tl.where(_t1, -_sigmoid(_t0), _sigmoid(logit_gate))
     return _value, _grad0, _grad1
 

@@ -164,7 +164,7 @@ def _loss_terms(loc, log_scale, y):
     _dt = loc.dtype
     _k0 = tl.full([1], -0.6931471805599453, _dt)
     _t0 = _exp(-log_scale)*tl.abs(loc - y)
-    return _t0 + log_scale + _softplus(-2*_t0) + _k0
+    return log_scale + _t0 + _softplus(-2*_t0) + _k0
 
 
 @triton.jit
@@ -176,7 +176,7 @@ def _loss_terms_and_grads(loc, log_scale, y):
     _t1 = loc - y
     _t2 = _t0*tl.abs(_t1)
     _t3 = _t0*_t1
-    _value = _t2 + log_scale + _softplus(-2*_t2) + _k0
+    _value = log_scale + _t2 + _softplus(-2*_t2) + _k0
     _grad0 = _t0*_tanh(_t0*_t1)
     _grad1 = -_t3*_tanh(_t3) + 1
     return _value, _grad0, _grad1

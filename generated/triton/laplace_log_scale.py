@@ -132,7 +132,7 @@ def _loss_terms_and_grads(loc, log_scale, y):
     _t0 = _exp(-log_scale)
     _t1 = loc - y
     _t2 = _t0*tl.abs(_t1)
-    _value = _t2 + log_scale
+    _value = log_scale + _t2
     _grad0 = _t0*_sign(_t1)
     _grad1 = 1 - _t2
     return _value, _grad0, _grad1

@@ -165,7 +165,7 @@ def _loss_terms(loc, log_scale, y):
     """ℓ of each observation."""
     _dt = loc.dtype
     _t0 = (loc - y)*_exp(-log_scale)
-    return -_t0 + log_scale + 2*_softplus(_t0)
+    return log_scale - _t0 + 2*_softplus(_t0)
 
 
 @triton.jit
@@ -175,7 +175,7 @@ def _loss_terms_and_grads(loc, log_scale, y):
     _t0 = _exp(-log_scale)
     _t1 = _t0*(loc - y)
     _t2 = _tanh((0.5)*_t1)
-    _value = -_t1 + log_scale + 2*_softplus(_t1)
+    _value = log_scale - _t1 + 2*_softplus(_t1)
     _grad0 = _t0*_t2
     _grad1 = -_t1*_t2 + 1
     return _value, _grad0, _grad1

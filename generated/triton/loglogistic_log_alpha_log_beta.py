@@ -186,7 +186,7 @@ def _loss_terms(log_alpha, log_beta, y):
     _dt = log_alpha.dtype
     _t0 = _expm1(log_beta)
     _t1 = 2*_softplus((-log_alpha + _log(y))*_exp(log_beta))
-    return _t0*log_alpha + _t1 + log_alpha - log_beta - _xlogy(_t0, y)
+    return log_alpha - log_beta + _t0*log_alpha + _t1 - _xlogy(_t0, y)
 
 
 @triton.jit
@@ -196,8 +196,8 @@ def _loss_terms_and_grads(log_alpha, log_beta, y):
     _t0 = _expm1(log_beta)
     _t1 = _exp(log_beta)
     _t2 = _log(y)
-    _t3 = _t1*(_t2 - log_alpha)
-    _value = _t0*log_alpha + log_alpha - log_beta + 2*_softplus(_t3) - _xlogy(_t0, y)
+    _t3 = _t1*(-log_alpha + _t2)
+    _value = log_alpha - log_beta + _t0*log_alpha + 2*_softplus(_t3) - _xlogy(_t0, y)
     _grad0 = -_t1*_tanh((0.5)*_t3)
     _grad1 = -_t1*_t2 + _t1*log_alpha + 2*_t3*_sigmoid(_t3) - 1
     return _value, _grad0, _grad1

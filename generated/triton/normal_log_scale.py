@@ -129,7 +129,7 @@ def _loss_terms_and_grads(loc, log_scale, y):
     _dt = loc.dtype
     _t0 = loc - y
     _t1 = ((_t0*_exp(-log_scale))*(_t0*_exp(-log_scale)))
-    _value = (0.5)*_t1 + log_scale
+    _value = log_scale + (0.5)*_t1
     _grad0 = _t0*_exp(-2*log_scale)
     _grad1 = 1 - _t1
     return _value, _grad0, _grad1

@@ -185,8 +185,8 @@ def _loss_terms(loc1, log_scale1, loc2, log_scale2, logit_mixing, y):
     _k2 = tl.full([1], -0.34657359027997264, _dt)
     _t2 = -0.5*(((-loc1 + y)*_exp(-log_scale1))*((-loc1 + y)*_exp(-log_scale1)))
     _t3 = -0.5*(((-loc2 + y)*_exp(-log_scale2))*((-loc2 + y)*_exp(-log_scale2)))
-    _t4 = _t2 - log_scale1 - _softplus(-logit_mixing) + _k1 + _k2
-    return -_logaddexp(_t4, _t3 - log_scale2 - _softplus(logit_mixing) + _k1 + _k2)
+    _t4 = -log_scale1 + _t2 - _softplus(-logit_mixing) + _k1 + _k2
+    return -_logaddexp(_t4, -log_scale2 + _t3 - _softplus(logit_mixing) + _k1 + _k2)
 
 
 @triton.jit
@@ -198,29 +198,28 @@ def _loss_terms_and_grads(loc1, log_scale1, loc2, log_scale2, logit_mixing, y):
     _k2 = tl.full([1], -0.34657359027997264, _dt)
     _t0 = -log_scale1
     _t1 = _exp(_t0)
-    _t2 = -y
-    _t3 = _t2 + loc1
+    _t3 = loc1 - y
     _t5 = _t1*_t3
     _t6 = _t5*_t5
     _t7 = -logit_mixing
     _t9 = -log_scale2
     _t10 = _exp(_t9)
-    _t11 = _t2 + loc2
+    _t11 = loc2 - y
     _t13 = -_t10*_t11
     _t14 = _t13*_t13
     _t15 = _t13 - _t5
     _t16 = _t10*_t11 - _t5
-    _t17 = _t0 + log_scale2 + logit_mixing
+    _t17 = log_scale2 + logit_mixing + _t0
     _t18 = _sigmoid(-0.5*_t15*_t16 + _t17)
-    _t19 = _t7 + _t9 + log_scale1
+    _t19 = log_scale1 + _t7 + _t9
     _t20 = _sigmoid((0.5)*_t15*_t16 + _t19)
     _t21 = _t1*_t3
     _t22 = _t10*_t11
     _t23 = _t21 + _t22
     _t24 = _t21 - _t22
-    _t25 = -0.5*_t14 - log_scale2 - _softplus(logit_mixing) + _k1 + _k2
+    _t25 = -log_scale2 - 0.5*_t14 - _softplus(logit_mixing) + _k1 + _k2
     _t26 = _sigmoid(logit_mixing)*_sigmoid(_t19 + (0.5)*_t23*_t24)
-    _value = -_logaddexp(_t25, -0.5*_t6 - log_scale1 - _softplus(_t7) + _k1 + _k2)
+    _value = -_logaddexp(_t25, -log_scale1 - 0.5*_t6 - _softplus(_t7) + _k1 + _k2)
     _grad0 = _t18*_t3*_exp(-2*log_scale1)
     _grad1 = _t18 - tl.where((_t18 == 0), 0, _t18*_t6)
     _grad2 = _t11*_t20*_exp(-2*log_scale2)

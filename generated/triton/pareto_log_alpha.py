@@ -121,7 +121,7 @@ def _loss_terms(scale, log_alpha, y):
     """ℓ of each observation."""
     _dt = scale.dtype
     _t0 = _exp(log_alpha)
-    return -_t0*_log(scale) - log_alpha - (-_t0 - 1)*_log(y)
+    return -log_alpha - _t0*_log(scale) - (-_t0 - 1)*_log(y)
 
 
 @triton.jit
@@ -131,7 +131,7 @@ def _loss_terms_and_grads(scale, log_alpha, y):
     _t0 = _exp(log_alpha)
     _t1 = _t0*_log(scale)
     _t2 = _log(y)
-    _value = -_t1 - _t2*(-_t0 - 1) - log_alpha
+    _value = -log_alpha - _t1 - _t2*(-_t0 - 1)
     _grad0 = -_t0/scale
     _grad1 = _t0*_t2 - _t1 - 1
     return _value, _grad0, _grad1

@@ -149,7 +149,7 @@ def _loss_terms_and_grads(log_rate, y):
     _dt = log_rate.dtype
     _t0 = _exp(log_rate)
     _value = _t0 - log_rate*y
-    _grad0 = _t0 - y
+    _grad0 = -y + _t0
     return _value, _grad0
 
 

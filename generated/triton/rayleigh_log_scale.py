@@ -126,7 +126,7 @@ def _loss_terms_and_grads(log_scale, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂log_scale."""
     _dt = log_scale.dtype
     _t0 = ((y*_exp(-log_scale))*(y*_exp(-log_scale)))
-    _value = (0.5)*_t0 + 2*log_scale
+    _value = 2*log_scale + (0.5)*_t0
     _grad0 = 2 - _t0
     return _value, _grad0
 

@@ -171,7 +171,7 @@ def _loss_terms(loc, log_scale, censored, y):
     _k0 = tl.full([1], -0.5723649429247001, _dt)
     _k1 = tl.full([1], -0.34657359027997264, _dt)
     _t0 = (-loc + y)*_exp(-log_scale)
-    _t1 = -tl.where((1 - censored == 0), 0, (1 - censored)*(-log_scale - 0.5*_t0*_t0 + _k0 + _k1))
+    _t1 = -tl.where((-censored + 1 == 0), 0, (-censored + 1)*(-log_scale - 0.5*_t0*_t0 + _k0 + _k1))
     return _t1 - censored*_log_ndtr(-_t0)
 
 
@@ -186,9 +186,9 @@ def _loss_terms_and_grads(loc, log_scale, censored, y):
     _t0 = -loc + y
     _t1 = _t0*_exp(-log_scale)
     _t2 = _log_ndtr(-_t1)
-    _t3 = 1 - censored
+    _t3 = -censored + 1
     _t4 = _t1*_t1
-    _t5 = (0.5)*_t4 + log_scale
+    _t5 = log_scale + (0.5)*_t4
     _t6 = _k2*_exp(-_t2 - _t5)/_k3
     _value = -_t2*censored - tl.where((_t3 == 0), 0, _t3*(-_t5 + _k0 + _k1))
     _grad0 = -_t0*_t3*_exp(-2*log_scale) - 0.5*tl.where((censored == 0), 0, _t6*censored)

@@ -150,7 +150,7 @@ def _loss_terms(log_scale, log_concentration, y):
     _dt = log_scale.dtype
     _t0 = _expm1(log_concentration)
     _t1 = _exp((-log_scale + _log(y))*_exp(log_concentration))
-    return _t0*log_scale + _t1 - log_concentration + log_scale - _xlogy(_t0, y)
+    return -log_concentration + log_scale + _t0*log_scale + _t1 - _xlogy(_t0, y)
 
 
 @triton.jit
@@ -161,8 +161,8 @@ def _loss_terms_and_grads(log_scale, log_concentration, y):
     _t1 = _exp(log_concentration)
     _t2 = -log_scale + _log(y)
     _t3 = _t1*_t2
-    _t4 = _exp(_t3 + log_concentration)
-    _value = _t0*log_scale - log_concentration + log_scale + _exp(_t3) - _xlogy(_t0, y)
+    _t4 = _exp(log_concentration + _t3)
+    _value = -log_concentration + log_scale + _t0*log_scale + _exp(_t3) - _xlogy(_t0, y)
     _grad0 = _t1 - _t4
     _grad1 = _t2*_t4 - _t3 - 1
     return _value, _grad0, _grad1

@@ -154,7 +154,7 @@ def _loss_terms(log_scale, log_concentration, censored, y):
     _dt = log_scale.dtype
     _t0 = _exp((-log_scale + _log(y))*_exp(log_concentration))
     _t1 = _expm1(log_concentration)
-    _t2 = -(1 - censored)*(-_t0 - _t1*log_scale + log_concentration - log_scale + _xlogy(_t1, y))
+    _t2 = -(-censored + 1)*(log_concentration - log_scale - _t0 - _t1*log_scale + _xlogy(_t1, y))
     return _t0*censored + _t2
 
 
@@ -164,14 +164,14 @@ def _loss_terms_and_grads(log_scale, log_concentration, censored, y):
     _dt = log_scale.dtype
     _t0 = _exp(log_concentration)
     _t1 = _log(y)
-    _t2 = _t1 - log_scale
+    _t2 = -log_scale + _t1
     _t3 = _t0*_t2
     _t4 = _exp(_t3)
     _t5 = censored - 1
     _t6 = _expm1(log_concentration)
-    _t7 = _exp(_t3 + log_concentration)
+    _t7 = _exp(log_concentration + _t3)
     _t8 = _t7*censored
-    _value = _t4*censored + _t5*(-_t4 - _t6*log_scale + log_concentration - log_scale + _xlogy(_t6, y))
+    _value = _t4*censored + _t5*(log_concentration - log_scale - _t4 - _t6*log_scale + _xlogy(_t6, y))
     _grad0 = _t0*(-censored - _expm1(_t0*_t1 - _t0*log_scale))
     _grad1 = _t5*(-_t2*_t7 + _t3 + 1) - _t8*log_scale + _xlogy(_t8, y)
     return _value, _grad0, _grad1

@@ -196,11 +196,11 @@ def _loss_terms_and_grads(log_rate, logit_gate, y):
     _t2 = _exp(log_rate)
     _t3 = _t2 + _softplus(logit_gate)
     _t4 = -logit_gate
-    _t5 = _t2 + logit_gate
+    _t5 = logit_gate + _t2
     _t6 = _sigmoid(-_t5)
     _t7 = _sigmoid(logit_gate)
     _value = -_t1*_logaddexp(-_t3, -_softplus(_t4)) - (1 - _t1)*(-_t3 + log_rate*y - _lgamma(y + 1))
-    _grad0 = tl.where(_t0, _t2*_t6, _t2 - y)
+    _grad0 = tl.where(_t0, _t2*_t6, -y + _t2)
     _grad1 = tl.where(_t0, _t6*_t7 - _sigmoid(_t4)*_sigmoid(_t5), _t7)
     return _value, _grad0, _grad1
 

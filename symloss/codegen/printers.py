@@ -24,13 +24,17 @@ from sympy.printing.pytorch import TorchPrinter
 
 from ..errors import UnsupportedError
 from ..stabilize import (
+    DigammaCorrection,
+    DigammaDifference,
     DLogTanhc,
     Guard,
+    LgammaCorrection,
     Log1mExp,
     Log1pSquare,
     Log1pSquareDu,
     Log1pSquareDv,
     LogAddExp,
+    LogBeta,
     LogGamma,
     LogNdtr,
     LogSumExp,
@@ -115,6 +119,21 @@ class _LossPrinterMixin:
         return f"{self._module_format(fqn)}({inner}{extra})"  # type: ignore[attr-defined]
 
     # -- structure
+    def _as_ordered_terms(self, expr: sp.Expr, order: str | None = None) -> list[sp.Expr]:
+        """SymPy's order of a sum's terms, with the terms linear in the module's inputs first: a sum of raw
+        inputs (log_concentration − log_rate) is exact or nearly so and is where the big terms cancel, so the
+        nonlinear corrections (−½·e^−u, a Stirling remainder, a named temporary) are added after it, not
+        between them, where their rounding would be magnified by the cancellation."""
+        terms = super()._as_ordered_terms(expr, order=order)  # type: ignore[misc]
+        if not isinstance(expr, sp.Add):
+            return terms
+
+        def linear(t: sp.Expr) -> bool:
+            _, rest = t.as_coeff_Mul()
+            return isinstance(rest, sp.Symbol) and not str(rest).startswith("_t")
+
+        return [t for t in terms if linear(t)] + [t for t in terms if not linear(t)]
+
     #: the target's elementwise maximum and minimum of two arrays (None: the base printer's own)
     _max: str | None = None
     _min: str | None = None
@@ -257,6 +276,21 @@ class NumpyLossPrinter(_LossPrinterMixin, NumPyPrinter):
     def _digamma(self, x: sp.Basic) -> str:
         return self._helper("_digamma", x)
 
+    def _print_LogBeta(self, expr: LogBeta) -> str:
+        self.helpers.update({"_lgamma", "_lgammacor"})
+        return self._helper("_lbeta", *expr.args)
+
+    def _print_DigammaDifference(self, expr: DigammaDifference) -> str:
+        return self._helper("_digamma_diff", *expr.args)
+
+    def _print_LgammaCorrection(self, expr: LgammaCorrection) -> str:
+        self.helpers.add("_lgamma")
+        return self._helper("_lgammacor", *expr.args)
+
+    def _print_DigammaCorrection(self, expr: DigammaCorrection) -> str:
+        self.helpers.add("_digamma")
+        return self._helper("_digammacor", *expr.args)
+
     def _print_LogTanhc(self, expr: LogTanhc) -> str:
         return self._helper("_log_tanhc", *expr.args)
 
@@ -334,6 +368,19 @@ class TorchLossPrinter(_LossPrinterMixin, TorchPrinter):
 
     def _digamma(self, x: sp.Basic) -> str:
         return self._call("torch.digamma", x)
+
+    def _print_LogBeta(self, expr: LogBeta) -> str:
+        self.helpers.add("_lgammacor")
+        return self._helper("_lbeta", *expr.args)
+
+    def _print_DigammaDifference(self, expr: DigammaDifference) -> str:
+        return self._helper("_digamma_diff", *expr.args)
+
+    def _print_LgammaCorrection(self, expr: LgammaCorrection) -> str:
+        return self._helper("_lgammacor", *expr.args)
+
+    def _print_DigammaCorrection(self, expr: DigammaCorrection) -> str:
+        return self._helper("_digammacor", *expr.args)
 
     def _print_LogTanhc(self, expr: LogTanhc) -> str:
         return self._helper("_log_tanhc", *expr.args)
