@@ -34,6 +34,10 @@ __all__ = [
     "Log1mExp",
     "LogNdtr",
     "LogGamma",
+    "LogBeta",
+    "DigammaDifference",
+    "LgammaCorrection",
+    "DigammaCorrection",
     "LogTanhc",
     "DLogTanhc",
     "Square",
@@ -280,6 +284,87 @@ class LogGamma(StableFunction):
         return sp.log(sp.gamma(self.args[0]))
 
 
+class LogBeta(StableFunction):
+    """log B(a, b) = lgamma(a) + lgamma(b) − lgamma(a + b) for a, b > 0, computed as R's ``lbeta`` does: with
+    the Stirling corrections δ and the log terms combined analytically once the larger argument is ≥ 10 (the
+    three lgammas cancel there: lgamma(1) + lgamma(1e30) − lgamma(1e30 + 1) is 0 in float64, not −69)."""
+
+    nargs = 2
+
+    @classmethod
+    def eval(cls, a: sp.Expr, b: sp.Expr) -> sp.Expr | None:
+        if sp.default_sort_key(b) < sp.default_sort_key(a):  # symmetric: one canonical order for cse
+            return cls(b, a)
+        return None
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        a, b = self.args
+        # ∂/∂a = ψ(a) − ψ(a + b): a digamma difference, not two digammas that cancel
+        return -DigammaDifference(a, b) if argindex == 1 else -DigammaDifference(b, a)
+
+    def as_elementary(self) -> sp.Expr:
+        a, b = self.args
+        return sp.log(sp.gamma(a)) + sp.log(sp.gamma(b)) - sp.log(sp.gamma(a + b))
+
+
+class DigammaDifference(StableFunction):
+    """ψ(x + h) − ψ(x) for x > 0, x + h > 0, without cancellation: Σ h/(z(z + h)) while shifting z = x up to
+    10, then log1p(h/z) + h/(2z(z + h)) plus the difference of the asymptotic series as a divided difference
+    (0 at h = 0 exactly; ψ(1e30 + 1) − ψ(1e30) is 1e-30, not 0)."""
+
+    nargs = 2
+
+    @classmethod
+    def eval(cls, x: sp.Expr, h: sp.Expr) -> sp.Expr | None:
+        if h.is_zero:
+            return sp.S.Zero
+        return None
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        x, h = self.args
+        if argindex == 1:
+            return sp.polygamma(1, x + h) - sp.polygamma(1, x)
+        return sp.polygamma(1, x + h)
+
+    def as_elementary(self) -> sp.Expr:
+        x, h = self.args
+        return sp.polygamma(0, x + h) - sp.polygamma(0, x)
+
+    def _eval_evalf(self, prec: int) -> sp.Expr:
+        if self.args[1].is_zero:
+            return sp.S.Zero
+        return super()._eval_evalf(prec)
+
+
+class LgammaCorrection(StableFunction):
+    """δ(x) = lgamma(x) − ((x − ½)·log x − x + ½·log 2π) for x > 0, the remainder of Stirling's formula (R's
+    ``lgammacor``): its asymptotic series from x = 10 (≈ 1/(12x)), lgamma minus the Stirling terms below."""
+
+    nargs = 1
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        return DigammaCorrection(self.args[0])
+
+    def as_elementary(self) -> sp.Expr:
+        x = self.args[0]
+        return sp.log(sp.gamma(x)) - (x - sp.Rational(1, 2)) * sp.log(x) + x - sp.log(2 * sp.pi) / 2
+
+
+class DigammaCorrection(StableFunction):
+    """ε(x) = ψ(x) − log x + 1/(2x) for x > 0, the remainder of the asymptotic expansion of digamma (δ′(x)):
+    its series from x = 10 (≈ −1/(12x²)), ψ minus the leading terms below."""
+
+    nargs = 1
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        x = self.args[0]
+        return sp.polygamma(1, x) - 1 / x - 1 / (2 * x**2)
+
+    def as_elementary(self) -> sp.Expr:
+        x = self.args[0]
+        return sp.polygamma(0, x) - sp.log(x) + 1 / (2 * x)
+
+
 class LogTanhc(StableFunction):
     """log(tanh(x)/x), even and analytic (its removable singularity at 0 filled in with 0): a series below
     |x| = 0.05, the formula above."""
@@ -394,7 +479,8 @@ class Guard(StableFunction):
 
 
 STABLE_FUNCTIONS: tuple[type[StableFunction], ...] = (
-    Softplus, Sigmoid, LogAddExp, LogSumExp, XLogY, XLog1pY, Log1mExp, LogNdtr, LogGamma, LogTanhc, DLogTanhc,
+    Softplus, Sigmoid, LogAddExp, LogSumExp, XLogY, XLog1pY, Log1mExp, LogNdtr, LogGamma, LogBeta,
+    DigammaDifference, LgammaCorrection, DigammaCorrection, LogTanhc, DLogTanhc,
     Square, Guard,
 )
 
@@ -488,6 +574,87 @@ def _log_gamma(node: sp.Basic, ctx: Context) -> sp.Basic | None:
         return LogGamma(arg.args[0])
     if isinstance(arg, sp.factorial):
         return LogGamma(arg.args[0] + 1)
+    return None
+
+
+def _gamma_terms(node: sp.Basic, kind: type) -> list[tuple[sp.Expr, sp.Expr, sp.Expr]]:
+    """(term, coefficient, argument) of each term c·f(x) of the sum ``node`` (f = LogGamma, or ψ = polygamma(0, ·))."""
+    out = []
+    for t in node.args:
+        fs = [f for f in sp.Mul.make_args(t) if isinstance(f, kind) and (kind is not sp.polygamma or f.args[0] == 0)]
+        if len(fs) == 1:
+            out.append((t, t / fs[0], fs[0].args[-1]))
+    return out
+
+
+def _log_beta(node: sp.Basic, ctx: Context) -> sp.Basic | None:
+    """c·lgamma(p) + c·lgamma(q) − c·lgamma(p + q) → c·lbeta(p, q)."""
+    terms = _gamma_terms(node, LogGamma)
+    for t_s, c_s, s in terms:
+        for t_p, c_p, p in terms:
+            if t_p is t_s or c_p != -c_s:
+                continue
+            q = sp.expand(s - p)
+            for t_q, c_q, q2 in terms:
+                if t_q is t_s or t_q is t_p or c_q != -c_s or sp.expand(q2 - q) != 0:
+                    continue
+                rest = [t for t in node.args if t is not t_s and t is not t_p and t is not t_q]
+                return sp.Add(c_p * LogBeta(p, q2), *rest)
+    return None
+
+
+def _digamma_difference(node: sp.Basic, ctx: Context) -> sp.Basic | None:
+    """c·ψ(x + h) − c·ψ(x) → c·digamma_difference(x, h), h the simpler difference of the two arguments."""
+    terms = _gamma_terms(node, sp.polygamma)
+    for t_a, c_a, a in terms:
+        for t_b, c_b, b in terms:
+            if t_b is t_a or sp.expand(c_a + c_b) != 0:
+                continue
+            h = sp.expand(a - b)
+            if h == 0 or h.could_extract_minus_sign() or sp.count_ops(h) >= sp.count_ops(a):
+                continue
+            rest = [t for t in node.args if t is not t_a and t is not t_b]
+            return sp.Add(c_a * DigammaDifference(b, h), *rest)
+    return None
+
+
+def _exp_argument(x: sp.Expr) -> tuple[sp.Expr, sp.Expr] | None:
+    """(exp(u), log x) for x = c·exp(u), c > 0 a number: log x is then u + log c, exactly."""
+    c, e = x.as_coeff_Mul()
+    if _is_exp(e) and c.is_positive and e.args[0].is_real:
+        return e, e.args[0] + (sp.log(c) if c != 1 else 0)
+    return None
+
+
+#: ½·log 2π as one number (log(2π)/2 would be split into log 2 and log π by expand_log)
+_HALF_LOG_2PI = sp.Float("0.91893853320467274178032973640561763986139747363778", 30)
+
+
+def _lgamma_stirling(node: sp.Basic, ctx: Context) -> sp.Basic | None:
+    """lgamma(x) + r with x = c·exp(u) and x a factor of r → ((x − ½)·(u + log c) − x + ½·log 2π + δ(x)) + r,
+    collected by exp(u): the x·u of Stirling's formula and the x·(...) of r cancel symbolically."""
+    for t, c, x in _gamma_terms(node, LogGamma):
+        ea = _exp_argument(x)
+        if ea is None:
+            continue
+        e, logx = ea
+        rest = [u for u in node.args if u is not t]
+        if not any(e in sp.Mul.make_args(u) for u in rest):
+            continue
+        stirling = [x * a for a in sp.Add.make_args(logx)] + [-logx / 2, -x, _HALF_LOG_2PI, LgammaCorrection(x)]
+        return sp.collect(sp.Add(*[c * a for a in stirling], *rest), e)
+    return None
+
+
+def _digamma_stirling(node: sp.Basic, ctx: Context) -> sp.Basic | None:
+    """ψ(x) + r with x = c·exp(u) → (u + log c) − 1/(2x) + ε(x) + r: log x is exact, so it cancels with r."""
+    for t, c, x in _gamma_terms(node, sp.polygamma):
+        ea = _exp_argument(x)
+        if ea is None or len(node.args) < 2:
+            continue
+        _e, logx = ea
+        rest = [u for u in node.args if u is not t]
+        return sp.Add(c * logx, -c / (2 * x), c * DigammaCorrection(x), *rest)
     return None
 
 
@@ -1007,6 +1174,19 @@ RULES: tuple[Rule, ...] = (
     Rule("log_gamma", "log Γ(x) → lgamma(x);  log x! → lgamma(x + 1)",
          "Γ(x) overflows for x > 171 (35 in float32), its logarithm does not", _node(sp.log, sp.loggamma),
          _log_gamma),
+    Rule("log_beta", "lgamma(p) + lgamma(q) − lgamma(p + q) → lbeta(p, q)",
+         "the three lgammas cancel for a large argument (lgamma(1) + lgamma(1e30) − lgamma(1e30 + 1) is 0, "
+         "not −69)", _node(sp.Add), _log_beta),
+    Rule("digamma_difference", "ψ(x + h) − ψ(x) → digamma_difference(x, h)",
+         "ψ(1e30 + 1) − ψ(1e30) is 0 in float64, not 1e-30 (and ψ(r) − ψ(r) after other terms is not 0)",
+         _node(sp.Add), _digamma_difference),
+    Rule("lgamma_stirling", "lgamma(c·e^u) + r → (c·e^u − ½)(u + log c) − c·e^u + ½·log 2π + δ(c·e^u) + r",
+         "lgamma(a) − a·log(rate) cancels for a = rate = 1e30 (1e32-sized terms, a result of −33); with the "
+         "Stirling terms written out the a·log a and a·log(rate) terms combine to a·(u − log rate)",
+         _node(sp.Add), _lgamma_stirling),
+    Rule("digamma_stirling", "ψ(c·e^u) + r → (u + log c) − e^−u/(2c) + ε(c·e^u) + r",
+         "a·(ψ(a) − log(rate)) cancels for a = rate = 1e30; with log a = u exact the logs cancel symbolically",
+         _node(sp.Add), _digamma_stirling),
     Rule("expand_log", "log(a·b) → log a + log b  (a, b > 0)",
          "a·b can overflow or underflow although log a + log b is finite", _node(sp.log), _expand_log),
     Rule("power_as_exp", "x^p → exp(p·log x)  (x > 0, p symbolic)",

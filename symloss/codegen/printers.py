@@ -24,10 +24,14 @@ from sympy.printing.pytorch import TorchPrinter
 
 from ..errors import UnsupportedError
 from ..stabilize import (
+    DigammaCorrection,
+    DigammaDifference,
     DLogTanhc,
+    LgammaCorrection,
     Guard,
     Log1mExp,
     LogAddExp,
+    LogBeta,
     LogGamma,
     LogNdtr,
     LogSumExp,
@@ -239,6 +243,21 @@ class NumpyLossPrinter(_LossPrinterMixin, NumPyPrinter):
 
     def _digamma(self, x: sp.Basic) -> str:
         return self._helper("_digamma", x)
+
+    def _print_LogBeta(self, expr: LogBeta) -> str:
+        self.helpers.update({"_lgamma", "_lgammacor"})
+        return self._helper("_lbeta", *expr.args)
+
+    def _print_DigammaDifference(self, expr: DigammaDifference) -> str:
+        return self._helper("_digamma_diff", *expr.args)
+
+    def _print_LgammaCorrection(self, expr: LgammaCorrection) -> str:
+        self.helpers.add("_lgamma")
+        return self._helper("_lgammacor", *expr.args)
+
+    def _print_DigammaCorrection(self, expr: DigammaCorrection) -> str:
+        self.helpers.add("_digamma")
+        return self._helper("_digammacor", *expr.args)
 
     def _print_LogTanhc(self, expr: LogTanhc) -> str:
         return self._helper("_log_tanhc", *expr.args)

@@ -44,7 +44,8 @@ class Target:
 #: Every target, in the order documents and the catalog list them.
 TARGET_TABLE: dict[str, Target] = {
     "numpy": Target("numpy", "NumPy", {".py": "numpy_module.py.j2"}, NumpyLossPrinter,
-                    math_helpers=frozenset({"_lgamma", "_digamma", "_log_ndtr", "_log1mexp"}), requires="numpy"),
+                    math_helpers=frozenset({"_lgamma", "_digamma", "_log_ndtr", "_log1mexp", "_lgammacor", "_lbeta"}),
+                    requires="numpy"),
     "torch": Target("torch", "PyTorch", {".py": "torch_module.py.j2"}, TorchLossPrinter,
                     math_helpers=frozenset({"_log1mexp"}), requires="torch"),
     "triton": Target("triton", "Triton", {".py": "triton_module.py.j2"}, TritonLossPrinter, class_axis=False,
