@@ -22,10 +22,14 @@ from symloss.stabilize import (
     RULES,
     RULES_BY_NAME,
     STABLE_FUNCTIONS,
+    DigammaCorrection,
+    DigammaDifference,
     DLogTanhc,
     Guard,
+    LgammaCorrection,
     Log1mExp,
     LogAddExp,
+    LogBeta,
     LogGamma,
     LogNdtr,
     LogSumExp,
@@ -144,6 +148,38 @@ def test_rule_log_gamma():
     with pytest.raises(OverflowError):
         math.gamma(200.0)
     assert float_value(as_float(LogGamma(p), p), 200.0) == pytest.approx(math.lgamma(200.0), rel=1e-15)
+
+
+def test_rule_log_beta():
+    q = sp.Symbol("q", positive=True)
+    expr = LogGamma(p) + LogGamma(q) - LogGamma(p + q) + a
+    out = apply_rule("log_beta", expr)
+    assert out.has(LogBeta) and not out.has(LogGamma)
+    assert_same_value(expr, out, [{p: 2.5, q: 0.5, a: 1}, {p: 30, q: 12, a: 0}])
+
+
+def test_rule_digamma_difference():
+    q = sp.Symbol("q", positive=True)
+    expr = sp.exp(a) * (sp.polygamma(0, p) - sp.polygamma(0, p + q) - sp.log(q))
+    out = apply_rule("digamma_difference", sp.expand(expr))
+    assert out.has(DigammaDifference) and not out.has(sp.polygamma)
+    assert_same_value(sp.expand(expr), out, [{p: 2.5, q: 0.5, a: 1}, {p: 30, q: 12, a: 0}])
+
+
+def test_rule_lgamma_stirling():
+    expr = -sp.exp(u) * a + LogGamma(sp.exp(u)) + b
+    out = apply_rule("lgamma_stirling", expr)
+    assert out.has(LgammaCorrection) and not out.has(LogGamma)
+    # the a·log a of Stirling's formula and −a·log(rate) are one product: exp(u)·(u − a − 1)
+    assert sp.exp(u) * (u - a - 1) in out.args
+    assert_same_value(expr, out, [{u: 3, a: 2, b: 1}, {u: -2, a: 0.5, b: 0}])
+
+
+def test_rule_digamma_stirling():
+    expr = sp.polygamma(0, sp.exp(u) / 2) - a
+    out = apply_rule("digamma_stirling", expr)
+    assert out.has(DigammaCorrection) and not out.has(sp.polygamma)
+    assert_same_value(expr, out, [{u: 3, a: 2}, {u: -2, a: 0.5}])
 
 
 def test_rule_expand_log():

@@ -36,6 +36,8 @@
  *
  * Stabilising rewrites applied (symloss.stabilize):
  *     log_gamma: log Γ(x) → lgamma(x);  log x! → lgamma(x + 1)
+ *     log_beta: lgamma(p) + lgamma(q) − lgamma(p + q) → lbeta(p, q)
+ *     digamma_difference: ψ(x + h) − ψ(x) → digamma_difference(x, h)
  *     log1p: log(1 + x) → log1p(x)
  *     expm1: exp(x) − 1 → expm1(x)
  *     xlogy: x·log(y) → xlogy(x, y);  x·log1p(y) → xlog1py(x, y)  (x may be 0, the target involved)
@@ -66,50 +68,87 @@ static double symloss_beta_log_concentration1_log_concentration0_xlog1py(double 
     return x == 0.0 ? 0.0 : x * log1p(y);
 }
 
-/* ψ(x) = d log Γ(x)/dx: the recurrence ψ(x) = ψ(x + 1) − 1/x up to x ≥ 10, then the asymptotic series
-   (error < 1e-15); the reflection ψ(x) = ψ(1 − x) − π/tan(πx) for x < 0. */
-static double symloss_beta_log_concentration1_log_concentration0_digamma(double x)
+/* δ(x) = log Γ(x) − ((x − ½)·log x − x + ½·log 2π) for x > 0 (R's lgammacor): the asymptotic series
+   Σ B₂ₖ/(2k(2k − 1)x²ᵏ⁻¹) from x = 10 (error < 1e-17), lgamma minus the Stirling terms below. */
+static double symloss_beta_log_concentration1_log_concentration0_lgammacor(double x)
 {
+    double u;
+    if (x < 10.0) {
+        return lgamma(x) - (x - 0.5) * log(x) + x - 0.91893853320467274;
+    }
+    u = 1.0 / (x * x);
+    return (1.0 / 12.0 - u * (1.0 / 360.0 - u * (1.0 / 1260.0 - u * (1.0 / 1680.0 - u * (1.0 / 1188.0
+            - u * (691.0 / 360360.0 - u / 156.0)))))) / x;
+}
+
+/* log B(a, b) for a, b > 0 as R's lbeta: with p ≤ q, −½·log q + ½·log 2π + δ(p) + δ(q) − δ(p + q)
+   + (p − ½)·log(p/(p + q)) + q·log1p(−p/(p + q)) for p ≥ 10; lgamma(p) + δ(q) − δ(p + q) + p − p·log(p + q)
+   + (q − ½)·log1p(−p/(p + q)) for q ≥ 10 > p; the three lgammas below (nothing cancels there). */
+static double symloss_beta_log_concentration1_log_concentration0_lbeta(double a, double b)
+{
+    const double p = a < b ? a : b;
+    const double q = a < b ? b : a;
+    const double s = p + q;
+    if (p >= 10.0) {
+        return -0.5 * log(q) + 0.91893853320467274 + symloss_beta_log_concentration1_log_concentration0_lgammacor(p) + symloss_beta_log_concentration1_log_concentration0_lgammacor(q)
+               - symloss_beta_log_concentration1_log_concentration0_lgammacor(s) + (p - 0.5) * log(p / s) + q * log1p(-p / s);
+    }
+    if (q >= 10.0) {
+        return lgamma(p) + symloss_beta_log_concentration1_log_concentration0_lgammacor(q) - symloss_beta_log_concentration1_log_concentration0_lgammacor(s) + p - p * log(s)
+               + (q - 0.5) * log1p(-p / s);
+    }
+    return lgamma(p) + lgamma(q) - lgamma(s);
+}
+
+/* ψ(x + h) − ψ(x) for x > 0, x + h > 0, without cancellation: Σ h/(z(z + h)) while shifting z = x up to 10,
+   then log1p(h/z) + h/(2z(z + h)) + ε(z + h) − ε(z), the last as a divided difference of the series (its
+   factor 1/(z + h) − 1/z = −h/(z(z + h)) computed from h); exactly 0 at h = 0. */
+static double symloss_beta_log_concentration1_log_concentration0_digamma_diff(double x, double h)
+{
+    static const double c[7] = {-1.0 / 12.0, 1.0 / 120.0, -1.0 / 252.0, 1.0 / 240.0, -1.0 / 132.0,
+                                691.0 / 32760.0, -1.0 / 12.0};
     double acc = 0.0;
     double z = x;
     double u;
-    double series;
-    if (x < 0.0) {
-        return symloss_beta_log_concentration1_log_concentration0_digamma(1.0 - x) - 3.141592653589793 / tan(3.141592653589793 * x);
-    }
-    while (z < 10.0) {
-        acc -= 1.0 / z;
+    double v;
+    double s = 1.0;
+    double power = 1.0;
+    double bracket = 0.0;
+    int k;
+    int i;
+    for (i = 0; i < 10 && z < 10.0; ++i) {
+        acc += h / (z * (z + h));
         z += 1.0;
     }
-    u = 1.0 / (z * z);
-    series = u * (1.0 / 12.0 - u * (1.0 / 120.0 - u * (1.0 / 252.0 - u * (1.0 / 240.0 - u * (1.0 / 132.0
-             - u * (691.0 / 32760.0 - u / 12.0))))));
-    return acc + log(z) - 0.5 / z - series;
+    u = 1.0 / z;
+    v = 1.0 / (z + h);
+    for (k = 0; k < 7; ++k) {
+        bracket += c[k] * s;
+        power *= u * u;
+        s = s * v * v + power;
+    }
+    return acc + log1p(h * u) + 0.5 * h * u * v - h * u * v * (v + u) * bracket;
 }
 
 /* ℓ of one observation. */
 static double symloss_beta_log_concentration1_log_concentration0_terms(double log_concentration1, double log_concentration0, double y)
 {
     (void)log_concentration1; (void)log_concentration0; (void)y;
-    const double _t0 = exp(log_concentration0);
-    const double _t1 = exp(log_concentration1);
-    const double _t2 = -symloss_beta_log_concentration1_log_concentration0_xlog1py(expm1(log_concentration0), -y);
-    return _t2 + lgamma(_t0) + lgamma(_t1) - lgamma(_t0 + _t1) - symloss_beta_log_concentration1_log_concentration0_xlogy(expm1(log_concentration1), y);
+    const double _t0 = symloss_beta_log_concentration1_log_concentration0_lbeta(exp(log_concentration0), exp(log_concentration1));
+    return _t0 - symloss_beta_log_concentration1_log_concentration0_xlog1py(expm1(log_concentration0), -y) - symloss_beta_log_concentration1_log_concentration0_xlogy(expm1(log_concentration1), y);
 }
 
 /* ℓ of one observation, and its partial derivatives ∂ℓ/∂log_concentration1, ∂ℓ/∂log_concentration0 into _g. */
 static double symloss_beta_log_concentration1_log_concentration0_terms_and_grads(double log_concentration1, double log_concentration0, double y, double *_g)
 {
     (void)log_concentration1; (void)log_concentration0; (void)y;
-    const double _t0 = exp(log_concentration0);
-    const double _t1 = exp(log_concentration1);
-    const double _t2 = _t0 + _t1;
-    const double _t3 = -y;
-    const double _t4 = symloss_beta_log_concentration1_log_concentration0_digamma(_t2);
-    const double _t5 = -symloss_beta_log_concentration1_log_concentration0_xlog1py(expm1(log_concentration0), _t3);
-    _g[0] = _t1*(-_t4 - log(y) + symloss_beta_log_concentration1_log_concentration0_digamma(_t1));
-    _g[1] = _t0*(-_t4 - log1p(_t3) + symloss_beta_log_concentration1_log_concentration0_digamma(_t0));
-    return _t5 + lgamma(_t0) + lgamma(_t1) - lgamma(_t2) - symloss_beta_log_concentration1_log_concentration0_xlogy(expm1(log_concentration1), y);
+    const double _t0 = -y;
+    const double _t1 = exp(log_concentration0);
+    const double _t2 = exp(log_concentration1);
+    const double _t3 = -symloss_beta_log_concentration1_log_concentration0_xlog1py(expm1(log_concentration0), _t0);
+    _g[0] = _t2*(-log(y) - symloss_beta_log_concentration1_log_concentration0_digamma_diff(_t2, _t1));
+    _g[1] = _t1*(-symloss_beta_log_concentration1_log_concentration0_digamma_diff(_t1, _t2) - log1p(_t0));
+    return _t3 + symloss_beta_log_concentration1_log_concentration0_lbeta(_t1, _t2) - symloss_beta_log_concentration1_log_concentration0_xlogy(expm1(log_concentration1), y);
 }
 
 /* The dropped constant c = −log p − ℓ of one observation. */

@@ -36,6 +36,8 @@
  *
  * Stabilising rewrites applied (symloss.stabilize):
  *     log_gamma: log Γ(x) → lgamma(x);  log x! → lgamma(x + 1)
+ *     log_beta: lgamma(p) + lgamma(q) − lgamma(p + q) → lbeta(p, q)
+ *     digamma_difference: ψ(x + h) − ψ(x) → digamma_difference(x, h)
  *     log1p: log(1 + x) → log1p(x)
  *     expm1: exp(x) − 1 → expm1(x)
  *     xlogy: x·log(y) → xlogy(x, y);  x·log1p(y) → xlog1py(x, y)  (x may be 0, the target involved)

@@ -27,6 +27,8 @@
  *
  * Stabilising rewrites applied (symloss.stabilize):
  *     log_gamma: log Γ(x) → lgamma(x);  log x! → lgamma(x + 1)
+ *     lgamma_stirling: lgamma(c·e^u) + r → (c·e^u − ½)(u + log c) − c·e^u + ½·log 2π + δ(c·e^u) + r
+ *     digamma_stirling: ψ(c·e^u) + r → (u + log c) − e^−u/(2c) + ε(c·e^u) + r
  *     expand_log: log(a·b) → log a + log b  (a, b > 0)
  *     xlogy: x·log(y) → xlogy(x, y);  x·log1p(y) → xlog1py(x, y)  (x may be 0, the target involved)
  *
@@ -48,6 +50,34 @@
 static double symloss_chi2_log_df_xlogy(double x, double y)
 {
     return x == 0.0 ? 0.0 : x * log(y);
+}
+
+/* δ(x) = log Γ(x) − ((x − ½)·log x − x + ½·log 2π) for x > 0 (R's lgammacor): the asymptotic series
+   Σ B₂ₖ/(2k(2k − 1)x²ᵏ⁻¹) from x = 10 (error < 1e-17), lgamma minus the Stirling terms below. */
+static double symloss_chi2_log_df_lgammacor(double x)
+{
+    double u;
+    if (x < 10.0) {
+        return lgamma(x) - (x - 0.5) * log(x) + x - 0.91893853320467274;
+    }
+    u = 1.0 / (x * x);
+    return (1.0 / 12.0 - u * (1.0 / 360.0 - u * (1.0 / 1260.0 - u * (1.0 / 1680.0 - u * (1.0 / 1188.0
+            - u * (691.0 / 360360.0 - u / 156.0)))))) / x;
+}
+
+static double symloss_chi2_log_df_digamma(double x);
+
+/* ε(x) = ψ(x) − log x + 1/(2x) for x > 0: the asymptotic series −Σ B₂ₖ/(2k·x²ᵏ) from x = 10, digamma minus
+   the leading terms below. */
+static double symloss_chi2_log_df_digammacor(double x)
+{
+    double u;
+    if (x < 10.0) {
+        return symloss_chi2_log_df_digamma(x) - log(x) + 0.5 / x;
+    }
+    u = 1.0 / (x * x);
+    return -u * (1.0 / 12.0 - u * (1.0 / 120.0 - u * (1.0 / 252.0 - u * (1.0 / 240.0 - u * (1.0 / 132.0
+           - u * (691.0 / 32760.0 - u / 12.0))))));
 }
 
 /* ψ(x) = d log Γ(x)/dx: the recurrence ψ(x) = ψ(x + 1) − 1/x up to x ≥ 10, then the asymptotic series
@@ -75,18 +105,23 @@ static double symloss_chi2_log_df_digamma(double x)
 static double symloss_chi2_log_df_terms(double log_df, double y)
 {
     (void)log_df; (void)y;
-    const double _t0 = (0.5)*exp(log_df);
-    return _t0*0.6931471805599453 + lgamma(_t0) - symloss_chi2_log_df_xlogy(_t0 - 1.0, y);
+    const double _t0 = (0.5)*log_df;
+    const double _t1 = exp(log_df);
+    const double _t2 = (0.5)*_t1;
+    const double _t3 = -symloss_chi2_log_df_xlogy(_t2 - 1.0, y);
+    return -_t0 + _t1*(_t0 - 0.5) + _t3 + symloss_chi2_log_df_lgammacor(_t2) + 0.34657359027997264 + 0.9189385332046728;
 }
 
 /* ℓ of one observation, and its partial derivatives ∂ℓ/∂log_df into _g. */
 static double symloss_chi2_log_df_terms_and_grads(double log_df, double y, double *_g)
 {
     (void)log_df; (void)y;
-    const double _t0 = (0.5)*exp(log_df);
-    const double _t1 = 0.6931471805599453;
-    _g[0] = _t0*(_t1 - log(y) + symloss_chi2_log_df_digamma(_t0));
-    return _t0*_t1 + lgamma(_t0) - symloss_chi2_log_df_xlogy(_t0 - 1.0, y);
+    const double _t0 = (0.5)*log_df;
+    const double _t1 = exp(log_df);
+    const double _t2 = (0.5)*_t1;
+    const double _t3 = -symloss_chi2_log_df_xlogy(_t2 - 1.0, y);
+    _g[0] = _t2*(log_df - log(y) + symloss_chi2_log_df_digammacor(_t2) - exp(-log_df));
+    return -_t0 + _t1*(_t0 - 0.5) + _t3 + symloss_chi2_log_df_lgammacor(_t2) + 0.34657359027997264 + 0.9189385332046728;
 }
 
 /* The dropped constant c = −log p − ℓ of one observation. */

@@ -32,6 +32,8 @@
  *
  * Stabilising rewrites applied (symloss.stabilize):
  *     log_gamma: log Γ(x) → lgamma(x);  log x! → lgamma(x + 1)
+ *     lgamma_stirling: lgamma(c·e^u) + r → (c·e^u − ½)(u + log c) − c·e^u + ½·log 2π + δ(c·e^u) + r
+ *     digamma_stirling: ψ(c·e^u) + r → (u + log c) − e^−u/(2c) + ε(c·e^u) + r
  *
  * Conventions:
  *   * Every array argument has n elements (no broadcasting; repeat a shared value); the named constants
@@ -46,6 +48,34 @@
 #include <stddef.h>
 
 #include "inversegamma_log_concentration_log_rate.h"
+
+/* δ(x) = log Γ(x) − ((x − ½)·log x − x + ½·log 2π) for x > 0 (R's lgammacor): the asymptotic series
+   Σ B₂ₖ/(2k(2k − 1)x²ᵏ⁻¹) from x = 10 (error < 1e-17), lgamma minus the Stirling terms below. */
+static double symloss_inversegamma_log_concentration_log_rate_lgammacor(double x)
+{
+    double u;
+    if (x < 10.0) {
+        return lgamma(x) - (x - 0.5) * log(x) + x - 0.91893853320467274;
+    }
+    u = 1.0 / (x * x);
+    return (1.0 / 12.0 - u * (1.0 / 360.0 - u * (1.0 / 1260.0 - u * (1.0 / 1680.0 - u * (1.0 / 1188.0
+            - u * (691.0 / 360360.0 - u / 156.0)))))) / x;
+}
+
+static double symloss_inversegamma_log_concentration_log_rate_digamma(double x);
+
+/* ε(x) = ψ(x) − log x + 1/(2x) for x > 0: the asymptotic series −Σ B₂ₖ/(2k·x²ᵏ) from x = 10, digamma minus
+   the leading terms below. */
+static double symloss_inversegamma_log_concentration_log_rate_digammacor(double x)
+{
+    double u;
+    if (x < 10.0) {
+        return symloss_inversegamma_log_concentration_log_rate_digamma(x) - log(x) + 0.5 / x;
+    }
+    u = 1.0 / (x * x);
+    return -u * (1.0 / 12.0 - u * (1.0 / 120.0 - u * (1.0 / 252.0 - u * (1.0 / 240.0 - u * (1.0 / 132.0
+           - u * (691.0 / 32760.0 - u / 12.0))))));
+}
 
 /* ψ(x) = d log Γ(x)/dx: the recurrence ψ(x) = ψ(x + 1) − 1/x up to x ≥ 10, then the asymptotic series
    (error < 1e-15); the reflection ψ(x) = ψ(1 − x) − π/tan(πx) for x < 0. */
@@ -73,7 +103,9 @@ static double symloss_inversegamma_log_concentration_log_rate_terms(double log_c
 {
     (void)log_concentration; (void)log_rate; (void)y;
     const double _t0 = exp(log_concentration);
-    return -_t0*log_rate - (-_t0 - 1.0)*log(y) + lgamma(_t0) + exp(log_rate)/y;
+    const double _t1 = _t0*(log_concentration - log_rate - 1.0);
+    const double _t2 = -0.5*log_concentration;
+    return _t1 + _t2 - (-_t0 - 1.0)*log(y) + symloss_inversegamma_log_concentration_log_rate_lgammacor(_t0) + 0.9189385332046728 + exp(log_rate)/y;
 }
 
 /* ℓ of one observation, and its partial derivatives ∂ℓ/∂log_concentration, ∂ℓ/∂log_rate into _g. */
@@ -81,11 +113,15 @@ static double symloss_inversegamma_log_concentration_log_rate_terms_and_grads(do
 {
     (void)log_concentration; (void)log_rate; (void)y;
     const double _t0 = exp(log_concentration);
-    const double _t1 = -exp(log_rate)/y;
-    const double _t2 = log(y);
-    _g[0] = _t0*(_t2 - log_rate + symloss_inversegamma_log_concentration_log_rate_digamma(_t0));
-    _g[1] = -_t0 - _t1;
-    return -_t0*log_rate - _t1 - _t2*(-_t0 - 1.0) + lgamma(_t0);
+    const double _t1 = exp(log_rate);
+    const double _t2 = (1.0/(y));
+    const double _t3 = -log_concentration;
+    const double _t4 = log(y);
+    const double _t5 = _t0*(-_t3 - log_rate - 1.0);
+    const double _t6 = -0.5*log_concentration;
+    _g[0] = _t0*(_t4 + log_concentration - log_rate - 0.5*exp(_t3) + symloss_inversegamma_log_concentration_log_rate_digammacor(_t0));
+    _g[1] = -_t0 + _t1*_t2;
+    return _t1*_t2 - _t4*(-_t0 - 1.0) + _t5 + _t6 + symloss_inversegamma_log_concentration_log_rate_lgammacor(_t0) + 0.9189385332046728;
 }
 
 /* The dropped constant c = −log p − ℓ of one observation. */

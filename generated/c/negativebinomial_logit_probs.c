@@ -31,6 +31,7 @@
  *
  * Stabilising rewrites applied (symloss.stabilize):
  *     log_gamma: log Γ(x) → lgamma(x);  log x! → lgamma(x + 1)
+ *     digamma_difference: ψ(x + h) − ψ(x) → digamma_difference(x, h)
  *     sigmoid: 1/(1 + exp(−x)) → sigmoid(x);  1/(1 + exp(x)) → sigmoid(−x)
  *     sigmoid_absorb: exp(x)·sigmoid(−x) → sigmoid(x)  (exp(x)/(1 + exp(x)) → sigmoid(x))
  *     softplus: log(1 + exp(x)) → softplus(x)
@@ -62,25 +63,34 @@ static double symloss_negativebinomial_logit_probs_sigmoid(double x)
     return x >= 0.0 ? 1.0 / (1.0 + e) : e / (1.0 + e);
 }
 
-/* ψ(x) = d log Γ(x)/dx: the recurrence ψ(x) = ψ(x + 1) − 1/x up to x ≥ 10, then the asymptotic series
-   (error < 1e-15); the reflection ψ(x) = ψ(1 − x) − π/tan(πx) for x < 0. */
-static double symloss_negativebinomial_logit_probs_digamma(double x)
+/* ψ(x + h) − ψ(x) for x > 0, x + h > 0, without cancellation: Σ h/(z(z + h)) while shifting z = x up to 10,
+   then log1p(h/z) + h/(2z(z + h)) + ε(z + h) − ε(z), the last as a divided difference of the series (its
+   factor 1/(z + h) − 1/z = −h/(z(z + h)) computed from h); exactly 0 at h = 0. */
+static double symloss_negativebinomial_logit_probs_digamma_diff(double x, double h)
 {
+    static const double c[7] = {-1.0 / 12.0, 1.0 / 120.0, -1.0 / 252.0, 1.0 / 240.0, -1.0 / 132.0,
+                                691.0 / 32760.0, -1.0 / 12.0};
     double acc = 0.0;
     double z = x;
     double u;
-    double series;
-    if (x < 0.0) {
-        return symloss_negativebinomial_logit_probs_digamma(1.0 - x) - 3.141592653589793 / tan(3.141592653589793 * x);
-    }
-    while (z < 10.0) {
-        acc -= 1.0 / z;
+    double v;
+    double s = 1.0;
+    double power = 1.0;
+    double bracket = 0.0;
+    int k;
+    int i;
+    for (i = 0; i < 10 && z < 10.0; ++i) {
+        acc += h / (z * (z + h));
         z += 1.0;
     }
-    u = 1.0 / (z * z);
-    series = u * (1.0 / 12.0 - u * (1.0 / 120.0 - u * (1.0 / 252.0 - u * (1.0 / 240.0 - u * (1.0 / 132.0
-             - u * (691.0 / 32760.0 - u / 12.0))))));
-    return acc + log(z) - 0.5 / z - series;
+    u = 1.0 / z;
+    v = 1.0 / (z + h);
+    for (k = 0; k < 7; ++k) {
+        bracket += c[k] * s;
+        power *= u * u;
+        s = s * v * v + power;
+    }
+    return acc + log1p(h * u) + 0.5 * h * u * v - h * u * v * (v + u) * bracket;
 }
 
 /* ℓ of one observation. */
@@ -97,10 +107,9 @@ static double symloss_negativebinomial_logit_probs_terms_and_grads(double total_
     (void)total_count; (void)logits; (void)y;
     const double _t0 = symloss_negativebinomial_logit_probs_softplus(logits);
     const double _t1 = -logits;
-    const double _t2 = total_count + y;
-    _g[0] = _t0 - symloss_negativebinomial_logit_probs_digamma(_t2) + symloss_negativebinomial_logit_probs_digamma(total_count);
+    _g[0] = _t0 - symloss_negativebinomial_logit_probs_digamma_diff(total_count, y);
     _g[1] = total_count*symloss_negativebinomial_logit_probs_sigmoid(logits) - y*symloss_negativebinomial_logit_probs_sigmoid(_t1);
-    return _t0*total_count + y*symloss_negativebinomial_logit_probs_softplus(_t1) - lgamma(_t2) + lgamma(total_count);
+    return _t0*total_count + y*symloss_negativebinomial_logit_probs_softplus(_t1) + lgamma(total_count) - lgamma(total_count + y);
 }
 
 /* The dropped constant c = −log p − ℓ of one observation. */

@@ -37,6 +37,7 @@
  *
  * Stabilising rewrites applied (symloss.stabilize):
  *     log_gamma: log Γ(x) → lgamma(x);  log x! → lgamma(x + 1)
+ *     digamma_difference: ψ(x + h) − ψ(x) → digamma_difference(x, h)
  *     log1p: log(1 + x) → log1p(x)
  *     exp_of_sum: exp(a)·exp(b) → exp(a + b)
  *     standardised_square: u²·exp(2v) → (u·exp(v))²
@@ -55,25 +56,34 @@
 
 #include "studentt_learnt_df.h"
 
-/* ψ(x) = d log Γ(x)/dx: the recurrence ψ(x) = ψ(x + 1) − 1/x up to x ≥ 10, then the asymptotic series
-   (error < 1e-15); the reflection ψ(x) = ψ(1 − x) − π/tan(πx) for x < 0. */
-static double symloss_studentt_learnt_df_digamma(double x)
+/* ψ(x + h) − ψ(x) for x > 0, x + h > 0, without cancellation: Σ h/(z(z + h)) while shifting z = x up to 10,
+   then log1p(h/z) + h/(2z(z + h)) + ε(z + h) − ε(z), the last as a divided difference of the series (its
+   factor 1/(z + h) − 1/z = −h/(z(z + h)) computed from h); exactly 0 at h = 0. */
+static double symloss_studentt_learnt_df_digamma_diff(double x, double h)
 {
+    static const double c[7] = {-1.0 / 12.0, 1.0 / 120.0, -1.0 / 252.0, 1.0 / 240.0, -1.0 / 132.0,
+                                691.0 / 32760.0, -1.0 / 12.0};
     double acc = 0.0;
     double z = x;
     double u;
-    double series;
-    if (x < 0.0) {
-        return symloss_studentt_learnt_df_digamma(1.0 - x) - 3.141592653589793 / tan(3.141592653589793 * x);
-    }
-    while (z < 10.0) {
-        acc -= 1.0 / z;
+    double v;
+    double s = 1.0;
+    double power = 1.0;
+    double bracket = 0.0;
+    int k;
+    int i;
+    for (i = 0; i < 10 && z < 10.0; ++i) {
+        acc += h / (z * (z + h));
         z += 1.0;
     }
-    u = 1.0 / (z * z);
-    series = u * (1.0 / 12.0 - u * (1.0 / 120.0 - u * (1.0 / 252.0 - u * (1.0 / 240.0 - u * (1.0 / 132.0
-             - u * (691.0 / 32760.0 - u / 12.0))))));
-    return acc + log(z) - 0.5 / z - series;
+    u = 1.0 / z;
+    v = 1.0 / (z + h);
+    for (k = 0; k < 7; ++k) {
+        bracket += c[k] * s;
+        power *= u * u;
+        s = s * v * v + power;
+    }
+    return acc + log1p(h * u) + 0.5 * h * u * v - h * u * v * (v + u) * bracket;
 }
 
 /* ℓ of one observation. */
@@ -101,8 +111,7 @@ static double symloss_studentt_learnt_df_terms_and_grads(double log_df, double l
     const double _t8 = (1.0/(_t7));
     const double _t9 = _t0 + 1.0;
     const double _t10 = _t6*_t9;
-    const double _t11 = -_t10 + _t7*(_t0*(-_t5 + log(_t7)) + _t0*symloss_studentt_learnt_df_digamma(_t1) - _t0*symloss_studentt_learnt_df_digamma(_t2) + 1.0);
-    _g[0] = (0.5)*_t11*_t8;
+    _g[0] = (0.5)*_t8*(-_t10 + _t7*(_t0*(-_t5 + log(_t7)) - _t0*symloss_studentt_learnt_df_digamma_diff(_t1, 0.5) + 1.0));
     _g[1] = _t3*_t8*_t9;
     _g[2] = _t8*(-_t10 + _t7);
     return _t2*log1p(((-_t3*exp(-_t4))*(-_t3*exp(-_t4)))) + _t4 + lgamma(_t1) - lgamma(_t2);

@@ -34,6 +34,7 @@
  *
  * Stabilising rewrites applied (symloss.stabilize):
  *     log_gamma: log Γ(x) → lgamma(x);  log x! → lgamma(x + 1)
+ *     digamma_difference: ψ(x + h) − ψ(x) → digamma_difference(x, h)
  *     log1p: log(1 + x) → log1p(x)
  *     standardised_square: u²·exp(2v) → (u·exp(v))²
  *
@@ -51,25 +52,34 @@
 
 #include "studentt_log_scale.h"
 
-/* ψ(x) = d log Γ(x)/dx: the recurrence ψ(x) = ψ(x + 1) − 1/x up to x ≥ 10, then the asymptotic series
-   (error < 1e-15); the reflection ψ(x) = ψ(1 − x) − π/tan(πx) for x < 0. */
-static double symloss_studentt_log_scale_digamma(double x)
+/* ψ(x + h) − ψ(x) for x > 0, x + h > 0, without cancellation: Σ h/(z(z + h)) while shifting z = x up to 10,
+   then log1p(h/z) + h/(2z(z + h)) + ε(z + h) − ε(z), the last as a divided difference of the series (its
+   factor 1/(z + h) − 1/z = −h/(z(z + h)) computed from h); exactly 0 at h = 0. */
+static double symloss_studentt_log_scale_digamma_diff(double x, double h)
 {
+    static const double c[7] = {-1.0 / 12.0, 1.0 / 120.0, -1.0 / 252.0, 1.0 / 240.0, -1.0 / 132.0,
+                                691.0 / 32760.0, -1.0 / 12.0};
     double acc = 0.0;
     double z = x;
     double u;
-    double series;
-    if (x < 0.0) {
-        return symloss_studentt_log_scale_digamma(1.0 - x) - 3.141592653589793 / tan(3.141592653589793 * x);
-    }
-    while (z < 10.0) {
-        acc -= 1.0 / z;
+    double v;
+    double s = 1.0;
+    double power = 1.0;
+    double bracket = 0.0;
+    int k;
+    int i;
+    for (i = 0; i < 10 && z < 10.0; ++i) {
+        acc += h / (z * (z + h));
         z += 1.0;
     }
-    u = 1.0 / (z * z);
-    series = u * (1.0 / 12.0 - u * (1.0 / 120.0 - u * (1.0 / 252.0 - u * (1.0 / 240.0 - u * (1.0 / 132.0
-             - u * (691.0 / 32760.0 - u / 12.0))))));
-    return acc + log(z) - 0.5 / z - series;
+    u = 1.0 / z;
+    v = 1.0 / (z + h);
+    for (k = 0; k < 7; ++k) {
+        bracket += c[k] * s;
+        power *= u * u;
+        s = s * v * v + power;
+    }
+    return acc + log1p(h * u) + 0.5 * h * u * v - h * u * v * (v + u) * bracket;
 }
 
 /* ℓ of one observation. */
@@ -98,8 +108,7 @@ static double symloss_studentt_log_scale_terms_and_grads(double df, double loc, 
     const double _t9 = (_t4*_t4);
     const double _t10 = _t9 + df*exp(2.0*log_scale);
     const double _t11 = (1.0/(_t10));
-    const double _t12 = _t2*_t5/((df*df)*(_t6 + 1.0));
-    _g[0] = _t12 + (0.5)*_t3 + (0.5)*_t7 + (0.5)*symloss_studentt_log_scale_digamma(_t0) - 0.5*symloss_studentt_log_scale_digamma(_t1);
+    _g[0] = _t2*_t5/((df*df)*(_t6 + 1.0)) + (0.5)*_t3 + (0.5)*_t7 - 0.5*symloss_studentt_log_scale_digamma_diff(_t0, 0.5);
     _g[1] = _t11*_t4*_t8;
     _g[2] = _t11*(_t10 - _t8*_t9);
     return -_t2*_t7 + log_scale + (0.5)*log(df) + lgamma(_t0) - lgamma(_t1);

@@ -47,6 +47,8 @@
  *
  * Stabilising rewrites applied (symloss.stabilize):
  *     log_gamma: log Γ(x) → lgamma(x);  log x! → lgamma(x + 1)
+ *     digamma_difference: ψ(x + h) − ψ(x) → digamma_difference(x, h)
+ *     lgamma_stirling: lgamma(c·e^u) + r → (c·e^u − ½)(u + log c) − c·e^u + ½·log 2π + δ(c·e^u) + r
  *     sigmoid: 1/(1 + exp(−x)) → sigmoid(x);  1/(1 + exp(x)) → sigmoid(−x)
  *     sigmoid_absorb: exp(x)·sigmoid(−x) → sigmoid(x)  (exp(x)/(1 + exp(x)) → sigmoid(x))
  *     softplus: log(1 + exp(x)) → softplus(x)
@@ -87,25 +89,47 @@ static double symloss_zinb_logaddexp(double a, double b)
     return (a > b ? a : b) + log1p(exp(-fabs(a - b)));
 }
 
-/* ψ(x) = d log Γ(x)/dx: the recurrence ψ(x) = ψ(x + 1) − 1/x up to x ≥ 10, then the asymptotic series
-   (error < 1e-15); the reflection ψ(x) = ψ(1 − x) − π/tan(πx) for x < 0. */
-static double symloss_zinb_digamma(double x)
+/* δ(x) = log Γ(x) − ((x − ½)·log x − x + ½·log 2π) for x > 0 (R's lgammacor): the asymptotic series
+   Σ B₂ₖ/(2k(2k − 1)x²ᵏ⁻¹) from x = 10 (error < 1e-17), lgamma minus the Stirling terms below. */
+static double symloss_zinb_lgammacor(double x)
 {
+    double u;
+    if (x < 10.0) {
+        return lgamma(x) - (x - 0.5) * log(x) + x - 0.91893853320467274;
+    }
+    u = 1.0 / (x * x);
+    return (1.0 / 12.0 - u * (1.0 / 360.0 - u * (1.0 / 1260.0 - u * (1.0 / 1680.0 - u * (1.0 / 1188.0
+            - u * (691.0 / 360360.0 - u / 156.0)))))) / x;
+}
+
+/* ψ(x + h) − ψ(x) for x > 0, x + h > 0, without cancellation: Σ h/(z(z + h)) while shifting z = x up to 10,
+   then log1p(h/z) + h/(2z(z + h)) + ε(z + h) − ε(z), the last as a divided difference of the series (its
+   factor 1/(z + h) − 1/z = −h/(z(z + h)) computed from h); exactly 0 at h = 0. */
+static double symloss_zinb_digamma_diff(double x, double h)
+{
+    static const double c[7] = {-1.0 / 12.0, 1.0 / 120.0, -1.0 / 252.0, 1.0 / 240.0, -1.0 / 132.0,
+                                691.0 / 32760.0, -1.0 / 12.0};
     double acc = 0.0;
     double z = x;
     double u;
-    double series;
-    if (x < 0.0) {
-        return symloss_zinb_digamma(1.0 - x) - 3.141592653589793 / tan(3.141592653589793 * x);
-    }
-    while (z < 10.0) {
-        acc -= 1.0 / z;
+    double v;
+    double s = 1.0;
+    double power = 1.0;
+    double bracket = 0.0;
+    int k;
+    int i;
+    for (i = 0; i < 10 && z < 10.0; ++i) {
+        acc += h / (z * (z + h));
         z += 1.0;
     }
-    u = 1.0 / (z * z);
-    series = u * (1.0 / 12.0 - u * (1.0 / 120.0 - u * (1.0 / 252.0 - u * (1.0 / 240.0 - u * (1.0 / 132.0
-             - u * (691.0 / 32760.0 - u / 12.0))))));
-    return acc + log(z) - 0.5 / z - series;
+    u = 1.0 / z;
+    v = 1.0 / (z + h);
+    for (k = 0; k < 7; ++k) {
+        bracket += c[k] * s;
+        power *= u * u;
+        s = s * v * v + power;
+    }
+    return acc + log1p(h * u) + 0.5 * h * u * v - h * u * v * (v + u) * bracket;
 }
 
 /* ℓ of one observation. */
@@ -113,10 +137,15 @@ static double symloss_zinb_terms(double log_total_count, double logits, double l
 {
     (void)log_total_count; (void)logits; (void)logit_gate; (void)y;
     const double _t0 = ((y == 0.0) ? 1.0 : 0.0);
-    const double _t1 = exp(log_total_count);
-    const double _t2 = _t1*symloss_zinb_softplus(logits) + symloss_zinb_softplus(logit_gate);
-    const double _t3 = -(1.0 - _t0)*(-_t2 - y*symloss_zinb_softplus(-logits) - lgamma(_t1) + lgamma(_t1 + y) - lgamma(y + 1.0));
-    return -_t0*symloss_zinb_logaddexp(-_t2, -symloss_zinb_softplus(-logit_gate)) + _t3;
+    const double _t1 = symloss_zinb_softplus(logit_gate);
+    const double _t2 = exp(log_total_count);
+    const double _t3 = symloss_zinb_softplus(logits);
+    const double _t4 = _t2*(-_t3 - log_total_count + 1.0);
+    const double _t5 = -y*symloss_zinb_softplus(-logits);
+    const double _t6 = (0.5)*log_total_count;
+    const double _t7 = -lgamma(y + 1.0);
+    const double _t8 = -_t1 + _t4 + _t5 + _t6 + _t7 - symloss_zinb_lgammacor(_t2) + lgamma(_t2 + y) - 0.9189385332046728;
+    return -_t0*symloss_zinb_logaddexp(-_t1 - _t2*_t3, -symloss_zinb_softplus(-logit_gate)) - _t8*(1.0 - _t0);
 }
 
 /* ℓ of one observation, and its partial derivatives ∂ℓ/∂log_total_count, ∂ℓ/∂logits, ∂ℓ/∂logit_gate into _g. */
@@ -125,22 +154,25 @@ static double symloss_zinb_terms_and_grads(double log_total_count, double logits
     (void)log_total_count; (void)logits; (void)logit_gate; (void)y;
     const double _t0 = (y == 0.0);
     const double _t1 = (_t0 ? 1.0 : 0.0);
-    const double _t2 = exp(log_total_count);
-    const double _t3 = symloss_zinb_softplus(logits);
-    const double _t4 = _t2*_t3;
-    const double _t5 = _t4 + symloss_zinb_softplus(logit_gate);
+    const double _t2 = symloss_zinb_softplus(logit_gate);
+    const double _t3 = exp(log_total_count);
+    const double _t4 = symloss_zinb_softplus(logits);
+    const double _t5 = _t3*_t4;
     const double _t6 = -logit_gate;
-    const double _t7 = _t2 + y;
-    const double _t8 = -logits;
-    const double _t9 = _t4 + logit_gate;
-    const double _t10 = symloss_zinb_sigmoid(-_t9);
-    const double _t11 = symloss_zinb_sigmoid(logits);
-    const double _t12 = symloss_zinb_sigmoid(logit_gate);
-    const double _t13 = -(1.0 - _t1)*(-_t5 - y*symloss_zinb_softplus(_t8) - lgamma(_t2) + lgamma(_t7) - lgamma(y + 1.0));
-    _g[0] = (_t0 ? _t10*_t4 : _t2*(_t3 + symloss_zinb_digamma(_t2) - symloss_zinb_digamma(_t7)));
-    _g[1] = (_t0 ? _t10*_t11*_t2 : _t11*_t2 - y*symloss_zinb_sigmoid(_t8));
-    _g[2] = (_t0 ? _t10*_t12 - symloss_zinb_sigmoid(_t6)*symloss_zinb_sigmoid(_t9) : _t12);
-    return -_t1*symloss_zinb_logaddexp(-_t5, -symloss_zinb_softplus(_t6)) + _t13;
+    const double _t7 = -logits;
+    const double _t8 = _t5 + logit_gate;
+    const double _t9 = symloss_zinb_sigmoid(-_t8);
+    const double _t10 = symloss_zinb_sigmoid(logits);
+    const double _t11 = symloss_zinb_sigmoid(logit_gate);
+    const double _t12 = _t3*(-_t4 - log_total_count + 1.0);
+    const double _t13 = (0.5)*log_total_count;
+    const double _t14 = -y*symloss_zinb_softplus(_t7);
+    const double _t15 = -lgamma(y + 1.0);
+    const double _t16 = _t12 + _t13 + _t14 + _t15 - _t2 - symloss_zinb_lgammacor(_t3) + lgamma(_t3 + y) - 0.9189385332046728;
+    _g[0] = (_t0 ? _t5*_t9 : _t3*(_t4 - symloss_zinb_digamma_diff(_t3, y)));
+    _g[1] = (_t0 ? _t10*_t3*_t9 : _t10*_t3 - y*symloss_zinb_sigmoid(_t7));
+    _g[2] = (_t0 ? _t11*_t9 - symloss_zinb_sigmoid(_t6)*symloss_zinb_sigmoid(_t8) : _t11);
+    return -_t1*symloss_zinb_logaddexp(-_t2 - _t5, -symloss_zinb_softplus(_t6)) - _t16*(1.0 - _t1);
 }
 
 /* The dropped constant c = −log p − ℓ of one observation. */

@@ -34,6 +34,7 @@ Torch built-in: none computes this loss.
 
 Stabilising rewrites applied (symloss.stabilize):
     log_gamma: log Γ(x) → lgamma(x);  log x! → lgamma(x + 1)
+    digamma_difference: ψ(x + h) − ψ(x) → digamma_difference(x, h)
     log1p: log(1 + x) → log1p(x)
     standardised_square: u²·exp(2v) → (u·exp(v))²
 
@@ -70,6 +71,29 @@ REDUCTIONS = ("mean", "sum", "none")
 _WRT_INDEX = (0, 1, 2)
 
 
+def _digamma_diff(x, h):
+    """ψ(x + h) − ψ(x) for x > 0, x + h > 0, without cancellation: Σ h/(z(z + h)) while shifting z = x up to
+    10, then log1p(h/z) + h/(2z(z + h)) + ε(z + h) − ε(z), the last as a divided difference of the series
+    (its factor 1/(z + h) − 1/z = −h/(z(z + h)) computed from h); exactly 0 at h = 0."""
+    z, h = jnp.broadcast_arrays(x, h)
+    acc = jnp.zeros_like(z)
+    for _ in range(10):  # a fixed number of elementwise steps, not a loop over elements
+        small = z < 10.0
+        zs = jnp.where(small, z, 1.0)
+        acc = acc + jnp.where(small, h / (zs * (zs + h)), 0.0)
+        z = jnp.where(small, z + 1.0, z)
+    u = 1.0 / z
+    v = 1.0 / (z + h)
+    u2 = u * u
+    v2 = v * v
+    s, power, bracket = 1.0, 1.0, 0.0
+    for c in (-1 / 12, 1 / 120, -1 / 252, 1 / 240, -1 / 132, 691 / 32760, -1 / 12):
+        bracket = bracket + c * s  # s = Σᵢ v²ⁱ·u²⁽ᵏ⁻¹⁻ⁱ⁾, the divided difference of s ↦ sᵏ at v², u²
+        power = power * u2
+        s = s * v2 + power
+    return acc + jnp.log1p(h * u) + 0.5 * h * u * v - h * u * v * (v + u) * bracket
+
+
 def _loss_terms(df, loc, log_scale, y):
     """ℓ of each observation."""
     _t0 = (1/2)*df
@@ -94,10 +118,8 @@ def _loss_terms_and_grads(df, loc, log_scale, y):
     _t10 = _t9 + df*jnp.exp(2*log_scale)
     _t11 = 1/_t10
     _t12 = -jax.scipy.special.gammaln(_t1)
-    _t13 = (1/2)*jax.scipy.special.digamma(_t0)
-    _t14 = -1/2*jax.scipy.special.digamma(_t1)
     _value = _t12 - _t2*_t7 + log_scale + (1/2)*jnp.log(df) + jax.scipy.special.gammaln(_t0)
-    _grad0 = _t13 + _t14 + _t2*_t5/(df**2*(_t6 + 1)) + (1/2)*_t3 + (1/2)*_t7
+    _grad0 = _t2*_t5/(df**2*(_t6 + 1)) + (1/2)*_t3 + (1/2)*_t7 - 1/2*_digamma_diff(_t0, 1/2)
     _grad1 = _t11*_t4*_t8
     _grad2 = _t11*(_t10 - _t8*_t9)
     return _value, (_grad0, _grad1, _grad2)

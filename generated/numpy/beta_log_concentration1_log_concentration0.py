@@ -36,6 +36,8 @@ Torch built-in: none computes this loss.
 
 Stabilising rewrites applied (symloss.stabilize):
     log_gamma: log Γ(x) → lgamma(x);  log x! → lgamma(x + 1)
+    log_beta: lgamma(p) + lgamma(q) − lgamma(p + q) → lbeta(p, q)
+    digamma_difference: ψ(x + h) − ψ(x) → digamma_difference(x, h)
     log1p: log(1 + x) → log1p(x)
     expm1: exp(x) − 1 → expm1(x)
     xlogy: x·log(y) → xlogy(x, y);  x·log1p(y) → xlog1py(x, y)  (x may be 0, the target involved)
@@ -78,6 +80,77 @@ def _xlog1py(x, y):
     return np.where(zero, 0.0, x * np.log1p(np.where(zero, 0.0, y)))
 
 
+def _lgammacor(x):
+    """δ(x) = log Γ(x) − ((x − ½)·log x − x + ½·log 2π) for x > 0 (R's lgammacor): the asymptotic series
+    Σ B₂ₖ/(2k(2k − 1)x²ᵏ⁻¹) from x = 10 (error < 1e-17), lgamma minus the Stirling terms below."""
+    x = np.asarray(x)
+    dtype = x.dtype if x.dtype.kind == "f" else np.dtype(np.float64)
+    x = x.astype(np.float64)
+    big = x >= 10.0
+    z = np.where(big, x, 10.0)
+    u = 1.0 / (z * z)
+    series = (1 / 12 - u * (1 / 360 - u * (1 / 1260 - u * (1 / 1680 - u * (1 / 1188 - u * (691 / 360360
+              - u / 156)))))) / z
+    xs = np.where(big, 1.0, x)
+    direct = _lgamma(xs) - (xs - 0.5) * np.log(xs) + xs - 0.5 * math.log(2.0 * math.pi)
+    return np.where(big, series, direct).astype(dtype)
+
+
+def _lbeta(a, b):
+    """log B(a, b) for a, b > 0 as R's lbeta: with p ≤ q, −½·log q + ½·log 2π + δ(p) + δ(q) − δ(p + q)
+    + (p − ½)·log(p/(p + q)) + q·log1p(−p/(p + q)) for p ≥ 10; lgamma(p) + δ(q) − δ(p + q) + p − p·log(p + q)
+    + (q − ½)·log1p(−p/(p + q)) for q ≥ 10 > p; the three lgammas below (nothing cancels there)."""
+    a = np.asarray(a)
+    dtype = a.dtype if a.dtype.kind == "f" else np.dtype(np.float64)
+    a = a.astype(np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    p = np.minimum(a, b)
+    q = np.maximum(a, b)
+    both = p >= 10.0
+    one = (q >= 10.0) & ~both
+    pb = np.where(both, p, 10.0)
+    qb = np.where(both, q, 10.0)
+    r = pb / (pb + qb)
+    large = (-0.5 * np.log(qb) + 0.5 * math.log(2.0 * math.pi) + _lgammacor(pb) + _lgammacor(qb)
+             - _lgammacor(pb + qb) + (pb - 0.5) * np.log(r) + qb * np.log1p(-r))
+    po = np.where(one, p, 1.0)
+    qo = np.where(one, q, 10.0)
+    so = po + qo
+    mixed = (_lgamma(po) + _lgammacor(qo) - _lgammacor(so) + po - po * np.log(so)
+             + (qo - 0.5) * np.log1p(-po / so))
+    ps = np.where(both | one, 1.0, p)
+    qs = np.where(both | one, 1.0, q)
+    small = _lgamma(ps) + _lgamma(qs) - _lgamma(ps + qs)
+    return np.where(both, large, np.where(one, mixed, small)).astype(dtype)
+
+
+def _digamma_diff(x, h):
+    """ψ(x + h) − ψ(x) for x > 0, x + h > 0, without cancellation: Σ h/(z(z + h)) while shifting z = x up to
+    10, then log1p(h/z) + h/(2z(z + h)) + ε(z + h) − ε(z), the last as a divided difference of the series
+    (its factor 1/(z + h) − 1/z = −h/(z(z + h)) computed from h); exactly 0 at h = 0."""
+    x = np.asarray(x)
+    dtype = x.dtype if x.dtype.kind == "f" else np.dtype(np.float64)
+    z = x.astype(np.float64)
+    h = np.asarray(h, dtype=np.float64)
+    acc = np.zeros(np.broadcast(z, h).shape)
+    for _ in range(10):  # a fixed number of vectorised steps, not a loop over elements
+        small = z < 10.0
+        zs = np.where(small, z, 1.0)
+        acc = acc + np.where(small, h / (zs * (zs + h)), 0.0)
+        z = np.where(small, z + 1.0, z)
+    u = 1.0 / z
+    v = 1.0 / (z + h)
+    u2 = u * u
+    v2 = v * v
+    s, power, bracket = 1.0, 1.0, 0.0
+    for c in (-1 / 12, 1 / 120, -1 / 252, 1 / 240, -1 / 132, 691 / 32760, -1 / 12):
+        bracket = bracket + c * s  # s = Σᵢ v²ⁱ·u²⁽ᵏ⁻¹⁻ⁱ⁾, the divided difference of s ↦ sᵏ at v², u²
+        power = power * u2
+        s = s * v2 + power
+    dvu = -h * u * v  # 1/(z + h) − 1/z
+    return (acc + np.log1p(h * u) + 0.5 * h * u * v + dvu * (v + u) * bracket).astype(dtype)
+
+
 _LGAMMA = np.frompyfunc(math.lgamma, 1, 1)
 
 
@@ -90,45 +163,21 @@ def _lgamma(x):
     return np.where(pole, np.inf, out).astype(dtype)
 
 
-def _digamma(x):
-    """ψ(x) = d log Γ(x)/dx (no SciPy): the recurrence ψ(x) = ψ(x + 1) − 1/x up to x ≥ 10, then the
-    asymptotic series (error < 1e-15); the reflection ψ(x) = ψ(1 − x) − π/tan(πx) for x < 0."""
-    x = np.asarray(x)
-    dtype = x.dtype if x.dtype.kind == "f" else np.dtype(np.float64)
-    x = x.astype(np.float64)
-    reflect = x < 0
-    z = np.where(reflect, 1.0 - x, x)
-    acc = np.zeros_like(z)
-    for _ in range(10):  # a fixed number of vectorised steps, not a loop over elements
-        small = z < 10.0
-        acc = acc - np.where(small, 1.0 / np.where(small, z, 1.0), 0.0)
-        z = np.where(small, z + 1.0, z)
-    u = 1.0 / (z * z)
-    series = u * (1 / 12 - u * (1 / 120 - u * (1 / 252 - u * (1 / 240 - u * (1 / 132 - u * (691 / 32760 - u / 12))))))
-    psi = acc + np.log(z) - 0.5 / z - series
-    return np.where(reflect, psi - math.pi / np.tan(math.pi * x), psi).astype(dtype)
-
-
 def _loss_terms(log_concentration1, log_concentration0, y):
     """ℓ of each observation."""
-    _t0 = np.exp(log_concentration0)
-    _t1 = np.exp(log_concentration1)
-    _t2 = -_xlog1py(np.expm1(log_concentration0), -y)
-    _t3 = -_xlogy(np.expm1(log_concentration1), y)
-    return _t2 + _t3 + _lgamma(_t0) + _lgamma(_t1) - _lgamma(_t0 + _t1)
+    _t0 = _lbeta(np.exp(log_concentration0), np.exp(log_concentration1))
+    return _t0 - _xlog1py(np.expm1(log_concentration0), -y) - _xlogy(np.expm1(log_concentration1), y)
 
 
 def _loss_terms_and_grads(log_concentration1, log_concentration0, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂log_concentration1, ∂ℓ/∂log_concentration0."""
-    _t0 = np.exp(log_concentration0)
-    _t1 = np.exp(log_concentration1)
-    _t2 = _t0 + _t1
-    _t3 = -y
-    _t4 = _digamma(_t2)
-    _t5 = -_xlog1py(np.expm1(log_concentration0), _t3)
-    _value = _t5 + _lgamma(_t0) + _lgamma(_t1) - _lgamma(_t2) - _xlogy(np.expm1(log_concentration1), y)
-    _grad0 = _t1*(-_t4 - np.log(y) + _digamma(_t1))
-    _grad1 = _t0*(-_t4 - np.log1p(_t3) + _digamma(_t0))
+    _t0 = -y
+    _t1 = np.exp(log_concentration0)
+    _t2 = np.exp(log_concentration1)
+    _t3 = -_xlog1py(np.expm1(log_concentration0), _t0)
+    _value = _t3 + _lbeta(_t1, _t2) - _xlogy(np.expm1(log_concentration1), y)
+    _grad0 = _t2*(-np.log(y) - _digamma_diff(_t2, _t1))
+    _grad1 = _t1*(-_digamma_diff(_t1, _t2) - np.log1p(_t0))
     return _value, (_grad0, _grad1)
 
 

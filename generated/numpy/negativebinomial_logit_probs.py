@@ -31,6 +31,7 @@ Torch built-in: none computes this loss.
 
 Stabilising rewrites applied (symloss.stabilize):
     log_gamma: log Γ(x) → lgamma(x);  log x! → lgamma(x + 1)
+    digamma_difference: ψ(x + h) − ψ(x) → digamma_difference(x, h)
     sigmoid: 1/(1 + exp(−x)) → sigmoid(x);  1/(1 + exp(x)) → sigmoid(−x)
     sigmoid_absorb: exp(x)·sigmoid(−x) → sigmoid(x)  (exp(x)/(1 + exp(x)) → sigmoid(x))
     softplus: log(1 + exp(x)) → softplus(x)
@@ -67,6 +68,33 @@ def _sigmoid(x):
     return np.where(x >= 0, 1.0, e) / (1.0 + e)
 
 
+def _digamma_diff(x, h):
+    """ψ(x + h) − ψ(x) for x > 0, x + h > 0, without cancellation: Σ h/(z(z + h)) while shifting z = x up to
+    10, then log1p(h/z) + h/(2z(z + h)) + ε(z + h) − ε(z), the last as a divided difference of the series
+    (its factor 1/(z + h) − 1/z = −h/(z(z + h)) computed from h); exactly 0 at h = 0."""
+    x = np.asarray(x)
+    dtype = x.dtype if x.dtype.kind == "f" else np.dtype(np.float64)
+    z = x.astype(np.float64)
+    h = np.asarray(h, dtype=np.float64)
+    acc = np.zeros(np.broadcast(z, h).shape)
+    for _ in range(10):  # a fixed number of vectorised steps, not a loop over elements
+        small = z < 10.0
+        zs = np.where(small, z, 1.0)
+        acc = acc + np.where(small, h / (zs * (zs + h)), 0.0)
+        z = np.where(small, z + 1.0, z)
+    u = 1.0 / z
+    v = 1.0 / (z + h)
+    u2 = u * u
+    v2 = v * v
+    s, power, bracket = 1.0, 1.0, 0.0
+    for c in (-1 / 12, 1 / 120, -1 / 252, 1 / 240, -1 / 132, 691 / 32760, -1 / 12):
+        bracket = bracket + c * s  # s = Σᵢ v²ⁱ·u²⁽ᵏ⁻¹⁻ⁱ⁾, the divided difference of s ↦ sᵏ at v², u²
+        power = power * u2
+        s = s * v2 + power
+    dvu = -h * u * v  # 1/(z + h) − 1/z
+    return (acc + np.log1p(h * u) + 0.5 * h * u * v + dvu * (v + u) * bracket).astype(dtype)
+
+
 _LGAMMA = np.frompyfunc(math.lgamma, 1, 1)
 
 
@@ -79,25 +107,6 @@ def _lgamma(x):
     return np.where(pole, np.inf, out).astype(dtype)
 
 
-def _digamma(x):
-    """ψ(x) = d log Γ(x)/dx (no SciPy): the recurrence ψ(x) = ψ(x + 1) − 1/x up to x ≥ 10, then the
-    asymptotic series (error < 1e-15); the reflection ψ(x) = ψ(1 − x) − π/tan(πx) for x < 0."""
-    x = np.asarray(x)
-    dtype = x.dtype if x.dtype.kind == "f" else np.dtype(np.float64)
-    x = x.astype(np.float64)
-    reflect = x < 0
-    z = np.where(reflect, 1.0 - x, x)
-    acc = np.zeros_like(z)
-    for _ in range(10):  # a fixed number of vectorised steps, not a loop over elements
-        small = z < 10.0
-        acc = acc - np.where(small, 1.0 / np.where(small, z, 1.0), 0.0)
-        z = np.where(small, z + 1.0, z)
-    u = 1.0 / (z * z)
-    series = u * (1 / 12 - u * (1 / 120 - u * (1 / 252 - u * (1 / 240 - u * (1 / 132 - u * (691 / 32760 - u / 12))))))
-    psi = acc + np.log(z) - 0.5 / z - series
-    return np.where(reflect, psi - math.pi / np.tan(math.pi * x), psi).astype(dtype)
-
-
 def _loss_terms(total_count, logits, y):
     """ℓ of each observation."""
     _t0 = total_count*np.logaddexp(0.0, logits)
@@ -108,9 +117,8 @@ def _loss_terms_and_grads(total_count, logits, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂total_count, ∂ℓ/∂logits."""
     _t0 = np.logaddexp(0.0, logits)
     _t1 = -logits
-    _t2 = total_count + y
-    _value = _t0*total_count + y*np.logaddexp(0.0, _t1) - _lgamma(_t2) + _lgamma(total_count)
-    _grad0 = _t0 - _digamma(_t2) + _digamma(total_count)
+    _value = _t0*total_count + y*np.logaddexp(0.0, _t1) + _lgamma(total_count) - _lgamma(total_count + y)
+    _grad0 = _t0 - _digamma_diff(total_count, y)
     _grad1 = total_count*_sigmoid(logits) - y*_sigmoid(_t1)
     return _value, (_grad0, _grad1)
 

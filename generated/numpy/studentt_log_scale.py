@@ -34,6 +34,7 @@ Torch built-in: none computes this loss.
 
 Stabilising rewrites applied (symloss.stabilize):
     log_gamma: log Γ(x) → lgamma(x);  log x! → lgamma(x + 1)
+    digamma_difference: ψ(x + h) − ψ(x) → digamma_difference(x, h)
     log1p: log(1 + x) → log1p(x)
     standardised_square: u²·exp(2v) → (u·exp(v))²
 
@@ -63,6 +64,33 @@ REDUCTIONS = ("mean", "sum", "none")
 _WRT_INDEX = (0, 1, 2)
 
 
+def _digamma_diff(x, h):
+    """ψ(x + h) − ψ(x) for x > 0, x + h > 0, without cancellation: Σ h/(z(z + h)) while shifting z = x up to
+    10, then log1p(h/z) + h/(2z(z + h)) + ε(z + h) − ε(z), the last as a divided difference of the series
+    (its factor 1/(z + h) − 1/z = −h/(z(z + h)) computed from h); exactly 0 at h = 0."""
+    x = np.asarray(x)
+    dtype = x.dtype if x.dtype.kind == "f" else np.dtype(np.float64)
+    z = x.astype(np.float64)
+    h = np.asarray(h, dtype=np.float64)
+    acc = np.zeros(np.broadcast(z, h).shape)
+    for _ in range(10):  # a fixed number of vectorised steps, not a loop over elements
+        small = z < 10.0
+        zs = np.where(small, z, 1.0)
+        acc = acc + np.where(small, h / (zs * (zs + h)), 0.0)
+        z = np.where(small, z + 1.0, z)
+    u = 1.0 / z
+    v = 1.0 / (z + h)
+    u2 = u * u
+    v2 = v * v
+    s, power, bracket = 1.0, 1.0, 0.0
+    for c in (-1 / 12, 1 / 120, -1 / 252, 1 / 240, -1 / 132, 691 / 32760, -1 / 12):
+        bracket = bracket + c * s  # s = Σᵢ v²ⁱ·u²⁽ᵏ⁻¹⁻ⁱ⁾, the divided difference of s ↦ sᵏ at v², u²
+        power = power * u2
+        s = s * v2 + power
+    dvu = -h * u * v  # 1/(z + h) − 1/z
+    return (acc + np.log1p(h * u) + 0.5 * h * u * v + dvu * (v + u) * bracket).astype(dtype)
+
+
 _LGAMMA = np.frompyfunc(math.lgamma, 1, 1)
 
 
@@ -73,25 +101,6 @@ def _lgamma(x):
     pole = (x <= 0) & (x == np.floor(x))
     out = np.asarray(_LGAMMA(np.where(pole, 1.0, x)), dtype=np.float64)
     return np.where(pole, np.inf, out).astype(dtype)
-
-
-def _digamma(x):
-    """ψ(x) = d log Γ(x)/dx (no SciPy): the recurrence ψ(x) = ψ(x + 1) − 1/x up to x ≥ 10, then the
-    asymptotic series (error < 1e-15); the reflection ψ(x) = ψ(1 − x) − π/tan(πx) for x < 0."""
-    x = np.asarray(x)
-    dtype = x.dtype if x.dtype.kind == "f" else np.dtype(np.float64)
-    x = x.astype(np.float64)
-    reflect = x < 0
-    z = np.where(reflect, 1.0 - x, x)
-    acc = np.zeros_like(z)
-    for _ in range(10):  # a fixed number of vectorised steps, not a loop over elements
-        small = z < 10.0
-        acc = acc - np.where(small, 1.0 / np.where(small, z, 1.0), 0.0)
-        z = np.where(small, z + 1.0, z)
-    u = 1.0 / (z * z)
-    series = u * (1 / 12 - u * (1 / 120 - u * (1 / 252 - u * (1 / 240 - u * (1 / 132 - u * (691 / 32760 - u / 12))))))
-    psi = acc + np.log(z) - 0.5 / z - series
-    return np.where(reflect, psi - math.pi / np.tan(math.pi * x), psi).astype(dtype)
 
 
 def _loss_terms(df, loc, log_scale, y):
@@ -117,7 +126,7 @@ def _loss_terms_and_grads(df, loc, log_scale, y):
     _t10 = _t9 + df*np.exp(2*log_scale)
     _t11 = 1/_t10
     _value = -_t2*_t7 + log_scale + (1/2)*np.log(df) + _lgamma(_t0) - _lgamma(_t1)
-    _grad0 = _t2*_t5/(df**2*(_t6 + 1)) + (1/2)*_t3 + (1/2)*_t7 + (1/2)*_digamma(_t0) - 1/2*_digamma(_t1)
+    _grad0 = _t2*_t5/(df**2*(_t6 + 1)) + (1/2)*_t3 + (1/2)*_t7 - 1/2*_digamma_diff(_t0, 1/2)
     _grad1 = _t11*_t4*_t8
     _grad2 = _t11*(_t10 - _t8*_t9)
     return _value, (_grad0, _grad1, _grad2)

@@ -47,6 +47,8 @@ Torch built-in: none computes this loss.
 
 Stabilising rewrites applied (symloss.stabilize):
     log_gamma: log Γ(x) → lgamma(x);  log x! → lgamma(x + 1)
+    digamma_difference: ψ(x + h) − ψ(x) → digamma_difference(x, h)
+    lgamma_stirling: lgamma(c·e^u) + r → (c·e^u − ½)(u + log c) − c·e^u + ½·log 2π + δ(c·e^u) + r
     sigmoid: 1/(1 + exp(−x)) → sigmoid(x);  1/(1 + exp(x)) → sigmoid(−x)
     sigmoid_absorb: exp(x)·sigmoid(−x) → sigmoid(x)  (exp(x)/(1 + exp(x)) → sigmoid(x))
     softplus: log(1 + exp(x)) → softplus(x)
@@ -83,6 +85,49 @@ def _sigmoid(x):
     return np.where(x >= 0, 1.0, e) / (1.0 + e)
 
 
+def _lgammacor(x):
+    """δ(x) = log Γ(x) − ((x − ½)·log x − x + ½·log 2π) for x > 0 (R's lgammacor): the asymptotic series
+    Σ B₂ₖ/(2k(2k − 1)x²ᵏ⁻¹) from x = 10 (error < 1e-17), lgamma minus the Stirling terms below."""
+    x = np.asarray(x)
+    dtype = x.dtype if x.dtype.kind == "f" else np.dtype(np.float64)
+    x = x.astype(np.float64)
+    big = x >= 10.0
+    z = np.where(big, x, 10.0)
+    u = 1.0 / (z * z)
+    series = (1 / 12 - u * (1 / 360 - u * (1 / 1260 - u * (1 / 1680 - u * (1 / 1188 - u * (691 / 360360
+              - u / 156)))))) / z
+    xs = np.where(big, 1.0, x)
+    direct = _lgamma(xs) - (xs - 0.5) * np.log(xs) + xs - 0.5 * math.log(2.0 * math.pi)
+    return np.where(big, series, direct).astype(dtype)
+
+
+def _digamma_diff(x, h):
+    """ψ(x + h) − ψ(x) for x > 0, x + h > 0, without cancellation: Σ h/(z(z + h)) while shifting z = x up to
+    10, then log1p(h/z) + h/(2z(z + h)) + ε(z + h) − ε(z), the last as a divided difference of the series
+    (its factor 1/(z + h) − 1/z = −h/(z(z + h)) computed from h); exactly 0 at h = 0."""
+    x = np.asarray(x)
+    dtype = x.dtype if x.dtype.kind == "f" else np.dtype(np.float64)
+    z = x.astype(np.float64)
+    h = np.asarray(h, dtype=np.float64)
+    acc = np.zeros(np.broadcast(z, h).shape)
+    for _ in range(10):  # a fixed number of vectorised steps, not a loop over elements
+        small = z < 10.0
+        zs = np.where(small, z, 1.0)
+        acc = acc + np.where(small, h / (zs * (zs + h)), 0.0)
+        z = np.where(small, z + 1.0, z)
+    u = 1.0 / z
+    v = 1.0 / (z + h)
+    u2 = u * u
+    v2 = v * v
+    s, power, bracket = 1.0, 1.0, 0.0
+    for c in (-1 / 12, 1 / 120, -1 / 252, 1 / 240, -1 / 132, 691 / 32760, -1 / 12):
+        bracket = bracket + c * s  # s = Σᵢ v²ⁱ·u²⁽ᵏ⁻¹⁻ⁱ⁾, the divided difference of s ↦ sᵏ at v², u²
+        power = power * u2
+        s = s * v2 + power
+    dvu = -h * u * v  # 1/(z + h) − 1/z
+    return (acc + np.log1p(h * u) + 0.5 * h * u * v + dvu * (v + u) * bracket).astype(dtype)
+
+
 _LGAMMA = np.frompyfunc(math.lgamma, 1, 1)
 
 
@@ -95,54 +140,43 @@ def _lgamma(x):
     return np.where(pole, np.inf, out).astype(dtype)
 
 
-def _digamma(x):
-    """ψ(x) = d log Γ(x)/dx (no SciPy): the recurrence ψ(x) = ψ(x + 1) − 1/x up to x ≥ 10, then the
-    asymptotic series (error < 1e-15); the reflection ψ(x) = ψ(1 − x) − π/tan(πx) for x < 0."""
-    x = np.asarray(x)
-    dtype = x.dtype if x.dtype.kind == "f" else np.dtype(np.float64)
-    x = x.astype(np.float64)
-    reflect = x < 0
-    z = np.where(reflect, 1.0 - x, x)
-    acc = np.zeros_like(z)
-    for _ in range(10):  # a fixed number of vectorised steps, not a loop over elements
-        small = z < 10.0
-        acc = acc - np.where(small, 1.0 / np.where(small, z, 1.0), 0.0)
-        z = np.where(small, z + 1.0, z)
-    u = 1.0 / (z * z)
-    series = u * (1 / 12 - u * (1 / 120 - u * (1 / 252 - u * (1 / 240 - u * (1 / 132 - u * (691 / 32760 - u / 12))))))
-    psi = acc + np.log(z) - 0.5 / z - series
-    return np.where(reflect, psi - math.pi / np.tan(math.pi * x), psi).astype(dtype)
-
-
 def _loss_terms(log_total_count, logits, logit_gate, y):
     """ℓ of each observation."""
     _t0 = np.where((y == 0), 1, 0)
-    _t1 = np.exp(log_total_count)
-    _t2 = _t1*np.logaddexp(0.0, logits) + np.logaddexp(0.0, logit_gate)
-    _t3 = -_t2 - y*np.logaddexp(0.0, -logits) - _lgamma(_t1) + _lgamma(_t1 + y) - _lgamma(y + 1)
-    return -_t0*np.logaddexp(-_t2, -np.logaddexp(0.0, -logit_gate)) - _t3*(1 - _t0)
+    _t1 = np.logaddexp(0.0, logit_gate)
+    _t2 = np.exp(log_total_count)
+    _t3 = np.logaddexp(0.0, logits)
+    _t4 = _t2*(-_t3 - log_total_count + 1)
+    _t5 = -y*np.logaddexp(0.0, -logits)
+    _t6 = (1/2)*log_total_count
+    _t7 = _lgamma(_t2 + y)
+    _t8 = -_t1 + _t4 + _t5 + _t6 + _t7 - _lgammacor(_t2) - _lgamma(y + 1) - 0.9189385332046728
+    return -_t0*np.logaddexp(-_t1 - _t2*_t3, -np.logaddexp(0.0, -logit_gate)) - _t8*(1 - _t0)
 
 
 def _loss_terms_and_grads(log_total_count, logits, logit_gate, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂log_total_count, ∂ℓ/∂logits, ∂ℓ/∂logit_gate."""
     _t0 = (y == 0)
     _t1 = np.where(_t0, 1, 0)
-    _t2 = np.exp(log_total_count)
-    _t3 = np.logaddexp(0.0, logits)
-    _t4 = _t2*_t3
-    _t5 = _t4 + np.logaddexp(0.0, logit_gate)
+    _t2 = np.logaddexp(0.0, logit_gate)
+    _t3 = np.exp(log_total_count)
+    _t4 = np.logaddexp(0.0, logits)
+    _t5 = _t3*_t4
     _t6 = -logit_gate
-    _t7 = _t2 + y
-    _t8 = -logits
-    _t9 = _t4 + logit_gate
-    _t10 = _sigmoid(-_t9)
-    _t11 = _sigmoid(logits)
-    _t12 = _sigmoid(logit_gate)
-    _t13 = -(1 - _t1)*(-_t5 - y*np.logaddexp(0.0, _t8) - _lgamma(_t2) + _lgamma(_t7) - _lgamma(y + 1))
-    _value = -_t1*np.logaddexp(-_t5, -np.logaddexp(0.0, _t6)) + _t13
-    _grad0 = np.where(_t0, _t10*_t4, _t2*(_t3 + _digamma(_t2) - _digamma(_t7)))
-    _grad1 = np.where(_t0, _t10*_t11*_t2, _t11*_t2 - y*_sigmoid(_t8))
-    _grad2 = np.where(_t0, _t10*_t12 - _sigmoid(_t6)*_sigmoid(_t9), _t12)
+    _t7 = -logits
+    _t8 = _t5 + logit_gate
+    _t9 = _sigmoid(-_t8)
+    _t10 = _sigmoid(logits)
+    _t11 = _sigmoid(logit_gate)
+    _t12 = _t3*(-_t4 - log_total_count + 1)
+    _t13 = -y*np.logaddexp(0.0, _t7)
+    _t14 = (1/2)*log_total_count
+    _t15 = _lgamma(_t3 + y)
+    _t16 = _t12 + _t13 + _t14 + _t15 - _t2 - _lgammacor(_t3) - _lgamma(y + 1) - 0.9189385332046728
+    _value = -_t1*np.logaddexp(-_t2 - _t5, -np.logaddexp(0.0, _t6)) - _t16*(1 - _t1)
+    _grad0 = np.where(_t0, _t5*_t9, _t3*(_t4 - _digamma_diff(_t3, y)))
+    _grad1 = np.where(_t0, _t10*_t3*_t9, _t10*_t3 - y*_sigmoid(_t7))
+    _grad2 = np.where(_t0, _t11*_t9 - _sigmoid(_t6)*_sigmoid(_t8), _t11)
     return _value, (_grad0, _grad1, _grad2)
 
 

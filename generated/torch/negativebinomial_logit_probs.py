@@ -31,6 +31,7 @@ Torch built-in: none computes this loss.
 
 Stabilising rewrites applied (symloss.stabilize):
     log_gamma: log Γ(x) → lgamma(x);  log x! → lgamma(x + 1)
+    digamma_difference: ψ(x + h) − ψ(x) → digamma_difference(x, h)
     sigmoid: 1/(1 + exp(−x)) → sigmoid(x);  1/(1 + exp(x)) → sigmoid(−x)
     sigmoid_absorb: exp(x)·sigmoid(−x) → sigmoid(x)  (exp(x)/(1 + exp(x)) → sigmoid(x))
     softplus: log(1 + exp(x)) → softplus(x)
@@ -81,6 +82,29 @@ def _softplus(x):
     return torch.nn.functional.softplus(x, 1.0, 40.0)
 
 
+def _digamma_diff(x, h):
+    """ψ(x + h) − ψ(x) for x > 0, x + h > 0, without cancellation: Σ h/(z(z + h)) while shifting z = x up to
+    10, then log1p(h/z) + h/(2z(z + h)) + ε(z + h) − ε(z), the last as a divided difference of the series
+    (its factor 1/(z + h) − 1/z = −h/(z(z + h)) computed from h); exactly 0 at h = 0."""
+    z, h = torch.broadcast_tensors(x, h)
+    acc = torch.zeros_like(z)
+    for _ in range(10):  # a fixed number of elementwise steps, not a loop over elements
+        small = z < 10.0
+        zs = torch.where(small, z, 1.0)
+        acc = acc + torch.where(small, h / (zs * (zs + h)), 0.0)
+        z = torch.where(small, z + 1.0, z)
+    u = 1.0 / z
+    v = 1.0 / (z + h)
+    u2 = u * u
+    v2 = v * v
+    s, power, bracket = 1.0, 1.0, 0.0
+    for c in (-1 / 12, 1 / 120, -1 / 252, 1 / 240, -1 / 132, 691 / 32760, -1 / 12):
+        bracket = bracket + c * s  # s = Σᵢ v²ⁱ·u²⁽ᵏ⁻¹⁻ⁱ⁾, the divided difference of s ↦ sᵏ at v², u²
+        power = power * u2
+        s = s * v2 + power
+    return acc + torch.log1p(h * u) + 0.5 * h * u * v - h * u * v * (v + u) * bracket
+
+
 def _loss_terms(total_count, logits, y):
     """ℓ of each observation."""
     _t0 = -torch.lgamma(total_count + y)
@@ -91,9 +115,9 @@ def _loss_terms_and_grads(total_count, logits, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂total_count, ∂ℓ/∂logits."""
     _t0 = _softplus(logits)
     _t1 = -logits
-    _t2 = total_count + y
-    _value = _t0*total_count + y*_softplus(_t1) - torch.lgamma(_t2) + torch.lgamma(total_count)
-    _grad0 = _t0 - torch.digamma(_t2) + torch.digamma(total_count)
+    _t2 = -torch.lgamma(total_count + y)
+    _value = _t0*total_count + _t2 + y*_softplus(_t1) + torch.lgamma(total_count)
+    _grad0 = _t0 - _digamma_diff(total_count, y)
     _grad1 = total_count*torch.sigmoid(logits) - y*torch.sigmoid(_t1)
     return _value, (_grad0, _grad1)
 

@@ -37,6 +37,7 @@ Torch built-in: none computes this loss.
 
 Stabilising rewrites applied (symloss.stabilize):
     log_gamma: log Γ(x) → lgamma(x);  log x! → lgamma(x + 1)
+    digamma_difference: ψ(x + h) − ψ(x) → digamma_difference(x, h)
     log1p: log(1 + x) → log1p(x)
     exp_of_sum: exp(a)·exp(b) → exp(a + b)
     standardised_square: u²·exp(2v) → (u·exp(v))²
@@ -83,6 +84,29 @@ REDUCTIONS = ("mean", "sum", "none")
 _WRT_INDEX = (0, 1, 2)
 
 
+def _digamma_diff(x, h):
+    """ψ(x + h) − ψ(x) for x > 0, x + h > 0, without cancellation: Σ h/(z(z + h)) while shifting z = x up to
+    10, then log1p(h/z) + h/(2z(z + h)) + ε(z + h) − ε(z), the last as a divided difference of the series
+    (its factor 1/(z + h) − 1/z = −h/(z(z + h)) computed from h); exactly 0 at h = 0."""
+    z, h = torch.broadcast_tensors(x, h)
+    acc = torch.zeros_like(z)
+    for _ in range(10):  # a fixed number of elementwise steps, not a loop over elements
+        small = z < 10.0
+        zs = torch.where(small, z, 1.0)
+        acc = acc + torch.where(small, h / (zs * (zs + h)), 0.0)
+        z = torch.where(small, z + 1.0, z)
+    u = 1.0 / z
+    v = 1.0 / (z + h)
+    u2 = u * u
+    v2 = v * v
+    s, power, bracket = 1.0, 1.0, 0.0
+    for c in (-1 / 12, 1 / 120, -1 / 252, 1 / 240, -1 / 132, 691 / 32760, -1 / 12):
+        bracket = bracket + c * s  # s = Σᵢ v²ⁱ·u²⁽ᵏ⁻¹⁻ⁱ⁾, the divided difference of s ↦ sᵏ at v², u²
+        power = power * u2
+        s = s * v2 + power
+    return acc + torch.log1p(h * u) + 0.5 * h * u * v - h * u * v * (v + u) * bracket
+
+
 def _loss_terms(log_df, loc, log_scale, y):
     """ℓ of each observation."""
     _t0 = (1/2)*torch.exp(log_df)
@@ -105,9 +129,8 @@ def _loss_terms_and_grads(log_df, loc, log_scale, y):
     _t8 = 1/_t7
     _t9 = _t0 + 1
     _t10 = _t6*_t9
-    _t11 = _t7*(_t0*(-_t5 + torch.log(_t7)) + _t0*torch.digamma(_t1) - _t0*torch.digamma(_t2) + 1)
     _value = _t2*torch.log1p((-_t3*torch.exp(-_t4))**2) + _t4 + torch.lgamma(_t1) - torch.lgamma(_t2)
-    _grad0 = (1/2)*_t8*(-_t10 + _t11)
+    _grad0 = (1/2)*_t8*(-_t10 + _t7*(_t0*(-_t5 + torch.log(_t7)) - _t0*_digamma_diff(_t1, 1/2) + 1))
     _grad1 = _t3*_t8*_t9
     _grad2 = _t8*(-_t10 + _t7)
     return _value, (_grad0, _grad1, _grad2)

@@ -36,6 +36,8 @@ Torch built-in: none computes this loss.
 
 Stabilising rewrites applied (symloss.stabilize):
     log_gamma: log Γ(x) → lgamma(x);  log x! → lgamma(x + 1)
+    log_beta: lgamma(p) + lgamma(q) − lgamma(p + q) → lbeta(p, q)
+    digamma_difference: ψ(x + h) − ψ(x) → digamma_difference(x, h)
     log1p: log(1 + x) → log1p(x)
     expm1: exp(x) − 1 → expm1(x)
     xlogy: x·log(y) → xlogy(x, y);  x·log1p(y) → xlog1py(x, y)  (x may be 0, the target involved)
@@ -172,22 +174,6 @@ else:
 
 
 @triton.jit
-def _digamma(x):
-    """ψ(x) for x > 0: ψ(x + 10) − Σ_{i<10} 1/(x + i) below 10, then the asymptotic series to z^-14."""
-    small = x < 10.0
-    shift = (1.0 / x + 1.0 / (x + 1.0) + 1.0 / (x + 2.0) + 1.0 / (x + 3.0) + 1.0 / (x + 4.0) + 1.0 / (x + 5.0)
-             + 1.0 / (x + 6.0) + 1.0 / (x + 7.0) + 1.0 / (x + 8.0) + 1.0 / (x + 9.0))
-    z = tl.where(small, x + 10.0, x)
-    zi = 1.0 / z
-    z2 = zi * zi
-    t = x.dtype
-    series = _log(z) - 0.5 * zi - z2 * (tl.full([1], 1 / 12, t) - z2 * (tl.full([1], 1 / 120, t) - z2 * (
-        tl.full([1], 1 / 252, t) - z2 * (tl.full([1], 1 / 240, t) - z2 * (tl.full([1], 1 / 132, t) - z2 * (
-            tl.full([1], 691 / 32760, t) - z2 * tl.full([1], 1 / 12, t)))))))
-    return series - tl.where(small, shift, 0.0)
-
-
-@triton.jit
 def _xlogy(x, y):
     """x·log y, 0 where x = 0 (also at y = 0)."""
     return tl.where(x == 0.0, 0.0, x * _log(y))
@@ -200,29 +186,98 @@ def _xlog1py(x, y):
 
 
 @triton.jit
+def _lgammacor(x):
+    """δ(x) = log Γ(x) − ((x − ½)·log x − x + ½·log 2π) for x > 0 (R's lgammacor): the asymptotic series
+    Σ B₂ₖ/(2k(2k − 1)x²ᵏ⁻¹) from x = 10 (error < 1e-17), lgamma minus the Stirling terms below."""
+    big = x >= 10.0
+    z = tl.where(big, x, 10.0)
+    u = 1.0 / (z * z)
+    t = x.dtype
+    series = (tl.full([1], 1 / 12, t) - u * (tl.full([1], 1 / 360, t) - u * (tl.full([1], 1 / 1260, t) - u * (
+        tl.full([1], 1 / 1680, t) - u * (tl.full([1], 1 / 1188, t) - u * (tl.full([1], 691 / 360360, t)
+                                                                         - u * tl.full([1], 1 / 156, t))))))) / z
+    xs = tl.where(big, 1.0, x)
+    direct = _lgamma(xs) - (xs - 0.5) * _log(xs) + xs - tl.full([1], 0.9189385332046727, t)
+    return tl.where(big, series, direct)
+
+
+@triton.jit
+def _lbeta(a, b):
+    """log B(a, b) for a, b > 0 as R's lbeta: with p ≤ q, −½·log q + ½·log 2π + δ(p) + δ(q) − δ(p + q)
+    + (p − ½)·log(p/(p + q)) + q·log1p(−p/(p + q)) for p ≥ 10; lgamma(p) + δ(q) − δ(p + q) + p − p·log(p + q)
+    + (q − ½)·log1p(−p/(p + q)) for q ≥ 10 > p; the three lgammas below (nothing cancels there)."""
+    p = tl.minimum(a, b)
+    q = tl.maximum(a, b)
+    both = p >= 10.0
+    one = (q >= 10.0) & (p < 10.0)
+    pb = tl.where(both, p, 10.0)
+    qb = tl.where(both, q, 10.0)
+    r = pb / (pb + qb)
+    large = (-0.5 * _log(qb) + tl.full([1], 0.9189385332046727, a.dtype) + _lgammacor(pb) + _lgammacor(qb)
+             - _lgammacor(pb + qb) + (pb - 0.5) * _log(r) + qb * _log1p(-r))
+    po = tl.where(one, p, 1.0)
+    qo = tl.where(one, q, 10.0)
+    so = po + qo
+    mixed = _lgamma(po) + _lgammacor(qo) - _lgammacor(so) + po - po * _log(so) + (qo - 0.5) * _log1p(-po / so)
+    ps = tl.where(q < 10.0, p, 1.0)
+    qs = tl.where(q < 10.0, q, 1.0)
+    small = _lgamma(ps) + _lgamma(qs) - _lgamma(ps + qs)
+    return tl.where(both, large, tl.where(one, mixed, small))
+
+
+@triton.jit
+def _digamma_diff(x, h):
+    """ψ(x + h) − ψ(x) for x > 0, x + h > 0, without cancellation: Σ h/(z(z + h)) while shifting z = x up to
+    10, then log1p(h/z) + h/(2z(z + h)) + ε(z + h) − ε(z), the last as a divided difference of the series
+    (its factor 1/(z + h) − 1/z = −h/(z(z + h)) computed from h); exactly 0 at h = 0."""
+    z = x + 0.0 * h
+    acc = 0.0 * z
+    for _i in tl.static_range(10):
+        small = z < 10.0
+        zs = tl.where(small, z, 1.0)
+        acc = acc + tl.where(small, h / (zs * (zs + h)), 0.0)
+        z = tl.where(small, z + 1.0, z)
+    u = 1.0 / z
+    v = 1.0 / (z + h)
+    u2 = u * u
+    v2 = v * v
+    t = z.dtype
+    # Σₖ cₖ·Sₖ with S₁ = 1, Sₖ₊₁ = v²·Sₖ + u²ᵏ: the divided difference of s ↦ sᵏ at v², u²
+    s2 = v2 + u2
+    u4 = u2 * u2
+    s3 = v2 * s2 + u4
+    u6 = u4 * u2
+    s4 = v2 * s3 + u6
+    u8 = u6 * u2
+    s5 = v2 * s4 + u8
+    u10 = u8 * u2
+    s6 = v2 * s5 + u10
+    s7 = v2 * s6 + u10 * u2
+    bracket = (tl.full([1], -1 / 12, t) + tl.full([1], 1 / 120, t) * s2 + tl.full([1], -1 / 252, t) * s3
+               + tl.full([1], 1 / 240, t) * s4 + tl.full([1], -1 / 132, t) * s5
+               + tl.full([1], 691 / 32760, t) * s6 + tl.full([1], -1 / 12, t) * s7)
+    return acc + _log1p(h * u) + 0.5 * h * u * v - h * u * v * (v + u) * bracket
+
+
+@triton.jit
 def _loss_terms(log_concentration1, log_concentration0, y):
     """ℓ of each observation."""
     _dt = log_concentration1.dtype
-    _t0 = _exp(log_concentration0)
-    _t1 = _exp(log_concentration1)
-    _t2 = -_xlog1py(_expm1(log_concentration0), -y)
-    _t3 = -_xlogy(_expm1(log_concentration1), y)
-    return _t2 + _t3 + _lgamma(_t0) + _lgamma(_t1) - _lgamma(_t0 + _t1)
+    _t0 = _lbeta(_exp(log_concentration0), _exp(log_concentration1))
+    return _t0 - _xlog1py(_expm1(log_concentration0), -y) - _xlogy(_expm1(log_concentration1), y)
 
 
 @triton.jit
 def _loss_terms_and_grads(log_concentration1, log_concentration0, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂log_concentration1, ∂ℓ/∂log_concentration0."""
     _dt = log_concentration1.dtype
-    _t0 = _exp(log_concentration0)
-    _t1 = _exp(log_concentration1)
-    _t2 = _t0 + _t1
-    _t3 = -y
-    _t4 = _digamma(_t2)
-    _t5 = -_xlog1py(_expm1(log_concentration0), _t3)
-    _value = _t5 + _lgamma(_t0) + _lgamma(_t1) - _lgamma(_t2) - _xlogy(_expm1(log_concentration1), y)
-    _grad0 = _t1*(-_t4 - _log(y) + _digamma(_t1))
-    _grad1 = _t0*(-_t4 - _log1p(_t3) + _digamma(_t0))
+    _t0 = -y
+    _t1 = _exp(log_concentration0)
+    _t2 = _exp(log_concentration1)
+    _t3 = -_xlog1py(_expm1(log_concentration0), _t0)
+    _value = _t3 + _lbeta(_t1, _t2) - _xlogy(_expm1(log_concentration1), y)
+    _grad0 = _t2*(-_log(y) - _digamma_diff(_t2, _t1))
+    _grad1 = _t1*(-_digamma_diff(_t1, _t2) - _log1p(_t0))
     return _value, _grad0, _grad1
 
 

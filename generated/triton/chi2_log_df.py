@@ -27,6 +27,8 @@ Torch built-in: none computes this loss.
 
 Stabilising rewrites applied (symloss.stabilize):
     log_gamma: log Γ(x) → lgamma(x);  log x! → lgamma(x + 1)
+    lgamma_stirling: lgamma(c·e^u) + r → (c·e^u − ½)(u + log c) − c·e^u + ½·log 2π + δ(c·e^u) + r
+    digamma_stirling: ψ(c·e^u) + r → (u + log c) − e^−u/(2c) + ε(c·e^u) + r
     expand_log: log(a·b) → log a + log b  (a, b > 0)
     xlogy: x·log(y) → xlogy(x, y);  x·log1p(y) → xlog1py(x, y)  (x may be 0, the target involved)
 
@@ -159,22 +161,59 @@ def _xlogy(x, y):
 
 
 @triton.jit
+def _lgammacor(x):
+    """δ(x) = log Γ(x) − ((x − ½)·log x − x + ½·log 2π) for x > 0 (R's lgammacor): the asymptotic series
+    Σ B₂ₖ/(2k(2k − 1)x²ᵏ⁻¹) from x = 10 (error < 1e-17), lgamma minus the Stirling terms below."""
+    big = x >= 10.0
+    z = tl.where(big, x, 10.0)
+    u = 1.0 / (z * z)
+    t = x.dtype
+    series = (tl.full([1], 1 / 12, t) - u * (tl.full([1], 1 / 360, t) - u * (tl.full([1], 1 / 1260, t) - u * (
+        tl.full([1], 1 / 1680, t) - u * (tl.full([1], 1 / 1188, t) - u * (tl.full([1], 691 / 360360, t)
+                                                                         - u * tl.full([1], 1 / 156, t))))))) / z
+    xs = tl.where(big, 1.0, x)
+    direct = _lgamma(xs) - (xs - 0.5) * _log(xs) + xs - tl.full([1], 0.9189385332046727, t)
+    return tl.where(big, series, direct)
+
+
+@triton.jit
+def _digammacor(x):
+    """ε(x) = ψ(x) − log x + 1/(2x) for x > 0: the asymptotic series −Σ B₂ₖ/(2k·x²ᵏ) from x = 10, digamma
+    minus the leading terms below."""
+    big = x >= 10.0
+    z = tl.where(big, x, 10.0)
+    u = 1.0 / (z * z)
+    t = x.dtype
+    series = -u * (tl.full([1], 1 / 12, t) - u * (tl.full([1], 1 / 120, t) - u * (tl.full([1], 1 / 252, t) - u * (
+        tl.full([1], 1 / 240, t) - u * (tl.full([1], 1 / 132, t) - u * (tl.full([1], 691 / 32760, t)
+                                                                       - u * tl.full([1], 1 / 12, t)))))))
+    xs = tl.where(big, 1.0, x)
+    return tl.where(big, series, _digamma(xs) - _log(xs) + 0.5 / xs)
+
+
+@triton.jit
 def _loss_terms(log_df, y):
     """ℓ of each observation."""
     _dt = log_df.dtype
-    _k0 = tl.full([1], 0.6931471805599453, _dt)
-    _t0 = (0.5)*_exp(log_df)
-    return _t0*_k0 + _lgamma(_t0) - _xlogy(_t0 - 1, y)
+    _k0 = tl.full([1], 0.34657359027997264, _dt)
+    _k1 = tl.full([1], 0.9189385332046728, _dt)
+    _t0 = (0.5)*log_df
+    _t1 = _exp(log_df)
+    _t2 = (0.5)*_t1
+    return -_t0 + _t1*(_t0 + (-0.5)) + _lgammacor(_t2) - _xlogy(_t2 - 1, y) + _k0 + _k1
 
 
 @triton.jit
 def _loss_terms_and_grads(log_df, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂log_df."""
     _dt = log_df.dtype
-    _k0 = tl.full([1], 0.6931471805599453, _dt)
-    _t0 = (0.5)*_exp(log_df)
-    _value = _t0*_k0 + _lgamma(_t0) - _xlogy(_t0 - 1, y)
-    _grad0 = _t0*(-_log(y) + _digamma(_t0) + _k0)
+    _k0 = tl.full([1], 0.34657359027997264, _dt)
+    _k1 = tl.full([1], 0.9189385332046728, _dt)
+    _t0 = (0.5)*log_df
+    _t1 = _exp(log_df)
+    _t2 = (0.5)*_t1
+    _value = -_t0 + _t1*(_t0 + (-0.5)) + _lgammacor(_t2) - _xlogy(_t2 - 1, y) + _k0 + _k1
+    _grad0 = _t2*(log_df - _log(y) + _digammacor(_t2) - _exp(-log_df))
     return _value, _grad0
 
 

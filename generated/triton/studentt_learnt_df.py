@@ -37,6 +37,7 @@ Torch built-in: none computes this loss.
 
 Stabilising rewrites applied (symloss.stabilize):
     log_gamma: log Γ(x) → lgamma(x);  log x! → lgamma(x + 1)
+    digamma_difference: ψ(x + h) − ψ(x) → digamma_difference(x, h)
     log1p: log(1 + x) → log1p(x)
     exp_of_sum: exp(a)·exp(b) → exp(a + b)
     standardised_square: u²·exp(2v) → (u·exp(v))²
@@ -160,19 +161,37 @@ else:
 
 
 @triton.jit
-def _digamma(x):
-    """ψ(x) for x > 0: ψ(x + 10) − Σ_{i<10} 1/(x + i) below 10, then the asymptotic series to z^-14."""
-    small = x < 10.0
-    shift = (1.0 / x + 1.0 / (x + 1.0) + 1.0 / (x + 2.0) + 1.0 / (x + 3.0) + 1.0 / (x + 4.0) + 1.0 / (x + 5.0)
-             + 1.0 / (x + 6.0) + 1.0 / (x + 7.0) + 1.0 / (x + 8.0) + 1.0 / (x + 9.0))
-    z = tl.where(small, x + 10.0, x)
-    zi = 1.0 / z
-    z2 = zi * zi
-    t = x.dtype
-    series = _log(z) - 0.5 * zi - z2 * (tl.full([1], 1 / 12, t) - z2 * (tl.full([1], 1 / 120, t) - z2 * (
-        tl.full([1], 1 / 252, t) - z2 * (tl.full([1], 1 / 240, t) - z2 * (tl.full([1], 1 / 132, t) - z2 * (
-            tl.full([1], 691 / 32760, t) - z2 * tl.full([1], 1 / 12, t)))))))
-    return series - tl.where(small, shift, 0.0)
+def _digamma_diff(x, h):
+    """ψ(x + h) − ψ(x) for x > 0, x + h > 0, without cancellation: Σ h/(z(z + h)) while shifting z = x up to
+    10, then log1p(h/z) + h/(2z(z + h)) + ε(z + h) − ε(z), the last as a divided difference of the series
+    (its factor 1/(z + h) − 1/z = −h/(z(z + h)) computed from h); exactly 0 at h = 0."""
+    z = x + 0.0 * h
+    acc = 0.0 * z
+    for _i in tl.static_range(10):
+        small = z < 10.0
+        zs = tl.where(small, z, 1.0)
+        acc = acc + tl.where(small, h / (zs * (zs + h)), 0.0)
+        z = tl.where(small, z + 1.0, z)
+    u = 1.0 / z
+    v = 1.0 / (z + h)
+    u2 = u * u
+    v2 = v * v
+    t = z.dtype
+    # Σₖ cₖ·Sₖ with S₁ = 1, Sₖ₊₁ = v²·Sₖ + u²ᵏ: the divided difference of s ↦ sᵏ at v², u²
+    s2 = v2 + u2
+    u4 = u2 * u2
+    s3 = v2 * s2 + u4
+    u6 = u4 * u2
+    s4 = v2 * s3 + u6
+    u8 = u6 * u2
+    s5 = v2 * s4 + u8
+    u10 = u8 * u2
+    s6 = v2 * s5 + u10
+    s7 = v2 * s6 + u10 * u2
+    bracket = (tl.full([1], -1 / 12, t) + tl.full([1], 1 / 120, t) * s2 + tl.full([1], -1 / 252, t) * s3
+               + tl.full([1], 1 / 240, t) * s4 + tl.full([1], -1 / 132, t) * s5
+               + tl.full([1], 691 / 32760, t) * s6 + tl.full([1], -1 / 12, t) * s7)
+    return acc + _log1p(h * u) + 0.5 * h * u * v - h * u * v * (v + u) * bracket
 
 
 @triton.jit
@@ -202,7 +221,7 @@ def _loss_terms_and_grads(log_df, loc, log_scale, y):
     _t9 = _t0 + 1
     _t10 = _t6*_t9
     _value = _t2*_log1p((-_t3*_exp(-_t4))*(-_t3*_exp(-_t4))) + _t4 + _lgamma(_t1) - _lgamma(_t2)
-    _grad0 = (0.5)*_t8*(-_t10 + _t7*(_t0*(-_t5 + _log(_t7)) + _t0*_digamma(_t1) - _t0*_digamma(_t2) + 1))
+    _grad0 = (0.5)*_t8*(-_t10 + _t7*(_t0*(-_t5 + _log(_t7)) - _t0*_digamma_diff(_t1, 0.5) + 1))
     _grad1 = _t3*_t8*_t9
     _grad2 = _t8*(-_t10 + _t7)
     return _value, _grad0, _grad1, _grad2

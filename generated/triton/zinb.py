@@ -47,6 +47,8 @@ Torch built-in: none computes this loss.
 
 Stabilising rewrites applied (symloss.stabilize):
     log_gamma: log Γ(x) → lgamma(x);  log x! → lgamma(x + 1)
+    digamma_difference: ψ(x + h) − ψ(x) → digamma_difference(x, h)
+    lgamma_stirling: lgamma(c·e^u) + r → (c·e^u − ½)(u + log c) − c·e^u + ½·log 2π + δ(c·e^u) + r
     sigmoid: 1/(1 + exp(−x)) → sigmoid(x);  1/(1 + exp(x)) → sigmoid(−x)
     sigmoid_absorb: exp(x)·sigmoid(−x) → sigmoid(x)  (exp(x)/(1 + exp(x)) → sigmoid(x))
     softplus: log(1 + exp(x)) → softplus(x)
@@ -170,22 +172,6 @@ else:
 
 
 @triton.jit
-def _digamma(x):
-    """ψ(x) for x > 0: ψ(x + 10) − Σ_{i<10} 1/(x + i) below 10, then the asymptotic series to z^-14."""
-    small = x < 10.0
-    shift = (1.0 / x + 1.0 / (x + 1.0) + 1.0 / (x + 2.0) + 1.0 / (x + 3.0) + 1.0 / (x + 4.0) + 1.0 / (x + 5.0)
-             + 1.0 / (x + 6.0) + 1.0 / (x + 7.0) + 1.0 / (x + 8.0) + 1.0 / (x + 9.0))
-    z = tl.where(small, x + 10.0, x)
-    zi = 1.0 / z
-    z2 = zi * zi
-    t = x.dtype
-    series = _log(z) - 0.5 * zi - z2 * (tl.full([1], 1 / 12, t) - z2 * (tl.full([1], 1 / 120, t) - z2 * (
-        tl.full([1], 1 / 252, t) - z2 * (tl.full([1], 1 / 240, t) - z2 * (tl.full([1], 1 / 132, t) - z2 * (
-            tl.full([1], 691 / 32760, t) - z2 * tl.full([1], 1 / 12, t)))))))
-    return series - tl.where(small, shift, 0.0)
-
-
-@triton.jit
 def _softplus(x):
     """log(1 + exp(x)) without overflow: max(x, 0) + log1p(exp(−|x|))."""
     return tl.maximum(x, 0.0) + _log1p(_exp(-tl.abs(x)))
@@ -206,38 +192,96 @@ def _logaddexp(a, b):
 
 
 @triton.jit
+def _lgammacor(x):
+    """δ(x) = log Γ(x) − ((x − ½)·log x − x + ½·log 2π) for x > 0 (R's lgammacor): the asymptotic series
+    Σ B₂ₖ/(2k(2k − 1)x²ᵏ⁻¹) from x = 10 (error < 1e-17), lgamma minus the Stirling terms below."""
+    big = x >= 10.0
+    z = tl.where(big, x, 10.0)
+    u = 1.0 / (z * z)
+    t = x.dtype
+    series = (tl.full([1], 1 / 12, t) - u * (tl.full([1], 1 / 360, t) - u * (tl.full([1], 1 / 1260, t) - u * (
+        tl.full([1], 1 / 1680, t) - u * (tl.full([1], 1 / 1188, t) - u * (tl.full([1], 691 / 360360, t)
+                                                                         - u * tl.full([1], 1 / 156, t))))))) / z
+    xs = tl.where(big, 1.0, x)
+    direct = _lgamma(xs) - (xs - 0.5) * _log(xs) + xs - tl.full([1], 0.9189385332046727, t)
+    return tl.where(big, series, direct)
+
+
+@triton.jit
+def _digamma_diff(x, h):
+    """ψ(x + h) − ψ(x) for x > 0, x + h > 0, without cancellation: Σ h/(z(z + h)) while shifting z = x up to
+    10, then log1p(h/z) + h/(2z(z + h)) + ε(z + h) − ε(z), the last as a divided difference of the series
+    (its factor 1/(z + h) − 1/z = −h/(z(z + h)) computed from h); exactly 0 at h = 0."""
+    z = x + 0.0 * h
+    acc = 0.0 * z
+    for _i in tl.static_range(10):
+        small = z < 10.0
+        zs = tl.where(small, z, 1.0)
+        acc = acc + tl.where(small, h / (zs * (zs + h)), 0.0)
+        z = tl.where(small, z + 1.0, z)
+    u = 1.0 / z
+    v = 1.0 / (z + h)
+    u2 = u * u
+    v2 = v * v
+    t = z.dtype
+    # Σₖ cₖ·Sₖ with S₁ = 1, Sₖ₊₁ = v²·Sₖ + u²ᵏ: the divided difference of s ↦ sᵏ at v², u²
+    s2 = v2 + u2
+    u4 = u2 * u2
+    s3 = v2 * s2 + u4
+    u6 = u4 * u2
+    s4 = v2 * s3 + u6
+    u8 = u6 * u2
+    s5 = v2 * s4 + u8
+    u10 = u8 * u2
+    s6 = v2 * s5 + u10
+    s7 = v2 * s6 + u10 * u2
+    bracket = (tl.full([1], -1 / 12, t) + tl.full([1], 1 / 120, t) * s2 + tl.full([1], -1 / 252, t) * s3
+               + tl.full([1], 1 / 240, t) * s4 + tl.full([1], -1 / 132, t) * s5
+               + tl.full([1], 691 / 32760, t) * s6 + tl.full([1], -1 / 12, t) * s7)
+    return acc + _log1p(h * u) + 0.5 * h * u * v - h * u * v * (v + u) * bracket
+
+
+@triton.jit
 def _loss_terms(log_total_count, logits, logit_gate, y):
     """ℓ of each observation."""
     _dt = log_total_count.dtype
+    _k0 = tl.full([1], -0.9189385332046728, _dt)
     _t0 = tl.where((y == 0), 1, 0)
-    _t1 = _exp(log_total_count)
-    _t2 = _t1*_softplus(logits) + _softplus(logit_gate)
-    _t3 = -(1 - _t0)*(-_t2 - y*_softplus(-logits) - _lgamma(_t1) + _lgamma(_t1 + y) - _lgamma(y + 1))
-    return -_t0*_logaddexp(-_t2, -_softplus(-logit_gate)) + _t3
+    _t1 = _softplus(logit_gate)
+    _t2 = _exp(log_total_count)
+    _t3 = _softplus(logits)
+    _t4 = _t2*(-_t3 - log_total_count + 1)
+    _t5 = -y*_softplus(-logits)
+    _t6 = (0.5)*log_total_count
+    _t7 = -_t1 + _t4 + _t5 + _t6 - _lgammacor(_t2) + _lgamma(_t2 + y) - _lgamma(y + 1) + _k0
+    return -_t0*_logaddexp(-_t1 - _t2*_t3, -_softplus(-logit_gate)) - _t7*(1 - _t0)
 
 
 @triton.jit
 def _loss_terms_and_grads(log_total_count, logits, logit_gate, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂log_total_count, ∂ℓ/∂logits, ∂ℓ/∂logit_gate."""
     _dt = log_total_count.dtype
+    _k0 = tl.full([1], -0.9189385332046728, _dt)
     _t0 = (y == 0)
     _t1 = tl.where(_t0, 1, 0)
-    _t2 = _exp(log_total_count)
-    _t3 = _softplus(logits)
-    _t4 = _t2*_t3
-    _t5 = _t4 + _softplus(logit_gate)
+    _t2 = _softplus(logit_gate)
+    _t3 = _exp(log_total_count)
+    _t4 = _softplus(logits)
+    _t5 = _t3*_t4
     _t6 = -logit_gate
-    _t7 = _t2 + y
-    _t8 = -logits
-    _t9 = _t4 + logit_gate
-    _t10 = _sigmoid(-_t9)
-    _t11 = _sigmoid(logits)
-    _t12 = _sigmoid(logit_gate)
-    _t13 = -(1 - _t1)*(-_t5 - y*_softplus(_t8) - _lgamma(_t2) + _lgamma(_t7) - _lgamma(y + 1))
-    _value = -_t1*_logaddexp(-_t5, -_softplus(_t6)) + _t13
-    _grad0 = tl.where(_t0, _t10*_t4, _t2*(_t3 + _digamma(_t2) - _digamma(_t7)))
-    _grad1 = tl.where(_t0, _t10*_t11*_t2, _t11*_t2 - y*_sigmoid(_t8))
-    _grad2 = tl.where(_t0, _t10*_t12 - _sigmoid(_t6)*_sigmoid(_t9), _t12)
+    _t7 = -logits
+    _t8 = _t5 + logit_gate
+    _t9 = _sigmoid(-_t8)
+    _t10 = _sigmoid(logits)
+    _t11 = _sigmoid(logit_gate)
+    _t12 = _t3*(-_t4 - log_total_count + 1)
+    _t13 = (0.5)*log_total_count
+    _t14 = -y*_softplus(_t7)
+    _t15 = _t12 + _t13 + _t14 - _t2 - _lgammacor(_t3) + _lgamma(_t3 + y) - _lgamma(y + 1) + _k0
+    _value = -_t1*_logaddexp(-_t2 - _t5, -_softplus(_t6)) - _t15*(1 - _t1)
+    _grad0 = tl.where(_t0, _t5*_t9, _t3*(_t4 - _digamma_diff(_t3, y)))
+    _grad1 = tl.where(_t0, _t10*_t3*_t9, _t10*_t3 - y*_sigmoid(_t7))
+    _grad2 = tl.where(_t0, _t11*_t9 - _sigmoid(_t6)*_sigmoid(_t8), _t11)
     return _value, _grad0, _grad1, _grad2
 
 

@@ -204,6 +204,20 @@ class CLossPrinter(_LossPrinterMixin, C99CodePrinter):
     def _digamma(self, x: sp.Basic) -> str:
         return self._helper("digamma", x)
 
+    def _print_LogBeta(self, expr: sp.Basic) -> str:
+        self.helpers.add("lgammacor")
+        return self._helper("lbeta", *expr.args)
+
+    def _print_DigammaDifference(self, expr: sp.Basic) -> str:
+        return self._helper("digamma_diff", *expr.args)
+
+    def _print_LgammaCorrection(self, expr: sp.Basic) -> str:
+        return self._helper("lgammacor", *expr.args)
+
+    def _print_DigammaCorrection(self, expr: sp.Basic) -> str:
+        self.helpers.add("digamma")
+        return self._helper("digammacor", *expr.args)
+
     def _polygamma(self, n: sp.Basic, x: sp.Basic) -> str:
         if n == 1:
             return self._helper("trigamma", x)

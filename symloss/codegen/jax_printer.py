@@ -56,6 +56,17 @@ class JaxLossPrinter(NumpyLossPrinter):
     def _digamma(self, x: sp.Basic) -> str:
         return self._call(_SPECIAL + "digamma", x)
 
+    # the helpers of the JAX template (jax.scipy.special.betaln loses digits at a = b = 1e30)
+    def _print_LogBeta(self, expr: sp.Basic) -> str:
+        self.helpers.add("_lgammacor")
+        return self._helper("_lbeta", *expr.args)
+
+    def _print_LgammaCorrection(self, expr: sp.Basic) -> str:
+        return self._helper("_lgammacor", *expr.args)
+
+    def _print_DigammaCorrection(self, expr: sp.Basic) -> str:
+        return self._helper("_digammacor", *expr.args)
+
     def _polygamma(self, n: sp.Basic, x: sp.Basic) -> str:
         return f"{_SPECIAL}polygamma({int(n)}, {self._print(x)})"
 

@@ -27,8 +27,8 @@ from ..stabilize import (
     DigammaCorrection,
     DigammaDifference,
     DLogTanhc,
-    LgammaCorrection,
     Guard,
+    LgammaCorrection,
     Log1mExp,
     LogAddExp,
     LogBeta,
@@ -327,6 +327,19 @@ class TorchLossPrinter(_LossPrinterMixin, TorchPrinter):
 
     def _digamma(self, x: sp.Basic) -> str:
         return self._call("torch.digamma", x)
+
+    def _print_LogBeta(self, expr: LogBeta) -> str:
+        self.helpers.add("_lgammacor")
+        return self._helper("_lbeta", *expr.args)
+
+    def _print_DigammaDifference(self, expr: DigammaDifference) -> str:
+        return self._helper("_digamma_diff", *expr.args)
+
+    def _print_LgammaCorrection(self, expr: LgammaCorrection) -> str:
+        return self._helper("_lgammacor", *expr.args)
+
+    def _print_DigammaCorrection(self, expr: DigammaCorrection) -> str:
+        return self._helper("_digammacor", *expr.args)
 
     def _print_LogTanhc(self, expr: LogTanhc) -> str:
         return self._helper("_log_tanhc", *expr.args)

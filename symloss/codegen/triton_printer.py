@@ -44,6 +44,10 @@ HELPER_DEPENDENCIES: dict[str, frozenset[str]] = {
     "_log_tanhc": frozenset({"_tanh"}),
     "_dlog_tanhc": frozenset({"_expm1"}),
     "_log_ndtr": frozenset({"_erfc", "_log1p"}),
+    "_lgammacor": frozenset({"_lgamma"}),
+    "_digammacor": frozenset({"_digamma"}),
+    "_lbeta": frozenset({"_lgamma", "_lgammacor", "_log1p"}),
+    "_digamma_diff": frozenset({"_log1p"}),
 }
 
 
@@ -215,6 +219,18 @@ class TritonLossPrinter(_LossPrinterMixin, PythonCodePrinter):
 
     def _digamma(self, x: sp.Basic) -> str:
         return self._helper("_digamma", x)
+
+    def _print_LogBeta(self, expr: sp.Basic) -> str:
+        return self._helper("_lbeta", *expr.args)
+
+    def _print_DigammaDifference(self, expr: sp.Basic) -> str:
+        return self._helper("_digamma_diff", *expr.args)
+
+    def _print_LgammaCorrection(self, expr: sp.Basic) -> str:
+        return self._helper("_lgammacor", *expr.args)
+
+    def _print_DigammaCorrection(self, expr: sp.Basic) -> str:
+        return self._helper("_digammacor", *expr.args)
 
     def _print_LogTanhc(self, expr: sp.Basic) -> str:
         return self._helper("_log_tanhc", *expr.args)
