@@ -308,9 +308,9 @@ class LogBeta(StableFunction):
 
 
 class DigammaDifference(StableFunction):
-    """ψ(x + h) − ψ(x) for x > 0, x + h > 0, without cancellation: Σ h/(z(z + h)) while shifting z = x up to
-    10, then log1p(h/z) + h/(2z(z + h)) plus the difference of the asymptotic series as a divided difference
-    (0 at h = 0 exactly; ψ(1e30 + 1) − ψ(1e30) is 1e-30, not 0)."""
+    """ψ(x + h) − ψ(x) for x > 0, x + h > 0, without cancellation: Σ h/(z(z + h)) while shifting z = x until z
+    and z + h are ≥ 10, then log1p(h/z) + h/(2z(z + h)) plus the difference of the asymptotic series as a
+    divided difference (0 at h = 0 exactly; ψ(1e30 + 1) − ψ(1e30) is 1e-30, not 0)."""
 
     nargs = 2
 
@@ -619,9 +619,10 @@ def _digamma_difference(node: sp.Basic, ctx: Context) -> sp.Basic | None:
 
 
 def _exp_argument(x: sp.Expr) -> tuple[sp.Expr, sp.Expr] | None:
-    """(exp(u), log x) for x = c·exp(u), c > 0 a number: log x is then u + log c, exactly."""
+    """(exp(u), log x) for x = c·exp(u), c > 0 a number, u an input (a symbol): log x is then u + log c,
+    exactly.  Not for u = guard(...): that is a branch of a rewrite already made."""
     c, e = x.as_coeff_Mul()
-    if _is_exp(e) and c.is_positive and e.args[0].is_real:
+    if _is_exp(e) and c.is_positive and isinstance(e.args[0], sp.Symbol) and e.args[0].is_real:
         return e, e.args[0] + (sp.log(c) if c != 1 else 0)
     return None
 
@@ -631,18 +632,24 @@ _HALF_LOG_2PI = sp.Float("0.91893853320467274178032973640561763986139747363778",
 
 
 def _lgamma_stirling(node: sp.Basic, ctx: Context) -> sp.Basic | None:
-    """lgamma(x) + r with x = c·exp(u) and x a factor of r → ((x − ½)·(u + log c) − x + ½·log 2π + δ(x)) + r,
-    collected by exp(u): the x·u of Stirling's formula and the x·(...) of r cancel symbolically."""
+    """lgamma(x) + x·r + s with x = c·exp(u) → ((x − ½)·(u + log c) − x + ½·log 2π + δ(x) + x·r, collected by
+    exp(u), where x ≥ 10; lgamma(x) + x·r below) + s: the x·u of Stirling's formula and x·r cancel symbolically.
+    Below 10 the Stirling terms are O(1) and would cancel instead (lgamma(1) = 0 = −1 + ½·log 2π + δ(1))."""
     for t, c, x in _gamma_terms(node, LogGamma):
         ea = _exp_argument(x)
         if ea is None:
             continue
         e, logx = ea
         rest = [u for u in node.args if u is not t]
-        if not any(e in sp.Mul.make_args(u) for u in rest):
+        linked = [u for u in rest if e in sp.Mul.make_args(u)]
+        if not linked:
             continue
+        others = [u for u in rest if not any(u is v for v in linked)]
         stirling = [x * a for a in sp.Add.make_args(logx)] + [-logx / 2, -x, _HALF_LOG_2PI, LgammaCorrection(x)]
-        return sp.collect(sp.Add(*[c * a for a in stirling], *rest), e)
+        large = sp.collect(sp.Add(*[c * a for a in stirling], *linked), e)
+        u = e.args[0]
+        threshold = sp.log(sp.Integer(10) / (x / e))  # x ≥ 10 ⟺ u ≥ log(10/c)
+        return sp.Add(sp.Piecewise((large, u >= threshold), (t + sp.Add(*linked), True)), *others)
     return None
 
 
@@ -1180,7 +1187,8 @@ RULES: tuple[Rule, ...] = (
     Rule("digamma_difference", "ψ(x + h) − ψ(x) → digamma_difference(x, h)",
          "ψ(1e30 + 1) − ψ(1e30) is 0 in float64, not 1e-30 (and ψ(r) − ψ(r) after other terms is not 0)",
          _node(sp.Add), _digamma_difference),
-    Rule("lgamma_stirling", "lgamma(c·e^u) + r → (c·e^u − ½)(u + log c) − c·e^u + ½·log 2π + δ(c·e^u) + r",
+    Rule("lgamma_stirling",
+         "lgamma(c·e^u) + r → (c·e^u − ½)(u + log c) − c·e^u + ½·log 2π + δ(c·e^u) + r  (c·e^u ≥ 10)",
          "lgamma(a) − a·log(rate) cancels for a = rate = 1e30 (1e32-sized terms, a result of −33); with the "
          "Stirling terms written out the a·log a and a·log(rate) terms combine to a·(u − log rate)",
          _node(sp.Add), _lgamma_stirling),

@@ -27,10 +27,11 @@
  *
  * Stabilising rewrites applied (symloss.stabilize):
  *     log_gamma: log Γ(x) → lgamma(x);  log x! → lgamma(x + 1)
- *     lgamma_stirling: lgamma(c·e^u) + r → (c·e^u − ½)(u + log c) − c·e^u + ½·log 2π + δ(c·e^u) + r
+ *     lgamma_stirling: lgamma(c·e^u) + r → (c·e^u − ½)(u + log c) − c·e^u + ½·log 2π + δ(c·e^u) + r  (c·e^u ≥ 10)
  *     digamma_stirling: ψ(c·e^u) + r → (u + log c) − e^−u/(2c) + ε(c·e^u) + r
  *     expand_log: log(a·b) → log a + log b  (a, b > 0)
  *     xlogy: x·log(y) → xlogy(x, y);  x·log1p(y) → xlog1py(x, y)  (x may be 0, the target involved)
+ *     piecewise_guard: Piecewise((f(x), x > a), …) → Piecewise((f(guard(x, x > a, a + 1)), x > a), …)
  *
  * Conventions:
  *   * Every array argument has n elements (no broadcasting; repeat a shared value); the named constants
@@ -53,7 +54,7 @@ static double symloss_chi2_log_df_xlogy(double x, double y)
 }
 
 /* δ(x) = log Γ(x) − ((x − ½)·log x − x + ½·log 2π) for x > 0 (R's lgammacor): the asymptotic series
-   Σ B₂ₖ/(2k(2k − 1)x²ᵏ⁻¹) from x = 10 (error < 1e-17), lgamma minus the Stirling terms below. */
+   Σ B₂ₖ/(2k(2k − 1)x²ᵏ⁻¹) to x⁻¹⁷ from x = 10 (error < 2e-19), lgamma minus the Stirling terms below. */
 static double symloss_chi2_log_df_lgammacor(double x)
 {
     double u;
@@ -62,7 +63,8 @@ static double symloss_chi2_log_df_lgammacor(double x)
     }
     u = 1.0 / (x * x);
     return (1.0 / 12.0 - u * (1.0 / 360.0 - u * (1.0 / 1260.0 - u * (1.0 / 1680.0 - u * (1.0 / 1188.0
-            - u * (691.0 / 360360.0 - u / 156.0)))))) / x;
+            - u * (691.0 / 360360.0 - u * (1.0 / 156.0 - u * (3617.0 / 122400.0 - u * 43867.0 / 244188.0))))))))
+           / x;
 }
 
 static double symloss_chi2_log_df_digamma(double x);
@@ -77,7 +79,7 @@ static double symloss_chi2_log_df_digammacor(double x)
     }
     u = 1.0 / (x * x);
     return -u * (1.0 / 12.0 - u * (1.0 / 120.0 - u * (1.0 / 252.0 - u * (1.0 / 240.0 - u * (1.0 / 132.0
-           - u * (691.0 / 32760.0 - u / 12.0))))));
+           - u * (691.0 / 32760.0 - u * (1.0 / 12.0 - u * (3617.0 / 8160.0 - u * 43867.0 / 14364.0))))))));
 }
 
 /* ψ(x) = d log Γ(x)/dx: the recurrence ψ(x) = ψ(x + 1) − 1/x up to x ≥ 10, then the asymptotic series
@@ -105,23 +107,32 @@ static double symloss_chi2_log_df_digamma(double x)
 static double symloss_chi2_log_df_terms(double log_df, double y)
 {
     (void)log_df; (void)y;
-    const double _t0 = (0.5)*log_df;
-    const double _t1 = exp(log_df);
-    const double _t2 = (0.5)*_t1;
-    const double _t3 = -symloss_chi2_log_df_xlogy(_t2 - 1.0, y);
-    return -_t0 + _t1*(_t0 - 0.5) + _t3 + symloss_chi2_log_df_lgammacor(_t2) + 0.34657359027997264 + 0.9189385332046728;
+    const double _t0 = 0.34657359027997264;
+    const double _t1 = 2.995732273553991;
+    const double _t2 = (log_df >= _t1);
+    const double _t3 = (_t2 ? log_df : _t1);
+    const double _t4 = (0.5)*_t3;
+    const double _t5 = exp(_t3);
+    const double _t6 = exp(((log_df < _t1) ? log_df : _t1 - 1.0));
+    const double _t7 = (_t2 ? _t0 - _t4 + _t5*(_t4 - 0.5) + symloss_chi2_log_df_lgammacor((0.5)*_t5) + 0.9189385332046728 : _t0*_t6 + lgamma((0.5)*_t6));
+    return _t7 - symloss_chi2_log_df_xlogy((0.5)*exp(log_df) - 1.0, y);
 }
 
 /* ℓ of one observation, and its partial derivatives ∂ℓ/∂log_df into _g. */
 static double symloss_chi2_log_df_terms_and_grads(double log_df, double y, double *_g)
 {
     (void)log_df; (void)y;
-    const double _t0 = (0.5)*log_df;
-    const double _t1 = exp(log_df);
-    const double _t2 = (0.5)*_t1;
-    const double _t3 = -symloss_chi2_log_df_xlogy(_t2 - 1.0, y);
-    _g[0] = _t2*(log_df - log(y) + symloss_chi2_log_df_digammacor(_t2) - exp(-log_df));
-    return -_t0 + _t1*(_t0 - 0.5) + _t3 + symloss_chi2_log_df_lgammacor(_t2) + 0.34657359027997264 + 0.9189385332046728;
+    const double _t0 = (0.5)*exp(log_df);
+    const double _t1 = 0.34657359027997264;
+    const double _t2 = 2.995732273553991;
+    const double _t3 = (log_df >= _t2);
+    const double _t4 = (_t3 ? log_df : _t2);
+    const double _t5 = (0.5)*_t4;
+    const double _t6 = exp(_t4);
+    const double _t7 = exp(((log_df < _t2) ? log_df : _t2 - 1.0));
+    const double _t8 = (_t3 ? _t1 - _t5 + _t6*(_t5 - 0.5) + symloss_chi2_log_df_lgammacor((0.5)*_t6) + 0.9189385332046728 : _t1*_t7 + lgamma((0.5)*_t7));
+    _g[0] = _t0*(log_df - log(y) + symloss_chi2_log_df_digammacor(_t0) - exp(-log_df));
+    return _t8 - symloss_chi2_log_df_xlogy(_t0 - 1.0, y);
 }
 
 /* The dropped constant c = −log p − ℓ of one observation. */

@@ -32,7 +32,6 @@
  *
  * Stabilising rewrites applied (symloss.stabilize):
  *     log_gamma: log Γ(x) → lgamma(x);  log x! → lgamma(x + 1)
- *     digamma_stirling: ψ(c·e^u) + r → (u + log c) − e^−u/(2c) + ε(c·e^u) + r
  *     expm1: exp(x) − 1 → expm1(x)
  *     xlogy: x·log(y) → xlogy(x, y);  x·log1p(y) → xlog1py(x, y)  (x may be 0, the target involved)
  *
@@ -58,21 +57,6 @@
 static double symloss_dirichlet_log_concentration_xlogy(double x, double y)
 {
     return x == 0.0 ? 0.0 : x * log(y);
-}
-
-static double symloss_dirichlet_log_concentration_digamma(double x);
-
-/* ε(x) = ψ(x) − log x + 1/(2x) for x > 0: the asymptotic series −Σ B₂ₖ/(2k·x²ᵏ) from x = 10, digamma minus
-   the leading terms below. */
-static double symloss_dirichlet_log_concentration_digammacor(double x)
-{
-    double u;
-    if (x < 10.0) {
-        return symloss_dirichlet_log_concentration_digamma(x) - log(x) + 0.5 / x;
-    }
-    u = 1.0 / (x * x);
-    return -u * (1.0 / 12.0 - u * (1.0 / 120.0 - u * (1.0 / 252.0 - u * (1.0 / 240.0 - u * (1.0 / 132.0
-           - u * (691.0 / 32760.0 - u / 12.0))))));
 }
 
 /* ψ(x) = d log Γ(x)/dx: the recurrence ψ(x) = ψ(x + 1) − 1/x up to x ≥ 10, then the asymptotic series
@@ -142,8 +126,7 @@ static double symloss_dirichlet_log_concentration_terms_and_grads(const double *
     if (_grad_log_concentration) {
         for (_k = 0; _k < _classes; ++_k) {
             const double _t0 = exp(log_concentration[_k]);
-            const double _t2 = -log_concentration[_k];
-            _grad_log_concentration[_k] = _t0*(-_t2 - 0.5*exp(_t2) - log(y[_k]) + symloss_dirichlet_log_concentration_digammacor(_t0) - symloss_dirichlet_log_concentration_digamma(_t1));
+            _grad_log_concentration[_k] = _t0*(-log(y[_k]) + symloss_dirichlet_log_concentration_digamma(_t0) - symloss_dirichlet_log_concentration_digamma(_t1));
         }
     }
     return -_c1 - _c2 - lgamma(_t1);
@@ -202,8 +185,7 @@ static double symloss_dirichlet_log_concentration_terms_and_grads_f(const float 
     if (_grad_log_concentration) {
         for (_k = 0; _k < _classes; ++_k) {
             const double _t0 = exp(log_concentration[_k]);
-            const double _t2 = -log_concentration[_k];
-            _grad_log_concentration[_k] = _t0*(-_t2 - 0.5*exp(_t2) - log(y[_k]) + symloss_dirichlet_log_concentration_digammacor(_t0) - symloss_dirichlet_log_concentration_digamma(_t1));
+            _grad_log_concentration[_k] = _t0*(-log(y[_k]) + symloss_dirichlet_log_concentration_digamma(_t0) - symloss_dirichlet_log_concentration_digamma(_t1));
         }
     }
     return -_c1 - _c2 - lgamma(_t1);

@@ -32,7 +32,6 @@
  *
  * Stabilising rewrites applied (symloss.stabilize):
  *     log_gamma: log Γ(x) → lgamma(x);  log x! → lgamma(x + 1)
- *     digamma_stirling: ψ(c·e^u) + r → (u + log c) − e^−u/(2c) + ε(c·e^u) + r
  *     expm1: exp(x) − 1 → expm1(x)
  *     xlogy: x·log(y) → xlogy(x, y);  x·log1p(y) → xlog1py(x, y)  (x may be 0, the target involved)
  *

@@ -32,10 +32,11 @@
  *
  * Stabilising rewrites applied (symloss.stabilize):
  *     log_gamma: log Γ(x) → lgamma(x);  log x! → lgamma(x + 1)
- *     lgamma_stirling: lgamma(c·e^u) + r → (c·e^u − ½)(u + log c) − c·e^u + ½·log 2π + δ(c·e^u) + r
+ *     lgamma_stirling: lgamma(c·e^u) + r → (c·e^u − ½)(u + log c) − c·e^u + ½·log 2π + δ(c·e^u) + r  (c·e^u ≥ 10)
  *     digamma_stirling: ψ(c·e^u) + r → (u + log c) − e^−u/(2c) + ε(c·e^u) + r
  *     expm1: exp(x) − 1 → expm1(x)
  *     xlogy: x·log(y) → xlogy(x, y);  x·log1p(y) → xlog1py(x, y)  (x may be 0, the target involved)
+ *     piecewise_guard: Piecewise((f(x), x > a), …) → Piecewise((f(guard(x, x > a, a + 1)), x > a), …)
  *
  * Conventions:
  *   * Every array argument has n elements (no broadcasting; repeat a shared value); the named constants
@@ -58,7 +59,7 @@ static double symloss_gamma_log_concentration_log_rate_xlogy(double x, double y)
 }
 
 /* δ(x) = log Γ(x) − ((x − ½)·log x − x + ½·log 2π) for x > 0 (R's lgammacor): the asymptotic series
-   Σ B₂ₖ/(2k(2k − 1)x²ᵏ⁻¹) from x = 10 (error < 1e-17), lgamma minus the Stirling terms below. */
+   Σ B₂ₖ/(2k(2k − 1)x²ᵏ⁻¹) to x⁻¹⁷ from x = 10 (error < 2e-19), lgamma minus the Stirling terms below. */
 static double symloss_gamma_log_concentration_log_rate_lgammacor(double x)
 {
     double u;
@@ -67,7 +68,8 @@ static double symloss_gamma_log_concentration_log_rate_lgammacor(double x)
     }
     u = 1.0 / (x * x);
     return (1.0 / 12.0 - u * (1.0 / 360.0 - u * (1.0 / 1260.0 - u * (1.0 / 1680.0 - u * (1.0 / 1188.0
-            - u * (691.0 / 360360.0 - u / 156.0)))))) / x;
+            - u * (691.0 / 360360.0 - u * (1.0 / 156.0 - u * (3617.0 / 122400.0 - u * 43867.0 / 244188.0))))))))
+           / x;
 }
 
 static double symloss_gamma_log_concentration_log_rate_digamma(double x);
@@ -82,7 +84,7 @@ static double symloss_gamma_log_concentration_log_rate_digammacor(double x)
     }
     u = 1.0 / (x * x);
     return -u * (1.0 / 12.0 - u * (1.0 / 120.0 - u * (1.0 / 252.0 - u * (1.0 / 240.0 - u * (1.0 / 132.0
-           - u * (691.0 / 32760.0 - u / 12.0))))));
+           - u * (691.0 / 32760.0 - u * (1.0 / 12.0 - u * (3617.0 / 8160.0 - u * 43867.0 / 14364.0))))))));
 }
 
 /* ψ(x) = d log Γ(x)/dx: the recurrence ψ(x) = ψ(x + 1) − 1/x up to x ≥ 10, then the asymptotic series
@@ -110,24 +112,31 @@ static double symloss_gamma_log_concentration_log_rate_digamma(double x)
 static double symloss_gamma_log_concentration_log_rate_terms(double log_concentration, double log_rate, double y)
 {
     (void)log_concentration; (void)log_rate; (void)y;
-    const double _t0 = exp(log_concentration);
-    const double _t1 = _t0*(log_concentration - log_rate - 1.0);
-    const double _t2 = -symloss_gamma_log_concentration_log_rate_xlogy(expm1(log_concentration), y);
-    return _t1 + _t2 - 0.5*log_concentration + y*exp(log_rate) + symloss_gamma_log_concentration_log_rate_lgammacor(_t0) + 0.9189385332046728;
+    const double _t0 = 2.302585092994046;
+    const double _t1 = (log_concentration >= _t0);
+    const double _t2 = (_t1 ? log_concentration : _t0);
+    const double _t3 = exp(_t2);
+    const double _t4 = exp(((log_concentration < _t0) ? log_concentration : _t0 - 1.0));
+    const double _t5 = (_t1 ? -0.5*_t2 + _t3*(_t2 - log_rate - 1.0) + symloss_gamma_log_concentration_log_rate_lgammacor(_t3) + 0.9189385332046728 : -_t4*log_rate + lgamma(_t4));
+    return _t5 + y*exp(log_rate) - symloss_gamma_log_concentration_log_rate_xlogy(expm1(log_concentration), y);
 }
 
 /* ℓ of one observation, and its partial derivatives ∂ℓ/∂log_concentration, ∂ℓ/∂log_rate into _g. */
 static double symloss_gamma_log_concentration_log_rate_terms_and_grads(double log_concentration, double log_rate, double y, double *_g)
 {
     (void)log_concentration; (void)log_rate; (void)y;
-    const double _t0 = exp(log_concentration);
-    const double _t1 = y*exp(log_rate);
-    const double _t2 = -log_concentration;
-    const double _t3 = _t2 + log_rate;
-    const double _t4 = -symloss_gamma_log_concentration_log_rate_xlogy(expm1(log_concentration), y);
-    _g[0] = _t0*(-_t3 - 0.5*exp(_t2) - log(y) + symloss_gamma_log_concentration_log_rate_digammacor(_t0));
-    _g[1] = -_t0 + _t1;
-    return _t0*(-_t3 - 1.0) + _t1 + _t4 - 0.5*log_concentration + symloss_gamma_log_concentration_log_rate_lgammacor(_t0) + 0.9189385332046728;
+    const double _t0 = y*exp(log_rate);
+    const double _t1 = 2.302585092994046;
+    const double _t2 = (log_concentration >= _t1);
+    const double _t3 = (_t2 ? log_concentration : _t1);
+    const double _t4 = exp(_t3);
+    const double _t5 = exp(((log_concentration < _t1) ? log_concentration : _t1 - 1.0));
+    const double _t6 = exp(log_concentration);
+    const double _t7 = -log_concentration;
+    const double _t8 = (_t2 ? -0.5*_t3 + _t4*(_t3 - log_rate - 1.0) + symloss_gamma_log_concentration_log_rate_lgammacor(_t4) + 0.9189385332046728 : -_t5*log_rate + lgamma(_t5));
+    _g[0] = _t6*(-_t7 - log_rate - 0.5*exp(_t7) - log(y) + symloss_gamma_log_concentration_log_rate_digammacor(_t6));
+    _g[1] = _t0 - _t6;
+    return _t0 + _t8 - symloss_gamma_log_concentration_log_rate_xlogy(expm1(log_concentration), y);
 }
 
 /* The dropped constant c = −log p − ℓ of one observation. */

@@ -56,13 +56,13 @@
 
 #include "studentt_learnt_df.h"
 
-/* ψ(x + h) − ψ(x) for x > 0, x + h > 0, without cancellation: Σ h/(z(z + h)) while shifting z = x up to 10,
-   then log1p(h/z) + h/(2z(z + h)) + ε(z + h) − ε(z), the last as a divided difference of the series (its
+/* ψ(x + h) − ψ(x) for x > 0, x + h > 0, without cancellation: Σ h/(z(z + h)) while shifting z = x until z
+   and z + h are ≥ 10, then log1p(h/z) + h/(2z(z + h)) + ε(z + h) − ε(z), the last as a divided difference of the series (its
    factor 1/(z + h) − 1/z = −h/(z(z + h)) computed from h); exactly 0 at h = 0. */
 static double symloss_studentt_learnt_df_digamma_diff(double x, double h)
 {
-    static const double c[7] = {-1.0 / 12.0, 1.0 / 120.0, -1.0 / 252.0, 1.0 / 240.0, -1.0 / 132.0,
-                                691.0 / 32760.0, -1.0 / 12.0};
+    static const double c[9] = {-1.0 / 12.0, 1.0 / 120.0, -1.0 / 252.0, 1.0 / 240.0, -1.0 / 132.0,
+                                691.0 / 32760.0, -1.0 / 12.0, 3617.0 / 8160.0, -43867.0 / 14364.0};
     double acc = 0.0;
     double z = x;
     double u;
@@ -72,13 +72,13 @@ static double symloss_studentt_learnt_df_digamma_diff(double x, double h)
     double bracket = 0.0;
     int k;
     int i;
-    for (i = 0; i < 10 && z < 10.0; ++i) {
-        acc += h / (z * (z + h));
+    for (i = 0; i < 10 && (z < 10.0 || z + h < 10.0); ++i) {  /* both z and z + h reach 10 (h may be < 0) */
+        acc += h / (z + h) / z;
         z += 1.0;
     }
     u = 1.0 / z;
     v = 1.0 / (z + h);
-    for (k = 0; k < 7; ++k) {
+    for (k = 0; k < 9; ++k) {
         bracket += c[k] * s;
         power *= u * u;
         s = s * v * v + power;

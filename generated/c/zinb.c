@@ -48,10 +48,11 @@
  * Stabilising rewrites applied (symloss.stabilize):
  *     log_gamma: log Γ(x) → lgamma(x);  log x! → lgamma(x + 1)
  *     digamma_difference: ψ(x + h) − ψ(x) → digamma_difference(x, h)
- *     lgamma_stirling: lgamma(c·e^u) + r → (c·e^u − ½)(u + log c) − c·e^u + ½·log 2π + δ(c·e^u) + r
+ *     lgamma_stirling: lgamma(c·e^u) + r → (c·e^u − ½)(u + log c) − c·e^u + ½·log 2π + δ(c·e^u) + r  (c·e^u ≥ 10)
  *     sigmoid: 1/(1 + exp(−x)) → sigmoid(x);  1/(1 + exp(x)) → sigmoid(−x)
  *     sigmoid_absorb: exp(x)·sigmoid(−x) → sigmoid(x)  (exp(x)/(1 + exp(x)) → sigmoid(x))
  *     softplus: log(1 + exp(x)) → softplus(x)
+ *     piecewise_guard: Piecewise((f(x), x > a), …) → Piecewise((f(guard(x, x > a, a + 1)), x > a), …)
  *
  * Conventions:
  *   * Every array argument has n elements (no broadcasting; repeat a shared value); the named constants
@@ -90,7 +91,7 @@ static double symloss_zinb_logaddexp(double a, double b)
 }
 
 /* δ(x) = log Γ(x) − ((x − ½)·log x − x + ½·log 2π) for x > 0 (R's lgammacor): the asymptotic series
-   Σ B₂ₖ/(2k(2k − 1)x²ᵏ⁻¹) from x = 10 (error < 1e-17), lgamma minus the Stirling terms below. */
+   Σ B₂ₖ/(2k(2k − 1)x²ᵏ⁻¹) to x⁻¹⁷ from x = 10 (error < 2e-19), lgamma minus the Stirling terms below. */
 static double symloss_zinb_lgammacor(double x)
 {
     double u;
@@ -99,16 +100,17 @@ static double symloss_zinb_lgammacor(double x)
     }
     u = 1.0 / (x * x);
     return (1.0 / 12.0 - u * (1.0 / 360.0 - u * (1.0 / 1260.0 - u * (1.0 / 1680.0 - u * (1.0 / 1188.0
-            - u * (691.0 / 360360.0 - u / 156.0)))))) / x;
+            - u * (691.0 / 360360.0 - u * (1.0 / 156.0 - u * (3617.0 / 122400.0 - u * 43867.0 / 244188.0))))))))
+           / x;
 }
 
-/* ψ(x + h) − ψ(x) for x > 0, x + h > 0, without cancellation: Σ h/(z(z + h)) while shifting z = x up to 10,
-   then log1p(h/z) + h/(2z(z + h)) + ε(z + h) − ε(z), the last as a divided difference of the series (its
+/* ψ(x + h) − ψ(x) for x > 0, x + h > 0, without cancellation: Σ h/(z(z + h)) while shifting z = x until z
+   and z + h are ≥ 10, then log1p(h/z) + h/(2z(z + h)) + ε(z + h) − ε(z), the last as a divided difference of the series (its
    factor 1/(z + h) − 1/z = −h/(z(z + h)) computed from h); exactly 0 at h = 0. */
 static double symloss_zinb_digamma_diff(double x, double h)
 {
-    static const double c[7] = {-1.0 / 12.0, 1.0 / 120.0, -1.0 / 252.0, 1.0 / 240.0, -1.0 / 132.0,
-                                691.0 / 32760.0, -1.0 / 12.0};
+    static const double c[9] = {-1.0 / 12.0, 1.0 / 120.0, -1.0 / 252.0, 1.0 / 240.0, -1.0 / 132.0,
+                                691.0 / 32760.0, -1.0 / 12.0, 3617.0 / 8160.0, -43867.0 / 14364.0};
     double acc = 0.0;
     double z = x;
     double u;
@@ -118,13 +120,13 @@ static double symloss_zinb_digamma_diff(double x, double h)
     double bracket = 0.0;
     int k;
     int i;
-    for (i = 0; i < 10 && z < 10.0; ++i) {
-        acc += h / (z * (z + h));
+    for (i = 0; i < 10 && (z < 10.0 || z + h < 10.0); ++i) {  /* both z and z + h reach 10 (h may be < 0) */
+        acc += h / (z + h) / z;
         z += 1.0;
     }
     u = 1.0 / z;
     v = 1.0 / (z + h);
-    for (k = 0; k < 7; ++k) {
+    for (k = 0; k < 9; ++k) {
         bracket += c[k] * s;
         power *= u * u;
         s = s * v * v + power;
@@ -140,12 +142,14 @@ static double symloss_zinb_terms(double log_total_count, double logits, double l
     const double _t1 = symloss_zinb_softplus(logit_gate);
     const double _t2 = exp(log_total_count);
     const double _t3 = symloss_zinb_softplus(logits);
-    const double _t4 = _t2*(-_t3 - log_total_count + 1.0);
-    const double _t5 = -y*symloss_zinb_softplus(-logits);
-    const double _t6 = (0.5)*log_total_count;
-    const double _t7 = -lgamma(y + 1.0);
-    const double _t8 = -_t1 + _t4 + _t5 + _t6 + _t7 - symloss_zinb_lgammacor(_t2) + lgamma(_t2 + y) - 0.9189385332046728;
-    return -_t0*symloss_zinb_logaddexp(-_t1 - _t2*_t3, -symloss_zinb_softplus(-logit_gate)) - _t8*(1.0 - _t0);
+    const double _t4 = 2.302585092994046;
+    const double _t5 = (log_total_count >= _t4);
+    const double _t6 = (_t5 ? log_total_count : _t4);
+    const double _t7 = exp(_t6);
+    const double _t8 = exp(((log_total_count < _t4) ? log_total_count : _t4 - 1.0));
+    const double _t9 = (_t5 ? (0.5)*_t6 + _t7*(-_t3 - _t6 + 1.0) - symloss_zinb_lgammacor(_t7) - 0.9189385332046728 : -_t3*_t8 - lgamma(_t8));
+    const double _t10 = -(1.0 - _t0)*(-_t1 + _t9 - y*symloss_zinb_softplus(-logits) + lgamma(_t2 + y) - lgamma(y + 1.0));
+    return -_t0*symloss_zinb_logaddexp(-_t1 - _t2*_t3, -symloss_zinb_softplus(-logit_gate)) + _t10;
 }
 
 /* ℓ of one observation, and its partial derivatives ∂ℓ/∂log_total_count, ∂ℓ/∂logits, ∂ℓ/∂logit_gate into _g. */
@@ -160,19 +164,21 @@ static double symloss_zinb_terms_and_grads(double log_total_count, double logits
     const double _t5 = _t3*_t4;
     const double _t6 = -logit_gate;
     const double _t7 = -logits;
-    const double _t8 = _t5 + logit_gate;
-    const double _t9 = symloss_zinb_sigmoid(-_t8);
-    const double _t10 = symloss_zinb_sigmoid(logits);
-    const double _t11 = symloss_zinb_sigmoid(logit_gate);
-    const double _t12 = _t3*(-_t4 - log_total_count + 1.0);
-    const double _t13 = (0.5)*log_total_count;
-    const double _t14 = -y*symloss_zinb_softplus(_t7);
-    const double _t15 = -lgamma(y + 1.0);
-    const double _t16 = _t12 + _t13 + _t14 + _t15 - _t2 - symloss_zinb_lgammacor(_t3) + lgamma(_t3 + y) - 0.9189385332046728;
-    _g[0] = (_t0 ? _t5*_t9 : _t3*(_t4 - symloss_zinb_digamma_diff(_t3, y)));
-    _g[1] = (_t0 ? _t10*_t3*_t9 : _t10*_t3 - y*symloss_zinb_sigmoid(_t7));
-    _g[2] = (_t0 ? _t11*_t9 - symloss_zinb_sigmoid(_t6)*symloss_zinb_sigmoid(_t8) : _t11);
-    return -_t1*symloss_zinb_logaddexp(-_t2 - _t5, -symloss_zinb_softplus(_t6)) - _t16*(1.0 - _t1);
+    const double _t8 = 2.302585092994046;
+    const double _t9 = (log_total_count >= _t8);
+    const double _t10 = (_t9 ? log_total_count : _t8);
+    const double _t11 = exp(_t10);
+    const double _t12 = exp(((log_total_count < _t8) ? log_total_count : _t8 - 1.0));
+    const double _t13 = _t5 + logit_gate;
+    const double _t14 = symloss_zinb_sigmoid(-_t13);
+    const double _t15 = symloss_zinb_sigmoid(logits);
+    const double _t16 = symloss_zinb_sigmoid(logit_gate);
+    const double _t17 = (_t9 ? (0.5)*_t10 + _t11*(-_t10 - _t4 + 1.0) - symloss_zinb_lgammacor(_t11) - 0.9189385332046728 : -_t12*_t4 - lgamma(_t12));
+    const double _t18 = -(1.0 - _t1)*(_t17 - _t2 - y*symloss_zinb_softplus(_t7) + lgamma(_t3 + y) - lgamma(y + 1.0));
+    _g[0] = (_t0 ? _t14*_t5 : _t3*(_t4 - symloss_zinb_digamma_diff(_t3, y)));
+    _g[1] = (_t0 ? _t14*_t15*_t3 : _t15*_t3 - y*symloss_zinb_sigmoid(_t7));
+    _g[2] = (_t0 ? _t14*_t16 - symloss_zinb_sigmoid(_t13)*symloss_zinb_sigmoid(_t6) : _t16);
+    return -_t1*symloss_zinb_logaddexp(-_t2 - _t5, -symloss_zinb_softplus(_t6)) + _t18;
 }
 
 /* The dropped constant c = −log p − ℓ of one observation. */

@@ -27,10 +27,11 @@ Torch built-in: none computes this loss.
 
 Stabilising rewrites applied (symloss.stabilize):
     log_gamma: log Γ(x) → lgamma(x);  log x! → lgamma(x + 1)
-    lgamma_stirling: lgamma(c·e^u) + r → (c·e^u − ½)(u + log c) − c·e^u + ½·log 2π + δ(c·e^u) + r
+    lgamma_stirling: lgamma(c·e^u) + r → (c·e^u − ½)(u + log c) − c·e^u + ½·log 2π + δ(c·e^u) + r  (c·e^u ≥ 10)
     digamma_stirling: ψ(c·e^u) + r → (u + log c) − e^−u/(2c) + ε(c·e^u) + r
     expand_log: log(a·b) → log a + log b  (a, b > 0)
     xlogy: x·log(y) → xlogy(x, y);  x·log1p(y) → xlog1py(x, y)  (x may be 0, the target involved)
+    piecewise_guard: Piecewise((f(x), x > a), …) → Piecewise((f(guard(x, x > a, a + 1)), x > a), …)
 
 Conventions:
     * Inputs broadcast against each other and the target as in torch; dtype (float32/float64) follows the
@@ -66,7 +67,7 @@ def _xlogy(x, y):
 
 def _lgammacor(x):
     """δ(x) = log Γ(x) − ((x − ½)·log x − x + ½·log 2π) for x > 0 (R's lgammacor): the asymptotic series
-    Σ B₂ₖ/(2k(2k − 1)x²ᵏ⁻¹) from x = 10 (error < 1e-17), lgamma minus the Stirling terms below."""
+    Σ B₂ₖ/(2k(2k − 1)x²ᵏ⁻¹) to x⁻¹⁷ from x = 10 (error < 2e-19), lgamma minus the Stirling terms below."""
     x = np.asarray(x)
     dtype = x.dtype if x.dtype.kind == "f" else np.dtype(np.float64)
     x = x.astype(np.float64)
@@ -74,7 +75,7 @@ def _lgammacor(x):
     z = np.where(big, x, 10.0)
     u = 1.0 / (z * z)
     series = (1 / 12 - u * (1 / 360 - u * (1 / 1260 - u * (1 / 1680 - u * (1 / 1188 - u * (691 / 360360
-              - u / 156)))))) / z
+              - u * (1 / 156 - u * (3617 / 122400 - u * 43867 / 244188)))))))) / z
     xs = np.where(big, 1.0, x)
     direct = _lgamma(xs) - (xs - 0.5) * np.log(xs) + xs - 0.5 * math.log(2.0 * math.pi)
     return np.where(big, series, direct).astype(dtype)
@@ -90,7 +91,7 @@ def _digammacor(x):
     z = np.where(big, x, 10.0)
     u = 1.0 / (z * z)
     series = -u * (1 / 12 - u * (1 / 120 - u * (1 / 252 - u * (1 / 240 - u * (1 / 132 - u * (691 / 32760
-                   - u / 12))))))
+                   - u * (1 / 12 - u * (3617 / 8160 - u * 43867 / 14364))))))))
     xs = np.where(big, 1.0, x)
     direct = _digamma(xs) - np.log(xs) + 0.5 / xs
     return np.where(big, series, direct).astype(dtype)
@@ -129,21 +130,30 @@ def _digamma(x):
 
 def _loss_terms(log_df, y):
     """ℓ of each observation."""
-    _t0 = (1/2)*log_df
-    _t1 = np.exp(log_df)
-    _t2 = (1/2)*_t1
-    _t3 = -_xlogy(_t2 - 1, y)
-    return -_t0 + _t1*(_t0 - 1/2) + _t3 + _lgammacor(_t2) + (1/2)*math.log(2) + 0.9189385332046728
+    _t0 = (1/2)*math.log(2)
+    _t1 = math.log(20)
+    _t2 = (log_df >= _t1)
+    _t3 = np.where(_t2, log_df, _t1)
+    _t4 = (1/2)*_t3
+    _t5 = np.exp(_t3)
+    _t6 = np.exp(np.where((log_df < _t1), log_df, _t1 - 1))
+    _t7 = np.where(_t2, _t0 - _t4 + _t5*(_t4 - 1/2) + _lgammacor((1/2)*_t5) + 0.9189385332046728, _t0*_t6 + _lgamma((1/2)*_t6))
+    return _t7 - _xlogy((1/2)*np.exp(log_df) - 1, y)
 
 
 def _loss_terms_and_grads(log_df, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂log_df."""
-    _t0 = (1/2)*log_df
-    _t1 = np.exp(log_df)
-    _t2 = (1/2)*_t1
-    _t3 = -_xlogy(_t2 - 1, y)
-    _value = -_t0 + _t1*(_t0 - 1/2) + _t3 + _lgammacor(_t2) + (1/2)*math.log(2) + 0.9189385332046728
-    _grad0 = _t2*(log_df - np.log(y) + _digammacor(_t2) - np.exp(-log_df))
+    _t0 = (1/2)*np.exp(log_df)
+    _t1 = (1/2)*math.log(2)
+    _t2 = math.log(20)
+    _t3 = (log_df >= _t2)
+    _t4 = np.where(_t3, log_df, _t2)
+    _t5 = (1/2)*_t4
+    _t6 = np.exp(_t4)
+    _t7 = np.exp(np.where((log_df < _t2), log_df, _t2 - 1))
+    _t8 = np.where(_t3, _t1 - _t5 + _t6*(_t5 - 1/2) + _lgammacor((1/2)*_t6) + 0.9189385332046728, _t1*_t7 + _lgamma((1/2)*_t7))
+    _value = _t8 - _xlogy(_t0 - 1, y)
+    _grad0 = _t0*(log_df - np.log(y) + _digammacor(_t0) - np.exp(-log_df))
     return _value, (_grad0,)
 
 

@@ -32,10 +32,11 @@ Torch built-in: none computes this loss.
 
 Stabilising rewrites applied (symloss.stabilize):
     log_gamma: log Γ(x) → lgamma(x);  log x! → lgamma(x + 1)
-    lgamma_stirling: lgamma(c·e^u) + r → (c·e^u − ½)(u + log c) − c·e^u + ½·log 2π + δ(c·e^u) + r
+    lgamma_stirling: lgamma(c·e^u) + r → (c·e^u − ½)(u + log c) − c·e^u + ½·log 2π + δ(c·e^u) + r  (c·e^u ≥ 10)
     digamma_stirling: ψ(c·e^u) + r → (u + log c) − e^−u/(2c) + ε(c·e^u) + r
     expm1: exp(x) − 1 → expm1(x)
     xlogy: x·log(y) → xlogy(x, y);  x·log1p(y) → xlog1py(x, y)  (x may be 0, the target involved)
+    piecewise_guard: Piecewise((f(x), x > a), …) → Piecewise((f(guard(x, x > a, a + 1)), x > a), …)
 
 Conventions:
     * Inputs broadcast against each other and the target as in torch; dtype (float32/float64) follows the
@@ -71,7 +72,7 @@ def _xlogy(x, y):
 
 def _lgammacor(x):
     """δ(x) = log Γ(x) − ((x − ½)·log x − x + ½·log 2π) for x > 0 (R's lgammacor): the asymptotic series
-    Σ B₂ₖ/(2k(2k − 1)x²ᵏ⁻¹) from x = 10 (error < 1e-17), lgamma minus the Stirling terms below."""
+    Σ B₂ₖ/(2k(2k − 1)x²ᵏ⁻¹) to x⁻¹⁷ from x = 10 (error < 2e-19), lgamma minus the Stirling terms below."""
     x = np.asarray(x)
     dtype = x.dtype if x.dtype.kind == "f" else np.dtype(np.float64)
     x = x.astype(np.float64)
@@ -79,7 +80,7 @@ def _lgammacor(x):
     z = np.where(big, x, 10.0)
     u = 1.0 / (z * z)
     series = (1 / 12 - u * (1 / 360 - u * (1 / 1260 - u * (1 / 1680 - u * (1 / 1188 - u * (691 / 360360
-              - u / 156)))))) / z
+              - u * (1 / 156 - u * (3617 / 122400 - u * 43867 / 244188)))))))) / z
     xs = np.where(big, 1.0, x)
     direct = _lgamma(xs) - (xs - 0.5) * np.log(xs) + xs - 0.5 * math.log(2.0 * math.pi)
     return np.where(big, series, direct).astype(dtype)
@@ -95,7 +96,7 @@ def _digammacor(x):
     z = np.where(big, x, 10.0)
     u = 1.0 / (z * z)
     series = -u * (1 / 12 - u * (1 / 120 - u * (1 / 252 - u * (1 / 240 - u * (1 / 132 - u * (691 / 32760
-                   - u / 12))))))
+                   - u * (1 / 12 - u * (3617 / 8160 - u * 43867 / 14364))))))))
     xs = np.where(big, 1.0, x)
     direct = _digamma(xs) - np.log(xs) + 0.5 / xs
     return np.where(big, series, direct).astype(dtype)
@@ -134,23 +135,29 @@ def _digamma(x):
 
 def _loss_terms(log_concentration, log_rate, y):
     """ℓ of each observation."""
-    _t0 = np.exp(log_concentration)
-    _t1 = -_xlogy(np.expm1(log_concentration), y)
-    _t2 = _t0*(log_concentration - log_rate - 1)
-    _t3 = -1/2*log_concentration
-    return _t1 + _t2 + _t3 + y*np.exp(log_rate) + _lgammacor(_t0) + 0.9189385332046728
+    _t0 = math.log(10)
+    _t1 = (log_concentration >= _t0)
+    _t2 = np.where(_t1, log_concentration, _t0)
+    _t3 = np.exp(_t2)
+    _t4 = np.exp(np.where((log_concentration < _t0), log_concentration, _t0 - 1))
+    _t5 = np.where(_t1, -1/2*_t2 + _t3*(_t2 - log_rate - 1) + _lgammacor(_t3) + 0.9189385332046728, -_t4*log_rate + _lgamma(_t4))
+    return _t5 + y*np.exp(log_rate) - _xlogy(np.expm1(log_concentration), y)
 
 
 def _loss_terms_and_grads(log_concentration, log_rate, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂log_concentration, ∂ℓ/∂log_rate."""
-    _t0 = np.exp(log_concentration)
-    _t1 = y*np.exp(log_rate)
-    _t2 = -log_concentration
-    _t3 = _t2 + log_rate
-    _t4 = -_xlogy(np.expm1(log_concentration), y)
-    _value = _t0*(-_t3 - 1) + _t1 + _t4 - 1/2*log_concentration + _lgammacor(_t0) + 0.9189385332046728
-    _grad0 = _t0*(-_t3 - 1/2*np.exp(_t2) - np.log(y) + _digammacor(_t0))
-    _grad1 = -_t0 + _t1
+    _t0 = y*np.exp(log_rate)
+    _t1 = math.log(10)
+    _t2 = (log_concentration >= _t1)
+    _t3 = np.where(_t2, log_concentration, _t1)
+    _t4 = np.exp(_t3)
+    _t5 = np.exp(np.where((log_concentration < _t1), log_concentration, _t1 - 1))
+    _t6 = np.exp(log_concentration)
+    _t7 = -log_concentration
+    _t8 = np.where(_t2, -1/2*_t3 + _t4*(_t3 - log_rate - 1) + _lgammacor(_t4) + 0.9189385332046728, -_t5*log_rate + _lgamma(_t5))
+    _value = _t0 + _t8 - _xlogy(np.expm1(log_concentration), y)
+    _grad0 = _t6*(-_t7 - log_rate - 1/2*np.exp(_t7) - np.log(y) + _digammacor(_t6))
+    _grad1 = _t0 - _t6
     return _value, (_grad0, _grad1)
 
 

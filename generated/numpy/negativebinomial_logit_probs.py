@@ -69,8 +69,8 @@ def _sigmoid(x):
 
 
 def _digamma_diff(x, h):
-    """ψ(x + h) − ψ(x) for x > 0, x + h > 0, without cancellation: Σ h/(z(z + h)) while shifting z = x up to
-    10, then log1p(h/z) + h/(2z(z + h)) + ε(z + h) − ε(z), the last as a divided difference of the series
+    """ψ(x + h) − ψ(x) for x > 0, x + h > 0, without cancellation: Σ h/(z(z + h)) while shifting z = x until z
+    and z + h are ≥ 10, then log1p(h/z) + h/(2z(z + h)) + ε(z + h) − ε(z), the last as a divided difference of the series
     (its factor 1/(z + h) − 1/z = −h/(z(z + h)) computed from h); exactly 0 at h = 0."""
     x = np.asarray(x)
     dtype = x.dtype if x.dtype.kind == "f" else np.dtype(np.float64)
@@ -78,16 +78,17 @@ def _digamma_diff(x, h):
     h = np.asarray(h, dtype=np.float64)
     acc = np.zeros(np.broadcast(z, h).shape)
     for _ in range(10):  # a fixed number of vectorised steps, not a loop over elements
-        small = z < 10.0
+        small = (z < 10.0) | (z + h < 10.0)  # both z and z + h reach 10 (h may be negative)
         zs = np.where(small, z, 1.0)
-        acc = acc + np.where(small, h / (zs * (zs + h)), 0.0)
+        hs = np.where(small, h, 0.0)
+        acc = acc + hs / (zs + hs) / zs
         z = np.where(small, z + 1.0, z)
     u = 1.0 / z
     v = 1.0 / (z + h)
     u2 = u * u
     v2 = v * v
     s, power, bracket = 1.0, 1.0, 0.0
-    for c in (-1 / 12, 1 / 120, -1 / 252, 1 / 240, -1 / 132, 691 / 32760, -1 / 12):
+    for c in (-1 / 12, 1 / 120, -1 / 252, 1 / 240, -1 / 132, 691 / 32760, -1 / 12, 3617 / 8160, -43867 / 14364):
         bracket = bracket + c * s  # s = Σᵢ v²ⁱ·u²⁽ᵏ⁻¹⁻ⁱ⁾, the divided difference of s ↦ sᵏ at v², u²
         power = power * u2
         s = s * v2 + power

@@ -32,10 +32,11 @@ Torch built-in: none computes this loss.
 
 Stabilising rewrites applied (symloss.stabilize):
     log_gamma: log Γ(x) → lgamma(x);  log x! → lgamma(x + 1)
-    lgamma_stirling: lgamma(c·e^u) + r → (c·e^u − ½)(u + log c) − c·e^u + ½·log 2π + δ(c·e^u) + r
+    lgamma_stirling: lgamma(c·e^u) + r → (c·e^u − ½)(u + log c) − c·e^u + ½·log 2π + δ(c·e^u) + r  (c·e^u ≥ 10)
     digamma_stirling: ψ(c·e^u) + r → (u + log c) − e^−u/(2c) + ε(c·e^u) + r
     expm1: exp(x) − 1 → expm1(x)
     xlogy: x·log(y) → xlogy(x, y);  x·log1p(y) → xlog1py(x, y)  (x may be 0, the target involved)
+    piecewise_guard: Piecewise((f(x), x > a), …) → Piecewise((f(guard(x, x > a, a + 1)), x > a), …)
 
 Conventions:
     * Inputs broadcast against each other and the target as in torch; dtype (float32/float64) follows the
@@ -81,12 +82,12 @@ _WRT_INDEX = (0, 1)
 
 def _lgammacor(x):
     """δ(x) = log Γ(x) − ((x − ½)·log x − x + ½·log 2π) for x > 0 (R's lgammacor): the asymptotic series
-    Σ B₂ₖ/(2k(2k − 1)x²ᵏ⁻¹) from x = 10 (error < 1e-17), lgamma minus the Stirling terms below."""
+    Σ B₂ₖ/(2k(2k − 1)x²ᵏ⁻¹) to x⁻¹⁷ from x = 10 (error < 2e-19), lgamma minus the Stirling terms below."""
     big = x >= 10.0
     z = torch.where(big, x, 10.0)
     u = 1.0 / (z * z)
     series = (1 / 12 - u * (1 / 360 - u * (1 / 1260 - u * (1 / 1680 - u * (1 / 1188 - u * (691 / 360360
-              - u / 156)))))) / z
+              - u * (1 / 156 - u * (3617 / 122400 - u * 43867 / 244188)))))))) / z
     xs = torch.where(big, 1.0, x)
     direct = torch.lgamma(xs) - (xs - 0.5) * torch.log(xs) + xs - 0.5 * math.log(2.0 * math.pi)
     return torch.where(big, series, direct)
@@ -99,30 +100,36 @@ def _digammacor(x):
     z = torch.where(big, x, 10.0)
     u = 1.0 / (z * z)
     series = -u * (1 / 12 - u * (1 / 120 - u * (1 / 252 - u * (1 / 240 - u * (1 / 132 - u * (691 / 32760
-                   - u / 12))))))
+                   - u * (1 / 12 - u * (3617 / 8160 - u * 43867 / 14364))))))))
     xs = torch.where(big, 1.0, x)
     return torch.where(big, series, torch.digamma(xs) - torch.log(xs) + 0.5 / xs)
 
 
 def _loss_terms(log_concentration, log_rate, y):
     """ℓ of each observation."""
-    _t0 = torch.exp(log_concentration)
-    _t1 = -torch.special.xlogy(torch.expm1(log_concentration), y)
-    _t2 = _t0*(log_concentration - log_rate - 1)
-    _t3 = -1/2*log_concentration
-    return _t1 + _t2 + _t3 + y*torch.exp(log_rate) + _lgammacor(_t0) + 0.9189385332046728
+    _t0 = math.log(10)
+    _t1 = (log_concentration >= _t0)
+    _t2 = torch.where(_t1, log_concentration, _t0)
+    _t3 = torch.exp(_t2)
+    _t4 = torch.exp(torch.where((log_concentration < _t0), log_concentration, _t0 - 1))
+    _t5 = torch.where(_t1, -1/2*_t2 + _t3*(_t2 - log_rate - 1) + _lgammacor(_t3) + 0.9189385332046728, -_t4*log_rate + torch.lgamma(_t4))
+    return _t5 + y*torch.exp(log_rate) - torch.special.xlogy(torch.expm1(log_concentration), y)
 
 
 def _loss_terms_and_grads(log_concentration, log_rate, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂log_concentration, ∂ℓ/∂log_rate."""
-    _t0 = torch.exp(log_concentration)
-    _t1 = y*torch.exp(log_rate)
-    _t2 = -log_concentration
-    _t3 = _t2 + log_rate
-    _t4 = -torch.special.xlogy(torch.expm1(log_concentration), y)
-    _value = _t0*(-_t3 - 1) + _t1 + _t4 - 1/2*log_concentration + _lgammacor(_t0) + 0.9189385332046728
-    _grad0 = _t0*(-_t3 - 1/2*torch.exp(_t2) - torch.log(y) + _digammacor(_t0))
-    _grad1 = -_t0 + _t1
+    _t0 = y*torch.exp(log_rate)
+    _t1 = math.log(10)
+    _t2 = (log_concentration >= _t1)
+    _t3 = torch.where(_t2, log_concentration, _t1)
+    _t4 = torch.exp(_t3)
+    _t5 = torch.exp(torch.where((log_concentration < _t1), log_concentration, _t1 - 1))
+    _t6 = torch.exp(log_concentration)
+    _t7 = -log_concentration
+    _t8 = torch.where(_t2, -1/2*_t3 + _t4*(_t3 - log_rate - 1) + _lgammacor(_t4) + 0.9189385332046728, -_t5*log_rate + torch.lgamma(_t5))
+    _value = _t0 + _t8 - torch.special.xlogy(torch.expm1(log_concentration), y)
+    _grad0 = _t6*(-_t7 - log_rate - 1/2*torch.exp(_t7) - torch.log(y) + _digammacor(_t6))
+    _grad1 = _t0 - _t6
     return _value, (_grad0, _grad1)
 
 

@@ -83,22 +83,25 @@ def _softplus(x):
 
 
 def _digamma_diff(x, h):
-    """ψ(x + h) − ψ(x) for x > 0, x + h > 0, without cancellation: Σ h/(z(z + h)) while shifting z = x up to
-    10, then log1p(h/z) + h/(2z(z + h)) + ε(z + h) − ε(z), the last as a divided difference of the series
+    """ψ(x + h) − ψ(x) for x > 0, x + h > 0, without cancellation: Σ h/(z(z + h)) while shifting z = x until z
+    and z + h are ≥ 10, then log1p(h/z) + h/(2z(z + h)) + ε(z + h) − ε(z), the last as a divided difference of the series
     (its factor 1/(z + h) − 1/z = −h/(z(z + h)) computed from h); exactly 0 at h = 0."""
-    z, h = torch.broadcast_tensors(x, h)
+    if not isinstance(x, torch.Tensor):
+        x = torch.as_tensor(x, dtype=h.dtype, device=h.device)
+    z, h = torch.broadcast_tensors(x, torch.as_tensor(h, dtype=x.dtype, device=x.device))
     acc = torch.zeros_like(z)
     for _ in range(10):  # a fixed number of elementwise steps, not a loop over elements
-        small = z < 10.0
+        small = (z < 10.0) | (z + h < 10.0)  # both z and z + h reach 10 (h may be negative)
         zs = torch.where(small, z, 1.0)
-        acc = acc + torch.where(small, h / (zs * (zs + h)), 0.0)
+        hs = torch.where(small, h, 0.0)
+        acc = acc + hs / (zs + hs) / zs
         z = torch.where(small, z + 1.0, z)
     u = 1.0 / z
     v = 1.0 / (z + h)
     u2 = u * u
     v2 = v * v
     s, power, bracket = 1.0, 1.0, 0.0
-    for c in (-1 / 12, 1 / 120, -1 / 252, 1 / 240, -1 / 132, 691 / 32760, -1 / 12):
+    for c in (-1 / 12, 1 / 120, -1 / 252, 1 / 240, -1 / 132, 691 / 32760, -1 / 12, 3617 / 8160, -43867 / 14364):
         bracket = bracket + c * s  # s = Σᵢ v²ⁱ·u²⁽ᵏ⁻¹⁻ⁱ⁾, the divided difference of s ↦ sᵏ at v², u²
         power = power * u2
         s = s * v2 + power

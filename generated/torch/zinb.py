@@ -48,10 +48,11 @@ Torch built-in: none computes this loss.
 Stabilising rewrites applied (symloss.stabilize):
     log_gamma: log Γ(x) → lgamma(x);  log x! → lgamma(x + 1)
     digamma_difference: ψ(x + h) − ψ(x) → digamma_difference(x, h)
-    lgamma_stirling: lgamma(c·e^u) + r → (c·e^u − ½)(u + log c) − c·e^u + ½·log 2π + δ(c·e^u) + r
+    lgamma_stirling: lgamma(c·e^u) + r → (c·e^u − ½)(u + log c) − c·e^u + ½·log 2π + δ(c·e^u) + r  (c·e^u ≥ 10)
     sigmoid: 1/(1 + exp(−x)) → sigmoid(x);  1/(1 + exp(x)) → sigmoid(−x)
     sigmoid_absorb: exp(x)·sigmoid(−x) → sigmoid(x)  (exp(x)/(1 + exp(x)) → sigmoid(x))
     softplus: log(1 + exp(x)) → softplus(x)
+    piecewise_guard: Piecewise((f(x), x > a), …) → Piecewise((f(guard(x, x > a, a + 1)), x > a), …)
 
 Conventions:
     * Inputs broadcast against each other and the target as in torch; dtype (float32/float64) follows the
@@ -103,34 +104,37 @@ def _softplus(x):
 
 def _lgammacor(x):
     """δ(x) = log Γ(x) − ((x − ½)·log x − x + ½·log 2π) for x > 0 (R's lgammacor): the asymptotic series
-    Σ B₂ₖ/(2k(2k − 1)x²ᵏ⁻¹) from x = 10 (error < 1e-17), lgamma minus the Stirling terms below."""
+    Σ B₂ₖ/(2k(2k − 1)x²ᵏ⁻¹) to x⁻¹⁷ from x = 10 (error < 2e-19), lgamma minus the Stirling terms below."""
     big = x >= 10.0
     z = torch.where(big, x, 10.0)
     u = 1.0 / (z * z)
     series = (1 / 12 - u * (1 / 360 - u * (1 / 1260 - u * (1 / 1680 - u * (1 / 1188 - u * (691 / 360360
-              - u / 156)))))) / z
+              - u * (1 / 156 - u * (3617 / 122400 - u * 43867 / 244188)))))))) / z
     xs = torch.where(big, 1.0, x)
     direct = torch.lgamma(xs) - (xs - 0.5) * torch.log(xs) + xs - 0.5 * math.log(2.0 * math.pi)
     return torch.where(big, series, direct)
 
 
 def _digamma_diff(x, h):
-    """ψ(x + h) − ψ(x) for x > 0, x + h > 0, without cancellation: Σ h/(z(z + h)) while shifting z = x up to
-    10, then log1p(h/z) + h/(2z(z + h)) + ε(z + h) − ε(z), the last as a divided difference of the series
+    """ψ(x + h) − ψ(x) for x > 0, x + h > 0, without cancellation: Σ h/(z(z + h)) while shifting z = x until z
+    and z + h are ≥ 10, then log1p(h/z) + h/(2z(z + h)) + ε(z + h) − ε(z), the last as a divided difference of the series
     (its factor 1/(z + h) − 1/z = −h/(z(z + h)) computed from h); exactly 0 at h = 0."""
-    z, h = torch.broadcast_tensors(x, h)
+    if not isinstance(x, torch.Tensor):
+        x = torch.as_tensor(x, dtype=h.dtype, device=h.device)
+    z, h = torch.broadcast_tensors(x, torch.as_tensor(h, dtype=x.dtype, device=x.device))
     acc = torch.zeros_like(z)
     for _ in range(10):  # a fixed number of elementwise steps, not a loop over elements
-        small = z < 10.0
+        small = (z < 10.0) | (z + h < 10.0)  # both z and z + h reach 10 (h may be negative)
         zs = torch.where(small, z, 1.0)
-        acc = acc + torch.where(small, h / (zs * (zs + h)), 0.0)
+        hs = torch.where(small, h, 0.0)
+        acc = acc + hs / (zs + hs) / zs
         z = torch.where(small, z + 1.0, z)
     u = 1.0 / z
     v = 1.0 / (z + h)
     u2 = u * u
     v2 = v * v
     s, power, bracket = 1.0, 1.0, 0.0
-    for c in (-1 / 12, 1 / 120, -1 / 252, 1 / 240, -1 / 132, 691 / 32760, -1 / 12):
+    for c in (-1 / 12, 1 / 120, -1 / 252, 1 / 240, -1 / 132, 691 / 32760, -1 / 12, 3617 / 8160, -43867 / 14364):
         bracket = bracket + c * s  # s = Σᵢ v²ⁱ·u²⁽ᵏ⁻¹⁻ⁱ⁾, the divided difference of s ↦ sᵏ at v², u²
         power = power * u2
         s = s * v2 + power
@@ -143,12 +147,14 @@ def _loss_terms(log_total_count, logits, logit_gate, y):
     _t1 = _softplus(logit_gate)
     _t2 = torch.exp(log_total_count)
     _t3 = _softplus(logits)
-    _t4 = _t2*(-_t3 - log_total_count + 1)
-    _t5 = torch.lgamma(_t2 + y)
-    _t6 = -y*_softplus(-logits)
-    _t7 = (1/2)*log_total_count
-    _t8 = -_t1 + _t4 + _t5 + _t6 + _t7 - _lgammacor(_t2) - torch.lgamma(y + 1) - 0.9189385332046728
-    return -_t0*torch.logaddexp(-_t1 - _t2*_t3, -_softplus(-logit_gate)) - _t8*(1 - _t0)
+    _t4 = math.log(10)
+    _t5 = (log_total_count >= _t4)
+    _t6 = torch.where(_t5, log_total_count, _t4)
+    _t7 = torch.exp(_t6)
+    _t8 = torch.exp(torch.where((log_total_count < _t4), log_total_count, _t4 - 1))
+    _t9 = torch.where(_t5, (1/2)*_t6 + _t7*(-_t3 - _t6 + 1) - _lgammacor(_t7) - 0.9189385332046728, -_t3*_t8 - torch.lgamma(_t8))
+    _t10 = -(1 - _t0)*(-_t1 + _t9 - y*_softplus(-logits) + torch.lgamma(_t2 + y) - torch.lgamma(y + 1))
+    return -_t0*torch.logaddexp(-_t1 - _t2*_t3, -_softplus(-logit_gate)) + _t10
 
 
 def _loss_terms_and_grads(log_total_count, logits, logit_gate, y):
@@ -161,19 +167,21 @@ def _loss_terms_and_grads(log_total_count, logits, logit_gate, y):
     _t5 = _t3*_t4
     _t6 = -logit_gate
     _t7 = -logits
-    _t8 = _t5 + logit_gate
-    _t9 = torch.sigmoid(-_t8)
-    _t10 = torch.sigmoid(logits)
-    _t11 = torch.sigmoid(logit_gate)
-    _t12 = _t3*(-_t4 - log_total_count + 1)
-    _t13 = torch.lgamma(_t3 + y)
-    _t14 = (1/2)*log_total_count
-    _t15 = -torch.lgamma(y + 1)
-    _t16 = _t12 + _t13 + _t14 + _t15 - _t2 - y*_softplus(_t7) - _lgammacor(_t3) - 0.9189385332046728
-    _value = -_t1*torch.logaddexp(-_t2 - _t5, -_softplus(_t6)) - _t16*(1 - _t1)
-    _grad0 = torch.where(_t0, _t5*_t9, _t3*(_t4 - _digamma_diff(_t3, y)))
-    _grad1 = torch.where(_t0, _t10*_t3*_t9, _t10*_t3 - y*torch.sigmoid(_t7))
-    _grad2 = torch.where(_t0, _t11*_t9 - torch.sigmoid(_t6)*torch.sigmoid(_t8), _t11)
+    _t8 = math.log(10)
+    _t9 = (log_total_count >= _t8)
+    _t10 = torch.where(_t9, log_total_count, _t8)
+    _t11 = torch.exp(_t10)
+    _t12 = torch.exp(torch.where((log_total_count < _t8), log_total_count, _t8 - 1))
+    _t13 = _t5 + logit_gate
+    _t14 = torch.sigmoid(-_t13)
+    _t15 = torch.sigmoid(logits)
+    _t16 = torch.sigmoid(logit_gate)
+    _t17 = torch.where(_t9, (1/2)*_t10 + _t11*(-_t10 - _t4 + 1) - _lgammacor(_t11) - 0.9189385332046728, -_t12*_t4 - torch.lgamma(_t12))
+    _t18 = -(1 - _t1)*(_t17 - _t2 - y*_softplus(_t7) + torch.lgamma(_t3 + y) - torch.lgamma(y + 1))
+    _value = -_t1*torch.logaddexp(-_t2 - _t5, -_softplus(_t6)) + _t18
+    _grad0 = torch.where(_t0, _t14*_t5, _t3*(_t4 - _digamma_diff(_t3, y)))
+    _grad1 = torch.where(_t0, _t14*_t15*_t3, _t15*_t3 - y*torch.sigmoid(_t7))
+    _grad2 = torch.where(_t0, _t14*_t16 - torch.sigmoid(_t13)*torch.sigmoid(_t6), _t16)
     return _value, (_grad0, _grad1, _grad2)
 
 

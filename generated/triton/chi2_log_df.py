@@ -27,10 +27,11 @@ Torch built-in: none computes this loss.
 
 Stabilising rewrites applied (symloss.stabilize):
     log_gamma: log Γ(x) → lgamma(x);  log x! → lgamma(x + 1)
-    lgamma_stirling: lgamma(c·e^u) + r → (c·e^u − ½)(u + log c) − c·e^u + ½·log 2π + δ(c·e^u) + r
+    lgamma_stirling: lgamma(c·e^u) + r → (c·e^u − ½)(u + log c) − c·e^u + ½·log 2π + δ(c·e^u) + r  (c·e^u ≥ 10)
     digamma_stirling: ψ(c·e^u) + r → (u + log c) − e^−u/(2c) + ε(c·e^u) + r
     expand_log: log(a·b) → log a + log b  (a, b > 0)
     xlogy: x·log(y) → xlogy(x, y);  x·log1p(y) → xlog1py(x, y)  (x may be 0, the target involved)
+    piecewise_guard: Piecewise((f(x), x > a), …) → Piecewise((f(guard(x, x > a, a + 1)), x > a), …)
 
 Conventions:
     * Inputs broadcast against each other and the target as in torch; dtype (float32/float64) follows the
@@ -163,14 +164,15 @@ def _xlogy(x, y):
 @triton.jit
 def _lgammacor(x):
     """δ(x) = log Γ(x) − ((x − ½)·log x − x + ½·log 2π) for x > 0 (R's lgammacor): the asymptotic series
-    Σ B₂ₖ/(2k(2k − 1)x²ᵏ⁻¹) from x = 10 (error < 1e-17), lgamma minus the Stirling terms below."""
+    Σ B₂ₖ/(2k(2k − 1)x²ᵏ⁻¹) to x⁻¹⁷ from x = 10 (error < 2e-19), lgamma minus the Stirling terms below."""
     big = x >= 10.0
     z = tl.where(big, x, 10.0)
     u = 1.0 / (z * z)
     t = x.dtype
     series = (tl.full([1], 1 / 12, t) - u * (tl.full([1], 1 / 360, t) - u * (tl.full([1], 1 / 1260, t) - u * (
-        tl.full([1], 1 / 1680, t) - u * (tl.full([1], 1 / 1188, t) - u * (tl.full([1], 691 / 360360, t)
-                                                                         - u * tl.full([1], 1 / 156, t))))))) / z
+        tl.full([1], 1 / 1680, t) - u * (tl.full([1], 1 / 1188, t) - u * (tl.full([1], 691 / 360360, t) - u * (
+            tl.full([1], 1 / 156, t) - u * (tl.full([1], 3617 / 122400, t)
+                                            - u * tl.full([1], 43867 / 244188, t))))))))) / z
     xs = tl.where(big, 1.0, x)
     direct = _lgamma(xs) - (xs - 0.5) * _log(xs) + xs - tl.full([1], 0.9189385332046727, t)
     return tl.where(big, series, direct)
@@ -185,8 +187,8 @@ def _digammacor(x):
     u = 1.0 / (z * z)
     t = x.dtype
     series = -u * (tl.full([1], 1 / 12, t) - u * (tl.full([1], 1 / 120, t) - u * (tl.full([1], 1 / 252, t) - u * (
-        tl.full([1], 1 / 240, t) - u * (tl.full([1], 1 / 132, t) - u * (tl.full([1], 691 / 32760, t)
-                                                                       - u * tl.full([1], 1 / 12, t)))))))
+        tl.full([1], 1 / 240, t) - u * (tl.full([1], 1 / 132, t) - u * (tl.full([1], 691 / 32760, t) - u * (
+            tl.full([1], 1 / 12, t) - u * (tl.full([1], 3617 / 8160, t) - u * tl.full([1], 43867 / 14364, t)))))))))
     xs = tl.where(big, 1.0, x)
     return tl.where(big, series, _digamma(xs) - _log(xs) + 0.5 / xs)
 
@@ -195,25 +197,38 @@ def _digammacor(x):
 def _loss_terms(log_df, y):
     """ℓ of each observation."""
     _dt = log_df.dtype
-    _k0 = tl.full([1], 0.34657359027997264, _dt)
-    _k1 = tl.full([1], 0.9189385332046728, _dt)
-    _t0 = (0.5)*log_df
-    _t1 = _exp(log_df)
-    _t2 = (0.5)*_t1
-    return -_t0 + _t1*(_t0 + (-0.5)) + _lgammacor(_t2) - _xlogy(_t2 - 1, y) + _k0 + _k1
+    _k0 = tl.full([1], 2.995732273553991, _dt)
+    _k1 = tl.full([1], 1.995732273553991, _dt)
+    _k2 = tl.full([1], 0.6931471805599453, _dt)
+    _k3 = tl.full([1], 0.34657359027997264, _dt)
+    _k4 = tl.full([1], 0.9189385332046728, _dt)
+    _t2 = (log_df >= _k0)
+    _t3 = tl.where(_t2, log_df, _k0)
+    _t4 = (0.5)*_t3
+    _t5 = _exp(_t3)
+    _t6 = _exp(tl.where((log_df < _k0), log_df, _k1))
+    _t7 = tl.where(_t2, -_t4 + _t5*(_t4 + (-0.5)) + _lgammacor((0.5)*_t5) + _k3 + _k4, (0.5)*_t6*_k2 + _lgamma((0.5)*_t6))
+    return _t7 - _xlogy((0.5)*_exp(log_df) - 1, y)
 
 
 @triton.jit
 def _loss_terms_and_grads(log_df, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂log_df."""
     _dt = log_df.dtype
-    _k0 = tl.full([1], 0.34657359027997264, _dt)
-    _k1 = tl.full([1], 0.9189385332046728, _dt)
-    _t0 = (0.5)*log_df
-    _t1 = _exp(log_df)
-    _t2 = (0.5)*_t1
-    _value = -_t0 + _t1*(_t0 + (-0.5)) + _lgammacor(_t2) - _xlogy(_t2 - 1, y) + _k0 + _k1
-    _grad0 = _t2*(log_df - _log(y) + _digammacor(_t2) - _exp(-log_df))
+    _k0 = tl.full([1], 2.995732273553991, _dt)
+    _k1 = tl.full([1], 1.995732273553991, _dt)
+    _k2 = tl.full([1], 0.6931471805599453, _dt)
+    _k3 = tl.full([1], 0.34657359027997264, _dt)
+    _k4 = tl.full([1], 0.9189385332046728, _dt)
+    _t0 = (0.5)*_exp(log_df)
+    _t3 = (log_df >= _k0)
+    _t4 = tl.where(_t3, log_df, _k0)
+    _t5 = (0.5)*_t4
+    _t6 = _exp(_t4)
+    _t7 = _exp(tl.where((log_df < _k0), log_df, _k1))
+    _t8 = tl.where(_t3, -_t5 + _t6*(_t5 + (-0.5)) + _lgammacor((0.5)*_t6) + _k3 + _k4, (0.5)*_t7*_k2 + _lgamma((0.5)*_t7))
+    _value = _t8 - _xlogy(_t0 - 1, y)
+    _grad0 = _t0*(log_df - _log(y) + _digammacor(_t0) - _exp(-log_df))
     return _value, _grad0
 
 

@@ -158,15 +158,16 @@ else:
 
 @triton.jit
 def _digamma_diff(x, h):
-    """ψ(x + h) − ψ(x) for x > 0, x + h > 0, without cancellation: Σ h/(z(z + h)) while shifting z = x up to
-    10, then log1p(h/z) + h/(2z(z + h)) + ε(z + h) − ε(z), the last as a divided difference of the series
+    """ψ(x + h) − ψ(x) for x > 0, x + h > 0, without cancellation: Σ h/(z(z + h)) while shifting z = x until z
+    and z + h are ≥ 10, then log1p(h/z) + h/(2z(z + h)) + ε(z + h) − ε(z), the last as a divided difference of the series
     (its factor 1/(z + h) − 1/z = −h/(z(z + h)) computed from h); exactly 0 at h = 0."""
     z = x + 0.0 * h
     acc = 0.0 * z
     for _i in tl.static_range(10):
-        small = z < 10.0
+        small = (z < 10.0) | (z + h < 10.0)  # both z and z + h reach 10 (h may be negative)
         zs = tl.where(small, z, 1.0)
-        acc = acc + tl.where(small, h / (zs * (zs + h)), 0.0)
+        hs = tl.where(small, h, 0.0)
+        acc = acc + hs / (zs + hs) / zs
         z = tl.where(small, z + 1.0, z)
     u = 1.0 / z
     v = 1.0 / (z + h)
@@ -183,10 +184,15 @@ def _digamma_diff(x, h):
     s5 = v2 * s4 + u8
     u10 = u8 * u2
     s6 = v2 * s5 + u10
-    s7 = v2 * s6 + u10 * u2
+    u12 = u10 * u2
+    s7 = v2 * s6 + u12
+    u14 = u12 * u2
+    s8 = v2 * s7 + u14
+    s9 = v2 * s8 + u14 * u2
     bracket = (tl.full([1], -1 / 12, t) + tl.full([1], 1 / 120, t) * s2 + tl.full([1], -1 / 252, t) * s3
                + tl.full([1], 1 / 240, t) * s4 + tl.full([1], -1 / 132, t) * s5
-               + tl.full([1], 691 / 32760, t) * s6 + tl.full([1], -1 / 12, t) * s7)
+               + tl.full([1], 691 / 32760, t) * s6 + tl.full([1], -1 / 12, t) * s7
+               + tl.full([1], 3617 / 8160, t) * s8 + tl.full([1], -43867 / 14364, t) * s9)
     return acc + _log1p(h * u) + 0.5 * h * u * v - h * u * v * (v + u) * bracket
 
 

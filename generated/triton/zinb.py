@@ -48,10 +48,11 @@ Torch built-in: none computes this loss.
 Stabilising rewrites applied (symloss.stabilize):
     log_gamma: log Γ(x) → lgamma(x);  log x! → lgamma(x + 1)
     digamma_difference: ψ(x + h) − ψ(x) → digamma_difference(x, h)
-    lgamma_stirling: lgamma(c·e^u) + r → (c·e^u − ½)(u + log c) − c·e^u + ½·log 2π + δ(c·e^u) + r
+    lgamma_stirling: lgamma(c·e^u) + r → (c·e^u − ½)(u + log c) − c·e^u + ½·log 2π + δ(c·e^u) + r  (c·e^u ≥ 10)
     sigmoid: 1/(1 + exp(−x)) → sigmoid(x);  1/(1 + exp(x)) → sigmoid(−x)
     sigmoid_absorb: exp(x)·sigmoid(−x) → sigmoid(x)  (exp(x)/(1 + exp(x)) → sigmoid(x))
     softplus: log(1 + exp(x)) → softplus(x)
+    piecewise_guard: Piecewise((f(x), x > a), …) → Piecewise((f(guard(x, x > a, a + 1)), x > a), …)
 
 Conventions:
     * Inputs broadcast against each other and the target as in torch; dtype (float32/float64) follows the
@@ -194,14 +195,15 @@ def _logaddexp(a, b):
 @triton.jit
 def _lgammacor(x):
     """δ(x) = log Γ(x) − ((x − ½)·log x − x + ½·log 2π) for x > 0 (R's lgammacor): the asymptotic series
-    Σ B₂ₖ/(2k(2k − 1)x²ᵏ⁻¹) from x = 10 (error < 1e-17), lgamma minus the Stirling terms below."""
+    Σ B₂ₖ/(2k(2k − 1)x²ᵏ⁻¹) to x⁻¹⁷ from x = 10 (error < 2e-19), lgamma minus the Stirling terms below."""
     big = x >= 10.0
     z = tl.where(big, x, 10.0)
     u = 1.0 / (z * z)
     t = x.dtype
     series = (tl.full([1], 1 / 12, t) - u * (tl.full([1], 1 / 360, t) - u * (tl.full([1], 1 / 1260, t) - u * (
-        tl.full([1], 1 / 1680, t) - u * (tl.full([1], 1 / 1188, t) - u * (tl.full([1], 691 / 360360, t)
-                                                                         - u * tl.full([1], 1 / 156, t))))))) / z
+        tl.full([1], 1 / 1680, t) - u * (tl.full([1], 1 / 1188, t) - u * (tl.full([1], 691 / 360360, t) - u * (
+            tl.full([1], 1 / 156, t) - u * (tl.full([1], 3617 / 122400, t)
+                                            - u * tl.full([1], 43867 / 244188, t))))))))) / z
     xs = tl.where(big, 1.0, x)
     direct = _lgamma(xs) - (xs - 0.5) * _log(xs) + xs - tl.full([1], 0.9189385332046727, t)
     return tl.where(big, series, direct)
@@ -209,15 +211,16 @@ def _lgammacor(x):
 
 @triton.jit
 def _digamma_diff(x, h):
-    """ψ(x + h) − ψ(x) for x > 0, x + h > 0, without cancellation: Σ h/(z(z + h)) while shifting z = x up to
-    10, then log1p(h/z) + h/(2z(z + h)) + ε(z + h) − ε(z), the last as a divided difference of the series
+    """ψ(x + h) − ψ(x) for x > 0, x + h > 0, without cancellation: Σ h/(z(z + h)) while shifting z = x until z
+    and z + h are ≥ 10, then log1p(h/z) + h/(2z(z + h)) + ε(z + h) − ε(z), the last as a divided difference of the series
     (its factor 1/(z + h) − 1/z = −h/(z(z + h)) computed from h); exactly 0 at h = 0."""
     z = x + 0.0 * h
     acc = 0.0 * z
     for _i in tl.static_range(10):
-        small = z < 10.0
+        small = (z < 10.0) | (z + h < 10.0)  # both z and z + h reach 10 (h may be negative)
         zs = tl.where(small, z, 1.0)
-        acc = acc + tl.where(small, h / (zs * (zs + h)), 0.0)
+        hs = tl.where(small, h, 0.0)
+        acc = acc + hs / (zs + hs) / zs
         z = tl.where(small, z + 1.0, z)
     u = 1.0 / z
     v = 1.0 / (z + h)
@@ -234,10 +237,15 @@ def _digamma_diff(x, h):
     s5 = v2 * s4 + u8
     u10 = u8 * u2
     s6 = v2 * s5 + u10
-    s7 = v2 * s6 + u10 * u2
+    u12 = u10 * u2
+    s7 = v2 * s6 + u12
+    u14 = u12 * u2
+    s8 = v2 * s7 + u14
+    s9 = v2 * s8 + u14 * u2
     bracket = (tl.full([1], -1 / 12, t) + tl.full([1], 1 / 120, t) * s2 + tl.full([1], -1 / 252, t) * s3
                + tl.full([1], 1 / 240, t) * s4 + tl.full([1], -1 / 132, t) * s5
-               + tl.full([1], 691 / 32760, t) * s6 + tl.full([1], -1 / 12, t) * s7)
+               + tl.full([1], 691 / 32760, t) * s6 + tl.full([1], -1 / 12, t) * s7
+               + tl.full([1], 3617 / 8160, t) * s8 + tl.full([1], -43867 / 14364, t) * s9)
     return acc + _log1p(h * u) + 0.5 * h * u * v - h * u * v * (v + u) * bracket
 
 
@@ -245,23 +253,29 @@ def _digamma_diff(x, h):
 def _loss_terms(log_total_count, logits, logit_gate, y):
     """ℓ of each observation."""
     _dt = log_total_count.dtype
-    _k0 = tl.full([1], -0.9189385332046728, _dt)
+    _k0 = tl.full([1], 2.302585092994046, _dt)
+    _k1 = tl.full([1], 1.3025850929940457, _dt)
+    _k2 = tl.full([1], -0.9189385332046728, _dt)
     _t0 = tl.where((y == 0), 1, 0)
     _t1 = _softplus(logit_gate)
     _t2 = _exp(log_total_count)
     _t3 = _softplus(logits)
-    _t4 = _t2*(-_t3 - log_total_count + 1)
-    _t5 = -y*_softplus(-logits)
-    _t6 = (0.5)*log_total_count
-    _t7 = -_t1 + _t4 + _t5 + _t6 - _lgammacor(_t2) + _lgamma(_t2 + y) - _lgamma(y + 1) + _k0
-    return -_t0*_logaddexp(-_t1 - _t2*_t3, -_softplus(-logit_gate)) - _t7*(1 - _t0)
+    _t5 = (log_total_count >= _k0)
+    _t6 = tl.where(_t5, log_total_count, _k0)
+    _t7 = _exp(_t6)
+    _t8 = _exp(tl.where((log_total_count < _k0), log_total_count, _k1))
+    _t9 = tl.where(_t5, (0.5)*_t6 + _t7*(-_t3 - _t6 + 1) - _lgammacor(_t7) + _k2, -_t3*_t8 - _lgamma(_t8))
+    _t10 = -(1 - _t0)*(-_t1 + _t9 - y*_softplus(-logits) + _lgamma(_t2 + y) - _lgamma(y + 1))
+    return -_t0*_logaddexp(-_t1 - _t2*_t3, -_softplus(-logit_gate)) + _t10
 
 
 @triton.jit
 def _loss_terms_and_grads(log_total_count, logits, logit_gate, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂log_total_count, ∂ℓ/∂logits, ∂ℓ/∂logit_gate."""
     _dt = log_total_count.dtype
-    _k0 = tl.full([1], -0.9189385332046728, _dt)
+    _k0 = tl.full([1], 2.302585092994046, _dt)
+    _k1 = tl.full([1], 1.3025850929940457, _dt)
+    _k2 = tl.full([1], -0.9189385332046728, _dt)
     _t0 = (y == 0)
     _t1 = tl.where(_t0, 1, 0)
     _t2 = _softplus(logit_gate)
@@ -270,18 +284,20 @@ def _loss_terms_and_grads(log_total_count, logits, logit_gate, y):
     _t5 = _t3*_t4
     _t6 = -logit_gate
     _t7 = -logits
-    _t8 = _t5 + logit_gate
-    _t9 = _sigmoid(-_t8)
-    _t10 = _sigmoid(logits)
-    _t11 = _sigmoid(logit_gate)
-    _t12 = _t3*(-_t4 - log_total_count + 1)
-    _t13 = (0.5)*log_total_count
-    _t14 = -y*_softplus(_t7)
-    _t15 = _t12 + _t13 + _t14 - _t2 - _lgammacor(_t3) + _lgamma(_t3 + y) - _lgamma(y + 1) + _k0
-    _value = -_t1*_logaddexp(-_t2 - _t5, -_softplus(_t6)) - _t15*(1 - _t1)
-    _grad0 = tl.where(_t0, _t5*_t9, _t3*(_t4 - _digamma_diff(_t3, y)))
-    _grad1 = tl.where(_t0, _t10*_t3*_t9, _t10*_t3 - y*_sigmoid(_t7))
-    _grad2 = tl.where(_t0, _t11*_t9 - _sigmoid(_t6)*_sigmoid(_t8), _t11)
+    _t9 = (log_total_count >= _k0)
+    _t10 = tl.where(_t9, log_total_count, _k0)
+    _t11 = _exp(_t10)
+    _t12 = _exp(tl.where((log_total_count < _k0), log_total_count, _k1))
+    _t13 = _t5 + logit_gate
+    _t14 = _sigmoid(-_t13)
+    _t15 = _sigmoid(logits)
+    _t16 = _sigmoid(logit_gate)
+    _t17 = tl.where(_t9, (0.5)*_t10 + _t11*(-_t10 - _t4 + 1) - _lgammacor(_t11) + _k2, -_t12*_t4 - _lgamma(_t12))
+    _t18 = -(1 - _t1)*(_t17 - _t2 - y*_softplus(_t7) + _lgamma(_t3 + y) - _lgamma(y + 1))
+    _value = -_t1*_logaddexp(-_t2 - _t5, -_softplus(_t6)) + _t18
+    _grad0 = tl.where(_t0, _t14*_t5, _t3*(_t4 - _digamma_diff(_t3, y)))
+    _grad1 = tl.where(_t0, _t14*_t15*_t3, _t15*_t3 - y*_sigmoid(_t7))
+    _grad2 = tl.where(_t0, _t14*_t16 - _sigmoid(_t13)*_sigmoid(_t6), _t16)
     return _value, _grad0, _grad1, _grad2
 
 
