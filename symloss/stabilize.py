@@ -649,7 +649,11 @@ def _lgamma_stirling(node: sp.Basic, ctx: Context) -> sp.Basic | None:
         large = sp.collect(sp.Add(*[c * a for a in stirling], *linked), e)
         u = e.args[0]
         threshold = sp.log(sp.Integer(10) / (x / e))  # x ≥ 10 ⟺ u ≥ log(10/c)
-        return sp.Add(sp.Piecewise((large, u >= threshold), (t + sp.Add(*linked), True)), *others)
+        small = t + sp.Add(*linked)
+        # each branch sees a guarded u (the double where of piecewise_guard), which also keeps this rule from
+        # rewriting the lgamma of the small branch again
+        return sp.Add(sp.Piecewise((large.xreplace({u: Guard(u, u >= threshold, threshold)}), u >= threshold),
+                                   (small.xreplace({u: Guard(u, u < threshold, threshold - 1)}), True)), *others)
     return None
 
 

@@ -169,10 +169,13 @@ def test_rule_digamma_difference():
 def test_rule_lgamma_stirling():
     expr = -sp.exp(u) * a + LogGamma(sp.exp(u)) + b
     out = apply_rule("lgamma_stirling", expr)
-    assert out.has(LgammaCorrection) and not out.has(LogGamma)
-    # the a·log a of Stirling's formula and −a·log(rate) are one product: exp(u)·(u − a − 1)
-    assert sp.exp(u) * (u - a - 1) in out.args
-    assert_same_value(expr, out, [{u: 3, a: 2, b: 1}, {u: -2, a: 0.5, b: 0}])
+    assert out.has(LgammaCorrection) and len(out.atoms(LogGamma)) == 1  # lgamma only below exp(u) = 10
+    # where exp(u) ≥ 10, the a·log a of Stirling's formula and −a·log(rate) are one product: exp(u)·(u − a − 1)
+    (pw,) = out.atoms(sp.Piecewise)
+    g = Guard(u, u >= sp.log(10), sp.log(10))
+    assert sp.exp(g) * (g - a - 1) in pw.args[0][0].args
+    assert LogGamma(sp.exp(Guard(u, u < sp.log(10), sp.log(10) - 1))) in pw.args[1][0].args
+    assert_same_value(expr, out, [{u: 3, a: 2, b: 1}, {u: -2, a: 0.5, b: 0}, {u: 40, a: 39, b: 0}])
 
 
 def test_rule_digamma_stirling():
