@@ -113,8 +113,8 @@ static double symloss_chi2_log_df_terms(double log_df, double y)
     const double _t4 = (0.5)*_t3;
     const double _t5 = exp(_t3);
     const double _t6 = exp(((log_df < _t1) ? log_df : _t1 - 1.0));
-    const double _t7 = (_t2 ? _t0 - _t4 + _t5*(_t4 - 0.5) + symloss_chi2_log_df_lgammacor((0.5)*_t5) + 0.9189385332046728 : _t0*_t6 + lgamma((0.5)*_t6));
-    return _t7 - symloss_chi2_log_df_xlogy((0.5)*exp(log_df) - 1.0, y);
+    const double _t7 = _t0 - _t4 + _t5*(_t4 - 0.5) + symloss_chi2_log_df_lgammacor((0.5)*_t5) + 0.9189385332046728;
+    return (_t2 ? _t7 : _t0*_t6 + lgamma((0.5)*_t6)) - symloss_chi2_log_df_xlogy((0.5)*exp(log_df) - 1.0, y);
 }
 
 /* ℓ of one observation, and its partial derivatives ∂ℓ/∂log_df into _g. */
@@ -129,9 +129,9 @@ static double symloss_chi2_log_df_terms_and_grads(double log_df, double y, doubl
     const double _t5 = (0.5)*_t4;
     const double _t6 = exp(_t4);
     const double _t7 = exp(((log_df < _t2) ? log_df : _t2 - 1.0));
-    const double _t8 = (_t3 ? _t1 - _t5 + _t6*(_t5 - 0.5) + symloss_chi2_log_df_lgammacor((0.5)*_t6) + 0.9189385332046728 : _t1*_t7 + lgamma((0.5)*_t7));
+    const double _t8 = _t1 - _t5 + _t6*(_t5 - 0.5) + symloss_chi2_log_df_lgammacor((0.5)*_t6) + 0.9189385332046728;
     _g[0] = _t0*(log_df - log(y) + symloss_chi2_log_df_digammacor(_t0) - exp(-log_df));
-    return _t8 - symloss_chi2_log_df_xlogy(_t0 - 1.0, y);
+    return (_t3 ? _t8 : _t1*_t7 + lgamma((0.5)*_t7)) - symloss_chi2_log_df_xlogy(_t0 - 1.0, y);
 }
 
 /* The dropped constant c = −log p − ℓ of one observation. */

@@ -146,9 +146,10 @@ static double symloss_zinb_terms(double log_total_count, double logits, double l
     const double _t6 = (_t5 ? log_total_count : _t4);
     const double _t7 = exp(_t6);
     const double _t8 = exp(((log_total_count < _t4) ? log_total_count : _t4 - 1.0));
-    const double _t9 = (_t5 ? (0.5)*_t6 + _t7*(-_t3 - _t6 + 1.0) - symloss_zinb_lgammacor(_t7) - 0.9189385332046728 : -_t3*_t8 - lgamma(_t8));
-    const double _t10 = -(1.0 - _t0)*(-_t1 + _t9 - y*symloss_zinb_softplus(-logits) + lgamma(_t2 + y) - lgamma(y + 1.0));
-    return -_t0*symloss_zinb_logaddexp(-_t1 - _t2*_t3, -symloss_zinb_softplus(-logit_gate)) + _t10;
+    const double _t9 = (0.5)*_t6 + _t7*(-_t3 - _t6 + 1.0) - symloss_zinb_lgammacor(_t7) - 0.9189385332046728;
+    const double _t10 = (_t5 ? _t9 : -_t3*_t8 - lgamma(_t8));
+    const double _t11 = -(1.0 - _t0)*(-_t1 + _t10 - y*symloss_zinb_softplus(-logits) + lgamma(_t2 + y) - lgamma(y + 1.0));
+    return -_t0*symloss_zinb_logaddexp(-_t1 - _t2*_t3, -symloss_zinb_softplus(-logit_gate)) + _t11;
 }
 
 /* ℓ of one observation, and its partial derivatives ∂ℓ/∂log_total_count, ∂ℓ/∂logits, ∂ℓ/∂logit_gate into _g. */
@@ -172,12 +173,13 @@ static double symloss_zinb_terms_and_grads(double log_total_count, double logits
     const double _t14 = symloss_zinb_sigmoid(-_t13);
     const double _t15 = symloss_zinb_sigmoid(logits);
     const double _t16 = symloss_zinb_sigmoid(logit_gate);
-    const double _t17 = (_t9 ? (0.5)*_t10 + _t11*(-_t10 - _t4 + 1.0) - symloss_zinb_lgammacor(_t11) - 0.9189385332046728 : -_t12*_t4 - lgamma(_t12));
-    const double _t18 = -(1.0 - _t1)*(_t17 - _t2 - y*symloss_zinb_softplus(_t7) + lgamma(_t3 + y) - lgamma(y + 1.0));
+    const double _t17 = (0.5)*_t10 + _t11*(-_t10 - _t4 + 1.0) - symloss_zinb_lgammacor(_t11) - 0.9189385332046728;
+    const double _t18 = (_t9 ? _t17 : -_t12*_t4 - lgamma(_t12));
+    const double _t19 = -(1.0 - _t1)*(_t18 - _t2 - y*symloss_zinb_softplus(_t7) + lgamma(_t3 + y) - lgamma(y + 1.0));
     _g[0] = (_t0 ? _t14*_t5 : _t3*(_t4 - symloss_zinb_digamma_diff(_t3, y)));
     _g[1] = (_t0 ? _t14*_t15*_t3 : _t15*_t3 - y*symloss_zinb_sigmoid(_t7));
     _g[2] = (_t0 ? _t14*_t16 - symloss_zinb_sigmoid(_t13)*symloss_zinb_sigmoid(_t6) : _t16);
-    return -_t1*symloss_zinb_logaddexp(-_t2 - _t5, -symloss_zinb_softplus(_t6)) + _t18;
+    return -_t1*symloss_zinb_logaddexp(-_t2 - _t5, -symloss_zinb_softplus(_t6)) + _t19;
 }
 
 /* The dropped constant c = −log p − ℓ of one observation. */

@@ -114,8 +114,8 @@ def _lbeta(a, b):
 
 def _digamma_diff(x, h):
     """ψ(x + h) − ψ(x) for x > 0, x + h > 0, without cancellation: Σ h/(z(z + h)) while shifting z = x until z
-    and z + h are ≥ 10, then log1p(h/z) + h/(2z(z + h)) + ε(z + h) − ε(z), the last as a divided difference of the series
-    (its factor 1/(z + h) − 1/z = −h/(z(z + h)) computed from h); exactly 0 at h = 0."""
+    and z + h are ≥ 10, then log1p(h/z) + h/(2z(z + h)) + ε(z + h) − ε(z), the last as a divided difference
+    of the series (its factor 1/(z + h) − 1/z = −h/(z(z + h)) computed from h); exactly 0 at h = 0."""
     z, h = jnp.broadcast_arrays(x, h)
     acc = jnp.zeros_like(z)
     for _ in range(10):  # a fixed number of elementwise steps, not a loop over elements

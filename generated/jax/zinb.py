@@ -101,8 +101,8 @@ def _lgammacor(x):
 
 def _digamma_diff(x, h):
     """ψ(x + h) − ψ(x) for x > 0, x + h > 0, without cancellation: Σ h/(z(z + h)) while shifting z = x until z
-    and z + h are ≥ 10, then log1p(h/z) + h/(2z(z + h)) + ε(z + h) − ε(z), the last as a divided difference of the series
-    (its factor 1/(z + h) − 1/z = −h/(z(z + h)) computed from h); exactly 0 at h = 0."""
+    and z + h are ≥ 10, then log1p(h/z) + h/(2z(z + h)) + ε(z + h) − ε(z), the last as a divided difference
+    of the series (its factor 1/(z + h) − 1/z = −h/(z(z + h)) computed from h); exactly 0 at h = 0."""
     z, h = jnp.broadcast_arrays(x, h)
     acc = jnp.zeros_like(z)
     for _ in range(10):  # a fixed number of elementwise steps, not a loop over elements
@@ -134,10 +134,11 @@ def _loss_terms(log_total_count, logits, logit_gate, y):
     _t6 = jnp.where(_t5, log_total_count, _t4)
     _t7 = jnp.exp(_t6)
     _t8 = jnp.exp(jnp.where((log_total_count < _t4), log_total_count, _t4 - 1))
-    _t9 = jnp.where(_t5, (1/2)*_t6 + _t7*(-_t3 - _t6 + 1) - _lgammacor(_t7) - 0.9189385332046728, -_t3*_t8 - jax.scipy.special.gammaln(_t8))
-    _t10 = jax.scipy.special.gammaln(_t2 + y)
-    _t11 = -_t1 + _t10 + _t9 - y*jnp.logaddexp(0.0, -logits) - jax.scipy.special.gammaln(y + 1)
-    return -_t0*jnp.logaddexp(-_t1 - _t2*_t3, -jnp.logaddexp(0.0, -logit_gate)) - _t11*(1 - _t0)
+    _t9 = (1/2)*_t6 + _t7*(-_t3 - _t6 + 1) - _lgammacor(_t7) - 0.9189385332046728
+    _t10 = jnp.where(_t5, _t9, -_t3*_t8 - jax.scipy.special.gammaln(_t8))
+    _t11 = jax.scipy.special.gammaln(_t2 + y)
+    _t12 = -_t1 + _t10 + _t11 - y*jnp.logaddexp(0.0, -logits) - jax.scipy.special.gammaln(y + 1)
+    return -_t0*jnp.logaddexp(-_t1 - _t2*_t3, -jnp.logaddexp(0.0, -logit_gate)) - _t12*(1 - _t0)
 
 
 def _loss_terms_and_grads(log_total_count, logits, logit_gate, y):
@@ -159,10 +160,11 @@ def _loss_terms_and_grads(log_total_count, logits, logit_gate, y):
     _t14 = jax.nn.sigmoid(-_t13)
     _t15 = jax.nn.sigmoid(logits)
     _t16 = jax.nn.sigmoid(logit_gate)
-    _t17 = jnp.where(_t9, (1/2)*_t10 + _t11*(-_t10 - _t4 + 1) - _lgammacor(_t11) - 0.9189385332046728, -_t12*_t4 - jax.scipy.special.gammaln(_t12))
-    _t18 = jax.scipy.special.gammaln(_t3 + y)
-    _t19 = _t17 + _t18 - _t2 - y*jnp.logaddexp(0.0, _t7) - jax.scipy.special.gammaln(y + 1)
-    _value = -_t1*jnp.logaddexp(-_t2 - _t5, -jnp.logaddexp(0.0, _t6)) - _t19*(1 - _t1)
+    _t17 = (1/2)*_t10 + _t11*(-_t10 - _t4 + 1) - _lgammacor(_t11) - 0.9189385332046728
+    _t18 = jnp.where(_t9, _t17, -_t12*_t4 - jax.scipy.special.gammaln(_t12))
+    _t19 = jax.scipy.special.gammaln(_t3 + y)
+    _t20 = _t18 + _t19 - _t2 - y*jnp.logaddexp(0.0, _t7) - jax.scipy.special.gammaln(y + 1)
+    _value = -_t1*jnp.logaddexp(-_t2 - _t5, -jnp.logaddexp(0.0, _t6)) - _t20*(1 - _t1)
     _grad0 = jnp.where(_t0, _t14*_t5, _t3*(_t4 - _digamma_diff(_t3, y)))
     _grad1 = jnp.where(_t0, _t14*_t15*_t3, _t15*_t3 - y*jax.nn.sigmoid(_t7))
     _grad2 = jnp.where(_t0, _t14*_t16 - jax.nn.sigmoid(_t13)*jax.nn.sigmoid(_t6), _t16)

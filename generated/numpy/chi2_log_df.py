@@ -136,8 +136,8 @@ def _loss_terms(log_df, y):
     _t4 = (1/2)*_t3
     _t5 = np.exp(_t3)
     _t6 = np.exp(np.where((log_df < _t1), log_df, _t1 - 1))
-    _t7 = np.where(_t2, _t0 - _t4 + _t5*(_t4 - 1/2) + _lgammacor((1/2)*_t5) + 0.9189385332046728, _t0*_t6 + _lgamma((1/2)*_t6))
-    return _t7 - _xlogy((1/2)*np.exp(log_df) - 1, y)
+    _t7 = _t0 - _t4 + _t5*(_t4 - 1/2) + _lgammacor((1/2)*_t5) + 0.9189385332046728
+    return np.where(_t2, _t7, _t0*_t6 + _lgamma((1/2)*_t6)) - _xlogy((1/2)*np.exp(log_df) - 1, y)
 
 
 def _loss_terms_and_grads(log_df, y):
@@ -150,8 +150,8 @@ def _loss_terms_and_grads(log_df, y):
     _t5 = (1/2)*_t4
     _t6 = np.exp(_t4)
     _t7 = np.exp(np.where((log_df < _t2), log_df, _t2 - 1))
-    _t8 = np.where(_t3, _t1 - _t5 + _t6*(_t5 - 1/2) + _lgammacor((1/2)*_t6) + 0.9189385332046728, _t1*_t7 + _lgamma((1/2)*_t7))
-    _value = _t8 - _xlogy(_t0 - 1, y)
+    _t8 = _t1 - _t5 + _t6*(_t5 - 1/2) + _lgammacor((1/2)*_t6) + 0.9189385332046728
+    _value = np.where(_t3, _t8, _t1*_t7 + _lgamma((1/2)*_t7)) - _xlogy(_t0 - 1, y)
     _grad0 = _t0*(log_df - np.log(y) + _digammacor(_t0) - np.exp(-log_df))
     return _value, (_grad0,)
 

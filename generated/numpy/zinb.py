@@ -103,8 +103,8 @@ def _lgammacor(x):
 
 def _digamma_diff(x, h):
     """ψ(x + h) − ψ(x) for x > 0, x + h > 0, without cancellation: Σ h/(z(z + h)) while shifting z = x until z
-    and z + h are ≥ 10, then log1p(h/z) + h/(2z(z + h)) + ε(z + h) − ε(z), the last as a divided difference of the series
-    (its factor 1/(z + h) − 1/z = −h/(z(z + h)) computed from h); exactly 0 at h = 0."""
+    and z + h are ≥ 10, then log1p(h/z) + h/(2z(z + h)) + ε(z + h) − ε(z), the last as a divided difference
+    of the series (its factor 1/(z + h) − 1/z = −h/(z(z + h)) computed from h); exactly 0 at h = 0."""
     x = np.asarray(x)
     dtype = x.dtype if x.dtype.kind == "f" else np.dtype(np.float64)
     z = x.astype(np.float64)
@@ -152,9 +152,10 @@ def _loss_terms(log_total_count, logits, logit_gate, y):
     _t6 = np.where(_t5, log_total_count, _t4)
     _t7 = np.exp(_t6)
     _t8 = np.exp(np.where((log_total_count < _t4), log_total_count, _t4 - 1))
-    _t9 = np.where(_t5, (1/2)*_t6 + _t7*(-_t3 - _t6 + 1) - _lgammacor(_t7) - 0.9189385332046728, -_t3*_t8 - _lgamma(_t8))
-    _t10 = -(1 - _t0)*(-_t1 + _t9 - y*np.logaddexp(0.0, -logits) + _lgamma(_t2 + y) - _lgamma(y + 1))
-    return -_t0*np.logaddexp(-_t1 - _t2*_t3, -np.logaddexp(0.0, -logit_gate)) + _t10
+    _t9 = (1/2)*_t6 + _t7*(-_t3 - _t6 + 1) - _lgammacor(_t7) - 0.9189385332046728
+    _t10 = np.where(_t5, _t9, -_t3*_t8 - _lgamma(_t8))
+    _t11 = -(1 - _t0)*(-_t1 + _t10 - y*np.logaddexp(0.0, -logits) + _lgamma(_t2 + y) - _lgamma(y + 1))
+    return -_t0*np.logaddexp(-_t1 - _t2*_t3, -np.logaddexp(0.0, -logit_gate)) + _t11
 
 
 def _loss_terms_and_grads(log_total_count, logits, logit_gate, y):
@@ -176,9 +177,10 @@ def _loss_terms_and_grads(log_total_count, logits, logit_gate, y):
     _t14 = _sigmoid(-_t13)
     _t15 = _sigmoid(logits)
     _t16 = _sigmoid(logit_gate)
-    _t17 = np.where(_t9, (1/2)*_t10 + _t11*(-_t10 - _t4 + 1) - _lgammacor(_t11) - 0.9189385332046728, -_t12*_t4 - _lgamma(_t12))
-    _t18 = -(1 - _t1)*(_t17 - _t2 - y*np.logaddexp(0.0, _t7) + _lgamma(_t3 + y) - _lgamma(y + 1))
-    _value = -_t1*np.logaddexp(-_t2 - _t5, -np.logaddexp(0.0, _t6)) + _t18
+    _t17 = (1/2)*_t10 + _t11*(-_t10 - _t4 + 1) - _lgammacor(_t11) - 0.9189385332046728
+    _t18 = np.where(_t9, _t17, -_t12*_t4 - _lgamma(_t12))
+    _t19 = -(1 - _t1)*(_t18 - _t2 - y*np.logaddexp(0.0, _t7) + _lgamma(_t3 + y) - _lgamma(y + 1))
+    _value = -_t1*np.logaddexp(-_t2 - _t5, -np.logaddexp(0.0, _t6)) + _t19
     _grad0 = np.where(_t0, _t14*_t5, _t3*(_t4 - _digamma_diff(_t3, y)))
     _grad1 = np.where(_t0, _t14*_t15*_t3, _t15*_t3 - y*_sigmoid(_t7))
     _grad2 = np.where(_t0, _t14*_t16 - _sigmoid(_t13)*_sigmoid(_t6), _t16)

@@ -116,8 +116,8 @@ def _lgammacor(x):
 
 def _digamma_diff(x, h):
     """ψ(x + h) − ψ(x) for x > 0, x + h > 0, without cancellation: Σ h/(z(z + h)) while shifting z = x until z
-    and z + h are ≥ 10, then log1p(h/z) + h/(2z(z + h)) + ε(z + h) − ε(z), the last as a divided difference of the series
-    (its factor 1/(z + h) − 1/z = −h/(z(z + h)) computed from h); exactly 0 at h = 0."""
+    and z + h are ≥ 10, then log1p(h/z) + h/(2z(z + h)) + ε(z + h) − ε(z), the last as a divided difference
+    of the series (its factor 1/(z + h) − 1/z = −h/(z(z + h)) computed from h); exactly 0 at h = 0."""
     if not isinstance(x, torch.Tensor):
         x = torch.as_tensor(x, dtype=h.dtype, device=h.device)
     z, h = torch.broadcast_tensors(x, torch.as_tensor(h, dtype=x.dtype, device=x.device))
@@ -151,9 +151,10 @@ def _loss_terms(log_total_count, logits, logit_gate, y):
     _t6 = torch.where(_t5, log_total_count, _t4)
     _t7 = torch.exp(_t6)
     _t8 = torch.exp(torch.where((log_total_count < _t4), log_total_count, _t4 - 1))
-    _t9 = torch.where(_t5, (1/2)*_t6 + _t7*(-_t3 - _t6 + 1) - _lgammacor(_t7) - 0.9189385332046728, -_t3*_t8 - torch.lgamma(_t8))
-    _t10 = -(1 - _t0)*(-_t1 + _t9 - y*_softplus(-logits) + torch.lgamma(_t2 + y) - torch.lgamma(y + 1))
-    return -_t0*torch.logaddexp(-_t1 - _t2*_t3, -_softplus(-logit_gate)) + _t10
+    _t9 = (1/2)*_t6 + _t7*(-_t3 - _t6 + 1) - _lgammacor(_t7) - 0.9189385332046728
+    _t10 = torch.where(_t5, _t9, -_t3*_t8 - torch.lgamma(_t8))
+    _t11 = -_t1 + _t10 - y*_softplus(-logits) + torch.lgamma(_t2 + y) - torch.lgamma(y + 1)
+    return -_t0*torch.logaddexp(-_t1 - _t2*_t3, -_softplus(-logit_gate)) - _t11*(1 - _t0)
 
 
 def _loss_terms_and_grads(log_total_count, logits, logit_gate, y):
@@ -175,9 +176,10 @@ def _loss_terms_and_grads(log_total_count, logits, logit_gate, y):
     _t14 = torch.sigmoid(-_t13)
     _t15 = torch.sigmoid(logits)
     _t16 = torch.sigmoid(logit_gate)
-    _t17 = torch.where(_t9, (1/2)*_t10 + _t11*(-_t10 - _t4 + 1) - _lgammacor(_t11) - 0.9189385332046728, -_t12*_t4 - torch.lgamma(_t12))
-    _t18 = -(1 - _t1)*(_t17 - _t2 - y*_softplus(_t7) + torch.lgamma(_t3 + y) - torch.lgamma(y + 1))
-    _value = -_t1*torch.logaddexp(-_t2 - _t5, -_softplus(_t6)) + _t18
+    _t17 = (1/2)*_t10 + _t11*(-_t10 - _t4 + 1) - _lgammacor(_t11) - 0.9189385332046728
+    _t18 = torch.where(_t9, _t17, -_t12*_t4 - torch.lgamma(_t12))
+    _t19 = -(1 - _t1)*(_t18 - _t2 - y*_softplus(_t7) + torch.lgamma(_t3 + y) - torch.lgamma(y + 1))
+    _value = -_t1*torch.logaddexp(-_t2 - _t5, -_softplus(_t6)) + _t19
     _grad0 = torch.where(_t0, _t14*_t5, _t3*(_t4 - _digamma_diff(_t3, y)))
     _grad1 = torch.where(_t0, _t14*_t15*_t3, _t15*_t3 - y*torch.sigmoid(_t7))
     _grad2 = torch.where(_t0, _t14*_t16 - torch.sigmoid(_t13)*torch.sigmoid(_t6), _t16)

@@ -198,16 +198,16 @@ def _loss_terms(log_df, y):
     _dt = log_df.dtype
     _k0 = tl.full([1], 2.995732273553991, _dt)
     _k1 = tl.full([1], 1.995732273553991, _dt)
-    _k2 = tl.full([1], 0.6931471805599453, _dt)
     _k3 = tl.full([1], 0.34657359027997264, _dt)
     _k4 = tl.full([1], 0.9189385332046728, _dt)
+    _k2 = tl.full([1], 0.6931471805599453, _dt)
     _t2 = (log_df >= _k0)
     _t3 = tl.where(_t2, log_df, _k0)
     _t4 = (0.5)*_t3
     _t5 = _exp(_t3)
     _t6 = _exp(tl.where((log_df < _k0), log_df, _k1))
-    _t7 = tl.where(_t2, -_t4 + _t5*(_t4 + (-0.5)) + _lgammacor((0.5)*_t5) + _k3 + _k4, (0.5)*_t6*_k2 + _lgamma((0.5)*_t6))
-    return _t7 - _xlogy((0.5)*_exp(log_df) - 1, y)
+    _t7 = -_t4 + _t5*(_t4 + (-0.5)) + _lgammacor((0.5)*_t5) + _k3 + _k4
+    return tl.where(_t2, _t7, (0.5)*_t6*_k2 + _lgamma((0.5)*_t6)) - _xlogy((0.5)*_exp(log_df) - 1, y)
 
 
 @triton.jit
@@ -216,17 +216,17 @@ def _loss_terms_and_grads(log_df, y):
     _dt = log_df.dtype
     _k0 = tl.full([1], 2.995732273553991, _dt)
     _k1 = tl.full([1], 1.995732273553991, _dt)
-    _k2 = tl.full([1], 0.6931471805599453, _dt)
     _k3 = tl.full([1], 0.34657359027997264, _dt)
     _k4 = tl.full([1], 0.9189385332046728, _dt)
+    _k2 = tl.full([1], 0.6931471805599453, _dt)
     _t0 = (0.5)*_exp(log_df)
     _t3 = (log_df >= _k0)
     _t4 = tl.where(_t3, log_df, _k0)
     _t5 = (0.5)*_t4
     _t6 = _exp(_t4)
     _t7 = _exp(tl.where((log_df < _k0), log_df, _k1))
-    _t8 = tl.where(_t3, -_t5 + _t6*(_t5 + (-0.5)) + _lgammacor((0.5)*_t6) + _k3 + _k4, (0.5)*_t7*_k2 + _lgamma((0.5)*_t7))
-    _value = _t8 - _xlogy(_t0 - 1, y)
+    _t8 = -_t5 + _t6*(_t5 + (-0.5)) + _lgammacor((0.5)*_t6) + _k3 + _k4
+    _value = tl.where(_t3, _t8, (0.5)*_t7*_k2 + _lgamma((0.5)*_t7)) - _xlogy(_t0 - 1, y)
     _grad0 = _t0*(log_df - _log(y) + _digammacor(_t0) - _exp(-log_df))
     return _value, _grad0
 

@@ -211,8 +211,8 @@ def _lgammacor(x):
 @triton.jit
 def _digamma_diff(x, h):
     """ψ(x + h) − ψ(x) for x > 0, x + h > 0, without cancellation: Σ h/(z(z + h)) while shifting z = x until z
-    and z + h are ≥ 10, then log1p(h/z) + h/(2z(z + h)) + ε(z + h) − ε(z), the last as a divided difference of the series
-    (its factor 1/(z + h) − 1/z = −h/(z(z + h)) computed from h); exactly 0 at h = 0."""
+    and z + h are ≥ 10, then log1p(h/z) + h/(2z(z + h)) + ε(z + h) − ε(z), the last as a divided difference
+    of the series (its factor 1/(z + h) − 1/z = −h/(z(z + h)) computed from h); exactly 0 at h = 0."""
     z = x + 0.0 * h
     acc = 0.0 * z
     for _i in tl.static_range(10):
@@ -263,9 +263,10 @@ def _loss_terms(log_total_count, logits, logit_gate, y):
     _t6 = tl.where(_t5, log_total_count, _k0)
     _t7 = _exp(_t6)
     _t8 = _exp(tl.where((log_total_count < _k0), log_total_count, _k1))
-    _t9 = tl.where(_t5, (0.5)*_t6 + _t7*(-_t3 - _t6 + 1) - _lgammacor(_t7) + _k2, -_t3*_t8 - _lgamma(_t8))
-    _t10 = -(1 - _t0)*(-_t1 + _t9 - y*_softplus(-logits) + _lgamma(_t2 + y) - _lgamma(y + 1))
-    return -_t0*_logaddexp(-_t1 - _t2*_t3, -_softplus(-logit_gate)) + _t10
+    _t9 = (0.5)*_t6 + _t7*(-_t3 - _t6 + 1) - _lgammacor(_t7) + _k2
+    _t10 = tl.where(_t5, _t9, -_t3*_t8 - _lgamma(_t8))
+    _t11 = -(1 - _t0)*(-_t1 + _t10 - y*_softplus(-logits) + _lgamma(_t2 + y) - _lgamma(y + 1))
+    return -_t0*_logaddexp(-_t1 - _t2*_t3, -_softplus(-logit_gate)) + _t11
 
 
 @triton.jit
@@ -291,9 +292,10 @@ def _loss_terms_and_grads(log_total_count, logits, logit_gate, y):
     _t14 = _sigmoid(-_t13)
     _t15 = _sigmoid(logits)
     _t16 = _sigmoid(logit_gate)
-    _t17 = tl.where(_t9, (0.5)*_t10 + _t11*(-_t10 - _t4 + 1) - _lgammacor(_t11) + _k2, -_t12*_t4 - _lgamma(_t12))
-    _t18 = -(1 - _t1)*(_t17 - _t2 - y*_softplus(_t7) + _lgamma(_t3 + y) - _lgamma(y + 1))
-    _value = -_t1*_logaddexp(-_t2 - _t5, -_softplus(_t6)) + _t18
+    _t17 = (0.5)*_t10 + _t11*(-_t10 - _t4 + 1) - _lgammacor(_t11) + _k2
+    _t18 = tl.where(_t9, _t17, -_t12*_t4 - _lgamma(_t12))
+    _t19 = -(1 - _t1)*(_t18 - _t2 - y*_softplus(_t7) + _lgamma(_t3 + y) - _lgamma(y + 1))
+    _value = -_t1*_logaddexp(-_t2 - _t5, -_softplus(_t6)) + _t19
     _grad0 = tl.where(_t0, _t14*_t5, _t3*(_t4 - _digamma_diff(_t3, y)))
     _grad1 = tl.where(_t0, _t14*_t15*_t3, _t15*_t3 - y*_sigmoid(_t7))
     _grad2 = tl.where(_t0, _t14*_t16 - _sigmoid(_t13)*_sigmoid(_t6), _t16)

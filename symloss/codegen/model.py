@@ -257,12 +257,21 @@ def _block(exprs: Sequence[sp.Expr], printer, temps: Iterator[sp.Symbol]) -> Blo
             reduced = [e.xreplace(numbers) for e in reduced]
     pairs: list[tuple[sp.Symbol, sp.Expr]] = []
 
+    def parts(expr: sp.Expr) -> list[sp.Expr]:
+        if isinstance(expr, sp.Piecewise):  # its args are (value, condition) pairs: the values can be named
+            return [v for v, _ in expr.args if isinstance(v, sp.Expr) and v.args]
+        return [a for a in expr.args if isinstance(a, sp.Expr) and a.args]
+
     def fit(expr: sp.Expr) -> sp.Expr:
         if not expr.args or len(printer.doprint(expr)) <= LINE_BUDGET:
             return expr
-        expr = expr.func(*[fit(a) if isinstance(a, sp.Expr) else a for a in expr.args])
+        if isinstance(expr, sp.Piecewise):
+            expr = sp.Piecewise(*[(fit(v) if isinstance(v, sp.Expr) else v, c) for v, c in expr.args],
+                                evaluate=False)
+        else:
+            expr = expr.func(*[fit(a) if isinstance(a, sp.Expr) else a for a in expr.args])
         while len(printer.doprint(expr)) > LINE_BUDGET:
-            candidates = [a for a in expr.args if isinstance(a, sp.Expr) and a.args]
+            candidates = parts(expr)
             if candidates:
                 part = max(candidates, key=lambda a: (len(printer.doprint(a)), sp.default_sort_key(a)))
             elif isinstance(expr, (sp.Add, sp.Mul)) and len(expr.args) > 2:
@@ -271,7 +280,7 @@ def _block(exprs: Sequence[sp.Expr], printer, temps: Iterator[sp.Symbol]) -> Blo
                 break
             name = next(temps)
             pairs.append((name, part))
-            expr = expr.xreplace({part: name}) if part in expr.args else expr.func(
+            expr = expr.xreplace({part: name}) if candidates else expr.func(
                 name, *expr.args[len(expr.args) // 2:])
         return expr
 
