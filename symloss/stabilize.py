@@ -655,6 +655,62 @@ def _expm1(node: sp.Basic, ctx: Context) -> sp.Basic | None:
     return None
 
 
+def _expm1_sigmoid(node: sp.Basic, ctx: Context) -> sp.Basic | None:
+    """expm1(u)·σ(v) → −expm1(−u)·exp(u + v)·σ(−v)  (u > 0, u + v simpler than v)."""
+    factors = list(sp.Mul.make_args(node))
+    for f in factors:
+        if not isinstance(f, expm1) or f.args[0].is_positive is not True:
+            continue
+        u = f.args[0]
+        for g in factors:
+            if not isinstance(g, Sigmoid):
+                continue
+            v = g.args[0]
+            w = sp.expand(u + v)
+            if sp.count_ops(w) < sp.count_ops(v):
+                rest = [h for h in factors if h is not f and h is not g]
+                return sp.Mul(-expm1(-u), sp.exp(w), Sigmoid(-v), *rest)
+    return None
+
+
+def _sigmoid_product_difference(node: sp.Basic, ctx: Context) -> sp.Basic | None:
+    """c·σ(a)σ(b) − c·σ(−a)σ(−b) → c·expm1(a + b)·σ(−a)σ(−b) (a + b ≤ 0) or −c·expm1(−a − b)·σ(a)σ(b) (a + b ≥ 0)."""
+    terms = list(node.args)
+    for t1 in terms:
+        c1, s1 = _two_sigmoids(t1)
+        if s1 is None:
+            continue
+        a, b = s1
+        for t2 in terms:
+            c2, s2 = _two_sigmoids(t2)
+            if t2 is t1 or s2 is None or sp.expand(c1 + c2) != 0:
+                continue
+            if {sp.expand(x) for x in s2} != {sp.expand(-a), sp.expand(-b)}:
+                continue
+            w = sp.expand(a + b)
+            if sp.count_ops(w) >= sp.count_ops(a) + sp.count_ops(b) + 1:
+                continue
+            rest = [u for u in terms if u is not t1 and u is not t2]
+            if w.is_nonpositive:
+                new = c1 * expm1(w) * Sigmoid(-a) * Sigmoid(-b)
+            elif w.is_nonnegative:
+                new = -c1 * expm1(-w) * Sigmoid(a) * Sigmoid(b)
+            else:
+                continue
+            return sp.Add(new, *rest)
+    return None
+
+
+def _two_sigmoids(term: sp.Expr) -> tuple[sp.Expr, tuple[sp.Expr, sp.Expr] | None]:
+    """(c, (a, b)) when ``term == c·σ(a)·σ(b)`` with c free of sigmoids."""
+    factors = list(sp.Mul.make_args(term))
+    sig = [f for f in factors if isinstance(f, Sigmoid)]
+    if len(sig) != 2 or any(f.has(Sigmoid) for f in factors if not isinstance(f, Sigmoid)):
+        return sp.S.Zero, None
+    c = sp.Mul(*[f for f in factors if not isinstance(f, Sigmoid)])
+    return c, (sig[0].args[0], sig[1].args[0])
+
+
 # -- Gaussian tails
 def _log_ndtr(node: sp.Basic, ctx: Context) -> sp.Basic | None:
     """log(c·erfc(x)) → log(2c) + log_ndtr(−√2·x);  log(1 − erfc(x)/2) → log_ndtr(√2·x).
@@ -1048,6 +1104,12 @@ RULES: tuple[Rule, ...] = (
          _node(sp.Add), _log_tanhc),
     Rule("log1p", "log(1 + x) → log1p(x)", "1 + x rounds to 1 for |x| < 1e-16", _node(sp.log), _log1p),
     Rule("expm1", "exp(x) − 1 → expm1(x)", "exp(x) − 1 cancels for small x", _node(sp.Add), _expm1),
+    Rule("expm1_sigmoid", "expm1(u)·sigmoid(v) → −expm1(−u)·exp(u + v)·sigmoid(−v)  (u > 0, u + v simplifies)",
+         "expm1(u) overflows for u > 709 while sigmoid(v) underflows (∞·0 = NaN); exp(u + v) is the finite product "
+         "(and sigmoid_absorb takes it further)", _node(sp.Mul), _expm1_sigmoid),
+    Rule("sigmoid_product_difference", "σ(a)σ(b) − σ(−a)σ(−b) → expm1(a + b)·σ(−a)σ(−b)  (a + b ≤ 0; mirrored "
+         "for a + b ≥ 0)", "the two products are equal when a + b → 0 and their difference loses every digit "
+         "(a zero-inflated gate's gradient at a tiny rate)", _node(sp.Add), _sigmoid_product_difference),
     Rule("xlogy", "x·log(y) → xlogy(x, y);  x·log1p(y) → xlog1py(x, y)  (x may be 0, the target involved)",
          "0·log 0 is NaN, its limit (and the value on the edge of the support) is 0", _node(sp.Mul), _xlogy),
     Rule("factor_denominator", "1/(p² − p) → 1/(p·(p − 1))",

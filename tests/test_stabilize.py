@@ -378,6 +378,34 @@ def test_rule_expm1():
     assert float_value(naive(sp.exp(x) - 1, x), 1e-20) == 0.0
 
 
+def test_rule_expm1_sigmoid():
+    # expm1(u)·σ(−u − a), u > 0: a zero-inflated gate's gradient at a huge total count
+    expr = expm1(p) * Sigmoid(-p - a)
+    out = apply_rule("expm1_sigmoid", expr)
+    assert not out.has(expm1(p))
+    assert_same_value(expr, out, [{p: 0.5, a: 1.0}, {p: 30.0, a: -2.0}])
+    # u = 1e3, a = 1: the true value is −expm1(−1e3)·exp(−1)·σ(1e3 + 1) = e^-1
+    assert float_value(as_float(out, p, a), 1e3, 1.0) == pytest.approx(math.exp(-1.0), rel=1e-15)
+    assert math.isnan(float_value(naive(elementary(expr), p, a), 1e3, 1.0))
+    # u of unknown sign, or a sum that does not simplify: left alone
+    assert RULES_BY_NAME["expm1_sigmoid"].apply(expm1(x) * Sigmoid(-x - a)) == expm1(x) * Sigmoid(-x - a)
+    assert RULES_BY_NAME["expm1_sigmoid"].apply(expm1(p) * Sigmoid(a)) == expm1(p) * Sigmoid(a)
+
+
+def test_rule_sigmoid_product_difference():
+    # σ(a)σ(−a − p) − σ(−a)σ(a + p): a zero-inflated gate's gradient, p the rate
+    expr = Sigmoid(a) * Sigmoid(-a - p) - Sigmoid(-a) * Sigmoid(a + p)
+    out = apply_rule("sigmoid_product_difference", expr)
+    assert out.has(expm1)
+    assert_same_value(expr, out, [{a: 0.3, p: 2.0}, {a: -4.0, p: 1e-3}])
+    want = float(exact(expr, {a: 0.0, p: 1e-30}))  # −σ(0)² · 1e-30
+    assert float_value(as_float(out, a, p), 0.0, 1e-30) == pytest.approx(want, rel=1e-15)
+    assert float_value(naive(elementary(expr), a, p), 0.0, 1e-30) == 0.0
+    # the mirror image, a + b ≥ 0
+    out2 = apply_rule("sigmoid_product_difference", Sigmoid(a + p) * Sigmoid(-a) - Sigmoid(-a - p) * Sigmoid(a))
+    assert_same_value(Sigmoid(a + p) * Sigmoid(-a) - Sigmoid(-a - p) * Sigmoid(a), out2, [{a: 0.3, p: 2.0}])
+
+
 def test_rule_xlogy():
     expr = -y * sp.log(p) - (1 - y) * sp.log(1 - p)  # binary cross-entropy on probabilities
     out = stabilize(expr, data=[y])

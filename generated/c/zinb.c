@@ -10,8 +10,10 @@
  *     ℓ = -(1 - Piecewise((1, Eq(y, 0)), (0, True)))*(-y*log(1 + exp(-logits)) -
  *        exp(log_total_count)*log(exp(logits) + 1) - log(exp(logit_gate) + 1) - loggamma(y + 1) + loggamma(y +
  *        exp(log_total_count)) - loggamma(exp(log_total_count))) - Piecewise((1, Eq(y, 0)), (0,
- *        True))*LogAddExp(-exp(log_total_count)*log(exp(logits) + 1) - log(exp(logit_gate) + 1), -log(1 +
- *        exp(-logit_gate)))
+ *        True))*Piecewise((log1p(expm1(-exp(log_total_count)*log(exp(logits) + 1))/(exp(logit_gate) + 1)),
+ *        expm1(-exp(log_total_count)*log(exp(logits) + 1))/(exp(logit_gate) + 1) > -1/2),
+ *        (LogAddExp(-exp(log_total_count)*log(exp(logits) + 1) - log(exp(logit_gate) + 1), -log(1 +
+ *        exp(-logit_gate))), True))
  *
  * The dropped constant c = −log p − ℓ (full != 0 adds it, so the result is exactly −log p):
  *
@@ -35,21 +37,35 @@
  * Target (an array of n elements): y: the observation; x in {0, 1, 2, ...}
  *
  * Closed-form gradients (as derived; the code evaluates the stabilised forms):
- *     ∂ℓ/∂log_total_count = Piecewise((exp(log_total_count)*log(exp(logits) + 1)*Sigmoid(-(logit_gate +
- *        exp(log_total_count)*log(exp(logits) + 1))), Eq(y, 0)), ((log(exp(logits) + 1) - polygamma(0, y +
- *        exp(log_total_count)) + polygamma(0, exp(log_total_count)))*exp(log_total_count), True))
- *     ∂ℓ/∂logits = Piecewise((exp(log_total_count + logits)*Sigmoid(-(logit_gate +
- *        exp(log_total_count)*log(exp(logits) + 1)))/(exp(logits) + 1), Eq(y, 0)), ((-y + exp(log_total_count +
- *        logits))/(exp(logits) + 1), True))
- *     ∂ℓ/∂logit_gate = Piecewise(((exp(logit_gate)*Sigmoid(-(logit_gate + exp(log_total_count)*log(exp(logits) +
- *        1))) - Sigmoid(logit_gate + exp(log_total_count)*log(exp(logits) + 1)))/(exp(logit_gate) + 1), Eq(y, 0)),
+ *     ∂ℓ/∂log_total_count = Piecewise((exp(log_total_count)*log(exp(logits) + 1)/((exp(logits) +
+ *        1)**exp(log_total_count)*exp(logit_gate) + 1), Eq(y, 0) & (((exp(logits) + 1)**exp(log_total_count) -
+ *        1)/((exp(logit_gate) + 1)*(exp(logits) + 1)**exp(log_total_count)) < 1/2)),
+ *        (exp(log_total_count)*log(exp(logits) + 1)*Sigmoid(-(logit_gate + exp(log_total_count)*log(exp(logits) +
+ *        1))), Eq(y, 0)), ((log(exp(logits) + 1) - polygamma(0, y + exp(log_total_count)) + polygamma(0,
+ *        exp(log_total_count)))*exp(log_total_count), True))
+ *     ∂ℓ/∂logits = Piecewise((exp(log_total_count + logits)/(((exp(logits) +
+ *        1)**exp(log_total_count)*exp(logit_gate) + 1)*(exp(logits) + 1)), Eq(y, 0) & ((1 - (exp(logits) +
+ *        1)**exp(log_total_count))/((exp(logit_gate) + 1)*(exp(logits) + 1)**exp(log_total_count)) > -1/2)),
+ *        (exp(log_total_count + logits)*Sigmoid(-(logit_gate + exp(log_total_count)*log(exp(logits) +
+ *        1)))/(exp(logits) + 1), Eq(y, 0)), ((-y + exp(log_total_count + logits))/(exp(logits) + 1), True))
+ *     ∂ℓ/∂logit_gate = Piecewise(((1 - (exp(logits) + 1)**exp(log_total_count))*exp(logit_gate)/(((exp(logits) +
+ *        1)**exp(log_total_count)*exp(logit_gate) + 1)*(exp(logit_gate) + 1)), Eq(y, 0) & ((1 - (exp(logits) +
+ *        1)**exp(log_total_count))/((exp(logit_gate) + 1)*(exp(logits) + 1)**exp(log_total_count)) > -1/2)),
+ *        ((exp(logit_gate)*Sigmoid(-(logit_gate + exp(log_total_count)*log(exp(logits) + 1))) - Sigmoid(logit_gate +
+ *        exp(log_total_count)*log(exp(logits) + 1)))/(exp(logit_gate) + 1), Eq(y, 0)),
  *        (exp(logit_gate)/(exp(logit_gate) + 1), True))
  *
  * Stabilising rewrites applied (symloss.stabilize):
  *     log_gamma: log Γ(x) → lgamma(x);  log x! → lgamma(x + 1)
+ *     power_as_exp: x^p → exp(p·log x)  (x > 0, p symbolic)
  *     sigmoid: 1/(1 + exp(−x)) → sigmoid(x);  1/(1 + exp(x)) → sigmoid(−x)
  *     sigmoid_absorb: exp(x)·sigmoid(−x) → sigmoid(x)  (exp(x)/(1 + exp(x)) → sigmoid(x))
  *     softplus: log(1 + exp(x)) → softplus(x)
+ *     expm1: exp(x) − 1 → expm1(x)
+ *     expm1_sigmoid: expm1(u)·sigmoid(v) → −expm1(−u)·exp(u + v)·sigmoid(−v)  (u > 0, u + v simplifies)
+ *     sigmoid_product_difference: σ(a)σ(b) − σ(−a)σ(−b) → expm1(a + b)·σ(−a)σ(−b)  (a + b ≤ 0; mirrored for a + b ≥
+ *        0)
+ *     exp_of_sum: exp(a)·exp(b) → exp(a + b)
  *
  * Conventions:
  *   * Every array argument has n elements (no broadcasting; repeat a shared value); the named constants
@@ -114,9 +130,12 @@ static double symloss_zinb_terms(double log_total_count, double logits, double l
     (void)log_total_count; (void)logits; (void)logit_gate; (void)y;
     const double _t0 = ((y == 0.0) ? 1.0 : 0.0);
     const double _t1 = exp(log_total_count);
-    const double _t2 = _t1*symloss_zinb_softplus(logits) + symloss_zinb_softplus(logit_gate);
-    const double _t3 = -(1.0 - _t0)*(-_t2 - y*symloss_zinb_softplus(-logits) - lgamma(_t1) + lgamma(_t1 + y) - lgamma(y + 1.0));
-    return -_t0*symloss_zinb_logaddexp(-_t2, -symloss_zinb_softplus(-logit_gate)) + _t3;
+    const double _t2 = _t1*symloss_zinb_softplus(logits);
+    const double _t3 = _t2 + symloss_zinb_softplus(logit_gate);
+    const double _t4 = -logit_gate;
+    const double _t5 = symloss_zinb_sigmoid(_t4)*expm1(-_t2);
+    const double _t6 = -(1.0 - _t0)*(-_t3 - y*symloss_zinb_softplus(-logits) - lgamma(_t1) + lgamma(_t1 + y) - lgamma(y + 1.0));
+    return -_t0*((_t5 > -0.5) ? log1p(_t5) : symloss_zinb_logaddexp(-_t3, -symloss_zinb_softplus(_t4))) + _t6;
 }
 
 /* ℓ of one observation, and its partial derivatives ∂ℓ/∂log_total_count, ∂ℓ/∂logits, ∂ℓ/∂logit_gate into _g. */
@@ -126,21 +145,24 @@ static double symloss_zinb_terms_and_grads(double log_total_count, double logits
     const double _t0 = (y == 0.0);
     const double _t1 = (_t0 ? 1.0 : 0.0);
     const double _t2 = exp(log_total_count);
-    const double _t3 = symloss_zinb_softplus(logits);
-    const double _t4 = _t2*_t3;
-    const double _t5 = _t4 + symloss_zinb_softplus(logit_gate);
-    const double _t6 = -logit_gate;
-    const double _t7 = _t2 + y;
-    const double _t8 = -logits;
-    const double _t9 = _t4 + logit_gate;
-    const double _t10 = symloss_zinb_sigmoid(-_t9);
-    const double _t11 = symloss_zinb_sigmoid(logits);
-    const double _t12 = symloss_zinb_sigmoid(logit_gate);
-    const double _t13 = -(1.0 - _t1)*(-_t5 - y*symloss_zinb_softplus(_t8) - lgamma(_t2) + lgamma(_t7) - lgamma(y + 1.0));
-    _g[0] = (_t0 ? _t10*_t4 : _t2*(_t3 + symloss_zinb_digamma(_t2) - symloss_zinb_digamma(_t7)));
-    _g[1] = (_t0 ? _t10*_t11*_t2 : _t11*_t2 - y*symloss_zinb_sigmoid(_t8));
-    _g[2] = (_t0 ? _t10*_t12 - symloss_zinb_sigmoid(_t6)*symloss_zinb_sigmoid(_t9) : _t12);
-    return -_t1*symloss_zinb_logaddexp(-_t5, -symloss_zinb_softplus(_t6)) + _t13;
+    const double _t3 = _t2 + y;
+    const double _t4 = -logits;
+    const double _t5 = symloss_zinb_softplus(logits);
+    const double _t6 = _t2*_t5;
+    const double _t7 = _t6 + symloss_zinb_softplus(logit_gate);
+    const double _t8 = -logit_gate;
+    const double _t9 = symloss_zinb_sigmoid(_t8);
+    const double _t10 = -_t6;
+    const double _t11 = _t9*expm1(_t10);
+    const double _t12 = _t6 + logit_gate;
+    const double _t13 = symloss_zinb_sigmoid(-_t12);
+    const double _t14 = (_t0 && (_t0 || (-_t9*exp(_t10) + _t9 < 0.5)));
+    const double _t15 = symloss_zinb_sigmoid(logits);
+    const double _t16 = -(1.0 - _t1)*(-_t7 - y*symloss_zinb_softplus(_t4) - lgamma(_t2) + lgamma(_t3) - lgamma(y + 1.0));
+    _g[0] = (_t14 ? _t13*_t6 : _t2*(_t5 + symloss_zinb_digamma(_t2) - symloss_zinb_digamma(_t3)));
+    _g[1] = (_t14 ? _t13*_t15*_t2 : _t15*_t2 - y*symloss_zinb_sigmoid(_t4));
+    _g[2] = (_t14 ? _t11*symloss_zinb_sigmoid(_t12) : symloss_zinb_sigmoid(logit_gate));
+    return -_t1*((_t11 > -0.5) ? log1p(_t11) : symloss_zinb_logaddexp(-_t7, -symloss_zinb_softplus(_t8))) + _t16;
 }
 
 /* The dropped constant c = −log p − ℓ of one observation. */

@@ -8,8 +8,9 @@
  * dropped):
  *
  *     ℓ = -(1 - Piecewise((1, Eq(y, 0)), (0, True)))*(log_rate*y - exp(log_rate) - log(exp(logit_gate) + 1) -
- *        loggamma(y + 1)) - Piecewise((1, Eq(y, 0)), (0, True))*LogAddExp(-exp(log_rate) - log(exp(logit_gate) + 1),
- *        -log(1 + exp(-logit_gate)))
+ *        loggamma(y + 1)) - Piecewise((1, Eq(y, 0)), (0,
+ *        True))*Piecewise((log1p(expm1(-exp(log_rate))/(exp(logit_gate) + 1)), expm1(-exp(log_rate))/(exp(logit_gate)
+ *        + 1) > -1/2), (LogAddExp(-exp(log_rate) - log(exp(logit_gate) + 1), -log(1 + exp(-logit_gate))), True))
  *
  * The dropped constant c = −log p − ℓ (full != 0 adds it, so the result is exactly −log p):
  *
@@ -28,9 +29,12 @@
  * Target (an array of n elements): y: the observation; x in {0, 1, 2, ...}
  *
  * Closed-form gradients (as derived; the code evaluates the stabilised forms):
- *     ∂ℓ/∂log_rate = Piecewise((exp(log_rate)*Sigmoid(-(logit_gate + exp(log_rate))), Eq(y, 0)), (-y +
- *        exp(log_rate), True))
- *     ∂ℓ/∂logit_gate = Piecewise(((exp(logit_gate)*Sigmoid(-(logit_gate + exp(log_rate))) - Sigmoid(logit_gate +
+ *     ∂ℓ/∂log_rate = Piecewise((exp(log_rate - exp(log_rate))/(exp(logit_gate) + expm1(-exp(log_rate)) + 1), Eq(y,
+ *        0) & (expm1(-exp(log_rate))/(exp(logit_gate) + 1) > -1/2)), (exp(log_rate)*Sigmoid(-(logit_gate +
+ *        exp(log_rate))), Eq(y, 0)), (-y + exp(log_rate), True))
+ *     ∂ℓ/∂logit_gate = Piecewise((exp(logit_gate)*expm1(-exp(log_rate))/((exp(logit_gate) + 1)*(exp(logit_gate) +
+ *        expm1(-exp(log_rate)) + 1)), Eq(y, 0) & (expm1(-exp(log_rate))/(exp(logit_gate) + 1) > -1/2)),
+ *        ((exp(logit_gate)*Sigmoid(-(logit_gate + exp(log_rate))) - Sigmoid(logit_gate +
  *        exp(log_rate)))/(exp(logit_gate) + 1), Eq(y, 0)), (exp(logit_gate)/(exp(logit_gate) + 1), True))
  *
  * Stabilising rewrites applied (symloss.stabilize):
@@ -38,6 +42,8 @@
  *     sigmoid: 1/(1 + exp(−x)) → sigmoid(x);  1/(1 + exp(x)) → sigmoid(−x)
  *     sigmoid_absorb: exp(x)·sigmoid(−x) → sigmoid(x)  (exp(x)/(1 + exp(x)) → sigmoid(x))
  *     softplus: log(1 + exp(x)) → softplus(x)
+ *     sigmoid_product_difference: σ(a)σ(b) − σ(−a)σ(−b) → expm1(a + b)·σ(−a)σ(−b)  (a + b ≤ 0; mirrored for a + b ≥
+ *        0)
  *
  * Conventions:
  *   * Every array argument has n elements (no broadcasting; repeat a shared value); the named constants
@@ -80,9 +86,12 @@ static double symloss_zip_poisson_terms(double log_rate, double logit_gate, doub
 {
     (void)log_rate; (void)logit_gate; (void)y;
     const double _t0 = ((y == 0.0) ? 1.0 : 0.0);
-    const double _t1 = exp(log_rate) + symloss_zip_poisson_softplus(logit_gate);
-    const double _t2 = -(1.0 - _t0)*(-_t1 + log_rate*y - lgamma(y + 1.0));
-    return -_t0*symloss_zip_poisson_logaddexp(-_t1, -symloss_zip_poisson_softplus(-logit_gate)) + _t2;
+    const double _t1 = exp(log_rate);
+    const double _t2 = _t1 + symloss_zip_poisson_softplus(logit_gate);
+    const double _t3 = -logit_gate;
+    const double _t4 = symloss_zip_poisson_sigmoid(_t3)*expm1(-_t1);
+    const double _t5 = -_t0*((_t4 > -0.5) ? log1p(_t4) : symloss_zip_poisson_logaddexp(-_t2, -symloss_zip_poisson_softplus(_t3)));
+    return _t5 - (1.0 - _t0)*(-_t2 + log_rate*y - lgamma(y + 1.0));
 }
 
 /* ℓ of one observation, and its partial derivatives ∂ℓ/∂log_rate, ∂ℓ/∂logit_gate into _g. */
@@ -94,12 +103,18 @@ static double symloss_zip_poisson_terms_and_grads(double log_rate, double logit_
     const double _t2 = exp(log_rate);
     const double _t3 = _t2 + symloss_zip_poisson_softplus(logit_gate);
     const double _t4 = -logit_gate;
-    const double _t5 = _t2 + logit_gate;
-    const double _t6 = symloss_zip_poisson_sigmoid(-_t5);
-    const double _t7 = symloss_zip_poisson_sigmoid(logit_gate);
-    _g[0] = (_t0 ? _t2*_t6 : _t2 - y);
-    _g[1] = (_t0 ? _t6*_t7 - symloss_zip_poisson_sigmoid(_t4)*symloss_zip_poisson_sigmoid(_t5) : _t7);
-    return -_t1*symloss_zip_poisson_logaddexp(-_t3, -symloss_zip_poisson_softplus(_t4)) - (1.0 - _t1)*(-_t3 + log_rate*y - lgamma(y + 1.0));
+    const double _t5 = -_t2;
+    const double _t6 = expm1(_t5);
+    const double _t7 = _t6*symloss_zip_poisson_sigmoid(_t4);
+    const double _t8 = (_t7 > -0.5);
+    const double _t9 = (1.0/((_t6 + exp(logit_gate) + 1.0)));
+    const double _t10 = (_t0 && _t8);
+    const double _t11 = _t2 + logit_gate;
+    const double _t12 = symloss_zip_poisson_sigmoid(logit_gate);
+    const double _t13 = -_t1*(_t8 ? log1p(_t7) : symloss_zip_poisson_logaddexp(-_t3, -symloss_zip_poisson_softplus(_t4)));
+    _g[0] = (_t10 ? _t9*exp(_t5 + log_rate) : (_t0 ? _t2*symloss_zip_poisson_sigmoid(-_t11) : -_t5 - y));
+    _g[1] = (_t10 ? _t12*_t6*_t9 : (_t0 ? _t7*symloss_zip_poisson_sigmoid(_t11) : _t12));
+    return _t13 - (1.0 - _t1)*(-_t3 + log_rate*y - lgamma(y + 1.0));
 }
 
 /* The dropped constant c = −log p − ℓ of one observation. */

@@ -8,8 +8,10 @@ The loss of one observation (the training loss ℓ; the terms of −log p free o
     ℓ = -(1 - Piecewise((1, Eq(y, 0)), (0, True)))*(-y*log(1 + exp(-logits)) - exp(log_total_count)*log(exp(logits)
         + 1) - log(exp(logit_gate) + 1) - loggamma(y + 1) + loggamma(y + exp(log_total_count)) -
         loggamma(exp(log_total_count))) - Piecewise((1, Eq(y, 0)), (0,
-        True))*LogAddExp(-exp(log_total_count)*log(exp(logits) + 1) - log(exp(logit_gate) + 1), -log(1 +
-        exp(-logit_gate)))
+        True))*Piecewise((log1p(expm1(-exp(log_total_count)*log(exp(logits) + 1))/(exp(logit_gate) + 1)),
+        expm1(-exp(log_total_count)*log(exp(logits) + 1))/(exp(logit_gate) + 1) > -1/2),
+        (LogAddExp(-exp(log_total_count)*log(exp(logits) + 1) - log(exp(logit_gate) + 1), -log(1 +
+        exp(-logit_gate))), True))
 
 The dropped constant c = −log p − ℓ (full=True adds it, so the result is exactly −log p):
 
@@ -33,23 +35,36 @@ Inputs, in call order (PARAMS):
 Target: y: the observation; x in {0, 1, 2, ...}
 
 Closed-form gradients (as derived; the code evaluates the stabilised forms):
-    ∂ℓ/∂log_total_count = Piecewise((exp(log_total_count)*log(exp(logits) + 1)*Sigmoid(-(logit_gate +
-        exp(log_total_count)*log(exp(logits) + 1))), Eq(y, 0)), ((log(exp(logits) + 1) - polygamma(0, y +
-        exp(log_total_count)) + polygamma(0, exp(log_total_count)))*exp(log_total_count), True))
-    ∂ℓ/∂logits = Piecewise((exp(log_total_count + logits)*Sigmoid(-(logit_gate +
+    ∂ℓ/∂log_total_count = Piecewise((exp(log_total_count)*log(exp(logits) + 1)/((exp(logits) +
+        1)**exp(log_total_count)*exp(logit_gate) + 1), Eq(y, 0) & (((exp(logits) + 1)**exp(log_total_count) -
+        1)/((exp(logit_gate) + 1)*(exp(logits) + 1)**exp(log_total_count)) < 1/2)),
+        (exp(log_total_count)*log(exp(logits) + 1)*Sigmoid(-(logit_gate + exp(log_total_count)*log(exp(logits) +
+        1))), Eq(y, 0)), ((log(exp(logits) + 1) - polygamma(0, y + exp(log_total_count)) + polygamma(0,
+        exp(log_total_count)))*exp(log_total_count), True))
+    ∂ℓ/∂logits = Piecewise((exp(log_total_count + logits)/(((exp(logits) + 1)**exp(log_total_count)*exp(logit_gate)
+        + 1)*(exp(logits) + 1)), Eq(y, 0) & ((1 - (exp(logits) + 1)**exp(log_total_count))/((exp(logit_gate) +
+        1)*(exp(logits) + 1)**exp(log_total_count)) > -1/2)), (exp(log_total_count + logits)*Sigmoid(-(logit_gate +
         exp(log_total_count)*log(exp(logits) + 1)))/(exp(logits) + 1), Eq(y, 0)), ((-y + exp(log_total_count +
         logits))/(exp(logits) + 1), True))
-    ∂ℓ/∂logit_gate = Piecewise(((exp(logit_gate)*Sigmoid(-(logit_gate + exp(log_total_count)*log(exp(logits) + 1)))
-        - Sigmoid(logit_gate + exp(log_total_count)*log(exp(logits) + 1)))/(exp(logit_gate) + 1), Eq(y, 0)),
+    ∂ℓ/∂logit_gate = Piecewise(((1 - (exp(logits) + 1)**exp(log_total_count))*exp(logit_gate)/(((exp(logits) +
+        1)**exp(log_total_count)*exp(logit_gate) + 1)*(exp(logit_gate) + 1)), Eq(y, 0) & ((1 - (exp(logits) +
+        1)**exp(log_total_count))/((exp(logit_gate) + 1)*(exp(logits) + 1)**exp(log_total_count)) > -1/2)),
+        ((exp(logit_gate)*Sigmoid(-(logit_gate + exp(log_total_count)*log(exp(logits) + 1))) - Sigmoid(logit_gate +
+        exp(log_total_count)*log(exp(logits) + 1)))/(exp(logit_gate) + 1), Eq(y, 0)),
         (exp(logit_gate)/(exp(logit_gate) + 1), True))
 
 Torch built-in: none computes this loss.
 
 Stabilising rewrites applied (symloss.stabilize):
     log_gamma: log Γ(x) → lgamma(x);  log x! → lgamma(x + 1)
+    power_as_exp: x^p → exp(p·log x)  (x > 0, p symbolic)
     sigmoid: 1/(1 + exp(−x)) → sigmoid(x);  1/(1 + exp(x)) → sigmoid(−x)
     sigmoid_absorb: exp(x)·sigmoid(−x) → sigmoid(x)  (exp(x)/(1 + exp(x)) → sigmoid(x))
     softplus: log(1 + exp(x)) → softplus(x)
+    expm1: exp(x) − 1 → expm1(x)
+    expm1_sigmoid: expm1(u)·sigmoid(v) → −expm1(−u)·exp(u + v)·sigmoid(−v)  (u > 0, u + v simplifies)
+    sigmoid_product_difference: σ(a)σ(b) − σ(−a)σ(−b) → expm1(a + b)·σ(−a)σ(−b)  (a + b ≤ 0; mirrored for a + b ≥ 0)
+    exp_of_sum: exp(a)·exp(b) → exp(a + b)
 
 Conventions:
     * Inputs broadcast against each other and the target as in torch; dtype (float32/float64) follows the
@@ -86,11 +101,15 @@ def _loss_terms(log_total_count, logits, logit_gate, y):
     """ℓ of each observation."""
     _t0 = jnp.where((y == 0), 1, 0)
     _t1 = jnp.exp(log_total_count)
-    _t2 = _t1*jnp.logaddexp(0.0, logits) + jnp.logaddexp(0.0, logit_gate)
-    _t3 = jax.scipy.special.gammaln(_t1 + y)
-    _t4 = -jax.scipy.special.gammaln(y + 1)
-    _t5 = -_t2 + _t3 + _t4 - y*jnp.logaddexp(0.0, -logits) - jax.scipy.special.gammaln(_t1)
-    return -_t0*jnp.logaddexp(-_t2, -jnp.logaddexp(0.0, -logit_gate)) - _t5*(1 - _t0)
+    _t2 = _t1*jnp.logaddexp(0.0, logits)
+    _t3 = _t2 + jnp.logaddexp(0.0, logit_gate)
+    _t4 = -logit_gate
+    _t5 = jax.nn.sigmoid(_t4)*jnp.expm1(-_t2)
+    _t6 = jax.scipy.special.gammaln(_t1 + y)
+    _t7 = -jax.scipy.special.gammaln(y + 1)
+    _t8 = -_t3 + _t6 + _t7 - y*jnp.logaddexp(0.0, -logits) - jax.scipy.special.gammaln(_t1)
+    _t9 = -_t0*jnp.where((_t5 > -1/2), jnp.log1p(_t5), jnp.logaddexp(-_t3, -jnp.logaddexp(0.0, _t4)))
+    return -_t8*(1 - _t0) + _t9
 
 
 def _loss_terms_and_grads(log_total_count, logits, logit_gate, y):
@@ -98,23 +117,27 @@ def _loss_terms_and_grads(log_total_count, logits, logit_gate, y):
     _t0 = (y == 0)
     _t1 = jnp.where(_t0, 1, 0)
     _t2 = jnp.exp(log_total_count)
-    _t3 = jnp.logaddexp(0.0, logits)
-    _t4 = _t2*_t3
-    _t5 = _t4 + jnp.logaddexp(0.0, logit_gate)
-    _t6 = -logit_gate
-    _t7 = _t2 + y
-    _t8 = -logits
-    _t9 = _t4 + logit_gate
-    _t10 = jax.nn.sigmoid(-_t9)
-    _t11 = jax.nn.sigmoid(logits)
-    _t12 = jax.nn.sigmoid(logit_gate)
-    _t13 = -jax.scipy.special.gammaln(y + 1)
-    _t14 = -jax.scipy.special.gammaln(_t2)
-    _t15 = -(1 - _t1)*(_t13 + _t14 - _t5 - y*jnp.logaddexp(0.0, _t8) + jax.scipy.special.gammaln(_t7))
-    _value = -_t1*jnp.logaddexp(-_t5, -jnp.logaddexp(0.0, _t6)) + _t15
-    _grad0 = jnp.where(_t0, _t10*_t4, _t2*(_t3 + jax.scipy.special.digamma(_t2) - jax.scipy.special.digamma(_t7)))
-    _grad1 = jnp.where(_t0, _t10*_t11*_t2, _t11*_t2 - y*jax.nn.sigmoid(_t8))
-    _grad2 = jnp.where(_t0, _t10*_t12 - jax.nn.sigmoid(_t6)*jax.nn.sigmoid(_t9), _t12)
+    _t3 = _t2 + y
+    _t4 = -logits
+    _t5 = jnp.logaddexp(0.0, logits)
+    _t6 = _t2*_t5
+    _t7 = _t6 + jnp.logaddexp(0.0, logit_gate)
+    _t8 = -logit_gate
+    _t9 = jax.nn.sigmoid(_t8)
+    _t10 = -_t6
+    _t11 = _t9*jnp.expm1(_t10)
+    _t12 = _t6 + logit_gate
+    _t13 = jax.nn.sigmoid(-_t12)
+    _t14 = (_t0 & (_t0 | (-_t9*jnp.exp(_t10) + _t9 < 1/2)))
+    _t15 = jax.nn.sigmoid(logits)
+    _t16 = jnp.where((_t11 > -1/2), jnp.log1p(_t11), jnp.logaddexp(-_t7, -jnp.logaddexp(0.0, _t8)))
+    _t17 = -jax.scipy.special.gammaln(y + 1)
+    _t18 = -jax.scipy.special.gammaln(_t2)
+    _t19 = -(1 - _t1)*(_t17 + _t18 - _t7 - y*jnp.logaddexp(0.0, _t4) + jax.scipy.special.gammaln(_t3))
+    _value = -_t1*_t16 + _t19
+    _grad0 = jnp.where(_t14, _t13*_t6, _t2*(_t5 + jax.scipy.special.digamma(_t2) - jax.scipy.special.digamma(_t3)))
+    _grad1 = jnp.where(_t14, _t13*_t15*_t2, _t15*_t2 - y*jax.nn.sigmoid(_t4))
+    _grad2 = jnp.where(_t14, _t11*jax.nn.sigmoid(_t12), jax.nn.sigmoid(logit_gate))
     return _value, (_grad0, _grad1, _grad2)
 
 

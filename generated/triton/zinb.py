@@ -8,8 +8,10 @@ The loss of one observation (the training loss ℓ; the terms of −log p free o
     ℓ = -(1 - Piecewise((1, Eq(y, 0)), (0, True)))*(-y*log(1 + exp(-logits)) - exp(log_total_count)*log(exp(logits)
         + 1) - log(exp(logit_gate) + 1) - loggamma(y + 1) + loggamma(y + exp(log_total_count)) -
         loggamma(exp(log_total_count))) - Piecewise((1, Eq(y, 0)), (0,
-        True))*LogAddExp(-exp(log_total_count)*log(exp(logits) + 1) - log(exp(logit_gate) + 1), -log(1 +
-        exp(-logit_gate)))
+        True))*Piecewise((log1p(expm1(-exp(log_total_count)*log(exp(logits) + 1))/(exp(logit_gate) + 1)),
+        expm1(-exp(log_total_count)*log(exp(logits) + 1))/(exp(logit_gate) + 1) > -1/2),
+        (LogAddExp(-exp(log_total_count)*log(exp(logits) + 1) - log(exp(logit_gate) + 1), -log(1 +
+        exp(-logit_gate))), True))
 
 The dropped constant c = −log p − ℓ (full=True adds it, so the result is exactly −log p):
 
@@ -33,23 +35,36 @@ Inputs, in call order (PARAMS):
 Target: y: the observation; x in {0, 1, 2, ...}
 
 Closed-form gradients (as derived; the code evaluates the stabilised forms):
-    ∂ℓ/∂log_total_count = Piecewise((exp(log_total_count)*log(exp(logits) + 1)*Sigmoid(-(logit_gate +
-        exp(log_total_count)*log(exp(logits) + 1))), Eq(y, 0)), ((log(exp(logits) + 1) - polygamma(0, y +
-        exp(log_total_count)) + polygamma(0, exp(log_total_count)))*exp(log_total_count), True))
-    ∂ℓ/∂logits = Piecewise((exp(log_total_count + logits)*Sigmoid(-(logit_gate +
+    ∂ℓ/∂log_total_count = Piecewise((exp(log_total_count)*log(exp(logits) + 1)/((exp(logits) +
+        1)**exp(log_total_count)*exp(logit_gate) + 1), Eq(y, 0) & (((exp(logits) + 1)**exp(log_total_count) -
+        1)/((exp(logit_gate) + 1)*(exp(logits) + 1)**exp(log_total_count)) < 1/2)),
+        (exp(log_total_count)*log(exp(logits) + 1)*Sigmoid(-(logit_gate + exp(log_total_count)*log(exp(logits) +
+        1))), Eq(y, 0)), ((log(exp(logits) + 1) - polygamma(0, y + exp(log_total_count)) + polygamma(0,
+        exp(log_total_count)))*exp(log_total_count), True))
+    ∂ℓ/∂logits = Piecewise((exp(log_total_count + logits)/(((exp(logits) + 1)**exp(log_total_count)*exp(logit_gate)
+        + 1)*(exp(logits) + 1)), Eq(y, 0) & ((1 - (exp(logits) + 1)**exp(log_total_count))/((exp(logit_gate) +
+        1)*(exp(logits) + 1)**exp(log_total_count)) > -1/2)), (exp(log_total_count + logits)*Sigmoid(-(logit_gate +
         exp(log_total_count)*log(exp(logits) + 1)))/(exp(logits) + 1), Eq(y, 0)), ((-y + exp(log_total_count +
         logits))/(exp(logits) + 1), True))
-    ∂ℓ/∂logit_gate = Piecewise(((exp(logit_gate)*Sigmoid(-(logit_gate + exp(log_total_count)*log(exp(logits) + 1)))
-        - Sigmoid(logit_gate + exp(log_total_count)*log(exp(logits) + 1)))/(exp(logit_gate) + 1), Eq(y, 0)),
+    ∂ℓ/∂logit_gate = Piecewise(((1 - (exp(logits) + 1)**exp(log_total_count))*exp(logit_gate)/(((exp(logits) +
+        1)**exp(log_total_count)*exp(logit_gate) + 1)*(exp(logit_gate) + 1)), Eq(y, 0) & ((1 - (exp(logits) +
+        1)**exp(log_total_count))/((exp(logit_gate) + 1)*(exp(logits) + 1)**exp(log_total_count)) > -1/2)),
+        ((exp(logit_gate)*Sigmoid(-(logit_gate + exp(log_total_count)*log(exp(logits) + 1))) - Sigmoid(logit_gate +
+        exp(log_total_count)*log(exp(logits) + 1)))/(exp(logit_gate) + 1), Eq(y, 0)),
         (exp(logit_gate)/(exp(logit_gate) + 1), True))
 
 Torch built-in: none computes this loss.
 
 Stabilising rewrites applied (symloss.stabilize):
     log_gamma: log Γ(x) → lgamma(x);  log x! → lgamma(x + 1)
+    power_as_exp: x^p → exp(p·log x)  (x > 0, p symbolic)
     sigmoid: 1/(1 + exp(−x)) → sigmoid(x);  1/(1 + exp(x)) → sigmoid(−x)
     sigmoid_absorb: exp(x)·sigmoid(−x) → sigmoid(x)  (exp(x)/(1 + exp(x)) → sigmoid(x))
     softplus: log(1 + exp(x)) → softplus(x)
+    expm1: exp(x) − 1 → expm1(x)
+    expm1_sigmoid: expm1(u)·sigmoid(v) → −expm1(−u)·exp(u + v)·sigmoid(−v)  (u > 0, u + v simplifies)
+    sigmoid_product_difference: σ(a)σ(b) − σ(−a)σ(−b) → expm1(a + b)·σ(−a)σ(−b)  (a + b ≤ 0; mirrored for a + b ≥ 0)
+    exp_of_sum: exp(a)·exp(b) → exp(a + b)
 
 Conventions:
     * Inputs broadcast against each other and the target as in torch; dtype (float32/float64) follows the
@@ -150,6 +165,19 @@ else:
 
 if _INTERPRET:
     @triton.jit
+    def _expm1(x):
+        """exp(x) − 1 to a few ulps from core operations: (u − 1)·x/log u with u = exp x (Kahan)."""
+        u = _exp(x)
+        d = u - 1.0
+        kahan = d * (x / _log(tl.where(d == 0.0, 2.0, u)))
+        return tl.where(x > 40.0, u, tl.where(d == 0.0, x, tl.where(d == -1.0, -1.0, kahan)))
+else:
+    @triton.jit
+    def _expm1(x):
+        return libdevice.expm1(x)
+
+if _INTERPRET:
+    @triton.jit
     def _lgamma(x):
         """log Γ(x) for x > 0: shifted to z = x + 8 ≥ 8 below 8, then Stirling's series to z^-13."""
         small = x < 8.0
@@ -211,9 +239,12 @@ def _loss_terms(log_total_count, logits, logit_gate, y):
     _dt = log_total_count.dtype
     _t0 = tl.where((y == 0), 1, 0)
     _t1 = _exp(log_total_count)
-    _t2 = _t1*_softplus(logits) + _softplus(logit_gate)
-    _t3 = -(1 - _t0)*(-_t2 - y*_softplus(-logits) - _lgamma(_t1) + _lgamma(_t1 + y) - _lgamma(y + 1))
-    return -_t0*_logaddexp(-_t2, -_softplus(-logit_gate)) + _t3
+    _t2 = _t1*_softplus(logits)
+    _t3 = _t2 + _softplus(logit_gate)
+    _t4 = -logit_gate
+    _t5 = _sigmoid(_t4)*_expm1(-_t2)
+    _t6 = -(1 - _t0)*(-_t3 - y*_softplus(-logits) - _lgamma(_t1) + _lgamma(_t1 + y) - _lgamma(y + 1))
+    return -_t0*tl.where((_t5 > (-0.5)), _log1p(_t5), _logaddexp(-_t3, -_softplus(_t4))) + _t6
 
 
 @triton.jit
@@ -223,21 +254,24 @@ def _loss_terms_and_grads(log_total_count, logits, logit_gate, y):
     _t0 = (y == 0)
     _t1 = tl.where(_t0, 1, 0)
     _t2 = _exp(log_total_count)
-    _t3 = _softplus(logits)
-    _t4 = _t2*_t3
-    _t5 = _t4 + _softplus(logit_gate)
-    _t6 = -logit_gate
-    _t7 = _t2 + y
-    _t8 = -logits
-    _t9 = _t4 + logit_gate
-    _t10 = _sigmoid(-_t9)
-    _t11 = _sigmoid(logits)
-    _t12 = _sigmoid(logit_gate)
-    _t13 = -(1 - _t1)*(-_t5 - y*_softplus(_t8) - _lgamma(_t2) + _lgamma(_t7) - _lgamma(y + 1))
-    _value = -_t1*_logaddexp(-_t5, -_softplus(_t6)) + _t13
-    _grad0 = tl.where(_t0, _t10*_t4, _t2*(_t3 + _digamma(_t2) - _digamma(_t7)))
-    _grad1 = tl.where(_t0, _t10*_t11*_t2, _t11*_t2 - y*_sigmoid(_t8))
-    _grad2 = tl.where(_t0, _t10*_t12 - _sigmoid(_t6)*_sigmoid(_t9), _t12)
+    _t3 = _t2 + y
+    _t4 = -logits
+    _t5 = _softplus(logits)
+    _t6 = _t2*_t5
+    _t7 = _t6 + _softplus(logit_gate)
+    _t8 = -logit_gate
+    _t9 = _sigmoid(_t8)
+    _t10 = -_t6
+    _t11 = _t9*_expm1(_t10)
+    _t12 = _t6 + logit_gate
+    _t13 = _sigmoid(-_t12)
+    _t14 = (_t0 & (_t0 | (-_t9*_exp(_t10) + _t9 < 0.5)))
+    _t15 = _sigmoid(logits)
+    _t16 = -(1 - _t1)*(-_t7 - y*_softplus(_t4) - _lgamma(_t2) + _lgamma(_t3) - _lgamma(y + 1))
+    _value = -_t1*tl.where((_t11 > (-0.5)), _log1p(_t11), _logaddexp(-_t7, -_softplus(_t8))) + _t16
+    _grad0 = tl.where(_t14, _t13*_t6, _t2*(_t5 + _digamma(_t2) - _digamma(_t3)))
+    _grad1 = tl.where(_t14, _t13*_t15*_t2, _t15*_t2 - y*_sigmoid(_t4))
+    _grad2 = tl.where(_t14, _t11*_sigmoid(_t12), _sigmoid(logit_gate))
     return _value, _grad0, _grad1, _grad2
 
 

@@ -6,8 +6,9 @@ PyTorch and Triton.
 The loss of one observation (the training loss ℓ; the terms of −log p free of every trained input are dropped):
 
     ℓ = -(1 - Piecewise((1, Eq(y, 0)), (0, True)))*(log_rate*y - exp(log_rate) - log(exp(logit_gate) + 1) -
-        loggamma(y + 1)) - Piecewise((1, Eq(y, 0)), (0, True))*LogAddExp(-exp(log_rate) - log(exp(logit_gate) + 1),
-        -log(1 + exp(-logit_gate)))
+        loggamma(y + 1)) - Piecewise((1, Eq(y, 0)), (0,
+        True))*Piecewise((log1p(expm1(-exp(log_rate))/(exp(logit_gate) + 1)), expm1(-exp(log_rate))/(exp(logit_gate)
+        + 1) > -1/2), (LogAddExp(-exp(log_rate) - log(exp(logit_gate) + 1), -log(1 + exp(-logit_gate))), True))
 
 The dropped constant c = −log p − ℓ (full=True adds it, so the result is exactly −log p):
 
@@ -26,9 +27,12 @@ Inputs, in call order (PARAMS):
 Target: y: the observation; x in {0, 1, 2, ...}
 
 Closed-form gradients (as derived; the code evaluates the stabilised forms):
-    ∂ℓ/∂log_rate = Piecewise((exp(log_rate)*Sigmoid(-(logit_gate + exp(log_rate))), Eq(y, 0)), (-y + exp(log_rate),
-        True))
-    ∂ℓ/∂logit_gate = Piecewise(((exp(logit_gate)*Sigmoid(-(logit_gate + exp(log_rate))) - Sigmoid(logit_gate +
+    ∂ℓ/∂log_rate = Piecewise((exp(log_rate - exp(log_rate))/(exp(logit_gate) + expm1(-exp(log_rate)) + 1), Eq(y, 0)
+        & (expm1(-exp(log_rate))/(exp(logit_gate) + 1) > -1/2)), (exp(log_rate)*Sigmoid(-(logit_gate +
+        exp(log_rate))), Eq(y, 0)), (-y + exp(log_rate), True))
+    ∂ℓ/∂logit_gate = Piecewise((exp(logit_gate)*expm1(-exp(log_rate))/((exp(logit_gate) + 1)*(exp(logit_gate) +
+        expm1(-exp(log_rate)) + 1)), Eq(y, 0) & (expm1(-exp(log_rate))/(exp(logit_gate) + 1) > -1/2)),
+        ((exp(logit_gate)*Sigmoid(-(logit_gate + exp(log_rate))) - Sigmoid(logit_gate +
         exp(log_rate)))/(exp(logit_gate) + 1), Eq(y, 0)), (exp(logit_gate)/(exp(logit_gate) + 1), True))
 
 Torch built-in: none computes this loss.
@@ -38,6 +42,7 @@ Stabilising rewrites applied (symloss.stabilize):
     sigmoid: 1/(1 + exp(−x)) → sigmoid(x);  1/(1 + exp(x)) → sigmoid(−x)
     sigmoid_absorb: exp(x)·sigmoid(−x) → sigmoid(x)  (exp(x)/(1 + exp(x)) → sigmoid(x))
     softplus: log(1 + exp(x)) → softplus(x)
+    sigmoid_product_difference: σ(a)σ(b) − σ(−a)σ(−b) → expm1(a + b)·σ(−a)σ(−b)  (a + b ≤ 0; mirrored for a + b ≥ 0)
 
 Conventions:
     * Inputs broadcast against each other and the target as in torch; dtype (float32/float64) follows the
@@ -138,6 +143,19 @@ else:
 
 if _INTERPRET:
     @triton.jit
+    def _expm1(x):
+        """exp(x) − 1 to a few ulps from core operations: (u − 1)·x/log u with u = exp x (Kahan)."""
+        u = _exp(x)
+        d = u - 1.0
+        kahan = d * (x / _log(tl.where(d == 0.0, 2.0, u)))
+        return tl.where(x > 40.0, u, tl.where(d == 0.0, x, tl.where(d == -1.0, -1.0, kahan)))
+else:
+    @triton.jit
+    def _expm1(x):
+        return libdevice.expm1(x)
+
+if _INTERPRET:
+    @triton.jit
     def _lgamma(x):
         """log Γ(x) for x > 0: shifted to z = x + 8 ≥ 8 below 8, then Stirling's series to z^-13."""
         small = x < 8.0
@@ -182,9 +200,12 @@ def _loss_terms(log_rate, logit_gate, y):
     """ℓ of each observation."""
     _dt = log_rate.dtype
     _t0 = tl.where((y == 0), 1, 0)
-    _t1 = _exp(log_rate) + _softplus(logit_gate)
-    _t2 = -(1 - _t0)*(-_t1 + log_rate*y - _lgamma(y + 1))
-    return -_t0*_logaddexp(-_t1, -_softplus(-logit_gate)) + _t2
+    _t1 = _exp(log_rate)
+    _t2 = _t1 + _softplus(logit_gate)
+    _t3 = -logit_gate
+    _t4 = _sigmoid(_t3)*_expm1(-_t1)
+    _t5 = -_t0*tl.where((_t4 > (-0.5)), _log1p(_t4), _logaddexp(-_t2, -_softplus(_t3)))
+    return _t5 - (1 - _t0)*(-_t2 + log_rate*y - _lgamma(y + 1))
 
 
 @triton.jit
@@ -196,12 +217,18 @@ def _loss_terms_and_grads(log_rate, logit_gate, y):
     _t2 = _exp(log_rate)
     _t3 = _t2 + _softplus(logit_gate)
     _t4 = -logit_gate
-    _t5 = _t2 + logit_gate
-    _t6 = _sigmoid(-_t5)
-    _t7 = _sigmoid(logit_gate)
-    _value = -_t1*_logaddexp(-_t3, -_softplus(_t4)) - (1 - _t1)*(-_t3 + log_rate*y - _lgamma(y + 1))
-    _grad0 = tl.where(_t0, _t2*_t6, _t2 - y)
-    _grad1 = tl.where(_t0, _t6*_t7 - _sigmoid(_t4)*_sigmoid(_t5), _t7)
+    _t5 = -_t2
+    _t6 = _expm1(_t5)
+    _t7 = _t6*_sigmoid(_t4)
+    _t8 = (_t7 > (-0.5))
+    _t9 = (1/(_t6 + _exp(logit_gate) + 1))
+    _t10 = (_t0 & _t8)
+    _t11 = _t2 + logit_gate
+    _t12 = _sigmoid(logit_gate)
+    _t13 = -_t1*tl.where(_t8, _log1p(_t7), _logaddexp(-_t3, -_softplus(_t4)))
+    _value = _t13 - (1 - _t1)*(-_t3 + log_rate*y - _lgamma(y + 1))
+    _grad0 = tl.where(_t10, _t9*_exp(_t5 + log_rate), tl.where(_t0, _t2*_sigmoid(-_t11), -_t5 - y))
+    _grad1 = tl.where(_t10, _t12*_t6*_t9, tl.where(_t0, _t7*_sigmoid(_t11), _t12))
     return _value, _grad0, _grad1
 
 
