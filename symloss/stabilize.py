@@ -673,6 +673,55 @@ def _expm1_sigmoid(node: sp.Basic, ctx: Context) -> sp.Basic | None:
     return None
 
 
+def _exp_term(term: sp.Expr) -> tuple[sp.Expr, sp.Expr, bool] | None:
+    """(c, u, is_expm1) when ``term == c·exp(u)`` or ``c·expm1(u)`` (one such factor)."""
+    factors = list(sp.Mul.make_args(term))
+    found = [f for f in factors if _is_exp(f) or isinstance(f, expm1)]
+    if len(found) != 1:
+        return None
+    (f,) = found
+    return sp.Mul(*[g for g in factors if g is not f]), f.args[0], isinstance(f, expm1)
+
+
+def _exp_difference(node: sp.Basic, ctx: Context) -> sp.Basic | None:
+    """c·exp(u) − c·exp(v) → −c·exp(u)·expm1(v − u) if v < u else c·exp(v)·expm1(u − v)  (also with expm1 for
+    exp: their −1s cancel), when v − u is simpler than u or v (it is then computed directly)."""
+    terms = list(node.args)
+    parts = [_exp_term(t) for t in terms]
+    for i, pi in enumerate(parts):
+        if pi is None:
+            continue
+        for j, pj in enumerate(parts):
+            if j == i or pj is None or pi[2] != pj[2] or sp.expand(pi[0] + pj[0]) != 0:
+                continue
+            c, u, v = pi[0], pi[1], pj[1]
+            d = min((v - u, sp.expand(v - u)), key=sp.count_ops)
+            if d == 0 or sp.count_ops(d) >= max(sp.count_ops(u), sp.count_ops(v)):
+                continue
+            rest = [t for k, t in enumerate(terms) if k not in (i, j)]
+            new = sp.Piecewise((-c * sp.exp(u) * expm1(d), d < 0), (c * sp.exp(v) * expm1(-d), True))
+            return sp.Add(new, *rest)
+    return None
+
+
+def _exp_minus_coefficient(node: sp.Basic, ctx: Context) -> sp.Basic | None:
+    """c·exp(w) + r → c·expm1(w) + (r + c) when r + c is simpler than r (the −c is spread over r's terms)."""
+    terms = list(node.args)
+    for t in terms:
+        part = _exp_term(t)
+        if part is None or part[2] or part[0].is_number:
+            continue
+        c0, w, _ = part
+        r = sp.Add(*[s for s in terms if s is not t])
+        # the coefficient may hide in the exponent: c·exp(w1 + w2) = (c·exp(w1))·exp(w2)
+        for w1 in (sp.S.Zero, *(sp.Add.make_args(w) if isinstance(w, sp.Add) else ())):
+            c = c0 * sp.exp(w1)
+            r2 = sp.expand(r + c)
+            if sp.count_ops(r2) < sp.count_ops(r) and sp.count_ops(r2) < sp.count_ops(c):
+                return c * expm1(w - w1) + r2
+    return None
+
+
 def _sigmoid_product_difference(node: sp.Basic, ctx: Context) -> sp.Basic | None:
     """c·σ(a)σ(b) − c·σ(−a)σ(−b) → c·expm1(a + b)·σ(−a)σ(−b) (a + b ≤ 0) or −c·expm1(−a − b)·σ(a)σ(b) (a + b ≥ 0)."""
     terms = list(node.args)
@@ -1107,6 +1156,13 @@ RULES: tuple[Rule, ...] = (
     Rule("expm1_sigmoid", "expm1(u)·sigmoid(v) → −expm1(−u)·exp(u + v)·sigmoid(−v)  (u > 0, u + v simplifies)",
          "expm1(u) overflows for u > 709 while sigmoid(v) underflows (∞·0 = NaN); exp(u + v) is the finite product "
          "(and sigmoid_absorb takes it further)", _node(sp.Mul), _expm1_sigmoid),
+    Rule("exp_difference", "exp(u) − exp(v) → −exp(u)·expm1(v − u) if v < u, else exp(v)·expm1(u − v)  "
+         "(v − u simpler than u, v)", "the two exponentials cancel when v ≈ u (k − k·(y/λ)^k of a Weibull at y ≈ λ, "
+         "or (y/λ)^k ≪ 1 rounding away); the difference v − u, computed on its own, does not",
+         _node(sp.Add), _exp_difference),
+    Rule("exp_minus_coefficient", "c·exp(w) − c → c·expm1(w)  (the −c spread over several terms)",
+         "c·exp(w) and −c cancel for small w (z·e^z − z of a Weibull's ∂ℓ/∂log k, its −z as k·log λ − k·log y)",
+         _node(sp.Add), _exp_minus_coefficient),
     Rule("sigmoid_product_difference", "σ(a)σ(b) − σ(−a)σ(−b) → expm1(a + b)·σ(−a)σ(−b)  (a + b ≤ 0; mirrored "
          "for a + b ≥ 0)", "the two products are equal when a + b → 0 and their difference loses every digit "
          "(a zero-inflated gate's gradient at a tiny rate)", _node(sp.Add), _sigmoid_product_difference),

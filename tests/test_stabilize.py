@@ -392,6 +392,31 @@ def test_rule_expm1_sigmoid():
     assert RULES_BY_NAME["expm1_sigmoid"].apply(expm1(p) * Sigmoid(a)) == expm1(p) * Sigmoid(a)
 
 
+def test_rule_exp_difference():
+    # k − k·exp(z) with the k inside the exponent: a Weibull's ∂ℓ/∂log λ, exp(a) − exp(a + z·e^a)
+    z = x * sp.exp(a)
+    expr = sp.exp(a) - sp.exp(a + z)
+    out = apply_rule("exp_difference", expr)
+    assert out.has(expm1)
+    assert_same_value(expr, out, [{a: 0.5, x: 0.3}, {a: -1.0, x: -2.0}])
+    # a = −69 (k = 1e-30), x = 690: z = 6.9e-28, the gradient −k·z = −6.9e-58, which the difference loses
+    want = float(exact(expr, {a: -69.0, x: 690.0}))
+    assert float_value(as_float(out, a, x), -69.0, 690.0) == pytest.approx(want, rel=1e-14)
+    assert float_value(naive(expr, a, x), -69.0, 690.0) == 0.0
+    # two unrelated exponentials: left alone
+    assert RULES_BY_NAME["exp_difference"].apply(sp.exp(a) - sp.exp(b)) == sp.exp(a) - sp.exp(b)
+
+
+def test_rule_exp_minus_coefficient():
+    # z·e^z − z with the −z spread over two terms (a Weibull's ∂ℓ/∂log k): k·λ − k·log y + (log y − λ)·k·e^z
+    expr = b * sp.exp(a) - sp.exp(a) * x + (x - b) * sp.exp(a + u) - 1
+    out = apply_rule("exp_minus_coefficient", expr)
+    assert out.has(expm1)
+    assert_same_value(expr, out, [{a: 0.5, b: 0.3, x: 2.0, u: 0.1}])
+    want = float(exact(expr, {a: 3.0, b: 1.0, x: 2.0, u: 1e-20}))
+    assert float_value(as_float(out, a, b, x, u), 3.0, 1.0, 2.0, 1e-20) == pytest.approx(want, rel=1e-14)
+
+
 def test_rule_sigmoid_product_difference():
     # σ(a)σ(−a − p) − σ(−a)σ(a + p): a zero-inflated gate's gradient, p the rate
     expr = Sigmoid(a) * Sigmoid(-a - p) - Sigmoid(-a) * Sigmoid(a + p)
