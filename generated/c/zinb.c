@@ -48,14 +48,12 @@
  *        1)**exp(log_total_count))/((exp(logit_gate) + 1)*(exp(logits) + 1)**exp(log_total_count)) > -1/2)),
  *        (exp(log_total_count + logits)*Sigmoid(-(logit_gate + exp(log_total_count)*log(exp(logits) +
  *        1)))/(exp(logits) + 1), Eq(y, 0)), ((-y + exp(log_total_count + logits))/(exp(logits) + 1), True))
- *     ∂ℓ/∂logit_gate = (1 - Piecewise((1, Eq(y, 0)), (0, True)))*exp(logit_gate)/(exp(logit_gate) + 1) -
- *        Piecewise((1, Eq(y, 0)), (0, True))*Piecewise((-exp(logit_gate)*expm1(-exp(log_total_count)*log(exp(logits)
- *        + 1))/((1 + expm1(-exp(log_total_count)*log(exp(logits) + 1))/(exp(logit_gate) + 1))*(exp(logit_gate) +
- *        1)**2), expm1(-exp(log_total_count)*log(exp(logits) + 1))/(exp(logit_gate) + 1) > -1/2),
- *        (-exp(logit_gate)*Sigmoid(-exp(log_total_count)*log(exp(logits) + 1) + log(1 + exp(-logit_gate)) -
- *        log(exp(logit_gate) + 1))/(exp(logit_gate) + 1) +
- *        exp(-logit_gate)*Sigmoid(exp(log_total_count)*log(exp(logits) + 1) - log(1 + exp(-logit_gate)) +
- *        log(exp(logit_gate) + 1))/(1 + exp(-logit_gate)), True))
+ *     ∂ℓ/∂logit_gate = Piecewise(((1 - (exp(logits) + 1)**exp(log_total_count))*exp(logit_gate)/(((exp(logits) +
+ *        1)**exp(log_total_count)*exp(logit_gate) + 1)*(exp(logit_gate) + 1)), Eq(y, 0) & ((1 - (exp(logits) +
+ *        1)**exp(log_total_count))/((exp(logit_gate) + 1)*(exp(logits) + 1)**exp(log_total_count)) > -1/2)),
+ *        ((exp(logit_gate)*Sigmoid(-(logit_gate + exp(log_total_count)*log(exp(logits) + 1))) - Sigmoid(logit_gate +
+ *        exp(log_total_count)*log(exp(logits) + 1)))/(exp(logit_gate) + 1), Eq(y, 0)),
+ *        (exp(logit_gate)/(exp(logit_gate) + 1), True))
  *
  * Stabilising rewrites applied (symloss.stabilize):
  *     log_gamma: log Γ(x) → lgamma(x);  log x! → lgamma(x + 1)
@@ -63,7 +61,8 @@
  *     sigmoid: 1/(1 + exp(−x)) → sigmoid(x);  1/(1 + exp(x)) → sigmoid(−x)
  *     sigmoid_absorb: exp(x)·sigmoid(−x) → sigmoid(x)  (exp(x)/(1 + exp(x)) → sigmoid(x))
  *     softplus: log(1 + exp(x)) → softplus(x)
- *     softplus_difference: softplus(x) − softplus(−x) → x
+ *     expm1: exp(x) − 1 → expm1(x)
+ *     expm1_sigmoid: expm1(u)·sigmoid(v) → −expm1(−u)·exp(u + v)·sigmoid(−v)  (u > 0, u + v simplifies)
  *     exp_minus_coefficient: c·exp(w) − c → c·expm1(w)  (the −c spread over several terms)
  *     sigmoid_product_difference: σ(a)σ(b) − σ(−a)σ(−b) → expm1(a + b)·σ(−a)σ(−b)  (a + b ≤ 0; mirrored for a + b ≥
  *        0)
@@ -146,26 +145,24 @@ static double symloss_zinb_terms_and_grads(double log_total_count, double logits
     (void)log_total_count; (void)logits; (void)logit_gate; (void)y;
     const double _t0 = (y == 0.0);
     const double _t1 = (_t0 ? 1.0 : 0.0);
-    const double _t2 = 1.0 - _t1;
-    const double _t3 = exp(log_total_count);
-    const double _t4 = _t3 + y;
-    const double _t5 = -logits;
-    const double _t6 = symloss_zinb_softplus(logits);
-    const double _t7 = _t3*_t6;
-    const double _t8 = _t7 + symloss_zinb_softplus(logit_gate);
-    const double _t9 = -logit_gate;
-    const double _t10 = symloss_zinb_sigmoid(_t9)*expm1(-_t7);
-    const double _t11 = (_t10 > -0.5);
-    const double _t12 = _t7 + logit_gate;
-    const double _t13 = symloss_zinb_sigmoid(-_t12);
-    const double _t14 = (_t0 && (_t0 || _t11));
-    const double _t15 = symloss_zinb_sigmoid(logits);
-    const double _t16 = symloss_zinb_sigmoid(logit_gate);
-    const double _t17 = -_t2*(-_t8 - y*symloss_zinb_softplus(_t5) - lgamma(_t3) + lgamma(_t4) - lgamma(y + 1.0));
-    _g[0] = (_t14 ? _t13*_t7 : _t3*(_t6 + symloss_zinb_digamma(_t3) - symloss_zinb_digamma(_t4)));
-    _g[1] = (_t14 ? _t13*_t15*_t3 : _t15*_t3 - y*symloss_zinb_sigmoid(_t5));
-    _g[2] = -_t1*(_t11 ? -_t10*_t16/(_t10 + 1.0) : -_t10*symloss_zinb_sigmoid(_t12)) + _t16*_t2;
-    return -_t1*(_t11 ? log1p(_t10) : symloss_zinb_logaddexp(-_t8, -symloss_zinb_softplus(_t9))) + _t17;
+    const double _t2 = exp(log_total_count);
+    const double _t3 = _t2 + y;
+    const double _t4 = -logits;
+    const double _t5 = symloss_zinb_softplus(logits);
+    const double _t6 = _t2*_t5;
+    const double _t7 = _t6 + symloss_zinb_softplus(logit_gate);
+    const double _t8 = -logit_gate;
+    const double _t9 = symloss_zinb_sigmoid(_t8)*expm1(-_t6);
+    const double _t10 = (_t9 > -0.5);
+    const double _t11 = _t6 + logit_gate;
+    const double _t12 = symloss_zinb_sigmoid(-_t11);
+    const double _t13 = (_t0 && (_t0 || _t10));
+    const double _t14 = symloss_zinb_sigmoid(logits);
+    const double _t15 = -(1.0 - _t1)*(-_t7 - y*symloss_zinb_softplus(_t4) - lgamma(_t2) + lgamma(_t3) - lgamma(y + 1.0));
+    _g[0] = (_t13 ? _t12*_t6 : _t2*(_t5 + symloss_zinb_digamma(_t2) - symloss_zinb_digamma(_t3)));
+    _g[1] = (_t13 ? _t12*_t14*_t2 : _t14*_t2 - y*symloss_zinb_sigmoid(_t4));
+    _g[2] = (_t13 ? _t9*symloss_zinb_sigmoid(_t11) : symloss_zinb_sigmoid(logit_gate));
+    return -_t1*(_t10 ? log1p(_t9) : symloss_zinb_logaddexp(-_t7, -symloss_zinb_softplus(_t8))) + _t15;
 }
 
 /* The dropped constant c = −log p − ℓ of one observation. */

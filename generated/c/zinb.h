@@ -48,14 +48,12 @@
  *        1)**exp(log_total_count))/((exp(logit_gate) + 1)*(exp(logits) + 1)**exp(log_total_count)) > -1/2)),
  *        (exp(log_total_count + logits)*Sigmoid(-(logit_gate + exp(log_total_count)*log(exp(logits) +
  *        1)))/(exp(logits) + 1), Eq(y, 0)), ((-y + exp(log_total_count + logits))/(exp(logits) + 1), True))
- *     ∂ℓ/∂logit_gate = (1 - Piecewise((1, Eq(y, 0)), (0, True)))*exp(logit_gate)/(exp(logit_gate) + 1) -
- *        Piecewise((1, Eq(y, 0)), (0, True))*Piecewise((-exp(logit_gate)*expm1(-exp(log_total_count)*log(exp(logits)
- *        + 1))/((1 + expm1(-exp(log_total_count)*log(exp(logits) + 1))/(exp(logit_gate) + 1))*(exp(logit_gate) +
- *        1)**2), expm1(-exp(log_total_count)*log(exp(logits) + 1))/(exp(logit_gate) + 1) > -1/2),
- *        (-exp(logit_gate)*Sigmoid(-exp(log_total_count)*log(exp(logits) + 1) + log(1 + exp(-logit_gate)) -
- *        log(exp(logit_gate) + 1))/(exp(logit_gate) + 1) +
- *        exp(-logit_gate)*Sigmoid(exp(log_total_count)*log(exp(logits) + 1) - log(1 + exp(-logit_gate)) +
- *        log(exp(logit_gate) + 1))/(1 + exp(-logit_gate)), True))
+ *     ∂ℓ/∂logit_gate = Piecewise(((1 - (exp(logits) + 1)**exp(log_total_count))*exp(logit_gate)/(((exp(logits) +
+ *        1)**exp(log_total_count)*exp(logit_gate) + 1)*(exp(logit_gate) + 1)), Eq(y, 0) & ((1 - (exp(logits) +
+ *        1)**exp(log_total_count))/((exp(logit_gate) + 1)*(exp(logits) + 1)**exp(log_total_count)) > -1/2)),
+ *        ((exp(logit_gate)*Sigmoid(-(logit_gate + exp(log_total_count)*log(exp(logits) + 1))) - Sigmoid(logit_gate +
+ *        exp(log_total_count)*log(exp(logits) + 1)))/(exp(logit_gate) + 1), Eq(y, 0)),
+ *        (exp(logit_gate)/(exp(logit_gate) + 1), True))
  *
  * Stabilising rewrites applied (symloss.stabilize):
  *     log_gamma: log Γ(x) → lgamma(x);  log x! → lgamma(x + 1)
@@ -63,7 +61,8 @@
  *     sigmoid: 1/(1 + exp(−x)) → sigmoid(x);  1/(1 + exp(x)) → sigmoid(−x)
  *     sigmoid_absorb: exp(x)·sigmoid(−x) → sigmoid(x)  (exp(x)/(1 + exp(x)) → sigmoid(x))
  *     softplus: log(1 + exp(x)) → softplus(x)
- *     softplus_difference: softplus(x) − softplus(−x) → x
+ *     expm1: exp(x) − 1 → expm1(x)
+ *     expm1_sigmoid: expm1(u)·sigmoid(v) → −expm1(−u)·exp(u + v)·sigmoid(−v)  (u > 0, u + v simplifies)
  *     exp_minus_coefficient: c·exp(w) − c → c·expm1(w)  (the −c spread over several terms)
  *     sigmoid_product_difference: σ(a)σ(b) − σ(−a)σ(−b) → expm1(a + b)·σ(−a)σ(−b)  (a + b ≤ 0; mirrored for a + b ≥
  *        0)

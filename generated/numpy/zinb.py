@@ -46,14 +46,12 @@ Closed-form gradients (as derived; the code evaluates the stabilised forms):
         1)*(exp(logits) + 1)**exp(log_total_count)) > -1/2)), (exp(log_total_count + logits)*Sigmoid(-(logit_gate +
         exp(log_total_count)*log(exp(logits) + 1)))/(exp(logits) + 1), Eq(y, 0)), ((-y + exp(log_total_count +
         logits))/(exp(logits) + 1), True))
-    ∂ℓ/∂logit_gate = (1 - Piecewise((1, Eq(y, 0)), (0, True)))*exp(logit_gate)/(exp(logit_gate) + 1) - Piecewise((1,
-        Eq(y, 0)), (0, True))*Piecewise((-exp(logit_gate)*expm1(-exp(log_total_count)*log(exp(logits) + 1))/((1 +
-        expm1(-exp(log_total_count)*log(exp(logits) + 1))/(exp(logit_gate) + 1))*(exp(logit_gate) + 1)**2),
-        expm1(-exp(log_total_count)*log(exp(logits) + 1))/(exp(logit_gate) + 1) > -1/2),
-        (-exp(logit_gate)*Sigmoid(-exp(log_total_count)*log(exp(logits) + 1) + log(1 + exp(-logit_gate)) -
-        log(exp(logit_gate) + 1))/(exp(logit_gate) + 1) +
-        exp(-logit_gate)*Sigmoid(exp(log_total_count)*log(exp(logits) + 1) - log(1 + exp(-logit_gate)) +
-        log(exp(logit_gate) + 1))/(1 + exp(-logit_gate)), True))
+    ∂ℓ/∂logit_gate = Piecewise(((1 - (exp(logits) + 1)**exp(log_total_count))*exp(logit_gate)/(((exp(logits) +
+        1)**exp(log_total_count)*exp(logit_gate) + 1)*(exp(logit_gate) + 1)), Eq(y, 0) & ((1 - (exp(logits) +
+        1)**exp(log_total_count))/((exp(logit_gate) + 1)*(exp(logits) + 1)**exp(log_total_count)) > -1/2)),
+        ((exp(logit_gate)*Sigmoid(-(logit_gate + exp(log_total_count)*log(exp(logits) + 1))) - Sigmoid(logit_gate +
+        exp(log_total_count)*log(exp(logits) + 1)))/(exp(logit_gate) + 1), Eq(y, 0)),
+        (exp(logit_gate)/(exp(logit_gate) + 1), True))
 
 Torch built-in: none computes this loss.
 
@@ -63,7 +61,8 @@ Stabilising rewrites applied (symloss.stabilize):
     sigmoid: 1/(1 + exp(−x)) → sigmoid(x);  1/(1 + exp(x)) → sigmoid(−x)
     sigmoid_absorb: exp(x)·sigmoid(−x) → sigmoid(x)  (exp(x)/(1 + exp(x)) → sigmoid(x))
     softplus: log(1 + exp(x)) → softplus(x)
-    softplus_difference: softplus(x) − softplus(−x) → x
+    expm1: exp(x) − 1 → expm1(x)
+    expm1_sigmoid: expm1(u)·sigmoid(v) → −expm1(−u)·exp(u + v)·sigmoid(−v)  (u > 0, u + v simplifies)
     exp_minus_coefficient: c·exp(w) − c → c·expm1(w)  (the −c spread over several terms)
     sigmoid_product_difference: σ(a)σ(b) − σ(−a)σ(−b) → expm1(a + b)·σ(−a)σ(−b)  (a + b ≤ 0; mirrored for a + b ≥ 0)
     exp_of_sum: exp(a)·exp(b) → exp(a + b)
@@ -148,26 +147,24 @@ def _loss_terms_and_grads(log_total_count, logits, logit_gate, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂log_total_count, ∂ℓ/∂logits, ∂ℓ/∂logit_gate."""
     _t0 = (y == 0)
     _t1 = np.where(_t0, 1, 0)
-    _t2 = 1 - _t1
-    _t3 = np.exp(log_total_count)
-    _t4 = _t3 + y
-    _t5 = -logits
-    _t6 = np.logaddexp(0.0, logits)
-    _t7 = _t3*_t6
-    _t8 = _t7 + np.logaddexp(0.0, logit_gate)
-    _t9 = -logit_gate
-    _t10 = _sigmoid(_t9)*np.expm1(-_t7)
-    _t11 = (_t10 > -1/2)
-    _t12 = _t7 + logit_gate
-    _t13 = _sigmoid(-_t12)
-    _t14 = (_t0 & (_t0 | _t11))
-    _t15 = _sigmoid(logits)
-    _t16 = _sigmoid(logit_gate)
-    _t17 = -_t2*(-_t8 - y*np.logaddexp(0.0, _t5) - _lgamma(_t3) + _lgamma(_t4) - _lgamma(y + 1))
-    _value = -_t1*np.where(_t11, np.log1p(_t10), np.logaddexp(-_t8, -np.logaddexp(0.0, _t9))) + _t17
-    _grad0 = np.where(_t14, _t13*_t7, _t3*(_t6 + _digamma(_t3) - _digamma(_t4)))
-    _grad1 = np.where(_t14, _t13*_t15*_t3, _t15*_t3 - y*_sigmoid(_t5))
-    _grad2 = -_t1*np.where(_t11, -_t10*_t16/(_t10 + 1), -_t10*_sigmoid(_t12)) + _t16*_t2
+    _t2 = np.exp(log_total_count)
+    _t3 = _t2 + y
+    _t4 = -logits
+    _t5 = np.logaddexp(0.0, logits)
+    _t6 = _t2*_t5
+    _t7 = _t6 + np.logaddexp(0.0, logit_gate)
+    _t8 = -logit_gate
+    _t9 = _sigmoid(_t8)*np.expm1(-_t6)
+    _t10 = (_t9 > -1/2)
+    _t11 = _t6 + logit_gate
+    _t12 = _sigmoid(-_t11)
+    _t13 = (_t0 & (_t0 | _t10))
+    _t14 = _sigmoid(logits)
+    _t15 = -(1 - _t1)*(-_t7 - y*np.logaddexp(0.0, _t4) - _lgamma(_t2) + _lgamma(_t3) - _lgamma(y + 1))
+    _value = -_t1*np.where(_t10, np.log1p(_t9), np.logaddexp(-_t7, -np.logaddexp(0.0, _t8))) + _t15
+    _grad0 = np.where(_t13, _t12*_t6, _t2*(_t5 + _digamma(_t2) - _digamma(_t3)))
+    _grad1 = np.where(_t13, _t12*_t14*_t2, _t14*_t2 - y*_sigmoid(_t4))
+    _grad2 = np.where(_t13, _t9*_sigmoid(_t11), _sigmoid(logit_gate))
     return _value, (_grad0, _grad1, _grad2)
 
 
