@@ -22,7 +22,6 @@ from __future__ import annotations
 import dataclasses
 
 import sympy as sp
-from sympy.codegen.cfunctions import expm1, log1p
 
 from . import registry
 from .derive import expand_log_density
@@ -48,14 +47,9 @@ def zero_inflated(base: str | Distribution) -> Distribution:
         fy = d.density(y, p)
         z = _indicator_zero(y)
         gate = p["gate"]
-        # p(y) = [π + (1 − π) f(0)]^{1[y=0]} · [(1 − π) f(y)]^{1 − 1[y=0]}.  The zero's log mass is
-        # log1p((1 − π)·expm1(log f(0))) while that argument is above −½ (π + (1 − π) f(0) near 1: a tiny rate
-        # makes 1 − f(0) ≈ λ, which logaddexp would lose entirely), else logaddexp(log π, log(1 − π) + log f(0)),
-        # finite when both π and f(0) underflow (where the log1p form's argument rounds to −1)
-        log_f0 = expand_log_density(sp.log(f0))
-        x = (1 - gate) * expm1(log_f0)
-        zero = sp.exp(sp.Piecewise((log1p(x), x > sp.Rational(-1, 2)),
-                                   (LogAddExp(sp.log(gate), sp.log(1 - gate) + log_f0), True)))
+        # p(y) = [π + (1 − π) f(0)]^{1[y=0]} · [(1 − π) f(y)]^{1 − 1[y=0]}, the zero's mass written as
+        # exp(logaddexp(log π, log(1 − π) + log f(0))): its log stays finite when both π and f(0) underflow
+        zero = sp.exp(LogAddExp(sp.log(gate), sp.log(1 - gate) + expand_log_density(sp.log(f0))))
         return zero**z * ((1 - gate) * fy) ** (1 - z)
 
     return dataclasses.replace(

@@ -28,6 +28,7 @@ __all__ = [
     "Softplus",
     "Sigmoid",
     "LogAddExp",
+    "LogAddExpFallback",
     "LogSumExp",
     "XLogY",
     "XLog1pY",
@@ -122,6 +123,15 @@ class LogAddExp(StableFunction):
     def as_elementary(self) -> sp.Expr:
         a, b = self.args
         return sp.log(sp.exp(a) + sp.exp(b))
+
+
+class LogAddExpFallback(LogAddExp):
+    """The same logaddexp, in the fallback branch that the ``log_mixture`` rule builds around it.
+
+    A distinct class only so that the rule does not match its own fallback again (it tests the exact
+    type); everything else (derivatives, values, the printers, which dispatch on the class's MRO and so
+    print it as ``LogAddExp``) is inherited.
+    """
 
 
 class LogSumExp(StableFunction):
@@ -760,6 +770,45 @@ def _two_sigmoids(term: sp.Expr) -> tuple[sp.Expr, tuple[sp.Expr, sp.Expr] | Non
     return c, (sig[0].args[0], sig[1].args[0])
 
 
+def _neg_softplus_terms(e: sp.Expr) -> list[tuple[sp.Expr, sp.Expr]]:
+    """(s, rest) for each way of writing ``e == rest − softplus(s)``."""
+    terms = sp.Add.make_args(e)
+    out = []
+    for t in terms:
+        if t.could_extract_minus_sign() and isinstance(-t, Softplus):
+            out.append(((-t).args[0], sp.Add(*[r for r in terms if r is not t])))
+    return out
+
+
+def _log_mixture(node: sp.Basic, ctx: Context) -> sp.Basic | None:
+    """logaddexp(−softplus(−g), c − softplus(g)) = log(σ(g) + σ(−g)·e^c)
+    → log1p(σ(−g)·expm1(c)) where that argument is above −½, else the logaddexp.
+
+    Only a bare −softplus(−g) on one side (a point mass, log 1 = 0, mixed in): the value itself is then
+    the small log1p, which it keeps to the last digit.  With a common u added (u + log1p(...)), the
+    logaddexp is already as good, and rewriting c = v − u would only cancel (two Gaussian log densities).
+    """
+    if type(node) is not LogAddExp:  # its own fallback (LogAddExpFallback) is left alone
+        return None
+    candidates = []
+    for first, second in ((0, 1), (1, 0)):
+        mass = node.args[first]
+        if not (mass.could_extract_minus_sign() and isinstance(-mass, Softplus)):
+            continue
+        s = (-mass).args[0]  # mass = −softplus(s) = log σ(−s)
+        for s2, c in _neg_softplus_terms(node.args[second]):
+            if c != 0 and sp.expand(s + s2) == 0:
+                candidates.append((c.is_nonpositive is not True, s, c))
+    if not candidates:
+        return None
+    _, s, c = min(candidates, key=lambda t: t[0])
+    x = Sigmoid(s) * expm1(c)
+    cond = x > sp.Rational(-1, 2)
+    if c.is_nonpositive is not True:  # x may be huge (expm1 overflowing): logaddexp from 1 on as well
+        cond = sp.And(cond, x < 1)
+    return sp.Piecewise((log1p(x), cond), (LogAddExpFallback(*node.args), True))
+
+
 # -- Gaussian tails
 def _log_ndtr(node: sp.Basic, ctx: Context) -> sp.Basic | None:
     """log(c·erfc(x)) → log(2c) + log_ndtr(−√2·x);  log(1 − erfc(x)/2) → log_ndtr(√2·x).
@@ -1153,6 +1202,11 @@ RULES: tuple[Rule, ...] = (
          _node(sp.Add), _log_tanhc),
     Rule("log1p", "log(1 + x) → log1p(x)", "1 + x rounds to 1 for |x| < 1e-16", _node(sp.log), _log1p),
     Rule("expm1", "exp(x) − 1 → expm1(x)", "exp(x) − 1 cancels for small x", _node(sp.Add), _expm1),
+    Rule("log_mixture", "logaddexp(−softplus(−g), c − softplus(g)) → log1p(sigmoid(−g)·expm1(c)) where that "
+         "argument > −½, else the logaddexp  (log(π + (1 − π)·e^c), π = sigmoid(g): a point mass mixed in)",
+         "π + (1 − π)·e^c is near 1 when c → 0 (a zero-inflated Poisson's zero at a tiny rate: c = −λ); logaddexp "
+         "rounds the log of it to 0 (−log p(0) ≈ (1 − π)λ = 5e-31 came out 0), log1p of the small difference does "
+         "not", _node(LogAddExp), _log_mixture),
     Rule("expm1_sigmoid", "expm1(u)·sigmoid(v) → −expm1(−u)·exp(u + v)·sigmoid(−v)  (u > 0, u + v simplifies)",
          "expm1(u) overflows for u > 709 while sigmoid(v) underflows (∞·0 = NaN); exp(u + v) is the finite product "
          "(and sigmoid_absorb takes it further)", _node(sp.Mul), _expm1_sigmoid),

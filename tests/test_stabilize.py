@@ -26,6 +26,7 @@ from symloss.stabilize import (
     Guard,
     Log1mExp,
     LogAddExp,
+    LogAddExpFallback,
     LogGamma,
     LogNdtr,
     LogSumExp,
@@ -75,6 +76,7 @@ def _reference_numpy() -> dict:
         "Softplus": lambda t: np.logaddexp(0.0, t),
         "Sigmoid": sigmoid,
         "LogAddExp": np.logaddexp,
+        "LogAddExpFallback": np.logaddexp,
         "XLogY": xlogy,
         "XLog1pY": xlog1py,
         "Log1mExp": log1mexp,
@@ -376,6 +378,47 @@ def test_rule_expm1():
     assert apply_rule("expm1", 1 - sp.exp(x)) == -expm1(x)
     assert float_value(as_float(expm1(x), x), 1e-20) == 1e-20
     assert float_value(naive(sp.exp(x) - 1, x), 1e-20) == 0.0
+
+
+def _log_mixture_reference(g: float, u: float, v: float) -> float:
+    """log(σ(g)·e^u + σ(−g)·e^v) with mpmath at 100 digits (evalf of the logaddexp loses the small ones)."""
+    import mpmath
+
+    with mpmath.workdps(100):
+        g, u, v = mpmath.mpf(g), mpmath.mpf(u), mpmath.mpf(v)
+        return float(mpmath.log(mpmath.exp(u) / (1 + mpmath.exp(-g)) + mpmath.exp(v) / (1 + mpmath.exp(g))))
+
+
+def test_rule_log_mixture():
+    # log(π + (1 − π)·e^−p), π = σ(a): a zero-inflated Poisson's zero, p the rate
+    expr = LogAddExp(-Softplus(-a), -Softplus(a) - p)
+    out = apply_rule("log_mixture", expr)
+    assert out.has(log1p) and out.has(LogAddExpFallback)
+    assert RULES_BY_NAME["log_mixture"].apply(out) == out  # its fallback is not matched again
+    assert_same_value(expr, out, [{a: 0.3, p: 2.0}, {a: -4.0, p: 1e-3}, {a: -700.0, p: 700.0}])
+    f = as_float(out, a, p)
+    for g, rate in [(0.0, 1e-30), (0.3, 2.0), (-4.0, 1e-3), (40.0, 1.0), (-700.0, 700.0), (1e4, 1e300),
+                    (-1e4, 1e300), (-1.0, 0.7)]:
+        want = _log_mixture_reference(g, 0.0, -rate)
+        assert float_value(f, g, rate) == pytest.approx(want, rel=1e-14, abs=1e-300), (g, rate)
+    # at p = 1e-30 the value is −(1 − π)·p = −5e-31; the logaddexp alone rounds it to 0
+    assert float_value(naive(elementary(expr), a, p), 0.0, 1e-30) == 0.0
+    assert float_value(as_float(expr, a, p), 0.0, 1e-30) == 0.0
+    # a difference of unknown sign: the log1p branch is bounded on both sides
+    expr2 = LogAddExp(x - Softplus(a), -Softplus(-a))
+    out2 = apply_rule("log_mixture", expr2)
+    assert out2.has(log1p)
+    assert_same_value(expr2, out2, [{a: 0.5, x: 2.0}, {a: -2.0, x: 800.0}, {a: 3.0, x: -1.0}])
+    f2 = as_float(out2, a, x)
+    for g, c in [(0.5, 1e-12), (-2.0, 800.0), (3.0, -1.0), (0.0, 1e-20), (-800.0, 2.0), (800.0, 1e3)]:
+        want = _log_mixture_reference(g, 0.0, c)
+        assert float_value(f2, g, c) == pytest.approx(want, rel=1e-14, abs=1e-300), (g, c)
+    # no point mass (two densities, a Gaussian mixture's u and v): left to the logaddexp
+    mix = LogAddExp(b - Softplus(-a), x - Softplus(a))
+    assert RULES_BY_NAME["log_mixture"].apply(mix) == mix
+    # weights that are not complementary: left alone
+    other = LogAddExp(-Softplus(-a), -Softplus(b) - p)
+    assert RULES_BY_NAME["log_mixture"].apply(other) == other
 
 
 def test_rule_expm1_sigmoid():

@@ -8,9 +8,8 @@
  * dropped):
  *
  *     ℓ = -(1 - Piecewise((1, Eq(y, 0)), (0, True)))*(log_rate*y - exp(log_rate) - log(exp(logit_gate) + 1) -
- *        loggamma(y + 1)) - Piecewise((1, Eq(y, 0)), (0,
- *        True))*Piecewise((log1p(expm1(-exp(log_rate))/(exp(logit_gate) + 1)), expm1(-exp(log_rate))/(exp(logit_gate)
- *        + 1) > -1/2), (LogAddExp(-exp(log_rate) - log(exp(logit_gate) + 1), -log(1 + exp(-logit_gate))), True))
+ *        loggamma(y + 1)) - Piecewise((1, Eq(y, 0)), (0, True))*LogAddExp(-exp(log_rate) - log(exp(logit_gate) + 1),
+ *        -log(1 + exp(-logit_gate)))
  *
  * The dropped constant c = −log p − ℓ (full != 0 adds it, so the result is exactly −log p):
  *
@@ -29,12 +28,9 @@
  * Target (an array of n elements): y: the observation; x in {0, 1, 2, ...}
  *
  * Closed-form gradients (as derived; the code evaluates the stabilised forms):
- *     ∂ℓ/∂log_rate = Piecewise((exp(log_rate - exp(log_rate))/(exp(logit_gate) + expm1(-exp(log_rate)) + 1), Eq(y,
- *        0) & (expm1(-exp(log_rate))/(exp(logit_gate) + 1) > -1/2)), (exp(log_rate)*Sigmoid(-(logit_gate +
- *        exp(log_rate))), Eq(y, 0)), (-y + exp(log_rate), True))
- *     ∂ℓ/∂logit_gate = Piecewise((exp(logit_gate)*expm1(-exp(log_rate))/((exp(logit_gate) + 1)*(exp(logit_gate) +
- *        expm1(-exp(log_rate)) + 1)), Eq(y, 0) & (expm1(-exp(log_rate))/(exp(logit_gate) + 1) > -1/2)),
- *        ((exp(logit_gate)*Sigmoid(-(logit_gate + exp(log_rate))) - Sigmoid(logit_gate +
+ *     ∂ℓ/∂log_rate = Piecewise((exp(log_rate)*Sigmoid(-(logit_gate + exp(log_rate))), Eq(y, 0)), (-y +
+ *        exp(log_rate), True))
+ *     ∂ℓ/∂logit_gate = Piecewise(((exp(logit_gate)*Sigmoid(-(logit_gate + exp(log_rate))) - Sigmoid(logit_gate +
  *        exp(log_rate)))/(exp(logit_gate) + 1), Eq(y, 0)), (exp(logit_gate)/(exp(logit_gate) + 1), True))
  *
  * Stabilising rewrites applied (symloss.stabilize):
@@ -42,6 +38,8 @@
  *     sigmoid: 1/(1 + exp(−x)) → sigmoid(x);  1/(1 + exp(x)) → sigmoid(−x)
  *     sigmoid_absorb: exp(x)·sigmoid(−x) → sigmoid(x)  (exp(x)/(1 + exp(x)) → sigmoid(x))
  *     softplus: log(1 + exp(x)) → softplus(x)
+ *     log_mixture: logaddexp(−softplus(−g), c − softplus(g)) → log1p(sigmoid(−g)·expm1(c)) where that argument >
+ *        −½, else the logaddexp  (log(π + (1 − π)·e^c), π = sigmoid(g): a point mass mixed in)
  *     sigmoid_product_difference: σ(a)σ(b) − σ(−a)σ(−b) → expm1(a + b)·σ(−a)σ(−b)  (a + b ≤ 0; mirrored for a + b ≥
  *        0)
  *
@@ -104,17 +102,12 @@ static double symloss_zip_poisson_terms_and_grads(double log_rate, double logit_
     const double _t3 = _t2 + symloss_zip_poisson_softplus(logit_gate);
     const double _t4 = -logit_gate;
     const double _t5 = -_t2;
-    const double _t6 = expm1(_t5);
-    const double _t7 = _t6*symloss_zip_poisson_sigmoid(_t4);
-    const double _t8 = (_t7 > -0.5);
-    const double _t9 = (1.0/((_t6 + exp(logit_gate) + 1.0)));
-    const double _t10 = (_t0 && _t8);
-    const double _t11 = _t2 + logit_gate;
-    const double _t12 = symloss_zip_poisson_sigmoid(logit_gate);
-    const double _t13 = -_t1*(_t8 ? log1p(_t7) : symloss_zip_poisson_logaddexp(-_t3, -symloss_zip_poisson_softplus(_t4)));
-    _g[0] = (_t10 ? _t9*exp(_t5 + log_rate) : (_t0 ? _t2*symloss_zip_poisson_sigmoid(-_t11) : -_t5 - y));
-    _g[1] = (_t10 ? _t12*_t6*_t9 : (_t0 ? _t7*symloss_zip_poisson_sigmoid(_t11) : _t12));
-    return _t13 - (1.0 - _t1)*(-_t3 + log_rate*y - lgamma(y + 1.0));
+    const double _t6 = symloss_zip_poisson_sigmoid(_t4)*expm1(_t5);
+    const double _t7 = _t2 + logit_gate;
+    const double _t8 = -_t1*((_t6 > -0.5) ? log1p(_t6) : symloss_zip_poisson_logaddexp(-_t3, -symloss_zip_poisson_softplus(_t4)));
+    _g[0] = (_t0 ? _t2*symloss_zip_poisson_sigmoid(-_t7) : -_t5 - y);
+    _g[1] = (_t0 ? _t6*symloss_zip_poisson_sigmoid(_t7) : symloss_zip_poisson_sigmoid(logit_gate));
+    return _t8 - (1.0 - _t1)*(-_t3 + log_rate*y - lgamma(y + 1.0));
 }
 
 /* The dropped constant c = −log p − ℓ of one observation. */

@@ -8,9 +8,8 @@
  * dropped):
  *
  *     ℓ = -(1 - Piecewise((1, Eq(y, 0)), (0, True)))*(log_rate*y - exp(log_rate) - log(exp(logit_gate) + 1) -
- *        loggamma(y + 1)) - Piecewise((1, Eq(y, 0)), (0,
- *        True))*Piecewise((log1p(expm1(-exp(log_rate))/(exp(logit_gate) + 1)), expm1(-exp(log_rate))/(exp(logit_gate)
- *        + 1) > -1/2), (LogAddExp(-exp(log_rate) - log(exp(logit_gate) + 1), -log(1 + exp(-logit_gate))), True))
+ *        loggamma(y + 1)) - Piecewise((1, Eq(y, 0)), (0, True))*LogAddExp(-exp(log_rate) - log(exp(logit_gate) + 1),
+ *        -log(1 + exp(-logit_gate)))
  *
  * The dropped constant c = −log p − ℓ (full != 0 adds it, so the result is exactly −log p):
  *
@@ -29,12 +28,9 @@
  * Target (an array of n elements): y: the observation; x in {0, 1, 2, ...}
  *
  * Closed-form gradients (as derived; the code evaluates the stabilised forms):
- *     ∂ℓ/∂log_rate = Piecewise((exp(log_rate - exp(log_rate))/(exp(logit_gate) + expm1(-exp(log_rate)) + 1), Eq(y,
- *        0) & (expm1(-exp(log_rate))/(exp(logit_gate) + 1) > -1/2)), (exp(log_rate)*Sigmoid(-(logit_gate +
- *        exp(log_rate))), Eq(y, 0)), (-y + exp(log_rate), True))
- *     ∂ℓ/∂logit_gate = Piecewise((exp(logit_gate)*expm1(-exp(log_rate))/((exp(logit_gate) + 1)*(exp(logit_gate) +
- *        expm1(-exp(log_rate)) + 1)), Eq(y, 0) & (expm1(-exp(log_rate))/(exp(logit_gate) + 1) > -1/2)),
- *        ((exp(logit_gate)*Sigmoid(-(logit_gate + exp(log_rate))) - Sigmoid(logit_gate +
+ *     ∂ℓ/∂log_rate = Piecewise((exp(log_rate)*Sigmoid(-(logit_gate + exp(log_rate))), Eq(y, 0)), (-y +
+ *        exp(log_rate), True))
+ *     ∂ℓ/∂logit_gate = Piecewise(((exp(logit_gate)*Sigmoid(-(logit_gate + exp(log_rate))) - Sigmoid(logit_gate +
  *        exp(log_rate)))/(exp(logit_gate) + 1), Eq(y, 0)), (exp(logit_gate)/(exp(logit_gate) + 1), True))
  *
  * Stabilising rewrites applied (symloss.stabilize):
@@ -42,6 +38,8 @@
  *     sigmoid: 1/(1 + exp(−x)) → sigmoid(x);  1/(1 + exp(x)) → sigmoid(−x)
  *     sigmoid_absorb: exp(x)·sigmoid(−x) → sigmoid(x)  (exp(x)/(1 + exp(x)) → sigmoid(x))
  *     softplus: log(1 + exp(x)) → softplus(x)
+ *     log_mixture: logaddexp(−softplus(−g), c − softplus(g)) → log1p(sigmoid(−g)·expm1(c)) where that argument >
+ *        −½, else the logaddexp  (log(π + (1 − π)·e^c), π = sigmoid(g): a point mass mixed in)
  *     sigmoid_product_difference: σ(a)σ(b) − σ(−a)σ(−b) → expm1(a + b)·σ(−a)σ(−b)  (a + b ≤ 0; mirrored for a + b ≥
  *        0)
  *

@@ -8,10 +8,8 @@ The loss of one observation (the training loss ℓ; the terms of −log p free o
     ℓ = -(1 - Piecewise((1, Eq(y, 0)), (0, True)))*(-y*log(1 + exp(-logits)) - exp(log_total_count)*log(exp(logits)
         + 1) - log(exp(logit_gate) + 1) - loggamma(y + 1) + loggamma(y + exp(log_total_count)) -
         loggamma(exp(log_total_count))) - Piecewise((1, Eq(y, 0)), (0,
-        True))*Piecewise((log1p(expm1(-exp(log_total_count)*log(exp(logits) + 1))/(exp(logit_gate) + 1)),
-        expm1(-exp(log_total_count)*log(exp(logits) + 1))/(exp(logit_gate) + 1) > -1/2),
-        (LogAddExp(-exp(log_total_count)*log(exp(logits) + 1) - log(exp(logit_gate) + 1), -log(1 +
-        exp(-logit_gate))), True))
+        True))*LogAddExp(-exp(log_total_count)*log(exp(logits) + 1) - log(exp(logit_gate) + 1), -log(1 +
+        exp(-logit_gate)))
 
 The dropped constant c = −log p − ℓ (full=True adds it, so the result is exactly −log p):
 
@@ -35,37 +33,26 @@ Inputs, in call order (PARAMS):
 Target: y: the observation; x in {0, 1, 2, ...}
 
 Closed-form gradients (as derived; the code evaluates the stabilised forms):
-    ∂ℓ/∂log_total_count = Piecewise((exp(log_total_count)*log(exp(logits) + 1)/((exp(logits) +
-        1)**exp(log_total_count)*exp(logit_gate) + 1), Eq(y, 0) & (((exp(logits) + 1)**exp(log_total_count) -
-        1)/((exp(logit_gate) + 1)*(exp(logits) + 1)**exp(log_total_count)) < 1/2)),
-        (exp(log_total_count)*log(exp(logits) + 1)*Sigmoid(-(logit_gate + exp(log_total_count)*log(exp(logits) +
-        1))), Eq(y, 0)), ((log(exp(logits) + 1) - polygamma(0, y + exp(log_total_count)) + polygamma(0,
-        exp(log_total_count)))*exp(log_total_count), True))
-    ∂ℓ/∂logits = Piecewise((exp(log_total_count + logits)/(((exp(logits) + 1)**exp(log_total_count)*exp(logit_gate)
-        + 1)*(exp(logits) + 1)), Eq(y, 0) & ((1 - (exp(logits) + 1)**exp(log_total_count))/((exp(logit_gate) +
-        1)*(exp(logits) + 1)**exp(log_total_count)) > -1/2)), (exp(log_total_count + logits)*Sigmoid(-(logit_gate +
+    ∂ℓ/∂log_total_count = Piecewise((exp(log_total_count)*log(exp(logits) + 1)*Sigmoid(-(logit_gate +
+        exp(log_total_count)*log(exp(logits) + 1))), Eq(y, 0)), ((log(exp(logits) + 1) - polygamma(0, y +
+        exp(log_total_count)) + polygamma(0, exp(log_total_count)))*exp(log_total_count), True))
+    ∂ℓ/∂logits = Piecewise((exp(log_total_count + logits)*Sigmoid(-(logit_gate +
         exp(log_total_count)*log(exp(logits) + 1)))/(exp(logits) + 1), Eq(y, 0)), ((-y + exp(log_total_count +
         logits))/(exp(logits) + 1), True))
-    ∂ℓ/∂logit_gate = Piecewise(((1 - (exp(logits) + 1)**exp(log_total_count))*exp(logit_gate)/(((exp(logits) +
-        1)**exp(log_total_count)*exp(logit_gate) + 1)*(exp(logit_gate) + 1)), Eq(y, 0) & ((1 - (exp(logits) +
-        1)**exp(log_total_count))/((exp(logit_gate) + 1)*(exp(logits) + 1)**exp(log_total_count)) > -1/2)),
-        ((exp(logit_gate)*Sigmoid(-(logit_gate + exp(log_total_count)*log(exp(logits) + 1))) - Sigmoid(logit_gate +
-        exp(log_total_count)*log(exp(logits) + 1)))/(exp(logit_gate) + 1), Eq(y, 0)),
+    ∂ℓ/∂logit_gate = Piecewise(((exp(logit_gate)*Sigmoid(-(logit_gate + exp(log_total_count)*log(exp(logits) + 1)))
+        - Sigmoid(logit_gate + exp(log_total_count)*log(exp(logits) + 1)))/(exp(logit_gate) + 1), Eq(y, 0)),
         (exp(logit_gate)/(exp(logit_gate) + 1), True))
 
 Torch built-in: none computes this loss.
 
 Stabilising rewrites applied (symloss.stabilize):
     log_gamma: log Γ(x) → lgamma(x);  log x! → lgamma(x + 1)
-    power_as_exp: x^p → exp(p·log x)  (x > 0, p symbolic)
     sigmoid: 1/(1 + exp(−x)) → sigmoid(x);  1/(1 + exp(x)) → sigmoid(−x)
     sigmoid_absorb: exp(x)·sigmoid(−x) → sigmoid(x)  (exp(x)/(1 + exp(x)) → sigmoid(x))
     softplus: log(1 + exp(x)) → softplus(x)
-    expm1: exp(x) − 1 → expm1(x)
-    expm1_sigmoid: expm1(u)·sigmoid(v) → −expm1(−u)·exp(u + v)·sigmoid(−v)  (u > 0, u + v simplifies)
-    exp_minus_coefficient: c·exp(w) − c → c·expm1(w)  (the −c spread over several terms)
+    log_mixture: logaddexp(−softplus(−g), c − softplus(g)) → log1p(sigmoid(−g)·expm1(c)) where that argument > −½,
+        else the logaddexp  (log(π + (1 − π)·e^c), π = sigmoid(g): a point mass mixed in)
     sigmoid_product_difference: σ(a)σ(b) − σ(−a)σ(−b) → expm1(a + b)·σ(−a)σ(−b)  (a + b ≤ 0; mirrored for a + b ≥ 0)
-    exp_of_sum: exp(a)·exp(b) → exp(a + b)
 
 Conventions:
     * Inputs broadcast against each other and the target as in torch; dtype (float32/float64) follows the
@@ -125,18 +112,17 @@ def _loss_terms_and_grads(log_total_count, logits, logit_gate, y):
     _t7 = _t6 + jnp.logaddexp(0.0, logit_gate)
     _t8 = -logit_gate
     _t9 = jax.nn.sigmoid(_t8)*jnp.expm1(-_t6)
-    _t10 = (_t9 > -1/2)
-    _t11 = _t6 + logit_gate
-    _t12 = jax.nn.sigmoid(-_t11)
-    _t13 = (_t0 & (_t0 | _t10))
-    _t14 = jax.nn.sigmoid(logits)
-    _t15 = -jax.scipy.special.gammaln(y + 1)
-    _t16 = -jax.scipy.special.gammaln(_t2)
-    _t17 = -(1 - _t1)*(_t15 + _t16 - _t7 - y*jnp.logaddexp(0.0, _t4) + jax.scipy.special.gammaln(_t3))
-    _value = -_t1*jnp.where(_t10, jnp.log1p(_t9), jnp.logaddexp(-_t7, -jnp.logaddexp(0.0, _t8))) + _t17
-    _grad0 = jnp.where(_t13, _t12*_t6, _t2*(_t5 + jax.scipy.special.digamma(_t2) - jax.scipy.special.digamma(_t3)))
-    _grad1 = jnp.where(_t13, _t12*_t14*_t2, _t14*_t2 - y*jax.nn.sigmoid(_t4))
-    _grad2 = jnp.where(_t13, _t9*jax.nn.sigmoid(_t11), jax.nn.sigmoid(logit_gate))
+    _t10 = _t6 + logit_gate
+    _t11 = jax.nn.sigmoid(-_t10)
+    _t12 = jax.nn.sigmoid(logits)
+    _t13 = -jax.scipy.special.gammaln(y + 1)
+    _t14 = -jax.scipy.special.gammaln(_t2)
+    _t15 = -(1 - _t1)*(_t13 + _t14 - _t7 - y*jnp.logaddexp(0.0, _t4) + jax.scipy.special.gammaln(_t3))
+    _t16 = -_t1*jnp.where((_t9 > -1/2), jnp.log1p(_t9), jnp.logaddexp(-_t7, -jnp.logaddexp(0.0, _t8)))
+    _value = _t15 + _t16
+    _grad0 = jnp.where(_t0, _t11*_t6, _t2*(_t5 + jax.scipy.special.digamma(_t2) - jax.scipy.special.digamma(_t3)))
+    _grad1 = jnp.where(_t0, _t11*_t12*_t2, _t12*_t2 - y*jax.nn.sigmoid(_t4))
+    _grad2 = jnp.where(_t0, _t9*jax.nn.sigmoid(_t10), jax.nn.sigmoid(logit_gate))
     return _value, (_grad0, _grad1, _grad2)
 
 

@@ -6,9 +6,8 @@ JAX.
 The loss of one observation (the training loss ℓ; the terms of −log p free of every trained input are dropped):
 
     ℓ = -(1 - Piecewise((1, Eq(y, 0)), (0, True)))*(log_rate*y - exp(log_rate) - log(exp(logit_gate) + 1) -
-        loggamma(y + 1)) - Piecewise((1, Eq(y, 0)), (0,
-        True))*Piecewise((log1p(expm1(-exp(log_rate))/(exp(logit_gate) + 1)), expm1(-exp(log_rate))/(exp(logit_gate)
-        + 1) > -1/2), (LogAddExp(-exp(log_rate) - log(exp(logit_gate) + 1), -log(1 + exp(-logit_gate))), True))
+        loggamma(y + 1)) - Piecewise((1, Eq(y, 0)), (0, True))*LogAddExp(-exp(log_rate) - log(exp(logit_gate) + 1),
+        -log(1 + exp(-logit_gate)))
 
 The dropped constant c = −log p − ℓ (full=True adds it, so the result is exactly −log p):
 
@@ -27,12 +26,9 @@ Inputs, in call order (PARAMS):
 Target: y: the observation; x in {0, 1, 2, ...}
 
 Closed-form gradients (as derived; the code evaluates the stabilised forms):
-    ∂ℓ/∂log_rate = Piecewise((exp(log_rate - exp(log_rate))/(exp(logit_gate) + expm1(-exp(log_rate)) + 1), Eq(y, 0)
-        & (expm1(-exp(log_rate))/(exp(logit_gate) + 1) > -1/2)), (exp(log_rate)*Sigmoid(-(logit_gate +
-        exp(log_rate))), Eq(y, 0)), (-y + exp(log_rate), True))
-    ∂ℓ/∂logit_gate = Piecewise((exp(logit_gate)*expm1(-exp(log_rate))/((exp(logit_gate) + 1)*(exp(logit_gate) +
-        expm1(-exp(log_rate)) + 1)), Eq(y, 0) & (expm1(-exp(log_rate))/(exp(logit_gate) + 1) > -1/2)),
-        ((exp(logit_gate)*Sigmoid(-(logit_gate + exp(log_rate))) - Sigmoid(logit_gate +
+    ∂ℓ/∂log_rate = Piecewise((exp(log_rate)*Sigmoid(-(logit_gate + exp(log_rate))), Eq(y, 0)), (-y + exp(log_rate),
+        True))
+    ∂ℓ/∂logit_gate = Piecewise(((exp(logit_gate)*Sigmoid(-(logit_gate + exp(log_rate))) - Sigmoid(logit_gate +
         exp(log_rate)))/(exp(logit_gate) + 1), Eq(y, 0)), (exp(logit_gate)/(exp(logit_gate) + 1), True))
 
 Torch built-in: none computes this loss.
@@ -42,6 +38,8 @@ Stabilising rewrites applied (symloss.stabilize):
     sigmoid: 1/(1 + exp(−x)) → sigmoid(x);  1/(1 + exp(x)) → sigmoid(−x)
     sigmoid_absorb: exp(x)·sigmoid(−x) → sigmoid(x)  (exp(x)/(1 + exp(x)) → sigmoid(x))
     softplus: log(1 + exp(x)) → softplus(x)
+    log_mixture: logaddexp(−softplus(−g), c − softplus(g)) → log1p(sigmoid(−g)·expm1(c)) where that argument > −½,
+        else the logaddexp  (log(π + (1 − π)·e^c), π = sigmoid(g): a point mass mixed in)
     sigmoid_product_difference: σ(a)σ(b) − σ(−a)σ(−b) → expm1(a + b)·σ(−a)σ(−b)  (a + b ≤ 0; mirrored for a + b ≥ 0)
 
 Conventions:
@@ -94,17 +92,12 @@ def _loss_terms_and_grads(log_rate, logit_gate, y):
     _t3 = _t2 + jnp.logaddexp(0.0, logit_gate)
     _t4 = -logit_gate
     _t5 = -_t2
-    _t6 = jnp.expm1(_t5)
-    _t7 = _t6*jax.nn.sigmoid(_t4)
-    _t8 = (_t7 > -1/2)
-    _t9 = 1/(_t6 + jnp.exp(logit_gate) + 1)
-    _t10 = (_t0 & _t8)
-    _t11 = _t2 + logit_gate
-    _t12 = jax.nn.sigmoid(logit_gate)
-    _t13 = -_t1*jnp.where(_t8, jnp.log1p(_t7), jnp.logaddexp(-_t3, -jnp.logaddexp(0.0, _t4)))
-    _value = _t13 - (1 - _t1)*(-_t3 + log_rate*y - jax.scipy.special.gammaln(y + 1))
-    _grad0 = jnp.where(_t10, _t9*jnp.exp(_t5 + log_rate), jnp.where(_t0, _t2*jax.nn.sigmoid(-_t11), -_t5 - y))
-    _grad1 = jnp.where(_t10, _t12*_t6*_t9, jnp.where(_t0, _t7*jax.nn.sigmoid(_t11), _t12))
+    _t6 = jax.nn.sigmoid(_t4)*jnp.expm1(_t5)
+    _t7 = _t2 + logit_gate
+    _t8 = -_t1*jnp.where((_t6 > -1/2), jnp.log1p(_t6), jnp.logaddexp(-_t3, -jnp.logaddexp(0.0, _t4)))
+    _value = _t8 - (1 - _t1)*(-_t3 + log_rate*y - jax.scipy.special.gammaln(y + 1))
+    _grad0 = jnp.where(_t0, _t2*jax.nn.sigmoid(-_t7), -_t5 - y)
+    _grad1 = jnp.where(_t0, _t6*jax.nn.sigmoid(_t7), jax.nn.sigmoid(logit_gate))
     return _value, (_grad0, _grad1)
 
 
