@@ -153,8 +153,21 @@ def build_problem(loss, limit: int = 600) -> Problem:
     for c in loss.constants:
         axes.append(_values(str(c), loss.domains.get(c), target=False) if c in loss.domains else [1e-8, 0.5, 1 - 1e-8])
     pts = [dict(zip(names, combo, strict=True)) for combo in itertools.product(*axes)]
+    pts = [p for p in pts if _in_support(loss, p)]
     symbols = [*loss.inputs, loss.target, *loss.constants]
     return Problem(loss, names, symbols, _subsample(pts, limit))
+
+
+def _in_support(loss, point: dict[str, Any]) -> bool:
+    """Whether a grid point satisfies the support's coupling constraints (``y <= total_count``,
+    ``y >= scale``: a bound that depends on another input), so that no loss is scored outside its support."""
+    from symloss.analysis.context import _support_constraints
+
+    for lo, hi in _support_constraints(loss):
+        a, b = point.get(str(lo)), point.get(str(hi))
+        if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not a <= b:
+            return False
+    return True
 
 
 def _vector_problem(loss, limit: int) -> Problem:

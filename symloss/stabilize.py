@@ -28,6 +28,7 @@ __all__ = [
     "Softplus",
     "Sigmoid",
     "LogAddExp",
+    "LogAddExpFallback",
     "LogSumExp",
     "XLogY",
     "XLog1pY",
@@ -130,6 +131,15 @@ class LogAddExp(StableFunction):
     def as_elementary(self) -> sp.Expr:
         a, b = self.args
         return sp.log(sp.exp(a) + sp.exp(b))
+
+
+class LogAddExpFallback(LogAddExp):
+    """The same logaddexp, in the fallback branch that the ``log_mixture`` rule builds around it.
+
+    A distinct class only so that the rule does not match its own fallback again (it tests the exact
+    type); everything else (derivatives, values, the printers, which dispatch on the class's MRO and so
+    print it as ``LogAddExp``) is inherited.
+    """
 
 
 class LogSumExp(StableFunction):
@@ -925,6 +935,150 @@ def _expm1(node: sp.Basic, ctx: Context) -> sp.Basic | None:
     return None
 
 
+def _expm1_sigmoid(node: sp.Basic, ctx: Context) -> sp.Basic | None:
+    """expm1(u)·σ(v) → −expm1(−u)·exp(u + v)·σ(−v)  (u > 0, u + v simpler than v)."""
+    factors = list(sp.Mul.make_args(node))
+    for f in factors:
+        if not isinstance(f, expm1) or f.args[0].is_positive is not True:
+            continue
+        u = f.args[0]
+        for g in factors:
+            if not isinstance(g, Sigmoid):
+                continue
+            v = g.args[0]
+            w = sp.expand(u + v)
+            if sp.count_ops(w) < sp.count_ops(v):
+                rest = [h for h in factors if h is not f and h is not g]
+                return sp.Mul(-expm1(-u), sp.exp(w), Sigmoid(-v), *rest)
+    return None
+
+
+def _exp_term(term: sp.Expr) -> tuple[sp.Expr, sp.Expr, bool] | None:
+    """(c, u, is_expm1) when ``term == c·exp(u)`` or ``c·expm1(u)`` (one such factor)."""
+    factors = list(sp.Mul.make_args(term))
+    found = [f for f in factors if _is_exp(f) or isinstance(f, expm1)]
+    if len(found) != 1:
+        return None
+    (f,) = found
+    return sp.Mul(*[g for g in factors if g is not f]), f.args[0], isinstance(f, expm1)
+
+
+def _exp_difference(node: sp.Basic, ctx: Context) -> sp.Basic | None:
+    """c·exp(u) − c·exp(v) → −c·exp(u)·expm1(v − u) if v < u else c·exp(v)·expm1(u − v)  (also with expm1 for
+    exp: their −1s cancel), when v − u is simpler than u or v (it is then computed directly)."""
+    terms = list(node.args)
+    parts = [_exp_term(t) for t in terms]
+    for i, pi in enumerate(parts):
+        if pi is None:
+            continue
+        for j, pj in enumerate(parts):
+            if j == i or pj is None or pi[2] != pj[2] or sp.expand(pi[0] + pj[0]) != 0:
+                continue
+            c, u, v = pi[0], pi[1], pj[1]
+            d = min((v - u, sp.expand(v - u)), key=sp.count_ops)
+            if d == 0 or sp.count_ops(d) >= max(sp.count_ops(u), sp.count_ops(v)):
+                continue
+            rest = [t for k, t in enumerate(terms) if k not in (i, j)]
+            new = sp.Piecewise((-c * sp.exp(u) * expm1(d), d < 0), (c * sp.exp(v) * expm1(-d), True))
+            return sp.Add(new, *rest)
+    return None
+
+
+def _exp_minus_coefficient(node: sp.Basic, ctx: Context) -> sp.Basic | None:
+    """c·exp(w) + r → c·expm1(w) + (r + c) when r + c is simpler than r (the −c is spread over r's terms)."""
+    terms = list(node.args)
+    for t in terms:
+        part = _exp_term(t)
+        if part is None or part[2] or part[0].is_number:
+            continue
+        c0, w, _ = part
+        r = sp.Add(*[s for s in terms if s is not t])
+        # the coefficient may hide in the exponent: c·exp(w1 + w2) = (c·exp(w1))·exp(w2)
+        for w1 in (sp.S.Zero, *(sp.Add.make_args(w) if isinstance(w, sp.Add) else ())):
+            c = c0 * sp.exp(w1)
+            r2 = sp.expand(r + c)
+            if sp.count_ops(r2) < sp.count_ops(r) and sp.count_ops(r2) < sp.count_ops(c):
+                return c * expm1(w - w1) + r2
+    return None
+
+
+def _sigmoid_product_difference(node: sp.Basic, ctx: Context) -> sp.Basic | None:
+    """c·σ(a)σ(b) − c·σ(−a)σ(−b) → c·expm1(a + b)·σ(−a)σ(−b) (a + b ≤ 0) or −c·expm1(−a − b)·σ(a)σ(b) (a + b ≥ 0)."""
+    terms = list(node.args)
+    for t1 in terms:
+        c1, s1 = _two_sigmoids(t1)
+        if s1 is None:
+            continue
+        a, b = s1
+        for t2 in terms:
+            c2, s2 = _two_sigmoids(t2)
+            if t2 is t1 or s2 is None or sp.expand(c1 + c2) != 0:
+                continue
+            if {sp.expand(x) for x in s2} != {sp.expand(-a), sp.expand(-b)}:
+                continue
+            w = sp.expand(a + b)
+            if sp.count_ops(w) >= sp.count_ops(a) + sp.count_ops(b) + 1:
+                continue
+            rest = [u for u in terms if u is not t1 and u is not t2]
+            if w.is_nonpositive:
+                new = c1 * expm1(w) * Sigmoid(-a) * Sigmoid(-b)
+            elif w.is_nonnegative:
+                new = -c1 * expm1(-w) * Sigmoid(a) * Sigmoid(b)
+            else:
+                continue
+            return sp.Add(new, *rest)
+    return None
+
+
+def _two_sigmoids(term: sp.Expr) -> tuple[sp.Expr, tuple[sp.Expr, sp.Expr] | None]:
+    """(c, (a, b)) when ``term == c·σ(a)·σ(b)`` with c free of sigmoids."""
+    factors = list(sp.Mul.make_args(term))
+    sig = [f for f in factors if isinstance(f, Sigmoid)]
+    if len(sig) != 2 or any(f.has(Sigmoid) for f in factors if not isinstance(f, Sigmoid)):
+        return sp.S.Zero, None
+    c = sp.Mul(*[f for f in factors if not isinstance(f, Sigmoid)])
+    return c, (sig[0].args[0], sig[1].args[0])
+
+
+def _neg_softplus_terms(e: sp.Expr) -> list[tuple[sp.Expr, sp.Expr]]:
+    """(s, rest) for each way of writing ``e == rest − softplus(s)``."""
+    terms = sp.Add.make_args(e)
+    out = []
+    for t in terms:
+        if t.could_extract_minus_sign() and isinstance(-t, Softplus):
+            out.append(((-t).args[0], sp.Add(*[r for r in terms if r is not t])))
+    return out
+
+
+def _log_mixture(node: sp.Basic, ctx: Context) -> sp.Basic | None:
+    """logaddexp(−softplus(−g), c − softplus(g)) = log(σ(g) + σ(−g)·e^c)
+    → log1p(σ(−g)·expm1(c)) where that argument is above −½, else the logaddexp.
+
+    Only a bare −softplus(−g) on one side (a point mass, log 1 = 0, mixed in): the value itself is then
+    the small log1p, which it keeps to the last digit.  With a common u added (u + log1p(...)), the
+    logaddexp is already as good, and rewriting c = v − u would only cancel (two Gaussian log densities).
+    """
+    if type(node) is not LogAddExp:  # its own fallback (LogAddExpFallback) is left alone
+        return None
+    candidates = []
+    for first, second in ((0, 1), (1, 0)):
+        mass = node.args[first]
+        if not (mass.could_extract_minus_sign() and isinstance(-mass, Softplus)):
+            continue
+        s = (-mass).args[0]  # mass = −softplus(s) = log σ(−s)
+        for s2, c in _neg_softplus_terms(node.args[second]):
+            if c != 0 and sp.expand(s + s2) == 0:
+                candidates.append((c.is_nonpositive is not True, s, c))
+    if not candidates:
+        return None
+    _, s, c = min(candidates, key=lambda t: t[0])
+    x = Sigmoid(s) * expm1(c)
+    cond = x > sp.Rational(-1, 2)
+    if c.is_nonpositive is not True:  # x may be huge (expm1 overflowing): logaddexp from 1 on as well
+        cond = sp.And(cond, x < 1)
+    return sp.Piecewise((log1p(x), cond), (LogAddExpFallback(*node.args), True))
+
+
 # -- Gaussian tails
 def _log_ndtr(node: sp.Basic, ctx: Context) -> sp.Basic | None:
     """log(c·erfc(x)) → log(2c) + log_ndtr(−√2·x);  log(1 − erfc(x)/2) → log_ndtr(√2·x).
@@ -1467,6 +1621,24 @@ RULES: tuple[Rule, ...] = (
          _node(sp.Add), _log_tanhc),
     Rule("log1p", "log(1 + x) → log1p(x)", "1 + x rounds to 1 for |x| < 1e-16", _node(sp.log), _log1p),
     Rule("expm1", "exp(x) − 1 → expm1(x)", "exp(x) − 1 cancels for small x", _node(sp.Add), _expm1),
+    Rule("log_mixture", "logaddexp(−softplus(−g), c − softplus(g)) → log1p(sigmoid(−g)·expm1(c)) where that "
+         "argument > −½, else the logaddexp  (log(π + (1 − π)·e^c), π = sigmoid(g): a point mass mixed in)",
+         "π + (1 − π)·e^c is near 1 when c → 0 (a zero-inflated Poisson's zero at a tiny rate: c = −λ); logaddexp "
+         "rounds the log of it to 0 (−log p(0) ≈ (1 − π)λ = 5e-31 came out 0), log1p of the small difference does "
+         "not", _node(LogAddExp), _log_mixture),
+    Rule("expm1_sigmoid", "expm1(u)·sigmoid(v) → −expm1(−u)·exp(u + v)·sigmoid(−v)  (u > 0, u + v simplifies)",
+         "expm1(u) overflows for u > 709 while sigmoid(v) underflows (∞·0 = NaN); exp(u + v) is the finite product "
+         "(and sigmoid_absorb takes it further)", _node(sp.Mul), _expm1_sigmoid),
+    Rule("exp_difference", "exp(u) − exp(v) → −exp(u)·expm1(v − u) if v < u, else exp(v)·expm1(u − v)  "
+         "(v − u simpler than u, v)", "the two exponentials cancel when v ≈ u (k − k·(y/λ)^k of a Weibull at y ≈ λ, "
+         "or (y/λ)^k ≪ 1 rounding away); the difference v − u, computed on its own, does not",
+         _node(sp.Add), _exp_difference),
+    Rule("exp_minus_coefficient", "c·exp(w) − c → c·expm1(w)  (the −c spread over several terms)",
+         "c·exp(w) and −c cancel for small w (z·e^z − z of a Weibull's ∂ℓ/∂log k, its −z as k·log λ − k·log y)",
+         _node(sp.Add), _exp_minus_coefficient),
+    Rule("sigmoid_product_difference", "σ(a)σ(b) − σ(−a)σ(−b) → expm1(a + b)·σ(−a)σ(−b)  (a + b ≤ 0; mirrored "
+         "for a + b ≥ 0)", "the two products are equal when a + b → 0 and their difference loses every digit "
+         "(a zero-inflated gate's gradient at a tiny rate)", _node(sp.Add), _sigmoid_product_difference),
     Rule("xlogy", "x·log(y) → xlogy(x, y);  x·log1p(y) → xlog1py(x, y)  (x may be 0, the target involved)",
          "0·log 0 is NaN, its limit (and the value on the edge of the support) is 0", _node(sp.Mul), _xlogy),
     Rule("factor_denominator", "1/(p² − p) → 1/(p·(p − 1))",

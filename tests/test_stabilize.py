@@ -29,6 +29,7 @@ from symloss.stabilize import (
     LgammaCorrection,
     Log1mExp,
     LogAddExp,
+    LogAddExpFallback,
     LogBeta,
     LogGamma,
     LogNdtr,
@@ -79,6 +80,7 @@ def _reference_numpy() -> dict:
         "Softplus": lambda t: np.logaddexp(0.0, t),
         "Sigmoid": sigmoid,
         "LogAddExp": np.logaddexp,
+        "LogAddExpFallback": np.logaddexp,
         "XLogY": xlogy,
         "XLog1pY": xlog1py,
         "Log1mExp": log1mexp,
@@ -415,6 +417,100 @@ def test_rule_expm1():
     assert apply_rule("expm1", 1 - sp.exp(x)) == -expm1(x)
     assert float_value(as_float(expm1(x), x), 1e-20) == 1e-20
     assert float_value(naive(sp.exp(x) - 1, x), 1e-20) == 0.0
+
+
+def _log_mixture_reference(g: float, u: float, v: float) -> float:
+    """log(σ(g)·e^u + σ(−g)·e^v) with mpmath at 100 digits (evalf of the logaddexp loses the small ones)."""
+    import mpmath
+
+    with mpmath.workdps(100):
+        g, u, v = mpmath.mpf(g), mpmath.mpf(u), mpmath.mpf(v)
+        return float(mpmath.log(mpmath.exp(u) / (1 + mpmath.exp(-g)) + mpmath.exp(v) / (1 + mpmath.exp(g))))
+
+
+def test_rule_log_mixture():
+    # log(π + (1 − π)·e^−p), π = σ(a): a zero-inflated Poisson's zero, p the rate
+    expr = LogAddExp(-Softplus(-a), -Softplus(a) - p)
+    out = apply_rule("log_mixture", expr)
+    assert out.has(log1p) and out.has(LogAddExpFallback)
+    assert RULES_BY_NAME["log_mixture"].apply(out) == out  # its fallback is not matched again
+    assert_same_value(expr, out, [{a: 0.3, p: 2.0}, {a: -4.0, p: 1e-3}, {a: -700.0, p: 700.0}])
+    f = as_float(out, a, p)
+    for g, rate in [(0.0, 1e-30), (0.3, 2.0), (-4.0, 1e-3), (40.0, 1.0), (-700.0, 700.0), (1e4, 1e300),
+                    (-1e4, 1e300), (-1.0, 0.7)]:
+        want = _log_mixture_reference(g, 0.0, -rate)
+        assert float_value(f, g, rate) == pytest.approx(want, rel=1e-14, abs=1e-300), (g, rate)
+    # at p = 1e-30 the value is −(1 − π)·p = −5e-31; the logaddexp alone rounds it to 0
+    assert float_value(naive(elementary(expr), a, p), 0.0, 1e-30) == 0.0
+    assert float_value(as_float(expr, a, p), 0.0, 1e-30) == 0.0
+    # a difference of unknown sign: the log1p branch is bounded on both sides
+    expr2 = LogAddExp(x - Softplus(a), -Softplus(-a))
+    out2 = apply_rule("log_mixture", expr2)
+    assert out2.has(log1p)
+    assert_same_value(expr2, out2, [{a: 0.5, x: 2.0}, {a: -2.0, x: 800.0}, {a: 3.0, x: -1.0}])
+    f2 = as_float(out2, a, x)
+    for g, c in [(0.5, 1e-12), (-2.0, 800.0), (3.0, -1.0), (0.0, 1e-20), (-800.0, 2.0), (800.0, 1e3)]:
+        want = _log_mixture_reference(g, 0.0, c)
+        assert float_value(f2, g, c) == pytest.approx(want, rel=1e-14, abs=1e-300), (g, c)
+    # no point mass (two densities, a Gaussian mixture's u and v): left to the logaddexp
+    mix = LogAddExp(b - Softplus(-a), x - Softplus(a))
+    assert RULES_BY_NAME["log_mixture"].apply(mix) == mix
+    # weights that are not complementary: left alone
+    other = LogAddExp(-Softplus(-a), -Softplus(b) - p)
+    assert RULES_BY_NAME["log_mixture"].apply(other) == other
+
+
+def test_rule_expm1_sigmoid():
+    # expm1(u)·σ(−u − a), u > 0: a zero-inflated gate's gradient at a huge total count
+    expr = expm1(p) * Sigmoid(-p - a)
+    out = apply_rule("expm1_sigmoid", expr)
+    assert not out.has(expm1(p))
+    assert_same_value(expr, out, [{p: 0.5, a: 1.0}, {p: 30.0, a: -2.0}])
+    # u = 1e3, a = 1: the true value is −expm1(−1e3)·exp(−1)·σ(1e3 + 1) = e^-1
+    assert float_value(as_float(out, p, a), 1e3, 1.0) == pytest.approx(math.exp(-1.0), rel=1e-15)
+    assert math.isnan(float_value(naive(elementary(expr), p, a), 1e3, 1.0))
+    # u of unknown sign, or a sum that does not simplify: left alone
+    assert RULES_BY_NAME["expm1_sigmoid"].apply(expm1(x) * Sigmoid(-x - a)) == expm1(x) * Sigmoid(-x - a)
+    assert RULES_BY_NAME["expm1_sigmoid"].apply(expm1(p) * Sigmoid(a)) == expm1(p) * Sigmoid(a)
+
+
+def test_rule_exp_difference():
+    # k − k·exp(z) with the k inside the exponent: a Weibull's ∂ℓ/∂log λ, exp(a) − exp(a + z·e^a)
+    z = x * sp.exp(a)
+    expr = sp.exp(a) - sp.exp(a + z)
+    out = apply_rule("exp_difference", expr)
+    assert out.has(expm1)
+    assert_same_value(expr, out, [{a: 0.5, x: 0.3}, {a: -1.0, x: -2.0}])
+    # a = −69 (k = 1e-30), x = 690: z = 6.9e-28, the gradient −k·z = −6.9e-58, which the difference loses
+    want = float(exact(expr, {a: -69.0, x: 690.0}))
+    assert float_value(as_float(out, a, x), -69.0, 690.0) == pytest.approx(want, rel=1e-14)
+    assert float_value(naive(expr, a, x), -69.0, 690.0) == 0.0
+    # two unrelated exponentials: left alone
+    assert RULES_BY_NAME["exp_difference"].apply(sp.exp(a) - sp.exp(b)) == sp.exp(a) - sp.exp(b)
+
+
+def test_rule_exp_minus_coefficient():
+    # z·e^z − z with the −z spread over two terms (a Weibull's ∂ℓ/∂log k): k·λ − k·log y + (log y − λ)·k·e^z
+    expr = b * sp.exp(a) - sp.exp(a) * x + (x - b) * sp.exp(a + u) - 1
+    out = apply_rule("exp_minus_coefficient", expr)
+    assert out.has(expm1)
+    assert_same_value(expr, out, [{a: 0.5, b: 0.3, x: 2.0, u: 0.1}])
+    want = float(exact(expr, {a: 3.0, b: 1.0, x: 2.0, u: 1e-20}))
+    assert float_value(as_float(out, a, b, x, u), 3.0, 1.0, 2.0, 1e-20) == pytest.approx(want, rel=1e-14)
+
+
+def test_rule_sigmoid_product_difference():
+    # σ(a)σ(−a − p) − σ(−a)σ(a + p): a zero-inflated gate's gradient, p the rate
+    expr = Sigmoid(a) * Sigmoid(-a - p) - Sigmoid(-a) * Sigmoid(a + p)
+    out = apply_rule("sigmoid_product_difference", expr)
+    assert out.has(expm1)
+    assert_same_value(expr, out, [{a: 0.3, p: 2.0}, {a: -4.0, p: 1e-3}])
+    want = float(exact(expr, {a: 0.0, p: 1e-30}))  # −σ(0)² · 1e-30
+    assert float_value(as_float(out, a, p), 0.0, 1e-30) == pytest.approx(want, rel=1e-15)
+    assert float_value(naive(elementary(expr), a, p), 0.0, 1e-30) == 0.0
+    # the mirror image, a + b ≥ 0
+    out2 = apply_rule("sigmoid_product_difference", Sigmoid(a + p) * Sigmoid(-a) - Sigmoid(-a - p) * Sigmoid(a))
+    assert_same_value(Sigmoid(a + p) * Sigmoid(-a) - Sigmoid(-a - p) * Sigmoid(a), out2, [{a: 0.3, p: 2.0}])
 
 
 def test_rule_xlogy():

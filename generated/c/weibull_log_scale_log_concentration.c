@@ -33,9 +33,11 @@
  *        log(y))*exp(log_concentration) - 1
  *
  * Stabilising rewrites applied (symloss.stabilize):
- *     expand_log: log(a·b) → log a + log b  (a, b > 0)
  *     power_as_exp: x^p → exp(p·log x)  (x > 0, p symbolic)
  *     expm1: exp(x) − 1 → expm1(x)
+ *     exp_difference: exp(u) − exp(v) → −exp(u)·expm1(v − u) if v < u, else exp(v)·expm1(u − v)  (v − u simpler
+ *        than u, v)
+ *     exp_minus_coefficient: c·exp(w) − c → c·expm1(w)  (the −c spread over several terms)
  *     xlogy: x·log(y) → xlogy(x, y);  x·log1p(y) → xlog1py(x, y)  (x may be 0, the target involved)
  *     exp_of_sum: exp(a)·exp(b) → exp(a + b)
  *
@@ -74,12 +76,11 @@ static double symloss_weibull_log_scale_log_concentration_terms_and_grads(double
     (void)log_scale; (void)log_concentration; (void)y;
     const double _t0 = expm1(log_concentration);
     const double _t1 = exp(log_concentration);
-    const double _t2 = -log_scale + log(y);
-    const double _t3 = _t1*_t2;
-    const double _t4 = exp(log_concentration + _t3);
-    _g[0] = _t1 - _t4;
-    _g[1] = _t2*_t4 - _t3 - 1.0;
-    return -log_concentration + log_scale + _t0*log_scale + exp(_t3) - symloss_weibull_log_scale_log_concentration_xlogy(_t0, y);
+    const double _t2 = _t1*(-log_scale + log(y));
+    const double _t3 = _t1*expm1(_t2);
+    _g[0] = ((_t2 < 0.0) ? -_t3 : exp(log_concentration + _t2)*expm1(-_t2));
+    _g[1] = -_t3*log_scale + symloss_weibull_log_scale_log_concentration_xlogy(_t3, y) - 1.0;
+    return -log_concentration + log_scale + _t0*log_scale + exp(_t2) - symloss_weibull_log_scale_log_concentration_xlogy(_t0, y);
 }
 
 /* The dropped constant c = −log p − ℓ of one observation. */

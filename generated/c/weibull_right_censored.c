@@ -37,9 +37,9 @@
  *        (-log_scale + log(y))*exp(log_concentration) + 1)
  *
  * Stabilising rewrites applied (symloss.stabilize):
- *     expand_log: log(a·b) → log a + log b  (a, b > 0)
  *     power_as_exp: x^p → exp(p·log x)  (x > 0, p symbolic)
  *     expm1: exp(x) − 1 → expm1(x)
+ *     exp_minus_coefficient: c·exp(w) − c → c·expm1(w)  (the −c spread over several terms)
  *     xlogy: x·log(y) → xlogy(x, y);  x·log1p(y) → xlog1py(x, y)  (x may be 0, the target involved)
  *     exp_of_sum: exp(a)·exp(b) → exp(a + b)
  *
@@ -79,15 +79,14 @@ static double symloss_weibull_right_censored_terms_and_grads(double log_scale, d
     (void)log_scale; (void)log_concentration; (void)censored; (void)y;
     const double _t0 = exp(log_concentration);
     const double _t1 = log(y);
-    const double _t2 = -log_scale + _t1;
-    const double _t3 = _t0*_t2;
+    const double _t2 = log_scale - _t1;
+    const double _t3 = -_t0*_t2;
     const double _t4 = exp(_t3);
     const double _t5 = censored - 1.0;
     const double _t6 = expm1(log_concentration);
-    const double _t7 = exp(log_concentration + _t3);
-    const double _t8 = _t7*censored;
+    const double _t7 = censored*exp(log_concentration + _t3);
     _g[0] = _t0*(-censored - expm1(_t0*_t1 - _t0*log_scale));
-    _g[1] = _t5*(-_t2*_t7 + _t3 + 1.0) - _t8*log_scale + symloss_weibull_right_censored_xlogy(_t8, y);
+    _g[1] = _t5*(_t0*_t2*expm1(_t3) + 1.0) - _t7*log_scale + symloss_weibull_right_censored_xlogy(_t7, y);
     return _t4*censored + _t5*(log_concentration - log_scale - _t4 - _t6*log_scale + symloss_weibull_right_censored_xlogy(_t6, y));
 }
 

@@ -52,6 +52,10 @@
  *     sigmoid: 1/(1 + exp(−x)) → sigmoid(x);  1/(1 + exp(x)) → sigmoid(−x)
  *     sigmoid_absorb: exp(x)·sigmoid(−x) → sigmoid(x)  (exp(x)/(1 + exp(x)) → sigmoid(x))
  *     softplus: log(1 + exp(x)) → softplus(x)
+ *     log_mixture: logaddexp(−softplus(−g), c − softplus(g)) → log1p(sigmoid(−g)·expm1(c)) where that argument >
+ *        −½, else the logaddexp  (log(π + (1 − π)·e^c), π = sigmoid(g): a point mass mixed in)
+ *     sigmoid_product_difference: σ(a)σ(b) − σ(−a)σ(−b) → expm1(a + b)·σ(−a)σ(−b)  (a + b ≤ 0; mirrored for a + b ≥
+ *        0)
  *
  * Conventions:
  *   * Every array argument has n elements (no broadcasting; repeat a shared value); the named constants
@@ -138,18 +142,21 @@ static double symloss_zinb_terms(double log_total_count, double logits, double l
 {
     (void)log_total_count; (void)logits; (void)logit_gate; (void)y;
     const double _t0 = ((y == 0.0) ? 1.0 : 0.0);
-    const double _t1 = symloss_zinb_softplus(logit_gate);
+    const double _t1 = -logit_gate;
     const double _t2 = exp(log_total_count);
     const double _t3 = symloss_zinb_softplus(logits);
-    const double _t4 = 2.302585092994046;
-    const double _t5 = (log_total_count >= _t4);
-    const double _t6 = (_t5 ? log_total_count : _t4);
-    const double _t7 = exp(_t6);
-    const double _t8 = exp(((log_total_count < _t4) ? log_total_count : _t4 - 1.0));
-    const double _t9 = (0.5)*_t6 + _t7*(-_t3 - _t6 + 1.0) - symloss_zinb_lgammacor(_t7) - 0.9189385332046728;
-    const double _t10 = (_t5 ? _t9 : -_t3*_t8 - lgamma(_t8));
-    const double _t11 = -(1.0 - _t0)*(-_t1 + _t10 - y*symloss_zinb_softplus(-logits) + lgamma(y + _t2) - lgamma(y + 1.0));
-    return -_t0*symloss_zinb_logaddexp(-_t1 - _t2*_t3, -symloss_zinb_softplus(-logit_gate)) + _t11;
+    const double _t4 = _t2*_t3;
+    const double _t5 = symloss_zinb_sigmoid(_t1)*expm1(-_t4);
+    const double _t6 = symloss_zinb_softplus(logit_gate);
+    const double _t7 = 2.302585092994046;
+    const double _t8 = (log_total_count >= _t7);
+    const double _t9 = (_t8 ? log_total_count : _t7);
+    const double _t10 = exp(_t9);
+    const double _t11 = exp(((log_total_count < _t7) ? log_total_count : _t7 - 1.0));
+    const double _t12 = _t10*(-_t3 - _t9 + 1.0) + (0.5)*_t9 - symloss_zinb_lgammacor(_t10) - 0.9189385332046728;
+    const double _t13 = (_t8 ? _t12 : -_t11*_t3 - lgamma(_t11));
+    const double _t14 = -(1.0 - _t0)*(_t13 - _t6 - y*symloss_zinb_softplus(-logits) + lgamma(y + _t2) - lgamma(y + 1.0));
+    return -_t0*((_t5 > -0.5) ? log1p(_t5) : symloss_zinb_logaddexp(-_t4 - _t6, -symloss_zinb_softplus(_t1))) + _t14;
 }
 
 /* ℓ of one observation, and its partial derivatives ∂ℓ/∂log_total_count, ∂ℓ/∂logits, ∂ℓ/∂logit_gate into _g. */
@@ -158,28 +165,28 @@ static double symloss_zinb_terms_and_grads(double log_total_count, double logits
     (void)log_total_count; (void)logits; (void)logit_gate; (void)y;
     const double _t0 = (y == 0.0);
     const double _t1 = (_t0 ? 1.0 : 0.0);
-    const double _t2 = symloss_zinb_softplus(logit_gate);
+    const double _t2 = -logit_gate;
     const double _t3 = exp(log_total_count);
     const double _t4 = symloss_zinb_softplus(logits);
     const double _t5 = _t3*_t4;
-    const double _t6 = -logit_gate;
-    const double _t7 = -logits;
-    const double _t8 = 2.302585092994046;
-    const double _t9 = (log_total_count >= _t8);
-    const double _t10 = (_t9 ? log_total_count : _t8);
-    const double _t11 = exp(_t10);
-    const double _t12 = exp(((log_total_count < _t8) ? log_total_count : _t8 - 1.0));
-    const double _t13 = logit_gate + _t5;
-    const double _t14 = symloss_zinb_sigmoid(-_t13);
-    const double _t15 = symloss_zinb_sigmoid(logits);
-    const double _t16 = symloss_zinb_sigmoid(logit_gate);
-    const double _t17 = (0.5)*_t10 + _t11*(-_t10 - _t4 + 1.0) - symloss_zinb_lgammacor(_t11) - 0.9189385332046728;
-    const double _t18 = (_t9 ? _t17 : -_t12*_t4 - lgamma(_t12));
-    const double _t19 = -(1.0 - _t1)*(_t18 - _t2 - y*symloss_zinb_softplus(_t7) + lgamma(y + _t3) - lgamma(y + 1.0));
-    _g[0] = (_t0 ? _t14*_t5 : _t3*(_t4 - symloss_zinb_digamma_diff(_t3, y)));
-    _g[1] = (_t0 ? _t14*_t15*_t3 : _t15*_t3 - y*symloss_zinb_sigmoid(_t7));
-    _g[2] = (_t0 ? _t14*_t16 - symloss_zinb_sigmoid(_t13)*symloss_zinb_sigmoid(_t6) : _t16);
-    return -_t1*symloss_zinb_logaddexp(-_t2 - _t5, -symloss_zinb_softplus(_t6)) + _t19;
+    const double _t6 = symloss_zinb_sigmoid(_t2)*expm1(-_t5);
+    const double _t7 = symloss_zinb_softplus(logit_gate);
+    const double _t8 = -logits;
+    const double _t9 = 2.302585092994046;
+    const double _t10 = (log_total_count >= _t9);
+    const double _t11 = (_t10 ? log_total_count : _t9);
+    const double _t12 = exp(_t11);
+    const double _t13 = exp(((log_total_count < _t9) ? log_total_count : _t9 - 1.0));
+    const double _t14 = logit_gate + _t5;
+    const double _t15 = symloss_zinb_sigmoid(-_t14);
+    const double _t16 = symloss_zinb_sigmoid(logits);
+    const double _t17 = (0.5)*_t11 + _t12*(-_t11 - _t4 + 1.0) - symloss_zinb_lgammacor(_t12) - 0.9189385332046728;
+    const double _t18 = (_t10 ? _t17 : -_t13*_t4 - lgamma(_t13));
+    const double _t19 = -(1.0 - _t1)*(_t18 - _t7 - y*symloss_zinb_softplus(_t8) + lgamma(y + _t3) - lgamma(y + 1.0));
+    _g[0] = (_t0 ? _t15*_t5 : _t3*(_t4 - symloss_zinb_digamma_diff(_t3, y)));
+    _g[1] = (_t0 ? _t15*_t16*_t3 : _t16*_t3 - y*symloss_zinb_sigmoid(_t8));
+    _g[2] = (_t0 ? _t6*symloss_zinb_sigmoid(_t14) : symloss_zinb_sigmoid(logit_gate));
+    return -_t1*((_t6 > -0.5) ? log1p(_t6) : symloss_zinb_logaddexp(-_t5 - _t7, -symloss_zinb_softplus(_t2))) + _t19;
 }
 
 /* The dropped constant c = −log p − ℓ of one observation. */

@@ -38,6 +38,10 @@
  *     sigmoid: 1/(1 + exp(−x)) → sigmoid(x);  1/(1 + exp(x)) → sigmoid(−x)
  *     sigmoid_absorb: exp(x)·sigmoid(−x) → sigmoid(x)  (exp(x)/(1 + exp(x)) → sigmoid(x))
  *     softplus: log(1 + exp(x)) → softplus(x)
+ *     log_mixture: logaddexp(−softplus(−g), c − softplus(g)) → log1p(sigmoid(−g)·expm1(c)) where that argument >
+ *        −½, else the logaddexp  (log(π + (1 − π)·e^c), π = sigmoid(g): a point mass mixed in)
+ *     sigmoid_product_difference: σ(a)σ(b) − σ(−a)σ(−b) → expm1(a + b)·σ(−a)σ(−b)  (a + b ≤ 0; mirrored for a + b ≥
+ *        0)
  *
  * Conventions:
  *   * Every array argument has n elements (no broadcasting; repeat a shared value); the named constants
@@ -80,9 +84,12 @@ static double symloss_zip_poisson_terms(double log_rate, double logit_gate, doub
 {
     (void)log_rate; (void)logit_gate; (void)y;
     const double _t0 = ((y == 0.0) ? 1.0 : 0.0);
-    const double _t1 = exp(log_rate) + symloss_zip_poisson_softplus(logit_gate);
-    const double _t2 = -(1.0 - _t0)*(-_t1 + log_rate*y - lgamma(y + 1.0));
-    return -_t0*symloss_zip_poisson_logaddexp(-_t1, -symloss_zip_poisson_softplus(-logit_gate)) + _t2;
+    const double _t1 = exp(log_rate);
+    const double _t2 = _t1 + symloss_zip_poisson_softplus(logit_gate);
+    const double _t3 = -logit_gate;
+    const double _t4 = symloss_zip_poisson_sigmoid(_t3)*expm1(-_t1);
+    const double _t5 = -_t0*((_t4 > -0.5) ? log1p(_t4) : symloss_zip_poisson_logaddexp(-_t2, -symloss_zip_poisson_softplus(_t3)));
+    return _t5 - (1.0 - _t0)*(-_t2 + log_rate*y - lgamma(y + 1.0));
 }
 
 /* ℓ of one observation, and its partial derivatives ∂ℓ/∂log_rate, ∂ℓ/∂logit_gate into _g. */
@@ -94,12 +101,13 @@ static double symloss_zip_poisson_terms_and_grads(double log_rate, double logit_
     const double _t2 = exp(log_rate);
     const double _t3 = _t2 + symloss_zip_poisson_softplus(logit_gate);
     const double _t4 = -logit_gate;
-    const double _t5 = logit_gate + _t2;
-    const double _t6 = symloss_zip_poisson_sigmoid(-_t5);
-    const double _t7 = symloss_zip_poisson_sigmoid(logit_gate);
-    _g[0] = (_t0 ? _t2*_t6 : -y + _t2);
-    _g[1] = (_t0 ? _t6*_t7 - symloss_zip_poisson_sigmoid(_t4)*symloss_zip_poisson_sigmoid(_t5) : _t7);
-    return -_t1*symloss_zip_poisson_logaddexp(-_t3, -symloss_zip_poisson_softplus(_t4)) - (1.0 - _t1)*(-_t3 + log_rate*y - lgamma(y + 1.0));
+    const double _t5 = -_t2;
+    const double _t6 = symloss_zip_poisson_sigmoid(_t4)*expm1(_t5);
+    const double _t7 = logit_gate + _t2;
+    const double _t8 = -_t1*((_t6 > -0.5) ? log1p(_t6) : symloss_zip_poisson_logaddexp(-_t3, -symloss_zip_poisson_softplus(_t4)));
+    _g[0] = (_t0 ? _t2*symloss_zip_poisson_sigmoid(-_t7) : -y - _t5);
+    _g[1] = (_t0 ? _t6*symloss_zip_poisson_sigmoid(_t7) : symloss_zip_poisson_sigmoid(logit_gate));
+    return _t8 - (1.0 - _t1)*(-_t3 + log_rate*y - lgamma(y + 1.0));
 }
 
 /* The dropped constant c = −log p − ℓ of one observation. */

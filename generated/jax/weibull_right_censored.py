@@ -37,9 +37,9 @@ Closed-form gradients (as derived; the code evaluates the stabilised forms):
 Torch built-in: none computes this loss.
 
 Stabilising rewrites applied (symloss.stabilize):
-    expand_log: log(a·b) → log a + log b  (a, b > 0)
     power_as_exp: x^p → exp(p·log x)  (x > 0, p symbolic)
     expm1: exp(x) − 1 → expm1(x)
+    exp_minus_coefficient: c·exp(w) − c → c·expm1(w)  (the −c spread over several terms)
     xlogy: x·log(y) → xlogy(x, y);  x·log1p(y) → xlog1py(x, y)  (x may be 0, the target involved)
     exp_of_sum: exp(a)·exp(b) → exp(a + b)
 
@@ -86,17 +86,16 @@ def _loss_terms_and_grads(log_scale, log_concentration, censored, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂log_scale, ∂ℓ/∂log_concentration."""
     _t0 = jnp.exp(log_concentration)
     _t1 = jnp.log(y)
-    _t2 = -log_scale + _t1
-    _t3 = _t0*_t2
+    _t2 = log_scale - _t1
+    _t3 = -_t0*_t2
     _t4 = jnp.exp(_t3)
     _t5 = censored - 1
     _t6 = jnp.expm1(log_concentration)
-    _t7 = jnp.exp(log_concentration + _t3)
-    _t8 = _t7*censored
-    _t9 = _t5*(log_concentration - log_scale - _t4 - _t6*log_scale + jax.scipy.special.xlogy(_t6, y))
-    _value = _t4*censored + _t9
+    _t7 = censored*jnp.exp(log_concentration + _t3)
+    _t8 = _t5*(log_concentration - log_scale - _t4 - _t6*log_scale + jax.scipy.special.xlogy(_t6, y))
+    _value = _t4*censored + _t8
     _grad0 = _t0*(-censored - jnp.expm1(_t0*_t1 - _t0*log_scale))
-    _grad1 = _t5*(-_t2*_t7 + _t3 + 1) - _t8*log_scale + jax.scipy.special.xlogy(_t8, y)
+    _grad1 = _t5*(_t0*_t2*jnp.expm1(_t3) + 1) - _t7*log_scale + jax.scipy.special.xlogy(_t7, y)
     return _value, (_grad0, _grad1)
 
 

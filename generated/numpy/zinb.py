@@ -52,6 +52,9 @@ Stabilising rewrites applied (symloss.stabilize):
     sigmoid: 1/(1 + exp(−x)) → sigmoid(x);  1/(1 + exp(x)) → sigmoid(−x)
     sigmoid_absorb: exp(x)·sigmoid(−x) → sigmoid(x)  (exp(x)/(1 + exp(x)) → sigmoid(x))
     softplus: log(1 + exp(x)) → softplus(x)
+    log_mixture: logaddexp(−softplus(−g), c − softplus(g)) → log1p(sigmoid(−g)·expm1(c)) where that argument > −½,
+        else the logaddexp  (log(π + (1 − π)·e^c), π = sigmoid(g): a point mass mixed in)
+    sigmoid_product_difference: σ(a)σ(b) − σ(−a)σ(−b) → expm1(a + b)·σ(−a)σ(−b)  (a + b ≤ 0; mirrored for a + b ≥ 0)
 
 Conventions:
     * Inputs broadcast against each other and the target as in torch; dtype (float32/float64) follows the
@@ -144,46 +147,51 @@ def _lgamma(x):
 def _loss_terms(log_total_count, logits, logit_gate, y):
     """ℓ of each observation."""
     _t0 = np.where((y == 0), 1, 0)
-    _t1 = np.logaddexp(0.0, logit_gate)
+    _t1 = -logit_gate
     _t2 = np.exp(log_total_count)
     _t3 = np.logaddexp(0.0, logits)
-    _t4 = math.log(10)
-    _t5 = (log_total_count >= _t4)
-    _t6 = np.where(_t5, log_total_count, _t4)
-    _t7 = np.exp(_t6)
-    _t8 = np.exp(np.where((log_total_count < _t4), log_total_count, _t4 - 1))
-    _t9 = (1/2)*_t6 + _t7*(-_t3 - _t6 + 1) - _lgammacor(_t7) - 0.9189385332046728
-    _t10 = np.where(_t5, _t9, -_t3*_t8 - _lgamma(_t8))
-    _t11 = -(1 - _t0)*(-_t1 + _t10 - y*np.logaddexp(0.0, -logits) + _lgamma(y + _t2) - _lgamma(y + 1))
-    return -_t0*np.logaddexp(-_t1 - _t2*_t3, -np.logaddexp(0.0, -logit_gate)) + _t11
+    _t4 = _t2*_t3
+    _t5 = _sigmoid(_t1)*np.expm1(-_t4)
+    _t6 = np.logaddexp(0.0, logit_gate)
+    _t7 = math.log(10)
+    _t8 = (log_total_count >= _t7)
+    _t9 = np.where(_t8, log_total_count, _t7)
+    _t10 = np.exp(_t9)
+    _t11 = np.exp(np.where((log_total_count < _t7), log_total_count, _t7 - 1))
+    _t12 = np.where((_t5 > -1/2), np.log1p(_t5), np.logaddexp(-_t4 - _t6, -np.logaddexp(0.0, _t1)))
+    _t13 = _t10*(-_t3 - _t9 + 1) + (1/2)*_t9 - _lgammacor(_t10) - 0.9189385332046728
+    _t14 = np.where(_t8, _t13, -_t11*_t3 - _lgamma(_t11))
+    _t15 = -(1 - _t0)*(_t14 - _t6 - y*np.logaddexp(0.0, -logits) + _lgamma(y + _t2) - _lgamma(y + 1))
+    return -_t0*_t12 + _t15
 
 
 def _loss_terms_and_grads(log_total_count, logits, logit_gate, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂log_total_count, ∂ℓ/∂logits, ∂ℓ/∂logit_gate."""
     _t0 = (y == 0)
     _t1 = np.where(_t0, 1, 0)
-    _t2 = np.logaddexp(0.0, logit_gate)
+    _t2 = -logit_gate
     _t3 = np.exp(log_total_count)
     _t4 = np.logaddexp(0.0, logits)
     _t5 = _t3*_t4
-    _t6 = -logit_gate
-    _t7 = -logits
-    _t8 = math.log(10)
-    _t9 = (log_total_count >= _t8)
-    _t10 = np.where(_t9, log_total_count, _t8)
-    _t11 = np.exp(_t10)
-    _t12 = np.exp(np.where((log_total_count < _t8), log_total_count, _t8 - 1))
-    _t13 = logit_gate + _t5
-    _t14 = _sigmoid(-_t13)
-    _t15 = _sigmoid(logits)
-    _t16 = _sigmoid(logit_gate)
-    _t17 = (1/2)*_t10 + _t11*(-_t10 - _t4 + 1) - _lgammacor(_t11) - 0.9189385332046728
-    _t18 = np.where(_t9, _t17, -_t12*_t4 - _lgamma(_t12))
-    _t19 = -(1 - _t1)*(_t18 - _t2 - y*np.logaddexp(0.0, _t7) + _lgamma(y + _t3) - _lgamma(y + 1))
-    _value = -_t1*np.logaddexp(-_t2 - _t5, -np.logaddexp(0.0, _t6)) + _t19
-    _grad0 = np.where(_t0, _t14*_t5, _t3*(_t4 - _digamma_diff(_t3, y)))
-    _grad1 = np.where(_t0, _t14*_t15*_t3, _t15*_t3 - y*_sigmoid(_t7))
-    _grad2 = np.where(_t0, _t14*_t16 - _sigmoid(_t13)*_sigmoid(_t6), _t16)
+    _t6 = _sigmoid(_t2)*np.expm1(-_t5)
+    _t7 = np.logaddexp(0.0, logit_gate)
+    _t8 = -logits
+    _t9 = math.log(10)
+    _t10 = (log_total_count >= _t9)
+    _t11 = np.where(_t10, log_total_count, _t9)
+    _t12 = np.exp(_t11)
+    _t13 = np.exp(np.where((log_total_count < _t9), log_total_count, _t9 - 1))
+    _t14 = logit_gate + _t5
+    _t15 = _sigmoid(-_t14)
+    _t16 = _sigmoid(logits)
+    _t17 = np.where((_t6 > -1/2), np.log1p(_t6), np.logaddexp(-_t5 - _t7, -np.logaddexp(0.0, _t2)))
+    _t18 = (1/2)*_t11 + _t12*(-_t11 - _t4 + 1) - _lgammacor(_t12) - 0.9189385332046728
+    _t19 = np.where(_t10, _t18, -_t13*_t4 - _lgamma(_t13))
+    _t20 = -(1 - _t1)*(_t19 - _t7 - y*np.logaddexp(0.0, _t8) + _lgamma(y + _t3) - _lgamma(y + 1))
+    _value = -_t1*_t17 + _t20
+    _grad0 = np.where(_t0, _t15*_t5, _t3*(_t4 - _digamma_diff(_t3, y)))
+    _grad1 = np.where(_t0, _t15*_t16*_t3, _t16*_t3 - y*_sigmoid(_t8))
+    _grad2 = np.where(_t0, _t6*_sigmoid(_t14), _sigmoid(logit_gate))
     return _value, (_grad0, _grad1, _grad2)
 
 

@@ -38,6 +38,9 @@ Stabilising rewrites applied (symloss.stabilize):
     sigmoid: 1/(1 + exp(−x)) → sigmoid(x);  1/(1 + exp(x)) → sigmoid(−x)
     sigmoid_absorb: exp(x)·sigmoid(−x) → sigmoid(x)  (exp(x)/(1 + exp(x)) → sigmoid(x))
     softplus: log(1 + exp(x)) → softplus(x)
+    log_mixture: logaddexp(−softplus(−g), c − softplus(g)) → log1p(sigmoid(−g)·expm1(c)) where that argument > −½,
+        else the logaddexp  (log(π + (1 − π)·e^c), π = sigmoid(g): a point mass mixed in)
+    sigmoid_product_difference: σ(a)σ(b) − σ(−a)σ(−b) → expm1(a + b)·σ(−a)σ(−b)  (a + b ≤ 0; mirrored for a + b ≥ 0)
 
 Conventions:
     * Inputs broadcast against each other and the target as in torch; dtype (float32/float64) follows the
@@ -86,9 +89,12 @@ def _lgamma(x):
 def _loss_terms(log_rate, logit_gate, y):
     """ℓ of each observation."""
     _t0 = np.where((y == 0), 1, 0)
-    _t1 = np.exp(log_rate) + np.logaddexp(0.0, logit_gate)
-    _t2 = -_t0*np.logaddexp(-_t1, -np.logaddexp(0.0, -logit_gate))
-    return _t2 - (1 - _t0)*(-_t1 + log_rate*y - _lgamma(y + 1))
+    _t1 = np.exp(log_rate)
+    _t2 = _t1 + np.logaddexp(0.0, logit_gate)
+    _t3 = -logit_gate
+    _t4 = _sigmoid(_t3)*np.expm1(-_t1)
+    _t5 = -_t0*np.where((_t4 > -1/2), np.log1p(_t4), np.logaddexp(-_t2, -np.logaddexp(0.0, _t3)))
+    return _t5 - (1 - _t0)*(-_t2 + log_rate*y - _lgamma(y + 1))
 
 
 def _loss_terms_and_grads(log_rate, logit_gate, y):
@@ -98,13 +104,13 @@ def _loss_terms_and_grads(log_rate, logit_gate, y):
     _t2 = np.exp(log_rate)
     _t3 = _t2 + np.logaddexp(0.0, logit_gate)
     _t4 = -logit_gate
-    _t5 = logit_gate + _t2
-    _t6 = _sigmoid(-_t5)
-    _t7 = _sigmoid(logit_gate)
-    _t8 = -_t1*np.logaddexp(-_t3, -np.logaddexp(0.0, _t4))
+    _t5 = -_t2
+    _t6 = _sigmoid(_t4)*np.expm1(_t5)
+    _t7 = logit_gate + _t2
+    _t8 = -_t1*np.where((_t6 > -1/2), np.log1p(_t6), np.logaddexp(-_t3, -np.logaddexp(0.0, _t4)))
     _value = _t8 - (1 - _t1)*(-_t3 + log_rate*y - _lgamma(y + 1))
-    _grad0 = np.where(_t0, _t2*_t6, -y + _t2)
-    _grad1 = np.where(_t0, _t6*_t7 - _sigmoid(_t4)*_sigmoid(_t5), _t7)
+    _grad0 = np.where(_t0, _t2*_sigmoid(-_t7), -y - _t5)
+    _grad1 = np.where(_t0, _t6*_sigmoid(_t7), _sigmoid(logit_gate))
     return _value, (_grad0, _grad1)
 
 

@@ -38,6 +38,9 @@ Stabilising rewrites applied (symloss.stabilize):
     sigmoid: 1/(1 + exp(−x)) → sigmoid(x);  1/(1 + exp(x)) → sigmoid(−x)
     sigmoid_absorb: exp(x)·sigmoid(−x) → sigmoid(x)  (exp(x)/(1 + exp(x)) → sigmoid(x))
     softplus: log(1 + exp(x)) → softplus(x)
+    log_mixture: logaddexp(−softplus(−g), c − softplus(g)) → log1p(sigmoid(−g)·expm1(c)) where that argument > −½,
+        else the logaddexp  (log(π + (1 − π)·e^c), π = sigmoid(g): a point mass mixed in)
+    sigmoid_product_difference: σ(a)σ(b) − σ(−a)σ(−b) → expm1(a + b)·σ(−a)σ(−b)  (a + b ≤ 0; mirrored for a + b ≥ 0)
 
 Conventions:
     * Inputs broadcast against each other and the target as in torch; dtype (float32/float64) follows the
@@ -88,9 +91,12 @@ def _softplus(x):
 def _loss_terms(log_rate, logit_gate, y):
     """ℓ of each observation."""
     _t0 = torch.where((y == 0), 1, 0)
-    _t1 = torch.exp(log_rate) + _softplus(logit_gate)
-    _t2 = -(1 - _t0)*(-_t1 + log_rate*y - torch.lgamma(y + 1))
-    return -_t0*torch.logaddexp(-_t1, -_softplus(-logit_gate)) + _t2
+    _t1 = torch.exp(log_rate)
+    _t2 = _t1 + _softplus(logit_gate)
+    _t3 = -logit_gate
+    _t4 = torch.sigmoid(_t3)*torch.expm1(-_t1)
+    _t5 = -_t0*torch.where((_t4 > -1/2), torch.log1p(_t4), torch.logaddexp(-_t2, -_softplus(_t3)))
+    return _t5 - (1 - _t0)*(-_t2 + log_rate*y - torch.lgamma(y + 1))
 
 
 def _loss_terms_and_grads(log_rate, logit_gate, y):
@@ -100,13 +106,13 @@ def _loss_terms_and_grads(log_rate, logit_gate, y):
     _t2 = torch.exp(log_rate)
     _t3 = _t2 + _softplus(logit_gate)
     _t4 = -logit_gate
-    _t5 = logit_gate + _t2
-    _t6 = torch.sigmoid(-_t5)
-    _t7 = torch.sigmoid(logit_gate)
-    _t8 = -(1 - _t1)*(-_t3 + log_rate*y - torch.lgamma(y + 1))
-    _value = -_t1*torch.logaddexp(-_t3, -_softplus(_t4)) + _t8
-    _grad0 = torch.where(_t0, _t2*_t6, -y + _t2)
-    _grad1 = torch.where(_t0, _t6*_t7 - torch.sigmoid(_t4)*torch.sigmoid(_t5), _t7)
+    _t5 = -_t2
+    _t6 = torch.sigmoid(_t4)*torch.expm1(_t5)
+    _t7 = logit_gate + _t2
+    _t8 = -_t1*torch.where((_t6 > -1/2), torch.log1p(_t6), torch.logaddexp(-_t3, -_softplus(_t4)))
+    _value = _t8 - (1 - _t1)*(-_t3 + log_rate*y - torch.lgamma(y + 1))
+    _grad0 = torch.where(_t0, _t2*torch.sigmoid(-_t7), -y - _t5)
+    _grad1 = torch.where(_t0, _t6*torch.sigmoid(_t7), torch.sigmoid(logit_gate))
     return _value, (_grad0, _grad1)
 
 

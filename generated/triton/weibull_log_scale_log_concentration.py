@@ -33,9 +33,11 @@ Closed-form gradients (as derived; the code evaluates the stabilised forms):
 Torch built-in: none computes this loss.
 
 Stabilising rewrites applied (symloss.stabilize):
-    expand_log: log(a·b) → log a + log b  (a, b > 0)
     power_as_exp: x^p → exp(p·log x)  (x > 0, p symbolic)
     expm1: exp(x) − 1 → expm1(x)
+    exp_difference: exp(u) − exp(v) → −exp(u)·expm1(v − u) if v < u, else exp(v)·expm1(u − v)  (v − u simpler than
+        u, v)
+    exp_minus_coefficient: c·exp(w) − c → c·expm1(w)  (the −c spread over several terms)
     xlogy: x·log(y) → xlogy(x, y);  x·log1p(y) → xlog1py(x, y)  (x may be 0, the target involved)
     exp_of_sum: exp(a)·exp(b) → exp(a + b)
 
@@ -159,12 +161,11 @@ def _loss_terms_and_grads(log_scale, log_concentration, y):
     _dt = log_scale.dtype
     _t0 = _expm1(log_concentration)
     _t1 = _exp(log_concentration)
-    _t2 = -log_scale + _log(y)
-    _t3 = _t1*_t2
-    _t4 = _exp(log_concentration + _t3)
-    _value = -log_concentration + log_scale + _t0*log_scale + _exp(_t3) - _xlogy(_t0, y)
-    _grad0 = _t1 - _t4
-    _grad1 = _t2*_t4 - _t3 - 1
+    _t2 = _t1*(-log_scale + _log(y))
+    _t3 = _t1*_expm1(_t2)
+    _value = -log_concentration + log_scale + _t0*log_scale + _exp(_t2) - _xlogy(_t0, y)
+    _grad0 = tl.where((_t2 < 0), -_t3, _exp(log_concentration + _t2)*_expm1(-_t2))
+    _grad1 = -_t3*log_scale + _xlogy(_t3, y) - 1
     return _value, _grad0, _grad1
 
 

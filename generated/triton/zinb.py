@@ -52,6 +52,9 @@ Stabilising rewrites applied (symloss.stabilize):
     sigmoid: 1/(1 + exp(−x)) → sigmoid(x);  1/(1 + exp(x)) → sigmoid(−x)
     sigmoid_absorb: exp(x)·sigmoid(−x) → sigmoid(x)  (exp(x)/(1 + exp(x)) → sigmoid(x))
     softplus: log(1 + exp(x)) → softplus(x)
+    log_mixture: logaddexp(−softplus(−g), c − softplus(g)) → log1p(sigmoid(−g)·expm1(c)) where that argument > −½,
+        else the logaddexp  (log(π + (1 − π)·e^c), π = sigmoid(g): a point mass mixed in)
+    sigmoid_product_difference: σ(a)σ(b) − σ(−a)σ(−b) → expm1(a + b)·σ(−a)σ(−b)  (a + b ≤ 0; mirrored for a + b ≥ 0)
 
 Conventions:
     * Inputs broadcast against each other and the target as in torch; dtype (float32/float64) follows the
@@ -149,6 +152,19 @@ else:
     @triton.jit
     def _log1p(x):
         return libdevice.log1p(x)
+
+if _INTERPRET:
+    @triton.jit
+    def _expm1(x):
+        """exp(x) − 1 to a few ulps from core operations: (u − 1)·x/log u with u = exp x (Kahan)."""
+        u = _exp(x)
+        d = u - 1.0
+        kahan = d * (x / _log(tl.where(d == 0.0, 2.0, u)))
+        return tl.where(x > 40.0, u, tl.where(d == 0.0, x, tl.where(d == -1.0, -1.0, kahan)))
+else:
+    @triton.jit
+    def _expm1(x):
+        return libdevice.expm1(x)
 
 if _INTERPRET:
     @triton.jit
@@ -253,20 +269,23 @@ def _loss_terms(log_total_count, logits, logit_gate, y):
     """ℓ of each observation."""
     _dt = log_total_count.dtype
     _k0 = tl.full([1], 2.302585092994046, _dt)
-    _k1 = tl.full([1], 1.3025850929940457, _dt)
-    _k2 = tl.full([1], -0.9189385332046728, _dt)
+    _k2 = tl.full([1], 1.3025850929940457, _dt)
+    _k1 = tl.full([1], -0.9189385332046728, _dt)
     _t0 = tl.where((y == 0), 1, 0)
-    _t1 = _softplus(logit_gate)
+    _t1 = -logit_gate
     _t2 = _exp(log_total_count)
     _t3 = _softplus(logits)
-    _t5 = (log_total_count >= _k0)
-    _t6 = tl.where(_t5, log_total_count, _k0)
-    _t7 = _exp(_t6)
-    _t8 = _exp(tl.where((log_total_count < _k0), log_total_count, _k1))
-    _t9 = (0.5)*_t6 + _t7*(-_t3 - _t6 + 1) - _lgammacor(_t7) + _k2
-    _t10 = tl.where(_t5, _t9, -_t3*_t8 - _lgamma(_t8))
-    _t11 = -(1 - _t0)*(-_t1 + _t10 - y*_softplus(-logits) + _lgamma(y + _t2) - _lgamma(y + 1))
-    return -_t0*_logaddexp(-_t1 - _t2*_t3, -_softplus(-logit_gate)) + _t11
+    _t4 = _t2*_t3
+    _t5 = _sigmoid(_t1)*_expm1(-_t4)
+    _t6 = _softplus(logit_gate)
+    _t8 = (log_total_count >= _k0)
+    _t9 = tl.where(_t8, log_total_count, _k0)
+    _t10 = _exp(_t9)
+    _t11 = _exp(tl.where((log_total_count < _k0), log_total_count, _k2))
+    _t12 = _t10*(-_t3 - _t9 + 1) + (0.5)*_t9 - _lgammacor(_t10) + _k1
+    _t13 = tl.where(_t8, _t12, -_t11*_t3 - _lgamma(_t11))
+    _t14 = -_t0*tl.where((_t5 > (-0.5)), _log1p(_t5), _logaddexp(-_t4 - _t6, -_softplus(_t1)))
+    return _t14 - (1 - _t0)*(_t13 - _t6 - y*_softplus(-logits) + _lgamma(y + _t2) - _lgamma(y + 1))
 
 
 @triton.jit
@@ -274,31 +293,31 @@ def _loss_terms_and_grads(log_total_count, logits, logit_gate, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂log_total_count, ∂ℓ/∂logits, ∂ℓ/∂logit_gate."""
     _dt = log_total_count.dtype
     _k0 = tl.full([1], 2.302585092994046, _dt)
-    _k1 = tl.full([1], 1.3025850929940457, _dt)
-    _k2 = tl.full([1], -0.9189385332046728, _dt)
+    _k2 = tl.full([1], 1.3025850929940457, _dt)
+    _k1 = tl.full([1], -0.9189385332046728, _dt)
     _t0 = (y == 0)
     _t1 = tl.where(_t0, 1, 0)
-    _t2 = _softplus(logit_gate)
+    _t2 = -logit_gate
     _t3 = _exp(log_total_count)
     _t4 = _softplus(logits)
     _t5 = _t3*_t4
-    _t6 = -logit_gate
-    _t7 = -logits
-    _t9 = (log_total_count >= _k0)
-    _t10 = tl.where(_t9, log_total_count, _k0)
-    _t11 = _exp(_t10)
-    _t12 = _exp(tl.where((log_total_count < _k0), log_total_count, _k1))
-    _t13 = logit_gate + _t5
-    _t14 = _sigmoid(-_t13)
-    _t15 = _sigmoid(logits)
-    _t16 = _sigmoid(logit_gate)
-    _t17 = (0.5)*_t10 + _t11*(-_t10 - _t4 + 1) - _lgammacor(_t11) + _k2
-    _t18 = tl.where(_t9, _t17, -_t12*_t4 - _lgamma(_t12))
-    _t19 = -(1 - _t1)*(_t18 - _t2 - y*_softplus(_t7) + _lgamma(y + _t3) - _lgamma(y + 1))
-    _value = -_t1*_logaddexp(-_t2 - _t5, -_softplus(_t6)) + _t19
-    _grad0 = tl.where(_t0, _t14*_t5, _t3*(_t4 - _digamma_diff(_t3, y)))
-    _grad1 = tl.where(_t0, _t14*_t15*_t3, _t15*_t3 - y*_sigmoid(_t7))
-    _grad2 = tl.where(_t0, _t14*_t16 - _sigmoid(_t13)*_sigmoid(_t6), _t16)
+    _t6 = _sigmoid(_t2)*_expm1(-_t5)
+    _t7 = _softplus(logit_gate)
+    _t8 = -logits
+    _t10 = (log_total_count >= _k0)
+    _t11 = tl.where(_t10, log_total_count, _k0)
+    _t12 = _exp(_t11)
+    _t13 = _exp(tl.where((log_total_count < _k0), log_total_count, _k2))
+    _t14 = logit_gate + _t5
+    _t15 = _sigmoid(-_t14)
+    _t16 = _sigmoid(logits)
+    _t17 = (0.5)*_t11 + _t12*(-_t11 - _t4 + 1) - _lgammacor(_t12) + _k1
+    _t18 = tl.where(_t10, _t17, -_t13*_t4 - _lgamma(_t13))
+    _t19 = -_t1*tl.where((_t6 > (-0.5)), _log1p(_t6), _logaddexp(-_t5 - _t7, -_softplus(_t2)))
+    _value = _t19 - (1 - _t1)*(_t18 - _t7 - y*_softplus(_t8) + _lgamma(y + _t3) - _lgamma(y + 1))
+    _grad0 = tl.where(_t0, _t15*_t5, _t3*(_t4 - _digamma_diff(_t3, y)))
+    _grad1 = tl.where(_t0, _t15*_t16*_t3, _t16*_t3 - y*_sigmoid(_t8))
+    _grad2 = tl.where(_t0, _t6*_sigmoid(_t14), _sigmoid(logit_gate))
     return _value, _grad0, _grad1, _grad2
 
 

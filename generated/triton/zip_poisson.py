@@ -38,6 +38,9 @@ Stabilising rewrites applied (symloss.stabilize):
     sigmoid: 1/(1 + exp(−x)) → sigmoid(x);  1/(1 + exp(x)) → sigmoid(−x)
     sigmoid_absorb: exp(x)·sigmoid(−x) → sigmoid(x)  (exp(x)/(1 + exp(x)) → sigmoid(x))
     softplus: log(1 + exp(x)) → softplus(x)
+    log_mixture: logaddexp(−softplus(−g), c − softplus(g)) → log1p(sigmoid(−g)·expm1(c)) where that argument > −½,
+        else the logaddexp  (log(π + (1 − π)·e^c), π = sigmoid(g): a point mass mixed in)
+    sigmoid_product_difference: σ(a)σ(b) − σ(−a)σ(−b) → expm1(a + b)·σ(−a)σ(−b)  (a + b ≤ 0; mirrored for a + b ≥ 0)
 
 Conventions:
     * Inputs broadcast against each other and the target as in torch; dtype (float32/float64) follows the
@@ -138,6 +141,19 @@ else:
 
 if _INTERPRET:
     @triton.jit
+    def _expm1(x):
+        """exp(x) − 1 to a few ulps from core operations: (u − 1)·x/log u with u = exp x (Kahan)."""
+        u = _exp(x)
+        d = u - 1.0
+        kahan = d * (x / _log(tl.where(d == 0.0, 2.0, u)))
+        return tl.where(x > 40.0, u, tl.where(d == 0.0, x, tl.where(d == -1.0, -1.0, kahan)))
+else:
+    @triton.jit
+    def _expm1(x):
+        return libdevice.expm1(x)
+
+if _INTERPRET:
+    @triton.jit
     def _lgamma(x):
         """log Γ(x) for x > 0: shifted to z = x + 8 ≥ 8 below 8, then Stirling's series to z^-13."""
         small = x < 8.0
@@ -182,9 +198,12 @@ def _loss_terms(log_rate, logit_gate, y):
     """ℓ of each observation."""
     _dt = log_rate.dtype
     _t0 = tl.where((y == 0), 1, 0)
-    _t1 = _exp(log_rate) + _softplus(logit_gate)
-    _t2 = -(1 - _t0)*(-_t1 + log_rate*y - _lgamma(y + 1))
-    return -_t0*_logaddexp(-_t1, -_softplus(-logit_gate)) + _t2
+    _t1 = _exp(log_rate)
+    _t2 = _t1 + _softplus(logit_gate)
+    _t3 = -logit_gate
+    _t4 = _sigmoid(_t3)*_expm1(-_t1)
+    _t5 = -_t0*tl.where((_t4 > (-0.5)), _log1p(_t4), _logaddexp(-_t2, -_softplus(_t3)))
+    return _t5 - (1 - _t0)*(-_t2 + log_rate*y - _lgamma(y + 1))
 
 
 @triton.jit
@@ -196,12 +215,13 @@ def _loss_terms_and_grads(log_rate, logit_gate, y):
     _t2 = _exp(log_rate)
     _t3 = _t2 + _softplus(logit_gate)
     _t4 = -logit_gate
-    _t5 = logit_gate + _t2
-    _t6 = _sigmoid(-_t5)
-    _t7 = _sigmoid(logit_gate)
-    _value = -_t1*_logaddexp(-_t3, -_softplus(_t4)) - (1 - _t1)*(-_t3 + log_rate*y - _lgamma(y + 1))
-    _grad0 = tl.where(_t0, _t2*_t6, -y + _t2)
-    _grad1 = tl.where(_t0, _t6*_t7 - _sigmoid(_t4)*_sigmoid(_t5), _t7)
+    _t5 = -_t2
+    _t6 = _sigmoid(_t4)*_expm1(_t5)
+    _t7 = logit_gate + _t2
+    _t8 = -_t1*tl.where((_t6 > (-0.5)), _log1p(_t6), _logaddexp(-_t3, -_softplus(_t4)))
+    _value = _t8 - (1 - _t1)*(-_t3 + log_rate*y - _lgamma(y + 1))
+    _grad0 = tl.where(_t0, _t2*_sigmoid(-_t7), -y - _t5)
+    _grad1 = tl.where(_t0, _t6*_sigmoid(_t7), _sigmoid(logit_gate))
     return _value, _grad0, _grad1
 
 

@@ -110,6 +110,10 @@ class _LossPrinterMixin:
     def _print_Float(self, expr: sp.Float) -> str:
         return repr(float(expr))
 
+    def _print_LogAddExpFallback(self, expr: LogAddExp) -> str:
+        # SymPy's dispatch skips a renamed subclass's parent printer (_print_LogAddExp): forward it
+        return self._print_LogAddExp(expr)
+
     def _helper(self, name: str, *args: sp.Basic) -> str:
         self.helpers.add(name)
         return f"{name}({', '.join(self._print(a) for a in args)})"
