@@ -37,6 +37,7 @@ __all__ = [
     "Log1pSquareDu",
     "Log1pSquareDv",
     "LogNdtr",
+    "LogNdtrDeriv",
     "LogGamma",
     "LogTanhc",
     "DLogTanhc",
@@ -339,9 +340,9 @@ class LogNdtr(StableFunction):
     nargs = 1
 
     def fdiff(self, argindex: int = 1) -> sp.Expr:
-        x = self.args[0]
-        # φ(x)/Φ(x) = exp(−x²/2 − log Φ(x))/√(2π): the ratio without the underflow of φ and Φ
-        return sp.exp(-x**2 / 2 - LogNdtr(x)) / sp.sqrt(2 * sp.pi)
+        # φ(x)/Φ(x), the inverse Mills ratio: its own stable function (exp(−x²/2 − log Φ(x)) is ∞ − ∞ far
+        # in the lower tail, x < −1e154, where x² overflows)
+        return LogNdtrDeriv(self.args[0])
 
     def as_elementary(self) -> sp.Expr:
         return sp.log(sp.erfc(-self.args[0] / sp.sqrt(2)) / 2)
@@ -356,6 +357,38 @@ class LogNdtr(StableFunction):
         with mpmath.workprec(prec + 30):
             value = mpmath.log(mpmath.ncdf(mpmath.mpf(str(x))))
         return sp.Float(value, prec_to_dps(prec))
+
+
+class LogNdtrDeriv(StableFunction):
+    """d/dx log Φ(x) = φ(x)/Φ(x), the inverse Mills ratio (≈ −x in the lower tail): exp(−x²/2 − log Φ(x))/√(2π)
+    above −5, below it the continued fraction t + 1/(t + 2/(t + 3/(t + …))), t = −x (no x², which overflows
+    for |x| > 1e154 and made the exponential ∞ − ∞), or √(2/π)/erfcx(−x/√2) where the target has erfcx."""
+
+    nargs = 1
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        x = self.args[0]
+        # r' = −r·(x + r)  (only for symbolic checks and second derivatives)
+        return -LogNdtrDeriv(x) * (x + LogNdtrDeriv(x))
+
+    def as_elementary(self) -> sp.Expr:
+        x = self.args[0]
+        return sp.sqrt(2 / sp.pi) * sp.exp(-x**2 / 2) / sp.erfc(-x / sp.sqrt(2))
+
+    def _eval_evalf(self, prec: int) -> sp.Expr | None:
+        # φ/Φ with mpmath's ncdf (SymPy's erfc(−z) = 2 − erfc(z) cancels in the lower tail)
+        import mpmath
+
+        x = self.args[0].evalf(prec_to_dps(prec) + 10)
+        if not x.is_Number:
+            return None
+        with mpmath.workprec(prec + 30):
+            z = mpmath.mpf(str(x))
+            value = mpmath.npdf(z) / mpmath.ncdf(z)
+        return sp.Float(value, prec_to_dps(prec))
+
+    def _eval_is_positive(self) -> bool | None:
+        return self.args[0].is_real or None
 
 
 class LogGamma(StableFunction):
@@ -487,7 +520,7 @@ class Guard(StableFunction):
 
 STABLE_FUNCTIONS: tuple[type[StableFunction], ...] = (
     Softplus, Sigmoid, LogAddExp, LogSumExp, XLogY, XLog1pY, XMulY, Log1mExp, Log1pSquare, Log1pSquareDu, Log1pSquareDv,
-    LogNdtr, LogGamma, LogTanhc, DLogTanhc,
+    LogNdtr, LogNdtrDeriv, LogGamma, LogTanhc, DLogTanhc,
     Square, Guard,
 )
 

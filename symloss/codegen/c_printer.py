@@ -207,6 +207,9 @@ class CLossPrinter(_LossPrinterMixin, C99CodePrinter):
     def _print_LogNdtr(self, expr: sp.Basic) -> str:
         return self._helper("log_ndtr", *expr.args)
 
+    def _print_LogNdtrDeriv(self, expr: sp.Basic) -> str:
+        return self._helper("log_ndtr_deriv", *expr.args)
+
     def _print_LogGamma(self, expr: sp.Basic) -> str:
         return self._call("lgamma", *expr.args)
 

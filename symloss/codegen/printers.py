@@ -33,6 +33,7 @@ from ..stabilize import (
     LogAddExp,
     LogGamma,
     LogNdtr,
+    LogNdtrDeriv,
     LogSumExp,
     LogTanhc,
     Sigmoid,
@@ -251,6 +252,9 @@ class NumpyLossPrinter(_LossPrinterMixin, NumPyPrinter):
     def _print_LogNdtr(self, expr: LogNdtr) -> str:
         return self._helper("_log_ndtr", *expr.args)
 
+    def _print_LogNdtrDeriv(self, expr: LogNdtrDeriv) -> str:
+        return self._helper("_log_ndtr_deriv", *expr.args)
+
     def _print_LogGamma(self, expr: LogGamma) -> str:
         return self._helper("_lgamma", *expr.args)
 
@@ -328,6 +332,9 @@ class TorchLossPrinter(_LossPrinterMixin, TorchPrinter):
 
     def _print_LogNdtr(self, expr: LogNdtr) -> str:
         return self._call("torch.special.log_ndtr", *expr.args)
+
+    def _print_LogNdtrDeriv(self, expr: LogNdtrDeriv) -> str:
+        return self._helper("_log_ndtr_deriv", *expr.args)
 
     def _print_LogGamma(self, expr: LogGamma) -> str:
         return self._call("torch.lgamma", *expr.args)

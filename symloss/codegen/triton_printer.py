@@ -45,6 +45,7 @@ HELPER_DEPENDENCIES: dict[str, frozenset[str]] = {
     "_log_tanhc": frozenset({"_tanh"}),
     "_dlog_tanhc": frozenset({"_expm1"}),
     "_log_ndtr": frozenset({"_erfc", "_log1p"}),
+    "_log_ndtr_deriv": frozenset({"_erfc"}),
 }
 
 
@@ -219,6 +220,9 @@ class TritonLossPrinter(_LossPrinterMixin, PythonCodePrinter):
 
     def _print_LogNdtr(self, expr: sp.Basic) -> str:
         return self._helper("_log_ndtr", *expr.args)
+
+    def _print_LogNdtrDeriv(self, expr: sp.Basic) -> str:
+        return self._helper("_log_ndtr_deriv", *expr.args)
 
     def _print_LogGamma(self, expr: sp.Basic) -> str:
         return self._helper("_lgamma", *expr.args)
