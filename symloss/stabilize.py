@@ -981,6 +981,35 @@ def _exp_of_sum(node: sp.Basic, ctx: Context) -> sp.Basic | None:
     return sp.Mul(sp.exp(sp.Add(*[e.args[0] for e in exps])), *rest)
 
 
+def _exp_difference(node: sp.Basic, ctx: Context) -> sp.Basic | None:
+    """k·(exp(a) − y)·exp(c) → k·(1 − y·exp(−a))·exp(a + c) where a > log y − 700, else k·(exp(a)/y − 1)·y·exp(c)
+    (y > 0, not a number): the difference of the two terms taken first, at most 1 in size, then one exp of
+    the true size (on the other branch y·exp(−a) overflows, and exp(a) − y ≈ −y does not cancel)."""
+    factors = list(sp.Mul.make_args(node))
+    exps = [f for f in factors if _is_exp(f)]
+    if len(exps) != 1:
+        return None
+    (e,) = exps
+    c = e.args[0]
+    for diff in factors:
+        if not isinstance(diff, sp.Add) or len(diff.args) != 2:
+            continue
+        for t in diff.args:
+            k, rest = t.as_coeff_Mul()
+            if not _is_exp(rest) or k == 0:
+                continue
+            a = rest.args[0]
+            y = -(diff - t) / k
+            if y.is_number or y.is_positive is not True:
+                continue
+            others = sp.Mul(*[f for f in factors if f is not diff and f is not e])
+            near = sp.Mul(1 - y * sp.exp(-a), sp.exp(a + c), evaluate=False)
+            far = sp.Mul(sp.exp(a) / y - 1, y, sp.exp(c), evaluate=False)
+            cond = sp.StrictGreaterThan(a, sp.expand_log(sp.log(y), force=False) - 700)
+            return others * k * sp.Piecewise((near, cond), (far, True))
+    return None
+
+
 def _standardised_square(node: sp.Basic, ctx: Context) -> sp.Basic | None:
     factors = list(sp.Mul.make_args(node))
     exps = [f for f in factors if _is_exp(f)]
@@ -1317,6 +1346,10 @@ RULES: tuple[Rule, ...] = (
     Rule("exp_of_sum", "exp(a)·exp(b) → exp(a + b)",
          "exp(a) can overflow while exp(b) underflows: ∞·0 = NaN although exp(a + b) is finite",
          _node(sp.Mul), _exp_of_sum),
+    Rule("exp_difference", "(exp(a) − y)·exp(c) → (1 − y·exp(−a))·exp(a + c)  (y > 0; where a > log y − 700, "
+         "else (exp(a)/y − 1)·y·exp(c))",
+         "exp(a) − y cancels to 0 (or a subnormal) where exp(c) overflows: 0·∞ = NaN although the product is "
+         "finite (the inverse Gaussian's ∂ℓ/∂log_mean at μ = y = 1e-300)", _node(sp.Mul), _exp_difference),
     Rule("standardised_square", "u²·exp(2v) → (u·exp(v))²",
          "u = 0 with exp(2v) = ∞ gives 0·∞ = NaN; the standardised residual u·exp(v) stays finite",
          _node(sp.Mul), _standardised_square),
