@@ -36,6 +36,7 @@ __all__ = [
     "Log1pSquare",
     "Log1pSquareDu",
     "Log1pSquareDv",
+    "Log1pSquareDvc",
     "LogNdtr",
     "LogNdtrDeriv",
     "LogGamma",
@@ -334,6 +335,23 @@ class Log1pSquareDv(StableFunction):
         return all(a.is_real for a in self.args) or None
 
 
+class Log1pSquareDvc(StableFunction):
+    """1 − x²/(1 + x²) = 1/(1 + x²), x = u·e^v (the complement of :class:`Log1pSquareDv`): as written for |x| ≤ 1,
+    x⁻²/(1 + x⁻²) above (x² overflows and 1 − x²/(1 + x²) cancels to 0 long before: ≈ x⁻² is lost)."""
+
+    nargs = 2
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        return sp.diff(self.as_elementary(), self.args[argindex - 1])
+
+    def as_elementary(self) -> sp.Expr:
+        u, v = self.args
+        return 1 / (1 + u**2 * sp.exp(2 * v))
+
+    def _eval_is_positive(self) -> bool | None:
+        return all(a.is_real for a in self.args) or None
+
+
 class LogNdtr(StableFunction):
     """log Φ(x), the log of the standard normal CDF, finite far into the lower tail."""
 
@@ -384,7 +402,13 @@ class LogNdtrDeriv(StableFunction):
             return None
         with mpmath.workprec(prec + 30):
             z = mpmath.mpf(str(x))
-            value = mpmath.npdf(z) / mpmath.ncdf(z)
+            if z < -1e6:  # Laplace's continued fraction (mpmath's erfc fails far out): exact to 2^-(prec+30)
+                f = -z
+                for k in range(prec // 4 + 20, 0, -1):
+                    f = -z + k / f
+                value = f
+            else:
+                value = mpmath.npdf(z) / mpmath.ncdf(z)
         return sp.Float(value, prec_to_dps(prec))
 
     def _eval_is_positive(self) -> bool | None:
@@ -520,7 +544,7 @@ class Guard(StableFunction):
 
 STABLE_FUNCTIONS: tuple[type[StableFunction], ...] = (
     Softplus, Sigmoid, LogAddExp, LogSumExp, XLogY, XLog1pY, XMulY, Log1mExp, Log1pSquare, Log1pSquareDu, Log1pSquareDv,
-    LogNdtr, LogNdtrDeriv, LogGamma, LogTanhc, DLogTanhc,
+    Log1pSquareDvc, LogNdtr, LogNdtrDeriv, LogGamma, LogTanhc, DLogTanhc,
     Square, Guard,
 )
 
@@ -1108,6 +1132,25 @@ def _square_fraction(node: sp.Basic, ctx: Context) -> sp.Basic | None:
     return None
 
 
+def _square_complement(node: sp.Basic, ctx: Context) -> sp.Basic | None:
+    """k + (−k + r)·log1p_square_dv(u, v) → k·log1p_square_dvc(u, v) + r·log1p_square_dv(u, v)  (k a number)."""
+    k, rest = node.as_coeff_Add()
+    if k == 0:
+        return None
+    for t in sp.Add.make_args(rest):
+        dvs = [f for f in sp.Mul.make_args(t) if isinstance(f, Log1pSquareDv)]
+        if len(dvs) != 1:
+            continue
+        (dv,) = dvs
+        m = sp.expand(t / dv)
+        const, r = m.as_coeff_Add()
+        if const != -k:
+            continue
+        others = [s for s in sp.Add.make_args(rest) if s is not t]
+        return sp.Add(k * Log1pSquareDvc(*dv.args), r * dv, *others)
+    return None
+
+
 def _sqrt_positive(f: sp.Expr) -> sp.Expr | None:
     """√f for a positive non-number factor f = exp(w) or b^n (b > 0), written without a square root of an
     exponential (exp(w/2), b^(n/2))."""
@@ -1363,6 +1406,9 @@ RULES: tuple[Rule, ...] = (
     Rule("square_fraction", "z/(z² + q) → log1p_square_du(z, −log(q)/2);  z²/(z² + q) → log1p_square_dv(…)  (q > 0)",
          "z² overflows for |z| > 1e154: z/(z² + q) becomes 0 and z²/(z² + q) ∞/∞ = NaN (the Student-t's ∂ℓ/∂loc)",
          _node(sp.Mul), _square_fraction),
+    Rule("square_complement", "k − (k + r)·log1p_square_dv(u, v) → k·log1p_square_dvc(u, v) − r·log1p_square_dv(u, v)",
+         "1 − x²/(1 + x²) cancels: to 0 for |x| > 1e8, where 1/(1 + x²) is still ≈ x⁻² (the Student-t's "
+         "∂ℓ/∂log_scale, 1 − (ν + 1)·x²/(1 + x²) → −ν for tiny ν and huge x)", _node(sp.Add), _square_complement),
     Rule("square_absorb", "Square(z)·p → Square(z·√p)  (p > 0: exp(w) or a positive power)",
          "z² overflows although z²·p is finite (the β-NLL's r²·σ, the inverse Gaussian's (y − μ)²/(μ²y))",
          _node(sp.Mul), _square_absorb),

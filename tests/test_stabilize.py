@@ -590,6 +590,21 @@ def test_rule_exp_difference():
     assert RULES_BY_NAME["exp_difference"].apply((sp.exp(a) - 1) * sp.exp(b)) == (sp.exp(a) - 1) * sp.exp(b)
 
 
+def test_rule_square_complement():
+    from symloss.stabilize import Log1pSquareDv, Log1pSquareDvc
+
+    dv = Log1pSquareDv(u, a)
+    expr = 1 - (p + 1) * dv
+    out = apply_rule("square_complement", expr)
+    assert out == Log1pSquareDvc(u, a) - p * dv
+    assert_same_value(elementary(expr), elementary(out), [{u: 3.0, a: -1.0, p: 2.0}, {u: 1e-5, a: 2.0, p: 0.5}])
+    # ν = 1e-30, x = 1e150: 1 − (ν + 1)·x²/(1 + x²) is −ν (up to x⁻²), the complement keeps it
+    assert float(out.subs({u: 1e150, a: 0.0, p: 1e-30})) == pytest.approx(-1e-30, rel=1e-12)
+    assert apply_rule("square_complement", sp.Rational(1, 2) - (p / 2 + sp.Rational(1, 2)) * dv) == \
+        Log1pSquareDvc(u, a) / 2 - p * dv / 2
+    assert RULES_BY_NAME["square_complement"].apply(1 - 2 * dv) == 1 - 2 * dv
+
+
 def test_rule_square_absorb():
     from symloss.stabilize import Square
 

@@ -30,6 +30,7 @@ from ..stabilize import (
     Log1pSquare,
     Log1pSquareDu,
     Log1pSquareDv,
+    Log1pSquareDvc,
     LogAddExp,
     LogGamma,
     LogNdtr,
@@ -249,6 +250,9 @@ class NumpyLossPrinter(_LossPrinterMixin, NumPyPrinter):
     def _print_Log1pSquareDv(self, expr: Log1pSquareDv) -> str:
         return self._helper("_log1p_square_dv", *expr.args)
 
+    def _print_Log1pSquareDvc(self, expr: Log1pSquareDvc) -> str:
+        return self._helper("_log1p_square_dvc", *expr.args)
+
     def _print_LogNdtr(self, expr: LogNdtr) -> str:
         return self._helper("_log_ndtr", *expr.args)
 
@@ -329,6 +333,9 @@ class TorchLossPrinter(_LossPrinterMixin, TorchPrinter):
 
     def _print_Log1pSquareDv(self, expr: Log1pSquareDv) -> str:
         return self._helper("_log1p_square_dv", *expr.args)
+
+    def _print_Log1pSquareDvc(self, expr: Log1pSquareDvc) -> str:
+        return self._helper("_log1p_square_dvc", *expr.args)
 
     def _print_LogNdtr(self, expr: LogNdtr) -> str:
         return self._call("torch.special.log_ndtr", *expr.args)

@@ -218,6 +218,9 @@ class TritonLossPrinter(_LossPrinterMixin, PythonCodePrinter):
     def _print_Log1pSquareDv(self, expr: sp.Basic) -> str:
         return self._helper("_log1p_square_dv", *expr.args)
 
+    def _print_Log1pSquareDvc(self, expr: sp.Basic) -> str:
+        return self._helper("_log1p_square_dvc", *expr.args)
+
     def _print_LogNdtr(self, expr: sp.Basic) -> str:
         return self._helper("_log_ndtr", *expr.args)
 
