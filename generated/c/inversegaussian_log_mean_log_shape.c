@@ -59,8 +59,9 @@ static double symloss_inversegaussian_log_mean_log_shape_terms(double log_mean, 
     const double _t2 = _t1 - 700.0;
     const double _t3 = (log_mean > _t2);
     const double _t4 = ((log_mean <= _t2) ? log_mean : _t2);
-    const double _t5 = (_t3 ? (-y*exp(-(_t3 ? log_mean : _t1 - 699.0)) + 1.0)*exp(_t0) : y*(-1.0 + exp(_t4)/y)*exp(_t0 - _t4));
-    return -_t0 + (0.5)*((_t5/sqrt(y))*(_t5/sqrt(y)));
+    const double _t5 = (-y*exp(-(_t3 ? log_mean : _t1 - 699.0)) + 1.0)*exp(_t0);
+    const double _t6 = (_t3 ? _t5 : y*(-1.0 + exp(_t4)/y)*exp(_t0 - _t4))/sqrt(y);
+    return -_t0 + (0.5)*(_t6*_t6);
 }
 
 /* ℓ of one observation, and its partial derivatives ∂ℓ/∂log_mean, ∂ℓ/∂log_shape into _g. */

@@ -111,8 +111,9 @@ def _loss_terms_and_grads(log_total_count, logits, logit_gate, y):
     _t13 = -jax.scipy.special.gammaln(y + 1)
     _t14 = -jax.scipy.special.gammaln(_t2)
     _t15 = -(1 - _t1)*(_t13 + _t14 - _t5 - y*jnp.logaddexp(0.0, _t8) + jax.scipy.special.gammaln(_t7))
+    _t16 = _t2*(_t3 + jax.scipy.special.digamma(_t2) - jax.scipy.special.digamma(_t7))
     _value = -_t1*jnp.logaddexp(-_t5, -jnp.logaddexp(0.0, _t6)) + _t15
-    _grad0 = jnp.where(_t0, _t10*_t4, _t2*(_t3 + jax.scipy.special.digamma(_t2) - jax.scipy.special.digamma(_t7)))
+    _grad0 = jnp.where(_t0, _t10*_t4, _t16)
     _grad1 = jnp.where(_t0, _t10*_t11*_t2, _t11*_t2 - y*jax.nn.sigmoid(_t8))
     _grad2 = jnp.where(_t0, _t10*_t12 - jax.nn.sigmoid(_t6)*jax.nn.sigmoid(_t9), _t12)
     return _value, (_grad0, _grad1, _grad2)

@@ -69,8 +69,8 @@ def _loss_terms(log_mean, log_shape, y):
     _t2 = _t1 - 700
     _t3 = (log_mean > _t2)
     _t4 = np.where((log_mean <= _t2), log_mean, _t2)
-    _t5 = np.where(_t3, (-y*np.exp(-np.where(_t3, log_mean, _t1 - 699)) + 1)*np.exp(_t0), y*(-1 + np.exp(_t4)/y)*np.exp(_t0 - _t4))
-    return -_t0 + (1/2)*(_t5/np.sqrt(y))**2
+    _t5 = (-y*np.exp(-np.where(_t3, log_mean, _t1 - 699)) + 1)*np.exp(_t0)
+    return -_t0 + (1/2)*(np.where(_t3, _t5, y*(-1 + np.exp(_t4)/y)*np.exp(_t0 - _t4))/np.sqrt(y))**2
 
 
 def _loss_terms_and_grads(log_mean, log_shape, y):

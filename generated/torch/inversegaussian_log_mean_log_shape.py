@@ -85,8 +85,9 @@ def _loss_terms(log_mean, log_shape, y):
     _t2 = _t1 - 700
     _t3 = (log_mean > _t2)
     _t4 = torch.where((log_mean <= _t2), log_mean, _t2)
-    _t5 = torch.where(_t3, (-y*torch.exp(-torch.where(_t3, log_mean, _t1 - 699)) + 1)*torch.exp(_t0), y*(-1 + torch.exp(_t4)/y)*torch.exp(_t0 - _t4))
-    return -_t0 + (1/2)*(_t5/torch.sqrt(y))**2
+    _t5 = (-y*torch.exp(-torch.where(_t3, log_mean, _t1 - 699)) + 1)*torch.exp(_t0)
+    _t6 = (torch.where(_t3, _t5, y*(-1 + torch.exp(_t4)/y)*torch.exp(_t0 - _t4))/torch.sqrt(y))**2
+    return -_t0 + (1/2)*_t6
 
 
 def _loss_terms_and_grads(log_mean, log_shape, y):

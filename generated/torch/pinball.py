@@ -78,7 +78,8 @@ _WRT_INDEX = (0,)
 def _loss_terms(loc, y, quantile):
     """ℓ of each observation."""
     _t0 = loc - y
-    return torch.where((_t0 > 0), _t0*(1 - quantile), torch.where((_t0 < 0), -_t0*quantile, _t0*(1/2 - quantile)))
+    _t1 = _t0*(1/2 - quantile)
+    return torch.where((_t0 > 0), _t0*(1 - quantile), torch.where((_t0 < 0), -_t0*quantile, _t1))
 
 
 def _loss_terms_and_grads(loc, y, quantile):

@@ -131,8 +131,9 @@ def _loss_terms(log_mean, log_shape, y):
     _t2 = _t1 - 700
     _t3 = (log_mean > _t2)
     _t4 = tl.where((log_mean <= _t2), log_mean, _t2)
-    _t5 = tl.where(_t3, (-y*_exp(-tl.where(_t3, log_mean, _t1 - 699)) + 1)*_exp(_t0), y*(-1 + _exp(_t4)/y)*_exp(_t0 - _t4))
-    return -_t0 + (0.5)*((_t5/_sqrt(y))*(_t5/_sqrt(y)))
+    _t5 = (-y*_exp(-tl.where(_t3, log_mean, _t1 - 699)) + 1)*_exp(_t0)
+    _t6 = tl.where(_t3, _t5, y*(-1 + _exp(_t4)/y)*_exp(_t0 - _t4))/_sqrt(y)
+    return -_t0 + (0.5)*_t6*_t6
 
 
 @triton.jit

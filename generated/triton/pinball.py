@@ -138,7 +138,8 @@ def _loss_terms(loc, y, quantile):
     """ℓ of each observation."""
     _dt = loc.dtype
     _t0 = loc - y
-    return tl.where((_t0 > 0), _t0*(1 - quantile), tl.where((_t0 < 0), -_t0*quantile, _t0*(0.5 - quantile)))
+    _t1 = _t0*(0.5 - quantile)
+    return tl.where((_t0 > 0), _t0*(1 - quantile), tl.where((_t0 < 0), -_t0*quantile, _t1))
 
 
 @triton.jit

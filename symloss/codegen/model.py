@@ -261,9 +261,16 @@ def _block(exprs: Sequence[sp.Expr], printer, temps: Iterator[sp.Symbol]) -> Blo
     def fit(expr: sp.Expr) -> sp.Expr:
         if not expr.args or len(printer.doprint(expr)) <= LINE_BUDGET:
             return expr
-        expr = expr.func(*[fit(a) if isinstance(a, sp.Expr) else a for a in expr.args])
+        piecewise = isinstance(expr, sp.Piecewise)
+        if piecewise:  # the branch values (a where() evaluates every one anyway); the conditions stay inline
+            expr = expr.xreplace({e: fit(e) for e, _ in expr.args})
+        else:
+            expr = expr.func(*[fit(a) if isinstance(a, sp.Expr) else a for a in expr.args])
         while len(printer.doprint(expr)) > LINE_BUDGET:
-            candidates = [a for a in expr.args if isinstance(a, sp.Expr) and a.args]
+            if piecewise:
+                candidates = [e for e, _ in expr.args if e.args]
+            else:
+                candidates = [a for a in expr.args if isinstance(a, sp.Expr) and a.args]
             if candidates:
                 part = max(candidates, key=lambda a: (len(printer.doprint(a)), sp.default_sort_key(a)))
             elif isinstance(expr, (sp.Add, sp.Mul)) and len(expr.args) > 2:
@@ -272,7 +279,7 @@ def _block(exprs: Sequence[sp.Expr], printer, temps: Iterator[sp.Symbol]) -> Blo
                 break
             name = next(temps)
             pairs.append((name, part))
-            expr = expr.xreplace({part: name}) if part in expr.args else expr.func(
+            expr = expr.xreplace({part: name}) if piecewise or part in expr.args else expr.func(
                 name, *expr.args[len(expr.args) // 2:])
         return expr
 
