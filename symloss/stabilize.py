@@ -37,7 +37,9 @@ __all__ = [
     "Log1pSquare",
     "Log1pSquareDu",
     "Log1pSquareDv",
+    "Log1pSquareDvc",
     "LogNdtr",
+    "LogNdtrDeriv",
     "LogGamma",
     "LogBeta",
     "DigammaDifference",
@@ -347,15 +349,32 @@ class Log1pSquareDv(StableFunction):
         return all(a.is_real for a in self.args) or None
 
 
+class Log1pSquareDvc(StableFunction):
+    """1 − x²/(1 + x²) = 1/(1 + x²), x = u·e^v (the complement of :class:`Log1pSquareDv`): as written for |x| ≤ 1,
+    x⁻²/(1 + x⁻²) above (x² overflows and 1 − x²/(1 + x²) cancels to 0 long before: ≈ x⁻² is lost)."""
+
+    nargs = 2
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        return sp.diff(self.as_elementary(), self.args[argindex - 1])
+
+    def as_elementary(self) -> sp.Expr:
+        u, v = self.args
+        return 1 / (1 + u**2 * sp.exp(2 * v))
+
+    def _eval_is_positive(self) -> bool | None:
+        return all(a.is_real for a in self.args) or None
+
+
 class LogNdtr(StableFunction):
     """log Φ(x), the log of the standard normal CDF, finite far into the lower tail."""
 
     nargs = 1
 
     def fdiff(self, argindex: int = 1) -> sp.Expr:
-        x = self.args[0]
-        # φ(x)/Φ(x) = exp(−x²/2 − log Φ(x))/√(2π): the ratio without the underflow of φ and Φ
-        return sp.exp(-x**2 / 2 - LogNdtr(x)) / sp.sqrt(2 * sp.pi)
+        # φ(x)/Φ(x), the inverse Mills ratio: its own stable function (exp(−x²/2 − log Φ(x)) is ∞ − ∞ far
+        # in the lower tail, x < −1e154, where x² overflows)
+        return LogNdtrDeriv(self.args[0])
 
     def as_elementary(self) -> sp.Expr:
         return sp.log(sp.erfc(-self.args[0] / sp.sqrt(2)) / 2)
@@ -370,6 +389,44 @@ class LogNdtr(StableFunction):
         with mpmath.workprec(prec + 30):
             value = mpmath.log(mpmath.ncdf(mpmath.mpf(str(x))))
         return sp.Float(value, prec_to_dps(prec))
+
+
+class LogNdtrDeriv(StableFunction):
+    """d/dx log Φ(x) = φ(x)/Φ(x), the inverse Mills ratio (≈ −x in the lower tail): exp(−x²/2 − log Φ(x))/√(2π)
+    above −5, below it the continued fraction t + 1/(t + 2/(t + 3/(t + …))), t = −x (no x², which overflows
+    for |x| > 1e154 and made the exponential ∞ − ∞), or √(2/π)/erfcx(−x/√2) where the target has erfcx."""
+
+    nargs = 1
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        x = self.args[0]
+        # r' = −r·(x + r)  (only for symbolic checks and second derivatives)
+        return -LogNdtrDeriv(x) * (x + LogNdtrDeriv(x))
+
+    def as_elementary(self) -> sp.Expr:
+        x = self.args[0]
+        return sp.sqrt(2 / sp.pi) * sp.exp(-x**2 / 2) / sp.erfc(-x / sp.sqrt(2))
+
+    def _eval_evalf(self, prec: int) -> sp.Expr | None:
+        # φ/Φ with mpmath's ncdf (SymPy's erfc(−z) = 2 − erfc(z) cancels in the lower tail)
+        import mpmath
+
+        x = self.args[0].evalf(prec_to_dps(prec) + 10)
+        if not x.is_Number:
+            return None
+        with mpmath.workprec(prec + 30):
+            z = mpmath.mpf(str(x))
+            if z < -1e6:  # Laplace's continued fraction (mpmath's erfc fails far out): exact to 2^-(prec+30)
+                f = -z
+                for k in range(prec // 4 + 20, 0, -1):
+                    f = -z + k / f
+                value = f
+            else:
+                value = mpmath.npdf(z) / mpmath.ncdf(z)
+        return sp.Float(value, prec_to_dps(prec))
+
+    def _eval_is_positive(self) -> bool | None:
+        return self.args[0].is_real or None
 
 
 class LogGamma(StableFunction):
@@ -582,7 +639,8 @@ class Guard(StableFunction):
 
 STABLE_FUNCTIONS: tuple[type[StableFunction], ...] = (
     Softplus, Sigmoid, LogAddExp, LogSumExp, XLogY, XLog1pY, XMulY, Log1mExp, Log1pSquare, Log1pSquareDu, Log1pSquareDv,
-    LogNdtr, LogGamma, LogBeta, DigammaDifference, LgammaCorrection, DigammaCorrection, LogTanhc, DLogTanhc,
+    Log1pSquareDvc, LogNdtr, LogNdtrDeriv, LogGamma, LogBeta, DigammaDifference, LgammaCorrection, DigammaCorrection,
+    LogTanhc, DLogTanhc,
     Square, Guard,
 )
 
@@ -1279,6 +1337,35 @@ def _exp_of_sum(node: sp.Basic, ctx: Context) -> sp.Basic | None:
     return sp.Mul(sp.exp(sp.Add(*[e.args[0] for e in exps])), *rest)
 
 
+def _exp_shift_product(node: sp.Basic, ctx: Context) -> sp.Basic | None:
+    """k·(exp(a) − y)·exp(c) → k·(1 − y·exp(−a))·exp(a + c) where a > log y − 700, else k·(exp(a)/y − 1)·y·exp(c)
+    (y > 0, not a number): the difference of the two terms taken first, at most 1 in size, then one exp of
+    the true size (on the other branch y·exp(−a) overflows, and exp(a) − y ≈ −y does not cancel)."""
+    factors = list(sp.Mul.make_args(node))
+    exps = [f for f in factors if _is_exp(f)]
+    if len(exps) != 1:
+        return None
+    (e,) = exps
+    c = e.args[0]
+    for diff in factors:
+        if not isinstance(diff, sp.Add) or len(diff.args) != 2:
+            continue
+        for t in diff.args:
+            k, rest = t.as_coeff_Mul()
+            if not _is_exp(rest) or k == 0:
+                continue
+            a = rest.args[0]
+            y = -(diff - t) / k
+            if y.is_number or y.is_positive is not True:
+                continue
+            others = sp.Mul(*[f for f in factors if f is not diff and f is not e])
+            near = sp.Mul(1 - y * sp.exp(-a), sp.exp(a + c), evaluate=False)
+            far = sp.Mul(sp.exp(a) / y - 1, y, sp.exp(c), evaluate=False)
+            cond = sp.StrictGreaterThan(a, sp.expand_log(sp.log(y), force=False) - 700)
+            return others * k * sp.Piecewise((near, cond), (far, True))
+    return None
+
+
 def _standardised_square(node: sp.Basic, ctx: Context) -> sp.Basic | None:
     factors = list(sp.Mul.make_args(node))
     exps = [f for f in factors if _is_exp(f)]
@@ -1374,6 +1461,25 @@ def _square_fraction(node: sp.Basic, ctx: Context) -> sp.Basic | None:
             if z in rest:
                 rest.remove(z)
                 return sp.Mul(Log1pSquareDu(z, v), *rest)
+    return None
+
+
+def _square_complement(node: sp.Basic, ctx: Context) -> sp.Basic | None:
+    """k + (−k + r)·log1p_square_dv(u, v) → k·log1p_square_dvc(u, v) + r·log1p_square_dv(u, v)  (k a number)."""
+    k, rest = node.as_coeff_Add()
+    if k == 0:
+        return None
+    for t in sp.Add.make_args(rest):
+        dvs = [f for f in sp.Mul.make_args(t) if isinstance(f, Log1pSquareDv)]
+        if len(dvs) != 1:
+            continue
+        (dv,) = dvs
+        m = sp.expand(t / dv)
+        const, r = m.as_coeff_Add()
+        if const != -k:
+            continue
+        others = [s for s in sp.Add.make_args(rest) if s is not t]
+        return sp.Add(k * Log1pSquareDvc(*dv.args), r * dv, *others)
     return None
 
 
@@ -1647,6 +1753,10 @@ RULES: tuple[Rule, ...] = (
     Rule("exp_of_sum", "exp(a)·exp(b) → exp(a + b)",
          "exp(a) can overflow while exp(b) underflows: ∞·0 = NaN although exp(a + b) is finite",
          _node(sp.Mul), _exp_of_sum),
+    Rule("exp_shift_product", "(exp(a) − y)·exp(c) → (1 − y·exp(−a))·exp(a + c)  (y > 0; where a > log y − 700, "
+         "else (exp(a)/y − 1)·y·exp(c))",
+         "exp(a) − y cancels to 0 (or a subnormal) where exp(c) overflows: 0·∞ = NaN although the product is "
+         "finite (the inverse Gaussian's ∂ℓ/∂log_mean at μ = y = 1e-300)", _node(sp.Mul), _exp_shift_product),
     Rule("standardised_square", "u²·exp(2v) → (u·exp(v))²",
          "u = 0 with exp(2v) = ∞ gives 0·∞ = NaN; the standardised residual u·exp(v) stays finite",
          _node(sp.Mul), _standardised_square),
@@ -1660,6 +1770,9 @@ RULES: tuple[Rule, ...] = (
     Rule("square_fraction", "z/(z² + q) → log1p_square_du(z, −log(q)/2);  z²/(z² + q) → log1p_square_dv(…)  (q > 0)",
          "z² overflows for |z| > 1e154: z/(z² + q) becomes 0 and z²/(z² + q) ∞/∞ = NaN (the Student-t's ∂ℓ/∂loc)",
          _node(sp.Mul), _square_fraction),
+    Rule("square_complement", "k − (k + r)·log1p_square_dv(u, v) → k·log1p_square_dvc(u, v) − r·log1p_square_dv(u, v)",
+         "1 − x²/(1 + x²) cancels: to 0 for |x| > 1e8, where 1/(1 + x²) is still ≈ x⁻² (the Student-t's "
+         "∂ℓ/∂log_scale, 1 − (ν + 1)·x²/(1 + x²) → −ν for tiny ν and huge x)", _node(sp.Add), _square_complement),
     Rule("square_absorb", "Square(z)·p → Square(z·√p)  (p > 0: exp(w) or a positive power)",
          "z² overflows although z²·p is finite (the β-NLL's r²·σ, the inverse Gaussian's (y − μ)²/(μ²y))",
          _node(sp.Mul), _square_absorb),

@@ -712,6 +712,34 @@ def test_rule_square_fraction():
     assert out2 == Log1pSquareDv(u, -sp.log(p) / 2)
 
 
+def test_rule_exp_shift_product():
+    expr = (sp.exp(a) - p) * sp.exp(-2 * a + b)
+    out = apply_rule("exp_shift_product", expr)
+    assert isinstance(out, sp.Piecewise) and out.args[0].expr == (1 - p * sp.exp(-a)) * sp.exp(b - a)
+    assert_same_value(expr, out, [{a: 0.5, b: 1.0, p: 2.0}, {a: -3.0, b: 2.0, p: 0.01}, {a: -800.0, b: 1.0, p: 1.0}])
+    # μ = y = 1e-300 in the inverse Gaussian: exp(a) − y is 0 (or a subnormal) and exp(−2a + b) overflows
+    f = sp.lambdify((a, b, p), out, modules="numpy")
+    with np.errstate(all="ignore"):
+        assert np.isfinite(f(math.log(1e-300), 1.0, 1e-300))
+    assert apply_rule("exp_shift_product", 2 * (p - sp.exp(a)) * sp.exp(b) * u).has(sp.Piecewise)
+    assert RULES_BY_NAME["exp_shift_product"].apply((sp.exp(a) - 1) * sp.exp(b)) == (sp.exp(a) - 1) * sp.exp(b)
+
+
+def test_rule_square_complement():
+    from symloss.stabilize import Log1pSquareDv, Log1pSquareDvc
+
+    dv = Log1pSquareDv(u, a)
+    expr = 1 - (p + 1) * dv
+    out = apply_rule("square_complement", expr)
+    assert out == Log1pSquareDvc(u, a) - p * dv
+    assert_same_value(elementary(expr), elementary(out), [{u: 3.0, a: -1.0, p: 2.0}, {u: 1e-5, a: 2.0, p: 0.5}])
+    # ν = 1e-30, x = 1e150: 1 − (ν + 1)·x²/(1 + x²) is −ν (up to x⁻²), the complement keeps it
+    assert float(out.subs({u: 1e150, a: 0.0, p: 1e-30})) == pytest.approx(-1e-30, rel=1e-12)
+    assert apply_rule("square_complement", sp.Rational(1, 2) - (p / 2 + sp.Rational(1, 2)) * dv) == \
+        Log1pSquareDvc(u, a) / 2 - p * dv / 2
+    assert RULES_BY_NAME["square_complement"].apply(1 - 2 * dv) == 1 - 2 * dv
+
+
 def test_rule_square_absorb():
     from symloss.stabilize import Square
 

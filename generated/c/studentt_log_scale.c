@@ -39,6 +39,7 @@
  *     standardised_square: u²·exp(2v) → (u·exp(v))²
  *     log1p_square: log1p(p·(u·exp(w))²) → log1p_square(u, w + log(p)/2)  (p > 0)
  *     square_fraction: z/(z² + q) → log1p_square_du(z, −log(q)/2);  z²/(z² + q) → log1p_square_dv(…)  (q > 0)
+ *     square_complement: k − (k + r)·log1p_square_dv(u, v) → k·log1p_square_dvc(u, v) − r·log1p_square_dv(u, v)
  *
  * Conventions:
  *   * Every array argument has n elements (no broadcasting; repeat a shared value); the named constants
@@ -122,6 +123,19 @@ static double symloss_studentt_log_scale_digamma_diff(double x, double h)
     return acc + log1p(h * u) + 0.5 * h * u * v - h * u * v * (v + u) * bracket;
 }
 
+/* 1/(1 + x²) = 1 − x²/(1 + x²) with x = u·exp(v): as written for |x| ≤ 1, x⁻²/(1 + x⁻²) above (no overflow
+   of x², no cancellation of the complement). */
+static double symloss_studentt_log_scale_log1p_square_dvc(double u, double v)
+{
+    const double x = u * exp(v);
+    double inv;
+    if (!(fabs(x) > 1.0)) {
+        return 1.0 / (1.0 + x * x);
+    }
+    inv = 1.0 / x;
+    return inv * inv / (1.0 + inv * inv);
+}
+
 /* ℓ of one observation. */
 static double symloss_studentt_log_scale_terms(double df, double loc, double log_scale, double y)
 {
@@ -144,10 +158,10 @@ static double symloss_studentt_log_scale_terms_and_grads(double df, double loc, 
     const double _t6 = -_t5;
     const double _t7 = symloss_studentt_log_scale_log1p_square(_t4, _t6);
     const double _t8 = (1.0/(df));
-    const double _t9 = _t1*symloss_studentt_log_scale_log1p_square_dv(_t4, _t6);
-    _g[0] = (0.5)*_t7 - _t8*_t9 + (0.5)*_t8 - 0.5*symloss_studentt_log_scale_digamma_diff(_t0, 0.5);
+    const double _t9 = symloss_studentt_log_scale_log1p_square_dv(_t4, _t6);
+    _g[0] = -_t1*_t8*_t9 + (0.5)*_t7 + (0.5)*_t8 - 0.5*symloss_studentt_log_scale_digamma_diff(_t0, 0.5);
     _g[1] = (df + 1.0)*symloss_studentt_log_scale_log1p_square_du(_t3, _t6);
-    _g[2] = 1.0 - 2.0*_t9;
+    _g[2] = -_t9*df + symloss_studentt_log_scale_log1p_square_dvc(_t4, _t6);
     return _t1*_t7 + _t5 + lgamma(_t0) - lgamma(_t1);
 }
 

@@ -32,7 +32,6 @@
  *
  * Stabilising rewrites applied (symloss.stabilize):
  *     log_ndtr: log erfc(x) → log 2 + log_ndtr(−√2·x);  log(1 − erfc(x)/2) → log_ndtr(√2·x)
- *     exp_of_sum: exp(a)·exp(b) → exp(a + b)
  *     standardised_square: u²·exp(2v) → (u·exp(v))²
  *
  * Conventions:

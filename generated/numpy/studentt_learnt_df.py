@@ -43,6 +43,7 @@ Stabilising rewrites applied (symloss.stabilize):
     standardised_square: u²·exp(2v) → (u·exp(v))²
     log1p_square: log1p(p·(u·exp(w))²) → log1p_square(u, w + log(p)/2)  (p > 0)
     square_fraction: z/(z² + q) → log1p_square_du(z, −log(q)/2);  z²/(z² + q) → log1p_square_dv(…)  (q > 0)
+    square_complement: k − (k + r)·log1p_square_dv(u, v) → k·log1p_square_dvc(u, v) − r·log1p_square_dv(u, v)
 
 Conventions:
     * Inputs broadcast against each other and the target as in torch; dtype (float32/float64) follows the
@@ -130,6 +131,16 @@ def _digamma_diff(x, h):
     return (acc + np.log1p(h * u) + 0.5 * h * u * v + dvu * (v + u) * bracket).astype(dtype)
 
 
+def _log1p_square_dvc(u, v):
+    """1/(1 + x²) = 1 − x²/(1 + x²) with x = u·exp(v): as written for |x| ≤ 1, x⁻²/(1 + x⁻²) above (no
+    overflow of x², no cancellation of the complement)."""
+    x = u * np.exp(v)
+    big = np.abs(x) > 1.0
+    xs = np.where(big, 0.0, x)
+    inv = 1.0 / np.where(big, x, 1.0)
+    return np.where(big, inv * inv / (1.0 + inv * inv), 1.0 / (1.0 + xs * xs))
+
+
 _LGAMMA = np.frompyfunc(math.lgamma, 1, 1)
 
 
@@ -155,16 +166,17 @@ def _loss_terms_and_grads(log_df, loc, log_scale, y):
     _t0 = np.exp(log_df)
     _t1 = (1/2)*_t0
     _t2 = _t1 + 1/2
-    _t4 = loc - y
-    _t5 = -_t4
-    _t6 = (1/2)*log_df + log_scale
-    _t7 = -_t6
-    _t8 = _log1p_square(_t5, _t7)
-    _t9 = _t2*_log1p_square_dv(_t5, _t7)
-    _value = _t2*_t8 + _t6 + _lgamma(_t1) - _lgamma(_t2)
-    _grad0 = _t1*_t8 - _t1*_digamma_diff(_t1, 1/2) - _t9 + 1/2
-    _grad1 = (_t0 + 1)*_log1p_square_du(_t4, _t7)
-    _grad2 = 1 - 2*_t9
+    _t3 = loc - y
+    _t4 = -_t3
+    _t5 = (1/2)*log_df + log_scale
+    _t6 = -_t5
+    _t7 = _log1p_square(_t4, _t6)
+    _t8 = _log1p_square_dvc(_t4, _t6)
+    _t9 = _log1p_square_dv(_t4, _t6)
+    _value = _t2*_t7 + _t5 + _lgamma(_t1) - _lgamma(_t2)
+    _grad0 = (1/2)*_t0*_t7 - _t1*_t9 - _t1*_digamma_diff(_t1, 1/2) + (1/2)*_t8
+    _grad1 = (_t0 + 1)*_log1p_square_du(_t3, _t6)
+    _grad2 = -_t0*_t9 + _t8
     return _value, (_grad0, _grad1, _grad2)
 
 

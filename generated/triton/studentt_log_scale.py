@@ -39,6 +39,7 @@ Stabilising rewrites applied (symloss.stabilize):
     standardised_square: u²·exp(2v) → (u·exp(v))²
     log1p_square: log1p(p·(u·exp(w))²) → log1p_square(u, w + log(p)/2)  (p > 0)
     square_fraction: z/(z² + q) → log1p_square_du(z, −log(q)/2);  z²/(z² + q) → log1p_square_dv(…)  (q > 0)
+    square_complement: k − (k + r)·log1p_square_dv(u, v) → k·log1p_square_dvc(u, v) − r·log1p_square_dv(u, v)
 
 Conventions:
     * Inputs broadcast against each other and the target as in torch; dtype (float32/float64) follows the
@@ -233,6 +234,16 @@ def _digamma_diff(x, h):
 
 
 @triton.jit
+def _log1p_square_dvc(u, v):
+    """1/(1 + x²) = 1 − x²/(1 + x²) with x = u·exp(v): as written for |x| ≤ 1, x⁻²/(1 + x⁻²) above."""
+    x = u * _exp(v)
+    big = tl.abs(x) > 1.0
+    xs = tl.where(big, 0.0, x)
+    inv = 1.0 / tl.where(big, x, 1.0)
+    return tl.where(big, inv * inv / (1.0 + inv * inv), 1.0 / (1.0 + xs * xs))
+
+
+@triton.jit
 def _loss_terms(df, loc, log_scale, y):
     """ℓ of each observation."""
     _dt = df.dtype
@@ -254,11 +265,11 @@ def _loss_terms_and_grads(df, loc, log_scale, y):
     _t6 = -_t5
     _t7 = _log1p_square(_t4, _t6)
     _t8 = (1/df)
-    _t9 = _t1*_log1p_square_dv(_t4, _t6)
+    _t9 = _log1p_square_dv(_t4, _t6)
     _value = _t1*_t7 + _t5 + _lgamma(_t0) - _lgamma(_t1)
-    _grad0 = (0.5)*_t7 - _t8*_t9 + (0.5)*_t8 - 0.5*_digamma_diff(_t0, 0.5)
+    _grad0 = -_t1*_t8*_t9 + (0.5)*_t7 + (0.5)*_t8 - 0.5*_digamma_diff(_t0, 0.5)
     _grad1 = (df + 1)*_log1p_square_du(_t3, _t6)
-    _grad2 = 1 - 2*_t9
+    _grad2 = -_t9*df + _log1p_square_dvc(_t4, _t6)
     return _value, _grad0, _grad1, _grad2
 
 

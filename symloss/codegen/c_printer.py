@@ -204,8 +204,14 @@ class CLossPrinter(_LossPrinterMixin, C99CodePrinter):
     def _print_Log1pSquareDv(self, expr: sp.Basic) -> str:
         return self._helper("log1p_square_dv", *expr.args)
 
+    def _print_Log1pSquareDvc(self, expr: sp.Basic) -> str:
+        return self._helper("log1p_square_dvc", *expr.args)
+
     def _print_LogNdtr(self, expr: sp.Basic) -> str:
         return self._helper("log_ndtr", *expr.args)
+
+    def _print_LogNdtrDeriv(self, expr: sp.Basic) -> str:
+        return self._helper("log_ndtr_deriv", *expr.args)
 
     def _print_LogGamma(self, expr: sp.Basic) -> str:
         return self._call("lgamma", *expr.args)

@@ -33,10 +33,12 @@ from ..stabilize import (
     Log1pSquare,
     Log1pSquareDu,
     Log1pSquareDv,
+    Log1pSquareDvc,
     LogAddExp,
     LogBeta,
     LogGamma,
     LogNdtr,
+    LogNdtrDeriv,
     LogSumExp,
     LogTanhc,
     Sigmoid,
@@ -271,8 +273,14 @@ class NumpyLossPrinter(_LossPrinterMixin, NumPyPrinter):
     def _print_Log1pSquareDv(self, expr: Log1pSquareDv) -> str:
         return self._helper("_log1p_square_dv", *expr.args)
 
+    def _print_Log1pSquareDvc(self, expr: Log1pSquareDvc) -> str:
+        return self._helper("_log1p_square_dvc", *expr.args)
+
     def _print_LogNdtr(self, expr: LogNdtr) -> str:
         return self._helper("_log_ndtr", *expr.args)
+
+    def _print_LogNdtrDeriv(self, expr: LogNdtrDeriv) -> str:
+        return self._helper("_log_ndtr_deriv", *expr.args)
 
     def _print_LogGamma(self, expr: LogGamma) -> str:
         return self._helper("_lgamma", *expr.args)
@@ -364,8 +372,14 @@ class TorchLossPrinter(_LossPrinterMixin, TorchPrinter):
     def _print_Log1pSquareDv(self, expr: Log1pSquareDv) -> str:
         return self._helper("_log1p_square_dv", *expr.args)
 
+    def _print_Log1pSquareDvc(self, expr: Log1pSquareDvc) -> str:
+        return self._helper("_log1p_square_dvc", *expr.args)
+
     def _print_LogNdtr(self, expr: LogNdtr) -> str:
         return self._call("torch.special.log_ndtr", *expr.args)
+
+    def _print_LogNdtrDeriv(self, expr: LogNdtrDeriv) -> str:
+        return self._helper("_log_ndtr_deriv", *expr.args)
 
     def _print_LogGamma(self, expr: LogGamma) -> str:
         return self._call("torch.lgamma", *expr.args)

@@ -58,14 +58,15 @@ CLossPrinter = _lazy(".c_printer", "CLossPrinter")
 #: Every target, in the order documents and the catalog list them.
 TARGET_TABLE: dict[str, Target] = {
     "numpy": Target("numpy", "NumPy", {".py": "numpy_module.py.j2"}, NumpyLossPrinter,
-                    math_helpers=frozenset({"_lgamma", "_digamma", "_log_ndtr", "_log1mexp", "_lgammacor", "_lbeta"}),
+                    math_helpers=frozenset({"_lgamma", "_digamma", "_log_ndtr", "_log_ndtr_deriv", "_log1mexp",
+                                            "_lgammacor", "_lbeta"}),
                     requires="numpy"),
     "torch": Target("torch", "PyTorch", {".py": "torch_module.py.j2"}, TorchLossPrinter,
-                    math_helpers=frozenset({"_log1mexp", "_lgammacor", "_lbeta"}), requires="torch"),
+                    math_helpers=frozenset({"_log1mexp", "_log_ndtr_deriv", "_lgammacor", "_lbeta"}), requires="torch"),
     "triton": Target("triton", "Triton", {".py": "triton_module.py.j2"}, TritonLossPrinter, class_axis=False,
                      requires="torch and triton (a CUDA GPU, or TRITON_INTERPRET=1 on the CPU)"),
     "jax": Target("jax", "JAX", {".py": "jax_module.py.j2"}, JaxLossPrinter,
-                  math_helpers=frozenset({"_log1mexp", "_lgammacor", "_lbeta"}), requires="jax"),
+                  math_helpers=frozenset({"_log1mexp", "_log_ndtr_deriv", "_lgammacor", "_lbeta"}), requires="jax"),
     "c": Target("c", "C99", {".c": "c_source.c.j2", ".h": "c_header.h.j2"}, CLossPrinter,
                 requires="a C99 compiler and the C math library (-lm); the header <name>.h is beside it"),
 }

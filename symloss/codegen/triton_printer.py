@@ -49,6 +49,7 @@ HELPER_DEPENDENCIES: dict[str, frozenset[str]] = {
     "_digammacor": frozenset({"_digamma"}),
     "_lbeta": frozenset({"_lgamma", "_lgammacor", "_log1p"}),
     "_digamma_diff": frozenset({"_log1p"}),
+    "_log_ndtr_deriv": frozenset({"_erfc"}),
 }
 
 
@@ -221,8 +222,14 @@ class TritonLossPrinter(_LossPrinterMixin, PythonCodePrinter):
     def _print_Log1pSquareDv(self, expr: sp.Basic) -> str:
         return self._helper("_log1p_square_dv", *expr.args)
 
+    def _print_Log1pSquareDvc(self, expr: sp.Basic) -> str:
+        return self._helper("_log1p_square_dvc", *expr.args)
+
     def _print_LogNdtr(self, expr: sp.Basic) -> str:
         return self._helper("_log_ndtr", *expr.args)
+
+    def _print_LogNdtrDeriv(self, expr: sp.Basic) -> str:
+        return self._helper("_log_ndtr_deriv", *expr.args)
 
     def _print_LogGamma(self, expr: sp.Basic) -> str:
         return self._helper("_lgamma", *expr.args)
