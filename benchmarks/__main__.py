@@ -4,7 +4,8 @@ Writes ``<out>/benchmarks.md`` (``benchmarks-cuda.md`` when PyTorch sees a CUDA 
 ``<out>/accuracy.md`` (default ``docs/``).  A full run takes a few
 minutes on a 2-core CPU; ``--quick`` uses smaller sizes and fewer repeats.  Sections can be skipped
 (``--skip speed,numpy,symbolic,accuracy``); a skipped section is listed as such in the report, and when
-speed, numpy and symbolic are all skipped ``benchmarks.md`` is not written at all (an existing one is kept).
+speed, numpy and symbolic are all skipped ``benchmarks.md`` is not written at all, and with ``--skip accuracy``
+``accuracy.md`` is not (an existing one is kept).
 """
 
 from __future__ import annotations
@@ -62,10 +63,14 @@ def main(argv: list[str] | None = None) -> int:
     def log(msg: str) -> None:
         print(f"[{time.perf_counter() - t0:7.1f}s] {msg}", flush=True)
 
-    acc_md = report.accuracy_report(cfg, log)
-    with open(os.path.join(args.out, "accuracy.md"), "w", encoding="utf-8") as fh:
-        fh.write(acc_md)
-    log(f"wrote {os.path.join(args.out, 'accuracy.md')}")
+    if "accuracy" in cfg.skip:
+        # nothing measured: keep the existing accuracy.md rather than overwrite it with a "skipped" page
+        log(f"accuracy skipped: {os.path.join(args.out, 'accuracy.md')} left as it is")
+    else:
+        acc_md = report.accuracy_report(cfg, log)
+        with open(os.path.join(args.out, "accuracy.md"), "w", encoding="utf-8") as fh:
+            fh.write(acc_md)
+        log(f"wrote {os.path.join(args.out, 'accuracy.md')}")
     if {"speed", "numpy", "symbolic"} <= cfg.skip:
         # nothing measured: keep the existing benchmarks.md rather than overwrite it with an empty report
         log(f"speed, numpy and symbolic skipped: {os.path.join(args.out, 'benchmarks.md')} left as it is")

@@ -248,6 +248,15 @@ WHY = """### Why targets are missed (from the generated source and the profiles 
   multiplies it with the logits and sums over the class axis, versus the built-in's log_softmax + gather.
 * **Python overhead per call** (`_prepare` dtype promotion and `.to`, `_check`, broadcasting helpers) is
   visible only at small N.
+* **Stable helpers cost passes.** Where the stabiliser has replaced a function by an accurate helper (the
+  Stirling-series log-gamma and digamma corrections of the Gamma loss, the digamma difference ψ(x + ½) − ψ(x)
+  with its ten-step shift and the overflow-safe log(1 + x²) of the Student-t), each helper is tens of
+  elementwise torch ops evaluated on the whole array (both branches of every `where`).  These losses are
+  exact at the extremes where `torch.distributions` is not (docs/accuracy.md), and slower than it: the
+  accuracy was bought with passes, which a fused kernel (the Triton target on a GPU) would not pay.
+* **Allocation on the CPU at N = 1e7.** Every temporary of 40 MB is a fresh allocation that the kernel
+  zero-fills page by page; the generated expressions create more temporaries than the built-ins, which is why
+  the CPU ratios are worse at 1e7 than at 1e6 for the multi-term losses.
 """
 
 

@@ -1753,10 +1753,6 @@ RULES: tuple[Rule, ...] = (
     Rule("exp_of_sum", "exp(a)·exp(b) → exp(a + b)",
          "exp(a) can overflow while exp(b) underflows: ∞·0 = NaN although exp(a + b) is finite",
          _node(sp.Mul), _exp_of_sum),
-    Rule("exp_shift_product", "(exp(a) − y)·exp(c) → (1 − y·exp(−a))·exp(a + c)  (y > 0; where a > log y − 700, "
-         "else (exp(a)/y − 1)·y·exp(c))",
-         "exp(a) − y cancels to 0 (or a subnormal) where exp(c) overflows: 0·∞ = NaN although the product is "
-         "finite (the inverse Gaussian's ∂ℓ/∂log_mean at μ = y = 1e-300)", _node(sp.Mul), _exp_shift_product),
     Rule("standardised_square", "u²·exp(2v) → (u·exp(v))²",
          "u = 0 with exp(2v) = ∞ gives 0·∞ = NaN; the standardised residual u·exp(v) stays finite",
          _node(sp.Mul), _standardised_square),

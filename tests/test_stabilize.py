@@ -712,19 +712,6 @@ def test_rule_square_fraction():
     assert out2 == Log1pSquareDv(u, -sp.log(p) / 2)
 
 
-def test_rule_exp_shift_product():
-    expr = (sp.exp(a) - p) * sp.exp(-2 * a + b)
-    out = apply_rule("exp_shift_product", expr)
-    assert isinstance(out, sp.Piecewise) and out.args[0].expr == (1 - p * sp.exp(-a)) * sp.exp(b - a)
-    assert_same_value(expr, out, [{a: 0.5, b: 1.0, p: 2.0}, {a: -3.0, b: 2.0, p: 0.01}, {a: -800.0, b: 1.0, p: 1.0}])
-    # μ = y = 1e-300 in the inverse Gaussian: exp(a) − y is 0 (or a subnormal) and exp(−2a + b) overflows
-    f = sp.lambdify((a, b, p), out, modules="numpy")
-    with np.errstate(all="ignore"):
-        assert np.isfinite(f(math.log(1e-300), 1.0, 1e-300))
-    assert apply_rule("exp_shift_product", 2 * (p - sp.exp(a)) * sp.exp(b) * u).has(sp.Piecewise)
-    assert RULES_BY_NAME["exp_shift_product"].apply((sp.exp(a) - 1) * sp.exp(b)) == (sp.exp(a) - 1) * sp.exp(b)
-
-
 def test_rule_square_complement():
     from symloss.stabilize import Log1pSquareDv, Log1pSquareDvc
 

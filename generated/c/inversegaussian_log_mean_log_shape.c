@@ -30,11 +30,8 @@
  *
  * Stabilising rewrites applied (symloss.stabilize):
  *     exp_of_sum: exp(a)·exp(b) → exp(a + b)
- *     exp_shift_product: (exp(a) − y)·exp(c) → (1 − y·exp(−a))·exp(a + c)  (y > 0; where a > log y − 700, else
- *        (exp(a)/y − 1)·y·exp(c))
  *     standardised_square: u²·exp(2v) → (u·exp(v))²
  *     square_absorb: Square(z)·p → Square(z·√p)  (p > 0: exp(w) or a positive power)
- *     piecewise_guard: Piecewise((f(x), x > a), …) → Piecewise((f(guard(x, x > a, a + 1)), x > a), …)
  *
  * Conventions:
  *   * Every array argument has n elements (no broadcasting; repeat a shared value); the named constants
@@ -55,13 +52,8 @@ static double symloss_inversegaussian_log_mean_log_shape_terms(double log_mean, 
 {
     (void)log_mean; (void)log_shape; (void)y;
     const double _t0 = (0.5)*log_shape;
-    const double _t1 = log(y);
-    const double _t2 = _t1 - 700.0;
-    const double _t3 = (log_mean > _t2);
-    const double _t4 = ((log_mean <= _t2) ? log_mean : _t2);
-    const double _t5 = (-y*exp(-(_t3 ? log_mean : _t1 - 699.0)) + 1.0)*exp(_t0);
-    const double _t6 = (_t3 ? _t5 : y*(-1.0 + exp(_t4)/y)*exp(_t0 - _t4))/sqrt(y);
-    return -_t0 + (0.5)*(_t6*_t6);
+    const double _t1 = (y - exp(log_mean))*exp(-log_mean + _t0)/sqrt(y);
+    return -_t0 + (0.5)*(_t1*_t1);
 }
 
 /* ℓ of one observation, and its partial derivatives ∂ℓ/∂log_mean, ∂ℓ/∂log_shape into _g. */
@@ -69,18 +61,11 @@ static double symloss_inversegaussian_log_mean_log_shape_terms_and_grads(double 
 {
     (void)log_mean; (void)log_shape; (void)y;
     const double _t0 = (0.5)*log_shape;
-    const double _t1 = log(y);
-    const double _t2 = _t1 - 700.0;
-    const double _t3 = (log_mean > _t2);
-    const double _t4 = -(_t3 ? log_mean : _t1 - 699.0);
-    const double _t5 = y*exp(_t4) - 1.0;
-    const double _t6 = ((log_mean <= _t2) ? log_mean : _t2);
-    const double _t7 = y*(-1.0 + exp(_t6)/y);
-    const double _t9 = (_t3 ? -_t5*exp(_t0) : _t7*exp(_t0 - _t6))/sqrt(y);
-    const double _t8 = (_t9*_t9);
-    _g[0] = (_t3 ? -_t5*exp(log_shape + _t4) : _t7*exp(log_shape - 2.0*_t6));
-    _g[1] = (0.5)*_t8 - 0.5;
-    return -_t0 + (0.5)*_t8;
+    const double _t1 = y - exp(log_mean);
+    const double _t2 = ((_t1*exp(-log_mean + _t0)/sqrt(y))*(_t1*exp(-log_mean + _t0)/sqrt(y)));
+    _g[0] = -_t1*exp(-2.0*log_mean + log_shape);
+    _g[1] = (0.5)*_t2 - 0.5;
+    return -_t0 + (0.5)*_t2;
 }
 
 /* The dropped constant c = −log p − ℓ of one observation. */

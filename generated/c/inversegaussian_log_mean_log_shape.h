@@ -30,11 +30,8 @@
  *
  * Stabilising rewrites applied (symloss.stabilize):
  *     exp_of_sum: exp(a)·exp(b) → exp(a + b)
- *     exp_shift_product: (exp(a) − y)·exp(c) → (1 − y·exp(−a))·exp(a + c)  (y > 0; where a > log y − 700, else
- *        (exp(a)/y − 1)·y·exp(c))
  *     standardised_square: u²·exp(2v) → (u·exp(v))²
  *     square_absorb: Square(z)·p → Square(z·√p)  (p > 0: exp(w) or a positive power)
- *     piecewise_guard: Piecewise((f(x), x > a), …) → Piecewise((f(guard(x, x > a, a + 1)), x > a), …)
  *
  * Conventions:
  *   * Every array argument has n elements (no broadcasting; repeat a shared value); the named constants

@@ -30,11 +30,8 @@ Torch built-in: none computes this loss.
 
 Stabilising rewrites applied (symloss.stabilize):
     exp_of_sum: exp(a)·exp(b) → exp(a + b)
-    exp_shift_product: (exp(a) − y)·exp(c) → (1 − y·exp(−a))·exp(a + c)  (y > 0; where a > log y − 700, else
-        (exp(a)/y − 1)·y·exp(c))
     standardised_square: u²·exp(2v) → (u·exp(v))²
     square_absorb: Square(z)·p → Square(z·√p)  (p > 0: exp(w) or a positive power)
-    piecewise_guard: Piecewise((f(x), x > a), …) → Piecewise((f(guard(x, x > a, a + 1)), x > a), …)
 
 Conventions:
     * Inputs broadcast against each other and the target as in torch; dtype (float32/float64) follows the
@@ -81,29 +78,17 @@ _WRT_INDEX = (0, 1)
 def _loss_terms(log_mean, log_shape, y):
     """ℓ of each observation."""
     _t0 = (1/2)*log_shape
-    _t1 = torch.log(y)
-    _t2 = _t1 - 700
-    _t3 = (log_mean > _t2)
-    _t4 = torch.where((log_mean <= _t2), log_mean, _t2)
-    _t5 = (-y*torch.exp(-torch.where(_t3, log_mean, _t1 - 699)) + 1)*torch.exp(_t0)
-    _t6 = (torch.where(_t3, _t5, y*(-1 + torch.exp(_t4)/y)*torch.exp(_t0 - _t4))/torch.sqrt(y))**2
-    return -_t0 + (1/2)*_t6
+    return -_t0 + (1/2)*((y - torch.exp(log_mean))*torch.exp(-log_mean + _t0)/torch.sqrt(y))**2
 
 
 def _loss_terms_and_grads(log_mean, log_shape, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂log_mean, ∂ℓ/∂log_shape."""
     _t0 = (1/2)*log_shape
-    _t1 = torch.log(y)
-    _t2 = _t1 - 700
-    _t3 = (log_mean > _t2)
-    _t4 = -torch.where(_t3, log_mean, _t1 - 699)
-    _t5 = -y*torch.exp(_t4) + 1
-    _t6 = torch.where((log_mean <= _t2), log_mean, _t2)
-    _t7 = y*(-1 + torch.exp(_t6)/y)
-    _t8 = (torch.where(_t3, _t5*torch.exp(_t0), _t7*torch.exp(_t0 - _t6))/torch.sqrt(y))**2
-    _value = -_t0 + (1/2)*_t8
-    _grad0 = torch.where(_t3, _t5*torch.exp(log_shape + _t4), _t7*torch.exp(log_shape - 2*_t6))
-    _grad1 = (1/2)*_t8 - 1/2
+    _t1 = y - torch.exp(log_mean)
+    _t2 = (_t1*torch.exp(-log_mean + _t0)/torch.sqrt(y))**2
+    _value = -_t0 + (1/2)*_t2
+    _grad0 = -_t1*torch.exp(-2*log_mean + log_shape)
+    _grad1 = (1/2)*_t2 - 1/2
     return _value, (_grad0, _grad1)
 
 

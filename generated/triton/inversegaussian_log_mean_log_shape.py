@@ -30,11 +30,8 @@ Torch built-in: none computes this loss.
 
 Stabilising rewrites applied (symloss.stabilize):
     exp_of_sum: exp(a)·exp(b) → exp(a + b)
-    exp_shift_product: (exp(a) − y)·exp(c) → (1 − y·exp(−a))·exp(a + c)  (y > 0; where a > log y − 700, else
-        (exp(a)/y − 1)·y·exp(c))
     standardised_square: u²·exp(2v) → (u·exp(v))²
     square_absorb: Square(z)·p → Square(z·√p)  (p > 0: exp(w) or a positive power)
-    piecewise_guard: Piecewise((f(x), x > a), …) → Piecewise((f(guard(x, x > a, a + 1)), x > a), …)
 
 Conventions:
     * Inputs broadcast against each other and the target as in torch; dtype (float32/float64) follows the
@@ -127,13 +124,8 @@ def _loss_terms(log_mean, log_shape, y):
     """ℓ of each observation."""
     _dt = log_mean.dtype
     _t0 = (0.5)*log_shape
-    _t1 = _log(y)
-    _t2 = _t1 - 700
-    _t3 = (log_mean > _t2)
-    _t4 = tl.where((log_mean <= _t2), log_mean, _t2)
-    _t5 = (-y*_exp(-tl.where(_t3, log_mean, _t1 - 699)) + 1)*_exp(_t0)
-    _t6 = tl.where(_t3, _t5, y*(-1 + _exp(_t4)/y)*_exp(_t0 - _t4))/_sqrt(y)
-    return -_t0 + (0.5)*_t6*_t6
+    _t1 = (y - _exp(log_mean))*_exp(-log_mean + _t0)/_sqrt(y)
+    return -_t0 + (0.5)*_t1*_t1
 
 
 @triton.jit
@@ -141,18 +133,11 @@ def _loss_terms_and_grads(log_mean, log_shape, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂log_mean, ∂ℓ/∂log_shape."""
     _dt = log_mean.dtype
     _t0 = (0.5)*log_shape
-    _t1 = _log(y)
-    _t2 = _t1 - 700
-    _t3 = (log_mean > _t2)
-    _t4 = -tl.where(_t3, log_mean, _t1 - 699)
-    _t5 = -y*_exp(_t4) + 1
-    _t6 = tl.where((log_mean <= _t2), log_mean, _t2)
-    _t7 = y*(-1 + _exp(_t6)/y)
-    _t9 = tl.where(_t3, _t5*_exp(_t0), _t7*_exp(_t0 - _t6))/_sqrt(y)
-    _t8 = _t9*_t9
-    _value = -_t0 + (0.5)*_t8
-    _grad0 = tl.where(_t3, _t5*_exp(log_shape + _t4), _t7*_exp(log_shape - 2*_t6))
-    _grad1 = (0.5)*_t8 + (-0.5)
+    _t1 = y - _exp(log_mean)
+    _t2 = ((_t1*_exp(-log_mean + _t0)/_sqrt(y))*(_t1*_exp(-log_mean + _t0)/_sqrt(y)))
+    _value = -_t0 + (0.5)*_t2
+    _grad0 = -_t1*_exp(-2*log_mean + log_shape)
+    _grad1 = (0.5)*_t2 + (-0.5)
     return _value, _grad0, _grad1
 
 
