@@ -55,6 +55,7 @@ class CLossPrinter(_LossPrinterMixin, C99CodePrinter):
 
     _where = ""  # Piecewise and Guard are printed as ?: below
     _max, _min = "fmax", "fmin"
+    _helper_prefix = ""  # _helper() prefixes the module's own name
 
     def __init__(self, names: Mapping[sp.Basic, str] | None = None, settings: dict | None = None):
         C99CodePrinter.__init__(self, {"strict": True, **(settings or {})})
@@ -191,21 +192,6 @@ class CLossPrinter(_LossPrinterMixin, C99CodePrinter):
 
     def _print_XLog1pY(self, expr: sp.Basic) -> str:
         return self._helper("xlog1py", *expr.args)
-
-    def _print_Log1mExp(self, expr: sp.Basic) -> str:
-        return self._helper("log1mexp", *expr.args)
-
-    def _print_Log1pSquare(self, expr: sp.Basic) -> str:
-        return self._helper("log1p_square", *expr.args)
-
-    def _print_Log1pSquareDu(self, expr: sp.Basic) -> str:
-        return self._helper("log1p_square_du", *expr.args)
-
-    def _print_Log1pSquareDv(self, expr: sp.Basic) -> str:
-        return self._helper("log1p_square_dv", *expr.args)
-
-    def _print_Log1pSquareDvc(self, expr: sp.Basic) -> str:
-        return self._helper("log1p_square_dvc", *expr.args)
 
     def _print_LogNdtr(self, expr: sp.Basic) -> str:
         return self._helper("log_ndtr", *expr.args)

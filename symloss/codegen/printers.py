@@ -29,11 +29,6 @@ from ..stabilize import (
     DLogTanhc,
     Guard,
     LgammaCorrection,
-    Log1mExp,
-    Log1pSquare,
-    Log1pSquareDu,
-    Log1pSquareDv,
-    Log1pSquareDvc,
     LogAddExp,
     LogBeta,
     LogGamma,
@@ -123,6 +118,17 @@ class _LossPrinterMixin:
     def _call(self, fqn: str, *args: sp.Basic, extra: str = "") -> str:
         inner = ", ".join(self._print(a) for a in args)
         return f"{self._module_format(fqn)}({inner}{extra})"  # type: ignore[attr-defined]
+
+    # -- stable functions computed by a helper function of the generated module
+    #: class name -> helper name (the module defines it; C adds its name prefix, the Python targets a "_")
+    HELPER_CALLS: dict[str, str] = {
+        "Log1mExp": "log1mexp", "Log1pSquare": "log1p_square", "Log1pSquareDu": "log1p_square_du",
+        "Log1pSquareDv": "log1p_square_dv", "Log1pSquareDvc": "log1p_square_dvc",
+    }
+    _helper_prefix = "_"
+
+    def _print_helper_call(self, expr: sp.Basic) -> str:
+        return self._helper(self._helper_prefix + self.HELPER_CALLS[type(expr).__name__], *expr.args)
 
     # -- structure
     def _as_ordered_terms(self, expr: sp.Expr, order: str | None = None) -> list[sp.Expr]:
@@ -231,6 +237,10 @@ class _LossPrinterMixin:
         return self._print_not_supported(expr)
 
 
+for _name in _LossPrinterMixin.HELPER_CALLS:  # SymPy dispatches on _print_<class name>
+    setattr(_LossPrinterMixin, f"_print_{_name}", _LossPrinterMixin._print_helper_call)
+
+
 class NumpyLossPrinter(_LossPrinterMixin, NumPyPrinter):
     """SymPy → NumPy (``np.``), with the module's own helpers where NumPy has no function."""
 
@@ -260,21 +270,6 @@ class NumpyLossPrinter(_LossPrinterMixin, NumPyPrinter):
 
     def _print_XLog1pY(self, expr: XLog1pY) -> str:
         return self._helper("_xlog1py", *expr.args)
-
-    def _print_Log1mExp(self, expr: Log1mExp) -> str:
-        return self._helper("_log1mexp", *expr.args)
-
-    def _print_Log1pSquare(self, expr: Log1pSquare) -> str:
-        return self._helper("_log1p_square", *expr.args)
-
-    def _print_Log1pSquareDu(self, expr: Log1pSquareDu) -> str:
-        return self._helper("_log1p_square_du", *expr.args)
-
-    def _print_Log1pSquareDv(self, expr: Log1pSquareDv) -> str:
-        return self._helper("_log1p_square_dv", *expr.args)
-
-    def _print_Log1pSquareDvc(self, expr: Log1pSquareDvc) -> str:
-        return self._helper("_log1p_square_dvc", *expr.args)
 
     def _print_LogNdtr(self, expr: LogNdtr) -> str:
         return self._helper("_log_ndtr", *expr.args)
@@ -359,21 +354,6 @@ class TorchLossPrinter(_LossPrinterMixin, TorchPrinter):
 
     def _print_XLog1pY(self, expr: XLog1pY) -> str:
         return self._call("torch.special.xlog1py", *expr.args)
-
-    def _print_Log1mExp(self, expr: Log1mExp) -> str:
-        return self._helper("_log1mexp", *expr.args)
-
-    def _print_Log1pSquare(self, expr: Log1pSquare) -> str:
-        return self._helper("_log1p_square", *expr.args)
-
-    def _print_Log1pSquareDu(self, expr: Log1pSquareDu) -> str:
-        return self._helper("_log1p_square_du", *expr.args)
-
-    def _print_Log1pSquareDv(self, expr: Log1pSquareDv) -> str:
-        return self._helper("_log1p_square_dv", *expr.args)
-
-    def _print_Log1pSquareDvc(self, expr: Log1pSquareDvc) -> str:
-        return self._helper("_log1p_square_dvc", *expr.args)
 
     def _print_LogNdtr(self, expr: LogNdtr) -> str:
         return self._call("torch.special.log_ndtr", *expr.args)

@@ -210,21 +210,6 @@ class TritonLossPrinter(_LossPrinterMixin, PythonCodePrinter):
     def _print_XLog1pY(self, expr: sp.Basic) -> str:
         return self._helper("_xlog1py", *expr.args)
 
-    def _print_Log1mExp(self, expr: sp.Basic) -> str:
-        return self._helper("_log1mexp", *expr.args)
-
-    def _print_Log1pSquare(self, expr: sp.Basic) -> str:
-        return self._helper("_log1p_square", *expr.args)
-
-    def _print_Log1pSquareDu(self, expr: sp.Basic) -> str:
-        return self._helper("_log1p_square_du", *expr.args)
-
-    def _print_Log1pSquareDv(self, expr: sp.Basic) -> str:
-        return self._helper("_log1p_square_dv", *expr.args)
-
-    def _print_Log1pSquareDvc(self, expr: sp.Basic) -> str:
-        return self._helper("_log1p_square_dvc", *expr.args)
-
     def _print_LogNdtr(self, expr: sp.Basic) -> str:
         return self._helper("_log_ndtr", *expr.args)
 
