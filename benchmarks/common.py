@@ -96,6 +96,16 @@ def interleaved_medians(fns: dict[str, Callable[[], Any]], repeats: int, warmup:
     return {k: out[k] for k in fns}
 
 
+def record_times(result: Any, timed: dict[str, float | Exception]) -> None:
+    """Put the medians of :func:`interleaved_medians` into ``result.times`` (None and a note for a failure)."""
+    for key, t in timed.items():
+        if isinstance(t, Exception):
+            result.times[key] = None
+            result.notes.append(f"{key} failed: {t.__class__.__name__}: {str(t)[:200]}")
+        else:
+            result.times[key] = t
+
+
 _CACHE: dict[tuple[str, str], Any] = {}
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import special, stats
 
-from .common import catalog_loss, interleaved_medians, load_module
+from .common import catalog_loss, interleaved_medians, load_module, record_times
 
 
 def _softplus(x):
@@ -157,12 +157,7 @@ def run(n: int, repeats: int, log=print) -> list[NpResult]:
         impls["scipy value"] = lambda: case.scipy(a)
         with np.errstate(all="ignore"):
             timed = interleaved_medians(impls, repeats)  # side by side, one call of each per round
-        for k, t in timed.items():
-            if isinstance(t, Exception):
-                res.times[k] = None
-                res.notes.append(f"{k} failed: {t.__class__.__name__}: {str(t)[:200]}")
-            else:
-                res.times[k] = t
+        record_times(res, timed)
         if mod is not None:
             try:  # a sanity check that the three agree (up to the dropped constant for the value)
                 gv, gg = mod.value_and_grad(*args, a["y"])

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F  # noqa: N812
 
-from .common import catalog_loss, interleaved_medians, load_module, median_time
+from .common import catalog_loss, interleaved_medians, load_module, median_time, record_times
 
 
 def device() -> torch.device:
@@ -291,12 +291,7 @@ def run(ns: list[int], repeats: dict[int, int], compile_ns: set[int], log=print)
                         res.notes.append(f"{key} failed: {exc.__class__.__name__}: {msg}")
                         traceback.print_exc()
                 timed = interleaved_medians({k: _step(c, args, case.trained) for k, c in compiled.items()}, reps)
-                for key, t in timed.items():
-                    if isinstance(t, Exception):
-                        res.times[key] = None
-                        res.notes.append(f"{key} failed: {t.__class__.__name__}: {str(t)[:200]}")
-                    else:
-                        res.times[key] = t
+                record_times(res, timed)
                 torch._dynamo.reset()
             log(f"  torch {case.name} N={n:.0e}: " + ", ".join(
                 f"{k}={v * 1e3:.2f}ms" if v is not None else f"{k}=—" for k, v in res.times.items()))
