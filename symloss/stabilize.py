@@ -1337,35 +1337,6 @@ def _exp_of_sum(node: sp.Basic, ctx: Context) -> sp.Basic | None:
     return sp.Mul(sp.exp(sp.Add(*[e.args[0] for e in exps])), *rest)
 
 
-def _exp_shift_product(node: sp.Basic, ctx: Context) -> sp.Basic | None:
-    """k·(exp(a) − y)·exp(c) → k·(1 − y·exp(−a))·exp(a + c) where a > log y − 700, else k·(exp(a)/y − 1)·y·exp(c)
-    (y > 0, not a number): the difference of the two terms taken first, at most 1 in size, then one exp of
-    the true size (on the other branch y·exp(−a) overflows, and exp(a) − y ≈ −y does not cancel)."""
-    factors = list(sp.Mul.make_args(node))
-    exps = [f for f in factors if _is_exp(f)]
-    if len(exps) != 1:
-        return None
-    (e,) = exps
-    c = e.args[0]
-    for diff in factors:
-        if not isinstance(diff, sp.Add) or len(diff.args) != 2:
-            continue
-        for t in diff.args:
-            k, rest = t.as_coeff_Mul()
-            if not _is_exp(rest) or k == 0:
-                continue
-            a = rest.args[0]
-            y = -(diff - t) / k
-            if y.is_number or y.is_positive is not True:
-                continue
-            others = sp.Mul(*[f for f in factors if f is not diff and f is not e])
-            near = sp.Mul(1 - y * sp.exp(-a), sp.exp(a + c), evaluate=False)
-            far = sp.Mul(sp.exp(a) / y - 1, y, sp.exp(c), evaluate=False)
-            cond = sp.StrictGreaterThan(a, sp.expand_log(sp.log(y), force=False) - 700)
-            return others * k * sp.Piecewise((near, cond), (far, True))
-    return None
-
-
 def _standardised_square(node: sp.Basic, ctx: Context) -> sp.Basic | None:
     factors = list(sp.Mul.make_args(node))
     exps = [f for f in factors if _is_exp(f)]

@@ -312,6 +312,7 @@ def _positive_temporaries(replacements: list[tuple[sp.Symbol, sp.Expr]], reduced
     """cse may name a negated subexpression (``_t0 = -exp(x)``, used as ``-_t0 - y``): store the positive one
     instead (``_t0 = exp(x)``, used as ``_t0 - y``) wherever that leaves fewer negations to compute.
     Negation is exact, so the values are bit-identical; only passes over the arrays are saved."""
+    current = None  # the negation count of the block as it stands, printed only when a candidate needs it
     for i in range(len(replacements)):
         sym, e = replacements[i]
         if e.is_Number or not e.could_extract_minus_sign():
@@ -319,8 +320,11 @@ def _positive_temporaries(replacements: list[tuple[sp.Symbol, sp.Expr]], reduced
         flip = {sym: -sym}
         cand = [(s, (-e if s == sym else x.xreplace(flip))) for s, x in replacements]
         cand_reduced = [x.xreplace(flip) for x in reduced]
-        if _negations(cand, cand_reduced, printer) < _negations(replacements, reduced, printer):
-            replacements, reduced = cand, cand_reduced
+        if current is None:
+            current = _negations(replacements, reduced, printer)
+        flipped = _negations(cand, cand_reduced, printer)
+        if flipped < current:
+            replacements, reduced, current = cand, cand_reduced, flipped
     # a name that the flip left as a bare alias of another (``_t4 = _t3``) is replaced by that name
     aliases = {s: e for s, e in replacements if isinstance(e, sp.Symbol)}
     while aliases:
