@@ -161,9 +161,7 @@ def build_problem(loss, limit: int = 600) -> Problem:
 def _in_support(loss, point: dict[str, Any]) -> bool:
     """Whether a grid point satisfies the support's coupling constraints (``y <= total_count``,
     ``y >= scale``: a bound that depends on another input), so that no loss is scored outside its support."""
-    from symloss.analysis.context import _support_constraints
-
-    for lo, hi in _support_constraints(loss):
+    for lo, hi in loss.support_constraints:
         a, b = point.get(str(lo)), point.get(str(hi))
         if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not a <= b:
             return False

@@ -121,6 +121,23 @@ class Loss:
     def grad(self, name: str) -> sp.Expr:
         return self.gradient[self.input(name)]
 
+    @property
+    def support_constraints(self) -> tuple[tuple[sp.Basic, sp.Basic], ...]:
+        """Pairs ``(a, b)`` meaning ``a <= b``: the support's bounds that couple the target to an input, as a
+        registry entry states them in its support note ("y <= total_count", "y >= scale")."""
+        note = getattr(self.distribution, "support_note", "") or ""
+        names: dict[str, sp.Basic] = {str(s): s for s in self.domains}
+        out = []
+        for part in note.replace(";", ",").split(","):
+            for op in ("<=", ">="):
+                if op in part:
+                    lhs, rhs = (t.strip() for t in part.split(op, 1))
+                    if lhs in names and rhs in names:
+                        a, b = names[lhs], names[rhs]
+                        out.append((a, b) if op == "<=" else (b, a))
+                    break
+        return tuple(out)
+
     def __repr__(self) -> str:
         known = f", known_as={self.known_as.key!r}" if self.known_as else ""
         return f"Loss({self.name!r}, inputs={self.input_names}, wrt={self.wrt_names}{known})"

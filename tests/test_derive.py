@@ -279,3 +279,12 @@ def test_errors_are_symloss_errors():
     for call in (lambda: symloss.derive("nope"), lambda: symloss.derive("normal", fixed={"scale": 0})):
         with pytest.raises(SymlossError):
             call()
+
+
+def test_support_constraints_couple_target_and_input():
+    """A support bound that depends on an input is stated as (a, b) meaning a <= b, with the loss's own symbols."""
+    pareto = symloss.derive("pareto")
+    assert [(str(a), str(b)) for a, b in pareto.support_constraints] == [("scale", "y")]
+    binomial = symloss.derive("binomial")
+    assert [(str(a), str(b)) for a, b in binomial.support_constraints] == [("y", "total_count")]
+    assert symloss.derive("normal").support_constraints == ()

@@ -111,7 +111,7 @@ class Problem:
         vector = loss.metadata.get("vector") if loss.event == "vector" else None
         return Problem(
             expr=_elementary(loss.expr), wrt=tuple(loss.wrt), target=loss.target, domains=dict(loss.domains),
-            constraints=_support_constraints(loss), vector=vector,
+            constraints=loss.support_constraints, vector=vector,
             axis=str(loss.metadata.get("axis", "class")), loss=loss,
         )
 
@@ -169,23 +169,6 @@ class Problem:
         if self._flat is None:
             self._flat = Flat.build(self)
         return self._flat
-
-
-def _support_constraints(loss: Loss) -> tuple[tuple[sp.Basic, sp.Basic], ...]:
-    """Coupling constraints stated by a registry entry's support note ("y <= total_count", "y >= scale")."""
-    d = loss.distribution
-    note = getattr(d, "support_note", "") or ""
-    names: dict[str, sp.Basic] = {str(s): s for s in loss.domains}
-    out = []
-    for part in note.replace(";", ",").split(","):
-        for op in ("<=", ">="):
-            if op in part:
-                lhs, rhs = (t.strip() for t in part.split(op, 1))
-                if lhs in names and rhs in names:
-                    a, b = names[lhs], names[rhs]
-                    out.append((a, b) if op == "<=" else (b, a))
-                break
-    return tuple(out)
 
 
 # ---------------------------------------------------------------------------------------------------------

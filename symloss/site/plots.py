@@ -117,15 +117,14 @@ class PlotSetup:
 
 def _support_mask(loss: Loss, values: dict[str, Any], target: Any) -> Any:
     """True where the target lies in the support, for supports bounded by an input ("y >= scale")."""
-    import re
-
-    note = getattr(loss.distribution, "support_note", "") or ""
-    m = re.fullmatch(r"\s*y\s*(>=|<=|>|<)\s*([A-Za-z_]\w*)\s*", note)
-    if not m or m.group(2) not in values or isinstance(target, tuple):
+    if isinstance(target, tuple):
         return True
-    bound = np.asarray(values[m.group(2)], dtype=float)
-    t = float(target)
-    return {">=": t >= bound, "<=": t <= bound, ">": t > bound, "<": t < bound}[m.group(1)]
+    named = {**values, str(loss.target): target}
+    mask: Any = True
+    for lo, hi in loss.support_constraints:
+        if str(lo) in named and str(hi) in named:
+            mask = mask & (np.asarray(named[str(lo)], dtype=float) <= np.asarray(named[str(hi)], dtype=float))
+    return mask
 
 
 def _domain_name(loss: Loss, symbol: Any) -> str:
