@@ -229,3 +229,63 @@ def test_triton_helpers_in_the_interpreter():
     nb = module_for("negativebinomial", "triton")
     _, (g_r, _) = nb.value_and_grad(t([1e-30]), t([1e4]), t([0.0]), reduction="none")
     assert float(g_r[0]) == pytest.approx(1e4, rel=1e-14)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# lgamma(x + h) − lgamma(x): the lgamma_difference rule (Student-t's lgamma(ν/2) − lgamma((ν + 1)/2), the
+# negative binomial's lgamma(r) − lgamma(r + y))
+@pytest.mark.parametrize("target", ["numpy", "torch"])
+def test_lgamma_difference_helper_against_mpmath(target):
+    mod = module_for("negativebinomial", target)
+    conv = (lambda v: torch.tensor(v, dtype=torch.float64)) if target == "torch" else (lambda v: np.float64(v))
+    worst = 0.0
+    with np.errstate(over="ignore"):  # 1/(z·z) underflows to 0 for z = 1e300, as it should
+        for x in SWEEP:
+            for h in [0.0, 0.5, 1.0, 2.0, 3.0, 7.5, 10.0, 100.0, 1e6, 1e30, 1e300]:
+                with mpmath.workdps(400):
+                    want = mpmath.loggamma(mpmath.mpf(x) + mpmath.mpf(h)) - mpmath.loggamma(x)
+                got = float(mod._lgamma_diff(conv(x), conv(h)))
+                if h == 0.0:
+                    assert got == 0.0
+                    continue
+                worst = max(worst, ulps(got, want))
+    assert worst <= 16
+    # the two lgammas are 6.9e31 and cancel in float64 to 0: the difference is ½·log(1e30) + O(1e-30)
+    assert float(mod._lgamma_diff(conv(1e30), conv(0.5))) == pytest.approx(0.5 * math.log(1e30), rel=1e-15)
+
+
+def studentt_truth(df: float, loc: float, ls: float, y: float) -> float:
+    with mpmath.workdps(120):
+        nu, z = mpmath.mpf(df), (mpmath.mpf(y) - loc) * mpmath.exp(-ls)
+        return float(ls + mpmath.log(nu) / 2 + (nu + 1) / 2 * mpmath.log1p(z**2 / nu)
+                     + mpmath.loggamma(nu / 2) - mpmath.loggamma((nu + 1) / 2))
+
+
+@pytest.mark.parametrize("target", ["numpy", "torch"])
+@pytest.mark.parametrize("df", [2e30, 1e20, 1e8, 30.0, 19.0, 3.0, 1.0, 0.5, 1e-30])
+def test_studentt_value_at_huge_df(target, df):
+    """At ν = 2e30 the Student-t is a normal: ℓ = s + ½·log ν + ((ν + 1)/2)·log1p(z²/ν) − (lgamma((ν + 1)/2)
+    − lgamma(ν/2)), where the last difference is ½·log(ν/2) (34.5), not the 0 that two lgammas of 6.9e31 give."""
+    value, _ = run(target, "studentt", [df], [0.0], [0.0], [1.0])
+    want = studentt_truth(df, 0.0, 0.0, 1.0)
+    # below ν = 20 the difference is two lgammas of size ~13 (1 ulp each) in a result of 0.87: up to ~30 ulps
+    assert ulps(value[0], want) <= (32 if df < 20 else 16), (value[0], want)
+    # the training loss drops ½·log π; scipy's own logpdf cancels at huge ν
+    assert value[0] + 0.5 * math.log(math.pi) == pytest.approx(-ss.t.logpdf(1.0, df), rel=1e-9) or df > 1e15
+
+
+@pytest.mark.parametrize("target", ["numpy", "torch"])
+@pytest.mark.parametrize("r, logits, y", [(1e300, -40.0, 1.0), (1e300, -40.0, 1e6), (1e30, -69.0, 3.0),
+                                          (1e-30, 1.0, 3.0), (2.5, 0.3, 4.0), (1e30, 0.0, 0.0)])
+def test_negative_binomial_value_at_huge_total_count(target, r, logits, y):
+    """lgamma(r) − lgamma(r + y) at r = 1e300 is −y·log r (−690.8), not the 0 of two 6.9e302-sized lgammas (which
+    also swallowed r·softplus(logits) = 4e282 before)."""
+    value, _ = run(target, "negativebinomial", [r], [logits], [y])
+    with mpmath.workdps(400):
+        rr, yy, z = mpmath.mpf(r), mpmath.mpf(y), mpmath.mpf(logits)
+        parts = [rr * mpmath.log1p(mpmath.exp(z)), yy * mpmath.log1p(mpmath.exp(-z)),
+                 mpmath.loggamma(rr) - mpmath.loggamma(rr + yy)]
+        want = float(sum(parts))
+        # condition number of the sum: at r = 1e30, logits = −69 the parts 207 and −207.2 cancel to 0.85
+        kappa = float(sum(abs(p) for p in parts) / abs(sum(parts))) if want else 1.0
+    assert ulps(value[0], want) <= 16 * max(1.0, kappa), (value[0], want, kappa)

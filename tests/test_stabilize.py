@@ -27,6 +27,7 @@ from symloss.stabilize import (
     DLogTanhc,
     Guard,
     LgammaCorrection,
+    LgammaDifference,
     Log1mExp,
     LogAddExp,
     LogAddExpFallback,
@@ -166,6 +167,21 @@ def test_rule_digamma_difference():
     out = apply_rule("digamma_difference", sp.expand(expr))
     assert out.has(DigammaDifference) and not out.has(sp.polygamma)
     assert_same_value(sp.expand(expr), out, [{p: 2.5, q: 0.5, a: 1}, {p: 30, q: 12, a: 0}])
+
+
+def test_rule_lgamma_difference():
+    q = sp.Symbol("q", positive=True)
+    expr = LogGamma(p) - LogGamma(p + q) + q * sp.log(a + 1)
+    out = apply_rule("lgamma_difference", expr)
+    assert out.has(LgammaDifference) and not out.has(LogGamma)
+    assert_same_value(expr, out, [{p: 2.5, q: 0.5, a: 1}, {p: 30, q: 12, a: 0}])
+    # the Student-t's pair: h is the number ½, the smaller argument ν/2 is x
+    nu = sp.Symbol("nu", positive=True)
+    out = apply_rule("lgamma_difference", LogGamma(nu / 2) - LogGamma(nu / 2 + sp.Rational(1, 2)))
+    assert out == -LgammaDifference(nu / 2, sp.Rational(1, 2))
+    # the derivative in x is the digamma difference, not two digammas that cancel
+    assert sp.diff(LgammaDifference(p, q), p) == DigammaDifference(p, q)
+    assert LgammaDifference(p, 0) == 0
 
 
 def test_rule_lgamma_stirling():

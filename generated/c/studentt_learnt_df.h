@@ -37,7 +37,7 @@
  *
  * Stabilising rewrites applied (symloss.stabilize):
  *     log_gamma: log Γ(x) → lgamma(x);  log x! → lgamma(x + 1)
- *     digamma_difference: ψ(x + h) − ψ(x) → digamma_difference(x, h)
+ *     lgamma_difference: lgamma(x + h) − lgamma(x) → lgamma_difference(x, h)
  *     log1p: log(1 + x) → log1p(x)
  *     exp_of_sum: exp(a)·exp(b) → exp(a + b)
  *     standardised_square: u²·exp(2v) → (u·exp(v))²

@@ -34,7 +34,7 @@
  *
  * Stabilising rewrites applied (symloss.stabilize):
  *     log_gamma: log Γ(x) → lgamma(x);  log x! → lgamma(x + 1)
- *     digamma_difference: ψ(x + h) − ψ(x) → digamma_difference(x, h)
+ *     lgamma_difference: lgamma(x + h) − lgamma(x) → lgamma_difference(x, h)
  *     log1p: log(1 + x) → log1p(x)
  *     standardised_square: u²·exp(2v) → (u·exp(v))²
  *     log1p_square: log1p(p·(u·exp(w))²) → log1p_square(u, w + log(p)/2)  (p > 0)

@@ -47,8 +47,8 @@
  *
  * Stabilising rewrites applied (symloss.stabilize):
  *     log_gamma: log Γ(x) → lgamma(x);  log x! → lgamma(x + 1)
+ *     lgamma_difference: lgamma(x + h) − lgamma(x) → lgamma_difference(x, h)
  *     digamma_difference: ψ(x + h) − ψ(x) → digamma_difference(x, h)
- *     lgamma_stirling: lgamma(c·e^u) + r → (c·e^u − ½)(u + log c) − c·e^u + ½·log 2π + δ(c·e^u) + r  (c·e^u ≥ 10)
  *     sigmoid: 1/(1 + exp(−x)) → sigmoid(x);  1/(1 + exp(x)) → sigmoid(−x)
  *     sigmoid_absorb: exp(x)·sigmoid(−x) → sigmoid(x)  (exp(x)/(1 + exp(x)) → sigmoid(x))
  *     softplus: log(1 + exp(x)) → softplus(x)
@@ -107,6 +107,18 @@ static double symloss_zinb_lgammacor(double x)
            / x;
 }
 
+/* lgamma(x + h) − lgamma(x) for x > 0, x + h > 0: (x − ½)·log1p(h/x) + h·log(x + h) − h + δ(x + h) − δ(x) once
+   x and x + h are ≥ 10 (Stirling's log terms combined: the two lgammas would cancel), the two lgammas below
+   (each O(10), or their difference as large as they are); exactly 0 at h = 0. */
+static double symloss_zinb_lgamma_diff(double x, double h)
+{
+    const double s = x + h;
+    if (x >= 10.0 && s >= 10.0) {
+        return (x - 0.5) * log1p(h / x) + h * log(s) - h + (symloss_zinb_lgammacor(s) - symloss_zinb_lgammacor(x));
+    }
+    return lgamma(s) - lgamma(x);
+}
+
 /* ψ(x + h) − ψ(x) for x > 0, x + h > 0, without cancellation: Σ h/(z(z + h)) while shifting z = x until z
    and z + h are ≥ 10, then log1p(h/z) + h/(2z(z + h)) + ε(z + h) − ε(z), the last as a divided difference of the series (its
    factor 1/(z + h) − 1/z = −h/(z(z + h)) computed from h); exactly 0 at h = 0. */
@@ -142,21 +154,13 @@ static double symloss_zinb_terms(double log_total_count, double logits, double l
 {
     (void)log_total_count; (void)logits; (void)logit_gate; (void)y;
     const double _t0 = ((y == 0.0) ? 1.0 : 0.0);
-    const double _t1 = -logit_gate;
-    const double _t2 = exp(log_total_count);
-    const double _t3 = symloss_zinb_softplus(logits);
-    const double _t4 = _t2*_t3;
-    const double _t5 = symloss_zinb_sigmoid(_t1)*expm1(-_t4);
-    const double _t6 = symloss_zinb_softplus(logit_gate);
-    const double _t7 = 2.302585092994046;
-    const double _t8 = (log_total_count >= _t7);
-    const double _t9 = (_t8 ? log_total_count : _t7);
-    const double _t10 = exp(_t9);
-    const double _t11 = exp(((log_total_count < _t7) ? log_total_count : _t7 - 1.0));
-    const double _t12 = _t10*(-_t3 - _t9 + 1.0) + (0.5)*_t9 - symloss_zinb_lgammacor(_t10) - 0.9189385332046728;
-    const double _t13 = (_t8 ? _t12 : -_t11*_t3 - lgamma(_t11));
-    const double _t14 = -(1.0 - _t0)*(_t13 - _t6 - y*symloss_zinb_softplus(-logits) + lgamma(y + _t2) - lgamma(y + 1.0));
-    return -_t0*((_t5 > -0.5) ? log1p(_t5) : symloss_zinb_logaddexp(-_t4 - _t6, -symloss_zinb_softplus(_t1))) + _t14;
+    const double _t1 = exp(log_total_count);
+    const double _t2 = _t1*symloss_zinb_softplus(logits);
+    const double _t3 = _t2 + symloss_zinb_softplus(logit_gate);
+    const double _t4 = -logit_gate;
+    const double _t5 = symloss_zinb_sigmoid(_t4)*expm1(-_t2);
+    const double _t6 = -(1.0 - _t0)*(-_t3 - y*symloss_zinb_softplus(-logits) + symloss_zinb_lgamma_diff(_t1, y) - lgamma(y + 1.0));
+    return -_t0*((_t5 > -0.5) ? log1p(_t5) : symloss_zinb_logaddexp(-_t3, -symloss_zinb_softplus(_t4))) + _t6;
 }
 
 /* ℓ of one observation, and its partial derivatives ∂ℓ/∂log_total_count, ∂ℓ/∂logits, ∂ℓ/∂logit_gate into _g. */
@@ -165,28 +169,21 @@ static double symloss_zinb_terms_and_grads(double log_total_count, double logits
     (void)log_total_count; (void)logits; (void)logit_gate; (void)y;
     const double _t0 = (y == 0.0);
     const double _t1 = (_t0 ? 1.0 : 0.0);
-    const double _t2 = -logit_gate;
-    const double _t3 = exp(log_total_count);
+    const double _t2 = exp(log_total_count);
+    const double _t3 = -logits;
     const double _t4 = symloss_zinb_softplus(logits);
-    const double _t5 = _t3*_t4;
-    const double _t6 = symloss_zinb_sigmoid(_t2)*expm1(-_t5);
-    const double _t7 = symloss_zinb_softplus(logit_gate);
-    const double _t8 = -logits;
-    const double _t9 = 2.302585092994046;
-    const double _t10 = (log_total_count >= _t9);
-    const double _t11 = (_t10 ? log_total_count : _t9);
-    const double _t12 = exp(_t11);
-    const double _t13 = exp(((log_total_count < _t9) ? log_total_count : _t9 - 1.0));
-    const double _t14 = logit_gate + _t5;
-    const double _t15 = symloss_zinb_sigmoid(-_t14);
-    const double _t16 = symloss_zinb_sigmoid(logits);
-    const double _t17 = (0.5)*_t11 + _t12*(-_t11 - _t4 + 1.0) - symloss_zinb_lgammacor(_t12) - 0.9189385332046728;
-    const double _t18 = (_t10 ? _t17 : -_t13*_t4 - lgamma(_t13));
-    const double _t19 = -(1.0 - _t1)*(_t18 - _t7 - y*symloss_zinb_softplus(_t8) + lgamma(y + _t3) - lgamma(y + 1.0));
-    _g[0] = (_t0 ? _t15*_t5 : _t3*(_t4 - symloss_zinb_digamma_diff(_t3, y)));
-    _g[1] = (_t0 ? _t15*_t16*_t3 : _t16*_t3 - y*symloss_zinb_sigmoid(_t8));
-    _g[2] = (_t0 ? _t6*symloss_zinb_sigmoid(_t14) : symloss_zinb_sigmoid(logit_gate));
-    return -_t1*((_t6 > -0.5) ? log1p(_t6) : symloss_zinb_logaddexp(-_t5 - _t7, -symloss_zinb_softplus(_t2))) + _t19;
+    const double _t5 = _t2*_t4;
+    const double _t6 = _t5 + symloss_zinb_softplus(logit_gate);
+    const double _t7 = -logit_gate;
+    const double _t8 = symloss_zinb_sigmoid(_t7)*expm1(-_t5);
+    const double _t9 = logit_gate + _t5;
+    const double _t10 = symloss_zinb_sigmoid(-_t9);
+    const double _t11 = symloss_zinb_sigmoid(logits);
+    const double _t12 = -(1.0 - _t1)*(-_t6 - y*symloss_zinb_softplus(_t3) + symloss_zinb_lgamma_diff(_t2, y) - lgamma(y + 1.0));
+    _g[0] = (_t0 ? _t10*_t5 : _t2*(_t4 - symloss_zinb_digamma_diff(_t2, y)));
+    _g[1] = (_t0 ? _t10*_t11*_t2 : _t11*_t2 - y*symloss_zinb_sigmoid(_t3));
+    _g[2] = (_t0 ? _t8*symloss_zinb_sigmoid(_t9) : symloss_zinb_sigmoid(logit_gate));
+    return -_t1*((_t8 > -0.5) ? log1p(_t8) : symloss_zinb_logaddexp(-_t6, -symloss_zinb_softplus(_t7))) + _t12;
 }
 
 /* The dropped constant c = −log p − ℓ of one observation. */

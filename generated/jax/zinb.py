@@ -47,8 +47,8 @@ Torch built-in: none computes this loss.
 
 Stabilising rewrites applied (symloss.stabilize):
     log_gamma: log Γ(x) → lgamma(x);  log x! → lgamma(x + 1)
+    lgamma_difference: lgamma(x + h) − lgamma(x) → lgamma_difference(x, h)
     digamma_difference: ψ(x + h) − ψ(x) → digamma_difference(x, h)
-    lgamma_stirling: lgamma(c·e^u) + r → (c·e^u − ½)(u + log c) − c·e^u + ½·log 2π + δ(c·e^u) + r  (c·e^u ≥ 10)
     sigmoid: 1/(1 + exp(−x)) → sigmoid(x);  1/(1 + exp(x)) → sigmoid(−x)
     sigmoid_absorb: exp(x)·sigmoid(−x) → sigmoid(x)  (exp(x)/(1 + exp(x)) → sigmoid(x))
     softplus: log(1 + exp(x)) → softplus(x)
@@ -102,6 +102,21 @@ def _lgammacor(x):
     return jnp.where(big, series, direct)
 
 
+def _lgamma_diff(x, h):
+    """lgamma(x + h) − lgamma(x) for x > 0, x + h > 0: (x − ½)·log1p(h/x) + h·log(x + h) − h + δ(x + h) − δ(x)
+    once x and x + h are ≥ 10 (Stirling's log terms combined: the two lgammas would cancel), the two lgammas
+    below (each O(10), or their difference as large as they are); exactly 0 at h = 0."""
+    big = (x >= 10.0) & (x + h >= 10.0)
+    xb = jnp.where(big, x, 10.0)
+    hb = jnp.where(big, h, 0.0)
+    sb = xb + hb
+    large = (xb - 0.5) * jnp.log1p(hb / xb) + hb * jnp.log(sb) - hb + (_lgammacor(sb) - _lgammacor(xb))
+    xs = jnp.where(big, 1.0, x)
+    hs = jnp.where(big, 0.0, h)
+    gammaln = jax.scipy.special.gammaln
+    return jnp.where(big, large, gammaln(xs + hs) - gammaln(xs))
+
+
 def _digamma_diff(x, h):
     """ψ(x + h) − ψ(x) for x > 0, x + h > 0, without cancellation: Σ h/(z(z + h)) while shifting z = x until z
     and z + h are ≥ 10, then log1p(h/z) + h/(2z(z + h)) + ε(z + h) − ε(z), the last as a divided difference
@@ -129,53 +144,36 @@ def _digamma_diff(x, h):
 def _loss_terms(log_total_count, logits, logit_gate, y):
     """ℓ of each observation."""
     _t0 = jnp.where((y == 0), 1, 0)
-    _t1 = -logit_gate
-    _t2 = jnp.exp(log_total_count)
-    _t3 = jnp.logaddexp(0.0, logits)
-    _t4 = _t2*_t3
-    _t5 = jax.nn.sigmoid(_t1)*jnp.expm1(-_t4)
-    _t6 = jnp.logaddexp(0.0, logit_gate)
-    _t7 = math.log(10)
-    _t8 = (log_total_count >= _t7)
-    _t9 = jnp.where(_t8, log_total_count, _t7)
-    _t10 = jnp.exp(_t9)
-    _t11 = jnp.exp(jnp.where((log_total_count < _t7), log_total_count, _t7 - 1))
-    _t12 = jnp.where((_t5 > -1/2), jnp.log1p(_t5), jnp.logaddexp(-_t4 - _t6, -jnp.logaddexp(0.0, _t1)))
-    _t13 = _t10*(-_t3 - _t9 + 1) + (1/2)*_t9 - _lgammacor(_t10) - 0.9189385332046728
-    _t14 = jnp.where(_t8, _t13, -_t11*_t3 - jax.scipy.special.gammaln(_t11))
-    _t15 = jax.scipy.special.gammaln(y + _t2)
-    _t16 = _t14 + _t15 - _t6 - y*jnp.logaddexp(0.0, -logits) - jax.scipy.special.gammaln(y + 1)
-    return -_t0*_t12 - _t16*(1 - _t0)
+    _t1 = jnp.exp(log_total_count)
+    _t2 = _t1*jnp.logaddexp(0.0, logits)
+    _t3 = _t2 + jnp.logaddexp(0.0, logit_gate)
+    _t4 = -logit_gate
+    _t5 = jax.nn.sigmoid(_t4)*jnp.expm1(-_t2)
+    _t6 = -jax.scipy.special.gammaln(y + 1)
+    _t7 = -_t0*jnp.where((_t5 > -1/2), jnp.log1p(_t5), jnp.logaddexp(-_t3, -jnp.logaddexp(0.0, _t4)))
+    return _t7 - (1 - _t0)*(-_t3 + _t6 - y*jnp.logaddexp(0.0, -logits) + _lgamma_diff(_t1, y))
 
 
 def _loss_terms_and_grads(log_total_count, logits, logit_gate, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂log_total_count, ∂ℓ/∂logits, ∂ℓ/∂logit_gate."""
     _t0 = (y == 0)
     _t1 = jnp.where(_t0, 1, 0)
-    _t2 = -logit_gate
-    _t3 = jnp.exp(log_total_count)
+    _t2 = jnp.exp(log_total_count)
+    _t3 = -logits
     _t4 = jnp.logaddexp(0.0, logits)
-    _t5 = _t3*_t4
-    _t6 = jax.nn.sigmoid(_t2)*jnp.expm1(-_t5)
-    _t7 = jnp.logaddexp(0.0, logit_gate)
-    _t8 = -logits
-    _t9 = math.log(10)
-    _t10 = (log_total_count >= _t9)
-    _t11 = jnp.where(_t10, log_total_count, _t9)
-    _t12 = jnp.exp(_t11)
-    _t13 = jnp.exp(jnp.where((log_total_count < _t9), log_total_count, _t9 - 1))
-    _t14 = logit_gate + _t5
-    _t15 = jax.nn.sigmoid(-_t14)
-    _t16 = jax.nn.sigmoid(logits)
-    _t17 = jnp.where((_t6 > -1/2), jnp.log1p(_t6), jnp.logaddexp(-_t5 - _t7, -jnp.logaddexp(0.0, _t2)))
-    _t18 = (1/2)*_t11 + _t12*(-_t11 - _t4 + 1) - _lgammacor(_t12) - 0.9189385332046728
-    _t19 = jnp.where(_t10, _t18, -_t13*_t4 - jax.scipy.special.gammaln(_t13))
-    _t20 = jax.scipy.special.gammaln(y + _t3)
-    _t21 = _t19 + _t20 - _t7 - y*jnp.logaddexp(0.0, _t8) - jax.scipy.special.gammaln(y + 1)
-    _value = -_t1*_t17 - _t21*(1 - _t1)
-    _grad0 = jnp.where(_t0, _t15*_t5, _t3*(_t4 - _digamma_diff(_t3, y)))
-    _grad1 = jnp.where(_t0, _t15*_t16*_t3, _t16*_t3 - y*jax.nn.sigmoid(_t8))
-    _grad2 = jnp.where(_t0, _t6*jax.nn.sigmoid(_t14), jax.nn.sigmoid(logit_gate))
+    _t5 = _t2*_t4
+    _t6 = _t5 + jnp.logaddexp(0.0, logit_gate)
+    _t7 = -logit_gate
+    _t8 = jax.nn.sigmoid(_t7)*jnp.expm1(-_t5)
+    _t9 = logit_gate + _t5
+    _t10 = jax.nn.sigmoid(-_t9)
+    _t11 = jax.nn.sigmoid(logits)
+    _t12 = -_t6 - y*jnp.logaddexp(0.0, _t3) + _lgamma_diff(_t2, y) - jax.scipy.special.gammaln(y + 1)
+    _t13 = -_t1*jnp.where((_t8 > -1/2), jnp.log1p(_t8), jnp.logaddexp(-_t6, -jnp.logaddexp(0.0, _t7)))
+    _value = -_t12*(1 - _t1) + _t13
+    _grad0 = jnp.where(_t0, _t10*_t5, _t2*(_t4 - _digamma_diff(_t2, y)))
+    _grad1 = jnp.where(_t0, _t10*_t11*_t2, _t11*_t2 - y*jax.nn.sigmoid(_t3))
+    _grad2 = jnp.where(_t0, _t8*jax.nn.sigmoid(_t9), jax.nn.sigmoid(logit_gate))
     return _value, (_grad0, _grad1, _grad2)
 
 

@@ -47,8 +47,8 @@ Torch built-in: none computes this loss.
 
 Stabilising rewrites applied (symloss.stabilize):
     log_gamma: log Γ(x) → lgamma(x);  log x! → lgamma(x + 1)
+    lgamma_difference: lgamma(x + h) − lgamma(x) → lgamma_difference(x, h)
     digamma_difference: ψ(x + h) − ψ(x) → digamma_difference(x, h)
-    lgamma_stirling: lgamma(c·e^u) + r → (c·e^u − ½)(u + log c) − c·e^u + ½·log 2π + δ(c·e^u) + r  (c·e^u ≥ 10)
     sigmoid: 1/(1 + exp(−x)) → sigmoid(x);  1/(1 + exp(x)) → sigmoid(−x)
     sigmoid_absorb: exp(x)·sigmoid(−x) → sigmoid(x)  (exp(x)/(1 + exp(x)) → sigmoid(x))
     softplus: log(1 + exp(x)) → softplus(x)
@@ -117,6 +117,23 @@ def _lgammacor(x):
     return torch.where(big, series, direct)
 
 
+def _lgamma_diff(x, h):
+    """lgamma(x + h) − lgamma(x) for x > 0, x + h > 0: (x − ½)·log1p(h/x) + h·log(x + h) − h + δ(x + h) − δ(x)
+    once x and x + h are ≥ 10 (Stirling's log terms combined: the two lgammas would cancel), the two lgammas
+    below (each O(10), or their difference as large as they are); exactly 0 at h = 0."""
+    if not isinstance(x, torch.Tensor):
+        x = torch.as_tensor(x, dtype=h.dtype, device=h.device)
+    h = torch.as_tensor(h, dtype=x.dtype, device=x.device)
+    big = (x >= 10.0) & (x + h >= 10.0)
+    xb = torch.where(big, x, 10.0)
+    hb = torch.where(big, h, 0.0)
+    sb = xb + hb
+    large = (xb - 0.5) * torch.log1p(hb / xb) + hb * torch.log(sb) - hb + (_lgammacor(sb) - _lgammacor(xb))
+    xs = torch.where(big, 1.0, x)
+    hs = torch.where(big, 0.0, h)
+    return torch.where(big, large, torch.lgamma(xs + hs) - torch.lgamma(xs))
+
+
 def _digamma_diff(x, h):
     """ψ(x + h) − ψ(x) for x > 0, x + h > 0, without cancellation: Σ h/(z(z + h)) while shifting z = x until z
     and z + h are ≥ 10, then log1p(h/z) + h/(2z(z + h)) + ε(z + h) − ε(z), the last as a divided difference
@@ -146,51 +163,34 @@ def _digamma_diff(x, h):
 def _loss_terms(log_total_count, logits, logit_gate, y):
     """ℓ of each observation."""
     _t0 = torch.where((y == 0), 1, 0)
-    _t1 = -logit_gate
-    _t2 = torch.exp(log_total_count)
-    _t3 = _softplus(logits)
-    _t4 = _t2*_t3
-    _t5 = torch.sigmoid(_t1)*torch.expm1(-_t4)
-    _t6 = _softplus(logit_gate)
-    _t7 = math.log(10)
-    _t8 = (log_total_count >= _t7)
-    _t9 = torch.where(_t8, log_total_count, _t7)
-    _t10 = torch.exp(_t9)
-    _t11 = torch.exp(torch.where((log_total_count < _t7), log_total_count, _t7 - 1))
-    _t12 = torch.where((_t5 > -1/2), torch.log1p(_t5), torch.logaddexp(-_t4 - _t6, -_softplus(_t1)))
-    _t13 = _t10*(-_t3 - _t9 + 1) + (1/2)*_t9 - _lgammacor(_t10) - 0.9189385332046728
-    _t14 = torch.where(_t8, _t13, -_t11*_t3 - torch.lgamma(_t11))
-    _t15 = -(1 - _t0)*(_t14 - _t6 - y*_softplus(-logits) + torch.lgamma(y + _t2) - torch.lgamma(y + 1))
-    return -_t0*_t12 + _t15
+    _t1 = torch.exp(log_total_count)
+    _t2 = _t1*_softplus(logits)
+    _t3 = _t2 + _softplus(logit_gate)
+    _t4 = -logit_gate
+    _t5 = torch.sigmoid(_t4)*torch.expm1(-_t2)
+    _t6 = -_t0*torch.where((_t5 > -1/2), torch.log1p(_t5), torch.logaddexp(-_t3, -_softplus(_t4)))
+    return _t6 - (1 - _t0)*(-_t3 - y*_softplus(-logits) + _lgamma_diff(_t1, y) - torch.lgamma(y + 1))
 
 
 def _loss_terms_and_grads(log_total_count, logits, logit_gate, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂log_total_count, ∂ℓ/∂logits, ∂ℓ/∂logit_gate."""
     _t0 = (y == 0)
     _t1 = torch.where(_t0, 1, 0)
-    _t2 = -logit_gate
-    _t3 = torch.exp(log_total_count)
+    _t2 = torch.exp(log_total_count)
+    _t3 = -logits
     _t4 = _softplus(logits)
-    _t5 = _t3*_t4
-    _t6 = torch.sigmoid(_t2)*torch.expm1(-_t5)
-    _t7 = _softplus(logit_gate)
-    _t8 = -logits
-    _t9 = math.log(10)
-    _t10 = (log_total_count >= _t9)
-    _t11 = torch.where(_t10, log_total_count, _t9)
-    _t12 = torch.exp(_t11)
-    _t13 = torch.exp(torch.where((log_total_count < _t9), log_total_count, _t9 - 1))
-    _t14 = logit_gate + _t5
-    _t15 = torch.sigmoid(-_t14)
-    _t16 = torch.sigmoid(logits)
-    _t17 = torch.where((_t6 > -1/2), torch.log1p(_t6), torch.logaddexp(-_t5 - _t7, -_softplus(_t2)))
-    _t18 = (1/2)*_t11 + _t12*(-_t11 - _t4 + 1) - _lgammacor(_t12) - 0.9189385332046728
-    _t19 = torch.where(_t10, _t18, -_t13*_t4 - torch.lgamma(_t13))
-    _t20 = -(1 - _t1)*(_t19 - _t7 - y*_softplus(_t8) + torch.lgamma(y + _t3) - torch.lgamma(y + 1))
-    _value = -_t1*_t17 + _t20
-    _grad0 = torch.where(_t0, _t15*_t5, _t3*(_t4 - _digamma_diff(_t3, y)))
-    _grad1 = torch.where(_t0, _t15*_t16*_t3, _t16*_t3 - y*torch.sigmoid(_t8))
-    _grad2 = torch.where(_t0, _t6*torch.sigmoid(_t14), torch.sigmoid(logit_gate))
+    _t5 = _t2*_t4
+    _t6 = _t5 + _softplus(logit_gate)
+    _t7 = -logit_gate
+    _t8 = torch.sigmoid(_t7)*torch.expm1(-_t5)
+    _t9 = logit_gate + _t5
+    _t10 = torch.sigmoid(-_t9)
+    _t11 = torch.sigmoid(logits)
+    _t12 = -_t1*torch.where((_t8 > -1/2), torch.log1p(_t8), torch.logaddexp(-_t6, -_softplus(_t7)))
+    _value = _t12 - (1 - _t1)*(-_t6 - y*_softplus(_t3) + _lgamma_diff(_t2, y) - torch.lgamma(y + 1))
+    _grad0 = torch.where(_t0, _t10*_t5, _t2*(_t4 - _digamma_diff(_t2, y)))
+    _grad1 = torch.where(_t0, _t10*_t11*_t2, _t11*_t2 - y*torch.sigmoid(_t3))
+    _grad2 = torch.where(_t0, _t8*torch.sigmoid(_t9), torch.sigmoid(logit_gate))
     return _value, (_grad0, _grad1, _grad2)
 
 

@@ -47,8 +47,8 @@ Torch built-in: none computes this loss.
 
 Stabilising rewrites applied (symloss.stabilize):
     log_gamma: log Γ(x) → lgamma(x);  log x! → lgamma(x + 1)
+    lgamma_difference: lgamma(x + h) − lgamma(x) → lgamma_difference(x, h)
     digamma_difference: ψ(x + h) − ψ(x) → digamma_difference(x, h)
-    lgamma_stirling: lgamma(c·e^u) + r → (c·e^u − ½)(u + log c) − c·e^u + ½·log 2π + δ(c·e^u) + r  (c·e^u ≥ 10)
     sigmoid: 1/(1 + exp(−x)) → sigmoid(x);  1/(1 + exp(x)) → sigmoid(−x)
     sigmoid_absorb: exp(x)·sigmoid(−x) → sigmoid(x)  (exp(x)/(1 + exp(x)) → sigmoid(x))
     softplus: log(1 + exp(x)) → softplus(x)
@@ -225,6 +225,21 @@ def _lgammacor(x):
 
 
 @triton.jit
+def _lgamma_diff(x, h):
+    """lgamma(x + h) − lgamma(x) for x > 0, x + h > 0: (x − ½)·log1p(h/x) + h·log(x + h) − h + δ(x + h) − δ(x)
+    once x and x + h are ≥ 10 (Stirling's log terms combined: the two lgammas would cancel), the two lgammas
+    below (each O(10), or their difference as large as they are); exactly 0 at h = 0."""
+    big = (x >= 10.0) & (x + h >= 10.0)
+    xb = tl.where(big, x, 10.0)
+    hb = tl.where(big, h, 0.0)
+    sb = xb + hb
+    large = (xb - 0.5) * _log1p(hb / xb) + hb * _log(sb) - hb + (_lgammacor(sb) - _lgammacor(xb))
+    xs = tl.where(big, 1.0, x)
+    hs = tl.where(big, 0.0, h)
+    return tl.where(big, large, _lgamma(xs + hs) - _lgamma(xs))
+
+
+@triton.jit
 def _digamma_diff(x, h):
     """ψ(x + h) − ψ(x) for x > 0, x + h > 0, without cancellation: Σ h/(z(z + h)) while shifting z = x until z
     and z + h are ≥ 10, then log1p(h/z) + h/(2z(z + h)) + ε(z + h) − ε(z), the last as a divided difference
@@ -268,56 +283,37 @@ def _digamma_diff(x, h):
 def _loss_terms(log_total_count, logits, logit_gate, y):
     """ℓ of each observation."""
     _dt = log_total_count.dtype
-    _k0 = tl.full([1], 2.302585092994046, _dt)
-    _k2 = tl.full([1], 1.3025850929940457, _dt)
-    _k1 = tl.full([1], -0.9189385332046728, _dt)
     _t0 = tl.where((y == 0), 1, 0)
-    _t1 = -logit_gate
-    _t2 = _exp(log_total_count)
-    _t3 = _softplus(logits)
-    _t4 = _t2*_t3
-    _t5 = _sigmoid(_t1)*_expm1(-_t4)
-    _t6 = _softplus(logit_gate)
-    _t8 = (log_total_count >= _k0)
-    _t9 = tl.where(_t8, log_total_count, _k0)
-    _t10 = _exp(_t9)
-    _t11 = _exp(tl.where((log_total_count < _k0), log_total_count, _k2))
-    _t12 = _t10*(-_t3 - _t9 + 1) + (0.5)*_t9 - _lgammacor(_t10) + _k1
-    _t13 = tl.where(_t8, _t12, -_t11*_t3 - _lgamma(_t11))
-    _t14 = -_t0*tl.where((_t5 > (-0.5)), _log1p(_t5), _logaddexp(-_t4 - _t6, -_softplus(_t1)))
-    return _t14 - (1 - _t0)*(_t13 - _t6 - y*_softplus(-logits) + _lgamma(y + _t2) - _lgamma(y + 1))
+    _t1 = _exp(log_total_count)
+    _t2 = _t1*_softplus(logits)
+    _t3 = _t2 + _softplus(logit_gate)
+    _t4 = -logit_gate
+    _t5 = _sigmoid(_t4)*_expm1(-_t2)
+    _t6 = -(1 - _t0)*(-_t3 - y*_softplus(-logits) + _lgamma_diff(_t1, y) - _lgamma(y + 1))
+    return -_t0*tl.where((_t5 > (-0.5)), _log1p(_t5), _logaddexp(-_t3, -_softplus(_t4))) + _t6
 
 
 @triton.jit
 def _loss_terms_and_grads(log_total_count, logits, logit_gate, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂log_total_count, ∂ℓ/∂logits, ∂ℓ/∂logit_gate."""
     _dt = log_total_count.dtype
-    _k0 = tl.full([1], 2.302585092994046, _dt)
-    _k2 = tl.full([1], 1.3025850929940457, _dt)
-    _k1 = tl.full([1], -0.9189385332046728, _dt)
     _t0 = (y == 0)
     _t1 = tl.where(_t0, 1, 0)
-    _t2 = -logit_gate
-    _t3 = _exp(log_total_count)
+    _t2 = _exp(log_total_count)
+    _t3 = -logits
     _t4 = _softplus(logits)
-    _t5 = _t3*_t4
-    _t6 = _sigmoid(_t2)*_expm1(-_t5)
-    _t7 = _softplus(logit_gate)
-    _t8 = -logits
-    _t10 = (log_total_count >= _k0)
-    _t11 = tl.where(_t10, log_total_count, _k0)
-    _t12 = _exp(_t11)
-    _t13 = _exp(tl.where((log_total_count < _k0), log_total_count, _k2))
-    _t14 = logit_gate + _t5
-    _t15 = _sigmoid(-_t14)
-    _t16 = _sigmoid(logits)
-    _t17 = (0.5)*_t11 + _t12*(-_t11 - _t4 + 1) - _lgammacor(_t12) + _k1
-    _t18 = tl.where(_t10, _t17, -_t13*_t4 - _lgamma(_t13))
-    _t19 = -_t1*tl.where((_t6 > (-0.5)), _log1p(_t6), _logaddexp(-_t5 - _t7, -_softplus(_t2)))
-    _value = _t19 - (1 - _t1)*(_t18 - _t7 - y*_softplus(_t8) + _lgamma(y + _t3) - _lgamma(y + 1))
-    _grad0 = tl.where(_t0, _t15*_t5, _t3*(_t4 - _digamma_diff(_t3, y)))
-    _grad1 = tl.where(_t0, _t15*_t16*_t3, _t16*_t3 - y*_sigmoid(_t8))
-    _grad2 = tl.where(_t0, _t6*_sigmoid(_t14), _sigmoid(logit_gate))
+    _t5 = _t2*_t4
+    _t6 = _t5 + _softplus(logit_gate)
+    _t7 = -logit_gate
+    _t8 = _sigmoid(_t7)*_expm1(-_t5)
+    _t9 = logit_gate + _t5
+    _t10 = _sigmoid(-_t9)
+    _t11 = _sigmoid(logits)
+    _t12 = -_t1*tl.where((_t8 > (-0.5)), _log1p(_t8), _logaddexp(-_t6, -_softplus(_t7)))
+    _value = _t12 - (1 - _t1)*(-_t6 - y*_softplus(_t3) + _lgamma_diff(_t2, y) - _lgamma(y + 1))
+    _grad0 = tl.where(_t0, _t10*_t5, _t2*(_t4 - _digamma_diff(_t2, y)))
+    _grad1 = tl.where(_t0, _t10*_t11*_t2, _t11*_t2 - y*_sigmoid(_t3))
+    _grad2 = tl.where(_t0, _t8*_sigmoid(_t9), _sigmoid(logit_gate))
     return _value, _grad0, _grad1, _grad2
 
 

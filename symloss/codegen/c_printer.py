@@ -209,6 +209,10 @@ class CLossPrinter(_LossPrinterMixin, C99CodePrinter):
         self.helpers.add("lgammacor")
         return self._helper("lbeta", *expr.args)
 
+    def _print_LgammaDifference(self, expr: sp.Basic) -> str:
+        self.helpers.add("lgammacor")
+        return self._helper("lgamma_diff", *expr.args)
+
     def _print_DigammaDifference(self, expr: sp.Basic) -> str:
         return self._helper("digamma_diff", *expr.args)
 

@@ -61,6 +61,10 @@ class JaxLossPrinter(NumpyLossPrinter):
         self.helpers.add("_lgammacor")
         return self._helper("_lbeta", *expr.args)
 
+    def _print_LgammaDifference(self, expr: sp.Basic) -> str:
+        self.helpers.add("_lgammacor")
+        return self._helper("_lgamma_diff", *expr.args)
+
     def _print_LgammaCorrection(self, expr: sp.Basic) -> str:
         return self._helper("_lgammacor", *expr.args)
 

@@ -29,6 +29,7 @@ from ..stabilize import (
     DLogTanhc,
     Guard,
     LgammaCorrection,
+    LgammaDifference,
     LogAddExp,
     LogBeta,
     LogGamma,
@@ -287,6 +288,10 @@ class NumpyLossPrinter(_LossPrinterMixin, NumPyPrinter):
         self.helpers.update({"_lgamma", "_lgammacor"})
         return self._helper("_lbeta", *expr.args)
 
+    def _print_LgammaDifference(self, expr: LgammaDifference) -> str:
+        self.helpers.update({"_lgamma", "_lgammacor"})
+        return self._helper("_lgamma_diff", *expr.args)
+
     def _print_DigammaDifference(self, expr: DigammaDifference) -> str:
         return self._helper("_digamma_diff", *expr.args)
 
@@ -370,6 +375,10 @@ class TorchLossPrinter(_LossPrinterMixin, TorchPrinter):
     def _print_LogBeta(self, expr: LogBeta) -> str:
         self.helpers.add("_lgammacor")
         return self._helper("_lbeta", *expr.args)
+
+    def _print_LgammaDifference(self, expr: LgammaDifference) -> str:
+        self.helpers.add("_lgammacor")
+        return self._helper("_lgamma_diff", *expr.args)
 
     def _print_DigammaDifference(self, expr: DigammaDifference) -> str:
         return self._helper("_digamma_diff", *expr.args)

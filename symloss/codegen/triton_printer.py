@@ -48,6 +48,7 @@ HELPER_DEPENDENCIES: dict[str, frozenset[str]] = {
     "_lgammacor": frozenset({"_lgamma"}),
     "_digammacor": frozenset({"_digamma"}),
     "_lbeta": frozenset({"_lgamma", "_lgammacor", "_log1p"}),
+    "_lgamma_diff": frozenset({"_lgamma", "_lgammacor", "_log1p"}),
     "_digamma_diff": frozenset({"_log1p"}),
     "_log_ndtr_deriv": frozenset({"_erfc"}),
 }
@@ -224,6 +225,9 @@ class TritonLossPrinter(_LossPrinterMixin, PythonCodePrinter):
 
     def _print_LogBeta(self, expr: sp.Basic) -> str:
         return self._helper("_lbeta", *expr.args)
+
+    def _print_LgammaDifference(self, expr: sp.Basic) -> str:
+        return self._helper("_lgamma_diff", *expr.args)
 
     def _print_DigammaDifference(self, expr: sp.Basic) -> str:
         return self._helper("_digamma_diff", *expr.args)
