@@ -791,6 +791,19 @@ def _log_beta(node: sp.Basic, ctx: Context) -> sp.Basic | None:
                     continue
                 rest = [t for t in node.args if t is not t_s and t is not t_p and t is not t_q]
                 return sp.Add(c_p * LogBeta(p, q2), *rest)
+    # c·lgamma(p) + c·lgamma(q) − c·lgamma(p + q − 1) (the zero-inflated negative binomial keeps lgamma(y + 1)):
+    # Γ(p)Γ(q)/Γ(p + q − 1) = B(p, q)·(p + q − 1), so c·(lbeta(p, q) + log(p + q − 1)); no pair of the three
+    # lgammas is safe for both p ≪ q and p ≫ q
+    for t_s, c_s, s in terms:
+        for t_p, c_p, p in terms:
+            if t_p is t_s or c_p != -c_s:
+                continue
+            q = sp.expand(s - p + 1)
+            for t_q, c_q, q2 in terms:
+                if t_q is t_s or t_q is t_p or c_q != -c_s or sp.expand(q2 - q) != 0:
+                    continue
+                rest = [t for t in node.args if t is not t_s and t is not t_p and t is not t_q]
+                return sp.Add(c_p * (LogBeta(p, q2) + sp.log(s)), *rest)
     return None
 
 
@@ -1689,7 +1702,8 @@ RULES: tuple[Rule, ...] = (
     Rule("log_gamma", "log Γ(x) → lgamma(x);  log x! → lgamma(x + 1)",
          "Γ(x) overflows for x > 171 (35 in float32), its logarithm does not", _node(sp.log, sp.loggamma),
          _log_gamma),
-    Rule("log_beta", "lgamma(p) + lgamma(q) − lgamma(p + q) → lbeta(p, q)",
+    Rule("log_beta", "lgamma(p) + lgamma(q) − lgamma(p + q) → lbeta(p, q);  … − lgamma(p + q − 1) → lbeta(p, q) "
+                     "+ log(p + q − 1)",
          "the three lgammas cancel for a large argument (lgamma(1) + lgamma(1e30) − lgamma(1e30 + 1) is 0, "
          "not −69)", _node(sp.Add), _log_beta),
     Rule("lgamma_difference", "lgamma(x + h) − lgamma(x) → lgamma_difference(x, h)",

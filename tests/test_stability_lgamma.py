@@ -289,3 +289,21 @@ def test_negative_binomial_value_at_huge_total_count(target, r, logits, y):
         # condition number of the sum: at r = 1e30, logits = −69 the parts 207 and −207.2 cancel to 0.85
         kappa = float(sum(abs(p) for p in parts) / abs(sum(parts))) if want else 1.0
     assert ulps(value[0], want) <= 16 * max(1.0, kappa), (value[0], want, kappa)
+
+
+@pytest.mark.parametrize("target", ["numpy", "torch"])
+@pytest.mark.parametrize("l, logits, y", [(-18.420680743952367, 1e4, 1e6), (-18.420680743952367, 0.5, 1e6),
+                                           (BIG, 0.5, 3.0), (BIG, -40.0, 1e6), (0.0, 0.5, 0.0), (1.0, 0.5, 4.0),
+                                           (-BIG, 0.5, 1.0)])
+def test_zinb_count_term_at_extreme_total_count(target, l, logits, y):
+    """The zero-inflated negative binomial keeps lgamma(y + 1): lgamma(r) + lgamma(y + 1) − lgamma(r + y) is
+    lbeta(r, y + 1) + log(r + y); at r = 1e-8, y = 1e6 the three lgammas (1.28e7) cancelled to 18.4 (1e5 ulps)."""
+    gate = -3.0
+    value, _ = run(target, "zinb", [l], [logits], [gate], [y])
+    with mpmath.workdps(200):
+        r, yy, z, g = mpmath.exp(l), mpmath.mpf(y), mpmath.mpf(logits), mpmath.mpf(gate)
+        log_nb = (-r * mpmath.log1p(mpmath.exp(z)) - yy * mpmath.log1p(mpmath.exp(-z))
+                  + mpmath.loggamma(r + yy) - mpmath.loggamma(r) - mpmath.loggamma(yy + 1))
+        pi = 1 / (1 + mpmath.exp(-g))
+        want = -(mpmath.log(pi + (1 - pi) * mpmath.exp(log_nb)) if y == 0 else mpmath.log1p(-pi) + log_nb)
+    assert ulps(value[0], float(want)) <= 16, (value[0], float(want))

@@ -159,6 +159,12 @@ def test_rule_log_beta():
     out = apply_rule("log_beta", expr)
     assert out.has(LogBeta) and not out.has(LogGamma)
     assert_same_value(expr, out, [{p: 2.5, q: 0.5, a: 1}, {p: 30, q: 12, a: 0}])
+    # the shifted form of the zero-inflated negative binomial: Γ(r)Γ(y + 1)/Γ(r + y) = B(r, y + 1)·(r + y)
+    y = sp.Symbol("y", nonnegative=True)
+    expr = LogGamma(p) + LogGamma(y + 1) - LogGamma(p + y) + a
+    out = apply_rule("log_beta", expr)
+    assert out.has(LogBeta) and not out.has(LogGamma)
+    assert_same_value(expr, out, [{p: 2.5, y: 3, a: 1}, {p: 30, y: 0, a: 0}, {p: 1e-3, y: 12, a: 0}])
 
 
 def test_rule_digamma_difference():

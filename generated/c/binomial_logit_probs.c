@@ -29,10 +29,12 @@
  *
  * Stabilising rewrites applied (symloss.stabilize):
  *     log_gamma: log Γ(x) → lgamma(x);  log x! → lgamma(x + 1)
- *     lgamma_difference: lgamma(x + h) − lgamma(x) → lgamma_difference(x, h)
+ *     log_beta: lgamma(p) + lgamma(q) − lgamma(p + q) → lbeta(p, q);  … − lgamma(p + q − 1) → lbeta(p, q) + log(p +
+ *        q − 1)
  *     sigmoid: 1/(1 + exp(−x)) → sigmoid(x);  1/(1 + exp(x)) → sigmoid(−x)
  *     sigmoid_absorb: exp(x)·sigmoid(−x) → sigmoid(x)  (exp(x)/(1 + exp(x)) → sigmoid(x))
  *     softplus: log(1 + exp(x)) → softplus(x)
+ *     log1p: log(1 + x) → log1p(x)
  *
  * Conventions:
  *   * Every array argument has n elements (no broadcasting; repeat a shared value); the named constants
@@ -75,16 +77,23 @@ static double symloss_binomial_logit_probs_lgammacor(double x)
            / x;
 }
 
-/* lgamma(x + h) − lgamma(x) for x > 0, x + h > 0: (x − ½)·log1p(h/x) + h·log(x + h) − h + δ(x + h) − δ(x) once
-   x and x + h are ≥ 10 (Stirling's log terms combined: the two lgammas would cancel), the two lgammas below
-   (each O(10), or their difference as large as they are); exactly 0 at h = 0. */
-static double symloss_binomial_logit_probs_lgamma_diff(double x, double h)
+/* log B(a, b) for a, b > 0 as R's lbeta: with p ≤ q, −½·log q + ½·log 2π + δ(p) + δ(q) − δ(p + q)
+   + (p − ½)·log(p/(p + q)) + q·log1p(−p/(p + q)) for p ≥ 10; lgamma(p) + δ(q) − δ(p + q) + p − p·log(p + q)
+   + (q − ½)·log1p(−p/(p + q)) for q ≥ 10 > p; the three lgammas below (nothing cancels there). */
+static double symloss_binomial_logit_probs_lbeta(double a, double b)
 {
-    const double s = x + h;
-    if (x >= 10.0 && s >= 10.0) {
-        return (x - 0.5) * log1p(h / x) + h * log(s) - h + (symloss_binomial_logit_probs_lgammacor(s) - symloss_binomial_logit_probs_lgammacor(x));
+    const double p = a < b ? a : b;
+    const double q = a < b ? b : a;
+    const double s = p + q;
+    if (p >= 10.0) {
+        return -0.5 * log(q) + 0.91893853320467274 + symloss_binomial_logit_probs_lgammacor(p) + symloss_binomial_logit_probs_lgammacor(q)
+               - symloss_binomial_logit_probs_lgammacor(s) + (p - 0.5) * log(p / s) + q * log1p(-p / s);
     }
-    return lgamma(s) - lgamma(x);
+    if (q >= 10.0) {
+        return lgamma(p) + symloss_binomial_logit_probs_lgammacor(q) - symloss_binomial_logit_probs_lgammacor(s) + p - p * log(s)
+               + (q - 0.5) * log1p(-p / s);
+    }
+    return lgamma(p) + lgamma(q) - lgamma(s);
 }
 
 /* ℓ of one observation. */
@@ -108,7 +117,7 @@ static double symloss_binomial_logit_probs_terms_and_grads(double total_count, d
 static double symloss_binomial_logit_probs_constant(double total_count, double logits, double y)
 {
     (void)total_count; (void)logits; (void)y;
-    return -symloss_binomial_logit_probs_lgamma_diff(total_count - y + 1.0, y) + lgamma(y + 1.0);
+    return symloss_binomial_logit_probs_lbeta(y + 1.0, total_count - y + 1.0) + log1p(total_count);
 }
 
 void symloss_binomial_logit_probs_loss(const double *total_count, const double *logits, const double *y, size_t _n, int _full, double *_out)

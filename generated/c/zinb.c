@@ -47,7 +47,8 @@
  *
  * Stabilising rewrites applied (symloss.stabilize):
  *     log_gamma: log Γ(x) → lgamma(x);  log x! → lgamma(x + 1)
- *     lgamma_difference: lgamma(x + h) − lgamma(x) → lgamma_difference(x, h)
+ *     log_beta: lgamma(p) + lgamma(q) − lgamma(p + q) → lbeta(p, q);  … − lgamma(p + q − 1) → lbeta(p, q) + log(p +
+ *        q − 1)
  *     digamma_difference: ψ(x + h) − ψ(x) → digamma_difference(x, h)
  *     sigmoid: 1/(1 + exp(−x)) → sigmoid(x);  1/(1 + exp(x)) → sigmoid(−x)
  *     sigmoid_absorb: exp(x)·sigmoid(−x) → sigmoid(x)  (exp(x)/(1 + exp(x)) → sigmoid(x))
@@ -107,16 +108,23 @@ static double symloss_zinb_lgammacor(double x)
            / x;
 }
 
-/* lgamma(x + h) − lgamma(x) for x > 0, x + h > 0: (x − ½)·log1p(h/x) + h·log(x + h) − h + δ(x + h) − δ(x) once
-   x and x + h are ≥ 10 (Stirling's log terms combined: the two lgammas would cancel), the two lgammas below
-   (each O(10), or their difference as large as they are); exactly 0 at h = 0. */
-static double symloss_zinb_lgamma_diff(double x, double h)
+/* log B(a, b) for a, b > 0 as R's lbeta: with p ≤ q, −½·log q + ½·log 2π + δ(p) + δ(q) − δ(p + q)
+   + (p − ½)·log(p/(p + q)) + q·log1p(−p/(p + q)) for p ≥ 10; lgamma(p) + δ(q) − δ(p + q) + p − p·log(p + q)
+   + (q − ½)·log1p(−p/(p + q)) for q ≥ 10 > p; the three lgammas below (nothing cancels there). */
+static double symloss_zinb_lbeta(double a, double b)
 {
-    const double s = x + h;
-    if (x >= 10.0 && s >= 10.0) {
-        return (x - 0.5) * log1p(h / x) + h * log(s) - h + (symloss_zinb_lgammacor(s) - symloss_zinb_lgammacor(x));
+    const double p = a < b ? a : b;
+    const double q = a < b ? b : a;
+    const double s = p + q;
+    if (p >= 10.0) {
+        return -0.5 * log(q) + 0.91893853320467274 + symloss_zinb_lgammacor(p) + symloss_zinb_lgammacor(q)
+               - symloss_zinb_lgammacor(s) + (p - 0.5) * log(p / s) + q * log1p(-p / s);
     }
-    return lgamma(s) - lgamma(x);
+    if (q >= 10.0) {
+        return lgamma(p) + symloss_zinb_lgammacor(q) - symloss_zinb_lgammacor(s) + p - p * log(s)
+               + (q - 0.5) * log1p(-p / s);
+    }
+    return lgamma(p) + lgamma(q) - lgamma(s);
 }
 
 /* ψ(x + h) − ψ(x) for x > 0, x + h > 0, without cancellation: Σ h/(z(z + h)) while shifting z = x until z
@@ -159,7 +167,7 @@ static double symloss_zinb_terms(double log_total_count, double logits, double l
     const double _t3 = _t2 + symloss_zinb_softplus(logit_gate);
     const double _t4 = -logit_gate;
     const double _t5 = symloss_zinb_sigmoid(_t4)*expm1(-_t2);
-    const double _t6 = -(1.0 - _t0)*(-_t3 - y*symloss_zinb_softplus(-logits) + symloss_zinb_lgamma_diff(_t1, y) - lgamma(y + 1.0));
+    const double _t6 = -(1.0 - _t0)*(-_t3 - y*symloss_zinb_softplus(-logits) - log(y + _t1) - symloss_zinb_lbeta(_t1, y + 1.0));
     return -_t0*((_t5 > -0.5) ? log1p(_t5) : symloss_zinb_logaddexp(-_t3, -symloss_zinb_softplus(_t4))) + _t6;
 }
 
@@ -169,19 +177,19 @@ static double symloss_zinb_terms_and_grads(double log_total_count, double logits
     (void)log_total_count; (void)logits; (void)logit_gate; (void)y;
     const double _t0 = (y == 0.0);
     const double _t1 = (_t0 ? 1.0 : 0.0);
-    const double _t2 = exp(log_total_count);
-    const double _t3 = -logits;
+    const double _t2 = -logits;
+    const double _t3 = exp(log_total_count);
     const double _t4 = symloss_zinb_softplus(logits);
-    const double _t5 = _t2*_t4;
+    const double _t5 = _t3*_t4;
     const double _t6 = _t5 + symloss_zinb_softplus(logit_gate);
     const double _t7 = -logit_gate;
     const double _t8 = symloss_zinb_sigmoid(_t7)*expm1(-_t5);
     const double _t9 = logit_gate + _t5;
     const double _t10 = symloss_zinb_sigmoid(-_t9);
     const double _t11 = symloss_zinb_sigmoid(logits);
-    const double _t12 = -(1.0 - _t1)*(-_t6 - y*symloss_zinb_softplus(_t3) + symloss_zinb_lgamma_diff(_t2, y) - lgamma(y + 1.0));
-    _g[0] = (_t0 ? _t10*_t5 : _t2*(_t4 - symloss_zinb_digamma_diff(_t2, y)));
-    _g[1] = (_t0 ? _t10*_t11*_t2 : _t11*_t2 - y*symloss_zinb_sigmoid(_t3));
+    const double _t12 = -(1.0 - _t1)*(-_t6 - y*symloss_zinb_softplus(_t2) - log(y + _t3) - symloss_zinb_lbeta(_t3, y + 1.0));
+    _g[0] = (_t0 ? _t10*_t5 : _t3*(_t4 - symloss_zinb_digamma_diff(_t3, y)));
+    _g[1] = (_t0 ? _t10*_t11*_t3 : _t11*_t3 - y*symloss_zinb_sigmoid(_t2));
     _g[2] = (_t0 ? _t8*symloss_zinb_sigmoid(_t9) : symloss_zinb_sigmoid(logit_gate));
     return -_t1*((_t8 > -0.5) ? log1p(_t8) : symloss_zinb_logaddexp(-_t6, -symloss_zinb_softplus(_t7))) + _t12;
 }

@@ -29,10 +29,12 @@ Torch built-in: none computes this loss.
 
 Stabilising rewrites applied (symloss.stabilize):
     log_gamma: log Γ(x) → lgamma(x);  log x! → lgamma(x + 1)
-    lgamma_difference: lgamma(x + h) − lgamma(x) → lgamma_difference(x, h)
+    log_beta: lgamma(p) + lgamma(q) − lgamma(p + q) → lbeta(p, q);  … − lgamma(p + q − 1) → lbeta(p, q) + log(p + q
+        − 1)
     sigmoid: 1/(1 + exp(−x)) → sigmoid(x);  1/(1 + exp(x)) → sigmoid(−x)
     sigmoid_absorb: exp(x)·sigmoid(−x) → sigmoid(x)  (exp(x)/(1 + exp(x)) → sigmoid(x))
     softplus: log(1 + exp(x)) → softplus(x)
+    log1p: log(1 + x) → log1p(x)
 
 Conventions:
     * Inputs broadcast against each other and the target as in torch; dtype (float32/float64) follows the
@@ -80,19 +82,28 @@ def _lgammacor(x):
     return jnp.where(big, series, direct)
 
 
-def _lgamma_diff(x, h):
-    """lgamma(x + h) − lgamma(x) for x > 0, x + h > 0: (x − ½)·log1p(h/x) + h·log(x + h) − h + δ(x + h) − δ(x)
-    once x and x + h are ≥ 10 (Stirling's log terms combined: the two lgammas would cancel), the two lgammas
-    below (each O(10), or their difference as large as they are); exactly 0 at h = 0."""
-    big = (x >= 10.0) & (x + h >= 10.0)
-    xb = jnp.where(big, x, 10.0)
-    hb = jnp.where(big, h, 0.0)
-    sb = xb + hb
-    large = (xb - 0.5) * jnp.log1p(hb / xb) + hb * jnp.log(sb) - hb + (_lgammacor(sb) - _lgammacor(xb))
-    xs = jnp.where(big, 1.0, x)
-    hs = jnp.where(big, 0.0, h)
-    gammaln = jax.scipy.special.gammaln
-    return jnp.where(big, large, gammaln(xs + hs) - gammaln(xs))
+def _lbeta(a, b):
+    """log B(a, b) for a, b > 0 as R's lbeta: with p ≤ q, −½·log q + ½·log 2π + δ(p) + δ(q) − δ(p + q)
+    + (p − ½)·log(p/(p + q)) + q·log1p(−p/(p + q)) for p ≥ 10; lgamma(p) + δ(q) − δ(p + q) + p − p·log(p + q)
+    + (q − ½)·log1p(−p/(p + q)) for q ≥ 10 > p; the three lgammas below (nothing cancels there)."""
+    p = jnp.minimum(a, b)
+    q = jnp.maximum(a, b)
+    both = p >= 10.0
+    one = (q >= 10.0) & ~both
+    pb = jnp.where(both, p, 10.0)
+    qb = jnp.where(both, q, 10.0)
+    r = pb / (pb + qb)
+    large = (-0.5 * jnp.log(qb) + 0.5 * math.log(2.0 * math.pi) + _lgammacor(pb) + _lgammacor(qb)
+             - _lgammacor(pb + qb) + (pb - 0.5) * jnp.log(r) + qb * jnp.log1p(-r))
+    po = jnp.where(one, p, 1.0)
+    qo = jnp.where(one, q, 10.0)
+    so = po + qo
+    mixed = (jax.scipy.special.gammaln(po) + _lgammacor(qo) - _lgammacor(so) + po - po * jnp.log(so)
+             + (qo - 0.5) * jnp.log1p(-po / so))
+    ps = jnp.where(both | one, 1.0, p)
+    qs = jnp.where(both | one, 1.0, q)
+    small = jax.scipy.special.gammaln(ps) + jax.scipy.special.gammaln(qs) - jax.scipy.special.gammaln(ps + qs)
+    return jnp.where(both, large, jnp.where(one, mixed, small))
 
 
 def _loss_terms(total_count, logits, y):
@@ -111,7 +122,7 @@ def _loss_terms_and_grads(total_count, logits, y):
 
 def _constant(total_count, logits, y):
     """The dropped constant c = −log p − ℓ of each observation."""
-    return -_lgamma_diff(total_count - y + 1, y) + jax.scipy.special.gammaln(y + 1)
+    return _lbeta(y + 1, total_count - y + 1) + jnp.log1p(total_count)
 
 
 def _check(reduction):

@@ -47,7 +47,8 @@ Torch built-in: none computes this loss.
 
 Stabilising rewrites applied (symloss.stabilize):
     log_gamma: log Γ(x) → lgamma(x);  log x! → lgamma(x + 1)
-    lgamma_difference: lgamma(x + h) − lgamma(x) → lgamma_difference(x, h)
+    log_beta: lgamma(p) + lgamma(q) − lgamma(p + q) → lbeta(p, q);  … − lgamma(p + q − 1) → lbeta(p, q) + log(p + q
+        − 1)
     digamma_difference: ψ(x + h) − ψ(x) → digamma_difference(x, h)
     sigmoid: 1/(1 + exp(−x)) → sigmoid(x);  1/(1 + exp(x)) → sigmoid(−x)
     sigmoid_absorb: exp(x)·sigmoid(−x) → sigmoid(x)  (exp(x)/(1 + exp(x)) → sigmoid(x))
@@ -102,19 +103,28 @@ def _lgammacor(x):
     return jnp.where(big, series, direct)
 
 
-def _lgamma_diff(x, h):
-    """lgamma(x + h) − lgamma(x) for x > 0, x + h > 0: (x − ½)·log1p(h/x) + h·log(x + h) − h + δ(x + h) − δ(x)
-    once x and x + h are ≥ 10 (Stirling's log terms combined: the two lgammas would cancel), the two lgammas
-    below (each O(10), or their difference as large as they are); exactly 0 at h = 0."""
-    big = (x >= 10.0) & (x + h >= 10.0)
-    xb = jnp.where(big, x, 10.0)
-    hb = jnp.where(big, h, 0.0)
-    sb = xb + hb
-    large = (xb - 0.5) * jnp.log1p(hb / xb) + hb * jnp.log(sb) - hb + (_lgammacor(sb) - _lgammacor(xb))
-    xs = jnp.where(big, 1.0, x)
-    hs = jnp.where(big, 0.0, h)
-    gammaln = jax.scipy.special.gammaln
-    return jnp.where(big, large, gammaln(xs + hs) - gammaln(xs))
+def _lbeta(a, b):
+    """log B(a, b) for a, b > 0 as R's lbeta: with p ≤ q, −½·log q + ½·log 2π + δ(p) + δ(q) − δ(p + q)
+    + (p − ½)·log(p/(p + q)) + q·log1p(−p/(p + q)) for p ≥ 10; lgamma(p) + δ(q) − δ(p + q) + p − p·log(p + q)
+    + (q − ½)·log1p(−p/(p + q)) for q ≥ 10 > p; the three lgammas below (nothing cancels there)."""
+    p = jnp.minimum(a, b)
+    q = jnp.maximum(a, b)
+    both = p >= 10.0
+    one = (q >= 10.0) & ~both
+    pb = jnp.where(both, p, 10.0)
+    qb = jnp.where(both, q, 10.0)
+    r = pb / (pb + qb)
+    large = (-0.5 * jnp.log(qb) + 0.5 * math.log(2.0 * math.pi) + _lgammacor(pb) + _lgammacor(qb)
+             - _lgammacor(pb + qb) + (pb - 0.5) * jnp.log(r) + qb * jnp.log1p(-r))
+    po = jnp.where(one, p, 1.0)
+    qo = jnp.where(one, q, 10.0)
+    so = po + qo
+    mixed = (jax.scipy.special.gammaln(po) + _lgammacor(qo) - _lgammacor(so) + po - po * jnp.log(so)
+             + (qo - 0.5) * jnp.log1p(-po / so))
+    ps = jnp.where(both | one, 1.0, p)
+    qs = jnp.where(both | one, 1.0, q)
+    small = jax.scipy.special.gammaln(ps) + jax.scipy.special.gammaln(qs) - jax.scipy.special.gammaln(ps + qs)
+    return jnp.where(both, large, jnp.where(one, mixed, small))
 
 
 def _digamma_diff(x, h):
@@ -149,30 +159,29 @@ def _loss_terms(log_total_count, logits, logit_gate, y):
     _t3 = _t2 + jnp.logaddexp(0.0, logit_gate)
     _t4 = -logit_gate
     _t5 = jax.nn.sigmoid(_t4)*jnp.expm1(-_t2)
-    _t6 = -jax.scipy.special.gammaln(y + 1)
-    _t7 = -_t0*jnp.where((_t5 > -1/2), jnp.log1p(_t5), jnp.logaddexp(-_t3, -jnp.logaddexp(0.0, _t4)))
-    return _t7 - (1 - _t0)*(-_t3 + _t6 - y*jnp.logaddexp(0.0, -logits) + _lgamma_diff(_t1, y))
+    _t6 = -_t0*jnp.where((_t5 > -1/2), jnp.log1p(_t5), jnp.logaddexp(-_t3, -jnp.logaddexp(0.0, _t4)))
+    _t7 = -(1 - _t0)*(-_t3 - y*jnp.logaddexp(0.0, -logits) - jnp.log(y + _t1) - _lbeta(_t1, y + 1))
+    return _t6 + _t7
 
 
 def _loss_terms_and_grads(log_total_count, logits, logit_gate, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂log_total_count, ∂ℓ/∂logits, ∂ℓ/∂logit_gate."""
     _t0 = (y == 0)
     _t1 = jnp.where(_t0, 1, 0)
-    _t2 = jnp.exp(log_total_count)
-    _t3 = -logits
+    _t2 = -logits
+    _t3 = jnp.exp(log_total_count)
     _t4 = jnp.logaddexp(0.0, logits)
-    _t5 = _t2*_t4
+    _t5 = _t3*_t4
     _t6 = _t5 + jnp.logaddexp(0.0, logit_gate)
     _t7 = -logit_gate
     _t8 = jax.nn.sigmoid(_t7)*jnp.expm1(-_t5)
     _t9 = logit_gate + _t5
     _t10 = jax.nn.sigmoid(-_t9)
     _t11 = jax.nn.sigmoid(logits)
-    _t12 = -_t6 - y*jnp.logaddexp(0.0, _t3) + _lgamma_diff(_t2, y) - jax.scipy.special.gammaln(y + 1)
-    _t13 = -_t1*jnp.where((_t8 > -1/2), jnp.log1p(_t8), jnp.logaddexp(-_t6, -jnp.logaddexp(0.0, _t7)))
-    _value = -_t12*(1 - _t1) + _t13
-    _grad0 = jnp.where(_t0, _t10*_t5, _t2*(_t4 - _digamma_diff(_t2, y)))
-    _grad1 = jnp.where(_t0, _t10*_t11*_t2, _t11*_t2 - y*jax.nn.sigmoid(_t3))
+    _t12 = -_t1*jnp.where((_t8 > -1/2), jnp.log1p(_t8), jnp.logaddexp(-_t6, -jnp.logaddexp(0.0, _t7)))
+    _value = _t12 - (1 - _t1)*(-_t6 - y*jnp.logaddexp(0.0, _t2) - jnp.log(y + _t3) - _lbeta(_t3, y + 1))
+    _grad0 = jnp.where(_t0, _t10*_t5, _t3*(_t4 - _digamma_diff(_t3, y)))
+    _grad1 = jnp.where(_t0, _t10*_t11*_t3, _t11*_t3 - y*jax.nn.sigmoid(_t2))
     _grad2 = jnp.where(_t0, _t8*jax.nn.sigmoid(_t9), jax.nn.sigmoid(logit_gate))
     return _value, (_grad0, _grad1, _grad2)
 

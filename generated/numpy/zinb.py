@@ -47,7 +47,8 @@ Torch built-in: none computes this loss.
 
 Stabilising rewrites applied (symloss.stabilize):
     log_gamma: log Γ(x) → lgamma(x);  log x! → lgamma(x + 1)
-    lgamma_difference: lgamma(x + h) − lgamma(x) → lgamma_difference(x, h)
+    log_beta: lgamma(p) + lgamma(q) − lgamma(p + q) → lbeta(p, q);  … − lgamma(p + q − 1) → lbeta(p, q) + log(p + q
+        − 1)
     digamma_difference: ψ(x + h) − ψ(x) → digamma_difference(x, h)
     sigmoid: 1/(1 + exp(−x)) → sigmoid(x);  1/(1 + exp(x)) → sigmoid(−x)
     sigmoid_absorb: exp(x)·sigmoid(−x) → sigmoid(x)  (exp(x)/(1 + exp(x)) → sigmoid(x))
@@ -104,22 +105,32 @@ def _lgammacor(x):
     return np.where(big, series, direct).astype(dtype)
 
 
-def _lgamma_diff(x, h):
-    """lgamma(x + h) − lgamma(x) for x > 0, x + h > 0: (x − ½)·log1p(h/x) + h·log(x + h) − h + δ(x + h) − δ(x)
-    once x and x + h are ≥ 10 (Stirling's log terms combined: the two lgammas would cancel), the two lgammas
-    below (each O(10), or their difference as large as they are); exactly 0 at h = 0."""
-    x = np.asarray(x)
-    dtype = x.dtype if x.dtype.kind == "f" else np.dtype(np.float64)
-    x = x.astype(np.float64)
-    h = np.asarray(h, dtype=np.float64)
-    big = (x >= 10.0) & (x + h >= 10.0)
-    xb = np.where(big, x, 10.0)
-    hb = np.where(big, h, 0.0)
-    sb = xb + hb
-    large = (xb - 0.5) * np.log1p(hb / xb) + hb * np.log(sb) - hb + (_lgammacor(sb) - _lgammacor(xb))
-    xs = np.where(big, 1.0, x)
-    hs = np.where(big, 0.0, h)
-    return np.where(big, large, _lgamma(xs + hs) - _lgamma(xs)).astype(dtype)
+def _lbeta(a, b):
+    """log B(a, b) for a, b > 0 as R's lbeta: with p ≤ q, −½·log q + ½·log 2π + δ(p) + δ(q) − δ(p + q)
+    + (p − ½)·log(p/(p + q)) + q·log1p(−p/(p + q)) for p ≥ 10; lgamma(p) + δ(q) − δ(p + q) + p − p·log(p + q)
+    + (q − ½)·log1p(−p/(p + q)) for q ≥ 10 > p; the three lgammas below (nothing cancels there)."""
+    a = np.asarray(a)
+    dtype = a.dtype if a.dtype.kind == "f" else np.dtype(np.float64)
+    a = a.astype(np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    p = np.minimum(a, b)
+    q = np.maximum(a, b)
+    both = p >= 10.0
+    one = (q >= 10.0) & ~both
+    pb = np.where(both, p, 10.0)
+    qb = np.where(both, q, 10.0)
+    r = pb / (pb + qb)
+    large = (-0.5 * np.log(qb) + 0.5 * math.log(2.0 * math.pi) + _lgammacor(pb) + _lgammacor(qb)
+             - _lgammacor(pb + qb) + (pb - 0.5) * np.log(r) + qb * np.log1p(-r))
+    po = np.where(one, p, 1.0)
+    qo = np.where(one, q, 10.0)
+    so = po + qo
+    mixed = (_lgamma(po) + _lgammacor(qo) - _lgammacor(so) + po - po * np.log(so)
+             + (qo - 0.5) * np.log1p(-po / so))
+    ps = np.where(both | one, 1.0, p)
+    qs = np.where(both | one, 1.0, q)
+    small = _lgamma(ps) + _lgamma(qs) - _lgamma(ps + qs)
+    return np.where(both, large, np.where(one, mixed, small)).astype(dtype)
 
 
 def _digamma_diff(x, h):
@@ -170,7 +181,7 @@ def _loss_terms(log_total_count, logits, logit_gate, y):
     _t3 = _t2 + np.logaddexp(0.0, logit_gate)
     _t4 = -logit_gate
     _t5 = _sigmoid(_t4)*np.expm1(-_t2)
-    _t6 = -(1 - _t0)*(-_t3 - y*np.logaddexp(0.0, -logits) + _lgamma_diff(_t1, y) - _lgamma(y + 1))
+    _t6 = -(1 - _t0)*(-_t3 - y*np.logaddexp(0.0, -logits) - np.log(y + _t1) - _lbeta(_t1, y + 1))
     _t7 = -_t0*np.where((_t5 > -1/2), np.log1p(_t5), np.logaddexp(-_t3, -np.logaddexp(0.0, _t4)))
     return _t6 + _t7
 
@@ -179,10 +190,10 @@ def _loss_terms_and_grads(log_total_count, logits, logit_gate, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂log_total_count, ∂ℓ/∂logits, ∂ℓ/∂logit_gate."""
     _t0 = (y == 0)
     _t1 = np.where(_t0, 1, 0)
-    _t2 = np.exp(log_total_count)
-    _t3 = -logits
+    _t2 = -logits
+    _t3 = np.exp(log_total_count)
     _t4 = np.logaddexp(0.0, logits)
-    _t5 = _t2*_t4
+    _t5 = _t3*_t4
     _t6 = _t5 + np.logaddexp(0.0, logit_gate)
     _t7 = -logit_gate
     _t8 = _sigmoid(_t7)*np.expm1(-_t5)
@@ -190,9 +201,9 @@ def _loss_terms_and_grads(log_total_count, logits, logit_gate, y):
     _t10 = _sigmoid(-_t9)
     _t11 = _sigmoid(logits)
     _t12 = -_t1*np.where((_t8 > -1/2), np.log1p(_t8), np.logaddexp(-_t6, -np.logaddexp(0.0, _t7)))
-    _value = _t12 - (1 - _t1)*(-_t6 - y*np.logaddexp(0.0, _t3) + _lgamma_diff(_t2, y) - _lgamma(y + 1))
-    _grad0 = np.where(_t0, _t10*_t5, _t2*(_t4 - _digamma_diff(_t2, y)))
-    _grad1 = np.where(_t0, _t10*_t11*_t2, _t11*_t2 - y*_sigmoid(_t3))
+    _value = _t12 - (1 - _t1)*(-_t6 - y*np.logaddexp(0.0, _t2) - np.log(y + _t3) - _lbeta(_t3, y + 1))
+    _grad0 = np.where(_t0, _t10*_t5, _t3*(_t4 - _digamma_diff(_t3, y)))
+    _grad1 = np.where(_t0, _t10*_t11*_t3, _t11*_t3 - y*_sigmoid(_t2))
     _grad2 = np.where(_t0, _t8*_sigmoid(_t9), _sigmoid(logit_gate))
     return _value, (_grad0, _grad1, _grad2)
 

@@ -29,10 +29,12 @@ Torch built-in: none computes this loss.
 
 Stabilising rewrites applied (symloss.stabilize):
     log_gamma: log Γ(x) → lgamma(x);  log x! → lgamma(x + 1)
-    lgamma_difference: lgamma(x + h) − lgamma(x) → lgamma_difference(x, h)
+    log_beta: lgamma(p) + lgamma(q) − lgamma(p + q) → lbeta(p, q);  … − lgamma(p + q − 1) → lbeta(p, q) + log(p + q
+        − 1)
     sigmoid: 1/(1 + exp(−x)) → sigmoid(x);  1/(1 + exp(x)) → sigmoid(−x)
     sigmoid_absorb: exp(x)·sigmoid(−x) → sigmoid(x)  (exp(x)/(1 + exp(x)) → sigmoid(x))
     softplus: log(1 + exp(x)) → softplus(x)
+    log1p: log(1 + x) → log1p(x)
 
 Conventions:
     * Inputs broadcast against each other and the target as in torch; dtype (float32/float64) follows the
@@ -95,21 +97,31 @@ def _lgammacor(x):
     return torch.where(big, series, direct)
 
 
-def _lgamma_diff(x, h):
-    """lgamma(x + h) − lgamma(x) for x > 0, x + h > 0: (x − ½)·log1p(h/x) + h·log(x + h) − h + δ(x + h) − δ(x)
-    once x and x + h are ≥ 10 (Stirling's log terms combined: the two lgammas would cancel), the two lgammas
-    below (each O(10), or their difference as large as they are); exactly 0 at h = 0."""
-    if not isinstance(x, torch.Tensor):
-        x = torch.as_tensor(x, dtype=h.dtype, device=h.device)
-    h = torch.as_tensor(h, dtype=x.dtype, device=x.device)
-    big = (x >= 10.0) & (x + h >= 10.0)
-    xb = torch.where(big, x, 10.0)
-    hb = torch.where(big, h, 0.0)
-    sb = xb + hb
-    large = (xb - 0.5) * torch.log1p(hb / xb) + hb * torch.log(sb) - hb + (_lgammacor(sb) - _lgammacor(xb))
-    xs = torch.where(big, 1.0, x)
-    hs = torch.where(big, 0.0, h)
-    return torch.where(big, large, torch.lgamma(xs + hs) - torch.lgamma(xs))
+def _lbeta(a, b):
+    """log B(a, b) for a, b > 0 as R's lbeta: with p ≤ q, −½·log q + ½·log 2π + δ(p) + δ(q) − δ(p + q)
+    + (p − ½)·log(p/(p + q)) + q·log1p(−p/(p + q)) for p ≥ 10; lgamma(p) + δ(q) − δ(p + q) + p − p·log(p + q)
+    + (q − ½)·log1p(−p/(p + q)) for q ≥ 10 > p; the three lgammas below (nothing cancels there)."""
+    if not isinstance(a, torch.Tensor):
+        a = torch.as_tensor(a, dtype=b.dtype, device=b.device)
+    b = torch.as_tensor(b, dtype=a.dtype, device=a.device)
+    p = torch.minimum(a, b)
+    q = torch.maximum(a, b)
+    both = p >= 10.0
+    one = (q >= 10.0) & ~both
+    pb = torch.where(both, p, 10.0)
+    qb = torch.where(both, q, 10.0)
+    r = pb / (pb + qb)
+    large = (-0.5 * torch.log(qb) + 0.5 * math.log(2.0 * math.pi) + _lgammacor(pb) + _lgammacor(qb)
+             - _lgammacor(pb + qb) + (pb - 0.5) * torch.log(r) + qb * torch.log1p(-r))
+    po = torch.where(one, p, 1.0)
+    qo = torch.where(one, q, 10.0)
+    so = po + qo
+    mixed = (torch.lgamma(po) + _lgammacor(qo) - _lgammacor(so) + po - po * torch.log(so)
+             + (qo - 0.5) * torch.log1p(-po / so))
+    ps = torch.where(both | one, 1.0, p)
+    qs = torch.where(both | one, 1.0, q)
+    small = torch.lgamma(ps) + torch.lgamma(qs) - torch.lgamma(ps + qs)
+    return torch.where(both, large, torch.where(one, mixed, small))
 
 
 def _loss_terms(total_count, logits, y):
@@ -128,7 +140,7 @@ def _loss_terms_and_grads(total_count, logits, y):
 
 def _constant(total_count, logits, y):
     """The dropped constant c = −log p − ℓ of each observation."""
-    return -_lgamma_diff(total_count - y + 1, y) + torch.lgamma(y + 1)
+    return _lbeta(y + 1, total_count - y + 1) + torch.log1p(total_count)
 
 
 def _check(reduction):

@@ -47,7 +47,8 @@ Torch built-in: none computes this loss.
 
 Stabilising rewrites applied (symloss.stabilize):
     log_gamma: log Γ(x) → lgamma(x);  log x! → lgamma(x + 1)
-    lgamma_difference: lgamma(x + h) − lgamma(x) → lgamma_difference(x, h)
+    log_beta: lgamma(p) + lgamma(q) − lgamma(p + q) → lbeta(p, q);  … − lgamma(p + q − 1) → lbeta(p, q) + log(p + q
+        − 1)
     digamma_difference: ψ(x + h) − ψ(x) → digamma_difference(x, h)
     sigmoid: 1/(1 + exp(−x)) → sigmoid(x);  1/(1 + exp(x)) → sigmoid(−x)
     sigmoid_absorb: exp(x)·sigmoid(−x) → sigmoid(x)  (exp(x)/(1 + exp(x)) → sigmoid(x))
@@ -117,21 +118,31 @@ def _lgammacor(x):
     return torch.where(big, series, direct)
 
 
-def _lgamma_diff(x, h):
-    """lgamma(x + h) − lgamma(x) for x > 0, x + h > 0: (x − ½)·log1p(h/x) + h·log(x + h) − h + δ(x + h) − δ(x)
-    once x and x + h are ≥ 10 (Stirling's log terms combined: the two lgammas would cancel), the two lgammas
-    below (each O(10), or their difference as large as they are); exactly 0 at h = 0."""
-    if not isinstance(x, torch.Tensor):
-        x = torch.as_tensor(x, dtype=h.dtype, device=h.device)
-    h = torch.as_tensor(h, dtype=x.dtype, device=x.device)
-    big = (x >= 10.0) & (x + h >= 10.0)
-    xb = torch.where(big, x, 10.0)
-    hb = torch.where(big, h, 0.0)
-    sb = xb + hb
-    large = (xb - 0.5) * torch.log1p(hb / xb) + hb * torch.log(sb) - hb + (_lgammacor(sb) - _lgammacor(xb))
-    xs = torch.where(big, 1.0, x)
-    hs = torch.where(big, 0.0, h)
-    return torch.where(big, large, torch.lgamma(xs + hs) - torch.lgamma(xs))
+def _lbeta(a, b):
+    """log B(a, b) for a, b > 0 as R's lbeta: with p ≤ q, −½·log q + ½·log 2π + δ(p) + δ(q) − δ(p + q)
+    + (p − ½)·log(p/(p + q)) + q·log1p(−p/(p + q)) for p ≥ 10; lgamma(p) + δ(q) − δ(p + q) + p − p·log(p + q)
+    + (q − ½)·log1p(−p/(p + q)) for q ≥ 10 > p; the three lgammas below (nothing cancels there)."""
+    if not isinstance(a, torch.Tensor):
+        a = torch.as_tensor(a, dtype=b.dtype, device=b.device)
+    b = torch.as_tensor(b, dtype=a.dtype, device=a.device)
+    p = torch.minimum(a, b)
+    q = torch.maximum(a, b)
+    both = p >= 10.0
+    one = (q >= 10.0) & ~both
+    pb = torch.where(both, p, 10.0)
+    qb = torch.where(both, q, 10.0)
+    r = pb / (pb + qb)
+    large = (-0.5 * torch.log(qb) + 0.5 * math.log(2.0 * math.pi) + _lgammacor(pb) + _lgammacor(qb)
+             - _lgammacor(pb + qb) + (pb - 0.5) * torch.log(r) + qb * torch.log1p(-r))
+    po = torch.where(one, p, 1.0)
+    qo = torch.where(one, q, 10.0)
+    so = po + qo
+    mixed = (torch.lgamma(po) + _lgammacor(qo) - _lgammacor(so) + po - po * torch.log(so)
+             + (qo - 0.5) * torch.log1p(-po / so))
+    ps = torch.where(both | one, 1.0, p)
+    qs = torch.where(both | one, 1.0, q)
+    small = torch.lgamma(ps) + torch.lgamma(qs) - torch.lgamma(ps + qs)
+    return torch.where(both, large, torch.where(one, mixed, small))
 
 
 def _digamma_diff(x, h):
@@ -169,17 +180,17 @@ def _loss_terms(log_total_count, logits, logit_gate, y):
     _t4 = -logit_gate
     _t5 = torch.sigmoid(_t4)*torch.expm1(-_t2)
     _t6 = -_t0*torch.where((_t5 > -1/2), torch.log1p(_t5), torch.logaddexp(-_t3, -_softplus(_t4)))
-    return _t6 - (1 - _t0)*(-_t3 - y*_softplus(-logits) + _lgamma_diff(_t1, y) - torch.lgamma(y + 1))
+    return _t6 - (1 - _t0)*(-_t3 - y*_softplus(-logits) - torch.log(y + _t1) - _lbeta(_t1, y + 1))
 
 
 def _loss_terms_and_grads(log_total_count, logits, logit_gate, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂log_total_count, ∂ℓ/∂logits, ∂ℓ/∂logit_gate."""
     _t0 = (y == 0)
     _t1 = torch.where(_t0, 1, 0)
-    _t2 = torch.exp(log_total_count)
-    _t3 = -logits
+    _t2 = -logits
+    _t3 = torch.exp(log_total_count)
     _t4 = _softplus(logits)
-    _t5 = _t2*_t4
+    _t5 = _t3*_t4
     _t6 = _t5 + _softplus(logit_gate)
     _t7 = -logit_gate
     _t8 = torch.sigmoid(_t7)*torch.expm1(-_t5)
@@ -187,9 +198,9 @@ def _loss_terms_and_grads(log_total_count, logits, logit_gate, y):
     _t10 = torch.sigmoid(-_t9)
     _t11 = torch.sigmoid(logits)
     _t12 = -_t1*torch.where((_t8 > -1/2), torch.log1p(_t8), torch.logaddexp(-_t6, -_softplus(_t7)))
-    _value = _t12 - (1 - _t1)*(-_t6 - y*_softplus(_t3) + _lgamma_diff(_t2, y) - torch.lgamma(y + 1))
-    _grad0 = torch.where(_t0, _t10*_t5, _t2*(_t4 - _digamma_diff(_t2, y)))
-    _grad1 = torch.where(_t0, _t10*_t11*_t2, _t11*_t2 - y*torch.sigmoid(_t3))
+    _value = _t12 - (1 - _t1)*(-_t6 - y*_softplus(_t2) - torch.log(y + _t3) - _lbeta(_t3, y + 1))
+    _grad0 = torch.where(_t0, _t10*_t5, _t3*(_t4 - _digamma_diff(_t3, y)))
+    _grad1 = torch.where(_t0, _t10*_t11*_t3, _t11*_t3 - y*torch.sigmoid(_t2))
     _grad2 = torch.where(_t0, _t8*torch.sigmoid(_t9), torch.sigmoid(logit_gate))
     return _value, (_grad0, _grad1, _grad2)
 

@@ -29,10 +29,12 @@ Torch built-in: none computes this loss.
 
 Stabilising rewrites applied (symloss.stabilize):
     log_gamma: log Γ(x) → lgamma(x);  log x! → lgamma(x + 1)
-    lgamma_difference: lgamma(x + h) − lgamma(x) → lgamma_difference(x, h)
+    log_beta: lgamma(p) + lgamma(q) − lgamma(p + q) → lbeta(p, q);  … − lgamma(p + q − 1) → lbeta(p, q) + log(p + q
+        − 1)
     sigmoid: 1/(1 + exp(−x)) → sigmoid(x);  1/(1 + exp(x)) → sigmoid(−x)
     sigmoid_absorb: exp(x)·sigmoid(−x) → sigmoid(x)  (exp(x)/(1 + exp(x)) → sigmoid(x))
     softplus: log(1 + exp(x)) → softplus(x)
+    log1p: log(1 + x) → log1p(x)
 
 Conventions:
     * Inputs broadcast against each other and the target as in torch; dtype (float32/float64) follows the
@@ -184,18 +186,27 @@ def _lgammacor(x):
 
 
 @triton.jit
-def _lgamma_diff(x, h):
-    """lgamma(x + h) − lgamma(x) for x > 0, x + h > 0: (x − ½)·log1p(h/x) + h·log(x + h) − h + δ(x + h) − δ(x)
-    once x and x + h are ≥ 10 (Stirling's log terms combined: the two lgammas would cancel), the two lgammas
-    below (each O(10), or their difference as large as they are); exactly 0 at h = 0."""
-    big = (x >= 10.0) & (x + h >= 10.0)
-    xb = tl.where(big, x, 10.0)
-    hb = tl.where(big, h, 0.0)
-    sb = xb + hb
-    large = (xb - 0.5) * _log1p(hb / xb) + hb * _log(sb) - hb + (_lgammacor(sb) - _lgammacor(xb))
-    xs = tl.where(big, 1.0, x)
-    hs = tl.where(big, 0.0, h)
-    return tl.where(big, large, _lgamma(xs + hs) - _lgamma(xs))
+def _lbeta(a, b):
+    """log B(a, b) for a, b > 0 as R's lbeta: with p ≤ q, −½·log q + ½·log 2π + δ(p) + δ(q) − δ(p + q)
+    + (p − ½)·log(p/(p + q)) + q·log1p(−p/(p + q)) for p ≥ 10; lgamma(p) + δ(q) − δ(p + q) + p − p·log(p + q)
+    + (q − ½)·log1p(−p/(p + q)) for q ≥ 10 > p; the three lgammas below (nothing cancels there)."""
+    p = tl.minimum(a, b)
+    q = tl.maximum(a, b)
+    both = p >= 10.0
+    one = (q >= 10.0) & (p < 10.0)
+    pb = tl.where(both, p, 10.0)
+    qb = tl.where(both, q, 10.0)
+    r = pb / (pb + qb)
+    large = (-0.5 * _log(qb) + tl.full([1], 0.9189385332046727, a.dtype) + _lgammacor(pb) + _lgammacor(qb)
+             - _lgammacor(pb + qb) + (pb - 0.5) * _log(r) + qb * _log1p(-r))
+    po = tl.where(one, p, 1.0)
+    qo = tl.where(one, q, 10.0)
+    so = po + qo
+    mixed = _lgamma(po) + _lgammacor(qo) - _lgammacor(so) + po - po * _log(so) + (qo - 0.5) * _log1p(-po / so)
+    ps = tl.where(q < 10.0, p, 1.0)
+    qs = tl.where(q < 10.0, q, 1.0)
+    small = _lgamma(ps) + _lgamma(qs) - _lgamma(ps + qs)
+    return tl.where(both, large, tl.where(one, mixed, small))
 
 
 @triton.jit
@@ -220,7 +231,7 @@ def _loss_terms_and_grads(total_count, logits, y):
 def _constant(total_count, logits, y):
     """The dropped constant c = −log p − ℓ of each observation."""
     _dt = total_count.dtype
-    return -_lgamma_diff(total_count - y + 1, y) + _lgamma(y + 1)
+    return _lbeta(y + 1, total_count - y + 1) + _log1p(total_count)
 
 
 @triton.jit

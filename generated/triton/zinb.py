@@ -47,7 +47,8 @@ Torch built-in: none computes this loss.
 
 Stabilising rewrites applied (symloss.stabilize):
     log_gamma: log Γ(x) → lgamma(x);  log x! → lgamma(x + 1)
-    lgamma_difference: lgamma(x + h) − lgamma(x) → lgamma_difference(x, h)
+    log_beta: lgamma(p) + lgamma(q) − lgamma(p + q) → lbeta(p, q);  … − lgamma(p + q − 1) → lbeta(p, q) + log(p + q
+        − 1)
     digamma_difference: ψ(x + h) − ψ(x) → digamma_difference(x, h)
     sigmoid: 1/(1 + exp(−x)) → sigmoid(x);  1/(1 + exp(x)) → sigmoid(−x)
     sigmoid_absorb: exp(x)·sigmoid(−x) → sigmoid(x)  (exp(x)/(1 + exp(x)) → sigmoid(x))
@@ -225,18 +226,27 @@ def _lgammacor(x):
 
 
 @triton.jit
-def _lgamma_diff(x, h):
-    """lgamma(x + h) − lgamma(x) for x > 0, x + h > 0: (x − ½)·log1p(h/x) + h·log(x + h) − h + δ(x + h) − δ(x)
-    once x and x + h are ≥ 10 (Stirling's log terms combined: the two lgammas would cancel), the two lgammas
-    below (each O(10), or their difference as large as they are); exactly 0 at h = 0."""
-    big = (x >= 10.0) & (x + h >= 10.0)
-    xb = tl.where(big, x, 10.0)
-    hb = tl.where(big, h, 0.0)
-    sb = xb + hb
-    large = (xb - 0.5) * _log1p(hb / xb) + hb * _log(sb) - hb + (_lgammacor(sb) - _lgammacor(xb))
-    xs = tl.where(big, 1.0, x)
-    hs = tl.where(big, 0.0, h)
-    return tl.where(big, large, _lgamma(xs + hs) - _lgamma(xs))
+def _lbeta(a, b):
+    """log B(a, b) for a, b > 0 as R's lbeta: with p ≤ q, −½·log q + ½·log 2π + δ(p) + δ(q) − δ(p + q)
+    + (p − ½)·log(p/(p + q)) + q·log1p(−p/(p + q)) for p ≥ 10; lgamma(p) + δ(q) − δ(p + q) + p − p·log(p + q)
+    + (q − ½)·log1p(−p/(p + q)) for q ≥ 10 > p; the three lgammas below (nothing cancels there)."""
+    p = tl.minimum(a, b)
+    q = tl.maximum(a, b)
+    both = p >= 10.0
+    one = (q >= 10.0) & (p < 10.0)
+    pb = tl.where(both, p, 10.0)
+    qb = tl.where(both, q, 10.0)
+    r = pb / (pb + qb)
+    large = (-0.5 * _log(qb) + tl.full([1], 0.9189385332046727, a.dtype) + _lgammacor(pb) + _lgammacor(qb)
+             - _lgammacor(pb + qb) + (pb - 0.5) * _log(r) + qb * _log1p(-r))
+    po = tl.where(one, p, 1.0)
+    qo = tl.where(one, q, 10.0)
+    so = po + qo
+    mixed = _lgamma(po) + _lgammacor(qo) - _lgammacor(so) + po - po * _log(so) + (qo - 0.5) * _log1p(-po / so)
+    ps = tl.where(q < 10.0, p, 1.0)
+    qs = tl.where(q < 10.0, q, 1.0)
+    small = _lgamma(ps) + _lgamma(qs) - _lgamma(ps + qs)
+    return tl.where(both, large, tl.where(one, mixed, small))
 
 
 @triton.jit
@@ -289,7 +299,7 @@ def _loss_terms(log_total_count, logits, logit_gate, y):
     _t3 = _t2 + _softplus(logit_gate)
     _t4 = -logit_gate
     _t5 = _sigmoid(_t4)*_expm1(-_t2)
-    _t6 = -(1 - _t0)*(-_t3 - y*_softplus(-logits) + _lgamma_diff(_t1, y) - _lgamma(y + 1))
+    _t6 = -(1 - _t0)*(-_t3 - y*_softplus(-logits) - _log(y + _t1) - _lbeta(_t1, y + 1))
     return -_t0*tl.where((_t5 > (-0.5)), _log1p(_t5), _logaddexp(-_t3, -_softplus(_t4))) + _t6
 
 
@@ -299,10 +309,10 @@ def _loss_terms_and_grads(log_total_count, logits, logit_gate, y):
     _dt = log_total_count.dtype
     _t0 = (y == 0)
     _t1 = tl.where(_t0, 1, 0)
-    _t2 = _exp(log_total_count)
-    _t3 = -logits
+    _t2 = -logits
+    _t3 = _exp(log_total_count)
     _t4 = _softplus(logits)
-    _t5 = _t2*_t4
+    _t5 = _t3*_t4
     _t6 = _t5 + _softplus(logit_gate)
     _t7 = -logit_gate
     _t8 = _sigmoid(_t7)*_expm1(-_t5)
@@ -310,9 +320,9 @@ def _loss_terms_and_grads(log_total_count, logits, logit_gate, y):
     _t10 = _sigmoid(-_t9)
     _t11 = _sigmoid(logits)
     _t12 = -_t1*tl.where((_t8 > (-0.5)), _log1p(_t8), _logaddexp(-_t6, -_softplus(_t7)))
-    _value = _t12 - (1 - _t1)*(-_t6 - y*_softplus(_t3) + _lgamma_diff(_t2, y) - _lgamma(y + 1))
-    _grad0 = tl.where(_t0, _t10*_t5, _t2*(_t4 - _digamma_diff(_t2, y)))
-    _grad1 = tl.where(_t0, _t10*_t11*_t2, _t11*_t2 - y*_sigmoid(_t3))
+    _value = _t12 - (1 - _t1)*(-_t6 - y*_softplus(_t2) - _log(y + _t3) - _lbeta(_t3, y + 1))
+    _grad0 = tl.where(_t0, _t10*_t5, _t3*(_t4 - _digamma_diff(_t3, y)))
+    _grad1 = tl.where(_t0, _t10*_t11*_t3, _t11*_t3 - y*_sigmoid(_t2))
     _grad2 = tl.where(_t0, _t8*_sigmoid(_t9), _sigmoid(logit_gate))
     return _value, _grad0, _grad1, _grad2
 
