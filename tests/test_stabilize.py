@@ -576,6 +576,21 @@ def test_rule_exp_of_sum():
     assert float_value(as_float(out, a, b, x), 400.0, 300.0, 1.0) == pytest.approx(math.exp(-100.0))
 
 
+def test_rule_exp_shift_product():
+    yp = sp.Symbol("yp", positive=True)
+    expr = (sp.exp(a) - yp) * sp.exp(b - 2 * a)  # the inverse Gaussian's ∂ℓ/∂log_mean
+    out = apply_rule("exp_shift_product", expr)
+    assert out == (1 - yp * sp.exp(-a)) * sp.exp(b - a)
+    assert_same_value(expr, out, [{a: 0.3, b: -1.0, yp: 2.0}, {a: -2.0, b: 1.0, yp: 0.5}])
+    # μ = y = 1e-300: e^(−2a) overflows, e^a − y is 0 or a subnormal: 0·∞ (NaN) or ∞ without the rule
+    point = (math.log(1e-300), 1.0, 1e-300)
+    assert not math.isfinite(float_value(naive(expr, a, b, yp), *point))
+    assert math.isfinite(float_value(as_float(out, a, b, yp), *point))
+    # not where c grows with a: the shift would make the exponent larger
+    grows = (sp.exp(a) - yp) * sp.exp(b + a)
+    assert RULES_BY_NAME["exp_shift_product"].apply(grows) == grows
+
+
 def test_rule_standardised_square():
     expr = (y - a) ** 2 * sp.exp(-2 * b) / 2  # the Normal's (y − μ)²/(2σ²) with σ = exp(b)
     out = apply_rule("standardised_square", expr)

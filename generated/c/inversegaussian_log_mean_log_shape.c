@@ -30,6 +30,7 @@
  *
  * Stabilising rewrites applied (symloss.stabilize):
  *     exp_of_sum: exp(a)·exp(b) → exp(a + b)
+ *     exp_shift_product: (exp(a) − y)·exp(c) → (1 − y·exp(−a))·exp(a + c)  (y > 0; c falls with a)
  *     standardised_square: u²·exp(2v) → (u·exp(v))²
  *     square_absorb: Square(z)·p → Square(z·√p)  (p > 0: exp(w) or a positive power)
  *
@@ -52,8 +53,8 @@ static double symloss_inversegaussian_log_mean_log_shape_terms(double log_mean, 
 {
     (void)log_mean; (void)log_shape; (void)y;
     const double _t0 = (0.5)*log_shape;
-    const double _t1 = (y - exp(log_mean))*exp(-log_mean + _t0)/sqrt(y);
-    return -_t0 + (0.5)*(_t1*_t1);
+    const double _t1 = (((-y*exp(-log_mean) + 1.0)*exp(_t0)/sqrt(y))*((-y*exp(-log_mean) + 1.0)*exp(_t0)/sqrt(y)));
+    return -_t0 + (0.5)*_t1;
 }
 
 /* ℓ of one observation, and its partial derivatives ∂ℓ/∂log_mean, ∂ℓ/∂log_shape into _g. */
@@ -61,9 +62,9 @@ static double symloss_inversegaussian_log_mean_log_shape_terms_and_grads(double 
 {
     (void)log_mean; (void)log_shape; (void)y;
     const double _t0 = (0.5)*log_shape;
-    const double _t1 = y - exp(log_mean);
-    const double _t2 = ((_t1*exp(-log_mean + _t0)/sqrt(y))*(_t1*exp(-log_mean + _t0)/sqrt(y)));
-    _g[0] = -_t1*exp(-2.0*log_mean + log_shape);
+    const double _t1 = -y*exp(-log_mean) + 1.0;
+    const double _t2 = ((_t1*exp(_t0)/sqrt(y))*(_t1*exp(_t0)/sqrt(y)));
+    _g[0] = _t1*exp(-log_mean + log_shape);
     _g[1] = (0.5)*_t2 - 0.5;
     return -_t0 + (0.5)*_t2;
 }

@@ -30,6 +30,7 @@
  *
  * Stabilising rewrites applied (symloss.stabilize):
  *     exp_of_sum: exp(a)·exp(b) → exp(a + b)
+ *     exp_shift_product: (exp(a) − y)·exp(c) → (1 − y·exp(−a))·exp(a + c)  (y > 0; c falls with a)
  *     standardised_square: u²·exp(2v) → (u·exp(v))²
  *     square_absorb: Square(z)·p → Square(z·√p)  (p > 0: exp(w) or a positive power)
  *

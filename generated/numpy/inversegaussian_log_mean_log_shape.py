@@ -30,6 +30,7 @@ Torch built-in: none computes this loss.
 
 Stabilising rewrites applied (symloss.stabilize):
     exp_of_sum: exp(a)·exp(b) → exp(a + b)
+    exp_shift_product: (exp(a) − y)·exp(c) → (1 − y·exp(−a))·exp(a + c)  (y > 0; c falls with a)
     standardised_square: u²·exp(2v) → (u·exp(v))²
     square_absorb: Square(z)·p → Square(z·√p)  (p > 0: exp(w) or a positive power)
 
@@ -62,16 +63,16 @@ _WRT_INDEX = (0, 1)
 def _loss_terms(log_mean, log_shape, y):
     """ℓ of each observation."""
     _t0 = (1/2)*log_shape
-    return -_t0 + (1/2)*((y - np.exp(log_mean))*np.exp(-log_mean + _t0)/np.sqrt(y))**2
+    return -_t0 + (1/2)*((-y*np.exp(-log_mean) + 1)*np.exp(_t0)/np.sqrt(y))**2
 
 
 def _loss_terms_and_grads(log_mean, log_shape, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂log_mean, ∂ℓ/∂log_shape."""
     _t0 = (1/2)*log_shape
-    _t1 = y - np.exp(log_mean)
-    _t2 = (_t1*np.exp(-log_mean + _t0)/np.sqrt(y))**2
+    _t1 = -y*np.exp(-log_mean) + 1
+    _t2 = (_t1*np.exp(_t0)/np.sqrt(y))**2
     _value = -_t0 + (1/2)*_t2
-    _grad0 = -_t1*np.exp(-2*log_mean + log_shape)
+    _grad0 = _t1*np.exp(-log_mean + log_shape)
     _grad1 = (1/2)*_t2 - 1/2
     return _value, (_grad0, _grad1)
 

@@ -30,6 +30,7 @@ Torch built-in: none computes this loss.
 
 Stabilising rewrites applied (symloss.stabilize):
     exp_of_sum: exp(a)·exp(b) → exp(a + b)
+    exp_shift_product: (exp(a) − y)·exp(c) → (1 − y·exp(−a))·exp(a + c)  (y > 0; c falls with a)
     standardised_square: u²·exp(2v) → (u·exp(v))²
     square_absorb: Square(z)·p → Square(z·√p)  (p > 0: exp(w) or a positive power)
 
@@ -124,7 +125,7 @@ def _loss_terms(log_mean, log_shape, y):
     """ℓ of each observation."""
     _dt = log_mean.dtype
     _t0 = (0.5)*log_shape
-    _t1 = (y - _exp(log_mean))*_exp(-log_mean + _t0)/_sqrt(y)
+    _t1 = (-y*_exp(-log_mean) + 1)*_exp(_t0)/_sqrt(y)
     return -_t0 + (0.5)*_t1*_t1
 
 
@@ -133,10 +134,10 @@ def _loss_terms_and_grads(log_mean, log_shape, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂log_mean, ∂ℓ/∂log_shape."""
     _dt = log_mean.dtype
     _t0 = (0.5)*log_shape
-    _t1 = y - _exp(log_mean)
-    _t2 = ((_t1*_exp(-log_mean + _t0)/_sqrt(y))*(_t1*_exp(-log_mean + _t0)/_sqrt(y)))
+    _t1 = -y*_exp(-log_mean) + 1
+    _t2 = ((_t1*_exp(_t0)/_sqrt(y))*(_t1*_exp(_t0)/_sqrt(y)))
     _value = -_t0 + (0.5)*_t2
-    _grad0 = -_t1*_exp(-2*log_mean + log_shape)
+    _grad0 = _t1*_exp(-log_mean + log_shape)
     _grad1 = (0.5)*_t2 + (-0.5)
     return _value, _grad0, _grad1
 
