@@ -229,6 +229,56 @@ def test_triton_helpers_in_the_interpreter():
     nb = module_for("negativebinomial", "triton")
     _, (g_r, _) = nb.value_and_grad(t([1e-30]), t([1e4]), t([0.0]), reduction="none")
     assert float(g_r[0]) == pytest.approx(1e4, rel=1e-14)
+    st = module_for("studentt", "triton")
+    value, _ = st.value_and_grad(t([2e30, 3.0]), t([0.0, 0.0]), t([0.0, 0.0]), t([1.0, 1.0]), reduction="none")
+    for i, df in enumerate([2e30, 3.0]):
+        assert ulps(float(value[i]), studentt_truth(df, 0.0, 0.0, 1.0)) <= 64
+
+
+def test_jax_lgamma_difference():
+    jax = pytest.importorskip("jax")
+    jax.config.update("jax_enable_x64", True)
+    st = module_for("studentt", "jax")
+    j = jax.numpy.asarray
+    value, _ = st.value_and_grad(j([2e30, 3.0]), j([0.0, 0.0]), j([0.0, 0.0]), j([1.0, 1.0]), reduction="none")
+    for i, df in enumerate([2e30, 3.0]):
+        assert ulps(float(value[i]), studentt_truth(df, 0.0, 0.0, 1.0)) <= 32
+    nb = module_for("negativebinomial", "jax")
+    value, _ = nb.value_and_grad(j([1e300]), j([-40.0]), j([1.0]), reduction="none")
+    with mpmath.workdps(400):
+        r = mpmath.mpf(1e300)
+        want = float(r * mpmath.log1p(mpmath.exp(-40)) + mpmath.log1p(mpmath.exp(40)) - mpmath.log(r))
+    assert ulps(float(value[0]), want) <= 16
+
+
+def test_c_lgamma_difference_helper(tmp_path):
+    import ctypes
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    cc = shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc") or shutil.which("clang")
+    if cc is None:
+        pytest.skip("no C compiler")
+    generated = Path(__file__).resolve().parent.parent / "generated" / "c"
+    src = tmp_path / "lgd.c"
+    src.write_text(f'#include "{generated / "negativebinomial_logit_probs.c"}"\n'
+                   "double lgd(double x, double h)\n"
+                   "{ return symloss_negativebinomial_logit_probs_lgamma_diff(x, h); }\n")
+    lib = tmp_path / "liblgd.so"
+    result = subprocess.run([cc, "-std=c99", "-O2", "-fPIC", "-shared", f"-I{generated}", str(src), "-o", str(lib),
+                             "-lm"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[:4000]
+    f = ctypes.CDLL(str(lib)).lgd
+    f.restype, f.argtypes = ctypes.c_double, [ctypes.c_double, ctypes.c_double]
+    for x in SWEEP:
+        for h in [0.5, 1.0, 3.0, 100.0, 1e6, 1e30]:
+            with mpmath.workdps(400):
+                want = mpmath.loggamma(mpmath.mpf(x) + mpmath.mpf(h)) - mpmath.loggamma(x)
+            # below 10 the difference of libm's two lgammas (each ~1 ulp of up to 13): lgamma(8) − lgamma(7.5)
+            # = 0.99 from 8.5 and 7.5 is 18 ulps with glibc
+            assert ulps(f(x, h), want) <= (32 if x < 10 else 16), (x, h, f(x, h), float(want))
+    assert f(3.0, 0.0) == 0.0 and f(1e30, 0.0) == 0.0
 
 
 # ---------------------------------------------------------------------------------------------------------
