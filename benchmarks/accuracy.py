@@ -32,6 +32,7 @@ from .common import load_module
 
 DPS = 50
 ESCALATE = (80, 400, 1200)
+EXACT_S = 2.0  # seconds for SymPy's adaptive evaluation of a suspicious tiny truth (then: the mpmath value)
 SLOW_S = 0.02  # an evaluation slower than this at 80 digits is not retried at 400 even if tiny  # digits tried after DPS (truths that need them: tiny results of cancellations)
 K = 3  # classes for the class-axis (vector) losses
 
@@ -211,10 +212,21 @@ def _by_name(problem: Problem, expr: sp.Expr) -> sp.Expr:
     return expr.xreplace(plain)
 
 
+def _log1p_form(e: sp.Expr) -> sp.Expr:
+    """log(1 + u) as log1p(u), the same number: at u = e^-700 the sum 1 + u rounds to 1 at any precision below
+    305 digits, and the escalation to 400 digits is skipped where the expression is slow (polygamma near 0)."""
+    from sympy.codegen.cfunctions import log1p
+
+    def fits(n: sp.Basic) -> bool:
+        return isinstance(n, sp.log) and isinstance(n.args[0], sp.Add) and sp.S.One in n.args[0].args
+
+    return e.replace(fits, lambda n: log1p(n.args[0] - 1))
+
+
 def truth_function(problem: Problem, expr: sp.Expr, j: int | None = None):
     # the stable functions (LogAddExp, Softplus, ...) in a derived expression evaluate through their
     # textbook form: mpmath has no names for them, and its unbounded exponent makes that form exact
-    e = _by_name(problem, elementary(problem.scalarize(expr, j)))
+    e = _log1p_form(_by_name(problem, elementary(problem.scalarize(expr, j))))
     syms = [sp.Symbol(n) for n in problem.names]
     f = sp.lambdify(syms, e, modules="mpmath")
 
@@ -260,9 +272,33 @@ def truth_function(problem: Problem, expr: sp.Expr, j: int | None = None):
             out = cur
         if out is None or not math.isfinite(out):
             return None
+        if abs(out) < 1e-30:  # a zero or tiny result that fixed precision may have got by cancellation
+            exact = _exact(e, syms, args)
+            if exact:  # a nonzero exact value; its 0 can be evalf's own lost digits (log(1 + tiny) above)
+                return exact
         return out
 
     return evaluate
+
+
+def _exact(e: sp.Expr, syms: list[sp.Symbol], args) -> float | None:
+    """e at the point's exact binary values by SymPy's adaptive evalf: terms that are equal at the point cancel
+    symbolically (ψ(r) − ψ(r + y) at y = 0, beside log1p(e^-700) = 9.9e-305, is 0 at 50 digits and at 400: the
+    ψ values are 1e300), and evalf raises its precision until the digits asked for are right."""
+    from symloss.budget import try_with_budget
+
+    def run() -> float | None:
+        # log(e^-1e4 + 1 + e^-700) only shows its 1 once the values are in, and evalf takes log(1 + tiny) at
+        # the working precision of its argument (0): log1p again
+        at = _log1p_form(e.xreplace({s: sp.Rational(float(a)) for s, a in zip(syms, args, strict=True)}))
+        v = sp.N(at, 20, maxn=2000)
+        return float(v) if v.is_number and v.is_real else None
+
+    try:
+        v = try_with_budget(run, EXACT_S, None, "exact truth")
+    except (TypeError, ValueError, ZeroDivisionError, OverflowError, ArithmeticError, RecursionError):
+        return None
+    return v if v is not None and math.isfinite(v) else None
 
 
 # -- candidates ------------------------------------------------------------------------------------

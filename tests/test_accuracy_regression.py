@@ -134,3 +134,14 @@ def test_generated_value_accurate_on_extreme_grid(name, options, target):
         if not math.isfinite(o) or (A.ulps(o, t) > ULPS and abs(o - t) > REL * abs(t)):
             bad.append((p, o, t))
     assert not bad, f"{len(bad)} values off: " + "; ".join(map(str, bad[:5]))
+
+
+def test_truth_survives_cancellation_that_fixed_precision_cannot_resolve():
+    """The harness's own reference: ∂ℓ/∂r = log1p(e^logits) + ψ(r) − ψ(r + y) at r = 1e-300, y = 0, logits = −700
+    is 9.86e-305 (the ψ terms are equal, each −1e300, and swallow it at 50 and at 400 digits)."""
+    loss = symloss.derive("negativebinomial", link="canonical")
+    problem = A.build_problem(loss, 60)
+    point = {"total_count": 1e-300, "logits": -700.0, "y": 0.0}
+    i = problem.points.index(point)
+    truths = A.truths_for(problem, loss.expr, loss.gradient, list(loss.wrt_names))
+    assert truths["total_count"][i] == [pytest.approx(math.log1p(math.exp(-700.0)), rel=1e-15)]
