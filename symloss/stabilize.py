@@ -702,8 +702,8 @@ class Guard(StableFunction):
 
 STABLE_FUNCTIONS: tuple[type[StableFunction], ...] = (
     Softplus, Sigmoid, LogAddExp, LogSumExp, XLogY, XLog1pY, XMulY, LogRatio, Log1mExp, XOverExpm1M1, Log1pSquare,
-    Log1pSquareDu, Log1pSquareDv, Log1pSquareDvc, LogNdtr, LogNdtrDeriv, LogGamma, LogBeta, DigammaDifference, LgammaCorrection, DigammaCorrection,
-    LogTanhc, DLogTanhc,
+    Log1pSquareDu, Log1pSquareDv, Log1pSquareDvc, LogNdtr, LogNdtrDeriv, LogGamma, LogBeta, DigammaDifference,
+    LgammaCorrection, DigammaCorrection, LogTanhc, DLogTanhc,
     Square, Guard,
 )
 
