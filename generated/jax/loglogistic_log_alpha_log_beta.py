@@ -82,7 +82,9 @@ def _log_ratio(y, s):
     low = m < 0.7071067811865476
     m = jnp.where(low, 2.0 * m, m)
     e = (e - low).astype(m.dtype)
-    return (e * 0.693145751953125 - s) + (e * 1.4286068203094173e-06 + jnp.log(m))
+    split = (e * 0.693145751953125 - s) + (e * 1.4286068203094173e-06 + jnp.log(m))
+    # XLA flushes subnormals (log gives −∞) but its frexp does not: keep log's answer below the normal range
+    return jnp.where(y < jnp.finfo(m.dtype).tiny, jnp.log(y) - s, split)
 
 
 def _loss_terms(log_alpha, log_beta, y):

@@ -89,12 +89,14 @@ _WRT_INDEX = (0, 1)
 
 def _log_ratio(y, s):
     """log(y) − s with log y carried to ~5e-17 absolute, not half an ulp of log y (which is all of log y − s
-    where y ≈ e^s): y = m·2^e with m in [√½, √2), and (e·ln2_hi − s) + (e·ln2_lo + log m), of which e·ln2_hi
-    (ln2_hi has 15 bits) and its difference with a close s are exact."""
-    m, e = torch.frexp(y)
-    low = m < 0.7071067811865476
-    m = torch.where(low, 2.0 * m, m)
-    e = (e - low.to(e.dtype)).to(m.dtype)
+    where y ≈ e^s): y = m·2^e with m near 1, and (e·ln2_hi − s) + (e·ln2_lo + log m), of which e·ln2_hi (ln2_hi
+    has 15 bits) and its difference with a close s are exact.  Not torch.frexp: its int32 exponent does not
+    compile with inductor's CPU vectorisation in float64; e = round(log2 y) (0 at y = 0, ∞, NaN, where m = y then
+    gives log's own answer) and 2^−e in two exact halves (2^1074 overflows) instead."""
+    normal = (y > 0.0) & torch.isfinite(y)
+    e = torch.where(normal, torch.floor(torch.log2(torch.where(normal, y, 1.0)) + 0.5), 0.0)
+    h = torch.floor(0.5 * e)
+    m = y * torch.exp2(-h) * torch.exp2(h - e)
     return (e * 0.693145751953125 - s) + (e * 1.4286068203094173e-06 + torch.log(m))
 
 
