@@ -1405,6 +1405,11 @@ def _log_ratio(node: sp.Basic, ctx: Context) -> sp.Basic | None:
             c, s = _symbol_term(t2, ctx)
             if s is None:
                 continue
+            # an input whose term has a partner −c·s′ of another input is left to cancel with it exactly
+            # (log a − log rate of a Gamma's a·(ψ(a) − log rate − log y), ψ(a) ≈ log a, at a = rate = 1e30)
+            if any(u is not t2 and u is not t and (p := _symbol_term(u, ctx))[1] not in (None, s)
+                   and sp.expand(p[0] + c) == 0 for u in terms):
+                continue
             if sp.expand(big + c) == 0 or -c in parts:
                 rest = [u for u in terms if u is not t and u is not t2]
                 return sp.Add(-c * LogRatio(y, s), sp.expand(big + c) * sp.log(y), *rest)

@@ -609,6 +609,9 @@ def test_rule_log_ratio():
     want = float(exact(pareto, at))
     assert want != 0.0
     assert float_value(as_float(out2, a, p, w), *at.values()) == pytest.approx(want, rel=1e-12, abs=0)
+    # an input with a partner of another input to cancel with exactly (a Gamma's log a − log rate − log y at
+    # a = rate = 1e30): left to it, not paired with log y
+    assert RULES_BY_NAME["log_ratio"].apply(a - b - sp.log(w), _ctx(w)) == a - b - sp.log(w)
     # a sum (log y + b, the log of a product) or a log of no data: left alone
     assert RULES_BY_NAME["log_ratio"].apply(sp.log(w) + b, _ctx(w)) == sp.log(w) + b
     assert RULES_BY_NAME["log_ratio"].apply(sp.log(p) - b, _ctx(w)) == sp.log(p) - b

@@ -35,8 +35,6 @@
  *     lgamma_stirling: lgamma(c·e^u) + r → (c·e^u − ½)(u + log c) − c·e^u + ½·log 2π + δ(c·e^u) + r  (c·e^u ≥ 10)
  *     digamma_stirling: ψ(c·e^u) + r → (u + log c) − e^−u/(2c) + ε(c·e^u) + r
  *     expm1: exp(x) − 1 → expm1(x)
- *     log_ratio: C·log(y) + c·s → (−c)·log_ratio(y, s) + (C + c)·log(y)  (y the data, s a real input, −c C or a
- *        term of it);  x·log_ratio(y, s) → xmuly(x, log_ratio(y, s)) where x may be 0 (by the xlogy rule)
  *     xlogy: x·log(y) → xlogy(x, y);  x·log1p(y) → xlog1py(x, y)  (x may be 0, the target involved)
  *
  * Conventions:
@@ -57,20 +55,6 @@
 static double symloss_gamma_log_concentration_log_rate_xlogy(double x, double y)
 {
     return x == 0.0 ? 0.0 : x * log(y);
-}
-
-/* log(y) − s with log y carried to ~5e-17 absolute, not half an ulp of log y (which is all of log y − s where
-   y ≈ e^s): y = m·2^e with m in [√½, √2), and (e·ln2_hi − s) + (e·ln2_lo + log m), of which e·ln2_hi (ln2_hi
-   has 15 bits) and its difference with a close s are exact. */
-static double symloss_gamma_log_concentration_log_rate_log_ratio(double y, double s)
-{
-    int e;
-    double m = frexp(y, &e);
-    if (m < 0.7071067811865476) {
-        m *= 2.0;
-        e -= 1;
-    }
-    return ((double)e * 0.693145751953125 - s) + ((double)e * 1.4286068203094173e-06 + log(m));
 }
 
 /* δ(x) = log Γ(x) − ((x − ½)·log x − x + ½·log 2π) for x > 0 (R's lgammacor): the asymptotic series
@@ -148,11 +132,11 @@ static double symloss_gamma_log_concentration_log_rate_terms_and_grads(double lo
     const double _t4 = exp(_t3);
     const double _t5 = exp(((log_concentration < _t1) ? log_concentration : _t1 - 1.0));
     const double _t6 = exp(log_concentration);
-    const double _t7 = -0.5*_t3 + _t4*(-log_rate + _t3 - 1.0) + symloss_gamma_log_concentration_log_rate_lgammacor(_t4) + 0.9189385332046728;
-    const double _t8 = -symloss_gamma_log_concentration_log_rate_log_ratio(y, log_concentration);
-    _g[0] = _t6*(-log_rate + _t8 + symloss_gamma_log_concentration_log_rate_digammacor(_t6) - 0.5*exp(-log_concentration));
+    const double _t7 = -log_concentration;
+    const double _t8 = -0.5*_t3 + _t4*(-log_rate + _t3 - 1.0) + symloss_gamma_log_concentration_log_rate_lgammacor(_t4) + 0.9189385332046728;
+    _g[0] = _t6*(-log_rate - _t7 - 0.5*exp(_t7) - log(y) + symloss_gamma_log_concentration_log_rate_digammacor(_t6));
     _g[1] = _t0 - _t6;
-    return _t0 + (_t2 ? _t7 : -_t5*log_rate + lgamma(_t5)) - symloss_gamma_log_concentration_log_rate_xlogy(expm1(log_concentration), y);
+    return _t0 + (_t2 ? _t8 : -_t5*log_rate + lgamma(_t5)) - symloss_gamma_log_concentration_log_rate_xlogy(expm1(log_concentration), y);
 }
 
 /* The dropped constant c = −log p − ℓ of one observation. */

@@ -34,8 +34,6 @@
  *     log_gamma: log Γ(x) → lgamma(x);  log x! → lgamma(x + 1)
  *     lgamma_stirling: lgamma(c·e^u) + r → (c·e^u − ½)(u + log c) − c·e^u + ½·log 2π + δ(c·e^u) + r  (c·e^u ≥ 10)
  *     digamma_stirling: ψ(c·e^u) + r → (u + log c) − e^−u/(2c) + ε(c·e^u) + r
- *     log_ratio: C·log(y) + c·s → (−c)·log_ratio(y, s) + (C + c)·log(y)  (y the data, s a real input, −c C or a
- *        term of it);  x·log_ratio(y, s) → xmuly(x, log_ratio(y, s)) where x may be 0 (by the xlogy rule)
  *
  * Conventions:
  *   * Every array argument has n elements (no broadcasting; repeat a shared value); the named constants
@@ -50,20 +48,6 @@
 #include <stddef.h>
 
 #include "inversegamma_log_concentration_log_rate.h"
-
-/* log(y) − s with log y carried to ~5e-17 absolute, not half an ulp of log y (which is all of log y − s where
-   y ≈ e^s): y = m·2^e with m in [√½, √2), and (e·ln2_hi − s) + (e·ln2_lo + log m), of which e·ln2_hi (ln2_hi
-   has 15 bits) and its difference with a close s are exact. */
-static double symloss_inversegamma_log_concentration_log_rate_log_ratio(double y, double s)
-{
-    int e;
-    double m = frexp(y, &e);
-    if (m < 0.7071067811865476) {
-        m *= 2.0;
-        e -= 1;
-    }
-    return ((double)e * 0.693145751953125 - s) + ((double)e * 1.4286068203094173e-06 + log(m));
-}
 
 /* δ(x) = log Γ(x) − ((x − ½)·log x − x + ½·log 2π) for x > 0 (R's lgammacor): the asymptotic series
    Σ B₂ₖ/(2k(2k − 1)x²ᵏ⁻¹) to x⁻¹⁷ from x = 10 (error < 2e-19), lgamma minus the Stirling terms below. */
@@ -135,17 +119,17 @@ static double symloss_inversegamma_log_concentration_log_rate_terms_and_grads(do
     (void)log_concentration; (void)log_rate; (void)y;
     const double _t0 = exp(log_rate);
     const double _t1 = (1.0/(y));
-    const double _t2 = exp(log_concentration);
-    const double _t3 = 2.302585092994046;
-    const double _t4 = (log_concentration >= _t3);
-    const double _t5 = (_t4 ? log_concentration : _t3);
-    const double _t6 = exp(_t5);
-    const double _t7 = exp(((log_concentration < _t3) ? log_concentration : _t3 - 1.0));
-    const double _t8 = -0.5*_t5 + _t6*(-log_rate + _t5 - 1.0) + symloss_inversegamma_log_concentration_log_rate_lgammacor(_t6) + 0.9189385332046728;
-    const double _t9 = log_concentration + symloss_inversegamma_log_concentration_log_rate_digammacor(_t2) + symloss_inversegamma_log_concentration_log_rate_log_ratio(y, log_rate) - 0.5*exp(-log_concentration);
-    _g[0] = _t2*_t9;
-    _g[1] = _t0*_t1 - _t2;
-    return _t0*_t1 - (-_t2 - 1.0)*log(y) + (_t4 ? _t8 : -_t7*log_rate + lgamma(_t7));
+    const double _t2 = log(y);
+    const double _t3 = exp(log_concentration);
+    const double _t4 = 2.302585092994046;
+    const double _t5 = (log_concentration >= _t4);
+    const double _t6 = (_t5 ? log_concentration : _t4);
+    const double _t7 = exp(_t6);
+    const double _t8 = exp(((log_concentration < _t4) ? log_concentration : _t4 - 1.0));
+    const double _t9 = -0.5*_t6 + _t7*(-log_rate + _t6 - 1.0) + symloss_inversegamma_log_concentration_log_rate_lgammacor(_t7) + 0.9189385332046728;
+    _g[0] = _t3*(log_concentration - log_rate + _t2 + symloss_inversegamma_log_concentration_log_rate_digammacor(_t3) - 0.5*exp(-log_concentration));
+    _g[1] = _t0*_t1 - _t3;
+    return _t0*_t1 - _t2*(-_t3 - 1.0) + (_t5 ? _t9 : -_t8*log_rate + lgamma(_t8));
 }
 
 /* The dropped constant c = −log p − ℓ of one observation. */

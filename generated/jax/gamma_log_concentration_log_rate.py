@@ -35,8 +35,6 @@ Stabilising rewrites applied (symloss.stabilize):
     lgamma_stirling: lgamma(c·e^u) + r → (c·e^u − ½)(u + log c) − c·e^u + ½·log 2π + δ(c·e^u) + r  (c·e^u ≥ 10)
     digamma_stirling: ψ(c·e^u) + r → (u + log c) − e^−u/(2c) + ε(c·e^u) + r
     expm1: exp(x) − 1 → expm1(x)
-    log_ratio: C·log(y) + c·s → (−c)·log_ratio(y, s) + (C + c)·log(y)  (y the data, s a real input, −c C or a term
-        of it);  x·log_ratio(y, s) → xmuly(x, log_ratio(y, s)) where x may be 0 (by the xlogy rule)
     xlogy: x·log(y) → xlogy(x, y);  x·log1p(y) → xlog1py(x, y)  (x may be 0, the target involved)
 
 Conventions:
@@ -70,19 +68,6 @@ WRT = ("log_concentration", "log_rate")
 CONSTANTS = ()
 REDUCTIONS = ("mean", "sum", "none")
 _WRT_INDEX = (0, 1)
-
-
-def _log_ratio(y, s):
-    """log(y) − s with log y carried to ~5e-17 absolute, not half an ulp of log y (which is all of log y − s
-    where y ≈ e^s): y = m·2^e with m in [√½, √2), and (e·ln2_hi − s) + (e·ln2_lo + log m), of which e·ln2_hi
-    (ln2_hi has 15 bits) and its difference with a close s are exact."""
-    m, e = jnp.frexp(y)
-    low = m < 0.7071067811865476
-    m = jnp.where(low, 2.0 * m, m)
-    e = (e - low).astype(m.dtype)
-    split = (e * 0.693145751953125 - s) + (e * 1.4286068203094173e-06 + jnp.log(m))
-    # XLA flushes subnormals (log gives −∞) but its frexp does not: keep log's answer below the normal range
-    return jnp.where(y < jnp.finfo(m.dtype).tiny, jnp.log(y) - s, split)
 
 
 def _lgammacor(x):
@@ -131,11 +116,11 @@ def _loss_terms_and_grads(log_concentration, log_rate, y):
     _t4 = jnp.exp(_t3)
     _t5 = jnp.exp(jnp.where((log_concentration < _t1), log_concentration, _t1 - 1))
     _t6 = jnp.exp(log_concentration)
-    _t7 = -1/2*_t3 + _t4*(-log_rate + _t3 - 1) + _lgammacor(_t4) + 0.9189385332046728
-    _t8 = jnp.where(_t2, _t7, -_t5*log_rate + jax.scipy.special.gammaln(_t5))
-    _t9 = -_log_ratio(y, log_concentration)
-    _value = _t0 + _t8 - jax.scipy.special.xlogy(jnp.expm1(log_concentration), y)
-    _grad0 = _t6*(-log_rate + _t9 + _digammacor(_t6) - 1/2*jnp.exp(-log_concentration))
+    _t7 = -log_concentration
+    _t8 = -1/2*_t3 + _t4*(-log_rate + _t3 - 1) + _lgammacor(_t4) + 0.9189385332046728
+    _t9 = jnp.where(_t2, _t8, -_t5*log_rate + jax.scipy.special.gammaln(_t5))
+    _value = _t0 + _t9 - jax.scipy.special.xlogy(jnp.expm1(log_concentration), y)
+    _grad0 = _t6*(-log_rate - _t7 - 1/2*jnp.exp(_t7) - jnp.log(y) + _digammacor(_t6))
     _grad1 = _t0 - _t6
     return _value, (_grad0, _grad1)
 

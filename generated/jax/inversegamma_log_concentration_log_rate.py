@@ -34,8 +34,6 @@ Stabilising rewrites applied (symloss.stabilize):
     log_gamma: log Γ(x) → lgamma(x);  log x! → lgamma(x + 1)
     lgamma_stirling: lgamma(c·e^u) + r → (c·e^u − ½)(u + log c) − c·e^u + ½·log 2π + δ(c·e^u) + r  (c·e^u ≥ 10)
     digamma_stirling: ψ(c·e^u) + r → (u + log c) − e^−u/(2c) + ε(c·e^u) + r
-    log_ratio: C·log(y) + c·s → (−c)·log_ratio(y, s) + (C + c)·log(y)  (y the data, s a real input, −c C or a term
-        of it);  x·log_ratio(y, s) → xmuly(x, log_ratio(y, s)) where x may be 0 (by the xlogy rule)
 
 Conventions:
     * Inputs broadcast against each other and the target as in torch; dtype (float32/float64) follows the
@@ -68,19 +66,6 @@ WRT = ("log_concentration", "log_rate")
 CONSTANTS = ()
 REDUCTIONS = ("mean", "sum", "none")
 _WRT_INDEX = (0, 1)
-
-
-def _log_ratio(y, s):
-    """log(y) − s with log y carried to ~5e-17 absolute, not half an ulp of log y (which is all of log y − s
-    where y ≈ e^s): y = m·2^e with m in [√½, √2), and (e·ln2_hi − s) + (e·ln2_lo + log m), of which e·ln2_hi
-    (ln2_hi has 15 bits) and its difference with a close s are exact."""
-    m, e = jnp.frexp(y)
-    low = m < 0.7071067811865476
-    m = jnp.where(low, 2.0 * m, m)
-    e = (e - low).astype(m.dtype)
-    split = (e * 0.693145751953125 - s) + (e * 1.4286068203094173e-06 + jnp.log(m))
-    # XLA flushes subnormals (log gives −∞) but its frexp does not: keep log's answer below the normal range
-    return jnp.where(y < jnp.finfo(m.dtype).tiny, jnp.log(y) - s, split)
 
 
 def _lgammacor(x):
@@ -124,18 +109,19 @@ def _loss_terms_and_grads(log_concentration, log_rate, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂log_concentration, ∂ℓ/∂log_rate."""
     _t0 = jnp.exp(log_rate)
     _t1 = 1/y
-    _t2 = jnp.exp(log_concentration)
-    _t3 = math.log(10)
-    _t4 = (log_concentration >= _t3)
-    _t5 = jnp.where(_t4, log_concentration, _t3)
-    _t6 = jnp.exp(_t5)
-    _t7 = jnp.exp(jnp.where((log_concentration < _t3), log_concentration, _t3 - 1))
-    _t8 = -1/2*_t5 + _t6*(-log_rate + _t5 - 1) + _lgammacor(_t6) + 0.9189385332046728
-    _t9 = jnp.where(_t4, _t8, -_t7*log_rate + jax.scipy.special.gammaln(_t7))
-    _t10 = -1/2*jnp.exp(-log_concentration)
-    _value = _t0*_t1 + _t9 - (-_t2 - 1)*jnp.log(y)
-    _grad0 = _t2*(log_concentration + _t10 + _digammacor(_t2) + _log_ratio(y, log_rate))
-    _grad1 = _t0*_t1 - _t2
+    _t2 = jnp.log(y)
+    _t3 = jnp.exp(log_concentration)
+    _t4 = math.log(10)
+    _t5 = (log_concentration >= _t4)
+    _t6 = jnp.where(_t5, log_concentration, _t4)
+    _t7 = jnp.exp(_t6)
+    _t8 = jnp.exp(jnp.where((log_concentration < _t4), log_concentration, _t4 - 1))
+    _t9 = -1/2*_t6 + _t7*(-log_rate + _t6 - 1) + _lgammacor(_t7) + 0.9189385332046728
+    _t10 = jnp.where(_t5, _t9, -_t8*log_rate + jax.scipy.special.gammaln(_t8))
+    _t11 = log_concentration - log_rate + _t2 + _digammacor(_t3) - 1/2*jnp.exp(-log_concentration)
+    _value = _t0*_t1 + _t10 - _t2*(-_t3 - 1)
+    _grad0 = _t11*_t3
+    _grad1 = _t0*_t1 - _t3
     return _value, (_grad0, _grad1)
 
 

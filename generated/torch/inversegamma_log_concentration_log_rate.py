@@ -34,8 +34,6 @@ Stabilising rewrites applied (symloss.stabilize):
     log_gamma: log Γ(x) → lgamma(x);  log x! → lgamma(x + 1)
     lgamma_stirling: lgamma(c·e^u) + r → (c·e^u − ½)(u + log c) − c·e^u + ½·log 2π + δ(c·e^u) + r  (c·e^u ≥ 10)
     digamma_stirling: ψ(c·e^u) + r → (u + log c) − e^−u/(2c) + ε(c·e^u) + r
-    log_ratio: C·log(y) + c·s → (−c)·log_ratio(y, s) + (C + c)·log(y)  (y the data, s a real input, −c C or a term
-        of it);  x·log_ratio(y, s) → xmuly(x, log_ratio(y, s)) where x may be 0 (by the xlogy rule)
 
 Conventions:
     * Inputs broadcast against each other and the target as in torch; dtype (float32/float64) follows the
@@ -79,19 +77,6 @@ REDUCTIONS = ("mean", "sum", "none")
 _WRT_INDEX = (0, 1)
 
 
-def _log_ratio(y, s):
-    """log(y) − s with log y carried to ~5e-17 absolute, not half an ulp of log y (which is all of log y − s
-    where y ≈ e^s): y = m·2^e with m near 1, and (e·ln2_hi − s) + (e·ln2_lo + log m), of which e·ln2_hi (ln2_hi
-    has 15 bits) and its difference with a close s are exact.  Not torch.frexp: its int32 exponent does not
-    compile with inductor's CPU vectorisation in float64; e = round(log2 y) (0 at y = 0, ∞, NaN, where m = y then
-    gives log's own answer) and 2^−e in two exact halves (2^1074 overflows) instead."""
-    normal = (y > 0.0) & torch.isfinite(y)
-    e = torch.where(normal, torch.floor(torch.log2(torch.where(normal, y, 1.0)) + 0.5), 0.0)
-    h = torch.floor(0.5 * e)
-    m = y * torch.exp2(-h) * torch.exp2(h - e)
-    return (e * 0.693145751953125 - s) + (e * 1.4286068203094173e-06 + torch.log(m))
-
-
 def _lgammacor(x):
     """δ(x) = log Γ(x) − ((x − ½)·log x − x + ½·log 2π) for x > 0 (R's lgammacor): the asymptotic series
     Σ B₂ₖ/(2k(2k − 1)x²ᵏ⁻¹) to x⁻¹⁷ from x = 10 (error < 2e-19), lgamma minus the Stirling terms below."""
@@ -133,17 +118,18 @@ def _loss_terms_and_grads(log_concentration, log_rate, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂log_concentration, ∂ℓ/∂log_rate."""
     _t0 = torch.exp(log_rate)
     _t1 = 1/y
-    _t2 = torch.exp(log_concentration)
-    _t3 = math.log(10)
-    _t4 = (log_concentration >= _t3)
-    _t5 = torch.where(_t4, log_concentration, _t3)
-    _t6 = torch.exp(_t5)
-    _t7 = torch.exp(torch.where((log_concentration < _t3), log_concentration, _t3 - 1))
-    _t8 = -1/2*_t5 + _t6*(-log_rate + _t5 - 1) + _lgammacor(_t6) + 0.9189385332046728
-    _t9 = -1/2*torch.exp(-log_concentration)
-    _value = _t0*_t1 - (-_t2 - 1)*torch.log(y) + torch.where(_t4, _t8, -_t7*log_rate + torch.lgamma(_t7))
-    _grad0 = _t2*(log_concentration + _t9 + _digammacor(_t2) + _log_ratio(y, log_rate))
-    _grad1 = _t0*_t1 - _t2
+    _t2 = torch.log(y)
+    _t3 = torch.exp(log_concentration)
+    _t4 = math.log(10)
+    _t5 = (log_concentration >= _t4)
+    _t6 = torch.where(_t5, log_concentration, _t4)
+    _t7 = torch.exp(_t6)
+    _t8 = torch.exp(torch.where((log_concentration < _t4), log_concentration, _t4 - 1))
+    _t9 = -1/2*_t6 + _t7*(-log_rate + _t6 - 1) + _lgammacor(_t7) + 0.9189385332046728
+    _t10 = log_concentration - log_rate + _t2 + _digammacor(_t3) - 1/2*torch.exp(-log_concentration)
+    _value = _t0*_t1 - _t2*(-_t3 - 1) + torch.where(_t5, _t9, -_t8*log_rate + torch.lgamma(_t8))
+    _grad0 = _t10*_t3
+    _grad1 = _t0*_t1 - _t3
     return _value, (_grad0, _grad1)
 
 

@@ -35,8 +35,6 @@ Stabilising rewrites applied (symloss.stabilize):
     lgamma_stirling: lgamma(c·e^u) + r → (c·e^u − ½)(u + log c) − c·e^u + ½·log 2π + δ(c·e^u) + r  (c·e^u ≥ 10)
     digamma_stirling: ψ(c·e^u) + r → (u + log c) − e^−u/(2c) + ε(c·e^u) + r
     expm1: exp(x) − 1 → expm1(x)
-    log_ratio: C·log(y) + c·s → (−c)·log_ratio(y, s) + (C + c)·log(y)  (y the data, s a real input, −c C or a term
-        of it);  x·log_ratio(y, s) → xmuly(x, log_ratio(y, s)) where x may be 0 (by the xlogy rule)
     xlogy: x·log(y) → xlogy(x, y);  x·log1p(y) → xlog1py(x, y)  (x may be 0, the target involved)
 
 Conventions:
@@ -181,19 +179,6 @@ def _xlogy(x, y):
 
 
 @triton.jit
-def _log_ratio(y, s):
-    """log(y) − s with log y carried to ~5e-17 absolute, not half an ulp of log y (which is all of log y − s
-    where y ≈ e^s): y = m·2^e with m near 1, and (e·ln2_hi − s) + (e·ln2_lo + log m), of which e·ln2_hi (ln2_hi
-    has 15 bits) and its difference with a close s are exact.  Triton has no frexp: e = round(log2 y) (0 at
-    y = 0, ∞, NaN, where m = y then gives log's own answer), and 2^−e in two exact halves (2^1074 overflows)."""
-    normal = (y > 0.0) & (y - y == 0.0)
-    e = tl.where(normal, tl.floor(tl.log2(tl.where(normal, y, 1.0)) + 0.5), 0.0)
-    h = tl.floor(0.5 * e)
-    m = y * tl.exp2(-h) * tl.exp2(h - e)
-    return (e * 0.693145751953125 - s) + (e * tl.full([1], 1.4286068203094173e-06, y.dtype) + _log(m))
-
-
-@triton.jit
 def _lgammacor(x):
     """δ(x) = log Γ(x) − ((x − ½)·log x − x + ½·log 2π) for x > 0 (R's lgammacor): the asymptotic series
     Σ B₂ₖ/(2k(2k − 1)x²ᵏ⁻¹) to x⁻¹⁷ from x = 10 (error < 2e-19), lgamma minus the Stirling terms below."""
@@ -254,11 +239,11 @@ def _loss_terms_and_grads(log_concentration, log_rate, y):
     _t4 = _exp(_t3)
     _t5 = _exp(tl.where((log_concentration < _k0), log_concentration, _k1))
     _t6 = _exp(log_concentration)
-    _t7 = -0.5*_t3 + _t4*(-log_rate + _t3 - 1) + _lgammacor(_t4) + _k2
-    _t8 = tl.where(_t2, _t7, -_t5*log_rate + _lgamma(_t5))
-    _t9 = -_log_ratio(y, log_concentration)
-    _value = _t0 + _t8 - _xlogy(_expm1(log_concentration), y)
-    _grad0 = _t6*(-log_rate + _t9 + _digammacor(_t6) - 0.5*_exp(-log_concentration))
+    _t7 = -log_concentration
+    _t8 = -0.5*_t3 + _t4*(-log_rate + _t3 - 1) + _lgammacor(_t4) + _k2
+    _t9 = tl.where(_t2, _t8, -_t5*log_rate + _lgamma(_t5))
+    _value = _t0 + _t9 - _xlogy(_expm1(log_concentration), y)
+    _grad0 = _t6*(-log_rate - _t7 - 0.5*_exp(_t7) - _log(y) + _digammacor(_t6))
     _grad1 = _t0 - _t6
     return _value, _grad0, _grad1
 
