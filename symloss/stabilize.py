@@ -33,7 +33,9 @@ __all__ = [
     "XLogY",
     "XLog1pY",
     "XMulY",
+    "LogRatio",
     "Log1mExp",
+    "XOverExpm1M1",
     "Log1pSquare",
     "Log1pSquareDu",
     "Log1pSquareDv",
@@ -283,6 +285,38 @@ class XMulY(StableFunction):
         return super()._eval_evalf(prec)
 
 
+class LogRatio(StableFunction):
+    """log_ratio(y, s) = log(y) − s = log(y·e^−s) for y ≥ 0, s real (a log-link input: log_scale, log_alpha).
+
+    Where y ≈ e^s the difference is tiny, and log(y) rounded to float64 has lost it already: at y = 1e-30 and
+    s = fl(log 1e-30) the exact difference is log's own rounding error, ≈ 1e-15, which fl(log y) − s gives
+    as 0 (and a Weibull's (y/λ)^k = exp(k·(log y − s)) at k = 1e30 as 1 instead of 0).  The printers split
+    y = m·2^e with m in [√½, √2) (frexp, exact) and sum (e·ln2_hi − s) + (e·ln2_lo + log m): e·ln2_hi is
+    exact (ln2_hi has 15 bits), so is its difference with s where they are close (Sterbenz), and log m is
+    at most 0.35 in size, so log y is carried to ~5e-17 absolute instead of half an ulp of log y.
+    """
+
+    nargs = 2
+
+    @classmethod
+    def eval(cls, y: sp.Expr, s: sp.Expr) -> sp.Expr | None:
+        if s.is_zero:
+            return sp.log(y)
+        return None
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        y, _s = self.args
+        if argindex == 1:
+            return 1 / y
+        if argindex == 2:
+            return sp.S.NegativeOne
+        raise sp.ArgumentIndexError(self, argindex)
+
+    def as_elementary(self) -> sp.Expr:
+        y, s = self.args
+        return sp.log(y) - s
+
+
 class Log1mExp(StableFunction):
     """log1mexp(x) = log(1 − exp(−x)) for x > 0 (Mächler 2012: log(−expm1(−x)) below log 2, log1p(−exp(−x)) above)."""
 
@@ -293,6 +327,35 @@ class Log1mExp(StableFunction):
 
     def as_elementary(self) -> sp.Expr:
         return sp.log(1 - sp.exp(-self.args[0]))
+
+
+class XOverExpm1M1(StableFunction):
+    """x/expm1(x) − 1 (−x/2 + x²/12 − … near 0, the Bernoulli generating function less its 1): its Taylor series
+    to x²² for |x| < 1, the formula above (−1 where expm1 overflows, −x − 1 far below 0).  x/expm1(x) − 1 as
+    written loses every digit for tiny x (1 − 3.4e-28 rounds to 1), and the difference is what is wanted
+    there (a Kumaraswamy's ∂ℓ/∂log a at a = 1e-30: z − 1 + (1 − b)·z/expm1(z) with z = −a·log y)."""
+
+    nargs = 1
+
+    @classmethod
+    def eval(cls, x: sp.Expr) -> sp.Expr | None:
+        if x.is_zero:
+            return sp.S.Zero
+        return None
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        x = self.args[0]
+        # (expm1(x) − x·eˣ)/expm1(x)²  (only for symbolic checks: the printers differentiate the generated code)
+        return (expm1(x) - x * sp.exp(x)) / expm1(x) ** 2
+
+    def as_elementary(self) -> sp.Expr:
+        x = self.args[0]
+        return x / (sp.exp(x) - 1) - 1
+
+    def _eval_evalf(self, prec: int) -> sp.Expr:
+        if self.args[0].is_zero:
+            return sp.S.Zero
+        return super()._eval_evalf(prec)
 
 
 class Log1pSquare(StableFunction):
@@ -668,10 +731,9 @@ class Guard(StableFunction):
 
 
 STABLE_FUNCTIONS: tuple[type[StableFunction], ...] = (
-    Softplus, Sigmoid, LogAddExp, LogSumExp, XLogY, XLog1pY, XMulY, Log1mExp, Log1pSquare, Log1pSquareDu, Log1pSquareDv,
-    Log1pSquareDvc, LogNdtr, LogNdtrDeriv, LogGamma, LogBeta, LgammaDifference, DigammaDifference, LgammaCorrection,
-    DigammaCorrection,
-    LogTanhc, DLogTanhc,
+    Softplus, Sigmoid, LogAddExp, LogSumExp, XLogY, XLog1pY, XMulY, LogRatio, Log1mExp, XOverExpm1M1, Log1pSquare,
+    Log1pSquareDu, Log1pSquareDv, Log1pSquareDvc, LogNdtr, LogNdtrDeriv, LogGamma, LogBeta, LgammaDifference,
+    DigammaDifference, LgammaCorrection, DigammaCorrection, LogTanhc, DLogTanhc,
     Square, Guard,
 )
 
@@ -1119,6 +1181,29 @@ def _exp_minus_coefficient(node: sp.Basic, ctx: Context) -> sp.Basic | None:
     return None
 
 
+def _x_over_expm1(node: sp.Basic, ctx: Context) -> sp.Basic | None:
+    """c·x/expm1(x) + r → p·(x/expm1(x) − 1) + (c − p)·x/expm1(x) + (r + p)  with p = c or a term of c
+    (expm1(w) in c read as eʷ − 1), when r + p is simpler than r (the −p spread over r's terms)."""
+    terms = list(node.args)
+    for t in terms:
+        dens = [f for f in sp.Mul.make_args(t) if isinstance(f, sp.Pow) and f.exp == -1 and isinstance(f.base, expm1)]
+        if len(dens) != 1:
+            continue
+        x = dens[0].base.args[0]
+        # t must hold x's factors themselves (c·x/expm1(x)), not only the expm1
+        if not set(sp.Mul.make_args(x)) - {sp.S.NegativeOne} <= set(sp.Mul.make_args(t)):
+            continue
+        c = t * dens[0].base / x
+        r = sp.Add(*[u for u in terms if u is not t])
+        opened = sp.expand(c.replace(lambda e: isinstance(e, expm1), lambda e: sp.exp(e.args[0]) - 1))
+        for part in dict.fromkeys((c, *sp.Add.make_args(opened))):
+            r2 = sp.expand(r + part)
+            if sp.count_ops(r2) < sp.count_ops(r):
+                rest = sp.expand(opened - part) if part is not c else sp.S.Zero
+                return part * XOverExpm1M1(x) + rest * x / expm1(x) + r2
+    return None
+
+
 def _sigmoid_product_difference(node: sp.Basic, ctx: Context) -> sp.Basic | None:
     """c·σ(a)σ(b) − c·σ(−a)σ(−b) → c·expm1(a + b)·σ(−a)σ(−b) (a + b ≤ 0) or −c·expm1(−a − b)·σ(a)σ(b) (a + b ≥ 0)."""
     terms = list(node.args)
@@ -1347,18 +1432,71 @@ def _softmax_cross_entropy(node: sp.Basic, ctx: Context) -> sp.Basic | None:
     return None
 
 
+# -- log(y) − s
+def _data_log(t: sp.Expr, ctx: Context) -> tuple[sp.Expr, sp.Expr] | None:
+    """(C, y) for a term C·log(y) with y the data (one log factor)."""
+    logs = [f for f in sp.Mul.make_args(t) if isinstance(f, sp.log)]
+    if len(logs) != 1 or not ctx.touches_data(logs[0]):
+        return None
+    y = logs[0].args[0]
+    if not isinstance(y, sp.Symbol) or y.is_nonnegative is not True:
+        return None
+    return sp.expand(t / logs[0]), y
+
+
+def _log_ratio(node: sp.Basic, ctx: Context) -> sp.Basic | None:
+    """C·log(y) + c·s → (−c)·log_ratio(y, s) + (C + c)·log(y)  (y the data, s a real input, −c a term of C).
+
+    The whole coefficient is the common case (a Weibull's (k − 1)·(log y − log λ)); a part of it, when the
+    log's coefficient is a sum (a Pareto's (α + 1)·log y − log α − α·log σ: 1·(log y − log α) + α·log y −
+    α·log σ), pairs the cancelling term on its own."""
+    terms = list(node.args)
+    for t in terms:
+        found = _data_log(t, ctx)
+        if found is None:
+            continue
+        big, y = found
+        parts = sp.Add.make_args(big)
+        for t2 in terms:
+            if t2 is t:
+                continue
+            c, s = _symbol_term(t2, ctx)
+            if s is None:
+                continue
+            # an input whose term has a partner −c·s′ of another input is left to cancel with it exactly
+            # (log a − log rate of a Gamma's a·(ψ(a) − log rate − log y), ψ(a) ≈ log a, at a = rate = 1e30)
+            if any(u is not t2 and u is not t and (p := _symbol_term(u, ctx))[1] not in (None, s)
+                   and sp.expand(p[0] + c) == 0 for u in terms):
+                continue
+            if sp.expand(big + c) == 0 or -c in parts:
+                rest = [u for u in terms if u is not t and u is not t2]
+                return sp.Add(-c * LogRatio(y, s), sp.expand(big + c) * sp.log(y), *rest)
+    return None
+
+
+def _symbol_term(t: sp.Expr, ctx: Context) -> tuple[sp.Expr, sp.Symbol | None]:
+    """(c, s) for a term c·s with s a real input symbol (not the data) and c free of it."""
+    for s in sp.Mul.make_args(t):
+        if isinstance(s, sp.Symbol) and s.is_real and not ctx.touches_data(s):
+            c = t / s
+            if s not in c.free_symbols:
+                return c, s
+    return sp.S.Zero, None
+
+
 # -- 0·log 0
 def _xlogy(node: sp.Basic, ctx: Context) -> sp.Basic | None:
     coeff, rest = node.as_coeff_Mul()
     factors = list(sp.Mul.make_args(rest))
     # x·(log y + a) with x that may vanish: distribute, so that x·log y can become xlogy(x, y)
     for f in factors:
-        if isinstance(f, sp.Add) and any(isinstance(t, (sp.log, log1p)) and ctx.touches_data(t) for t in f.args):
+        if isinstance(f, sp.Add) and any(isinstance(t, (sp.log, log1p, LogRatio)) and ctx.touches_data(t)
+                                         for t in f.args):
             others = sp.Mul(*[g for g in factors if g is not f])
             if others.is_number or others.is_zero is False or not ctx.touches_data(node):
                 continue
             return coeff * sp.Add(*[others * t for t in f.args])
-    logs = [f for f in factors if isinstance(f, (sp.log, log1p))]
+    logs = [f for f in factors if isinstance(f, (sp.log, log1p, LogRatio))]
     if len(logs) != 1:
         return None
     (lg,) = logs
@@ -1367,6 +1505,9 @@ def _xlogy(node: sp.Basic, ctx: Context) -> sp.Basic | None:
     x = sp.Mul(*others)
     if x.is_number or x.is_zero is False or not ctx.touches_data(x, lg):
         return None
+    if isinstance(lg, LogRatio):
+        # x·(log y − s) kept whole (xlogy(x, y) − x·s cancels where y ≈ e^s), guarded like xlogy: 0 where x = 0
+        return coeff * XMulY(x, lg)
     fn = XLogY if isinstance(lg, sp.log) else XLog1pY
     return coeff * fn(x, lg.args[0])
 
@@ -1810,9 +1951,21 @@ RULES: tuple[Rule, ...] = (
     Rule("exp_minus_coefficient", "c·exp(w) − c → c·expm1(w)  (the −c spread over several terms)",
          "c·exp(w) and −c cancel for small w (z·e^z − z of a Weibull's ∂ℓ/∂log k, its −z as k·log λ − k·log y)",
          _node(sp.Add), _exp_minus_coefficient),
+    Rule("x_over_expm1", "c·x/expm1(x) − c → c·(x/expm1(x) − 1)  (the −c spread over several terms; c may be "
+         "a term of a coefficient 1 − eʷ = −expm1(w))",
+         "x/expm1(x) is 1 − x/2 + … and the −c takes its 1 away: nothing is left of −x/2 for tiny x (a "
+         "Kumaraswamy's ∂ℓ/∂log a = z − 1 + (1 − b)·z/expm1(z), z = −a·log y, at a = b = 1e-30 is 3.4e-28, "
+         "computed as 0 or 1e-16)", _node(sp.Add), _x_over_expm1),
     Rule("sigmoid_product_difference", "σ(a)σ(b) − σ(−a)σ(−b) → expm1(a + b)·σ(−a)σ(−b)  (a + b ≤ 0; mirrored "
          "for a + b ≥ 0)", "the two products are equal when a + b → 0 and their difference loses every digit "
          "(a zero-inflated gate's gradient at a tiny rate)", _node(sp.Add), _sigmoid_product_difference),
+    Rule("log_ratio", "C·log(y) + c·s → (−c)·log_ratio(y, s) + (C + c)·log(y)  (y the data, s a real input, −c "
+         "C or a term of it);  x·log_ratio(y, s) → xmuly(x, log_ratio(y, s)) where x may be 0 (by the xlogy rule)",
+         "log y − s cancels where y ≈ e^s (a Weibull's y ≈ λ, log λ = s the input): fl(log y) has lost the "
+         "difference already (0 instead of 7e-15 at y = 1e-30, and (y/λ)^k at k = 1e30 is then 1, not 0), and "
+         "k·log y − k·s of large k loses the rest", _node(sp.Add), _log_ratio),
+    # (x·log_ratio(y, s) → xmuly(x, log_ratio(y, s)) is this rule's too: the log_ratio rule's pattern says so, and
+    # this one keeps its text, which every module that uses it quotes)
     Rule("xlogy", "x·log(y) → xlogy(x, y);  x·log1p(y) → xlog1py(x, y)  (x may be 0, the target involved)",
          "0·log 0 is NaN, its limit (and the value on the edge of the support) is 0", _node(sp.Mul), _xlogy),
     Rule("factor_denominator", "1/(p² − p) → 1/(p·(p − 1))",

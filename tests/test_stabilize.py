@@ -34,6 +34,7 @@ from symloss.stabilize import (
     LogBeta,
     LogGamma,
     LogNdtr,
+    LogRatio,
     LogSumExp,
     LogTanhc,
     Sigmoid,
@@ -41,6 +42,8 @@ from symloss.stabilize import (
     Square,
     XLog1pY,
     XLogY,
+    XMulY,
+    XOverExpm1M1,
     elementary,
     fired_rules,
     stabilize,
@@ -73,6 +76,24 @@ def _reference_numpy() -> dict:
     def log_ndtr(t):
         return np.log(np.vectorize(math.erfc)(-t / math.sqrt(2)) / 2)
 
+    def log_ratio(t, s):
+        # log t − s rounded once (mpmath, 50 digits): what the printers' frexp split approximates to ~5e-17
+        import mpmath
+
+        def one(tv, sv):
+            with mpmath.workdps(50):
+                return float(mpmath.log(mpmath.mpf(float(tv))) - mpmath.mpf(float(sv))) if tv > 0 else \
+                    (-math.inf if tv == 0 else math.nan)
+
+        return np.vectorize(one)(t, s)
+
+    def x_over_expm1_m1(t):
+        t = np.asarray(t, dtype=np.float64)
+        small = np.abs(t) < 1e-4
+        ts = np.where(small, t, 0.0)
+        tb = np.where(small, 1.0, t)
+        return np.where(small, -ts / 2 + ts * ts / 12, tb / np.expm1(tb) - 1)
+
     def log_tanhc(t):
         t = np.abs(t)
         return np.where(t < 1e-4, -(t**2) / 3, np.log(np.tanh(np.maximum(t, 1e-4)) / np.maximum(t, 1e-4)))
@@ -85,6 +106,9 @@ def _reference_numpy() -> dict:
         "XLogY": xlogy,
         "XLog1pY": xlog1py,
         "Log1mExp": log1mexp,
+        "LogRatio": log_ratio,
+        "XOverExpm1M1": x_over_expm1_m1,
+        "XMulY": lambda s, t: np.where(s == 0, 0.0, s * t),
         "LogNdtr": log_ndtr,
         "LogGamma": np.vectorize(math.lgamma),
         "LogTanhc": log_tanhc,
@@ -521,6 +545,26 @@ def test_rule_exp_minus_coefficient():
     assert float_value(as_float(out, a, b, x, u), 3.0, 1.0, 2.0, 1e-20) == pytest.approx(want, rel=1e-14)
 
 
+def test_rule_x_over_expm1():
+    # a Kumaraswamy's ∂ℓ/∂log a: z − 1 + (1 − b)·z/expm1(z), z = −a·log y, (1 − b) = −expm1(log b)
+    expr = x - 1 - expm1(b) * x / expm1(x)
+    out = apply_rule("x_over_expm1", expr)
+    assert out.has(XOverExpm1M1)
+    assert_same_value(expr, elementary(out), [{x: 0.3, b: 0.5}, {x: -2.0, b: -1.0}, {x: 40.0, b: 2.0}])
+    # a = b = 1e-30, y = 1e-300: z = 6.9e-28, the gradient z/2 − b + … = 3.44e-28; the −1 takes every digit
+    # of z/expm1(z) = 1 − z/2 away in the formula as derived
+    at = {x: 6.907755278982137e-28, b: math.log(1e-30)}
+    want = float(exact(expr, at))
+    assert want == pytest.approx(3.44e-28, rel=1e-2, abs=0)
+    assert float_value(as_float(out, x, b), *at.values()) == pytest.approx(want, rel=1e-14, abs=0)
+    assert float_value(naive(expr, x, b), *at.values()) != pytest.approx(want, rel=1e-2, abs=0)
+    # with the 1 on its own: c·x/expm1(x) − c as a whole
+    assert apply_rule("x_over_expm1", 2 * x / expm1(x) - 2 + a) == 2 * XOverExpm1M1(x) + a
+    # no −c to take away: left alone
+    assert RULES_BY_NAME["x_over_expm1"].apply(x / expm1(x) + a) == x / expm1(x) + a
+    assert XOverExpm1M1(sp.Integer(0)) == 0
+
+
 def test_rule_sigmoid_product_difference():
     # σ(a)σ(−a − p) − σ(−a)σ(a + p): a zero-inflated gate's gradient, p the rate
     expr = Sigmoid(a) * Sigmoid(-a - p) - Sigmoid(-a) * Sigmoid(a + p)
@@ -556,6 +600,52 @@ def test_rule_xlogy():
     # the derivatives: ∂/∂x xlogy(x, y) = log y, ∂/∂y = x/y
     assert sp.diff(XLogY(a, p), a) == sp.log(p)
     assert sp.diff(XLogY(a, p), p) == a / p
+
+
+def test_rule_log_ratio():
+    w = sp.Symbol("w", positive=True)  # the data
+    # a Weibull's ℓ with log λ = b the input: (1 − k)·(log y − b) + (y/λ)^k, k = e^a
+    expr = -expm1(a) * (sp.log(w) - b) + sp.exp(sp.exp(a) * (sp.log(w) - b))
+    out = apply_rule("log_ratio", expr, data=[w])
+    assert out == -expm1(a) * LogRatio(w, b) + sp.exp(sp.exp(a) * LogRatio(w, b))
+    assert_same_value(expr, elementary(out), [{a: 0.5, b: 0.3, w: 2.0}])
+    # y = 1e-30 and b = fl(log 1e-30): log y − b is log's own rounding error, which fl(log y) − b loses
+    yv, bv = 1e-30, math.log(1e-30)
+    want = float(exact(sp.log(w) - b, {w: yv, b: bv}))
+    assert want != 0.0
+    assert float_value(naive(sp.log(w) - b, w, b), yv, bv) == 0.0
+    assert float_value(as_float(LogRatio(w, b), w, b), yv, bv) == want
+    # and so (y/λ)^k at k = 1e30 is 0 or ∞, not 1
+    weib = stabilize(expr, data=[w])
+    assert weib.has(XMulY) and not weib.has(XLogY)  # (k − 1)·(log y − b) kept whole, guarded like xlogy
+    assert_same_value(expr, elementary(weib), [{a: 0.5, b: 0.3, w: 2.0}])
+    want = float(exact(expr, {a: math.log(1e8), b: bv, w: yv}))  # (k − 1)·d + exp(k·d), k = 1e8: 1 + d
+    assert float_value(as_float(weib, a, b, w), math.log(1e8), bv, yv) == pytest.approx(want, rel=1e-15, abs=0)
+    # k = 1 at y = 0: 0·log 0 = 0, as with xlogy; exp(−∞) = 0
+    assert float_value(as_float(weib, a, b, w), 0.0, 1.0, 0.0) == 0.0
+    # a part of the coefficient (a Pareto: (α + 1)·log y − log α − α·log σ): 1·(log y − log α) pairs on its own
+    pareto = -(-sp.exp(a) - 1) * sp.log(w) - a - sp.exp(a) * sp.log(p)
+    out2 = apply_rule("log_ratio", pareto, data=[w])
+    assert out2 == LogRatio(w, a) + sp.exp(a) * sp.log(w) - sp.exp(a) * sp.log(p)
+    at = {a: math.log(1e-8), p: 1e-8, w: 1e-8}
+    want = float(exact(pareto, at))
+    assert want != 0.0
+    assert float_value(as_float(out2, a, p, w), *at.values()) == pytest.approx(want, rel=1e-12, abs=0)
+    # an input with a partner of another input to cancel with exactly (a Gamma's log a − log rate − log y at
+    # a = rate = 1e30): left to it, not paired with log y
+    assert RULES_BY_NAME["log_ratio"].apply(a - b - sp.log(w), _ctx(w)) == a - b - sp.log(w)
+    # a sum (log y + b, the log of a product) or a log of no data: left alone
+    assert RULES_BY_NAME["log_ratio"].apply(sp.log(w) + b, _ctx(w)) == sp.log(w) + b
+    assert RULES_BY_NAME["log_ratio"].apply(sp.log(p) - b, _ctx(w)) == sp.log(p) - b
+    # its derivatives: ∂/∂y = 1/y, ∂/∂s = −1
+    assert sp.diff(LogRatio(w, b), w) == 1 / w and sp.diff(LogRatio(w, b), b) == -1
+    assert LogRatio(w, sp.Integer(0)) == sp.log(w)
+
+
+def _ctx(*data):
+    from symloss.stabilize import Context
+
+    return Context(data=frozenset(data))
 
 
 def test_rule_factor_denominator():

@@ -30,6 +30,8 @@
  *     lgamma_stirling: lgamma(c·e^u) + r → (c·e^u − ½)(u + log c) − c·e^u + ½·log 2π + δ(c·e^u) + r  (c·e^u ≥ 10)
  *     digamma_stirling: ψ(c·e^u) + r → (u + log c) − e^−u/(2c) + ε(c·e^u) + r
  *     expand_log: log(a·b) → log a + log b  (a, b > 0)
+ *     log_ratio: C·log(y) + c·s → (−c)·log_ratio(y, s) + (C + c)·log(y)  (y the data, s a real input, −c C or a
+ *        term of it);  x·log_ratio(y, s) → xmuly(x, log_ratio(y, s)) where x may be 0 (by the xlogy rule)
  *     xlogy: x·log(y) → xlogy(x, y);  x·log1p(y) → xlog1py(x, y)  (x may be 0, the target involved)
  *
  * Conventions:
@@ -50,6 +52,20 @@
 static double symloss_chi2_log_df_xlogy(double x, double y)
 {
     return x == 0.0 ? 0.0 : x * log(y);
+}
+
+/* log(y) − s with log y carried to ~5e-17 absolute, not half an ulp of log y (which is all of log y − s where
+   y ≈ e^s): y = m·2^e with m in [√½, √2), and (e·ln2_hi − s) + (e·ln2_lo + log m), of which e·ln2_hi (ln2_hi
+   has 15 bits) and its difference with a close s are exact. */
+static double symloss_chi2_log_df_log_ratio(double y, double s)
+{
+    int e;
+    double m = frexp(y, &e);
+    if (m < 0.7071067811865476) {
+        m *= 2.0;
+        e -= 1;
+    }
+    return ((double)e * 0.693145751953125 - s) + ((double)e * 1.4286068203094173e-06 + log(m));
 }
 
 /* δ(x) = log Γ(x) − ((x − ½)·log x − x + ½·log 2π) for x > 0 (R's lgammacor): the asymptotic series
@@ -130,7 +146,7 @@ static double symloss_chi2_log_df_terms_and_grads(double log_df, double y, doubl
     const double _t6 = exp(_t4);
     const double _t7 = exp(((log_df < _t2) ? log_df : _t2 - 1.0));
     const double _t8 = _t1 - _t5 + _t6*(_t5 - 0.5) + symloss_chi2_log_df_lgammacor((0.5)*_t6) + 0.9189385332046728;
-    _g[0] = _t0*(log_df - log(y) + symloss_chi2_log_df_digammacor(_t0) - exp(-log_df));
+    _g[0] = _t0*(symloss_chi2_log_df_digammacor(_t0) - symloss_chi2_log_df_log_ratio(y, log_df) - exp(-log_df));
     return (_t3 ? _t8 : _t1*_t7 + lgamma((0.5)*_t7)) - symloss_chi2_log_df_xlogy(_t0 - 1.0, y);
 }
 

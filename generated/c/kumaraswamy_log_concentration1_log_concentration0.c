@@ -38,7 +38,10 @@
  *     power_as_exp: x^p → exp(p·log x)  (x > 0, p symbolic)
  *     log1mexp: log(1 − exp(−x)) → log1mexp(x)
  *     expm1: exp(x) − 1 → expm1(x)
+ *     x_over_expm1: c·x/expm1(x) − c → c·(x/expm1(x) − 1)  (the −c spread over several terms; c may be a term of a
+ *        coefficient 1 − eʷ = −expm1(w))
  *     xlogy: x·log(y) → xlogy(x, y);  x·log1p(y) → xlog1py(x, y)  (x may be 0, the target involved)
+ *     exp_of_sum: exp(a)·exp(b) → exp(a + b)
  *
  * Conventions:
  *   * Every array argument has n elements (no broadcasting; repeat a shared value); the named constants
@@ -66,6 +69,21 @@ static double symloss_kumaraswamy_log_concentration1_log_concentration0_log1mexp
     return x < 0.6931471805599453 ? log(-expm1(-x)) : log1p(-exp(-x));
 }
 
+/* x/expm1(x) − 1: its Taylor series (the Bernoulli numbers) to x²² for |x| < 1, where the formula loses every
+   digit (1 − 3.4e-28 rounds to 1), the formula above it (−1 where expm1 overflows). */
+static double symloss_kumaraswamy_log_concentration1_log_concentration0_x_over_expm1_m1(double x)
+{
+    double t;
+    if (!(fabs(x) < 1.0)) {
+        return x / expm1(x) - 1.0;
+    }
+    t = x * x;
+    return -0.5 * x + t * (0.08333333333333333 + t * (-0.001388888888888889 + t * (3.306878306878307e-05 + t * (
+        -8.267195767195768e-07 + t * (2.08767569878681e-08 + t * (-5.284190138687493e-10 + t * (
+            1.3382536530684679e-11 + t * (-3.3896802963225827e-13 + t * (8.586062056277845e-15 + t * (
+                -2.174868698558062e-16 + t * 5.5090028283602295e-18))))))))));
+}
+
 /* ℓ of one observation. */
 static double symloss_kumaraswamy_log_concentration1_log_concentration0_terms(double log_concentration1, double log_concentration0, double y)
 {
@@ -78,14 +96,13 @@ static double symloss_kumaraswamy_log_concentration1_log_concentration0_terms(do
 static double symloss_kumaraswamy_log_concentration1_log_concentration0_terms_and_grads(double log_concentration1, double log_concentration0, double y, double *_g)
 {
     (void)log_concentration1; (void)log_concentration0; (void)y;
-    const double _t0 = expm1(log_concentration0);
-    const double _t1 = exp(log_concentration1);
-    const double _t2 = _t1*log(y);
-    const double _t3 = -_t2;
-    const double _t4 = symloss_kumaraswamy_log_concentration1_log_concentration0_log1mexp(_t3);
-    _g[0] = -_t2 + symloss_kumaraswamy_log_concentration1_log_concentration0_xlogy(_t0*_t1/expm1(_t3), y) - 1.0;
-    _g[1] = -_t4*exp(log_concentration0) - 1.0;
-    return -log_concentration0 - log_concentration1 - _t0*_t4 - symloss_kumaraswamy_log_concentration1_log_concentration0_xlogy(expm1(log_concentration1), y);
+    const double _t0 = log(y);
+    const double _t1 = -_t0*exp(log_concentration1);
+    const double _t2 = symloss_kumaraswamy_log_concentration1_log_concentration0_log1mexp(_t1);
+    const double _t3 = log_concentration0 + log_concentration1;
+    _g[0] = _t0*exp(_t3)/expm1(_t1) + _t1 + symloss_kumaraswamy_log_concentration1_log_concentration0_x_over_expm1_m1(_t1);
+    _g[1] = -_t2*exp(log_concentration0) - 1.0;
+    return -_t2*expm1(log_concentration0) - _t3 - symloss_kumaraswamy_log_concentration1_log_concentration0_xlogy(expm1(log_concentration1), y);
 }
 
 /* The dropped constant c = −log p − ℓ of one observation. */

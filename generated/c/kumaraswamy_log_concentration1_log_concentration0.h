@@ -38,7 +38,10 @@
  *     power_as_exp: x^p → exp(p·log x)  (x > 0, p symbolic)
  *     log1mexp: log(1 − exp(−x)) → log1mexp(x)
  *     expm1: exp(x) − 1 → expm1(x)
+ *     x_over_expm1: c·x/expm1(x) − c → c·(x/expm1(x) − 1)  (the −c spread over several terms; c may be a term of a
+ *        coefficient 1 − eʷ = −expm1(w))
  *     xlogy: x·log(y) → xlogy(x, y);  x·log1p(y) → xlog1py(x, y)  (x may be 0, the target involved)
+ *     exp_of_sum: exp(a)·exp(b) → exp(a + b)
  *
  * Conventions:
  *   * Every array argument has n elements (no broadcasting; repeat a shared value); the named constants

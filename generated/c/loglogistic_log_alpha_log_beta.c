@@ -33,12 +33,15 @@
  *        + 1) - (-log_alpha + log(y))*exp(log_beta) - 1
  *
  * Stabilising rewrites applied (symloss.stabilize):
+ *     expand_log: log(a·b) → log a + log b  (a, b > 0)
  *     power_as_exp: x^p → exp(p·log x)  (x > 0, p symbolic)
  *     sigmoid: 1/(1 + exp(−x)) → sigmoid(x);  1/(1 + exp(x)) → sigmoid(−x)
  *     sigmoid_absorb: exp(x)·sigmoid(−x) → sigmoid(x)  (exp(x)/(1 + exp(x)) → sigmoid(x))
  *     softplus: log(1 + exp(x)) → softplus(x)
  *     sigmoid_to_tanh: 2·sigmoid(x) − 1 → tanh(x/2);  2a·sigmoid(x) − a → a·tanh(x/2)
  *     expm1: exp(x) − 1 → expm1(x)
+ *     log_ratio: C·log(y) + c·s → (−c)·log_ratio(y, s) + (C + c)·log(y)  (y the data, s a real input, −c C or a
+ *        term of it);  x·log_ratio(y, s) → xmuly(x, log_ratio(y, s)) where x may be 0 (by the xlogy rule)
  *     xlogy: x·log(y) → xlogy(x, y);  x·log1p(y) → xlog1py(x, y)  (x may be 0, the target involved)
  *
  * Conventions:
@@ -61,39 +64,41 @@ static double symloss_loglogistic_log_alpha_log_beta_softplus(double x)
     return x > 0.0 ? x + log1p(exp(-x)) : log1p(exp(x));
 }
 
-/* 1/(1 + exp(−x)) from exp(−|x|): no overflow, and tiny values keep their digits. */
-static double symloss_loglogistic_log_alpha_log_beta_sigmoid(double x)
+/* log(y) − s with log y carried to ~5e-17 absolute, not half an ulp of log y (which is all of log y − s where
+   y ≈ e^s): y = m·2^e with m in [√½, √2), and (e·ln2_hi − s) + (e·ln2_lo + log m), of which e·ln2_hi (ln2_hi
+   has 15 bits) and its difference with a close s are exact. */
+static double symloss_loglogistic_log_alpha_log_beta_log_ratio(double y, double s)
 {
-    const double e = exp(-fabs(x));
-    return x >= 0.0 ? 1.0 / (1.0 + e) : e / (1.0 + e);
-}
-
-/* x·log(y), and 0 where x == 0 (also when y == 0). */
-static double symloss_loglogistic_log_alpha_log_beta_xlogy(double x, double y)
-{
-    return x == 0.0 ? 0.0 : x * log(y);
+    int e;
+    double m = frexp(y, &e);
+    if (m < 0.7071067811865476) {
+        m *= 2.0;
+        e -= 1;
+    }
+    return ((double)e * 0.693145751953125 - s) + ((double)e * 1.4286068203094173e-06 + log(m));
 }
 
 /* ℓ of one observation. */
 static double symloss_loglogistic_log_alpha_log_beta_terms(double log_alpha, double log_beta, double y)
 {
     (void)log_alpha; (void)log_beta; (void)y;
-    const double _t0 = expm1(log_beta);
-    const double _t1 = 2.0*symloss_loglogistic_log_alpha_log_beta_softplus((-log_alpha + log(y))*exp(log_beta));
-    return log_alpha - log_beta + _t0*log_alpha + _t1 - symloss_loglogistic_log_alpha_log_beta_xlogy(_t0, y);
+    const double _t0 = symloss_loglogistic_log_alpha_log_beta_log_ratio(y, log_alpha);
+    const double _t1 = -((expm1(log_beta) == 0.0) ? 0.0 : _t0*expm1(log_beta));
+    return log_alpha - log_beta + _t1 + 2.0*symloss_loglogistic_log_alpha_log_beta_softplus(_t0*exp(log_beta));
 }
 
 /* ℓ of one observation, and its partial derivatives ∂ℓ/∂log_alpha, ∂ℓ/∂log_beta into _g. */
 static double symloss_loglogistic_log_alpha_log_beta_terms_and_grads(double log_alpha, double log_beta, double y, double *_g)
 {
     (void)log_alpha; (void)log_beta; (void)y;
-    const double _t0 = expm1(log_beta);
+    const double _t0 = symloss_loglogistic_log_alpha_log_beta_log_ratio(y, log_alpha);
     const double _t1 = exp(log_beta);
-    const double _t2 = log(y);
-    const double _t3 = _t1*(-log_alpha + _t2);
-    _g[0] = -_t1*tanh((0.5)*_t3);
-    _g[1] = -_t1*_t2 + _t1*log_alpha + 2.0*_t3*symloss_loglogistic_log_alpha_log_beta_sigmoid(_t3) - 1.0;
-    return log_alpha - log_beta + _t0*log_alpha + 2.0*symloss_loglogistic_log_alpha_log_beta_softplus(_t3) - symloss_loglogistic_log_alpha_log_beta_xlogy(_t0, y);
+    const double _t2 = _t0*_t1;
+    const double _t3 = _t1*tanh((0.5)*_t2);
+    const double _t4 = -((expm1(log_beta) == 0.0) ? 0.0 : _t0*expm1(log_beta));
+    _g[0] = -_t3;
+    _g[1] = ((_t3 == 0.0) ? 0.0 : _t0*_t3) - 1.0;
+    return log_alpha - log_beta + _t4 + 2.0*symloss_loglogistic_log_alpha_log_beta_softplus(_t2);
 }
 
 /* The dropped constant c = −log p − ℓ of one observation. */

@@ -28,6 +28,8 @@
  *     ∂ℓ/∂log_scale = -(-loc + log(y))**2*exp(-2*log_scale) + 1
  *
  * Stabilising rewrites applied (symloss.stabilize):
+ *     log_ratio: C·log(y) + c·s → (−c)·log_ratio(y, s) + (C + c)·log(y)  (y the data, s a real input, −c C or a
+ *        term of it);  x·log_ratio(y, s) → xmuly(x, log_ratio(y, s)) where x may be 0 (by the xlogy rule)
  *     standardised_square: u²·exp(2v) → (u·exp(v))²
  *
  * Conventions:
@@ -44,20 +46,35 @@
 
 #include "lognormal_log_scale.h"
 
+/* log(y) − s with log y carried to ~5e-17 absolute, not half an ulp of log y (which is all of log y − s where
+   y ≈ e^s): y = m·2^e with m in [√½, √2), and (e·ln2_hi − s) + (e·ln2_lo + log m), of which e·ln2_hi (ln2_hi
+   has 15 bits) and its difference with a close s are exact. */
+static double symloss_lognormal_log_scale_log_ratio(double y, double s)
+{
+    int e;
+    double m = frexp(y, &e);
+    if (m < 0.7071067811865476) {
+        m *= 2.0;
+        e -= 1;
+    }
+    return ((double)e * 0.693145751953125 - s) + ((double)e * 1.4286068203094173e-06 + log(m));
+}
+
 /* ℓ of one observation. */
 static double symloss_lognormal_log_scale_terms(double loc, double log_scale, double y)
 {
     (void)loc; (void)log_scale; (void)y;
-    return log_scale + (0.5)*(((-loc + log(y))*exp(-log_scale))*((-loc + log(y))*exp(-log_scale)));
+    const double _t0 = (0.5)*((exp(-log_scale)*symloss_lognormal_log_scale_log_ratio(y, loc))*(exp(-log_scale)*symloss_lognormal_log_scale_log_ratio(y, loc)));
+    return log_scale + _t0;
 }
 
 /* ℓ of one observation, and its partial derivatives ∂ℓ/∂loc, ∂ℓ/∂log_scale into _g. */
 static double symloss_lognormal_log_scale_terms_and_grads(double loc, double log_scale, double y, double *_g)
 {
     (void)loc; (void)log_scale; (void)y;
-    const double _t0 = loc - log(y);
+    const double _t0 = symloss_lognormal_log_scale_log_ratio(y, loc);
     const double _t1 = ((_t0*exp(-log_scale))*(_t0*exp(-log_scale)));
-    _g[0] = _t0*exp(-2.0*log_scale);
+    _g[0] = -_t0*exp(-2.0*log_scale);
     _g[1] = 1.0 - _t1;
     return log_scale + (0.5)*_t1;
 }

@@ -28,6 +28,8 @@
  *     ∂ℓ/∂log_scale = -(-loc + log(y))**2*exp(-2*log_scale) + 1
  *
  * Stabilising rewrites applied (symloss.stabilize):
+ *     log_ratio: C·log(y) + c·s → (−c)·log_ratio(y, s) + (C + c)·log(y)  (y the data, s a real input, −c C or a
+ *        term of it);  x·log_ratio(y, s) → xmuly(x, log_ratio(y, s)) where x may be 0 (by the xlogy rule)
  *     standardised_square: u²·exp(2v) → (u·exp(v))²
  *
  * Conventions:

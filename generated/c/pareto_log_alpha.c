@@ -29,6 +29,8 @@
  *
  * Stabilising rewrites applied (symloss.stabilize):
  *     expand_log: log(a·b) → log a + log b  (a, b > 0)
+ *     log_ratio: C·log(y) + c·s → (−c)·log_ratio(y, s) + (C + c)·log(y)  (y the data, s a real input, −c C or a
+ *        term of it);  x·log_ratio(y, s) → xmuly(x, log_ratio(y, s)) where x may be 0 (by the xlogy rule)
  *
  * Conventions:
  *   * Every array argument has n elements (no broadcasting; repeat a shared value); the named constants
@@ -44,12 +46,26 @@
 
 #include "pareto_log_alpha.h"
 
+/* log(y) − s with log y carried to ~5e-17 absolute, not half an ulp of log y (which is all of log y − s where
+   y ≈ e^s): y = m·2^e with m in [√½, √2), and (e·ln2_hi − s) + (e·ln2_lo + log m), of which e·ln2_hi (ln2_hi
+   has 15 bits) and its difference with a close s are exact. */
+static double symloss_pareto_log_alpha_log_ratio(double y, double s)
+{
+    int e;
+    double m = frexp(y, &e);
+    if (m < 0.7071067811865476) {
+        m *= 2.0;
+        e -= 1;
+    }
+    return ((double)e * 0.693145751953125 - s) + ((double)e * 1.4286068203094173e-06 + log(m));
+}
+
 /* ℓ of one observation. */
 static double symloss_pareto_log_alpha_terms(double scale, double log_alpha, double y)
 {
     (void)scale; (void)log_alpha; (void)y;
     const double _t0 = exp(log_alpha);
-    return -log_alpha - _t0*log(scale) - (-_t0 - 1.0)*log(y);
+    return -_t0*log(scale) + _t0*log(y) + symloss_pareto_log_alpha_log_ratio(y, log_alpha);
 }
 
 /* ℓ of one observation, and its partial derivatives ∂ℓ/∂scale, ∂ℓ/∂log_alpha into _g. */
@@ -57,11 +73,11 @@ static double symloss_pareto_log_alpha_terms_and_grads(double scale, double log_
 {
     (void)scale; (void)log_alpha; (void)y;
     const double _t0 = exp(log_alpha);
-    const double _t1 = _t0*log(scale);
-    const double _t2 = log(y);
+    const double _t1 = log(y);
+    const double _t2 = _t0*log(scale);
     _g[0] = -_t0/scale;
-    _g[1] = _t0*_t2 - _t1 - 1.0;
-    return -log_alpha - _t1 - _t2*(-_t0 - 1.0);
+    _g[1] = _t0*_t1 - _t2 - 1.0;
+    return _t0*_t1 - _t2 + symloss_pareto_log_alpha_log_ratio(y, log_alpha);
 }
 
 /* The dropped constant c = −log p − ℓ of one observation. */

@@ -37,9 +37,13 @@
  *        (-log_scale + log(y))*exp(log_concentration) + 1)
  *
  * Stabilising rewrites applied (symloss.stabilize):
+ *     expand_log: log(a·b) → log a + log b  (a, b > 0)
  *     power_as_exp: x^p → exp(p·log x)  (x > 0, p symbolic)
  *     expm1: exp(x) − 1 → expm1(x)
- *     exp_minus_coefficient: c·exp(w) − c → c·expm1(w)  (the −c spread over several terms)
+ *     exp_difference: exp(u) − exp(v) → −exp(u)·expm1(v − u) if v < u, else exp(v)·expm1(u − v)  (v − u simpler
+ *        than u, v)
+ *     log_ratio: C·log(y) + c·s → (−c)·log_ratio(y, s) + (C + c)·log(y)  (y the data, s a real input, −c C or a
+ *        term of it);  x·log_ratio(y, s) → xmuly(x, log_ratio(y, s)) where x may be 0 (by the xlogy rule)
  *     xlogy: x·log(y) → xlogy(x, y);  x·log1p(y) → xlog1py(x, y)  (x may be 0, the target involved)
  *     exp_of_sum: exp(a)·exp(b) → exp(a + b)
  *
@@ -57,20 +61,28 @@
 
 #include "weibull_right_censored.h"
 
-/* x·log(y), and 0 where x == 0 (also when y == 0). */
-static double symloss_weibull_right_censored_xlogy(double x, double y)
+/* log(y) − s with log y carried to ~5e-17 absolute, not half an ulp of log y (which is all of log y − s where
+   y ≈ e^s): y = m·2^e with m in [√½, √2), and (e·ln2_hi − s) + (e·ln2_lo + log m), of which e·ln2_hi (ln2_hi
+   has 15 bits) and its difference with a close s are exact. */
+static double symloss_weibull_right_censored_log_ratio(double y, double s)
 {
-    return x == 0.0 ? 0.0 : x * log(y);
+    int e;
+    double m = frexp(y, &e);
+    if (m < 0.7071067811865476) {
+        m *= 2.0;
+        e -= 1;
+    }
+    return ((double)e * 0.693145751953125 - s) + ((double)e * 1.4286068203094173e-06 + log(m));
 }
 
 /* ℓ of one observation. */
 static double symloss_weibull_right_censored_terms(double log_scale, double log_concentration, double censored, double y)
 {
     (void)log_scale; (void)log_concentration; (void)censored; (void)y;
-    const double _t0 = exp((-log_scale + log(y))*exp(log_concentration));
-    const double _t1 = expm1(log_concentration);
-    const double _t2 = -(-censored + 1.0)*(log_concentration - log_scale - _t0 - _t1*log_scale + symloss_weibull_right_censored_xlogy(_t1, y));
-    return _t0*censored + _t2;
+    const double _t0 = symloss_weibull_right_censored_log_ratio(y, log_scale);
+    const double _t1 = exp(_t0*exp(log_concentration));
+    const double _t2 = ((expm1(log_concentration) == 0.0) ? 0.0 : _t0*expm1(log_concentration));
+    return _t1*censored - (-censored + 1.0)*(log_concentration - log_scale - _t1 + _t2);
 }
 
 /* ℓ of one observation, and its partial derivatives ∂ℓ/∂log_scale, ∂ℓ/∂log_concentration into _g. */
@@ -78,16 +90,18 @@ static double symloss_weibull_right_censored_terms_and_grads(double log_scale, d
 {
     (void)log_scale; (void)log_concentration; (void)censored; (void)y;
     const double _t0 = exp(log_concentration);
-    const double _t1 = log(y);
-    const double _t2 = log_scale - _t1;
-    const double _t3 = -_t0*_t2;
-    const double _t4 = exp(_t3);
-    const double _t5 = censored - 1.0;
-    const double _t6 = expm1(log_concentration);
-    const double _t7 = censored*exp(log_concentration + _t3);
-    _g[0] = _t0*(-censored - expm1(_t0*_t1 - _t0*log_scale));
-    _g[1] = _t5*(_t0*_t2*expm1(_t3) + 1.0) - _t7*log_scale + symloss_weibull_right_censored_xlogy(_t7, y);
-    return _t4*censored + _t5*(log_concentration - log_scale - _t4 - _t6*log_scale + symloss_weibull_right_censored_xlogy(_t6, y));
+    const double _t1 = symloss_weibull_right_censored_log_ratio(y, log_scale);
+    const double _t2 = _t0*_t1;
+    const double _t3 = exp(_t2);
+    const double _t4 = censored - 1.0;
+    const double _t5 = expm1(_t2);
+    const double _t6 = exp(log_concentration + _t2);
+    const double _t7 = ((expm1(log_concentration) == 0.0) ? 0.0 : _t1*expm1(log_concentration));
+    const double _t8 = ((_t6*expm1(-_t2) == 0.0) ? 0.0 : _t1*_t6*expm1(-_t2));
+    const double _t9 = _t4*(((_t2 < 0.0) ? -((_t0*_t5 == 0.0) ? 0.0 : _t0*_t1*_t5) : _t8) + 1.0);
+    _g[0] = _t0*(-censored - _t5);
+    _g[1] = _t9 + ((_t6*censored == 0.0) ? 0.0 : _t1*_t6*censored);
+    return _t3*censored + _t4*(log_concentration - log_scale - _t3 + _t7);
 }
 
 /* The dropped constant c = −log p − ℓ of one observation. */

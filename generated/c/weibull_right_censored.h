@@ -37,9 +37,13 @@
  *        (-log_scale + log(y))*exp(log_concentration) + 1)
  *
  * Stabilising rewrites applied (symloss.stabilize):
+ *     expand_log: log(a·b) → log a + log b  (a, b > 0)
  *     power_as_exp: x^p → exp(p·log x)  (x > 0, p symbolic)
  *     expm1: exp(x) − 1 → expm1(x)
- *     exp_minus_coefficient: c·exp(w) − c → c·expm1(w)  (the −c spread over several terms)
+ *     exp_difference: exp(u) − exp(v) → −exp(u)·expm1(v − u) if v < u, else exp(v)·expm1(u − v)  (v − u simpler
+ *        than u, v)
+ *     log_ratio: C·log(y) + c·s → (−c)·log_ratio(y, s) + (C + c)·log(y)  (y the data, s a real input, −c C or a
+ *        term of it);  x·log_ratio(y, s) → xmuly(x, log_ratio(y, s)) where x may be 0 (by the xlogy rule)
  *     xlogy: x·log(y) → xlogy(x, y);  x·log1p(y) → xlog1py(x, y)  (x may be 0, the target involved)
  *     exp_of_sum: exp(a)·exp(b) → exp(a + b)
  *

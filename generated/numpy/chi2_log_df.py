@@ -30,6 +30,8 @@ Stabilising rewrites applied (symloss.stabilize):
     lgamma_stirling: lgamma(c·e^u) + r → (c·e^u − ½)(u + log c) − c·e^u + ½·log 2π + δ(c·e^u) + r  (c·e^u ≥ 10)
     digamma_stirling: ψ(c·e^u) + r → (u + log c) − e^−u/(2c) + ε(c·e^u) + r
     expand_log: log(a·b) → log a + log b  (a, b > 0)
+    log_ratio: C·log(y) + c·s → (−c)·log_ratio(y, s) + (C + c)·log(y)  (y the data, s a real input, −c C or a term
+        of it);  x·log_ratio(y, s) → xmuly(x, log_ratio(y, s)) where x may be 0 (by the xlogy rule)
     xlogy: x·log(y) → xlogy(x, y);  x·log1p(y) → xlog1py(x, y)  (x may be 0, the target involved)
 
 Conventions:
@@ -62,6 +64,17 @@ def _xlogy(x, y):
     """x·log(y), and 0 where x == 0 (also when y == 0): the double where keeps log away from 0."""
     zero = x == 0
     return np.where(zero, 0.0, x * np.log(np.where(zero, 1.0, y)))
+
+
+def _log_ratio(y, s):
+    """log(y) − s with log y carried to ~5e-17 absolute, not half an ulp of log y (which is all of log y − s
+    where y ≈ e^s): y = m·2^e with m in [√½, √2), and (e·ln2_hi − s) + (e·ln2_lo + log m), of which e·ln2_hi
+    (ln2_hi has 15 bits) and its difference with a close s are exact."""
+    m, e = np.frexp(y)
+    low = m < 0.7071067811865476
+    m = np.where(low, 2.0 * m, m)
+    e = (e - low).astype(m.dtype)
+    return (e * 0.693145751953125 - s) + (e * 1.4286068203094173e-06 + np.log(m))
 
 
 def _lgammacor(x):
@@ -152,7 +165,7 @@ def _loss_terms_and_grads(log_df, y):
     _t7 = np.exp(np.where((log_df < _t2), log_df, _t2 - 1))
     _t8 = _t1 - _t5 + _t6*(_t5 - 1/2) + _lgammacor((1/2)*_t6) + 0.9189385332046728
     _value = np.where(_t3, _t8, _t1*_t7 + _lgamma((1/2)*_t7)) - _xlogy(_t0 - 1, y)
-    _grad0 = _t0*(log_df - np.log(y) + _digammacor(_t0) - np.exp(-log_df))
+    _grad0 = _t0*(_digammacor(_t0) - _log_ratio(y, log_df) - np.exp(-log_df))
     return _value, (_grad0,)
 
 

@@ -38,7 +38,10 @@ Stabilising rewrites applied (symloss.stabilize):
     power_as_exp: x^p → exp(p·log x)  (x > 0, p symbolic)
     log1mexp: log(1 − exp(−x)) → log1mexp(x)
     expm1: exp(x) − 1 → expm1(x)
+    x_over_expm1: c·x/expm1(x) − c → c·(x/expm1(x) − 1)  (the −c spread over several terms; c may be a term of a
+        coefficient 1 − eʷ = −expm1(w))
     xlogy: x·log(y) → xlogy(x, y);  x·log1p(y) → xlog1py(x, y)  (x may be 0, the target involved)
+    exp_of_sum: exp(a)·exp(b) → exp(a + b)
 
 Conventions:
     * Inputs broadcast against each other and the target as in torch; dtype (float32/float64) follows the
@@ -77,6 +80,21 @@ def _log1mexp(x):
     return np.where(x < math.log(2.0), np.log(-np.expm1(-x)), np.log1p(-np.exp(-x)))
 
 
+def _x_over_expm1_m1(x):
+    """x/expm1(x) − 1: its Taylor series (the Bernoulli numbers) to x²² for |x| < 1, where the formula loses
+    every digit (1 − 3.4e-28 rounds to 1), the formula above it (−1 where expm1 overflows); each branch sees a
+    guarded input (double where)."""
+    small = np.abs(x) < 1.0
+    xs = np.where(small, x, 0.0)
+    xb = np.where(small, 1.0, x)
+    t = xs * xs
+    series = -0.5 * xs + t * (1 / 12 + t * (-1 / 720 + t * (1 / 30240 + t * (-1 / 1209600 + t * (1 / 47900160 + t * (
+        -691 / 1307674368000 + t * (1 / 74724249600 + t * (-3617 / 10670622842880000 + t * (
+            43867 / 5109094217170944000 + t * (-174611 / 802857662698291200000 + t * (
+                77683 / 14101100039391805440000)))))))))))
+    return np.where(small, series, xb / np.expm1(xb) - 1.0)
+
+
 def _loss_terms(log_concentration1, log_concentration0, y):
     """ℓ of each observation."""
     _t0 = -_log1mexp(-np.exp(log_concentration1)*np.log(y))*np.expm1(log_concentration0)
@@ -85,14 +103,13 @@ def _loss_terms(log_concentration1, log_concentration0, y):
 
 def _loss_terms_and_grads(log_concentration1, log_concentration0, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂log_concentration1, ∂ℓ/∂log_concentration0."""
-    _t0 = np.expm1(log_concentration0)
-    _t1 = np.exp(log_concentration1)
-    _t2 = _t1*np.log(y)
-    _t3 = -_t2
-    _t4 = _log1mexp(_t3)
-    _value = -log_concentration0 - log_concentration1 - _t0*_t4 - _xlogy(np.expm1(log_concentration1), y)
-    _grad0 = -_t2 + _xlogy(_t0*_t1/np.expm1(_t3), y) - 1
-    _grad1 = -_t4*np.exp(log_concentration0) - 1
+    _t0 = np.log(y)
+    _t1 = -_t0*np.exp(log_concentration1)
+    _t2 = _log1mexp(_t1)
+    _t3 = log_concentration0 + log_concentration1
+    _value = -_t2*np.expm1(log_concentration0) - _t3 - _xlogy(np.expm1(log_concentration1), y)
+    _grad0 = _t0*np.exp(_t3)/np.expm1(_t1) + _t1 + _x_over_expm1_m1(_t1)
+    _grad1 = -_t2*np.exp(log_concentration0) - 1
     return _value, (_grad0, _grad1)
 
 

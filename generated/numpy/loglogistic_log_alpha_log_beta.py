@@ -33,12 +33,15 @@ Closed-form gradients (as derived; the code evaluates the stabilised forms):
 Torch built-in: none computes this loss.
 
 Stabilising rewrites applied (symloss.stabilize):
+    expand_log: log(a·b) → log a + log b  (a, b > 0)
     power_as_exp: x^p → exp(p·log x)  (x > 0, p symbolic)
     sigmoid: 1/(1 + exp(−x)) → sigmoid(x);  1/(1 + exp(x)) → sigmoid(−x)
     sigmoid_absorb: exp(x)·sigmoid(−x) → sigmoid(x)  (exp(x)/(1 + exp(x)) → sigmoid(x))
     softplus: log(1 + exp(x)) → softplus(x)
     sigmoid_to_tanh: 2·sigmoid(x) − 1 → tanh(x/2);  2a·sigmoid(x) − a → a·tanh(x/2)
     expm1: exp(x) − 1 → expm1(x)
+    log_ratio: C·log(y) + c·s → (−c)·log_ratio(y, s) + (C + c)·log(y)  (y the data, s a real input, −c C or a term
+        of it);  x·log_ratio(y, s) → xmuly(x, log_ratio(y, s)) where x may be 0 (by the xlogy rule)
     xlogy: x·log(y) → xlogy(x, y);  x·log1p(y) → xlog1py(x, y)  (x may be 0, the target involved)
 
 Conventions:
@@ -65,34 +68,34 @@ REDUCTIONS = ("mean", "sum", "none")
 _WRT_INDEX = (0, 1)
 
 
-def _sigmoid(x):
-    """1/(1 + exp(−x)) without overflow: only exp(−|x|) is ever computed."""
-    e = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1.0, e) / (1.0 + e)
-
-
-def _xlogy(x, y):
-    """x·log(y), and 0 where x == 0 (also when y == 0): the double where keeps log away from 0."""
-    zero = x == 0
-    return np.where(zero, 0.0, x * np.log(np.where(zero, 1.0, y)))
+def _log_ratio(y, s):
+    """log(y) − s with log y carried to ~5e-17 absolute, not half an ulp of log y (which is all of log y − s
+    where y ≈ e^s): y = m·2^e with m in [√½, √2), and (e·ln2_hi − s) + (e·ln2_lo + log m), of which e·ln2_hi
+    (ln2_hi has 15 bits) and its difference with a close s are exact."""
+    m, e = np.frexp(y)
+    low = m < 0.7071067811865476
+    m = np.where(low, 2.0 * m, m)
+    e = (e - low).astype(m.dtype)
+    return (e * 0.693145751953125 - s) + (e * 1.4286068203094173e-06 + np.log(m))
 
 
 def _loss_terms(log_alpha, log_beta, y):
     """ℓ of each observation."""
-    _t0 = np.expm1(log_beta)
-    _t1 = 2*np.logaddexp(0.0, (-log_alpha + np.log(y))*np.exp(log_beta))
-    return log_alpha - log_beta + _t0*log_alpha + _t1 - _xlogy(_t0, y)
+    _t0 = _log_ratio(y, log_alpha)
+    _t1 = -np.where((np.expm1(log_beta) == 0), 0, _t0*np.expm1(log_beta))
+    return log_alpha - log_beta + _t1 + 2*np.logaddexp(0.0, _t0*np.exp(log_beta))
 
 
 def _loss_terms_and_grads(log_alpha, log_beta, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂log_alpha, ∂ℓ/∂log_beta."""
-    _t0 = np.expm1(log_beta)
+    _t0 = _log_ratio(y, log_alpha)
     _t1 = np.exp(log_beta)
-    _t2 = np.log(y)
-    _t3 = _t1*(-log_alpha + _t2)
-    _value = log_alpha - log_beta + _t0*log_alpha + 2*np.logaddexp(0.0, _t3) - _xlogy(_t0, y)
-    _grad0 = -_t1*np.tanh((1/2)*_t3)
-    _grad1 = -_t1*_t2 + _t1*log_alpha + 2*_t3*_sigmoid(_t3) - 1
+    _t2 = _t0*_t1
+    _t3 = _t1*np.tanh((1/2)*_t2)
+    _t4 = -np.where((np.expm1(log_beta) == 0), 0, _t0*np.expm1(log_beta))
+    _value = log_alpha - log_beta + _t4 + 2*np.logaddexp(0.0, _t2)
+    _grad0 = -_t3
+    _grad1 = np.where((_t3 == 0), 0, _t0*_t3) - 1
     return _value, (_grad0, _grad1)
 
 

@@ -29,6 +29,8 @@ Torch built-in: none computes this loss.
 
 Stabilising rewrites applied (symloss.stabilize):
     expand_log: log(a·b) → log a + log b  (a, b > 0)
+    log_ratio: C·log(y) + c·s → (−c)·log_ratio(y, s) + (C + c)·log(y)  (y the data, s a real input, −c C or a term
+        of it);  x·log_ratio(y, s) → xmuly(x, log_ratio(y, s)) where x may be 0 (by the xlogy rule)
 
 Conventions:
     * Inputs broadcast against each other and the target as in torch; dtype (float32/float64) follows the
@@ -54,20 +56,31 @@ REDUCTIONS = ("mean", "sum", "none")
 _WRT_INDEX = (0, 1)
 
 
+def _log_ratio(y, s):
+    """log(y) − s with log y carried to ~5e-17 absolute, not half an ulp of log y (which is all of log y − s
+    where y ≈ e^s): y = m·2^e with m in [√½, √2), and (e·ln2_hi − s) + (e·ln2_lo + log m), of which e·ln2_hi
+    (ln2_hi has 15 bits) and its difference with a close s are exact."""
+    m, e = np.frexp(y)
+    low = m < 0.7071067811865476
+    m = np.where(low, 2.0 * m, m)
+    e = (e - low).astype(m.dtype)
+    return (e * 0.693145751953125 - s) + (e * 1.4286068203094173e-06 + np.log(m))
+
+
 def _loss_terms(scale, log_alpha, y):
     """ℓ of each observation."""
     _t0 = np.exp(log_alpha)
-    return -log_alpha - _t0*np.log(scale) - (-_t0 - 1)*np.log(y)
+    return -_t0*np.log(scale) + _t0*np.log(y) + _log_ratio(y, log_alpha)
 
 
 def _loss_terms_and_grads(scale, log_alpha, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂scale, ∂ℓ/∂log_alpha."""
     _t0 = np.exp(log_alpha)
-    _t1 = _t0*np.log(scale)
-    _t2 = np.log(y)
-    _value = -log_alpha - _t1 - _t2*(-_t0 - 1)
+    _t1 = np.log(y)
+    _t2 = _t0*np.log(scale)
+    _value = _t0*_t1 - _t2 + _log_ratio(y, log_alpha)
     _grad0 = -_t0/scale
-    _grad1 = _t0*_t2 - _t1 - 1
+    _grad1 = _t0*_t1 - _t2 - 1
     return _value, (_grad0, _grad1)
 
 

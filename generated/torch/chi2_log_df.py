@@ -30,6 +30,8 @@ Stabilising rewrites applied (symloss.stabilize):
     lgamma_stirling: lgamma(c·e^u) + r → (c·e^u − ½)(u + log c) − c·e^u + ½·log 2π + δ(c·e^u) + r  (c·e^u ≥ 10)
     digamma_stirling: ψ(c·e^u) + r → (u + log c) − e^−u/(2c) + ε(c·e^u) + r
     expand_log: log(a·b) → log a + log b  (a, b > 0)
+    log_ratio: C·log(y) + c·s → (−c)·log_ratio(y, s) + (C + c)·log(y)  (y the data, s a real input, −c C or a term
+        of it);  x·log_ratio(y, s) → xmuly(x, log_ratio(y, s)) where x may be 0 (by the xlogy rule)
     xlogy: x·log(y) → xlogy(x, y);  x·log1p(y) → xlog1py(x, y)  (x may be 0, the target involved)
 
 Conventions:
@@ -72,6 +74,19 @@ WRT = ("log_df",)
 CONSTANTS = ()
 REDUCTIONS = ("mean", "sum", "none")
 _WRT_INDEX = (0,)
+
+
+def _log_ratio(y, s):
+    """log(y) − s with log y carried to ~5e-17 absolute, not half an ulp of log y (which is all of log y − s
+    where y ≈ e^s): y = m·2^e with m near 1, and (e·ln2_hi − s) + (e·ln2_lo + log m), of which e·ln2_hi (ln2_hi
+    has 15 bits) and its difference with a close s are exact.  Not torch.frexp: its int32 exponent does not
+    compile with inductor's CPU vectorisation in float64; e = round(log2 y) (0 at y = 0, ∞, NaN, where m = y then
+    gives log's own answer) and 2^−e in two exact halves (2^1074 overflows) instead."""
+    normal = (y > 0.0) & torch.isfinite(y)
+    e = torch.where(normal, torch.floor(torch.log2(torch.where(normal, y, 1.0)) + 0.5), 0.0)
+    h = torch.floor(0.5 * e)
+    m = y * torch.exp2(-h) * torch.exp2(h - e)
+    return (e * 0.693145751953125 - s) + (e * 1.4286068203094173e-06 + torch.log(m))
 
 
 def _lgammacor(x):
@@ -125,7 +140,7 @@ def _loss_terms_and_grads(log_df, y):
     _t7 = torch.exp(torch.where((log_df < _t2), log_df, _t2 - 1))
     _t8 = _t1 - _t5 + _t6*(_t5 - 1/2) + _lgammacor((1/2)*_t6) + 0.9189385332046728
     _value = torch.where(_t3, _t8, _t1*_t7 + torch.lgamma((1/2)*_t7)) - torch.special.xlogy(_t0 - 1, y)
-    _grad0 = _t0*(log_df - torch.log(y) + _digammacor(_t0) - torch.exp(-log_df))
+    _grad0 = _t0*(_digammacor(_t0) - _log_ratio(y, log_df) - torch.exp(-log_df))
     return _value, (_grad0,)
 
 

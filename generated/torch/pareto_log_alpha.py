@@ -29,6 +29,8 @@ Torch built-in: none computes this loss.
 
 Stabilising rewrites applied (symloss.stabilize):
     expand_log: log(a·b) → log a + log b  (a, b > 0)
+    log_ratio: C·log(y) + c·s → (−c)·log_ratio(y, s) + (C + c)·log(y)  (y the data, s a real input, −c C or a term
+        of it);  x·log_ratio(y, s) → xmuly(x, log_ratio(y, s)) where x may be 0 (by the xlogy rule)
 
 Conventions:
     * Inputs broadcast against each other and the target as in torch; dtype (float32/float64) follows the
@@ -70,20 +72,33 @@ REDUCTIONS = ("mean", "sum", "none")
 _WRT_INDEX = (0, 1)
 
 
+def _log_ratio(y, s):
+    """log(y) − s with log y carried to ~5e-17 absolute, not half an ulp of log y (which is all of log y − s
+    where y ≈ e^s): y = m·2^e with m near 1, and (e·ln2_hi − s) + (e·ln2_lo + log m), of which e·ln2_hi (ln2_hi
+    has 15 bits) and its difference with a close s are exact.  Not torch.frexp: its int32 exponent does not
+    compile with inductor's CPU vectorisation in float64; e = round(log2 y) (0 at y = 0, ∞, NaN, where m = y then
+    gives log's own answer) and 2^−e in two exact halves (2^1074 overflows) instead."""
+    normal = (y > 0.0) & torch.isfinite(y)
+    e = torch.where(normal, torch.floor(torch.log2(torch.where(normal, y, 1.0)) + 0.5), 0.0)
+    h = torch.floor(0.5 * e)
+    m = y * torch.exp2(-h) * torch.exp2(h - e)
+    return (e * 0.693145751953125 - s) + (e * 1.4286068203094173e-06 + torch.log(m))
+
+
 def _loss_terms(scale, log_alpha, y):
     """ℓ of each observation."""
     _t0 = torch.exp(log_alpha)
-    return -log_alpha - _t0*torch.log(scale) - (-_t0 - 1)*torch.log(y)
+    return -_t0*torch.log(scale) + _t0*torch.log(y) + _log_ratio(y, log_alpha)
 
 
 def _loss_terms_and_grads(scale, log_alpha, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂scale, ∂ℓ/∂log_alpha."""
     _t0 = torch.exp(log_alpha)
-    _t1 = _t0*torch.log(scale)
-    _t2 = torch.log(y)
-    _value = -log_alpha - _t1 - _t2*(-_t0 - 1)
+    _t1 = torch.log(y)
+    _t2 = _t0*torch.log(scale)
+    _value = _t0*_t1 - _t2 + _log_ratio(y, log_alpha)
     _grad0 = -_t0/scale
-    _grad1 = _t0*_t2 - _t1 - 1
+    _grad1 = _t0*_t1 - _t2 - 1
     return _value, (_grad0, _grad1)
 
 

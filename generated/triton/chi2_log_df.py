@@ -30,6 +30,8 @@ Stabilising rewrites applied (symloss.stabilize):
     lgamma_stirling: lgamma(c·e^u) + r → (c·e^u − ½)(u + log c) − c·e^u + ½·log 2π + δ(c·e^u) + r  (c·e^u ≥ 10)
     digamma_stirling: ψ(c·e^u) + r → (u + log c) − e^−u/(2c) + ε(c·e^u) + r
     expand_log: log(a·b) → log a + log b  (a, b > 0)
+    log_ratio: C·log(y) + c·s → (−c)·log_ratio(y, s) + (C + c)·log(y)  (y the data, s a real input, −c C or a term
+        of it);  x·log_ratio(y, s) → xmuly(x, log_ratio(y, s)) where x may be 0 (by the xlogy rule)
     xlogy: x·log(y) → xlogy(x, y);  x·log1p(y) → xlog1py(x, y)  (x may be 0, the target involved)
 
 Conventions:
@@ -161,6 +163,19 @@ def _xlogy(x, y):
 
 
 @triton.jit
+def _log_ratio(y, s):
+    """log(y) − s with log y carried to ~5e-17 absolute, not half an ulp of log y (which is all of log y − s
+    where y ≈ e^s): y = m·2^e with m near 1, and (e·ln2_hi − s) + (e·ln2_lo + log m), of which e·ln2_hi (ln2_hi
+    has 15 bits) and its difference with a close s are exact.  Triton has no frexp: e = round(log2 y) (0 at
+    y = 0, ∞, NaN, where m = y then gives log's own answer), and 2^−e in two exact halves (2^1074 overflows)."""
+    normal = (y > 0.0) & (y - y == 0.0)
+    e = tl.where(normal, tl.floor(tl.log2(tl.where(normal, y, 1.0)) + 0.5), 0.0)
+    h = tl.floor(0.5 * e)
+    m = y * tl.exp2(-h) * tl.exp2(h - e)
+    return (e * 0.693145751953125 - s) + (e * tl.full([1], 1.4286068203094173e-06, y.dtype) + _log(m))
+
+
+@triton.jit
 def _lgammacor(x):
     """δ(x) = log Γ(x) − ((x − ½)·log x − x + ½·log 2π) for x > 0 (R's lgammacor): the asymptotic series
     Σ B₂ₖ/(2k(2k − 1)x²ᵏ⁻¹) to x⁻¹⁷ from x = 10 (error < 2e-19), lgamma minus the Stirling terms below."""
@@ -227,7 +242,7 @@ def _loss_terms_and_grads(log_df, y):
     _t7 = _exp(tl.where((log_df < _k0), log_df, _k1))
     _t8 = -_t5 + _t6*(_t5 + (-0.5)) + _lgammacor((0.5)*_t6) + _k3 + _k4
     _value = tl.where(_t3, _t8, (0.5)*_t7*_k2 + _lgamma((0.5)*_t7)) - _xlogy(_t0 - 1, y)
-    _grad0 = _t0*(log_df - _log(y) + _digammacor(_t0) - _exp(-log_df))
+    _grad0 = _t0*(_digammacor(_t0) - _log_ratio(y, log_df) - _exp(-log_df))
     return _value, _grad0
 
 

@@ -33,12 +33,15 @@ Closed-form gradients (as derived; the code evaluates the stabilised forms):
 Torch built-in: none computes this loss.
 
 Stabilising rewrites applied (symloss.stabilize):
+    expand_log: log(a·b) → log a + log b  (a, b > 0)
     power_as_exp: x^p → exp(p·log x)  (x > 0, p symbolic)
     sigmoid: 1/(1 + exp(−x)) → sigmoid(x);  1/(1 + exp(x)) → sigmoid(−x)
     sigmoid_absorb: exp(x)·sigmoid(−x) → sigmoid(x)  (exp(x)/(1 + exp(x)) → sigmoid(x))
     softplus: log(1 + exp(x)) → softplus(x)
     sigmoid_to_tanh: 2·sigmoid(x) − 1 → tanh(x/2);  2a·sigmoid(x) − a → a·tanh(x/2)
     expm1: exp(x) − 1 → expm1(x)
+    log_ratio: C·log(y) + c·s → (−c)·log_ratio(y, s) + (C + c)·log(y)  (y the data, s a real input, −c C or a term
+        of it);  x·log_ratio(y, s) → xmuly(x, log_ratio(y, s)) where x may be 0 (by the xlogy rule)
     xlogy: x·log(y) → xlogy(x, y);  x·log1p(y) → xlog1py(x, y)  (x may be 0, the target involved)
 
 Conventions:
@@ -159,17 +162,16 @@ def _softplus(x):
 
 
 @triton.jit
-def _sigmoid(x):
-    """1/(1 + exp(−x)) from exp(−|x|), so that no exponential overflows and tiny values keep their digits."""
-    e = _exp(-tl.abs(x))
-    r = 1.0 / (1.0 + e)
-    return tl.where(x >= 0.0, r, e * r)
-
-
-@triton.jit
-def _xlogy(x, y):
-    """x·log y, 0 where x = 0 (also at y = 0)."""
-    return tl.where(x == 0.0, 0.0, x * _log(y))
+def _log_ratio(y, s):
+    """log(y) − s with log y carried to ~5e-17 absolute, not half an ulp of log y (which is all of log y − s
+    where y ≈ e^s): y = m·2^e with m near 1, and (e·ln2_hi − s) + (e·ln2_lo + log m), of which e·ln2_hi (ln2_hi
+    has 15 bits) and its difference with a close s are exact.  Triton has no frexp: e = round(log2 y) (0 at
+    y = 0, ∞, NaN, where m = y then gives log's own answer), and 2^−e in two exact halves (2^1074 overflows)."""
+    normal = (y > 0.0) & (y - y == 0.0)
+    e = tl.where(normal, tl.floor(tl.log2(tl.where(normal, y, 1.0)) + 0.5), 0.0)
+    h = tl.floor(0.5 * e)
+    m = y * tl.exp2(-h) * tl.exp2(h - e)
+    return (e * 0.693145751953125 - s) + (e * tl.full([1], 1.4286068203094173e-06, y.dtype) + _log(m))
 
 
 @triton.jit
@@ -184,22 +186,23 @@ def _tanh(x):
 def _loss_terms(log_alpha, log_beta, y):
     """ℓ of each observation."""
     _dt = log_alpha.dtype
-    _t0 = _expm1(log_beta)
-    _t1 = 2*_softplus((-log_alpha + _log(y))*_exp(log_beta))
-    return log_alpha - log_beta + _t0*log_alpha + _t1 - _xlogy(_t0, y)
+    _t0 = _log_ratio(y, log_alpha)
+    _t1 = -tl.where((_expm1(log_beta) == 0), 0, _t0*_expm1(log_beta))
+    return log_alpha - log_beta + _t1 + 2*_softplus(_t0*_exp(log_beta))
 
 
 @triton.jit
 def _loss_terms_and_grads(log_alpha, log_beta, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂log_alpha, ∂ℓ/∂log_beta."""
     _dt = log_alpha.dtype
-    _t0 = _expm1(log_beta)
+    _t0 = _log_ratio(y, log_alpha)
     _t1 = _exp(log_beta)
-    _t2 = _log(y)
-    _t3 = _t1*(-log_alpha + _t2)
-    _value = log_alpha - log_beta + _t0*log_alpha + 2*_softplus(_t3) - _xlogy(_t0, y)
-    _grad0 = -_t1*_tanh((0.5)*_t3)
-    _grad1 = -_t1*_t2 + _t1*log_alpha + 2*_t3*_sigmoid(_t3) - 1
+    _t2 = _t0*_t1
+    _t3 = _t1*_tanh((0.5)*_t2)
+    _t4 = -tl.where((_expm1(log_beta) == 0), 0, _t0*_expm1(log_beta))
+    _value = log_alpha - log_beta + _t4 + 2*_softplus(_t2)
+    _grad0 = -_t3
+    _grad1 = tl.where((_t3 == 0), 0, _t0*_t3) - 1
     return _value, _grad0, _grad1
 
 

@@ -28,6 +28,8 @@ Closed-form gradients (as derived; the code evaluates the stabilised forms):
 Torch built-in: none computes this loss.
 
 Stabilising rewrites applied (symloss.stabilize):
+    log_ratio: C·log(y) + c·s → (−c)·log_ratio(y, s) + (C + c)·log(y)  (y the data, s a real input, −c C or a term
+        of it);  x·log_ratio(y, s) → xmuly(x, log_ratio(y, s)) where x may be 0 (by the xlogy rule)
     standardised_square: u²·exp(2v) → (u·exp(v))²
 
 Conventions:
@@ -117,20 +119,34 @@ else:
 
 
 @triton.jit
+def _log_ratio(y, s):
+    """log(y) − s with log y carried to ~5e-17 absolute, not half an ulp of log y (which is all of log y − s
+    where y ≈ e^s): y = m·2^e with m near 1, and (e·ln2_hi − s) + (e·ln2_lo + log m), of which e·ln2_hi (ln2_hi
+    has 15 bits) and its difference with a close s are exact.  Triton has no frexp: e = round(log2 y) (0 at
+    y = 0, ∞, NaN, where m = y then gives log's own answer), and 2^−e in two exact halves (2^1074 overflows)."""
+    normal = (y > 0.0) & (y - y == 0.0)
+    e = tl.where(normal, tl.floor(tl.log2(tl.where(normal, y, 1.0)) + 0.5), 0.0)
+    h = tl.floor(0.5 * e)
+    m = y * tl.exp2(-h) * tl.exp2(h - e)
+    return (e * 0.693145751953125 - s) + (e * tl.full([1], 1.4286068203094173e-06, y.dtype) + _log(m))
+
+
+@triton.jit
 def _loss_terms(loc, log_scale, y):
     """ℓ of each observation."""
     _dt = loc.dtype
-    return log_scale + (0.5)*(((-loc + _log(y))*_exp(-log_scale))*((-loc + _log(y))*_exp(-log_scale)))
+    _t0 = (0.5)*((_exp(-log_scale)*_log_ratio(y, loc))*(_exp(-log_scale)*_log_ratio(y, loc)))
+    return log_scale + _t0
 
 
 @triton.jit
 def _loss_terms_and_grads(loc, log_scale, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂loc, ∂ℓ/∂log_scale."""
     _dt = loc.dtype
-    _t0 = loc - _log(y)
+    _t0 = _log_ratio(y, loc)
     _t1 = ((_t0*_exp(-log_scale))*(_t0*_exp(-log_scale)))
     _value = log_scale + (0.5)*_t1
-    _grad0 = _t0*_exp(-2*log_scale)
+    _grad0 = -_t0*_exp(-2*log_scale)
     _grad1 = 1 - _t1
     return _value, _grad0, _grad1
 

@@ -29,6 +29,8 @@ Torch built-in: none computes this loss.
 
 Stabilising rewrites applied (symloss.stabilize):
     expand_log: log(a·b) → log a + log b  (a, b > 0)
+    log_ratio: C·log(y) + c·s → (−c)·log_ratio(y, s) + (C + c)·log(y)  (y the data, s a real input, −c C or a term
+        of it);  x·log_ratio(y, s) → xmuly(x, log_ratio(y, s)) where x may be 0 (by the xlogy rule)
 
 Conventions:
     * Inputs broadcast against each other and the target as in torch; dtype (float32/float64) follows the
@@ -117,11 +119,24 @@ else:
 
 
 @triton.jit
+def _log_ratio(y, s):
+    """log(y) − s with log y carried to ~5e-17 absolute, not half an ulp of log y (which is all of log y − s
+    where y ≈ e^s): y = m·2^e with m near 1, and (e·ln2_hi − s) + (e·ln2_lo + log m), of which e·ln2_hi (ln2_hi
+    has 15 bits) and its difference with a close s are exact.  Triton has no frexp: e = round(log2 y) (0 at
+    y = 0, ∞, NaN, where m = y then gives log's own answer), and 2^−e in two exact halves (2^1074 overflows)."""
+    normal = (y > 0.0) & (y - y == 0.0)
+    e = tl.where(normal, tl.floor(tl.log2(tl.where(normal, y, 1.0)) + 0.5), 0.0)
+    h = tl.floor(0.5 * e)
+    m = y * tl.exp2(-h) * tl.exp2(h - e)
+    return (e * 0.693145751953125 - s) + (e * tl.full([1], 1.4286068203094173e-06, y.dtype) + _log(m))
+
+
+@triton.jit
 def _loss_terms(scale, log_alpha, y):
     """ℓ of each observation."""
     _dt = scale.dtype
     _t0 = _exp(log_alpha)
-    return -log_alpha - _t0*_log(scale) - (-_t0 - 1)*_log(y)
+    return -_t0*_log(scale) + _t0*_log(y) + _log_ratio(y, log_alpha)
 
 
 @triton.jit
@@ -129,11 +144,11 @@ def _loss_terms_and_grads(scale, log_alpha, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂scale, ∂ℓ/∂log_alpha."""
     _dt = scale.dtype
     _t0 = _exp(log_alpha)
-    _t1 = _t0*_log(scale)
-    _t2 = _log(y)
-    _value = -log_alpha - _t1 - _t2*(-_t0 - 1)
+    _t1 = _log(y)
+    _t2 = _t0*_log(scale)
+    _value = _t0*_t1 - _t2 + _log_ratio(y, log_alpha)
     _grad0 = -_t0/scale
-    _grad1 = _t0*_t2 - _t1 - 1
+    _grad1 = _t0*_t1 - _t2 - 1
     return _value, _grad0, _grad1
 
 

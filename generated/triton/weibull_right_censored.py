@@ -37,9 +37,13 @@ Closed-form gradients (as derived; the code evaluates the stabilised forms):
 Torch built-in: none computes this loss.
 
 Stabilising rewrites applied (symloss.stabilize):
+    expand_log: log(a·b) → log a + log b  (a, b > 0)
     power_as_exp: x^p → exp(p·log x)  (x > 0, p symbolic)
     expm1: exp(x) − 1 → expm1(x)
-    exp_minus_coefficient: c·exp(w) − c → c·expm1(w)  (the −c spread over several terms)
+    exp_difference: exp(u) − exp(v) → −exp(u)·expm1(v − u) if v < u, else exp(v)·expm1(u − v)  (v − u simpler than
+        u, v)
+    log_ratio: C·log(y) + c·s → (−c)·log_ratio(y, s) + (C + c)·log(y)  (y the data, s a real input, −c C or a term
+        of it);  x·log_ratio(y, s) → xmuly(x, log_ratio(y, s)) where x may be 0 (by the xlogy rule)
     xlogy: x·log(y) → xlogy(x, y);  x·log1p(y) → xlog1py(x, y)  (x may be 0, the target involved)
     exp_of_sum: exp(a)·exp(b) → exp(a + b)
 
@@ -143,19 +147,26 @@ else:
 
 
 @triton.jit
-def _xlogy(x, y):
-    """x·log y, 0 where x = 0 (also at y = 0)."""
-    return tl.where(x == 0.0, 0.0, x * _log(y))
+def _log_ratio(y, s):
+    """log(y) − s with log y carried to ~5e-17 absolute, not half an ulp of log y (which is all of log y − s
+    where y ≈ e^s): y = m·2^e with m near 1, and (e·ln2_hi − s) + (e·ln2_lo + log m), of which e·ln2_hi (ln2_hi
+    has 15 bits) and its difference with a close s are exact.  Triton has no frexp: e = round(log2 y) (0 at
+    y = 0, ∞, NaN, where m = y then gives log's own answer), and 2^−e in two exact halves (2^1074 overflows)."""
+    normal = (y > 0.0) & (y - y == 0.0)
+    e = tl.where(normal, tl.floor(tl.log2(tl.where(normal, y, 1.0)) + 0.5), 0.0)
+    h = tl.floor(0.5 * e)
+    m = y * tl.exp2(-h) * tl.exp2(h - e)
+    return (e * 0.693145751953125 - s) + (e * tl.full([1], 1.4286068203094173e-06, y.dtype) + _log(m))
 
 
 @triton.jit
 def _loss_terms(log_scale, log_concentration, censored, y):
     """ℓ of each observation."""
     _dt = log_scale.dtype
-    _t0 = _exp((-log_scale + _log(y))*_exp(log_concentration))
-    _t1 = _expm1(log_concentration)
-    _t2 = -(-censored + 1)*(log_concentration - log_scale - _t0 - _t1*log_scale + _xlogy(_t1, y))
-    return _t0*censored + _t2
+    _t0 = _log_ratio(y, log_scale)
+    _t1 = _exp(_t0*_exp(log_concentration))
+    _t2 = tl.where((_expm1(log_concentration) == 0), 0, _t0*_expm1(log_concentration))
+    return _t1*censored - (-censored + 1)*(log_concentration - log_scale - _t1 + _t2)
 
 
 @triton.jit
@@ -163,16 +174,18 @@ def _loss_terms_and_grads(log_scale, log_concentration, censored, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂log_scale, ∂ℓ/∂log_concentration."""
     _dt = log_scale.dtype
     _t0 = _exp(log_concentration)
-    _t1 = _log(y)
-    _t2 = log_scale - _t1
-    _t3 = -_t0*_t2
-    _t4 = _exp(_t3)
-    _t5 = censored - 1
-    _t6 = _expm1(log_concentration)
-    _t7 = censored*_exp(log_concentration + _t3)
-    _value = _t4*censored + _t5*(log_concentration - log_scale - _t4 - _t6*log_scale + _xlogy(_t6, y))
-    _grad0 = _t0*(-censored - _expm1(_t0*_t1 - _t0*log_scale))
-    _grad1 = _t5*(_t0*_t2*_expm1(_t3) + 1) - _t7*log_scale + _xlogy(_t7, y)
+    _t1 = _log_ratio(y, log_scale)
+    _t2 = _t0*_t1
+    _t3 = _exp(_t2)
+    _t4 = censored - 1
+    _t5 = _expm1(_t2)
+    _t6 = _exp(log_concentration + _t2)
+    _t7 = tl.where((_expm1(log_concentration) == 0), 0, _t1*_expm1(log_concentration))
+    _t8 = tl.where((_t6*_expm1(-_t2) == 0), 0, _t1*_t6*_expm1(-_t2))
+    _t9 = _t4*(tl.where((_t2 < 0), -tl.where((_t0*_t5 == 0), 0, _t0*_t1*_t5), _t8) + 1)
+    _value = _t3*censored + _t4*(log_concentration - log_scale - _t3 + _t7)
+    _grad0 = _t0*(-censored - _t5)
+    _grad1 = _t9 + tl.where((_t6*censored == 0), 0, _t1*_t6*censored)
     return _value, _grad0, _grad1
 
 

@@ -1,0 +1,179 @@
+"""Weibull, log-logistic, Kumaraswamy and Pareto: the generated losses and gradients against mpmath at the points
+where (k − 1)·log y − (k − 1)·log λ, log y − log λ and z/expm1(z) − 1 used to cancel.
+
+The references are not symloss's: the log densities written out by hand (constants dropped, as the generated
+modules do with full=False) and evaluated with mpmath at 60 digits at the exact float64 inputs; gradients are
+the references' own derivatives (a central difference at 120 digits).  The points are the accuracy harness's
+worst ones (benchmarks/accuracy.py): log-link inputs such as log_scale = fl(log 1e-30) against y = 1e-30, where
+log y − log_scale is log's own rounding error (≈ 1e-15), and shapes 1e-30 … 1e30.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+from pathlib import Path
+
+import pytest
+
+mpmath = pytest.importorskip("mpmath")
+np = pytest.importorskip("numpy")
+
+GENERATED = Path(__file__).resolve().parent.parent / "generated"
+mp = mpmath.mp
+
+L30, L8 = math.log(1e-30), math.log(1e-8)  # the harness's log-scales: fl(log 1e-30), fl(log 1e-8)
+#: an error allowance of 64 ulps (the harness's maximum) for the well-conditioned outputs
+REL = 64 * 2.0**-52
+#: for an output that is log's rounding error d ≈ 1e-15 itself (or k²·d): log y − s is carried to ~2e-17
+#: absolute, a 1 % error of d, within its conditioning (κ ≈ |log y|/|d| ≈ 1e16); fl(log y) − s gave 0 (100 %)
+ROUNDING = 0.02
+
+
+def _module(target: str, name: str):
+    if target == "torch":
+        pytest.importorskip("torch")
+    path = GENERATED / target / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"_weibull_{target}_{name}", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _run(target: str, name: str, args: list[float]):
+    """(value, gradients) in float64 with reduction="none"."""
+    mod = _module(target, name)
+    if target == "torch":
+        import torch
+
+        ts = [torch.tensor([a], dtype=torch.float64) for a in args]
+        value, grads = mod.value_and_grad(*ts, reduction="none")
+        return float(value[0]), [float(g[0]) for g in grads]
+    arrays = [np.array([a], dtype=np.float64) for a in args]
+    with np.errstate(all="ignore"):
+        value, grads = mod.value_and_grad(*arrays, reduction="none")
+    return float(np.asarray(value).ravel()[0]), [float(np.asarray(g).ravel()[0]) for g in grads]
+
+
+def _exact(f, args: list[float]) -> float:
+    with mpmath.workdps(60):
+        return float(f(*[mp.mpf(a) for a in args]))
+
+
+def _diff(f, args: list[float], i: int) -> float:
+    """∂f/∂args[i] with mpmath (exact inputs, 120 digits, a central difference of relative error ~h²)."""
+    with mpmath.workdps(120):
+        xs = [mp.mpf(a) for a in args]
+        h = (abs(xs[i]) or 1) * mp.mpf(10) ** -45
+        up = f(*xs[:i], xs[i] + h, *xs[i + 1:])
+        down = f(*xs[:i], xs[i] - h, *xs[i + 1:])
+        return float((up - down) / (2 * h))
+
+
+def _close(got: float, want: float, rel: float = REL) -> bool:
+    return math.isfinite(got) and abs(got - want) <= rel * abs(want)
+
+
+# -- references: −log p less the constants, by hand
+def weibull(s, c, y):
+    k = mpmath.exp(c)
+    d = mpmath.log(y) - s
+    return -c + s - (k - 1) * d + mpmath.exp(k * d)
+
+
+def weibull_censored(s, c, y):
+    """The survival part, −log S(y) = (y/λ)^k (censored = 1)."""
+    return mpmath.exp(mpmath.exp(c) * (mpmath.log(y) - s))
+
+
+def loglogistic(a, b, y):
+    beta = mpmath.exp(b)
+    d = mpmath.log(y) - a
+    return a - b - (beta - 1) * d + 2 * mpmath.log1p(mpmath.exp(beta * d))
+
+
+def kumaraswamy(c1, c0, y):
+    a, b = mpmath.exp(c1), mpmath.exp(c0)
+    return -c0 - c1 - (b - 1) * mpmath.log1p(-(y**a)) - (a - 1) * mpmath.log(y)
+
+
+def pareto(scale, c, y):
+    alpha = mpmath.exp(c)
+    return -c - alpha * mpmath.log(scale) + (alpha + 1) * mpmath.log(y)
+
+
+CASES = [
+    # (module, reference, inputs (target last), which outputs: "value" and/or gradient indices)
+    # (y/λ)^k at k = 1e30 and y = λ up to log's rounding: 0 (the gradient k), not 1 (which gave 0); the value,
+    # (1 − k)·d with d ≈ −2e-15 the rounding error, is ill-conditioned (κ ≈ 1e15) and left out
+    ("weibull_log_scale_log_concentration", weibull, [L30, math.log(1e30), 1e-30], [0]),
+    # (k − 1)·log λ − (k − 1)·log y at k = 1e8: 7e9-sized terms that cancel to the O(1) value
+    # and its ∂ℓ/∂log λ = −k·expm1(k·d) ≈ −k²·d, d the rounding error
+    ("weibull_log_scale_log_concentration", weibull, [L30, math.log(1e8), 1e-30], ["value", (0, ROUNDING), 1]),
+    ("weibull_log_scale_log_concentration", weibull, [L8, math.log(1e8), 1e-8], ["value", (0, ROUNDING), 1]),
+    ("weibull_log_scale_log_concentration", weibull, [1.0, -1.0, 3.0], ["value", 0, 1]),
+    ("loglogistic_log_alpha_log_beta", loglogistic, [L30, math.log(1e30), 1e-30], [0]),
+    ("loglogistic_log_alpha_log_beta", loglogistic, [L8, math.log(1e30), 1e-8], [0]),
+    ("loglogistic_log_alpha_log_beta", loglogistic, [L30, math.log(1e8), 1e-30], ["value", (0, ROUNDING), 1]),
+    ("loglogistic_log_alpha_log_beta", loglogistic, [0.5, 1.0, 3.0], ["value", 0, 1]),
+    # ∂ℓ/∂log a at a = b = 1e-30: z − 1 + (1 − b)·z/expm1(z), z = −a·log y ≈ 1e-28, is ≈ z/2 − b
+    ("kumaraswamy_log_concentration1_log_concentration0", kumaraswamy, [L30, L30, 1e-300], ["value", 0, 1]),
+    ("kumaraswamy_log_concentration1_log_concentration0", kumaraswamy, [L30, L30, 1e-16], ["value", 0, 1]),
+    ("kumaraswamy_log_concentration1_log_concentration0", kumaraswamy, [L30, L30, 0.5], ["value", 0, 1]),
+    ("kumaraswamy_log_concentration1_log_concentration0", kumaraswamy, [0.3, 1.2, 0.25], ["value", 0, 1]),
+    # −log α + log y at α = y: log's rounding error (1e-15), which fl(log y) − log α gives as 0
+    ("pareto_log_alpha", pareto, [1e-8, L8, 1e-8], [("value", ROUNDING), 1]),
+    ("pareto_log_alpha", pareto, [1e-30, L30, 1e-30], [("value", ROUNDING), 1]),
+    ("pareto_log_alpha", pareto, [1e-300, math.log(1e30), 1e-300], ["value", 1]),
+]
+
+
+@pytest.mark.parametrize("target", ["numpy", "torch"])
+@pytest.mark.parametrize(("name", "ref", "args", "outputs"), CASES,
+                         ids=[f"{c[0].split('_')[0]}-{i}" for i, c in enumerate(CASES)])
+def test_against_mpmath(target, name, ref, args, outputs):
+    value, grads = _run(target, name, args)
+    for out in outputs:
+        what, rel = out if isinstance(out, tuple) else (out, REL)
+        got = value if what == "value" else grads[what]
+        want = _exact(ref, args) if what == "value" else _diff(ref, args, what)
+        assert _close(got, want, rel), (what, got, want)
+
+
+@pytest.mark.parametrize("target", ["numpy", "torch"])
+def test_weibull_right_censored(target):
+    """∂ℓ/∂log λ at k = 1e30, y = λ up to log's rounding: k, in both branches (the value of the observed one is
+    (1 − k)·d, ill-conditioned; the survival term (y/λ)^k is 0)."""
+    s, c, y = math.log(1e8), math.log(1e30), 1e8
+    for censored, ref in ((0.0, weibull), (1.0, weibull_censored)):
+        value, grads = _run(target, "weibull_right_censored", [s, c, censored, y])
+        if censored:
+            assert value == _exact(ref, [s, c, y]) == 0.0
+        assert _close(grads[0], _diff(ref, [s, c, y], 0)), (censored, grads[0])
+
+
+@pytest.mark.parametrize("target", ["numpy", "torch"])
+def test_weibull_keeps_zero_log_zero_at_shape_one(target):
+    """k = 1 (log_concentration = 0) at y = 0: (k − 1)·log y is 0·(−∞), whose limit 0 the loss keeps (xlogy's
+    convention), so ℓ = log λ + (y/λ)^k = log_scale."""
+    value, _ = _run(target, "weibull_log_scale_log_concentration", [0.7, 0.0, 0.0])
+    assert value == 0.7
+
+
+def test_log_ratio_helper_against_mpmath():
+    """The frexp split of log(y) − s in the NumPy module against mpmath: to 1e-16 absolute, also where log y − s
+    is log's own rounding error (and at the subnormals, where frexp's m is still exact)."""
+    ys = np.array([1e-300, 1e-30, 1e-8, 0.5, 1.0, 3.0, 1e30, 1e300, 5e-324, 2.2250738585072014e-308])
+    ss = np.array([math.log(v) for v in ys])
+    want = []
+    for yv, sv in zip(ys, ss, strict=True):
+        with mpmath.workdps(60):
+            want.append(float(mpmath.log(mp.mpf(float(yv))) - mp.mpf(float(sv))))
+    mod = _module("numpy", "weibull_log_scale_log_concentration")
+    got = mod._log_ratio(ys, ss)
+    for g, w, yv in zip(got, want, ys, strict=True):
+        assert abs(g - w) <= 1e-16, (yv, g, w)  # fl(log y) − s is off by up to 5.7e-14 at y = 1e300
+    # the logarithm itself (s = 0) to an ulp, and y = 0 → −∞
+    assert np.all(np.abs(mod._log_ratio(ys, 0.0) - np.log(ys)) <= np.spacing(np.abs(np.log(ys))))
+    with np.errstate(divide="ignore"):
+        assert mod._log_ratio(np.array([0.0]), 1.0)[0] == -math.inf
