@@ -89,17 +89,12 @@ REDUCTIONS = ("mean", "sum", "none")
 _WRT_INDEX = (0, 1, 2)
 
 
-def _lgammacor(x):
-    """δ(x) = log Γ(x) − ((x − ½)·log x − x + ½·log 2π) for x > 0 (R's lgammacor): the asymptotic series
-    Σ B₂ₖ/(2k(2k − 1)x²ᵏ⁻¹) to x⁻¹⁷ from x = 10 (error < 2e-19), lgamma minus the Stirling terms below."""
-    big = x >= 10.0
-    z = jnp.where(big, x, 10.0)
-    u = 1.0 / (z * z)
-    series = (1 / 12 - u * (1 / 360 - u * (1 / 1260 - u * (1 / 1680 - u * (1 / 1188 - u * (691 / 360360
-              - u * (1 / 156 - u * (3617 / 122400 - u * 43867 / 244188)))))))) / z
-    xs = jnp.where(big, 1.0, x)
-    direct = jax.scipy.special.gammaln(xs) - (xs - 0.5) * jnp.log(xs) + xs - 0.5 * math.log(2.0 * math.pi)
-    return jnp.where(big, series, direct)
+def _lgammacor_series(x):
+    """δ(x) = log Γ(x) − ((x − ½)·log x − x + ½·log 2π) for x ≥ 10 (R's lgammacor): the asymptotic series
+    Σ B₂ₖ/(2k(2k − 1)x²ᵏ⁻¹) to x⁻¹⁷ (error < 2e-19), no branch: for arguments known to be ≥ 10."""
+    u = 1.0 / (x * x)
+    return (1 / 12 - u * (1 / 360 - u * (1 / 1260 - u * (1 / 1680 - u * (1 / 1188 - u * (691 / 360360
+            - u * (1 / 156 - u * (3617 / 122400 - u * 43867 / 244188)))))))) / x
 
 
 def _digamma_diff(x, h):
@@ -139,9 +134,9 @@ def _loss_terms(log_total_count, logits, logit_gate, y):
     _t8 = (log_total_count >= _t7)
     _t9 = jnp.where(_t8, log_total_count, _t7)
     _t10 = jnp.exp(_t9)
-    _t11 = jnp.exp(jnp.where((log_total_count < _t7), log_total_count, _t7 - 1))
+    _t11 = jnp.exp(jnp.where((log_total_count <= _t7), log_total_count, _t7))
     _t12 = jnp.where((_t5 > -1/2), jnp.log1p(_t5), jnp.logaddexp(-_t4 - _t6, -jnp.logaddexp(0.0, _t1)))
-    _t13 = _t10*(-_t3 - _t9 + 1) + (1/2)*_t9 - _lgammacor(_t10) - 0.9189385332046728
+    _t13 = _t10*(-_t3 - _t9 + 1) + (1/2)*_t9 - _lgammacor_series(_t10) - 0.9189385332046728
     _t14 = jnp.where(_t8, _t13, -_t11*_t3 - jax.scipy.special.gammaln(_t11))
     _t15 = jax.scipy.special.gammaln(y + _t2)
     _t16 = _t14 + _t15 - _t6 - y*jnp.logaddexp(0.0, -logits) - jax.scipy.special.gammaln(y + 1)
@@ -163,12 +158,12 @@ def _loss_terms_and_grads(log_total_count, logits, logit_gate, y):
     _t10 = (log_total_count >= _t9)
     _t11 = jnp.where(_t10, log_total_count, _t9)
     _t12 = jnp.exp(_t11)
-    _t13 = jnp.exp(jnp.where((log_total_count < _t9), log_total_count, _t9 - 1))
+    _t13 = jnp.exp(jnp.where((log_total_count <= _t9), log_total_count, _t9))
     _t14 = logit_gate + _t5
     _t15 = jax.nn.sigmoid(-_t14)
     _t16 = jax.nn.sigmoid(logits)
     _t17 = jnp.where((_t6 > -1/2), jnp.log1p(_t6), jnp.logaddexp(-_t5 - _t7, -jnp.logaddexp(0.0, _t2)))
-    _t18 = (1/2)*_t11 + _t12*(-_t11 - _t4 + 1) - _lgammacor(_t12) - 0.9189385332046728
+    _t18 = (1/2)*_t11 + _t12*(-_t11 - _t4 + 1) - _lgammacor_series(_t12) - 0.9189385332046728
     _t19 = jnp.where(_t10, _t18, -_t13*_t4 - jax.scipy.special.gammaln(_t13))
     _t20 = jax.scipy.special.gammaln(y + _t3)
     _t21 = _t19 + _t20 - _t7 - y*jnp.logaddexp(0.0, _t8) - jax.scipy.special.gammaln(y + 1)

@@ -88,20 +88,15 @@ def _sigmoid(x):
     return np.where(x >= 0, 1.0, e) / (1.0 + e)
 
 
-def _lgammacor(x):
-    """δ(x) = log Γ(x) − ((x − ½)·log x − x + ½·log 2π) for x > 0 (R's lgammacor): the asymptotic series
-    Σ B₂ₖ/(2k(2k − 1)x²ᵏ⁻¹) to x⁻¹⁷ from x = 10 (error < 2e-19), lgamma minus the Stirling terms below."""
+def _lgammacor_series(x):
+    """δ(x) = log Γ(x) − ((x − ½)·log x − x + ½·log 2π) for x ≥ 10 (R's lgammacor): the asymptotic series
+    Σ B₂ₖ/(2k(2k − 1)x²ᵏ⁻¹) to x⁻¹⁷ (error < 2e-19), no branch: for arguments known to be ≥ 10."""
     x = np.asarray(x)
     dtype = x.dtype if x.dtype.kind == "f" else np.dtype(np.float64)
     x = x.astype(np.float64)
-    big = x >= 10.0
-    z = np.where(big, x, 10.0)
-    u = 1.0 / (z * z)
-    series = (1 / 12 - u * (1 / 360 - u * (1 / 1260 - u * (1 / 1680 - u * (1 / 1188 - u * (691 / 360360
-              - u * (1 / 156 - u * (3617 / 122400 - u * 43867 / 244188)))))))) / z
-    xs = np.where(big, 1.0, x)
-    direct = _lgamma(xs) - (xs - 0.5) * np.log(xs) + xs - 0.5 * math.log(2.0 * math.pi)
-    return np.where(big, series, direct).astype(dtype)
+    u = 1.0 / (x * x)
+    return ((1 / 12 - u * (1 / 360 - u * (1 / 1260 - u * (1 / 1680 - u * (1 / 1188 - u * (691 / 360360
+             - u * (1 / 156 - u * (3617 / 122400 - u * 43867 / 244188)))))))) / x).astype(dtype)
 
 
 def _digamma_diff(x, h):
@@ -154,15 +149,14 @@ def _loss_terms(log_total_count, logits, logit_gate, y):
     _t5 = _sigmoid(_t1)*np.expm1(-_t4)
     _t6 = np.logaddexp(0.0, logit_gate)
     _t7 = math.log(10)
-    _t8 = (log_total_count >= _t7)
-    _t9 = np.where(_t8, log_total_count, _t7)
-    _t10 = np.exp(_t9)
-    _t11 = np.exp(np.where((log_total_count < _t7), log_total_count, _t7 - 1))
-    _t12 = np.where((_t5 > -1/2), np.log1p(_t5), np.logaddexp(-_t4 - _t6, -np.logaddexp(0.0, _t1)))
-    _t13 = _t10*(-_t3 - _t9 + 1) + (1/2)*_t9 - _lgammacor(_t10) - 0.9189385332046728
-    _t14 = np.where(_t8, _t13, -_t11*_t3 - _lgamma(_t11))
-    _t15 = -(1 - _t0)*(_t14 - _t6 - y*np.logaddexp(0.0, -logits) + _lgamma(y + _t2) - _lgamma(y + 1))
-    return -_t0*_t12 + _t15
+    _t8 = np.maximum(log_total_count, _t7)
+    _t9 = np.exp(_t8)
+    _t10 = np.exp(np.minimum(log_total_count, _t7))
+    _t11 = np.where((_t5 > -1/2), np.log1p(_t5), np.logaddexp(-_t4 - _t6, -np.logaddexp(0.0, _t1)))
+    _t12 = (1/2)*_t8 + _t9*(-_t3 - _t8 + 1) - _lgammacor_series(_t9) - 0.9189385332046728
+    _t13 = np.where((_t7 <= log_total_count), _t12, -_t10*_t3 - _lgamma(_t10))
+    _t14 = -(1 - _t0)*(_t13 - _t6 - y*np.logaddexp(0.0, -logits) + _lgamma(y + _t2) - _lgamma(y + 1))
+    return -_t0*_t11 + _t14
 
 
 def _loss_terms_and_grads(log_total_count, logits, logit_gate, y):
@@ -177,21 +171,20 @@ def _loss_terms_and_grads(log_total_count, logits, logit_gate, y):
     _t7 = np.logaddexp(0.0, logit_gate)
     _t8 = -logits
     _t9 = math.log(10)
-    _t10 = (log_total_count >= _t9)
-    _t11 = np.where(_t10, log_total_count, _t9)
-    _t12 = np.exp(_t11)
-    _t13 = np.exp(np.where((log_total_count < _t9), log_total_count, _t9 - 1))
-    _t14 = logit_gate + _t5
-    _t15 = _sigmoid(-_t14)
-    _t16 = _sigmoid(logits)
-    _t17 = np.where((_t6 > -1/2), np.log1p(_t6), np.logaddexp(-_t5 - _t7, -np.logaddexp(0.0, _t2)))
-    _t18 = (1/2)*_t11 + _t12*(-_t11 - _t4 + 1) - _lgammacor(_t12) - 0.9189385332046728
-    _t19 = np.where(_t10, _t18, -_t13*_t4 - _lgamma(_t13))
-    _t20 = -(1 - _t1)*(_t19 - _t7 - y*np.logaddexp(0.0, _t8) + _lgamma(y + _t3) - _lgamma(y + 1))
-    _value = -_t1*_t17 + _t20
-    _grad0 = np.where(_t0, _t15*_t5, _t3*(_t4 - _digamma_diff(_t3, y)))
-    _grad1 = np.where(_t0, _t15*_t16*_t3, _t16*_t3 - y*_sigmoid(_t8))
-    _grad2 = np.where(_t0, _t6*_sigmoid(_t14), _sigmoid(logit_gate))
+    _t10 = np.maximum(log_total_count, _t9)
+    _t11 = np.exp(_t10)
+    _t12 = np.exp(np.minimum(log_total_count, _t9))
+    _t13 = logit_gate + _t5
+    _t14 = _sigmoid(-_t13)
+    _t15 = _sigmoid(logits)
+    _t16 = np.where((_t6 > -1/2), np.log1p(_t6), np.logaddexp(-_t5 - _t7, -np.logaddexp(0.0, _t2)))
+    _t17 = (1/2)*_t10 + _t11*(-_t10 - _t4 + 1) - _lgammacor_series(_t11) - 0.9189385332046728
+    _t18 = np.where((_t9 <= log_total_count), _t17, -_t12*_t4 - _lgamma(_t12))
+    _t19 = -(1 - _t1)*(_t18 - _t7 - y*np.logaddexp(0.0, _t8) + _lgamma(y + _t3) - _lgamma(y + 1))
+    _value = -_t1*_t16 + _t19
+    _grad0 = np.where(_t0, _t14*_t5, _t3*(_t4 - _digamma_diff(_t3, y)))
+    _grad1 = np.where(_t0, _t14*_t15*_t3, _t15*_t3 - y*_sigmoid(_t8))
+    _grad2 = np.where(_t0, _t6*_sigmoid(_t13), _sigmoid(logit_gate))
     return _value, (_grad0, _grad1, _grad2)
 
 

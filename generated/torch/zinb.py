@@ -104,17 +104,12 @@ def _softplus(x):
     return torch.nn.functional.softplus(x, 1.0, 40.0)
 
 
-def _lgammacor(x):
-    """δ(x) = log Γ(x) − ((x − ½)·log x − x + ½·log 2π) for x > 0 (R's lgammacor): the asymptotic series
-    Σ B₂ₖ/(2k(2k − 1)x²ᵏ⁻¹) to x⁻¹⁷ from x = 10 (error < 2e-19), lgamma minus the Stirling terms below."""
-    big = x >= 10.0
-    z = torch.where(big, x, 10.0)
-    u = 1.0 / (z * z)
-    series = (1 / 12 - u * (1 / 360 - u * (1 / 1260 - u * (1 / 1680 - u * (1 / 1188 - u * (691 / 360360
-              - u * (1 / 156 - u * (3617 / 122400 - u * 43867 / 244188)))))))) / z
-    xs = torch.where(big, 1.0, x)
-    direct = torch.lgamma(xs) - (xs - 0.5) * torch.log(xs) + xs - 0.5 * math.log(2.0 * math.pi)
-    return torch.where(big, series, direct)
+def _lgammacor_series(x):
+    """δ(x) = log Γ(x) − ((x − ½)·log x − x + ½·log 2π) for x ≥ 10 (R's lgammacor): the asymptotic series
+    Σ B₂ₖ/(2k(2k − 1)x²ᵏ⁻¹) to x⁻¹⁷ (error < 2e-19), no branch: for arguments known to be ≥ 10."""
+    u = 1.0 / (x * x)
+    return (1 / 12 - u * (1 / 360 - u * (1 / 1260 - u * (1 / 1680 - u * (1 / 1188 - u * (691 / 360360
+            - u * (1 / 156 - u * (3617 / 122400 - u * 43867 / 244188)))))))) / x
 
 
 def _digamma_diff(x, h):
@@ -153,15 +148,14 @@ def _loss_terms(log_total_count, logits, logit_gate, y):
     _t5 = torch.sigmoid(_t1)*torch.expm1(-_t4)
     _t6 = _softplus(logit_gate)
     _t7 = math.log(10)
-    _t8 = (log_total_count >= _t7)
-    _t9 = torch.where(_t8, log_total_count, _t7)
-    _t10 = torch.exp(_t9)
-    _t11 = torch.exp(torch.where((log_total_count < _t7), log_total_count, _t7 - 1))
-    _t12 = torch.where((_t5 > -1/2), torch.log1p(_t5), torch.logaddexp(-_t4 - _t6, -_softplus(_t1)))
-    _t13 = _t10*(-_t3 - _t9 + 1) + (1/2)*_t9 - _lgammacor(_t10) - 0.9189385332046728
-    _t14 = torch.where(_t8, _t13, -_t11*_t3 - torch.lgamma(_t11))
-    _t15 = -(1 - _t0)*(_t14 - _t6 - y*_softplus(-logits) + torch.lgamma(y + _t2) - torch.lgamma(y + 1))
-    return -_t0*_t12 + _t15
+    _t8 = torch.clamp(log_total_count, min=_t7)
+    _t9 = torch.exp(_t8)
+    _t10 = torch.exp(torch.clamp(log_total_count, max=_t7))
+    _t11 = torch.where((_t5 > -1/2), torch.log1p(_t5), torch.logaddexp(-_t4 - _t6, -_softplus(_t1)))
+    _t12 = (1/2)*_t8 + _t9*(-_t3 - _t8 + 1) - _lgammacor_series(_t9) - 0.9189385332046728
+    _t13 = torch.where((_t7 <= log_total_count), _t12, -_t10*_t3 - torch.lgamma(_t10))
+    _t14 = -(1 - _t0)*(_t13 - _t6 - y*_softplus(-logits) + torch.lgamma(y + _t2) - torch.lgamma(y + 1))
+    return -_t0*_t11 + _t14
 
 
 def _loss_terms_and_grads(log_total_count, logits, logit_gate, y):
@@ -176,21 +170,20 @@ def _loss_terms_and_grads(log_total_count, logits, logit_gate, y):
     _t7 = _softplus(logit_gate)
     _t8 = -logits
     _t9 = math.log(10)
-    _t10 = (log_total_count >= _t9)
-    _t11 = torch.where(_t10, log_total_count, _t9)
-    _t12 = torch.exp(_t11)
-    _t13 = torch.exp(torch.where((log_total_count < _t9), log_total_count, _t9 - 1))
-    _t14 = logit_gate + _t5
-    _t15 = torch.sigmoid(-_t14)
-    _t16 = torch.sigmoid(logits)
-    _t17 = torch.where((_t6 > -1/2), torch.log1p(_t6), torch.logaddexp(-_t5 - _t7, -_softplus(_t2)))
-    _t18 = (1/2)*_t11 + _t12*(-_t11 - _t4 + 1) - _lgammacor(_t12) - 0.9189385332046728
-    _t19 = torch.where(_t10, _t18, -_t13*_t4 - torch.lgamma(_t13))
-    _t20 = -(1 - _t1)*(_t19 - _t7 - y*_softplus(_t8) + torch.lgamma(y + _t3) - torch.lgamma(y + 1))
-    _value = -_t1*_t17 + _t20
-    _grad0 = torch.where(_t0, _t15*_t5, _t3*(_t4 - _digamma_diff(_t3, y)))
-    _grad1 = torch.where(_t0, _t15*_t16*_t3, _t16*_t3 - y*torch.sigmoid(_t8))
-    _grad2 = torch.where(_t0, _t6*torch.sigmoid(_t14), torch.sigmoid(logit_gate))
+    _t10 = torch.clamp(log_total_count, min=_t9)
+    _t11 = torch.exp(_t10)
+    _t12 = torch.exp(torch.clamp(log_total_count, max=_t9))
+    _t13 = logit_gate + _t5
+    _t14 = torch.sigmoid(-_t13)
+    _t15 = torch.sigmoid(logits)
+    _t16 = torch.where((_t6 > -1/2), torch.log1p(_t6), torch.logaddexp(-_t5 - _t7, -_softplus(_t2)))
+    _t17 = (1/2)*_t10 + _t11*(-_t10 - _t4 + 1) - _lgammacor_series(_t11) - 0.9189385332046728
+    _t18 = torch.where((_t9 <= log_total_count), _t17, -_t12*_t4 - torch.lgamma(_t12))
+    _t19 = -(1 - _t1)*(_t18 - _t7 - y*_softplus(_t8) + torch.lgamma(y + _t3) - torch.lgamma(y + 1))
+    _value = -_t1*_t16 + _t19
+    _grad0 = torch.where(_t0, _t14*_t5, _t3*(_t4 - _digamma_diff(_t3, y)))
+    _grad1 = torch.where(_t0, _t14*_t15*_t3, _t15*_t3 - y*torch.sigmoid(_t8))
+    _grad2 = torch.where(_t0, _t6*torch.sigmoid(_t13), torch.sigmoid(logit_gate))
     return _value, (_grad0, _grad1, _grad2)
 
 

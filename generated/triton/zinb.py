@@ -208,20 +208,15 @@ def _logaddexp(a, b):
 
 
 @triton.jit
-def _lgammacor(x):
-    """δ(x) = log Γ(x) − ((x − ½)·log x − x + ½·log 2π) for x > 0 (R's lgammacor): the asymptotic series
-    Σ B₂ₖ/(2k(2k − 1)x²ᵏ⁻¹) to x⁻¹⁷ from x = 10 (error < 2e-19), lgamma minus the Stirling terms below."""
-    big = x >= 10.0
-    z = tl.where(big, x, 10.0)
-    u = 1.0 / (z * z)
+def _lgammacor_series(x):
+    """δ(x) = log Γ(x) − ((x − ½)·log x − x + ½·log 2π) for x ≥ 10 (R's lgammacor): the asymptotic series
+    Σ B₂ₖ/(2k(2k − 1)x²ᵏ⁻¹) to x⁻¹⁷ (error < 2e-19), no branch: for arguments known to be ≥ 10."""
+    u = 1.0 / (x * x)
     t = x.dtype
-    series = (tl.full([1], 1 / 12, t) - u * (tl.full([1], 1 / 360, t) - u * (tl.full([1], 1 / 1260, t) - u * (
+    return (tl.full([1], 1 / 12, t) - u * (tl.full([1], 1 / 360, t) - u * (tl.full([1], 1 / 1260, t) - u * (
         tl.full([1], 1 / 1680, t) - u * (tl.full([1], 1 / 1188, t) - u * (tl.full([1], 691 / 360360, t) - u * (
             tl.full([1], 1 / 156, t) - u * (tl.full([1], 3617 / 122400, t)
-                                            - u * tl.full([1], 43867 / 244188, t))))))))) / z
-    xs = tl.where(big, 1.0, x)
-    direct = _lgamma(xs) - (xs - 0.5) * _log(xs) + xs - tl.full([1], 0.9189385332046727, t)
-    return tl.where(big, series, direct)
+                                            - u * tl.full([1], 43867 / 244188, t))))))))) / x
 
 
 @triton.jit
@@ -269,7 +264,6 @@ def _loss_terms(log_total_count, logits, logit_gate, y):
     """ℓ of each observation."""
     _dt = log_total_count.dtype
     _k0 = tl.full([1], 2.302585092994046, _dt)
-    _k2 = tl.full([1], 1.3025850929940457, _dt)
     _k1 = tl.full([1], -0.9189385332046728, _dt)
     _t0 = tl.where((y == 0), 1, 0)
     _t1 = -logit_gate
@@ -281,8 +275,8 @@ def _loss_terms(log_total_count, logits, logit_gate, y):
     _t8 = (log_total_count >= _k0)
     _t9 = tl.where(_t8, log_total_count, _k0)
     _t10 = _exp(_t9)
-    _t11 = _exp(tl.where((log_total_count < _k0), log_total_count, _k2))
-    _t12 = _t10*(-_t3 - _t9 + 1) + (0.5)*_t9 - _lgammacor(_t10) + _k1
+    _t11 = _exp(tl.where((log_total_count <= _k0), log_total_count, _k0))
+    _t12 = _t10*(-_t3 - _t9 + 1) + (0.5)*_t9 - _lgammacor_series(_t10) + _k1
     _t13 = tl.where(_t8, _t12, -_t11*_t3 - _lgamma(_t11))
     _t14 = -_t0*tl.where((_t5 > (-0.5)), _log1p(_t5), _logaddexp(-_t4 - _t6, -_softplus(_t1)))
     return _t14 - (1 - _t0)*(_t13 - _t6 - y*_softplus(-logits) + _lgamma(y + _t2) - _lgamma(y + 1))
@@ -293,7 +287,6 @@ def _loss_terms_and_grads(log_total_count, logits, logit_gate, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂log_total_count, ∂ℓ/∂logits, ∂ℓ/∂logit_gate."""
     _dt = log_total_count.dtype
     _k0 = tl.full([1], 2.302585092994046, _dt)
-    _k2 = tl.full([1], 1.3025850929940457, _dt)
     _k1 = tl.full([1], -0.9189385332046728, _dt)
     _t0 = (y == 0)
     _t1 = tl.where(_t0, 1, 0)
@@ -307,11 +300,11 @@ def _loss_terms_and_grads(log_total_count, logits, logit_gate, y):
     _t10 = (log_total_count >= _k0)
     _t11 = tl.where(_t10, log_total_count, _k0)
     _t12 = _exp(_t11)
-    _t13 = _exp(tl.where((log_total_count < _k0), log_total_count, _k2))
+    _t13 = _exp(tl.where((log_total_count <= _k0), log_total_count, _k0))
     _t14 = logit_gate + _t5
     _t15 = _sigmoid(-_t14)
     _t16 = _sigmoid(logits)
-    _t17 = (0.5)*_t11 + _t12*(-_t11 - _t4 + 1) - _lgammacor(_t12) + _k1
+    _t17 = (0.5)*_t11 + _t12*(-_t11 - _t4 + 1) - _lgammacor_series(_t12) + _k1
     _t18 = tl.where(_t10, _t17, -_t13*_t4 - _lgamma(_t13))
     _t19 = -_t1*tl.where((_t6 > (-0.5)), _log1p(_t6), _logaddexp(-_t5 - _t7, -_softplus(_t2)))
     _value = _t19 - (1 - _t1)*(_t18 - _t7 - y*_softplus(_t8) + _lgamma(y + _t3) - _lgamma(y + 1))
