@@ -113,8 +113,8 @@ static double symloss_studentt_learnt_df_digamma_diff_half(double x)
                  - w * (31.0 / 2048.0 - w * (691.0 / 16384.0 - w * (5461.0 / 32768.0 - w * (929569.0 / 1048576.0
                  - w * (3202291.0 / 524288.0 - w * (221930581.0 / 4194304.0 - w * (4722116521.0 / 8388608.0)))))))))));
     int k;
-    for (k = 7; k >= 0; --k) {  /* the smallest terms first */
-        acc += 0.5 / ((x + k) * (x + (k + 0.5)));
+    for (k = 7; k >= 0; --k) {  /* the smallest terms first: 1/(2z(z + ½)) = 1/(z·(2z + 1)), z = x + k */
+        acc += 1.0 / ((x + k) * (2.0 * x + (2 * k + 1)));
     }
     return acc;
 }

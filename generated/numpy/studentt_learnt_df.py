@@ -125,8 +125,9 @@ def _digamma_diff_half(x):
     acc = 0.5 * r + w * (1 / 8 - w * (1 / 64 - w * (1 / 128 - w * (17 / 2048 - w * (31 / 2048 - w * (
         691 / 16384 - w * (5461 / 32768 - w * (929569 / 1048576 - w * (3202291 / 524288 - w * (
             221930581 / 4194304 - w * (4722116521 / 8388608)))))))))))
+    y = 2.0 * x
     for k in range(7, -1, -1):  # the smallest terms first; a fixed number of vectorised steps
-        acc = acc + 0.5 / ((x + k) * (x + (k + 0.5)))
+        acc = acc + 1.0 / ((x + k) * (y + (2 * k + 1)))  # 1/(2z(z + ½)) = 1/(z·(2z + 1)), z = x + k
     return acc.astype(dtype)
 
 

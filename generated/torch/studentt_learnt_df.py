@@ -87,6 +87,22 @@ REDUCTIONS = ("mean", "sum", "none")
 _WRT_INDEX = (0, 1, 2)
 
 
+def _series(w, coefficients):
+    """c₀ + w·(c₁ + w·(c₂ + …)) by Horner's rule, each step one new array (the product) and its sum in place
+    (a temporary that no backward needs): the same roundings as the nested expression, a pass cheaper."""
+    t = w * coefficients[-1]
+    for c in coefficients[-2:0:-1]:
+        t = t.add_(c) * w
+    return t.add_(coefficients[0])
+
+
+def _select(mask, a, b):
+    """a where mask (a 0/1 array of the dtype) else b, for a and b finite everywhere (the branches see guarded
+    inputs): a·mask + b·(1 − mask) is exact (one product is ±0) and differentiates as torch.where does (mask,
+    1 − mask), in four cheap passes where torch.where costs several times more on the CPU."""
+    return a * mask + b * (1.0 - mask)
+
+
 def _square_parts(u, v):
     """What log(1 + x²), x = u·exp(v), and its three derivatives below share, computed once for all of them:
     (u, v, exp(v), x, |x|, s, b, 1/b, q, 1 + q) with s = clamp(x, −1, 1) (x where |x| ≤ 1), b = max(|x|, 1) (|x|
@@ -118,8 +134,9 @@ def _log1p_square_du(parts):
     """u·exp(2v)/(1 + x²) with x = u·exp(v) (½·∂/∂u log(1 + x²)): x·exp(v)/(1 + x²) for |x| ≤ 1,
     1/(u·(1 + x⁻²)) above (no overflow of x², no ∞/∞; u guarded where it may be 0)."""
     u, _, e, _, a, s, _, _, _, d = parts
-    big = a > 1.0
-    return torch.where(big, 1.0 / (torch.where(big, u, 1.0) * d), s * e / d)
+    big = (a > 1.0).to(a.dtype)
+    ub = u * big + (1.0 - big)  # u where |x| > 1, else 1 (u may be 0 there)
+    return _select(big, (ub * d).reciprocal_(), s * e / d)
 
 
 def _log1p_square_dv(parts):
@@ -137,14 +154,16 @@ def _digamma_diff_half(x):
     digamma series' first omitted term, 2·|B₂₄|/(24·z²⁴), relative to ψ(z + ½) − ψ(z) > 1/(2z) at most
     4·|B₂₄|/(24·z²³) < 2.5e-17 for z ≥ 8, a fifth of a float64 ulp; every term is positive, so the sum is good
     to a few ulps with no cancellation (tests/test_stability_lgamma.py checks it against mpmath)."""
-    z = x + 8.0
-    r = 1.0 / z
+    r = (x + 8.0).reciprocal_()
     w = r * r
-    acc = 0.5 * r + w * (1 / 8 - w * (1 / 64 - w * (1 / 128 - w * (17 / 2048 - w * (31 / 2048 - w * (
-        691 / 16384 - w * (5461 / 32768 - w * (929569 / 1048576 - w * (3202291 / 524288 - w * (
-            221930581 / 4194304 - w * (4722116521 / 8388608)))))))))))
+    p = _series(-w, (1 / 8, 1 / 64, 1 / 128, 17 / 2048, 31 / 2048, 691 / 16384, 5461 / 32768, 929569 / 1048576,
+                     3202291 / 524288, 221930581 / 4194304, 4722116521 / 8388608))  # the cₖ, signs alternating
+    acc = (w * p).add_(0.5 * r)
+    y = 2.0 * x
     for k in range(7, -1, -1):  # the smallest terms first; a fixed number of elementwise steps
-        acc = acc + 0.5 / ((x + k) * (x + (k + 0.5)))
+        # 1/(2z(z + ½)) = 1/(z·(2z + 1)), z = x + k; reciprocal and sum in place (fresh temporaries that no
+        # backward needs: a pass without a new array each)
+        acc.add_(((x + k if k else x) * (y + (2 * k + 1))).reciprocal_())
     return acc
 
 

@@ -211,8 +211,9 @@ def _digamma_diff_half(x):
             tl.full([1], 5461 / 32768, t) - w * (tl.full([1], 929569 / 1048576, t) - w * (
                 tl.full([1], 3202291 / 524288, t) - w * (tl.full([1], 221930581 / 4194304, t)
                                                          - w * tl.full([1], 4722116521 / 8388608, t)))))))))))
-    for i in tl.static_range(8):  # the smallest terms first (k = 7, ..., 0)
-        acc = acc + 0.5 / ((x + (7 - i)) * (x + (7.5 - i)))
+    y = 2.0 * x
+    for i in tl.static_range(8):  # the smallest terms first (k = 7 − i): 1/(2z(z + ½)) = 1/(z·(2z + 1)), z = x + k
+        acc = acc + 1.0 / ((x + (7 - i)) * (y + (15 - 2 * i)))
     return acc
 
 
