@@ -93,14 +93,14 @@ def _select(mask, a, b):
 def _lgammacor_series(x):
     """δ(x) = log Γ(x) − ((x − ½)·log x − x + ½·log 2π) for x ≥ 10 (R's lgammacor): the asymptotic series
     Σ B₂ₖ/(2k(2k − 1)x²ᵏ⁻¹) to x⁻¹⁷ (error < 2e-19), no branch: for arguments known to be ≥ 10."""
-    w = (x * x).reciprocal_().neg_()  # −1/x²
+    w = (x * x).neg_().reciprocal_()  # −1/x² (reciprocal_ keeps its result for backward: no pass after it)
     return _series(w, (1 / 12, 1 / 360, 1 / 1260, 1 / 1680, 1 / 1188, 691 / 360360, 1 / 156, 3617 / 122400,
                        43867 / 244188)) / x
 
 
 def _digammacor_series(x):
     """ε(x) = ψ(x) − log x + 1/(2x) for x ≥ 10: the asymptotic series −Σ B₂ₖ/(2k·x²ᵏ) to x⁻¹⁸, no branch."""
-    w = (x * x).reciprocal_().neg_()  # −1/x²
+    w = (x * x).neg_().reciprocal_()  # −1/x² (reciprocal_ keeps its result for backward: no pass after it)
     return w * _series(w, (1 / 12, 1 / 120, 1 / 252, 1 / 240, 1 / 132, 691 / 32760, 1 / 12, 3617 / 8160,
                            43867 / 14364))
 
