@@ -69,38 +69,38 @@ _WRT_INDEX = (0, 1, 2)
 
 def _square_parts(u, v):
     """What log(1 + x²), x = u·exp(v), and its three derivatives below share, computed once for all of them:
-    (u, v, exp(v), x, |x|, s, b, 1/b, q, 1 + q) with s = clip(x, −1, 1) (x where |x| ≤ 1), b = max(|x|, 1) (|x|
-    where |x| > 1) and q = min(|x|, 1/|x|)² (x² below 1, x⁻² above: it never overflows); the branches of the
-    helpers see only s and b."""
+    (v, exp(v), |x|, s, b, 1/b, q, 1 + q, big, ub) with s = clip(x, −1, 1) (x where |x| ≤ 1), b = max(|x|, 1)
+    (|x| where |x| > 1), q = min(|x|, 1/|x|)² (x² below 1, x⁻² above: it never overflows), big = |x| > 1 and
+    ub = u where |x| > 1, else 1 (u may be 0 there); the branches of the helpers see only these."""
     e = np.exp(v)
     x = u * e
     a = np.abs(x)
     b = np.maximum(a, 1.0)
     inv = 1.0 / b
     q = np.minimum(inv, a) ** 2
-    return u, v, e, x, a, np.clip(x, -1.0, 1.0), b, inv, q, 1.0 + q
+    big = a > 1.0
+    return v, e, a, np.clip(x, -1.0, 1.0), b, inv, q, 1.0 + q, big, np.where(big, u, 1.0)
 
 
 def _log1p_square(parts):
     """log(1 + x²) = 2·log max(|x|, 1) + log1p(min(x², x⁻²)) (from _square_parts): log1p(x²) for |x| ≤ 1, 2·log|x|
-    + log1p(x⁻²) above, log|x| = log|u| + v where x itself overflows (|u| > 1 there)."""
-    u, v, _, _, a, _, b, _, q, _ = parts
-    lx = np.where(a < math.inf, np.log(b), np.log(np.maximum(np.abs(u), 1.0)) + v)
+    + log1p(x⁻²) above, log|x| = log|u| + v where x itself overflows."""
+    v, _, a, _, b, _, q, _, _, ub = parts
+    lx = np.where(a < math.inf, np.log(b), np.log(np.abs(ub)) + v)
     return 2.0 * lx + np.log1p(q)
 
 
 def _log1p_square_du(parts):
     """u·exp(2v)/(1 + x²) with x = u·exp(v) (½·∂/∂u log(1 + x²)): x·exp(v)/(1 + x²) for |x| ≤ 1,
     1/(u·(1 + x⁻²)) above (no overflow of x², no ∞/∞)."""
-    u, _, e, _, a, s, _, _, _, d = parts
-    big = a > 1.0
-    return np.where(big, 1.0 / (np.where(big, u, 1.0) * d), s * e / d)
+    _, e, _, s, _, _, _, d, big, ub = parts
+    return np.where(big, 1.0 / (ub * d), s * e / d)
 
 
 def _log1p_square_dv(parts):
     """x²/(1 + x²) with x = u·exp(v) (½·∂/∂v log(1 + x²)): s²/(1 + q), as written for |x| ≤ 1 and 1/(1 + x⁻²)
     above (s = ±1 there)."""
-    s, d = parts[5], parts[9]
+    s, d = parts[3], parts[7]
     return s * s / d
 
 
@@ -130,7 +130,7 @@ def _digamma_diff_half(x):
 def _log1p_square_dvc(parts):
     """1/(1 + x²) = 1 − x²/(1 + x²) with x = u·exp(v): (1/b)²/(1 + q), as written for |x| ≤ 1 (b = 1) and
     x⁻²/(1 + x⁻²) above (no overflow of x², no cancellation of the complement)."""
-    inv, d = parts[7], parts[9]
+    inv, d = parts[5], parts[7]
     return inv * inv / d
 
 

@@ -84,44 +84,44 @@ def _select(mask, a, b):
 
 def _square_parts(u, v):
     """What log(1 + x²), x = u·exp(v), and its three derivatives below share, computed once for all of them:
-    (u, v, exp(v), x, |x|, s, b, 1/b, q, 1 + q) with s = clamp(x, −1, 1) (x where |x| ≤ 1), b = max(|x|, 1) (|x|
-    where |x| > 1) and q = min(|x|, 1/|x|)² (x² below 1, x⁻² above: it never overflows).  The branches of the
-    helpers see only s and b, finite guarded inputs (clamps, not wheres: one pass each), so neither values nor
-    gradients are NaN off their branch."""
+    (v, exp(v), |x|, s, b, 1/b, q, 1 + q, big, ub) with s = clamp(x, −1, 1) (x where |x| ≤ 1), b = max(|x|, 1)
+    (|x| where |x| > 1), q = min(|x|, 1/|x|)² (x² below 1, x⁻² above: it never overflows), big = [|x| > 1] as
+    0/1 and ub = u where |x| > 1, else 1 (u may be 0 there).  The branches of the helpers see only these guarded
+    inputs (clamps and masks, not wheres: one pass each), so neither values nor gradients are NaN off their
+    branch."""
     e = torch.exp(v)
     x = u * e
     a = torch.abs(x)
     b = torch.clamp(a, min=1.0)
-    inv = 1.0 / b
+    inv = torch.reciprocal(b)
     # min(|x|, 1/|x|); at |x| = 1 the 1/|x| side (clamp passes the gradient to inv there), whose derivative
     # with that of log b is the right one, 2|x|/(1 + x²) = 1
     r = torch.clamp(inv, max=a)
     q = r * r
-    return u, v, e, x, a, torch.clamp(x, -1.0, 1.0), b, inv, q, 1.0 + q
+    big = (a > 1.0).to(a.dtype)
+    return v, e, a, torch.clamp(x, -1.0, 1.0), b, inv, q, 1.0 + q, big, u * big + (1.0 - big)
 
 
 def _log1p_square(parts):
     """log(1 + x²) = 2·log max(|x|, 1) + log1p(min(x², x⁻²)) (from _square_parts): log1p(x²) for |x| ≤ 1 (the
-    log term is exactly 0), 2·log|x| + log1p(x⁻²) above, log|x| = log|u| + v where x itself overflows (|u| > 1
-    there: the clamp guards log at u = 0)."""
-    u, v, _, _, a, _, b, _, q, _ = parts
-    lx = torch.where(a < math.inf, torch.log(b), torch.log(torch.clamp(torch.abs(u), min=1.0)) + v)
+    log term is exactly 0), 2·log|x| + log1p(x⁻²) above, log|x| = log|u| + v where x itself overflows."""
+    v, _, a, _, b, _, q, _, _, ub = parts
+    lx = torch.where(a < math.inf, torch.log(b), torch.log(torch.abs(ub)) + v)
     return 2.0 * lx + torch.log1p(q)
 
 
 def _log1p_square_du(parts):
     """u·exp(2v)/(1 + x²) with x = u·exp(v) (½·∂/∂u log(1 + x²)): x·exp(v)/(1 + x²) for |x| ≤ 1,
-    1/(u·(1 + x⁻²)) above (no overflow of x², no ∞/∞; u guarded where it may be 0)."""
-    u, _, e, _, a, s, _, _, _, d = parts
-    big = (a > 1.0).to(a.dtype)
-    ub = u * big + (1.0 - big)  # u where |x| > 1, else 1 (u may be 0 there)
-    return _select(big, (ub * d).reciprocal_(), s * e / d)
+    1/(u·(1 + x⁻²)) above (no overflow of x², no ∞/∞)."""
+    _, e, _, s, _, _, _, d, big, ub = parts
+    # exp(v) is finite wherever |x| ≤ 1; clamped so that the branch not taken stays finite where it overflowed
+    return _select(big, (ub * d).reciprocal_(), s * torch.clamp(e, max=torch.finfo(e.dtype).max) / d)
 
 
 def _log1p_square_dv(parts):
     """x²/(1 + x²) with x = u·exp(v) (½·∂/∂v log(1 + x²)): s²/(1 + q), as written for |x| ≤ 1 and 1/(1 + x⁻²)
     above (s = ±1 there)."""
-    s, d = parts[5], parts[9]
+    s, d = parts[3], parts[7]
     return s * s / d
 
 
