@@ -47,7 +47,9 @@ __all__ = [
     "LgammaDifference",
     "DigammaDifference",
     "LgammaCorrection",
+    "LgammaCorrectionSeries",
     "DigammaCorrection",
+    "DigammaCorrectionSeries",
     "LogTanhc",
     "DLogTanhc",
     "Square",
@@ -600,6 +602,15 @@ class LgammaCorrection(StableFunction):
         return sp.log(sp.gamma(x)) - (x - sp.Rational(1, 2)) * sp.log(x) + x - sp.log(2 * sp.pi) / 2
 
 
+class LgammaCorrectionSeries(LgammaCorrection):
+    """δ(x) where x ≥ 10 is known (the large branch of lgamma_stirling, whose argument is c·exp(max(u, ·)) ≥ 10):
+    the asymptotic series alone, with no lgamma for a branch below 10 that is never taken (the printers call a
+    branch-free helper).  Its value below 10 is the truncated series, not δ."""
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        return DigammaCorrectionSeries(self.args[0])
+
+
 class DigammaCorrection(StableFunction):
     """ε(x) = ψ(x) − log x + 1/(2x) for x > 0, the remainder of the asymptotic expansion of digamma (δ′(x)):
     its series from x = 10 (≈ −1/(12x²)), ψ minus the leading terms below."""
@@ -613,6 +624,10 @@ class DigammaCorrection(StableFunction):
     def as_elementary(self) -> sp.Expr:
         x = self.args[0]
         return sp.polygamma(0, x) - sp.log(x) + 1 / (2 * x)
+
+
+class DigammaCorrectionSeries(DigammaCorrection):
+    """ε(x) where x ≥ 10 is known: the asymptotic series alone (see :class:`LgammaCorrectionSeries`)."""
 
 
 class LogTanhc(StableFunction):
@@ -733,7 +748,8 @@ class Guard(StableFunction):
 STABLE_FUNCTIONS: tuple[type[StableFunction], ...] = (
     Softplus, Sigmoid, LogAddExp, LogSumExp, XLogY, XLog1pY, XMulY, LogRatio, Log1mExp, XOverExpm1M1, Log1pSquare,
     Log1pSquareDu, Log1pSquareDv, Log1pSquareDvc, LogNdtr, LogNdtrDeriv, LogGamma, LogBeta, LgammaDifference,
-    DigammaDifference, LgammaCorrection, DigammaCorrection, LogTanhc, DLogTanhc,
+    DigammaDifference, LgammaCorrection, LgammaCorrectionSeries, DigammaCorrection, DigammaCorrectionSeries, LogTanhc,
+    DLogTanhc,
     Square, Guard,
 )
 
@@ -926,15 +942,17 @@ def _lgamma_stirling(node: sp.Basic, ctx: Context) -> sp.Basic | None:
         if not linked:
             continue
         others = [u for u in rest if not any(u is v for v in linked)]
-        stirling = [x * a for a in sp.Add.make_args(logx)] + [-logx / 2, -x, _HALF_LOG_2PI, LgammaCorrection(x)]
+        # x ≥ 10 in this branch: δ is its series alone (no lgamma for the branch below 10 inside the helper)
+        stirling = [x * a for a in sp.Add.make_args(logx)] + [-logx / 2, -x, _HALF_LOG_2PI, LgammaCorrectionSeries(x)]
         large = sp.collect(sp.Add(*[c * a for a in stirling], *linked), e)
         u = e.args[0]
         threshold = sp.log(sp.Integer(10) / (x / e))  # x ≥ 10 ⟺ u ≥ log(10/c)
         small = t + sp.Add(*linked)
         # each branch sees a guarded u (the double where of piecewise_guard), which also keeps this rule from
-        # rewriting the lgamma of the small branch again
+        # rewriting the lgamma of the small branch again; both guards are clamps (max(u, t) and min(u, t): the
+        # small branch is safe at u = t too), which the array printers compute without a where
         return sp.Add(sp.Piecewise((large.xreplace({u: Guard(u, u >= threshold, threshold)}), u >= threshold),
-                                   (small.xreplace({u: Guard(u, u < threshold, threshold - 1)}), True)), *others)
+                                   (small.xreplace({u: Guard(u, u <= threshold, threshold)}), True)), *others)
     return None
 
 

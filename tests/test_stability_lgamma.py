@@ -70,9 +70,21 @@ def test_beta_value_matches_scipy_stats():
 
 # ---------------------------------------------------------------------------------------------------------
 # the helpers themselves, over a sweep from 1e-30 to 1e30
+def corrections_module(target: str):
+    """A module with the general δ and ε helpers (branches below and above 10): the catalog's losses now call
+    only the series alone (their arguments are ≥ 10) or ε, so a custom loss ℓ = δ(loc), ∂ℓ/∂loc = ε(loc)."""
+    from test_codegen import piecewise_loss
+
+    from symloss.codegen import load
+    from symloss.stabilize import DigammaCorrection, LgammaCorrection
+
+    return load(piecewise_loss("stirling_corrections", lambda u, y: LgammaCorrection(u) - y,
+                               lambda u, y: DigammaCorrection(u)), target)
+
+
 def helpers(target: str):
     mod = module_for("beta", target)
-    gmod = module_for("gamma", target)
+    gmod = corrections_module(target)
     conv = (lambda v: torch.tensor(v, dtype=torch.float64)) if target == "torch" else (lambda v: np.float64(v))
     return (lambda a, b: float(mod._lbeta(conv(a), conv(b))),
             lambda x, h: float(mod._digamma_diff(conv(x), conv(h))),
@@ -108,6 +120,43 @@ def test_digamma_difference_without_cancellation(target):
     assert worst <= 16
     assert ddiff(1e30, 1.0) == pytest.approx(1e-30, rel=1e-14)  # ψ(1e30 + 1) − ψ(1e30), 0 in float64
     assert ddiff(1e-300, 0.0) == 0.0  # h = 0 is exactly 0, also at a tiny x (no 0/0)
+
+
+@pytest.mark.parametrize("target", ["numpy", "torch"])
+def test_digamma_difference_of_one_half(target):
+    """ψ(x + ½) − ψ(x), the Student-t's helper (8 shifts without a where, then a series in 1/x²): a few ulps from
+    1e-300 to 1e300, also where ψ(x + ½) and ψ(x) nearly cancel (x ≥ 10)."""
+    mod = module_for("studentt", target)
+    conv = (lambda v: torch.tensor(v, dtype=torch.float64)) if target == "torch" else (lambda v: np.float64(v))
+    xs = [10.0**k for k in range(-300, 301, 10)] + [*SWEEP, 0.25, 0.75, 7.99, 8.0, 8.01, 12.5, 1e4 + 0.5]
+    xs += list(np.geomspace(1e-3, 1e3, 401))
+    worst = 0.0
+    for x in xs:
+        with mpmath.workdps(60 + max(0, int(math.log10(x)))):  # x + ½ exactly, also at x = 1e300
+            want = mpmath.digamma(mpmath.mpf(x) + mpmath.mpf(1) / 2) - mpmath.digamma(x)
+        got = float(mod._digamma_diff_half(conv(x)))
+        worst = max(worst, ulps(got, want))
+    assert worst <= 4, worst
+    # float32 keeps its dtype and its accuracy
+    if target == "torch":
+        x32 = torch.tensor([1e-3, 0.5, 3.0, 40.0, 1e6], dtype=torch.float32)
+        got32 = mod._digamma_diff_half(x32)
+        want = torch.tensor([float(mpmath.digamma(float(x) + 0.5) - mpmath.digamma(float(x))) for x in x32])
+        assert got32.dtype == torch.float32 and torch.allclose(got32.double(), want.double(), rtol=4e-7, atol=0)
+
+
+@pytest.mark.parametrize("target", ["numpy", "torch"])
+def test_stirling_series_alone_from_ten(target):
+    """The branch-free δ and ε series (the large branches of lgamma_stirling and lbeta) equal the branching
+    helpers from 10 on, and δ is within a few ulps of mpmath there."""
+    gmod = corrections_module(target)
+    conv = (lambda v: torch.tensor(v, dtype=torch.float64)) if target == "torch" else (lambda v: np.float64(v))
+    for x in [10.0, 10.5, 15.0, 30.0, 100.0, 1e4, 1e10, 1e30, 1e300]:
+        assert float(gmod._lgammacor_series(conv(x))) == float(gmod._lgammacor(conv(x)))
+        assert float(gmod._digammacor_series(conv(x))) == float(gmod._digammacor(conv(x)))
+        with mpmath.workdps(40 + 2 * int(math.log10(x))):  # terms of size x·log x cancel to 1/(12x)
+            d = mpmath.loggamma(x) - (mpmath.mpf(x) - 0.5) * mpmath.log(x) + x - mpmath.log(2 * mpmath.pi) / 2
+        assert ulps(float(gmod._lgammacor_series(conv(x))), d) <= 8
 
 
 @pytest.mark.parametrize("target", ["numpy", "torch"])

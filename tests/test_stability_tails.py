@@ -215,6 +215,27 @@ def test_rules_fire_on_the_tail_patterns():
     assert stabilize((1 - c) * Square(a)) == XMulY(1 - c, Square(a))
 
 
+@pytest.mark.parametrize("target", ["numpy", "torch"])
+@pytest.mark.parametrize("u, v", [(1e-300, 800.0), (-3e-5, 720.0), (2.0, 709.0), (1e300, 100.0), (0.5, -800.0)])
+def test_log1p_square_where_exp_or_x_overflows(target, u, v):
+    """x = u·exp(v) overflows with exp(v) itself (v > 709.8, |u| < 1: log|x| = log|u| + v, not clamped at
+    |u| = 1) or with the product; the shared parts give log(1 + x²) and its derivatives all the same."""
+    mod = _module(target, "studentt_log_scale")
+    conv = (lambda t: __import__("torch").tensor(t, dtype=__import__("torch").float64)) if target == "torch" \
+        else np.float64
+    parts = mod._square_parts(conv(u), conv(v))
+    uu, vv = mp.mpf(u), mp.mpf(v)
+    xx = uu * mpmath.exp(vv)
+    assert _close(float(mod._log1p_square(parts)), mpmath.log1p(xx**2), 1e-15)
+    assert _close(float(mod._log1p_square_du(parts)), uu * mpmath.exp(2 * vv) / (1 + xx**2), 1e-14)
+    assert _close(float(mod._log1p_square_dv(parts)), xx**2 / (1 + xx**2), 1e-14)
+    dvc = float(mod._log1p_square_dvc(parts))
+    if v < 709.0 and abs(u * math.exp(v)) < 1e300:  # x = u·exp(v) finite in float64
+        assert _close(dvc, 1 / (1 + xx**2), 1e-14)
+    else:  # x⁻² of an x that overflowed is lost (0), as it always was; never more than the tiny truth
+        assert 0.0 <= dvc <= float(1 / (1 + xx**2)) * (1 + 1e-14)
+
+
 @pytest.mark.parametrize("x", [1e-200, 1e-8, 0.5, 1.0, 1.5, 1e10, 1e160, 1e300])
 @pytest.mark.parametrize("v", [0.0, -69.0, 69.0])
 def test_log1p_square_helpers_against_mpmath(x, v):
@@ -226,10 +247,11 @@ def test_log1p_square_helpers_against_mpmath(x, v):
     uu, vv = mp.mpf(u), mp.mpf(v)
     xx = uu * mpmath.exp(vv)
     want = mpmath.log1p(xx**2)
-    got = float(mod._log1p_square(np.float64(u), np.float64(v)))
+    parts = mod._square_parts(np.float64(u), np.float64(v))  # shared by the four helpers
+    got = float(mod._log1p_square(parts))
     assert _close(got, want, 4e-16 * max(1, abs(float(2 * xx**2 / (1 + xx**2) * (abs(vv) + 1) / want))))
     want_du = uu * mpmath.exp(2 * vv) / (1 + xx**2)
-    got_du = float(mod._log1p_square_du(np.float64(u), np.float64(v)))
+    got_du = float(mod._log1p_square_du(parts))
     assert _close(got_du, want_du, 1e-14 * (1 + abs(v)))
-    got_dv = float(mod._log1p_square_dv(np.float64(u), np.float64(v)))
+    got_dv = float(mod._log1p_square_dv(parts))
     assert _close(got_dv, xx**2 / (1 + xx**2), 1e-14 * (1 + abs(v)))

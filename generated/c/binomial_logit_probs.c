@@ -63,15 +63,11 @@ static double symloss_binomial_logit_probs_sigmoid(double x)
     return x >= 0.0 ? 1.0 / (1.0 + e) : e / (1.0 + e);
 }
 
-/* δ(x) = log Γ(x) − ((x − ½)·log x − x + ½·log 2π) for x > 0 (R's lgammacor): the asymptotic series
-   Σ B₂ₖ/(2k(2k − 1)x²ᵏ⁻¹) to x⁻¹⁷ from x = 10 (error < 2e-19), lgamma minus the Stirling terms below. */
-static double symloss_binomial_logit_probs_lgammacor(double x)
+/* δ(x) = log Γ(x) − ((x − ½)·log x − x + ½·log 2π) for x ≥ 10 (R's lgammacor): the asymptotic series
+   Σ B₂ₖ/(2k(2k − 1)x²ᵏ⁻¹) to x⁻¹⁷ (error < 2e-19), no branch: for arguments known to be ≥ 10. */
+static double symloss_binomial_logit_probs_lgammacor_series(double x)
 {
-    double u;
-    if (x < 10.0) {
-        return lgamma(x) - (x - 0.5) * log(x) + x - 0.91893853320467274;
-    }
-    u = 1.0 / (x * x);
+    const double u = 1.0 / (x * x);
     return (1.0 / 12.0 - u * (1.0 / 360.0 - u * (1.0 / 1260.0 - u * (1.0 / 1680.0 - u * (1.0 / 1188.0
             - u * (691.0 / 360360.0 - u * (1.0 / 156.0 - u * (3617.0 / 122400.0 - u * 43867.0 / 244188.0))))))))
            / x;
@@ -79,18 +75,20 @@ static double symloss_binomial_logit_probs_lgammacor(double x)
 
 /* log B(a, b) for a, b > 0 as R's lbeta: with p ≤ q, −½·log q + ½·log 2π + δ(p) + δ(q) − δ(p + q)
    + (p − ½)·log(p/(p + q)) + q·log1p(−p/(p + q)) for p ≥ 10; lgamma(p) + δ(q) − δ(p + q) + p − p·log(p + q)
-   + (q − ½)·log1p(−p/(p + q)) for q ≥ 10 > p; the three lgammas below (nothing cancels there). */
+   + (q − ½)·log1p(−p/(p + q)) for q ≥ 10 > p; the three lgammas below (nothing cancels there).  Every δ here
+   has an argument ≥ 10 (the series alone). */
 static double symloss_binomial_logit_probs_lbeta(double a, double b)
 {
     const double p = a < b ? a : b;
     const double q = a < b ? b : a;
     const double s = p + q;
     if (p >= 10.0) {
-        return -0.5 * log(q) + 0.91893853320467274 + symloss_binomial_logit_probs_lgammacor(p) + symloss_binomial_logit_probs_lgammacor(q)
-               - symloss_binomial_logit_probs_lgammacor(s) + (p - 0.5) * log(p / s) + q * log1p(-p / s);
+        return -0.5 * log(q) + 0.91893853320467274 + symloss_binomial_logit_probs_lgammacor_series(p)
+               + symloss_binomial_logit_probs_lgammacor_series(q) - symloss_binomial_logit_probs_lgammacor_series(s) + (p - 0.5) * log(p / s)
+               + q * log1p(-p / s);
     }
     if (q >= 10.0) {
-        return lgamma(p) + symloss_binomial_logit_probs_lgammacor(q) - symloss_binomial_logit_probs_lgammacor(s) + p - p * log(s)
+        return lgamma(p) + symloss_binomial_logit_probs_lgammacor_series(q) - symloss_binomial_logit_probs_lgammacor_series(s) + p - p * log(s)
                + (q - 0.5) * log1p(-p / s);
     }
     return lgamma(p) + lgamma(q) - lgamma(s);

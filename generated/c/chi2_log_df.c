@@ -68,33 +68,33 @@ static double symloss_chi2_log_df_log_ratio(double y, double s)
     return ((double)e * 0.693145751953125 - s) + ((double)e * 1.4286068203094173e-06 + log(m));
 }
 
-/* δ(x) = log Γ(x) − ((x − ½)·log x − x + ½·log 2π) for x > 0 (R's lgammacor): the asymptotic series
-   Σ B₂ₖ/(2k(2k − 1)x²ᵏ⁻¹) to x⁻¹⁷ from x = 10 (error < 2e-19), lgamma minus the Stirling terms below. */
-static double symloss_chi2_log_df_lgammacor(double x)
+/* δ(x) = log Γ(x) − ((x − ½)·log x − x + ½·log 2π) for x ≥ 10 (R's lgammacor): the asymptotic series
+   Σ B₂ₖ/(2k(2k − 1)x²ᵏ⁻¹) to x⁻¹⁷ (error < 2e-19), no branch: for arguments known to be ≥ 10. */
+static double symloss_chi2_log_df_lgammacor_series(double x)
 {
-    double u;
-    if (x < 10.0) {
-        return lgamma(x) - (x - 0.5) * log(x) + x - 0.91893853320467274;
-    }
-    u = 1.0 / (x * x);
+    const double u = 1.0 / (x * x);
     return (1.0 / 12.0 - u * (1.0 / 360.0 - u * (1.0 / 1260.0 - u * (1.0 / 1680.0 - u * (1.0 / 1188.0
             - u * (691.0 / 360360.0 - u * (1.0 / 156.0 - u * (3617.0 / 122400.0 - u * 43867.0 / 244188.0))))))))
            / x;
 }
 
+/* ε(x) = ψ(x) − log x + 1/(2x) for x ≥ 10: the asymptotic series −Σ B₂ₖ/(2k·x²ᵏ) to x⁻¹⁸, no branch. */
+static double symloss_chi2_log_df_digammacor_series(double x)
+{
+    const double u = 1.0 / (x * x);
+    return -u * (1.0 / 12.0 - u * (1.0 / 120.0 - u * (1.0 / 252.0 - u * (1.0 / 240.0 - u * (1.0 / 132.0
+           - u * (691.0 / 32760.0 - u * (1.0 / 12.0 - u * (3617.0 / 8160.0 - u * 43867.0 / 14364.0))))))));
+}
+
 static double symloss_chi2_log_df_digamma(double x);
 
-/* ε(x) = ψ(x) − log x + 1/(2x) for x > 0: the asymptotic series −Σ B₂ₖ/(2k·x²ᵏ) from x = 10, digamma minus
-   the leading terms below. */
+/* ε(x) for x > 0: the series from x = 10, digamma minus the leading terms below. */
 static double symloss_chi2_log_df_digammacor(double x)
 {
-    double u;
     if (x < 10.0) {
         return symloss_chi2_log_df_digamma(x) - log(x) + 0.5 / x;
     }
-    u = 1.0 / (x * x);
-    return -u * (1.0 / 12.0 - u * (1.0 / 120.0 - u * (1.0 / 252.0 - u * (1.0 / 240.0 - u * (1.0 / 132.0
-           - u * (691.0 / 32760.0 - u * (1.0 / 12.0 - u * (3617.0 / 8160.0 - u * 43867.0 / 14364.0))))))));
+    return symloss_chi2_log_df_digammacor_series(x);
 }
 
 /* ψ(x) = d log Γ(x)/dx: the recurrence ψ(x) = ψ(x + 1) − 1/x up to x ≥ 10, then the asymptotic series
@@ -128,8 +128,8 @@ static double symloss_chi2_log_df_terms(double log_df, double y)
     const double _t3 = (_t2 ? log_df : _t1);
     const double _t4 = (0.5)*_t3;
     const double _t5 = exp(_t3);
-    const double _t6 = exp(((log_df < _t1) ? log_df : _t1 - 1.0));
-    const double _t7 = _t0 - _t4 + _t5*(_t4 - 0.5) + symloss_chi2_log_df_lgammacor((0.5)*_t5) + 0.9189385332046728;
+    const double _t6 = exp(((log_df <= _t1) ? log_df : _t1));
+    const double _t7 = _t0 - _t4 + _t5*(_t4 - 0.5) + symloss_chi2_log_df_lgammacor_series((0.5)*_t5) + 0.9189385332046728;
     return (_t2 ? _t7 : _t0*_t6 + lgamma((0.5)*_t6)) - symloss_chi2_log_df_xlogy((0.5)*exp(log_df) - 1.0, y);
 }
 
@@ -144,8 +144,8 @@ static double symloss_chi2_log_df_terms_and_grads(double log_df, double y, doubl
     const double _t4 = (_t3 ? log_df : _t2);
     const double _t5 = (0.5)*_t4;
     const double _t6 = exp(_t4);
-    const double _t7 = exp(((log_df < _t2) ? log_df : _t2 - 1.0));
-    const double _t8 = _t1 - _t5 + _t6*(_t5 - 0.5) + symloss_chi2_log_df_lgammacor((0.5)*_t6) + 0.9189385332046728;
+    const double _t7 = exp(((log_df <= _t2) ? log_df : _t2));
+    const double _t8 = _t1 - _t5 + _t6*(_t5 - 0.5) + symloss_chi2_log_df_lgammacor_series((0.5)*_t6) + 0.9189385332046728;
     _g[0] = _t0*(symloss_chi2_log_df_digammacor(_t0) - symloss_chi2_log_df_log_ratio(y, log_df) - exp(-log_df));
     return (_t3 ? _t8 : _t1*_t7 + lgamma((0.5)*_t7)) - symloss_chi2_log_df_xlogy(_t0 - 1.0, y);
 }

@@ -57,33 +57,33 @@ static double symloss_gamma_log_concentration_log_rate_xlogy(double x, double y)
     return x == 0.0 ? 0.0 : x * log(y);
 }
 
-/* δ(x) = log Γ(x) − ((x − ½)·log x − x + ½·log 2π) for x > 0 (R's lgammacor): the asymptotic series
-   Σ B₂ₖ/(2k(2k − 1)x²ᵏ⁻¹) to x⁻¹⁷ from x = 10 (error < 2e-19), lgamma minus the Stirling terms below. */
-static double symloss_gamma_log_concentration_log_rate_lgammacor(double x)
+/* δ(x) = log Γ(x) − ((x − ½)·log x − x + ½·log 2π) for x ≥ 10 (R's lgammacor): the asymptotic series
+   Σ B₂ₖ/(2k(2k − 1)x²ᵏ⁻¹) to x⁻¹⁷ (error < 2e-19), no branch: for arguments known to be ≥ 10. */
+static double symloss_gamma_log_concentration_log_rate_lgammacor_series(double x)
 {
-    double u;
-    if (x < 10.0) {
-        return lgamma(x) - (x - 0.5) * log(x) + x - 0.91893853320467274;
-    }
-    u = 1.0 / (x * x);
+    const double u = 1.0 / (x * x);
     return (1.0 / 12.0 - u * (1.0 / 360.0 - u * (1.0 / 1260.0 - u * (1.0 / 1680.0 - u * (1.0 / 1188.0
             - u * (691.0 / 360360.0 - u * (1.0 / 156.0 - u * (3617.0 / 122400.0 - u * 43867.0 / 244188.0))))))))
            / x;
 }
 
+/* ε(x) = ψ(x) − log x + 1/(2x) for x ≥ 10: the asymptotic series −Σ B₂ₖ/(2k·x²ᵏ) to x⁻¹⁸, no branch. */
+static double symloss_gamma_log_concentration_log_rate_digammacor_series(double x)
+{
+    const double u = 1.0 / (x * x);
+    return -u * (1.0 / 12.0 - u * (1.0 / 120.0 - u * (1.0 / 252.0 - u * (1.0 / 240.0 - u * (1.0 / 132.0
+           - u * (691.0 / 32760.0 - u * (1.0 / 12.0 - u * (3617.0 / 8160.0 - u * 43867.0 / 14364.0))))))));
+}
+
 static double symloss_gamma_log_concentration_log_rate_digamma(double x);
 
-/* ε(x) = ψ(x) − log x + 1/(2x) for x > 0: the asymptotic series −Σ B₂ₖ/(2k·x²ᵏ) from x = 10, digamma minus
-   the leading terms below. */
+/* ε(x) for x > 0: the series from x = 10, digamma minus the leading terms below. */
 static double symloss_gamma_log_concentration_log_rate_digammacor(double x)
 {
-    double u;
     if (x < 10.0) {
         return symloss_gamma_log_concentration_log_rate_digamma(x) - log(x) + 0.5 / x;
     }
-    u = 1.0 / (x * x);
-    return -u * (1.0 / 12.0 - u * (1.0 / 120.0 - u * (1.0 / 252.0 - u * (1.0 / 240.0 - u * (1.0 / 132.0
-           - u * (691.0 / 32760.0 - u * (1.0 / 12.0 - u * (3617.0 / 8160.0 - u * 43867.0 / 14364.0))))))));
+    return symloss_gamma_log_concentration_log_rate_digammacor_series(x);
 }
 
 /* ψ(x) = d log Γ(x)/dx: the recurrence ψ(x) = ψ(x + 1) − 1/x up to x ≥ 10, then the asymptotic series
@@ -115,8 +115,8 @@ static double symloss_gamma_log_concentration_log_rate_terms(double log_concentr
     const double _t1 = (log_concentration >= _t0);
     const double _t2 = (_t1 ? log_concentration : _t0);
     const double _t3 = exp(_t2);
-    const double _t4 = exp(((log_concentration < _t0) ? log_concentration : _t0 - 1.0));
-    const double _t5 = -0.5*_t2 + _t3*(-log_rate + _t2 - 1.0) + symloss_gamma_log_concentration_log_rate_lgammacor(_t3) + 0.9189385332046728;
+    const double _t4 = exp(((log_concentration <= _t0) ? log_concentration : _t0));
+    const double _t5 = -0.5*_t2 + _t3*(-log_rate + _t2 - 1.0) + symloss_gamma_log_concentration_log_rate_lgammacor_series(_t3) + 0.9189385332046728;
     const double _t6 = (_t1 ? _t5 : -_t4*log_rate + lgamma(_t4));
     return _t6 + y*exp(log_rate) - symloss_gamma_log_concentration_log_rate_xlogy(expm1(log_concentration), y);
 }
@@ -130,10 +130,10 @@ static double symloss_gamma_log_concentration_log_rate_terms_and_grads(double lo
     const double _t2 = (log_concentration >= _t1);
     const double _t3 = (_t2 ? log_concentration : _t1);
     const double _t4 = exp(_t3);
-    const double _t5 = exp(((log_concentration < _t1) ? log_concentration : _t1 - 1.0));
+    const double _t5 = exp(((log_concentration <= _t1) ? log_concentration : _t1));
     const double _t6 = exp(log_concentration);
     const double _t7 = -log_concentration;
-    const double _t8 = -0.5*_t3 + _t4*(-log_rate + _t3 - 1.0) + symloss_gamma_log_concentration_log_rate_lgammacor(_t4) + 0.9189385332046728;
+    const double _t8 = -0.5*_t3 + _t4*(-log_rate + _t3 - 1.0) + symloss_gamma_log_concentration_log_rate_lgammacor_series(_t4) + 0.9189385332046728;
     _g[0] = _t6*(-log_rate - _t7 - 0.5*exp(_t7) - log(y) + symloss_gamma_log_concentration_log_rate_digammacor(_t6));
     _g[1] = _t0 - _t6;
     return _t0 + (_t2 ? _t8 : -_t5*log_rate + lgamma(_t5)) - symloss_gamma_log_concentration_log_rate_xlogy(expm1(log_concentration), y);

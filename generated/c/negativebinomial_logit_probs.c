@@ -64,15 +64,11 @@ static double symloss_negativebinomial_logit_probs_sigmoid(double x)
     return x >= 0.0 ? 1.0 / (1.0 + e) : e / (1.0 + e);
 }
 
-/* δ(x) = log Γ(x) − ((x − ½)·log x − x + ½·log 2π) for x > 0 (R's lgammacor): the asymptotic series
-   Σ B₂ₖ/(2k(2k − 1)x²ᵏ⁻¹) to x⁻¹⁷ from x = 10 (error < 2e-19), lgamma minus the Stirling terms below. */
-static double symloss_negativebinomial_logit_probs_lgammacor(double x)
+/* δ(x) = log Γ(x) − ((x − ½)·log x − x + ½·log 2π) for x ≥ 10 (R's lgammacor): the asymptotic series
+   Σ B₂ₖ/(2k(2k − 1)x²ᵏ⁻¹) to x⁻¹⁷ (error < 2e-19), no branch: for arguments known to be ≥ 10. */
+static double symloss_negativebinomial_logit_probs_lgammacor_series(double x)
 {
-    double u;
-    if (x < 10.0) {
-        return lgamma(x) - (x - 0.5) * log(x) + x - 0.91893853320467274;
-    }
-    u = 1.0 / (x * x);
+    const double u = 1.0 / (x * x);
     return (1.0 / 12.0 - u * (1.0 / 360.0 - u * (1.0 / 1260.0 - u * (1.0 / 1680.0 - u * (1.0 / 1188.0
             - u * (691.0 / 360360.0 - u * (1.0 / 156.0 - u * (3617.0 / 122400.0 - u * 43867.0 / 244188.0))))))))
            / x;
@@ -85,7 +81,7 @@ static double symloss_negativebinomial_logit_probs_lgamma_diff(double x, double 
 {
     const double s = x + h;
     if (x >= 10.0 && s >= 10.0) {
-        return (x - 0.5) * log1p(h / x) + h * log(s) - h + (symloss_negativebinomial_logit_probs_lgammacor(s) - symloss_negativebinomial_logit_probs_lgammacor(x));
+        return (x - 0.5) * log1p(h / x) + h * log(s) - h + (symloss_negativebinomial_logit_probs_lgammacor_series(s) - symloss_negativebinomial_logit_probs_lgammacor_series(x));
     }
     return lgamma(s) - lgamma(x);
 }

@@ -69,23 +69,19 @@ REDUCTIONS = ("mean", "sum", "none")
 _WRT_INDEX = (1,)
 
 
-def _lgammacor(x):
-    """δ(x) = log Γ(x) − ((x − ½)·log x − x + ½·log 2π) for x > 0 (R's lgammacor): the asymptotic series
-    Σ B₂ₖ/(2k(2k − 1)x²ᵏ⁻¹) to x⁻¹⁷ from x = 10 (error < 2e-19), lgamma minus the Stirling terms below."""
-    big = x >= 10.0
-    z = jnp.where(big, x, 10.0)
-    u = 1.0 / (z * z)
-    series = (1 / 12 - u * (1 / 360 - u * (1 / 1260 - u * (1 / 1680 - u * (1 / 1188 - u * (691 / 360360
-              - u * (1 / 156 - u * (3617 / 122400 - u * 43867 / 244188)))))))) / z
-    xs = jnp.where(big, 1.0, x)
-    direct = jax.scipy.special.gammaln(xs) - (xs - 0.5) * jnp.log(xs) + xs - 0.5 * math.log(2.0 * math.pi)
-    return jnp.where(big, series, direct)
+def _lgammacor_series(x):
+    """δ(x) = log Γ(x) − ((x − ½)·log x − x + ½·log 2π) for x ≥ 10 (R's lgammacor): the asymptotic series
+    Σ B₂ₖ/(2k(2k − 1)x²ᵏ⁻¹) to x⁻¹⁷ (error < 2e-19), no branch: for arguments known to be ≥ 10."""
+    u = 1.0 / (x * x)
+    return (1 / 12 - u * (1 / 360 - u * (1 / 1260 - u * (1 / 1680 - u * (1 / 1188 - u * (691 / 360360
+            - u * (1 / 156 - u * (3617 / 122400 - u * 43867 / 244188)))))))) / x
 
 
 def _lbeta(a, b):
     """log B(a, b) for a, b > 0 as R's lbeta: with p ≤ q, −½·log q + ½·log 2π + δ(p) + δ(q) − δ(p + q)
     + (p − ½)·log(p/(p + q)) + q·log1p(−p/(p + q)) for p ≥ 10; lgamma(p) + δ(q) − δ(p + q) + p − p·log(p + q)
-    + (q − ½)·log1p(−p/(p + q)) for q ≥ 10 > p; the three lgammas below (nothing cancels there)."""
+    + (q − ½)·log1p(−p/(p + q)) for q ≥ 10 > p; the three lgammas below (nothing cancels there).  Every δ here
+    has an argument ≥ 10 (the series alone)."""
     p = jnp.minimum(a, b)
     q = jnp.maximum(a, b)
     both = p >= 10.0
@@ -93,12 +89,12 @@ def _lbeta(a, b):
     pb = jnp.where(both, p, 10.0)
     qb = jnp.where(both, q, 10.0)
     r = pb / (pb + qb)
-    large = (-0.5 * jnp.log(qb) + 0.5 * math.log(2.0 * math.pi) + _lgammacor(pb) + _lgammacor(qb)
-             - _lgammacor(pb + qb) + (pb - 0.5) * jnp.log(r) + qb * jnp.log1p(-r))
+    large = (-0.5 * jnp.log(qb) + 0.5 * math.log(2.0 * math.pi) + _lgammacor_series(pb) + _lgammacor_series(qb)
+             - _lgammacor_series(pb + qb) + (pb - 0.5) * jnp.log(r) + qb * jnp.log1p(-r))
     po = jnp.where(one, p, 1.0)
     qo = jnp.where(one, q, 10.0)
     so = po + qo
-    mixed = (jax.scipy.special.gammaln(po) + _lgammacor(qo) - _lgammacor(so) + po - po * jnp.log(so)
+    mixed = (jax.scipy.special.gammaln(po) + _lgammacor_series(qo) - _lgammacor_series(so) + po - po * jnp.log(so)
              + (qo - 0.5) * jnp.log1p(-po / so))
     ps = jnp.where(both | one, 1.0, p)
     qs = jnp.where(both | one, 1.0, q)

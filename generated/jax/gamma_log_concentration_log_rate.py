@@ -70,29 +70,27 @@ REDUCTIONS = ("mean", "sum", "none")
 _WRT_INDEX = (0, 1)
 
 
-def _lgammacor(x):
-    """δ(x) = log Γ(x) − ((x − ½)·log x − x + ½·log 2π) for x > 0 (R's lgammacor): the asymptotic series
-    Σ B₂ₖ/(2k(2k − 1)x²ᵏ⁻¹) to x⁻¹⁷ from x = 10 (error < 2e-19), lgamma minus the Stirling terms below."""
-    big = x >= 10.0
-    z = jnp.where(big, x, 10.0)
-    u = 1.0 / (z * z)
-    series = (1 / 12 - u * (1 / 360 - u * (1 / 1260 - u * (1 / 1680 - u * (1 / 1188 - u * (691 / 360360
-              - u * (1 / 156 - u * (3617 / 122400 - u * 43867 / 244188)))))))) / z
-    xs = jnp.where(big, 1.0, x)
-    direct = jax.scipy.special.gammaln(xs) - (xs - 0.5) * jnp.log(xs) + xs - 0.5 * math.log(2.0 * math.pi)
-    return jnp.where(big, series, direct)
+def _lgammacor_series(x):
+    """δ(x) = log Γ(x) − ((x − ½)·log x − x + ½·log 2π) for x ≥ 10 (R's lgammacor): the asymptotic series
+    Σ B₂ₖ/(2k(2k − 1)x²ᵏ⁻¹) to x⁻¹⁷ (error < 2e-19), no branch: for arguments known to be ≥ 10."""
+    u = 1.0 / (x * x)
+    return (1 / 12 - u * (1 / 360 - u * (1 / 1260 - u * (1 / 1680 - u * (1 / 1188 - u * (691 / 360360
+            - u * (1 / 156 - u * (3617 / 122400 - u * 43867 / 244188)))))))) / x
+
+
+def _digammacor_series(x):
+    """ε(x) = ψ(x) − log x + 1/(2x) for x ≥ 10: the asymptotic series −Σ B₂ₖ/(2k·x²ᵏ) to x⁻¹⁸, no branch."""
+    u = 1.0 / (x * x)
+    return -u * (1 / 12 - u * (1 / 120 - u * (1 / 252 - u * (1 / 240 - u * (1 / 132 - u * (691 / 32760
+                 - u * (1 / 12 - u * (3617 / 8160 - u * 43867 / 14364))))))))
 
 
 def _digammacor(x):
-    """ε(x) = ψ(x) − log x + 1/(2x) for x > 0: the asymptotic series −Σ B₂ₖ/(2k·x²ᵏ) from x = 10, digamma
-    minus the leading terms below."""
+    """ε(x) for x > 0: the series from x = 10, digamma minus the leading terms below (double where)."""
     big = x >= 10.0
-    z = jnp.where(big, x, 10.0)
-    u = 1.0 / (z * z)
-    series = -u * (1 / 12 - u * (1 / 120 - u * (1 / 252 - u * (1 / 240 - u * (1 / 132 - u * (691 / 32760
-                   - u * (1 / 12 - u * (3617 / 8160 - u * 43867 / 14364))))))))
     xs = jnp.where(big, 1.0, x)
-    return jnp.where(big, series, jax.scipy.special.digamma(xs) - jnp.log(xs) + 0.5 / xs)
+    return jnp.where(big, _digammacor_series(jnp.where(big, x, 10.0)),
+                     jax.scipy.special.digamma(xs) - jnp.log(xs) + 0.5 / xs)
 
 
 def _loss_terms(log_concentration, log_rate, y):
@@ -101,8 +99,8 @@ def _loss_terms(log_concentration, log_rate, y):
     _t1 = (log_concentration >= _t0)
     _t2 = jnp.where(_t1, log_concentration, _t0)
     _t3 = jnp.exp(_t2)
-    _t4 = jnp.exp(jnp.where((log_concentration < _t0), log_concentration, _t0 - 1))
-    _t5 = -1/2*_t2 + _t3*(-log_rate + _t2 - 1) + _lgammacor(_t3) + 0.9189385332046728
+    _t4 = jnp.exp(jnp.where((log_concentration <= _t0), log_concentration, _t0))
+    _t5 = -1/2*_t2 + _t3*(-log_rate + _t2 - 1) + _lgammacor_series(_t3) + 0.9189385332046728
     _t6 = jnp.where(_t1, _t5, -_t4*log_rate + jax.scipy.special.gammaln(_t4))
     return _t6 + y*jnp.exp(log_rate) - jax.scipy.special.xlogy(jnp.expm1(log_concentration), y)
 
@@ -114,10 +112,10 @@ def _loss_terms_and_grads(log_concentration, log_rate, y):
     _t2 = (log_concentration >= _t1)
     _t3 = jnp.where(_t2, log_concentration, _t1)
     _t4 = jnp.exp(_t3)
-    _t5 = jnp.exp(jnp.where((log_concentration < _t1), log_concentration, _t1 - 1))
+    _t5 = jnp.exp(jnp.where((log_concentration <= _t1), log_concentration, _t1))
     _t6 = jnp.exp(log_concentration)
     _t7 = -log_concentration
-    _t8 = -1/2*_t3 + _t4*(-log_rate + _t3 - 1) + _lgammacor(_t4) + 0.9189385332046728
+    _t8 = -1/2*_t3 + _t4*(-log_rate + _t3 - 1) + _lgammacor_series(_t4) + 0.9189385332046728
     _t9 = jnp.where(_t2, _t8, -_t5*log_rate + jax.scipy.special.gammaln(_t5))
     _value = _t0 + _t9 - jax.scipy.special.xlogy(jnp.expm1(log_concentration), y)
     _grad0 = _t6*(-log_rate - _t7 - 1/2*jnp.exp(_t7) - jnp.log(y) + _digammacor(_t6))

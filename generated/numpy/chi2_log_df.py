@@ -77,36 +77,35 @@ def _log_ratio(y, s):
     return (e * 0.693145751953125 - s) + (e * 1.4286068203094173e-06 + np.log(m))
 
 
-def _lgammacor(x):
-    """δ(x) = log Γ(x) − ((x − ½)·log x − x + ½·log 2π) for x > 0 (R's lgammacor): the asymptotic series
-    Σ B₂ₖ/(2k(2k − 1)x²ᵏ⁻¹) to x⁻¹⁷ from x = 10 (error < 2e-19), lgamma minus the Stirling terms below."""
+def _lgammacor_series(x):
+    """δ(x) = log Γ(x) − ((x − ½)·log x − x + ½·log 2π) for x ≥ 10 (R's lgammacor): the asymptotic series
+    Σ B₂ₖ/(2k(2k − 1)x²ᵏ⁻¹) to x⁻¹⁷ (error < 2e-19), no branch: for arguments known to be ≥ 10."""
     x = np.asarray(x)
     dtype = x.dtype if x.dtype.kind == "f" else np.dtype(np.float64)
     x = x.astype(np.float64)
-    big = x >= 10.0
-    z = np.where(big, x, 10.0)
-    u = 1.0 / (z * z)
-    series = (1 / 12 - u * (1 / 360 - u * (1 / 1260 - u * (1 / 1680 - u * (1 / 1188 - u * (691 / 360360
-              - u * (1 / 156 - u * (3617 / 122400 - u * 43867 / 244188)))))))) / z
-    xs = np.where(big, 1.0, x)
-    direct = _lgamma(xs) - (xs - 0.5) * np.log(xs) + xs - 0.5 * math.log(2.0 * math.pi)
-    return np.where(big, series, direct).astype(dtype)
+    u = 1.0 / (x * x)
+    return ((1 / 12 - u * (1 / 360 - u * (1 / 1260 - u * (1 / 1680 - u * (1 / 1188 - u * (691 / 360360
+             - u * (1 / 156 - u * (3617 / 122400 - u * 43867 / 244188)))))))) / x).astype(dtype)
+
+
+def _digammacor_series(x):
+    """ε(x) = ψ(x) − log x + 1/(2x) for x ≥ 10: the asymptotic series −Σ B₂ₖ/(2k·x²ᵏ) to x⁻¹⁸, no branch."""
+    x = np.asarray(x)
+    dtype = x.dtype if x.dtype.kind == "f" else np.dtype(np.float64)
+    x = x.astype(np.float64)
+    u = 1.0 / (x * x)
+    return (-u * (1 / 12 - u * (1 / 120 - u * (1 / 252 - u * (1 / 240 - u * (1 / 132 - u * (691 / 32760
+                  - u * (1 / 12 - u * (3617 / 8160 - u * 43867 / 14364)))))))).astype(dtype))
 
 
 def _digammacor(x):
-    """ε(x) = ψ(x) − log x + 1/(2x) for x > 0: the asymptotic series −Σ B₂ₖ/(2k·x²ᵏ) from x = 10, digamma
-    minus the leading terms below."""
+    """ε(x) for x > 0: the series from x = 10, digamma minus the leading terms below."""
     x = np.asarray(x)
     dtype = x.dtype if x.dtype.kind == "f" else np.dtype(np.float64)
     x = x.astype(np.float64)
-    big = x >= 10.0
-    z = np.where(big, x, 10.0)
-    u = 1.0 / (z * z)
-    series = -u * (1 / 12 - u * (1 / 120 - u * (1 / 252 - u * (1 / 240 - u * (1 / 132 - u * (691 / 32760
-                   - u * (1 / 12 - u * (3617 / 8160 - u * 43867 / 14364))))))))
-    xs = np.where(big, 1.0, x)
+    xs = np.minimum(x, 10.0)
     direct = _digamma(xs) - np.log(xs) + 0.5 / xs
-    return np.where(big, series, direct).astype(dtype)
+    return np.where(x >= 10.0, _digammacor_series(np.maximum(x, 10.0)), direct).astype(dtype)
 
 
 _LGAMMA = np.frompyfunc(math.lgamma, 1, 1)
@@ -144,13 +143,13 @@ def _loss_terms(log_df, y):
     """ℓ of each observation."""
     _t0 = (1/2)*math.log(2)
     _t1 = math.log(20)
-    _t2 = (log_df >= _t1)
-    _t3 = np.where(_t2, log_df, _t1)
-    _t4 = (1/2)*_t3
-    _t5 = np.exp(_t3)
-    _t6 = np.exp(np.where((log_df < _t1), log_df, _t1 - 1))
-    _t7 = _t0 - _t4 + _t5*(_t4 - 1/2) + _lgammacor((1/2)*_t5) + 0.9189385332046728
-    return np.where(_t2, _t7, _t0*_t6 + _lgamma((1/2)*_t6)) - _xlogy((1/2)*np.exp(log_df) - 1, y)
+    _t2 = np.maximum(log_df, _t1)
+    _t3 = (1/2)*_t2
+    _t4 = np.exp(_t2)
+    _t5 = np.exp(np.minimum(log_df, _t1))
+    _t6 = _t0 - _t3 + _t4*(_t3 - 1/2) + _lgammacor_series((1/2)*_t4) + 0.9189385332046728
+    _t7 = np.where((_t1 <= log_df), _t6, _t0*_t5 + _lgamma((1/2)*_t5))
+    return _t7 - _xlogy((1/2)*np.exp(log_df) - 1, y)
 
 
 def _loss_terms_and_grads(log_df, y):
@@ -158,13 +157,12 @@ def _loss_terms_and_grads(log_df, y):
     _t0 = (1/2)*np.exp(log_df)
     _t1 = (1/2)*math.log(2)
     _t2 = math.log(20)
-    _t3 = (log_df >= _t2)
-    _t4 = np.where(_t3, log_df, _t2)
-    _t5 = (1/2)*_t4
-    _t6 = np.exp(_t4)
-    _t7 = np.exp(np.where((log_df < _t2), log_df, _t2 - 1))
-    _t8 = _t1 - _t5 + _t6*(_t5 - 1/2) + _lgammacor((1/2)*_t6) + 0.9189385332046728
-    _value = np.where(_t3, _t8, _t1*_t7 + _lgamma((1/2)*_t7)) - _xlogy(_t0 - 1, y)
+    _t3 = np.maximum(log_df, _t2)
+    _t4 = (1/2)*_t3
+    _t5 = np.exp(_t3)
+    _t6 = np.exp(np.minimum(log_df, _t2))
+    _t7 = _t1 - _t4 + _t5*(_t4 - 1/2) + _lgammacor_series((1/2)*_t5) + 0.9189385332046728
+    _value = np.where((_t2 <= log_df), _t7, _t1*_t6 + _lgamma((1/2)*_t6)) - _xlogy(_t0 - 1, y)
     _grad0 = _t0*(_digammacor(_t0) - _log_ratio(y, log_df) - np.exp(-log_df))
     return _value, (_grad0,)
 

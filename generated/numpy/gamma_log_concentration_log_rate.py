@@ -69,36 +69,35 @@ def _xlogy(x, y):
     return np.where(zero, 0.0, x * np.log(np.where(zero, 1.0, y)))
 
 
-def _lgammacor(x):
-    """δ(x) = log Γ(x) − ((x − ½)·log x − x + ½·log 2π) for x > 0 (R's lgammacor): the asymptotic series
-    Σ B₂ₖ/(2k(2k − 1)x²ᵏ⁻¹) to x⁻¹⁷ from x = 10 (error < 2e-19), lgamma minus the Stirling terms below."""
+def _lgammacor_series(x):
+    """δ(x) = log Γ(x) − ((x − ½)·log x − x + ½·log 2π) for x ≥ 10 (R's lgammacor): the asymptotic series
+    Σ B₂ₖ/(2k(2k − 1)x²ᵏ⁻¹) to x⁻¹⁷ (error < 2e-19), no branch: for arguments known to be ≥ 10."""
     x = np.asarray(x)
     dtype = x.dtype if x.dtype.kind == "f" else np.dtype(np.float64)
     x = x.astype(np.float64)
-    big = x >= 10.0
-    z = np.where(big, x, 10.0)
-    u = 1.0 / (z * z)
-    series = (1 / 12 - u * (1 / 360 - u * (1 / 1260 - u * (1 / 1680 - u * (1 / 1188 - u * (691 / 360360
-              - u * (1 / 156 - u * (3617 / 122400 - u * 43867 / 244188)))))))) / z
-    xs = np.where(big, 1.0, x)
-    direct = _lgamma(xs) - (xs - 0.5) * np.log(xs) + xs - 0.5 * math.log(2.0 * math.pi)
-    return np.where(big, series, direct).astype(dtype)
+    u = 1.0 / (x * x)
+    return ((1 / 12 - u * (1 / 360 - u * (1 / 1260 - u * (1 / 1680 - u * (1 / 1188 - u * (691 / 360360
+             - u * (1 / 156 - u * (3617 / 122400 - u * 43867 / 244188)))))))) / x).astype(dtype)
+
+
+def _digammacor_series(x):
+    """ε(x) = ψ(x) − log x + 1/(2x) for x ≥ 10: the asymptotic series −Σ B₂ₖ/(2k·x²ᵏ) to x⁻¹⁸, no branch."""
+    x = np.asarray(x)
+    dtype = x.dtype if x.dtype.kind == "f" else np.dtype(np.float64)
+    x = x.astype(np.float64)
+    u = 1.0 / (x * x)
+    return (-u * (1 / 12 - u * (1 / 120 - u * (1 / 252 - u * (1 / 240 - u * (1 / 132 - u * (691 / 32760
+                  - u * (1 / 12 - u * (3617 / 8160 - u * 43867 / 14364)))))))).astype(dtype))
 
 
 def _digammacor(x):
-    """ε(x) = ψ(x) − log x + 1/(2x) for x > 0: the asymptotic series −Σ B₂ₖ/(2k·x²ᵏ) from x = 10, digamma
-    minus the leading terms below."""
+    """ε(x) for x > 0: the series from x = 10, digamma minus the leading terms below."""
     x = np.asarray(x)
     dtype = x.dtype if x.dtype.kind == "f" else np.dtype(np.float64)
     x = x.astype(np.float64)
-    big = x >= 10.0
-    z = np.where(big, x, 10.0)
-    u = 1.0 / (z * z)
-    series = -u * (1 / 12 - u * (1 / 120 - u * (1 / 252 - u * (1 / 240 - u * (1 / 132 - u * (691 / 32760
-                   - u * (1 / 12 - u * (3617 / 8160 - u * 43867 / 14364))))))))
-    xs = np.where(big, 1.0, x)
+    xs = np.minimum(x, 10.0)
     direct = _digamma(xs) - np.log(xs) + 0.5 / xs
-    return np.where(big, series, direct).astype(dtype)
+    return np.where(x >= 10.0, _digammacor_series(np.maximum(x, 10.0)), direct).astype(dtype)
 
 
 _LGAMMA = np.frompyfunc(math.lgamma, 1, 1)
@@ -135,30 +134,28 @@ def _digamma(x):
 def _loss_terms(log_concentration, log_rate, y):
     """ℓ of each observation."""
     _t0 = math.log(10)
-    _t1 = (log_concentration >= _t0)
-    _t2 = np.where(_t1, log_concentration, _t0)
-    _t3 = np.exp(_t2)
-    _t4 = np.exp(np.where((log_concentration < _t0), log_concentration, _t0 - 1))
-    _t5 = -1/2*_t2 + _t3*(-log_rate + _t2 - 1) + _lgammacor(_t3) + 0.9189385332046728
-    _t6 = np.where(_t1, _t5, -_t4*log_rate + _lgamma(_t4))
-    return _t6 + y*np.exp(log_rate) - _xlogy(np.expm1(log_concentration), y)
+    _t1 = np.maximum(log_concentration, _t0)
+    _t2 = np.exp(_t1)
+    _t3 = np.exp(np.minimum(log_concentration, _t0))
+    _t4 = -1/2*_t1 + _t2*(-log_rate + _t1 - 1) + _lgammacor_series(_t2) + 0.9189385332046728
+    _t5 = np.where((_t0 <= log_concentration), _t4, -_t3*log_rate + _lgamma(_t3))
+    return _t5 + y*np.exp(log_rate) - _xlogy(np.expm1(log_concentration), y)
 
 
 def _loss_terms_and_grads(log_concentration, log_rate, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂log_concentration, ∂ℓ/∂log_rate."""
     _t0 = y*np.exp(log_rate)
     _t1 = math.log(10)
-    _t2 = (log_concentration >= _t1)
-    _t3 = np.where(_t2, log_concentration, _t1)
-    _t4 = np.exp(_t3)
-    _t5 = np.exp(np.where((log_concentration < _t1), log_concentration, _t1 - 1))
-    _t6 = np.exp(log_concentration)
-    _t7 = -log_concentration
-    _t8 = -1/2*_t3 + _t4*(-log_rate + _t3 - 1) + _lgammacor(_t4) + 0.9189385332046728
-    _t9 = np.where(_t2, _t8, -_t5*log_rate + _lgamma(_t5))
-    _value = _t0 + _t9 - _xlogy(np.expm1(log_concentration), y)
-    _grad0 = _t6*(-log_rate - _t7 - 1/2*np.exp(_t7) - np.log(y) + _digammacor(_t6))
-    _grad1 = _t0 - _t6
+    _t2 = np.maximum(log_concentration, _t1)
+    _t3 = np.exp(_t2)
+    _t4 = np.exp(np.minimum(log_concentration, _t1))
+    _t5 = np.exp(log_concentration)
+    _t6 = -log_concentration
+    _t7 = -1/2*_t2 + _t3*(-log_rate + _t2 - 1) + _lgammacor_series(_t3) + 0.9189385332046728
+    _t8 = np.where((_t1 <= log_concentration), _t7, -_t4*log_rate + _lgamma(_t4))
+    _value = _t0 + _t8 - _xlogy(np.expm1(log_concentration), y)
+    _grad0 = _t5*(-log_rate - _t6 - 1/2*np.exp(_t6) - np.log(y) + _digammacor(_t5))
+    _grad1 = _t0 - _t5
     return _value, (_grad0, _grad1)
 
 

@@ -69,20 +69,15 @@ def _sigmoid(x):
     return np.where(x >= 0, 1.0, e) / (1.0 + e)
 
 
-def _lgammacor(x):
-    """δ(x) = log Γ(x) − ((x − ½)·log x − x + ½·log 2π) for x > 0 (R's lgammacor): the asymptotic series
-    Σ B₂ₖ/(2k(2k − 1)x²ᵏ⁻¹) to x⁻¹⁷ from x = 10 (error < 2e-19), lgamma minus the Stirling terms below."""
+def _lgammacor_series(x):
+    """δ(x) = log Γ(x) − ((x − ½)·log x − x + ½·log 2π) for x ≥ 10 (R's lgammacor): the asymptotic series
+    Σ B₂ₖ/(2k(2k − 1)x²ᵏ⁻¹) to x⁻¹⁷ (error < 2e-19), no branch: for arguments known to be ≥ 10."""
     x = np.asarray(x)
     dtype = x.dtype if x.dtype.kind == "f" else np.dtype(np.float64)
     x = x.astype(np.float64)
-    big = x >= 10.0
-    z = np.where(big, x, 10.0)
-    u = 1.0 / (z * z)
-    series = (1 / 12 - u * (1 / 360 - u * (1 / 1260 - u * (1 / 1680 - u * (1 / 1188 - u * (691 / 360360
-              - u * (1 / 156 - u * (3617 / 122400 - u * 43867 / 244188)))))))) / z
-    xs = np.where(big, 1.0, x)
-    direct = _lgamma(xs) - (xs - 0.5) * np.log(xs) + xs - 0.5 * math.log(2.0 * math.pi)
-    return np.where(big, series, direct).astype(dtype)
+    u = 1.0 / (x * x)
+    return ((1 / 12 - u * (1 / 360 - u * (1 / 1260 - u * (1 / 1680 - u * (1 / 1188 - u * (691 / 360360
+             - u * (1 / 156 - u * (3617 / 122400 - u * 43867 / 244188)))))))) / x).astype(dtype)
 
 
 def _lgamma_diff(x, h):
@@ -97,7 +92,7 @@ def _lgamma_diff(x, h):
     xb = np.where(big, x, 10.0)
     hb = np.where(big, h, 0.0)
     sb = xb + hb
-    large = (xb - 0.5) * np.log1p(hb / xb) + hb * np.log(sb) - hb + (_lgammacor(sb) - _lgammacor(xb))
+    large = (xb - 0.5) * np.log1p(hb / xb) + hb * np.log(sb) - hb + (_lgammacor_series(sb) - _lgammacor_series(xb))
     xs = np.where(big, 1.0, x)
     hs = np.where(big, 0.0, h)
     return np.where(big, large, _lgamma(xs + hs) - _lgamma(xs)).astype(dtype)

@@ -71,52 +71,52 @@ REDUCTIONS = ("mean", "sum", "none")
 _WRT_INDEX = (0, 1, 2)
 
 
-def _log1p_square(u, v):
-    """log(1 + x²) with x = u·exp(v): log1p(x²) for |x| ≤ 1, 2·log|x| + log1p(x⁻²) above, log|x| = log|u| + v
-    where x itself overflows; each branch sees a guarded input (double where)."""
-    x = u * np.exp(v)
-    big = np.abs(x) > 1.0
-    xs = np.where(big, 0.0, x)
-    xb = np.where(big, x, 1.0)
-    inv = 1.0 / xb
-    lx = np.where(np.isfinite(xb), np.log(np.abs(xb)), np.log(np.abs(np.where(big, u, 1.0))) + v)
-    return np.where(big, 2.0 * lx + np.log1p(inv * inv), np.log1p(xs * xs))
+def _square_parts(u, v):
+    """What log(1 + x²), x = u·exp(v), and its three derivatives below share, computed once for all of them:
+    (v, exp(v), |x|, s, b, 1/b, q, 1 + q, big, ub) with s = clip(x, −1, 1) (x where |x| ≤ 1), b = max(|x|, 1)
+    (|x| where |x| > 1), q = min(|x|, 1/|x|)² (x² below 1, x⁻² above: it never overflows), big = |x| > 1 and
+    ub = u where |x| > 1, else 1 (u may be 0 there); the branches of the helpers see only these."""
+    e = np.exp(v)
+    x = u * e
+    a = np.abs(x)
+    b = np.maximum(a, 1.0)
+    inv = 1.0 / b
+    q = np.minimum(inv, a) ** 2
+    big = a > 1.0
+    return v, e, a, np.clip(x, -1.0, 1.0), b, inv, q, 1.0 + q, big, np.where(big, u, 1.0)
 
 
-def _log1p_square_du(u, v):
+def _log1p_square(parts):
+    """log(1 + x²) = 2·log max(|x|, 1) + log1p(min(x², x⁻²)) (from _square_parts): log1p(x²) for |x| ≤ 1, 2·log|x|
+    + log1p(x⁻²) above, log|x| = log|u| + v where x itself overflows."""
+    v, _, a, _, b, _, q, _, _, ub = parts
+    lx = np.where(a < math.inf, np.log(b), np.log(np.abs(ub)) + v)
+    return 2.0 * lx + np.log1p(q)
+
+
+def _log1p_square_du(parts):
     """u·exp(2v)/(1 + x²) with x = u·exp(v) (½·∂/∂u log(1 + x²)): x·exp(v)/(1 + x²) for |x| ≤ 1,
     1/(u·(1 + x⁻²)) above (no overflow of x², no ∞/∞)."""
-    x = u * np.exp(v)
-    big = np.abs(x) > 1.0
-    xs = np.where(big, 0.0, x)
-    inv = 1.0 / np.where(big, x, 1.0)
-    small = xs * np.exp(np.where(big, 0.0, v)) / (1.0 + xs * xs)
-    return np.where(big, 1.0 / (np.where(big, u, 1.0) * (1.0 + inv * inv)), small)
+    _, e, _, s, _, _, _, d, big, ub = parts
+    return np.where(big, 1.0 / (ub * d), s * e / d)
 
 
-def _log1p_square_dv(u, v):
-    """x²/(1 + x²) with x = u·exp(v) (½·∂/∂v log(1 + x²)): as written for |x| ≤ 1, 1/(1 + x⁻²) above."""
-    x = u * np.exp(v)
-    big = np.abs(x) > 1.0
-    xs = np.where(big, 0.0, x)
-    inv = 1.0 / np.where(big, x, 1.0)
-    return np.where(big, 1.0 / (1.0 + inv * inv), xs * xs / (1.0 + xs * xs))
+def _log1p_square_dv(parts):
+    """x²/(1 + x²) with x = u·exp(v) (½·∂/∂v log(1 + x²)): s²/(1 + q), as written for |x| ≤ 1 and 1/(1 + x⁻²)
+    above (s = ±1 there)."""
+    s, d = parts[3], parts[7]
+    return s * s / d
 
 
-def _lgammacor(x):
-    """δ(x) = log Γ(x) − ((x − ½)·log x − x + ½·log 2π) for x > 0 (R's lgammacor): the asymptotic series
-    Σ B₂ₖ/(2k(2k − 1)x²ᵏ⁻¹) to x⁻¹⁷ from x = 10 (error < 2e-19), lgamma minus the Stirling terms below."""
+def _lgammacor_series(x):
+    """δ(x) = log Γ(x) − ((x − ½)·log x − x + ½·log 2π) for x ≥ 10 (R's lgammacor): the asymptotic series
+    Σ B₂ₖ/(2k(2k − 1)x²ᵏ⁻¹) to x⁻¹⁷ (error < 2e-19), no branch: for arguments known to be ≥ 10."""
     x = np.asarray(x)
     dtype = x.dtype if x.dtype.kind == "f" else np.dtype(np.float64)
     x = x.astype(np.float64)
-    big = x >= 10.0
-    z = np.where(big, x, 10.0)
-    u = 1.0 / (z * z)
-    series = (1 / 12 - u * (1 / 360 - u * (1 / 1260 - u * (1 / 1680 - u * (1 / 1188 - u * (691 / 360360
-              - u * (1 / 156 - u * (3617 / 122400 - u * 43867 / 244188)))))))) / z
-    xs = np.where(big, 1.0, x)
-    direct = _lgamma(xs) - (xs - 0.5) * np.log(xs) + xs - 0.5 * math.log(2.0 * math.pi)
-    return np.where(big, series, direct).astype(dtype)
+    u = 1.0 / (x * x)
+    return ((1 / 12 - u * (1 / 360 - u * (1 / 1260 - u * (1 / 1680 - u * (1 / 1188 - u * (691 / 360360
+             - u * (1 / 156 - u * (3617 / 122400 - u * 43867 / 244188)))))))) / x).astype(dtype)
 
 
 def _lgamma_diff(x, h):
@@ -131,48 +131,40 @@ def _lgamma_diff(x, h):
     xb = np.where(big, x, 10.0)
     hb = np.where(big, h, 0.0)
     sb = xb + hb
-    large = (xb - 0.5) * np.log1p(hb / xb) + hb * np.log(sb) - hb + (_lgammacor(sb) - _lgammacor(xb))
+    large = (xb - 0.5) * np.log1p(hb / xb) + hb * np.log(sb) - hb + (_lgammacor_series(sb) - _lgammacor_series(xb))
     xs = np.where(big, 1.0, x)
     hs = np.where(big, 0.0, h)
     return np.where(big, large, _lgamma(xs + hs) - _lgamma(xs)).astype(dtype)
 
 
-def _digamma_diff(x, h):
-    """ψ(x + h) − ψ(x) for x > 0, x + h > 0, without cancellation: Σ h/(z(z + h)) while shifting z = x until z
-    and z + h are ≥ 10, then log1p(h/z) + h/(2z(z + h)) + ε(z + h) − ε(z), the last as a divided difference
-    of the series (its factor 1/(z + h) − 1/z = −h/(z(z + h)) computed from h); exactly 0 at h = 0."""
+def _digamma_diff_half(x):
+    """ψ(x + ½) − ψ(x) for x > 0 (the Student-t's ∂/∂ν), without cancellation and without a where: 8 steps of
+    ψ(z + ½) − ψ(z) = 1/(2z(z + ½)) + ψ(z + 1 + ½) − ψ(z + 1) for every x, then at z = x + 8 ≥ 8 the series
+    1/(2z) + Σ cₖ·z⁻²ᵏ, k = 1..11, cₖ = (2 − 2¹⁻²ᵏ)·B₂ₖ/(2k) (exact binary fractions).  It is 2ε(2z) − 2ε(z)
+    written out (duplication: ψ(z + ½) = 2ψ(2z) − ψ(z) − 2·log 2), so its error is at most twice the
+    digamma series' first omitted term, 2·|B₂₄|/(24·z²⁴), relative to ψ(z + ½) − ψ(z) > 1/(2z) at most
+    4·|B₂₄|/(24·z²³) < 2.5e-17 for z ≥ 8, a fifth of a float64 ulp; every term is positive, so the sum is good
+    to a few ulps with no cancellation (tests/test_stability_lgamma.py checks it against mpmath)."""
     x = np.asarray(x)
     dtype = x.dtype if x.dtype.kind == "f" else np.dtype(np.float64)
-    z = x.astype(np.float64)
-    h = np.asarray(h, dtype=np.float64)
-    acc = np.zeros(np.broadcast(z, h).shape)
-    for _ in range(10):  # a fixed number of vectorised steps, not a loop over elements
-        small = (z < 10.0) | (z + h < 10.0)  # both z and z + h reach 10 (h may be negative)
-        zs = np.where(small, z, 1.0)
-        hs = np.where(small, h, 0.0)
-        acc = acc + hs / (zs + hs) / zs
-        z = np.where(small, z + 1.0, z)
-    u = 1.0 / z
-    v = 1.0 / (z + h)
-    u2 = u * u
-    v2 = v * v
-    s, power, bracket = 1.0, 1.0, 0.0
-    for c in (-1 / 12, 1 / 120, -1 / 252, 1 / 240, -1 / 132, 691 / 32760, -1 / 12, 3617 / 8160, -43867 / 14364):
-        bracket = bracket + c * s  # s = Σᵢ v²ⁱ·u²⁽ᵏ⁻¹⁻ⁱ⁾, the divided difference of s ↦ sᵏ at v², u²
-        power = power * u2
-        s = s * v2 + power
-    dvu = -h * u * v  # 1/(z + h) − 1/z
-    return (acc + np.log1p(h * u) + 0.5 * h * u * v + dvu * (v + u) * bracket).astype(dtype)
+    x = x.astype(np.float64)
+    z = x + 8.0
+    r = 1.0 / z
+    w = r * r
+    acc = 0.5 * r + w * (1 / 8 - w * (1 / 64 - w * (1 / 128 - w * (17 / 2048 - w * (31 / 2048 - w * (
+        691 / 16384 - w * (5461 / 32768 - w * (929569 / 1048576 - w * (3202291 / 524288 - w * (
+            221930581 / 4194304 - w * (4722116521 / 8388608)))))))))))
+    y = 2.0 * x
+    for k in range(7, -1, -1):  # the smallest terms first; a fixed number of vectorised steps
+        acc = acc + 1.0 / ((x + k) * (y + (2 * k + 1)))  # 1/(2z(z + ½)) = 1/(z·(2z + 1)), z = x + k
+    return acc.astype(dtype)
 
 
-def _log1p_square_dvc(u, v):
-    """1/(1 + x²) = 1 − x²/(1 + x²) with x = u·exp(v): as written for |x| ≤ 1, x⁻²/(1 + x⁻²) above (no
-    overflow of x², no cancellation of the complement)."""
-    x = u * np.exp(v)
-    big = np.abs(x) > 1.0
-    xs = np.where(big, 0.0, x)
-    inv = 1.0 / np.where(big, x, 1.0)
-    return np.where(big, inv * inv / (1.0 + inv * inv), 1.0 / (1.0 + xs * xs))
+def _log1p_square_dvc(parts):
+    """1/(1 + x²) = 1 − x²/(1 + x²) with x = u·exp(v): (1/b)²/(1 + q), as written for |x| ≤ 1 (b = 1) and
+    x⁻²/(1 + x⁻²) above (no overflow of x², no cancellation of the complement)."""
+    inv, d = parts[5], parts[7]
+    return inv * inv / d
 
 
 _LGAMMA = np.frompyfunc(math.lgamma, 1, 1)
@@ -191,24 +183,22 @@ def _loss_terms(log_df, loc, log_scale, y):
     """ℓ of each observation."""
     _t0 = (1/2)*np.exp(log_df)
     _t1 = (1/2)*log_df + log_scale
-    return _t1 - (-_t0 - 1/2)*_log1p_square(-loc + y, -_t1) - _lgamma_diff(_t0, 1/2)
+    return _t1 - (-_t0 - 1/2)*_log1p_square(_square_parts(loc - y, -_t1)) - _lgamma_diff(_t0, 1/2)
 
 
 def _loss_terms_and_grads(log_df, loc, log_scale, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂log_df, ∂ℓ/∂loc, ∂ℓ/∂log_scale."""
     _t0 = np.exp(log_df)
     _t1 = (1/2)*_t0
-    _t2 = loc - y
-    _t3 = -_t2
-    _t4 = (1/2)*log_df + log_scale
-    _t5 = -_t4
-    _t6 = _log1p_square(_t3, _t5)
-    _t7 = _log1p_square_dvc(_t3, _t5)
-    _t8 = _log1p_square_dv(_t3, _t5)
-    _value = _t4 - _t6*(-_t1 - 1/2) - _lgamma_diff(_t1, 1/2)
-    _grad0 = (1/2)*_t0*_t6 - _t1*_t8 - _t1*_digamma_diff(_t1, 1/2) + (1/2)*_t7
-    _grad1 = (_t0 + 1)*_log1p_square_du(_t2, _t5)
-    _grad2 = -_t0*_t8 + _t7
+    _t2 = (1/2)*log_df + log_scale
+    _t3 = _square_parts(loc - y, -_t2)
+    _t4 = _log1p_square(_t3)
+    _t5 = _log1p_square_dvc(_t3)
+    _t6 = _log1p_square_dv(_t3)
+    _value = _t2 - _t4*(-_t1 - 1/2) - _lgamma_diff(_t1, 1/2)
+    _grad0 = (1/2)*_t0*_t4 - _t1*_t6 - _t1*_digamma_diff_half(_t1) + (1/2)*_t5
+    _grad1 = (_t0 + 1)*_log1p_square_du(_t3)
+    _grad2 = -_t0*_t6 + _t5
     return _value, (_grad0, _grad1, _grad2)
 
 

@@ -89,26 +89,22 @@ def _sigmoid(x):
     return np.where(x >= 0, 1.0, e) / (1.0 + e)
 
 
-def _lgammacor(x):
-    """δ(x) = log Γ(x) − ((x − ½)·log x − x + ½·log 2π) for x > 0 (R's lgammacor): the asymptotic series
-    Σ B₂ₖ/(2k(2k − 1)x²ᵏ⁻¹) to x⁻¹⁷ from x = 10 (error < 2e-19), lgamma minus the Stirling terms below."""
+def _lgammacor_series(x):
+    """δ(x) = log Γ(x) − ((x − ½)·log x − x + ½·log 2π) for x ≥ 10 (R's lgammacor): the asymptotic series
+    Σ B₂ₖ/(2k(2k − 1)x²ᵏ⁻¹) to x⁻¹⁷ (error < 2e-19), no branch: for arguments known to be ≥ 10."""
     x = np.asarray(x)
     dtype = x.dtype if x.dtype.kind == "f" else np.dtype(np.float64)
     x = x.astype(np.float64)
-    big = x >= 10.0
-    z = np.where(big, x, 10.0)
-    u = 1.0 / (z * z)
-    series = (1 / 12 - u * (1 / 360 - u * (1 / 1260 - u * (1 / 1680 - u * (1 / 1188 - u * (691 / 360360
-              - u * (1 / 156 - u * (3617 / 122400 - u * 43867 / 244188)))))))) / z
-    xs = np.where(big, 1.0, x)
-    direct = _lgamma(xs) - (xs - 0.5) * np.log(xs) + xs - 0.5 * math.log(2.0 * math.pi)
-    return np.where(big, series, direct).astype(dtype)
+    u = 1.0 / (x * x)
+    return ((1 / 12 - u * (1 / 360 - u * (1 / 1260 - u * (1 / 1680 - u * (1 / 1188 - u * (691 / 360360
+             - u * (1 / 156 - u * (3617 / 122400 - u * 43867 / 244188)))))))) / x).astype(dtype)
 
 
 def _lbeta(a, b):
     """log B(a, b) for a, b > 0 as R's lbeta: with p ≤ q, −½·log q + ½·log 2π + δ(p) + δ(q) − δ(p + q)
     + (p − ½)·log(p/(p + q)) + q·log1p(−p/(p + q)) for p ≥ 10; lgamma(p) + δ(q) − δ(p + q) + p − p·log(p + q)
-    + (q − ½)·log1p(−p/(p + q)) for q ≥ 10 > p; the three lgammas below (nothing cancels there)."""
+    + (q − ½)·log1p(−p/(p + q)) for q ≥ 10 > p; the three lgammas below (nothing cancels there).  Every δ here
+    has an argument ≥ 10 (the series alone); each branch sees clamped inputs."""
     a = np.asarray(a)
     dtype = a.dtype if a.dtype.kind == "f" else np.dtype(np.float64)
     a = a.astype(np.float64)
@@ -117,19 +113,18 @@ def _lbeta(a, b):
     q = np.maximum(a, b)
     both = p >= 10.0
     one = (q >= 10.0) & ~both
-    pb = np.where(both, p, 10.0)
-    qb = np.where(both, q, 10.0)
+    pb = np.maximum(p, 10.0)  # p where both ≥ 10 (q ≥ p too)
+    qb = np.maximum(q, 10.0)
     r = pb / (pb + qb)
-    large = (-0.5 * np.log(qb) + 0.5 * math.log(2.0 * math.pi) + _lgammacor(pb) + _lgammacor(qb)
-             - _lgammacor(pb + qb) + (pb - 0.5) * np.log(r) + qb * np.log1p(-r))
-    po = np.where(one, p, 1.0)
-    qo = np.where(one, q, 10.0)
+    large = (-0.5 * np.log(qb) + 0.5 * math.log(2.0 * math.pi) + _lgammacor_series(pb) + _lgammacor_series(qb)
+             - _lgammacor_series(pb + qb) + (pb - 0.5) * np.log(r) + qb * np.log1p(-r))
+    po = np.minimum(p, 10.0)  # p where p < 10 ≤ q
+    qo = qb
     so = po + qo
-    mixed = (_lgamma(po) + _lgammacor(qo) - _lgammacor(so) + po - po * np.log(so)
+    mixed = (_lgamma(po) + _lgammacor_series(qo) - _lgammacor_series(so) + po - po * np.log(so)
              + (qo - 0.5) * np.log1p(-po / so))
-    ps = np.where(both | one, 1.0, p)
-    qs = np.where(both | one, 1.0, q)
-    small = _lgamma(ps) + _lgamma(qs) - _lgamma(ps + qs)
+    qs = np.minimum(q, 10.0)  # p, q where both < 10
+    small = _lgamma(po) + _lgamma(qs) - _lgamma(po + qs)
     return np.where(both, large, np.where(one, mixed, small)).astype(dtype)
 
 

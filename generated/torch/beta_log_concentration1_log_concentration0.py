@@ -85,23 +85,28 @@ REDUCTIONS = ("mean", "sum", "none")
 _WRT_INDEX = (0, 1)
 
 
-def _lgammacor(x):
-    """δ(x) = log Γ(x) − ((x − ½)·log x − x + ½·log 2π) for x > 0 (R's lgammacor): the asymptotic series
-    Σ B₂ₖ/(2k(2k − 1)x²ᵏ⁻¹) to x⁻¹⁷ from x = 10 (error < 2e-19), lgamma minus the Stirling terms below."""
-    big = x >= 10.0
-    z = torch.where(big, x, 10.0)
-    u = 1.0 / (z * z)
-    series = (1 / 12 - u * (1 / 360 - u * (1 / 1260 - u * (1 / 1680 - u * (1 / 1188 - u * (691 / 360360
-              - u * (1 / 156 - u * (3617 / 122400 - u * 43867 / 244188)))))))) / z
-    xs = torch.where(big, 1.0, x)
-    direct = torch.lgamma(xs) - (xs - 0.5) * torch.log(xs) + xs - 0.5 * math.log(2.0 * math.pi)
-    return torch.where(big, series, direct)
+def _series(w, coefficients):
+    """c₀ + w·(c₁ + w·(c₂ + …)) by Horner's rule, each step one new array (the product) and its sum in place
+    (a temporary that no backward needs): the same roundings as the nested expression, a pass cheaper."""
+    t = w * coefficients[-1]
+    for c in coefficients[-2:0:-1]:
+        t = t.add_(c) * w
+    return t.add_(coefficients[0])
+
+
+def _lgammacor_series(x):
+    """δ(x) = log Γ(x) − ((x − ½)·log x − x + ½·log 2π) for x ≥ 10 (R's lgammacor): the asymptotic series
+    Σ B₂ₖ/(2k(2k − 1)x²ᵏ⁻¹) to x⁻¹⁷ (error < 2e-19), no branch: for arguments known to be ≥ 10."""
+    w = (x * x).neg_().reciprocal_()  # −1/x² (reciprocal_ keeps its result for backward: no pass after it)
+    return _series(w, (1 / 12, 1 / 360, 1 / 1260, 1 / 1680, 1 / 1188, 691 / 360360, 1 / 156, 3617 / 122400,
+                       43867 / 244188)) / x
 
 
 def _lbeta(a, b):
     """log B(a, b) for a, b > 0 as R's lbeta: with p ≤ q, −½·log q + ½·log 2π + δ(p) + δ(q) − δ(p + q)
     + (p − ½)·log(p/(p + q)) + q·log1p(−p/(p + q)) for p ≥ 10; lgamma(p) + δ(q) − δ(p + q) + p − p·log(p + q)
-    + (q − ½)·log1p(−p/(p + q)) for q ≥ 10 > p; the three lgammas below (nothing cancels there)."""
+    + (q − ½)·log1p(−p/(p + q)) for q ≥ 10 > p; the three lgammas below (nothing cancels there).  Every δ here
+    has an argument ≥ 10 (the series alone), and each branch sees clamped inputs (guards without a where)."""
     if not isinstance(a, torch.Tensor):
         a = torch.as_tensor(a, dtype=b.dtype, device=b.device)
     b = torch.as_tensor(b, dtype=a.dtype, device=a.device)
@@ -109,19 +114,18 @@ def _lbeta(a, b):
     q = torch.maximum(a, b)
     both = p >= 10.0
     one = (q >= 10.0) & ~both
-    pb = torch.where(both, p, 10.0)
-    qb = torch.where(both, q, 10.0)
+    pb = torch.clamp(p, min=10.0)  # p where both ≥ 10 (q ≥ p too)
+    qb = torch.clamp(q, min=10.0)
     r = pb / (pb + qb)
-    large = (-0.5 * torch.log(qb) + 0.5 * math.log(2.0 * math.pi) + _lgammacor(pb) + _lgammacor(qb)
-             - _lgammacor(pb + qb) + (pb - 0.5) * torch.log(r) + qb * torch.log1p(-r))
-    po = torch.where(one, p, 1.0)
-    qo = torch.where(one, q, 10.0)
+    large = (-0.5 * torch.log(qb) + 0.5 * math.log(2.0 * math.pi) + _lgammacor_series(pb) + _lgammacor_series(qb)
+             - _lgammacor_series(pb + qb) + (pb - 0.5) * torch.log(r) + qb * torch.log1p(-r))
+    po = torch.clamp(p, max=10.0)  # p where p < 10 ≤ q
+    qo = qb
     so = po + qo
-    mixed = (torch.lgamma(po) + _lgammacor(qo) - _lgammacor(so) + po - po * torch.log(so)
+    mixed = (torch.lgamma(po) + _lgammacor_series(qo) - _lgammacor_series(so) + po - po * torch.log(so)
              + (qo - 0.5) * torch.log1p(-po / so))
-    ps = torch.where(both | one, 1.0, p)
-    qs = torch.where(both | one, 1.0, q)
-    small = torch.lgamma(ps) + torch.lgamma(qs) - torch.lgamma(ps + qs)
+    qs = torch.clamp(q, max=10.0)  # p, q where both < 10
+    small = torch.lgamma(po) + torch.lgamma(qs) - torch.lgamma(po + qs)
     return torch.where(both, large, torch.where(one, mixed, small))
 
 

@@ -169,27 +169,23 @@ def _sigmoid(x):
 
 
 @triton.jit
-def _lgammacor(x):
-    """δ(x) = log Γ(x) − ((x − ½)·log x − x + ½·log 2π) for x > 0 (R's lgammacor): the asymptotic series
-    Σ B₂ₖ/(2k(2k − 1)x²ᵏ⁻¹) to x⁻¹⁷ from x = 10 (error < 2e-19), lgamma minus the Stirling terms below."""
-    big = x >= 10.0
-    z = tl.where(big, x, 10.0)
-    u = 1.0 / (z * z)
+def _lgammacor_series(x):
+    """δ(x) = log Γ(x) − ((x − ½)·log x − x + ½·log 2π) for x ≥ 10 (R's lgammacor): the asymptotic series
+    Σ B₂ₖ/(2k(2k − 1)x²ᵏ⁻¹) to x⁻¹⁷ (error < 2e-19), no branch: for arguments known to be ≥ 10."""
+    u = 1.0 / (x * x)
     t = x.dtype
-    series = (tl.full([1], 1 / 12, t) - u * (tl.full([1], 1 / 360, t) - u * (tl.full([1], 1 / 1260, t) - u * (
+    return (tl.full([1], 1 / 12, t) - u * (tl.full([1], 1 / 360, t) - u * (tl.full([1], 1 / 1260, t) - u * (
         tl.full([1], 1 / 1680, t) - u * (tl.full([1], 1 / 1188, t) - u * (tl.full([1], 691 / 360360, t) - u * (
             tl.full([1], 1 / 156, t) - u * (tl.full([1], 3617 / 122400, t)
-                                            - u * tl.full([1], 43867 / 244188, t))))))))) / z
-    xs = tl.where(big, 1.0, x)
-    direct = _lgamma(xs) - (xs - 0.5) * _log(xs) + xs - tl.full([1], 0.9189385332046727, t)
-    return tl.where(big, series, direct)
+                                            - u * tl.full([1], 43867 / 244188, t))))))))) / x
 
 
 @triton.jit
 def _lbeta(a, b):
     """log B(a, b) for a, b > 0 as R's lbeta: with p ≤ q, −½·log q + ½·log 2π + δ(p) + δ(q) − δ(p + q)
     + (p − ½)·log(p/(p + q)) + q·log1p(−p/(p + q)) for p ≥ 10; lgamma(p) + δ(q) − δ(p + q) + p − p·log(p + q)
-    + (q − ½)·log1p(−p/(p + q)) for q ≥ 10 > p; the three lgammas below (nothing cancels there)."""
+    + (q − ½)·log1p(−p/(p + q)) for q ≥ 10 > p; the three lgammas below (nothing cancels there).  Every δ here
+    has an argument ≥ 10 (the series alone)."""
     p = tl.minimum(a, b)
     q = tl.maximum(a, b)
     both = p >= 10.0
@@ -197,12 +193,13 @@ def _lbeta(a, b):
     pb = tl.where(both, p, 10.0)
     qb = tl.where(both, q, 10.0)
     r = pb / (pb + qb)
-    large = (-0.5 * _log(qb) + tl.full([1], 0.9189385332046727, a.dtype) + _lgammacor(pb) + _lgammacor(qb)
-             - _lgammacor(pb + qb) + (pb - 0.5) * _log(r) + qb * _log1p(-r))
+    large = (-0.5 * _log(qb) + tl.full([1], 0.9189385332046727, a.dtype) + _lgammacor_series(pb)
+             + _lgammacor_series(qb) - _lgammacor_series(pb + qb) + (pb - 0.5) * _log(r) + qb * _log1p(-r))
     po = tl.where(one, p, 1.0)
     qo = tl.where(one, q, 10.0)
     so = po + qo
-    mixed = _lgamma(po) + _lgammacor(qo) - _lgammacor(so) + po - po * _log(so) + (qo - 0.5) * _log1p(-po / so)
+    mixed = (_lgamma(po) + _lgammacor_series(qo) - _lgammacor_series(so) + po - po * _log(so)
+             + (qo - 0.5) * _log1p(-po / so))
     ps = tl.where(q < 10.0, p, 1.0)
     qs = tl.where(q < 10.0, q, 1.0)
     small = _lgamma(ps) + _lgamma(qs) - _lgamma(ps + qs)

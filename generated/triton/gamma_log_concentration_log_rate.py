@@ -179,35 +179,33 @@ def _xlogy(x, y):
 
 
 @triton.jit
-def _lgammacor(x):
-    """δ(x) = log Γ(x) − ((x − ½)·log x − x + ½·log 2π) for x > 0 (R's lgammacor): the asymptotic series
-    Σ B₂ₖ/(2k(2k − 1)x²ᵏ⁻¹) to x⁻¹⁷ from x = 10 (error < 2e-19), lgamma minus the Stirling terms below."""
-    big = x >= 10.0
-    z = tl.where(big, x, 10.0)
-    u = 1.0 / (z * z)
+def _lgammacor_series(x):
+    """δ(x) = log Γ(x) − ((x − ½)·log x − x + ½·log 2π) for x ≥ 10 (R's lgammacor): the asymptotic series
+    Σ B₂ₖ/(2k(2k − 1)x²ᵏ⁻¹) to x⁻¹⁷ (error < 2e-19), no branch: for arguments known to be ≥ 10."""
+    u = 1.0 / (x * x)
     t = x.dtype
-    series = (tl.full([1], 1 / 12, t) - u * (tl.full([1], 1 / 360, t) - u * (tl.full([1], 1 / 1260, t) - u * (
+    return (tl.full([1], 1 / 12, t) - u * (tl.full([1], 1 / 360, t) - u * (tl.full([1], 1 / 1260, t) - u * (
         tl.full([1], 1 / 1680, t) - u * (tl.full([1], 1 / 1188, t) - u * (tl.full([1], 691 / 360360, t) - u * (
             tl.full([1], 1 / 156, t) - u * (tl.full([1], 3617 / 122400, t)
-                                            - u * tl.full([1], 43867 / 244188, t))))))))) / z
-    xs = tl.where(big, 1.0, x)
-    direct = _lgamma(xs) - (xs - 0.5) * _log(xs) + xs - tl.full([1], 0.9189385332046727, t)
-    return tl.where(big, series, direct)
+                                            - u * tl.full([1], 43867 / 244188, t))))))))) / x
+
+
+@triton.jit
+def _digammacor_series(x):
+    """ε(x) = ψ(x) − log x + 1/(2x) for x ≥ 10: the asymptotic series −Σ B₂ₖ/(2k·x²ᵏ) to x⁻¹⁸, no branch."""
+    u = 1.0 / (x * x)
+    t = x.dtype
+    return -u * (tl.full([1], 1 / 12, t) - u * (tl.full([1], 1 / 120, t) - u * (tl.full([1], 1 / 252, t) - u * (
+        tl.full([1], 1 / 240, t) - u * (tl.full([1], 1 / 132, t) - u * (tl.full([1], 691 / 32760, t) - u * (
+            tl.full([1], 1 / 12, t) - u * (tl.full([1], 3617 / 8160, t) - u * tl.full([1], 43867 / 14364, t)))))))))
 
 
 @triton.jit
 def _digammacor(x):
-    """ε(x) = ψ(x) − log x + 1/(2x) for x > 0: the asymptotic series −Σ B₂ₖ/(2k·x²ᵏ) from x = 10, digamma
-    minus the leading terms below."""
+    """ε(x) for x > 0: the series from x = 10, digamma minus the leading terms below."""
     big = x >= 10.0
-    z = tl.where(big, x, 10.0)
-    u = 1.0 / (z * z)
-    t = x.dtype
-    series = -u * (tl.full([1], 1 / 12, t) - u * (tl.full([1], 1 / 120, t) - u * (tl.full([1], 1 / 252, t) - u * (
-        tl.full([1], 1 / 240, t) - u * (tl.full([1], 1 / 132, t) - u * (tl.full([1], 691 / 32760, t) - u * (
-            tl.full([1], 1 / 12, t) - u * (tl.full([1], 3617 / 8160, t) - u * tl.full([1], 43867 / 14364, t)))))))))
     xs = tl.where(big, 1.0, x)
-    return tl.where(big, series, _digamma(xs) - _log(xs) + 0.5 / xs)
+    return tl.where(big, _digammacor_series(tl.where(big, x, 10.0)), _digamma(xs) - _log(xs) + 0.5 / xs)
 
 
 @triton.jit
@@ -215,13 +213,12 @@ def _loss_terms(log_concentration, log_rate, y):
     """ℓ of each observation."""
     _dt = log_concentration.dtype
     _k0 = tl.full([1], 2.302585092994046, _dt)
-    _k1 = tl.full([1], 1.3025850929940457, _dt)
-    _k2 = tl.full([1], 0.9189385332046728, _dt)
+    _k1 = tl.full([1], 0.9189385332046728, _dt)
     _t1 = (log_concentration >= _k0)
     _t2 = tl.where(_t1, log_concentration, _k0)
     _t3 = _exp(_t2)
-    _t4 = _exp(tl.where((log_concentration < _k0), log_concentration, _k1))
-    _t5 = -0.5*_t2 + _t3*(-log_rate + _t2 - 1) + _lgammacor(_t3) + _k2
+    _t4 = _exp(tl.where((log_concentration <= _k0), log_concentration, _k0))
+    _t5 = -0.5*_t2 + _t3*(-log_rate + _t2 - 1) + _lgammacor_series(_t3) + _k1
     _t6 = tl.where(_t1, _t5, -_t4*log_rate + _lgamma(_t4))
     return _t6 + y*_exp(log_rate) - _xlogy(_expm1(log_concentration), y)
 
@@ -231,16 +228,15 @@ def _loss_terms_and_grads(log_concentration, log_rate, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂log_concentration, ∂ℓ/∂log_rate."""
     _dt = log_concentration.dtype
     _k0 = tl.full([1], 2.302585092994046, _dt)
-    _k1 = tl.full([1], 1.3025850929940457, _dt)
-    _k2 = tl.full([1], 0.9189385332046728, _dt)
+    _k1 = tl.full([1], 0.9189385332046728, _dt)
     _t0 = y*_exp(log_rate)
     _t2 = (log_concentration >= _k0)
     _t3 = tl.where(_t2, log_concentration, _k0)
     _t4 = _exp(_t3)
-    _t5 = _exp(tl.where((log_concentration < _k0), log_concentration, _k1))
+    _t5 = _exp(tl.where((log_concentration <= _k0), log_concentration, _k0))
     _t6 = _exp(log_concentration)
     _t7 = -log_concentration
-    _t8 = -0.5*_t3 + _t4*(-log_rate + _t3 - 1) + _lgammacor(_t4) + _k2
+    _t8 = -0.5*_t3 + _t4*(-log_rate + _t3 - 1) + _lgammacor_series(_t4) + _k1
     _t9 = tl.where(_t2, _t8, -_t5*log_rate + _lgamma(_t5))
     _value = _t0 + _t9 - _xlogy(_expm1(log_concentration), y)
     _grad0 = _t6*(-log_rate - _t7 - 0.5*_exp(_t7) - _log(y) + _digammacor(_t6))

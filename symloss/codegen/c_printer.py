@@ -30,7 +30,7 @@ from sympy.printing.c import C99CodePrinter
 from sympy.printing.precedence import PRECEDENCE
 
 from ..errors import InvalidIdentifierError, UnsupportedError
-from .printers import _LossPrinterMixin
+from .printers import _LossPrinterMixin, _print_digamma_difference
 
 __all__ = ["CLossPrinter", "HELPER_MARK"]
 
@@ -206,22 +206,29 @@ class CLossPrinter(_LossPrinterMixin, C99CodePrinter):
         return self._helper("digamma", x)
 
     def _print_LogBeta(self, expr: sp.Basic) -> str:
-        self.helpers.add("lgammacor")
+        self.helpers.add("lgammacor_series")
         return self._helper("lbeta", *expr.args)
 
     def _print_LgammaDifference(self, expr: sp.Basic) -> str:
-        self.helpers.add("lgammacor")
+        self.helpers.add("lgammacor_series")
         return self._helper("lgamma_diff", *expr.args)
 
     def _print_DigammaDifference(self, expr: sp.Basic) -> str:
-        return self._helper("digamma_diff", *expr.args)
+        return _print_digamma_difference(self, expr)
 
     def _print_LgammaCorrection(self, expr: sp.Basic) -> str:
+        self.helpers.add("lgammacor_series")
         return self._helper("lgammacor", *expr.args)
 
     def _print_DigammaCorrection(self, expr: sp.Basic) -> str:
-        self.helpers.add("digamma")
+        self.helpers.update({"digamma", "digammacor_series"})
         return self._helper("digammacor", *expr.args)
+
+    def _print_LgammaCorrectionSeries(self, expr: sp.Basic) -> str:
+        return self._helper("lgammacor_series", *expr.args)
+
+    def _print_DigammaCorrectionSeries(self, expr: sp.Basic) -> str:
+        return self._helper("digammacor_series", *expr.args)
 
     def _polygamma(self, n: sp.Basic, x: sp.Basic) -> str:
         if n == 1:

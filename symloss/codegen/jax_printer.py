@@ -26,6 +26,11 @@ class JaxLossPrinter(NumpyLossPrinter):
     _where = "numpy.where"  # printed as jnp.where
     _sqrt = "numpy.sqrt"
     _max, _min = "jnp.maximum", "jnp.minimum"
+    # jit fuses the wheres and shares repeated subexpressions itself; and jnp.maximum gives each side half the
+    # gradient at a tie, where the guard's where gives it all to x: the NumPy printer's clamps and shared
+    # square parts are not used
+    _clamp_guards = False
+    _share_square_parts = False
 
     def _module_format(self, fqn: str, register: bool = True) -> str:
         if fqn.startswith("numpy."):
@@ -58,17 +63,19 @@ class JaxLossPrinter(NumpyLossPrinter):
 
     # the helpers of the JAX template (jax.scipy.special.betaln loses digits at a = b = 1e30)
     def _print_LogBeta(self, expr: sp.Basic) -> str:
-        self.helpers.add("_lgammacor")
+        self.helpers.add("_lgammacor_series")
         return self._helper("_lbeta", *expr.args)
 
     def _print_LgammaDifference(self, expr: sp.Basic) -> str:
-        self.helpers.add("_lgammacor")
+        self.helpers.add("_lgammacor_series")
         return self._helper("_lgamma_diff", *expr.args)
 
     def _print_LgammaCorrection(self, expr: sp.Basic) -> str:
+        self.helpers.add("_lgammacor_series")
         return self._helper("_lgammacor", *expr.args)
 
     def _print_DigammaCorrection(self, expr: sp.Basic) -> str:
+        self.helpers.add("_digammacor_series")
         return self._helper("_digammacor", *expr.args)
 
     def _polygamma(self, n: sp.Basic, x: sp.Basic) -> str:

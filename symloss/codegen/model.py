@@ -248,6 +248,8 @@ def _temps(start: int = 0) -> Iterator[sp.Symbol]:
 
 def _block(exprs: Sequence[sp.Expr], printer, temps: Iterator[sp.Symbol]) -> Block:
     """cse over ``exprs`` together, long right-hand sides split into named parts, printed."""
+    if hasattr(printer, "prepare"):  # the target's own forms, before cse so that it shares their parts
+        exprs = [printer.prepare(e) for e in exprs]
     replacements, reduced = sp.cse(list(exprs), symbols=temps, order="canonical", list=True)
     replacements, reduced = _positive_temporaries(replacements, reduced, printer)
     if getattr(printer, "inline_numbers", False):

@@ -25,11 +25,17 @@ from sympy.printing.pytorch import TorchPrinter
 from ..errors import UnsupportedError
 from ..stabilize import (
     DigammaCorrection,
+    DigammaCorrectionSeries,
     DigammaDifference,
     DLogTanhc,
     Guard,
     LgammaCorrection,
+    LgammaCorrectionSeries,
     LgammaDifference,
+    Log1pSquare,
+    Log1pSquareDu,
+    Log1pSquareDv,
+    Log1pSquareDvc,
     LogAddExp,
     LogBeta,
     LogGamma,
@@ -57,6 +63,70 @@ class ClassLogSumExp(sp.Function):
     """logsumexp over the class axis, keeping it with length 1: a lowered :class:`~symloss.stabilize.LogSumExp`."""
 
     nargs = 1
+
+
+class Clamp(sp.Function):
+    """min(max(x, lo), hi), with −∞ or ∞ for a missing bound: what a guard of the double where is when its safe
+    point is the bound of its condition (guard(x, x ≥ a, a) = max(x, a)).  Printed as one elementwise clamp
+    where the target has one that passes the gradient at the bound as the guard does (torch.clamp): a where
+    costs several elementwise passes on the CPU, a clamp one."""
+
+    nargs = 3
+
+
+class SquareParts(sp.Function):
+    """The pieces of x = u·exp(v) that log(1 + x²) and its three derivatives (Log1pSquare, Log1pSquareDu,
+    Log1pSquareDv, Log1pSquareDvc) share: computed once by the module's ``_square_parts(u, v)`` and passed to
+    each helper, so that a loss using several of them (Student-t) forms x, |x|, its clamps and 1 + min(x², x⁻²)
+    once instead of once per helper."""
+
+    nargs = 2
+
+
+class OfSquarePartsBase(sp.Function):
+    """A stable function of (u, v) evaluated from the shared :class:`SquareParts` (its only argument).  (SymPy's
+    printers look a Function's print method up by its own class name or a base class whose name ends in "Base".)"""
+
+    nargs = 1
+    helper = ""
+
+
+class Log1pSquareOfParts(OfSquarePartsBase):
+    helper = "log1p_square"
+
+
+class Log1pSquareDuOfParts(OfSquarePartsBase):
+    helper = "log1p_square_du"
+
+
+class Log1pSquareDvOfParts(OfSquarePartsBase):
+    helper = "log1p_square_dv"
+
+
+class Log1pSquareDvcOfParts(OfSquarePartsBase):
+    helper = "log1p_square_dvc"
+
+
+#: each function of (u, v) -> (its form over the shared parts, whether it is odd in u: f(−u, v) = −f(u, v))
+_SQUARE_PARTS: dict[type, tuple[type, bool]] = {
+    Log1pSquare: (Log1pSquareOfParts, False),
+    Log1pSquareDu: (Log1pSquareDuOfParts, True),
+    Log1pSquareDv: (Log1pSquareDvOfParts, False),
+    Log1pSquareDvc: (Log1pSquareDvcOfParts, False),
+}
+
+
+def _clamp_of_guard(g: Guard) -> Clamp | None:
+    """Clamp(x, a, ∞) for guard(x, x ≥ a, a), Clamp(x, −∞, a) for guard(x, x ≤ a, a), else None."""
+    x, cond, safe = g.args
+    if not isinstance(cond, sp.core.relational.Relational) or cond.rel_op not in (">=", "<="):
+        return None
+    lhs, rhs, op = cond.lhs, cond.rhs, cond.rel_op
+    if rhs == x:
+        lhs, rhs, op = rhs, lhs, {">=": "<=", "<=": ">="}[op]
+    if lhs != x or rhs != safe:
+        return None
+    return Clamp(x, safe, sp.oo) if op == ">=" else Clamp(x, -sp.oo, safe)
 
 
 #: Functions no printer handles, with the reason given in the "not supported" error.
@@ -131,6 +201,46 @@ class _LossPrinterMixin:
 
     def _print_helper_call(self, expr: sp.Basic) -> str:
         return self._helper(self._helper_prefix + self.HELPER_CALLS[type(expr).__name__], *expr.args)
+
+    # -- forms of the target, chosen before cse (model._block calls prepare on every expression)
+    #: guard(x, x ≥ a, a) → Clamp(x, a, ∞) (and ≤ → min): where the target's clamp is one cheap pass and
+    #: differentiates like the where it replaces.  It must happen before cse, which would otherwise name the
+    #: condition (shared with the branch's own where) and hide the pattern.
+    _clamp_guards = False
+    #: Log1pSquare and its derivatives from one shared SquareParts(u, v) (eager array targets: every helper
+    #: recomputing x = u·exp(v), |x| and its clamps is a dozen passes over the arrays each)
+    _share_square_parts = False
+
+    def prepare(self, expr: sp.Expr) -> sp.Expr:
+        """``expr`` in the forms this target prints best (values unchanged): see the two flags above."""
+        if self._clamp_guards:
+            expr = expr.replace(lambda e: isinstance(e, Guard) and _clamp_of_guard(e) is not None,
+                                _clamp_of_guard)
+        if self._share_square_parts:
+            def parts(f: sp.Basic) -> sp.Expr:
+                of, odd = _SQUARE_PARTS[type(f)]
+                u, v = f.args
+                # one sign of u for all of them, so that f(y − μ, v) and g(μ − y, v) share their parts
+                sign = -1 if u.could_extract_minus_sign() else 1
+                return (sign if odd else 1) * of(SquareParts(sign * u, v))
+
+            expr = expr.replace(lambda e: type(e) in _SQUARE_PARTS, parts)
+        return expr
+
+    def _print_SquareParts(self, expr: SquareParts) -> str:
+        return self._helper(self._helper_prefix + "square_parts", *expr.args)
+
+    def _print_OfSquarePartsBase(self, expr: OfSquarePartsBase) -> str:
+        return self._helper(self._helper_prefix + expr.helper, *expr.args)
+
+    #: the target's clamp: (both bounds, lower only, upper only) as format strings of x, lo, hi
+    _clamp = ("torch.clamp({x}, {lo}, {hi})", "torch.clamp({x}, min={lo})", "torch.clamp({x}, max={hi})")
+
+    def _print_Clamp(self, expr: Clamp) -> str:
+        x, lo, hi = expr.args
+        has_lo, has_hi = lo is not sp.S.NegativeInfinity, hi is not sp.S.Infinity  # (cse may have named a bound)
+        form = self._clamp[0 if has_lo and has_hi else 1 if has_lo else 2]
+        return form.format(x=self._print(x), lo=self._print(lo) if has_lo else "", hi=self._print(hi) if has_hi else "")
 
     # -- structure
     def _as_ordered_terms(self, expr: sp.Expr, order: str | None = None) -> list[sp.Expr]:
@@ -250,6 +360,9 @@ class NumpyLossPrinter(_LossPrinterMixin, NumPyPrinter):
     _sqrt = "numpy.sqrt"
     # nested binary calls, not SymPy's functools.reduce(...), which the module would have to import
     _max, _min = "np.maximum", "np.minimum"
+    _clamp_guards = True
+    _share_square_parts = True
+    _clamp = ("np.clip({x}, {lo}, {hi})", "np.maximum({x}, {lo})", "np.minimum({x}, {hi})")
 
     def _module_format(self, fqn: str, register: bool = True) -> str:
         if fqn.startswith("numpy."):
@@ -286,23 +399,29 @@ class NumpyLossPrinter(_LossPrinterMixin, NumPyPrinter):
         return self._helper("_digamma", x)
 
     def _print_LogBeta(self, expr: LogBeta) -> str:
-        self.helpers.update({"_lgamma", "_lgammacor"})
+        self.helpers.update({"_lgamma", "_lgammacor_series"})
         return self._helper("_lbeta", *expr.args)
 
     def _print_LgammaDifference(self, expr: LgammaDifference) -> str:
-        self.helpers.update({"_lgamma", "_lgammacor"})
+        self.helpers.update({"_lgamma", "_lgammacor_series"})
         return self._helper("_lgamma_diff", *expr.args)
 
     def _print_DigammaDifference(self, expr: DigammaDifference) -> str:
-        return self._helper("_digamma_diff", *expr.args)
+        return _print_digamma_difference(self, expr)
 
     def _print_LgammaCorrection(self, expr: LgammaCorrection) -> str:
-        self.helpers.add("_lgamma")
+        self.helpers.update({"_lgamma", "_lgammacor_series"})
         return self._helper("_lgammacor", *expr.args)
 
     def _print_DigammaCorrection(self, expr: DigammaCorrection) -> str:
-        self.helpers.add("_digamma")
+        self.helpers.update({"_digamma", "_digammacor_series"})
         return self._helper("_digammacor", *expr.args)
+
+    def _print_LgammaCorrectionSeries(self, expr: LgammaCorrectionSeries) -> str:
+        return self._helper("_lgammacor_series", *expr.args)
+
+    def _print_DigammaCorrectionSeries(self, expr: DigammaCorrectionSeries) -> str:
+        return self._helper("_digammacor_series", *expr.args)
 
     def _print_LogTanhc(self, expr: LogTanhc) -> str:
         return self._helper("_log_tanhc", *expr.args)
@@ -332,6 +451,8 @@ class TorchLossPrinter(_LossPrinterMixin, TorchPrinter):
     _where = "torch.where"
     _sqrt = "torch.sqrt"
     _max, _min = "torch.maximum", "torch.minimum"
+    _clamp_guards = True  # torch.clamp passes the gradient at the bound, as the guard's where does
+    _share_square_parts = True
 
     def _module_format(self, fqn: str, register: bool = True) -> str:
         if fqn.startswith("math."):
@@ -374,21 +495,29 @@ class TorchLossPrinter(_LossPrinterMixin, TorchPrinter):
         return self._call("torch.digamma", x)
 
     def _print_LogBeta(self, expr: LogBeta) -> str:
-        self.helpers.add("_lgammacor")
+        self.helpers.add("_lgammacor_series")
         return self._helper("_lbeta", *expr.args)
 
     def _print_LgammaDifference(self, expr: LgammaDifference) -> str:
-        self.helpers.add("_lgammacor")
+        self.helpers.add("_lgammacor_series")
         return self._helper("_lgamma_diff", *expr.args)
 
     def _print_DigammaDifference(self, expr: DigammaDifference) -> str:
-        return self._helper("_digamma_diff", *expr.args)
+        return _print_digamma_difference(self, expr)
 
     def _print_LgammaCorrection(self, expr: LgammaCorrection) -> str:
+        self.helpers.add("_lgammacor_series")
         return self._helper("_lgammacor", *expr.args)
 
     def _print_DigammaCorrection(self, expr: DigammaCorrection) -> str:
+        self.helpers.add("_digammacor_series")
         return self._helper("_digammacor", *expr.args)
+
+    def _print_LgammaCorrectionSeries(self, expr: LgammaCorrectionSeries) -> str:
+        return self._helper("_lgammacor_series", *expr.args)
+
+    def _print_DigammaCorrectionSeries(self, expr: DigammaCorrectionSeries) -> str:
+        return self._helper("_digammacor_series", *expr.args)
 
     def _print_LogTanhc(self, expr: LogTanhc) -> str:
         return self._helper("_log_tanhc", *expr.args)
@@ -410,6 +539,16 @@ class TorchLossPrinter(_LossPrinterMixin, TorchPrinter):
 
     def _print_ClassLogSumExp(self, expr: ClassLogSumExp) -> str:
         return self._helper("_logsumexp", *expr.args)
+
+
+def _print_digamma_difference(printer, expr: DigammaDifference) -> str:
+    """ψ(x + h) − ψ(x): for h = ½ (Student-t's degrees of freedom) the helper of that constant step, whose shift
+    needs no where and whose series is one of 1/x² (a third of the passes of the general helper)."""
+    x, h = expr.args
+    prefix = printer._helper_prefix
+    if h == sp.S.Half:
+        return printer._helper(prefix + "digamma_diff_half", x)
+    return printer._helper(prefix + "digamma_diff", x, h)
 
 
 def printer_for(target: str, names: Mapping[sp.Basic, str] | None = None):

@@ -27,7 +27,7 @@ from sympy.printing.precedence import PRECEDENCE
 from sympy.printing.pycode import PythonCodePrinter
 
 from ..errors import UnsupportedError
-from .printers import _LossPrinterMixin
+from .printers import _LossPrinterMixin, _print_digamma_difference
 
 __all__ = ["TritonLossPrinter"]
 
@@ -46,10 +46,10 @@ HELPER_DEPENDENCIES: dict[str, frozenset[str]] = {
     "_log_tanhc": frozenset({"_tanh"}),
     "_dlog_tanhc": frozenset({"_expm1"}),
     "_log_ndtr": frozenset({"_erfc", "_log1p"}),
-    "_lgammacor": frozenset({"_lgamma"}),
-    "_digammacor": frozenset({"_digamma"}),
-    "_lbeta": frozenset({"_lgamma", "_lgammacor", "_log1p"}),
-    "_lgamma_diff": frozenset({"_lgamma", "_lgammacor", "_log1p"}),
+    "_lgammacor": frozenset({"_lgamma", "_lgammacor_series"}),
+    "_digammacor": frozenset({"_digamma", "_digammacor_series"}),
+    "_lbeta": frozenset({"_lgamma", "_lgammacor_series", "_log1p"}),
+    "_lgamma_diff": frozenset({"_lgamma", "_lgammacor_series", "_log1p"}),
     "_digamma_diff": frozenset({"_log1p"}),
     "_log_ndtr_deriv": frozenset({"_erfc"}),
 }
@@ -231,13 +231,19 @@ class TritonLossPrinter(_LossPrinterMixin, PythonCodePrinter):
         return self._helper("_lgamma_diff", *expr.args)
 
     def _print_DigammaDifference(self, expr: sp.Basic) -> str:
-        return self._helper("_digamma_diff", *expr.args)
+        return _print_digamma_difference(self, expr)
 
     def _print_LgammaCorrection(self, expr: sp.Basic) -> str:
         return self._helper("_lgammacor", *expr.args)
 
     def _print_DigammaCorrection(self, expr: sp.Basic) -> str:
         return self._helper("_digammacor", *expr.args)
+
+    def _print_LgammaCorrectionSeries(self, expr: sp.Basic) -> str:
+        return self._helper("_lgammacor_series", *expr.args)
+
+    def _print_DigammaCorrectionSeries(self, expr: sp.Basic) -> str:
+        return self._helper("_digammacor_series", *expr.args)
 
     def _print_LogTanhc(self, expr: sp.Basic) -> str:
         return self._helper("_log_tanhc", *expr.args)
