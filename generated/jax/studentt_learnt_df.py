@@ -126,7 +126,8 @@ def _lgamma_diff(x, h):
     xb = jnp.where(big, x, 10.0)
     hb = jnp.where(big, h, 0.0)
     sb = xb + hb
-    large = (xb - 0.5) * jnp.log1p(hb / xb) + hb * jnp.log(sb) - hb + (_lgammacor_series(sb) - _lgammacor_series(xb))
+    large = ((xb - 0.5) * jnp.log1p(hb / xb) + hb * jnp.log(sb) - hb
+             + (_lgammacor_series(sb) - _lgammacor_series(xb)))
     xs = jnp.where(big, 1.0, x)
     hs = jnp.where(big, 0.0, h)
     gammaln = jax.scipy.special.gammaln

@@ -92,7 +92,8 @@ def _lgamma_diff(x, h):
     xb = np.where(big, x, 10.0)
     hb = np.where(big, h, 0.0)
     sb = xb + hb
-    large = (xb - 0.5) * np.log1p(hb / xb) + hb * np.log(sb) - hb + (_lgammacor_series(sb) - _lgammacor_series(xb))
+    large = ((xb - 0.5) * np.log1p(hb / xb) + hb * np.log(sb) - hb
+             + (_lgammacor_series(sb) - _lgammacor_series(xb)))
     xs = np.where(big, 1.0, x)
     hs = np.where(big, 0.0, h)
     return np.where(big, large, _lgamma(xs + hs) - _lgamma(xs)).astype(dtype)

@@ -161,7 +161,8 @@ def _lgamma_diff(x, h):
     xb = torch.where(big, x, 10.0)
     hb = torch.where(big, h, 0.0)
     sb = xb + hb
-    large = (xb - 0.5) * torch.log1p(hb / xb) + hb * torch.log(sb) - hb + (_lgammacor_series(sb) - _lgammacor_series(xb))
+    large = ((xb - 0.5) * torch.log1p(hb / xb) + hb * torch.log(sb) - hb
+             + (_lgammacor_series(sb) - _lgammacor_series(xb)))
     xs = torch.where(big, 1.0, x)
     hs = torch.where(big, 0.0, h)
     return torch.where(big, large, torch.lgamma(xs + hs) - torch.lgamma(xs))

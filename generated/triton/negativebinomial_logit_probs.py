@@ -190,7 +190,8 @@ def _lgamma_diff(x, h):
     xb = tl.where(big, x, 10.0)
     hb = tl.where(big, h, 0.0)
     sb = xb + hb
-    large = (xb - 0.5) * _log1p(hb / xb) + hb * _log(sb) - hb + (_lgammacor_series(sb) - _lgammacor_series(xb))
+    large = ((xb - 0.5) * _log1p(hb / xb) + hb * _log(sb) - hb
+             + (_lgammacor_series(sb) - _lgammacor_series(xb)))
     xs = tl.where(big, 1.0, x)
     hs = tl.where(big, 0.0, h)
     return tl.where(big, large, _lgamma(xs + hs) - _lgamma(xs))
