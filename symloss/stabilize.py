@@ -30,6 +30,8 @@ __all__ = [
     "LogAddExp",
     "LogAddExpFallback",
     "LogSumExp",
+    "MaxOver",
+    "SumBelowOne",
     "XLogY",
     "XLog1pY",
     "XMulY",
@@ -199,6 +201,101 @@ class LogSumExp(StableFunction):
             if other is not None:  # the delta picks the term m = other (a valid class index)
                 return sp.exp(self.body.subs(index, other) - self) * (d / deltas[0]).subs(index, other)
         return sp.Sum(weight * d, tuple(self.limits))
+
+
+class MaxOver(StableFunction):
+    """max_m body_m over the class axis: ``MaxOver(body, (m, lo, hi))``, the shift of a softmax.
+
+    Only its being the largest term matters numerically (every expression that uses it is mathematically
+    independent of the shift: ``L = M + log1p(Σ_m exp(body_m − M) − 1)`` for any M), so it has no derivative
+    here; the printers compute it along the last axis (a non-finite maximum replaced by 0, as in the
+    logsumexp helpers).
+    """
+
+    nargs = 2
+
+    @property
+    def body(self) -> sp.Expr:
+        return self.args[0]
+
+    @property
+    def limits(self) -> sp.Tuple:
+        return self.args[1]
+
+    @property
+    def free_symbols(self) -> set[sp.Basic]:
+        index = self.limits[0]
+        return (self.body.free_symbols - {index}) | self.limits[1].free_symbols | self.limits[2].free_symbols
+
+    def _terms(self, **hints) -> list[sp.Expr] | None:
+        index, lo, hi = self.limits
+        if not (hi - lo).is_Integer or not lo.is_Integer:
+            return None
+        body = self.body.doit(**hints) if hints.get("deep", True) else self.body
+        return [body.subs(index, i) for i in range(int(lo), int(hi) + 1)]
+
+    def as_elementary(self) -> sp.Expr:
+        terms = self._terms()
+        return self if terms is None else sp.Max(*terms)  # no elementary form over a symbolic class count
+
+    def doit(self, **hints) -> sp.Expr:
+        """With a numeric number of classes: Max of the terms."""
+        terms = self._terms(**hints)
+        return self.func(self.body, self.limits) if terms is None else sp.Max(*terms)
+
+    def _eval_evalf(self, prec: int) -> sp.Expr:
+        return self.doit().evalf(prec_to_dps(prec))
+
+    def _eval_is_real(self) -> bool | None:
+        return self.body.is_real or None
+
+    def _eval_derivative(self, s: sp.Basic) -> sp.Expr:
+        raise NotImplementedError("MaxOver is a shift that cancels from every expression using it: differentiate "
+                                  "the expression before the softmax rewrites")
+
+
+class SumBelowOne(StableFunction):
+    """Σ_m body_m − 1 for terms in [0, 1] of which the largest is exactly 1: the softmax denominator
+    Σ_m exp(z_m − max z) less its largest term.  ``SumBelowOne(body, (m, lo, hi))``.
+
+    The printers add up the terms below 1 on their own and count the terms equal to 1 (the maximum, and
+    any tie) apart: a rest of 4e-18 survives, where 1 + 4e-18 − 1 is 0.
+    """
+
+    nargs = 2
+
+    @property
+    def body(self) -> sp.Expr:
+        return self.args[0]
+
+    @property
+    def limits(self) -> sp.Tuple:
+        return self.args[1]
+
+    @property
+    def free_symbols(self) -> set[sp.Basic]:
+        index = self.limits[0]
+        return (self.body.free_symbols - {index}) | self.limits[1].free_symbols | self.limits[2].free_symbols
+
+    def as_elementary(self) -> sp.Expr:
+        return sp.Sum(self.body, tuple(self.limits)) - 1
+
+    def doit(self, **hints) -> sp.Expr:
+        index, lo, hi = self.limits
+        if not (hi - lo).is_Integer or not lo.is_Integer:
+            return self.func(self.body, self.limits)
+        body = self.body.doit(**hints) if hints.get("deep", True) else self.body
+        return sp.Add(*[body.subs(index, i) for i in range(int(lo), int(hi) + 1)]) - 1
+
+    def _eval_evalf(self, prec: int) -> sp.Expr:
+        return self.as_elementary().doit().evalf(prec_to_dps(prec))
+
+    def _eval_is_real(self) -> bool | None:
+        return self.body.is_real or None
+
+    def _eval_derivative(self, s: sp.Basic) -> sp.Expr:
+        d = sp.diff(self.body, s)
+        return sp.S.Zero if d == 0 else sp.Sum(d, tuple(self.limits))
 
 
 class XLogY(StableFunction):
@@ -638,7 +735,7 @@ class Guard(StableFunction):
 
 
 STABLE_FUNCTIONS: tuple[type[StableFunction], ...] = (
-    Softplus, Sigmoid, LogAddExp, LogSumExp, XLogY, XLog1pY, XMulY, Log1mExp, Log1pSquare, Log1pSquareDu, Log1pSquareDv,
+    Softplus, Sigmoid, LogAddExp, LogSumExp, MaxOver, SumBelowOne, XLogY, XLog1pY, XMulY, Log1mExp, Log1pSquare, Log1pSquareDu, Log1pSquareDv,
     Log1pSquareDvc, LogNdtr, LogNdtrDeriv, LogGamma, LogBeta, DigammaDifference, LgammaCorrection, DigammaCorrection,
     LogTanhc, DLogTanhc,
     Square, Guard,
@@ -945,15 +1042,23 @@ def _sum_of_exp(s: sp.Basic) -> sp.Expr | None:
     return None
 
 
+def _softmax_shift(lse: LogSumExp) -> tuple[sp.Expr, sp.Expr]:
+    """(M, R) with logsumexp(f) = M + log1p(R): M = max_m f_m and R = Σ_m exp(f_m − M) − 1 ≥ 0."""
+    top = MaxOver(lse.body, lse.limits)
+    return top, SumBelowOne(sp.exp(lse.body - top), lse.limits)
+
+
 def _logsumexp(node: sp.Basic, ctx: Context) -> sp.Basic | None:
     if isinstance(node, sp.log):
         return _sum_of_exp(node.args[0])
-    # a sum of exponentials in a denominator (a softmax): 1/Σ exp(f) = exp(−logsumexp(f))
+    # a sum of exponentials in a denominator (a softmax): 1/Σ exp(f) = exp(−M)/(1 + R), M = max f; the
+    # numerator's exp(f_j) joins exp(−M) (exp_of_sum), so that the code shares exp(f − M) with R
     base, n = node.args
     lse = _sum_of_exp(base)
     if lse is None or not (n.is_number and n.is_negative):
         return None
-    return sp.exp(n * lse)
+    top, rest = _softmax_shift(lse)
+    return sp.exp(n * top) * (1 + rest) ** n
 
 
 # -- log1p, expm1, log1mexp
@@ -1252,11 +1357,12 @@ def _softplus_difference(node: sp.Basic, ctx: Context) -> sp.Basic | None:
 
 
 def _softmax_cross_entropy(node: sp.Basic, ctx: Context) -> sp.Basic | None:
-    """c·L·Σ_k y_k − c·Σ_k z_k·y_k → c·Σ_k y_k·((L − z_k) + logsumexp(z − L)),  L = logsumexp(z).
+    """c·L·Σ_k y_k − c·Σ_k z_k·y_k → c·(log1p(R)·Σ_k y_k − Σ_k y_k·(z_k − M)),  L = logsumexp(z) = M + log1p(R).
 
-    L − z_k ≥ 0 is computed once from the rounded L (exactly, or with one rounding); logsumexp(z − L) is then
-    the tiny correction −(rounding error of L), so the sum of the two is L − z_k to a few ulps.  The common
-    subexpression L − z_k is shared by both (cse finds z_k − L as its negation).
+    With M = max z both parts are ≥ 0: M − z_k (exact, or one rounding) and log1p(R), R = Σ_k exp(z_k − M) − 1
+    summed without the largest term's 1 (so that −log p of a confident correct class, log1p(R) with R ≈ 1e-20,
+    keeps its digits).  A sum of nonnegative terms has no cancellation: L − z_k to a few ulps, with one
+    maximum and one pass of exponentials per row (shared with the softmax of the gradient, exp(z − M)/(1 + R)).
     """
     terms = list(node.args)
     for t in terms:
@@ -1283,8 +1389,8 @@ def _softmax_cross_entropy(node: sp.Basic, ctx: Context) -> sp.Basic | None:
             if sp.expand(fu.function.xreplace({fu.limits[0][0]: k}) - z_k * y_k) != 0:
                 continue
             rest = [r for r in terms if r is not t and r is not u]
-            shifted = LogSumExp(lse.body - lse, lse.limits)
-            return sp.Add(c * sp.Sum(y_k * ((lse - z_k) + shifted), total.limits), *rest)
+            top, below = _softmax_shift(lse)
+            return sp.Add(c * (log1p(below) * total - sp.Sum(y_k * (z_k - top), total.limits)), *rest)
     return None
 
 
@@ -1674,11 +1780,13 @@ RULES: tuple[Rule, ...] = (
          "exp(x) overflows for x > 709 (88 in float32)", _node(sp.log), _softplus),
     Rule("logaddexp", "log(exp(a) + exp(b) + …) → logaddexp(a, logaddexp(b, …))",
          "each exp overflows or underflows on its own; their log-sum does not", _node(sp.log), _logaddexp),
-    Rule("logsumexp", "log Σ_k exp(x_k) → logsumexp(x);  1/Σ_k exp(x_k) → exp(−logsumexp(x))",
+    Rule("logsumexp", "log Σ_k exp(x_k) → logsumexp(x);  1/Σ_k exp(x_k) → exp(−M)/(1 + R),  M = max x, "
+         "R = Σ_k exp(x_k − M) − 1",
          "the sum overflows for one large logit; softmax ratios become ∞/∞", _node(sp.log, sp.Pow), _logsumexp),
-    Rule("softmax_cross_entropy", "L·Σ_k y_k − Σ_k z_k·y_k → Σ_k y_k·((L − z_k) + logsumexp(z − L)),  L = logsumexp(z)",
-         "L·Σy − Σz·y cancels (to 0 at logits [−40, −40, 0]; 779 ulps at logits −1e4); each class's L − z_k ≥ 0, "
-         "corrected by the rounding error of L, does not",
+    Rule("softmax_cross_entropy", "L·Σ_k y_k − Σ_k z_k·y_k → log1p(R)·Σ_k y_k − Σ_k y_k·(z_k − M),  "
+         "L = logsumexp(z) = M + log1p(R)",
+         "L·Σy − Σz·y cancels (to 0 at logits [−40, −40, 0]; 779 ulps at logits −1e4); M − z_k ≥ 0 and "
+         "log1p(R) ≥ 0, R summed without the largest term's 1, do not",
          _node(sp.Add), _softmax_cross_entropy),
     Rule("log1mexp", "log(1 − exp(−x)) → log1mexp(x)",
          "1 − exp(−x) cancels for small x and rounds to 1 for large x", _node(sp.log, log1p), _log1mexp),

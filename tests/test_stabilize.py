@@ -35,9 +35,11 @@ from symloss.stabilize import (
     LogNdtr,
     LogSumExp,
     LogTanhc,
+    MaxOver,
     Sigmoid,
     Softplus,
     Square,
+    SumBelowOne,
     XLog1pY,
     XLogY,
     elementary,
@@ -272,9 +274,17 @@ def test_rule_logsumexp():
     out = apply_rule("logsumexp", sp.log(total))
     assert isinstance(out, LogSumExp)
     softmax = apply_rule("logsumexp", sp.exp(z[j]) / total)
-    assert softmax.has(LogSumExp) and not softmax.has(sp.Sum)
+    assert softmax.has(MaxOver) and softmax.has(SumBelowOne) and not softmax.has(sp.Sum)
     values = {K: 3, z[0]: 1.0, z[1]: -2.0, z[2]: 800.0}
     assert abs(exact(out.subs(K, 3), values) - (800 + math.log1p(math.exp(-799) + math.exp(-802)))) < 1e-12
+    # softmax = exp(z_j − M)/(1 + R): the same value, no overflow at z = 800
+    for jj in range(3):
+        want = exact((sp.exp(z[j]) / total).subs({K: 3, j: jj}).doit(), values)
+        got = exact(softmax.subs({K: 3, j: jj}).doit(), values)
+        assert abs(got - want) <= 1e-15 * abs(want)
+    # R is the denominator less its largest term, 1: Σ_k exp(z_k − M) − 1
+    rest = next(iter(softmax.atoms(SumBelowOne)))
+    assert abs(exact(rest.subs(K, 3).doit(), values) - (math.exp(-799) + math.exp(-802))) < 1e-300
     # its derivative with respect to z[j] is softmax(z)[j]
     d = sp.diff(out, z[j])
     assert d == sp.exp(z[j] - out)
@@ -289,8 +299,8 @@ def test_rule_softmax_cross_entropy():
     lse = LogSumExp(z[m], sp.Tuple(m, 0, K - 1))
     expr = lse * sp.Sum(y[k], (k, 0, K - 1)) - sp.Sum(z[k] * y[k], (k, 0, K - 1))
     out = apply_rule("softmax_cross_entropy", expr)
-    assert isinstance(out, sp.Sum) and out.has(LogSumExp)
-    # the same function (any number of classes): one shifted logsumexp per row inside the class sum
+    assert out.has(MaxOver) and out.has(SumBelowOne) and not out.has(LogSumExp)
+    # the same function (any number of classes): log1p(R)·Σ_k y_k − Σ_k y_k·(z_k − M), both parts ≥ 0
     for zs, ys in (([1.0, -2.0, 800.0], [0.0, 1.0, 0.0]), ([-40.0, -40.0, 0.0], [0.0, 0.0, 2.0])):
         values = {**{z[i]: zs[i] for i in range(3)}, **{y[i]: ys[i] for i in range(3)}}
         want = exact(expr.subs(K, 3).doit(), values)
@@ -299,7 +309,7 @@ def test_rule_softmax_cross_entropy():
     # a coefficient and other terms are kept; a sum over other weights than the logsumexp's total is left alone
     a = sp.Symbol("a", real=True)
     out2 = apply_rule("softmax_cross_entropy", 2 * expr + a)
-    assert out2.has(a) and out2.has(LogSumExp)
+    assert out2.has(a) and out2.has(SumBelowOne)
     ctx_expr = lse * sp.Sum(y[k], (k, 0, K - 1)) - sp.Sum(z[k] ** 2 * y[k], (k, 0, K - 1))
     from symloss.stabilize import Context
 
@@ -639,7 +649,8 @@ def test_rule_piecewise_guard():
 
 
 # ---------------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("fn", [f for f in STABLE_FUNCTIONS if f not in (LogSumExp, Guard)], ids=lambda f: f.__name__)
+@pytest.mark.parametrize("fn", [f for f in STABLE_FUNCTIONS if f not in (LogSumExp, MaxOver, SumBelowOne, Guard)],
+                         ids=lambda f: f.__name__)
 def test_stable_functions_have_exact_derivatives(fn):
     """fdiff against a central difference of the elementary form, with 40 digits."""
     args = {1: (sp.Float("0.7", 40),), 2: (sp.Float("0.7", 40), sp.Float("1.3", 40))}[fn.nargs.args[0] if hasattr(

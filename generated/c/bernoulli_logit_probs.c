@@ -62,7 +62,7 @@ static double symloss_bernoulli_logit_probs_sigmoid(double x)
 static double symloss_bernoulli_logit_probs_terms(double logits, double y)
 {
     (void)logits; (void)y;
-    return y*symloss_bernoulli_logit_probs_softplus(-logits) + (-y + 1.0)*symloss_bernoulli_logit_probs_softplus(logits);
+    return y*symloss_bernoulli_logit_probs_softplus(-logits) + (1.0 - y)*symloss_bernoulli_logit_probs_softplus(logits);
 }
 
 /* ℓ of one observation, and its partial derivatives ∂ℓ/∂logits into _g. */
@@ -70,7 +70,7 @@ static double symloss_bernoulli_logit_probs_terms_and_grads(double logits, doubl
 {
     (void)logits; (void)y;
     const double _t0 = -logits;
-    const double _t1 = -y + 1.0;
+    const double _t1 = 1.0 - y;
     _g[0] = _t1*symloss_bernoulli_logit_probs_sigmoid(logits) - y*symloss_bernoulli_logit_probs_sigmoid(_t0);
     return _t1*symloss_bernoulli_logit_probs_softplus(logits) + y*symloss_bernoulli_logit_probs_softplus(_t0);
 }

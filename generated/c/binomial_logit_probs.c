@@ -82,7 +82,7 @@ static double symloss_binomial_logit_probs_constant(double total_count, double l
 {
     (void)total_count; (void)logits; (void)y;
     const double _t0 = total_count + 1.0;
-    return -lgamma(_t0) + lgamma(-y + _t0) + lgamma(y + 1.0);
+    return lgamma(_t0 - y) - lgamma(_t0) + lgamma(y + 1.0);
 }
 
 void symloss_binomial_logit_probs_loss(const double *total_count, const double *logits, const double *y, size_t _n, int _full, double *_out)

@@ -94,7 +94,7 @@ static double symloss_continuousbernoulli_logit_probs_dlog_tanhc(double x)
 static double symloss_continuousbernoulli_logit_probs_terms(double logits, double y)
 {
     (void)logits; (void)y;
-    const double _t0 = (-y + 1.0)*symloss_continuousbernoulli_logit_probs_softplus(logits);
+    const double _t0 = (1.0 - y)*symloss_continuousbernoulli_logit_probs_softplus(logits);
     return _t0 + y*symloss_continuousbernoulli_logit_probs_softplus(-logits) + symloss_continuousbernoulli_logit_probs_log_tanhc((0.5)*logits) - 0.6931471805599453;
 }
 
@@ -104,7 +104,7 @@ static double symloss_continuousbernoulli_logit_probs_terms_and_grads(double log
     (void)logits; (void)y;
     const double _t0 = (0.5)*logits;
     const double _t1 = -logits;
-    const double _t2 = -y + 1.0;
+    const double _t2 = 1.0 - y;
     _g[0] = _t2*symloss_continuousbernoulli_logit_probs_sigmoid(logits) - y*symloss_continuousbernoulli_logit_probs_sigmoid(_t1) + (0.5)*symloss_continuousbernoulli_logit_probs_dlog_tanhc(_t0);
     return _t2*symloss_continuousbernoulli_logit_probs_softplus(logits) + y*symloss_continuousbernoulli_logit_probs_softplus(_t1) + symloss_continuousbernoulli_logit_probs_log_tanhc(_t0) - 0.6931471805599453;
 }

@@ -83,7 +83,7 @@ static double symloss_kumaraswamy_log_concentration1_log_concentration0_terms_an
     const double _t2 = _t1*log(y);
     const double _t3 = -_t2;
     const double _t4 = symloss_kumaraswamy_log_concentration1_log_concentration0_log1mexp(_t3);
-    _g[0] = -_t2 + symloss_kumaraswamy_log_concentration1_log_concentration0_xlogy(_t0*_t1/expm1(_t3), y) - 1.0;
+    _g[0] = symloss_kumaraswamy_log_concentration1_log_concentration0_xlogy(_t0*_t1/expm1(_t3), y) - _t2 - 1.0;
     _g[1] = -_t4*exp(log_concentration0) - 1.0;
     return -log_concentration0 - log_concentration1 - _t0*_t4 - symloss_kumaraswamy_log_concentration1_log_concentration0_xlogy(expm1(log_concentration1), y);
 }

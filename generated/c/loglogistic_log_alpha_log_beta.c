@@ -79,7 +79,7 @@ static double symloss_loglogistic_log_alpha_log_beta_terms(double log_alpha, dou
 {
     (void)log_alpha; (void)log_beta; (void)y;
     const double _t0 = expm1(log_beta);
-    const double _t1 = 2.0*symloss_loglogistic_log_alpha_log_beta_softplus((-log_alpha + log(y))*exp(log_beta));
+    const double _t1 = 2.0*symloss_loglogistic_log_alpha_log_beta_softplus((log(y) - log_alpha)*exp(log_beta));
     return log_alpha - log_beta + _t0*log_alpha + _t1 - symloss_loglogistic_log_alpha_log_beta_xlogy(_t0, y);
 }
 
@@ -90,9 +90,9 @@ static double symloss_loglogistic_log_alpha_log_beta_terms_and_grads(double log_
     const double _t0 = expm1(log_beta);
     const double _t1 = exp(log_beta);
     const double _t2 = log(y);
-    const double _t3 = _t1*(-log_alpha + _t2);
+    const double _t3 = _t1*(_t2 - log_alpha);
     _g[0] = -_t1*tanh((0.5)*_t3);
-    _g[1] = -_t1*_t2 + _t1*log_alpha + 2.0*_t3*symloss_loglogistic_log_alpha_log_beta_sigmoid(_t3) - 1.0;
+    _g[1] = _t1*log_alpha - _t1*_t2 + 2.0*_t3*symloss_loglogistic_log_alpha_log_beta_sigmoid(_t3) - 1.0;
     return log_alpha - log_beta + _t0*log_alpha + 2.0*symloss_loglogistic_log_alpha_log_beta_softplus(_t3) - symloss_loglogistic_log_alpha_log_beta_xlogy(_t0, y);
 }
 

@@ -147,7 +147,7 @@ static double symloss_studentt_learnt_df_terms(double log_df, double loc, double
     const double _t0 = (0.5)*exp(log_df);
     const double _t1 = _t0 + 0.5;
     const double _t2 = (0.5)*log_df + log_scale;
-    return _t1*symloss_studentt_learnt_df_log1p_square(-loc + y, -_t2) + _t2 + lgamma(_t0) - lgamma(_t1);
+    return _t1*symloss_studentt_learnt_df_log1p_square(y - loc, -_t2) + _t2 + lgamma(_t0) - lgamma(_t1);
 }
 
 /* ℓ of one observation, and its partial derivatives ∂ℓ/∂log_df, ∂ℓ/∂loc, ∂ℓ/∂log_scale into _g. */
@@ -166,7 +166,7 @@ static double symloss_studentt_learnt_df_terms_and_grads(double log_df, double l
     const double _t9 = symloss_studentt_learnt_df_log1p_square_dv(_t4, _t6);
     _g[0] = (0.5)*_t0*_t7 - _t1*_t9 - _t1*symloss_studentt_learnt_df_digamma_diff(_t1, 0.5) + (0.5)*_t8;
     _g[1] = (_t0 + 1.0)*symloss_studentt_learnt_df_log1p_square_du(_t3, _t6);
-    _g[2] = -_t0*_t9 + _t8;
+    _g[2] = _t8 - _t0*_t9;
     return _t2*_t7 + _t5 + lgamma(_t1) - lgamma(_t2);
 }
 

@@ -143,7 +143,7 @@ static double symloss_studentt_log_scale_terms(double df, double loc, double log
     const double _t0 = (0.5)*df;
     const double _t1 = _t0 + 0.5;
     const double _t2 = log_scale + (0.5)*log(df);
-    return _t1*symloss_studentt_log_scale_log1p_square(-loc + y, -_t2) + _t2 + lgamma(_t0) - lgamma(_t1);
+    return _t1*symloss_studentt_log_scale_log1p_square(y - loc, -_t2) + _t2 + lgamma(_t0) - lgamma(_t1);
 }
 
 /* ℓ of one observation, and its partial derivatives ∂ℓ/∂df, ∂ℓ/∂loc, ∂ℓ/∂log_scale into _g. */
@@ -159,9 +159,9 @@ static double symloss_studentt_log_scale_terms_and_grads(double df, double loc, 
     const double _t7 = symloss_studentt_log_scale_log1p_square(_t4, _t6);
     const double _t8 = (1.0/(df));
     const double _t9 = symloss_studentt_log_scale_log1p_square_dv(_t4, _t6);
-    _g[0] = -_t1*_t8*_t9 + (0.5)*_t7 + (0.5)*_t8 - 0.5*symloss_studentt_log_scale_digamma_diff(_t0, 0.5);
+    _g[0] = (0.5)*_t7 - _t1*_t8*_t9 + (0.5)*_t8 - 0.5*symloss_studentt_log_scale_digamma_diff(_t0, 0.5);
     _g[1] = (df + 1.0)*symloss_studentt_log_scale_log1p_square_du(_t3, _t6);
-    _g[2] = -_t9*df + symloss_studentt_log_scale_log1p_square_dvc(_t4, _t6);
+    _g[2] = symloss_studentt_log_scale_log1p_square_dvc(_t4, _t6) - _t9*df;
     return _t1*_t7 + _t5 + lgamma(_t0) - lgamma(_t1);
 }
 

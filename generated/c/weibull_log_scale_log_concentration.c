@@ -66,8 +66,8 @@ static double symloss_weibull_log_scale_log_concentration_terms(double log_scale
 {
     (void)log_scale; (void)log_concentration; (void)y;
     const double _t0 = expm1(log_concentration);
-    const double _t1 = exp((-log_scale + log(y))*exp(log_concentration));
-    return -log_concentration + log_scale + _t0*log_scale + _t1 - symloss_weibull_log_scale_log_concentration_xlogy(_t0, y);
+    const double _t1 = exp((log(y) - log_scale)*exp(log_concentration));
+    return log_scale - log_concentration + _t0*log_scale + _t1 - symloss_weibull_log_scale_log_concentration_xlogy(_t0, y);
 }
 
 /* ℓ of one observation, and its partial derivatives ∂ℓ/∂log_scale, ∂ℓ/∂log_concentration into _g. */
@@ -76,11 +76,11 @@ static double symloss_weibull_log_scale_log_concentration_terms_and_grads(double
     (void)log_scale; (void)log_concentration; (void)y;
     const double _t0 = expm1(log_concentration);
     const double _t1 = exp(log_concentration);
-    const double _t2 = _t1*(-log_scale + log(y));
+    const double _t2 = _t1*(log(y) - log_scale);
     const double _t3 = _t1*expm1(_t2);
     _g[0] = ((_t2 < 0.0) ? -_t3 : exp(log_concentration + _t2)*expm1(-_t2));
-    _g[1] = -_t3*log_scale + symloss_weibull_log_scale_log_concentration_xlogy(_t3, y) - 1.0;
-    return -log_concentration + log_scale + _t0*log_scale + exp(_t2) - symloss_weibull_log_scale_log_concentration_xlogy(_t0, y);
+    _g[1] = symloss_weibull_log_scale_log_concentration_xlogy(_t3, y) - _t3*log_scale - 1.0;
+    return log_scale - log_concentration + _t0*log_scale + exp(_t2) - symloss_weibull_log_scale_log_concentration_xlogy(_t0, y);
 }
 
 /* The dropped constant c = −log p − ℓ of one observation. */

@@ -156,7 +156,7 @@ static double symloss_zinb_terms(double log_total_count, double logits, double l
     const double _t12 = _t10*(-_t3 - _t9 + 1.0) + (0.5)*_t9 - symloss_zinb_lgammacor(_t10) - 0.9189385332046728;
     const double _t13 = (_t8 ? _t12 : -_t11*_t3 - lgamma(_t11));
     const double _t14 = -(1.0 - _t0)*(_t13 - _t6 - y*symloss_zinb_softplus(-logits) + lgamma(y + _t2) - lgamma(y + 1.0));
-    return -_t0*((_t5 > -0.5) ? log1p(_t5) : symloss_zinb_logaddexp(-_t4 - _t6, -symloss_zinb_softplus(_t1))) + _t14;
+    return _t14 - _t0*((_t5 > -0.5) ? log1p(_t5) : symloss_zinb_logaddexp(-_t4 - _t6, -symloss_zinb_softplus(_t1)));
 }
 
 /* ℓ of one observation, and its partial derivatives ∂ℓ/∂log_total_count, ∂ℓ/∂logits, ∂ℓ/∂logit_gate into _g. */
@@ -186,7 +186,7 @@ static double symloss_zinb_terms_and_grads(double log_total_count, double logits
     _g[0] = (_t0 ? _t15*_t5 : _t3*(_t4 - symloss_zinb_digamma_diff(_t3, y)));
     _g[1] = (_t0 ? _t15*_t16*_t3 : _t16*_t3 - y*symloss_zinb_sigmoid(_t8));
     _g[2] = (_t0 ? _t6*symloss_zinb_sigmoid(_t14) : symloss_zinb_sigmoid(logit_gate));
-    return -_t1*((_t6 > -0.5) ? log1p(_t6) : symloss_zinb_logaddexp(-_t5 - _t7, -symloss_zinb_softplus(_t2))) + _t19;
+    return _t19 - _t1*((_t6 > -0.5) ? log1p(_t6) : symloss_zinb_logaddexp(-_t5 - _t7, -symloss_zinb_softplus(_t2)));
 }
 
 /* The dropped constant c = −log p − ℓ of one observation. */

@@ -64,13 +64,13 @@ _WRT_INDEX = (0,)
 
 def _loss_terms(logits, y):
     """ℓ of each observation."""
-    return y*jnp.logaddexp(0.0, -logits) + (-y + 1)*jnp.logaddexp(0.0, logits)
+    return y*jnp.logaddexp(0.0, -logits) + (1 - y)*jnp.logaddexp(0.0, logits)
 
 
 def _loss_terms_and_grads(logits, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂logits."""
     _t0 = -logits
-    _t1 = -y + 1
+    _t1 = 1 - y
     _value = _t1*jnp.logaddexp(0.0, logits) + y*jnp.logaddexp(0.0, _t0)
     _grad0 = _t1*jax.nn.sigmoid(logits) - y*jax.nn.sigmoid(_t0)
     return _value, (_grad0,)

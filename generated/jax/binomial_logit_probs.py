@@ -81,7 +81,7 @@ def _loss_terms_and_grads(total_count, logits, y):
 def _constant(total_count, logits, y):
     """The dropped constant c = −log p − ℓ of each observation."""
     _t0 = total_count + 1
-    _t1 = jax.scipy.special.gammaln(-y + _t0)
+    _t1 = jax.scipy.special.gammaln(_t0 - y)
     return _t1 - jax.scipy.special.gammaln(_t0) + jax.scipy.special.gammaln(y + 1)
 
 

@@ -94,7 +94,7 @@ def _loss_terms_and_grads(log_concentration1, log_concentration0, y):
     _t4 = _log1mexp(_t3)
     _t5 = -jax.scipy.special.xlogy(jnp.expm1(log_concentration1), y)
     _value = -log_concentration0 - log_concentration1 - _t0*_t4 + _t5
-    _grad0 = -_t2 + jax.scipy.special.xlogy(_t0*_t1/jnp.expm1(_t3), y) - 1
+    _grad0 = jax.scipy.special.xlogy(_t0*_t1/jnp.expm1(_t3), y) - _t2 - 1
     _grad1 = -_t4*jnp.exp(log_concentration0) - 1
     return _value, (_grad0, _grad1)
 

@@ -75,7 +75,7 @@ _WRT_INDEX = (0, 1)
 def _loss_terms(log_alpha, log_beta, y):
     """ℓ of each observation."""
     _t0 = jnp.expm1(log_beta)
-    _t1 = 2*jnp.logaddexp(0.0, (-log_alpha + jnp.log(y))*jnp.exp(log_beta))
+    _t1 = 2*jnp.logaddexp(0.0, (jnp.log(y) - log_alpha)*jnp.exp(log_beta))
     return log_alpha - log_beta + _t0*log_alpha + _t1 - jax.scipy.special.xlogy(_t0, y)
 
 
@@ -84,11 +84,11 @@ def _loss_terms_and_grads(log_alpha, log_beta, y):
     _t0 = jnp.expm1(log_beta)
     _t1 = jnp.exp(log_beta)
     _t2 = jnp.log(y)
-    _t3 = _t1*(-log_alpha + _t2)
+    _t3 = _t1*(_t2 - log_alpha)
     _t4 = -jax.scipy.special.xlogy(_t0, y)
     _value = log_alpha - log_beta + _t0*log_alpha + _t4 + 2*jnp.logaddexp(0.0, _t3)
     _grad0 = -_t1*jnp.tanh((1/2)*_t3)
-    _grad1 = -_t1*_t2 + _t1*log_alpha + 2*_t3*jax.nn.sigmoid(_t3) - 1
+    _grad1 = _t1*log_alpha - _t1*_t2 + 2*_t3*jax.nn.sigmoid(_t3) - 1
     return _value, (_grad0, _grad1)
 
 

@@ -149,7 +149,7 @@ def _loss_terms(log_df, loc, log_scale, y):
     _t0 = (1/2)*jnp.exp(log_df)
     _t1 = _t0 + 1/2
     _t2 = (1/2)*log_df + log_scale
-    _t3 = _t1*_log1p_square(-loc + y, -_t2)
+    _t3 = _t1*_log1p_square(y - loc, -_t2)
     return _t2 + _t3 + jax.scipy.special.gammaln(_t0) - jax.scipy.special.gammaln(_t1)
 
 
@@ -168,7 +168,7 @@ def _loss_terms_and_grads(log_df, loc, log_scale, y):
     _value = _t2*_t7 + _t5 + jax.scipy.special.gammaln(_t1) - jax.scipy.special.gammaln(_t2)
     _grad0 = (1/2)*_t0*_t7 - _t1*_t9 - _t1*_digamma_diff(_t1, 1/2) + (1/2)*_t8
     _grad1 = (_t0 + 1)*_log1p_square_du(_t3, _t6)
-    _grad2 = -_t0*_t9 + _t8
+    _grad2 = _t8 - _t0*_t9
     return _value, (_grad0, _grad1, _grad2)
 
 

@@ -75,20 +75,20 @@ _WRT_INDEX = (0, 1)
 def _loss_terms(log_scale, log_concentration, y):
     """ℓ of each observation."""
     _t0 = jnp.expm1(log_concentration)
-    _t1 = jnp.exp((-log_scale + jnp.log(y))*jnp.exp(log_concentration))
-    return -log_concentration + log_scale + _t0*log_scale + _t1 - jax.scipy.special.xlogy(_t0, y)
+    _t1 = jnp.exp((jnp.log(y) - log_scale)*jnp.exp(log_concentration))
+    return log_scale - log_concentration + _t0*log_scale + _t1 - jax.scipy.special.xlogy(_t0, y)
 
 
 def _loss_terms_and_grads(log_scale, log_concentration, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂log_scale, ∂ℓ/∂log_concentration."""
     _t0 = jnp.expm1(log_concentration)
     _t1 = jnp.exp(log_concentration)
-    _t2 = _t1*(-log_scale + jnp.log(y))
+    _t2 = _t1*(jnp.log(y) - log_scale)
     _t3 = _t1*jnp.expm1(_t2)
     _t4 = -jax.scipy.special.xlogy(_t0, y)
-    _value = -log_concentration + log_scale + _t0*log_scale + _t4 + jnp.exp(_t2)
+    _value = log_scale - log_concentration + _t0*log_scale + _t4 + jnp.exp(_t2)
     _grad0 = jnp.where((_t2 < 0), -_t3, jnp.exp(log_concentration + _t2)*jnp.expm1(-_t2))
-    _grad1 = -_t3*log_scale + jax.scipy.special.xlogy(_t3, y) - 1
+    _grad1 = jax.scipy.special.xlogy(_t3, y) - _t3*log_scale - 1
     return _value, (_grad0, _grad1)
 
 

@@ -94,7 +94,7 @@ def _dlog_tanhc(x):
 
 def _loss_terms(logits, y):
     """ℓ of each observation."""
-    _t0 = (-y + 1)*np.logaddexp(0.0, logits)
+    _t0 = (1 - y)*np.logaddexp(0.0, logits)
     return _t0 + y*np.logaddexp(0.0, -logits) + _log_tanhc((1/2)*logits) - math.log(2)
 
 
@@ -102,7 +102,7 @@ def _loss_terms_and_grads(logits, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂logits."""
     _t0 = (1/2)*logits
     _t1 = -logits
-    _t2 = -y + 1
+    _t2 = 1 - y
     _value = _t2*np.logaddexp(0.0, logits) + y*np.logaddexp(0.0, _t1) + _log_tanhc(_t0) - math.log(2)
     _grad0 = _t2*_sigmoid(logits) - y*_sigmoid(_t1) + (1/2)*_dlog_tanhc(_t0)
     return _value, (_grad0,)

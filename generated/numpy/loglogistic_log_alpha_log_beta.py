@@ -80,7 +80,7 @@ def _xlogy(x, y):
 def _loss_terms(log_alpha, log_beta, y):
     """ℓ of each observation."""
     _t0 = np.expm1(log_beta)
-    _t1 = 2*np.logaddexp(0.0, (-log_alpha + np.log(y))*np.exp(log_beta))
+    _t1 = 2*np.logaddexp(0.0, (np.log(y) - log_alpha)*np.exp(log_beta))
     return log_alpha - log_beta + _t0*log_alpha + _t1 - _xlogy(_t0, y)
 
 
@@ -89,10 +89,10 @@ def _loss_terms_and_grads(log_alpha, log_beta, y):
     _t0 = np.expm1(log_beta)
     _t1 = np.exp(log_beta)
     _t2 = np.log(y)
-    _t3 = _t1*(-log_alpha + _t2)
+    _t3 = _t1*(_t2 - log_alpha)
     _value = log_alpha - log_beta + _t0*log_alpha + 2*np.logaddexp(0.0, _t3) - _xlogy(_t0, y)
     _grad0 = -_t1*np.tanh((1/2)*_t3)
-    _grad1 = -_t1*_t2 + _t1*log_alpha + 2*_t3*_sigmoid(_t3) - 1
+    _grad1 = _t1*log_alpha - _t1*_t2 + 2*_t3*_sigmoid(_t3) - 1
     return _value, (_grad0, _grad1)
 
 

@@ -154,7 +154,7 @@ def _loss_terms(df, loc, log_scale, y):
     _t0 = (1/2)*df
     _t1 = _t0 + 1/2
     _t2 = log_scale + (1/2)*np.log(df)
-    return _t1*_log1p_square(-loc + y, -_t2) + _t2 + _lgamma(_t0) - _lgamma(_t1)
+    return _t1*_log1p_square(y - loc, -_t2) + _t2 + _lgamma(_t0) - _lgamma(_t1)
 
 
 def _loss_terms_and_grads(df, loc, log_scale, y):
@@ -169,9 +169,9 @@ def _loss_terms_and_grads(df, loc, log_scale, y):
     _t8 = 1/df
     _t9 = _log1p_square_dv(_t4, _t6)
     _value = _t1*_t7 + _t5 + _lgamma(_t0) - _lgamma(_t1)
-    _grad0 = -_t1*_t8*_t9 + (1/2)*_t7 + (1/2)*_t8 - 1/2*_digamma_diff(_t0, 1/2)
+    _grad0 = (1/2)*_t7 - _t1*_t8*_t9 + (1/2)*_t8 - 1/2*_digamma_diff(_t0, 1/2)
     _grad1 = (df + 1)*_log1p_square_du(_t3, _t6)
-    _grad2 = -_t9*df + _log1p_square_dvc(_t4, _t6)
+    _grad2 = _log1p_square_dvc(_t4, _t6) - _t9*df
     return _value, (_grad0, _grad1, _grad2)
 
 

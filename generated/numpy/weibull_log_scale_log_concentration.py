@@ -74,19 +74,19 @@ def _xlogy(x, y):
 def _loss_terms(log_scale, log_concentration, y):
     """ℓ of each observation."""
     _t0 = np.expm1(log_concentration)
-    _t1 = np.exp((-log_scale + np.log(y))*np.exp(log_concentration))
-    return -log_concentration + log_scale + _t0*log_scale + _t1 - _xlogy(_t0, y)
+    _t1 = np.exp((np.log(y) - log_scale)*np.exp(log_concentration))
+    return log_scale - log_concentration + _t0*log_scale + _t1 - _xlogy(_t0, y)
 
 
 def _loss_terms_and_grads(log_scale, log_concentration, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂log_scale, ∂ℓ/∂log_concentration."""
     _t0 = np.expm1(log_concentration)
     _t1 = np.exp(log_concentration)
-    _t2 = _t1*(-log_scale + np.log(y))
+    _t2 = _t1*(np.log(y) - log_scale)
     _t3 = _t1*np.expm1(_t2)
-    _value = -log_concentration + log_scale + _t0*log_scale + np.exp(_t2) - _xlogy(_t0, y)
+    _value = log_scale - log_concentration + _t0*log_scale + np.exp(_t2) - _xlogy(_t0, y)
     _grad0 = np.where((_t2 < 0), -_t3, np.exp(log_concentration + _t2)*np.expm1(-_t2))
-    _grad1 = -_t3*log_scale + _xlogy(_t3, y) - 1
+    _grad1 = _xlogy(_t3, y) - _t3*log_scale - 1
     return _value, (_grad0, _grad1)
 
 

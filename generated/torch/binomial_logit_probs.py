@@ -96,7 +96,7 @@ def _loss_terms_and_grads(total_count, logits, y):
 def _constant(total_count, logits, y):
     """The dropped constant c = −log p − ℓ of each observation."""
     _t0 = total_count + 1
-    return -torch.lgamma(_t0) + torch.lgamma(-y + _t0) + torch.lgamma(y + 1)
+    return torch.lgamma(_t0 - y) - torch.lgamma(_t0) + torch.lgamma(y + 1)
 
 
 def _check(reduction):

@@ -111,14 +111,14 @@ def _dlog_tanhc(x):
 
 def _loss_terms(logits, y):
     """ℓ of each observation."""
-    return y*_softplus(-logits) + (-y + 1)*_softplus(logits) + _log_tanhc((1/2)*logits) - math.log(2)
+    return y*_softplus(-logits) + (1 - y)*_softplus(logits) + _log_tanhc((1/2)*logits) - math.log(2)
 
 
 def _loss_terms_and_grads(logits, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂logits."""
     _t0 = (1/2)*logits
     _t1 = -logits
-    _t2 = -y + 1
+    _t2 = 1 - y
     _value = _t2*_softplus(logits) + y*_softplus(_t1) + _log_tanhc(_t0) - math.log(2)
     _grad0 = _t2*torch.sigmoid(logits) - y*torch.sigmoid(_t1) + (1/2)*_dlog_tanhc(_t0)
     return _value, (_grad0,)

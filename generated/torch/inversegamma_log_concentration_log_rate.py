@@ -109,8 +109,8 @@ def _loss_terms(log_concentration, log_rate, y):
     _t2 = torch.where(_t1, log_concentration, _t0)
     _t3 = torch.exp(_t2)
     _t4 = torch.exp(torch.where((log_concentration < _t0), log_concentration, _t0 - 1))
-    _t5 = -1/2*_t2 + _t3*(-log_rate + _t2 - 1) + _lgammacor(_t3) + 0.9189385332046728
-    _t6 = torch.where(_t1, _t5, -_t4*log_rate + torch.lgamma(_t4))
+    _t5 = _t3*(_t2 - log_rate - 1) - 1/2*_t2 + _lgammacor(_t3) + 0.9189385332046728
+    _t6 = torch.where(_t1, _t5, torch.lgamma(_t4) - _t4*log_rate)
     return _t6 - (-torch.exp(log_concentration) - 1)*torch.log(y) + torch.exp(log_rate)/y
 
 
@@ -125,9 +125,9 @@ def _loss_terms_and_grads(log_concentration, log_rate, y):
     _t6 = torch.where(_t5, log_concentration, _t4)
     _t7 = torch.exp(_t6)
     _t8 = torch.exp(torch.where((log_concentration < _t4), log_concentration, _t4 - 1))
-    _t9 = -1/2*_t6 + _t7*(-log_rate + _t6 - 1) + _lgammacor(_t7) + 0.9189385332046728
+    _t9 = _t7*(_t6 - log_rate - 1) - 1/2*_t6 + _lgammacor(_t7) + 0.9189385332046728
     _t10 = log_concentration - log_rate + _t2 + _digammacor(_t3) - 1/2*torch.exp(-log_concentration)
-    _value = _t0*_t1 - _t2*(-_t3 - 1) + torch.where(_t5, _t9, -_t8*log_rate + torch.lgamma(_t8))
+    _value = _t0*_t1 - _t2*(-_t3 - 1) + torch.where(_t5, _t9, torch.lgamma(_t8) - _t8*log_rate)
     _grad0 = _t10*_t3
     _grad1 = _t0*_t1 - _t3
     return _value, (_grad0, _grad1)

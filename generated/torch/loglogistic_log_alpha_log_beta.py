@@ -90,7 +90,7 @@ def _softplus(x):
 def _loss_terms(log_alpha, log_beta, y):
     """ℓ of each observation."""
     _t0 = torch.expm1(log_beta)
-    _t1 = 2*_softplus((-log_alpha + torch.log(y))*torch.exp(log_beta))
+    _t1 = 2*_softplus((torch.log(y) - log_alpha)*torch.exp(log_beta))
     return log_alpha - log_beta + _t0*log_alpha + _t1 - torch.special.xlogy(_t0, y)
 
 
@@ -99,10 +99,10 @@ def _loss_terms_and_grads(log_alpha, log_beta, y):
     _t0 = torch.expm1(log_beta)
     _t1 = torch.exp(log_beta)
     _t2 = torch.log(y)
-    _t3 = _t1*(-log_alpha + _t2)
+    _t3 = _t1*(_t2 - log_alpha)
     _value = log_alpha - log_beta + _t0*log_alpha + 2*_softplus(_t3) - torch.special.xlogy(_t0, y)
     _grad0 = -_t1*torch.tanh((1/2)*_t3)
-    _grad1 = -_t1*_t2 + _t1*log_alpha + 2*_t3*torch.sigmoid(_t3) - 1
+    _grad1 = _t1*log_alpha - _t1*_t2 + 2*_t3*torch.sigmoid(_t3) - 1
     return _value, (_grad0, _grad1)
 
 

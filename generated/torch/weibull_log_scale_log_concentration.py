@@ -84,20 +84,19 @@ _WRT_INDEX = (0, 1)
 def _loss_terms(log_scale, log_concentration, y):
     """ℓ of each observation."""
     _t0 = torch.expm1(log_concentration)
-    _t1 = torch.exp((-log_scale + torch.log(y))*torch.exp(log_concentration))
-    return -log_concentration + log_scale + _t0*log_scale + _t1 - torch.special.xlogy(_t0, y)
+    _t1 = torch.exp((torch.log(y) - log_scale)*torch.exp(log_concentration))
+    return log_scale - log_concentration + _t0*log_scale + _t1 - torch.special.xlogy(_t0, y)
 
 
 def _loss_terms_and_grads(log_scale, log_concentration, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂log_scale, ∂ℓ/∂log_concentration."""
     _t0 = torch.expm1(log_concentration)
     _t1 = torch.exp(log_concentration)
-    _t2 = _t1*(-log_scale + torch.log(y))
+    _t2 = _t1*(torch.log(y) - log_scale)
     _t3 = _t1*torch.expm1(_t2)
-    _t4 = -torch.special.xlogy(_t0, y)
-    _value = -log_concentration + log_scale + _t0*log_scale + _t4 + torch.exp(_t2)
+    _value = log_scale - log_concentration + _t0*log_scale + torch.exp(_t2) - torch.special.xlogy(_t0, y)
     _grad0 = torch.where((_t2 < 0), -_t3, torch.exp(log_concentration + _t2)*torch.expm1(-_t2))
-    _grad1 = -_t3*log_scale + torch.special.xlogy(_t3, y) - 1
+    _grad1 = torch.special.xlogy(_t3, y) - _t3*log_scale - 1
     return _value, (_grad0, _grad1)
 
 

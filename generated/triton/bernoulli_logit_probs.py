@@ -148,7 +148,7 @@ def _sigmoid(x):
 def _loss_terms(logits, y):
     """ℓ of each observation."""
     _dt = logits.dtype
-    return y*_softplus(-logits) + (-y + 1)*_softplus(logits)
+    return y*_softplus(-logits) + (1 - y)*_softplus(logits)
 
 
 @triton.jit
@@ -156,7 +156,7 @@ def _loss_terms_and_grads(logits, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂logits."""
     _dt = logits.dtype
     _t0 = -logits
-    _t1 = -y + 1
+    _t1 = 1 - y
     _value = _t1*_softplus(logits) + y*_softplus(_t0)
     _grad0 = _t1*_sigmoid(logits) - y*_sigmoid(_t0)
     return _value, _grad0

@@ -188,7 +188,7 @@ def _constant(total_count, logits, y):
     """The dropped constant c = −log p − ℓ of each observation."""
     _dt = total_count.dtype
     _t0 = total_count + 1
-    return -_lgamma(_t0) + _lgamma(-y + _t0) + _lgamma(y + 1)
+    return _lgamma(_t0 - y) - _lgamma(_t0) + _lgamma(y + 1)
 
 
 @triton.jit

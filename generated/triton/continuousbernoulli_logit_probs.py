@@ -205,7 +205,7 @@ def _loss_terms(logits, y):
     """ℓ of each observation."""
     _dt = logits.dtype
     _k0 = tl.full([1], -0.6931471805599453, _dt)
-    return y*_softplus(-logits) + (-y + 1)*_softplus(logits) + _log_tanhc((0.5)*logits) + _k0
+    return y*_softplus(-logits) + (1 - y)*_softplus(logits) + _log_tanhc((0.5)*logits) + _k0
 
 
 @triton.jit
@@ -215,7 +215,7 @@ def _loss_terms_and_grads(logits, y):
     _k0 = tl.full([1], -0.6931471805599453, _dt)
     _t0 = (0.5)*logits
     _t1 = -logits
-    _t2 = -y + 1
+    _t2 = 1 - y
     _value = _t2*_softplus(logits) + y*_softplus(_t1) + _log_tanhc(_t0) + _k0
     _grad0 = _t2*_sigmoid(logits) - y*_sigmoid(_t1) + (0.5)*_dlog_tanhc(_t0)
     return _value, _grad0

@@ -181,7 +181,7 @@ def _loss_terms_and_grads(log_concentration1, log_concentration0, y):
     _t3 = -_t2
     _t4 = _log1mexp(_t3)
     _value = -log_concentration0 - log_concentration1 - _t0*_t4 - _xlogy(_expm1(log_concentration1), y)
-    _grad0 = -_t2 + _xlogy(_t0*_t1/_expm1(_t3), y) - 1
+    _grad0 = _xlogy(_t0*_t1/_expm1(_t3), y) - _t2 - 1
     _grad1 = -_t4*_exp(log_concentration0) - 1
     return _value, _grad0, _grad1
 

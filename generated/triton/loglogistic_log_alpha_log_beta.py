@@ -185,7 +185,7 @@ def _loss_terms(log_alpha, log_beta, y):
     """ℓ of each observation."""
     _dt = log_alpha.dtype
     _t0 = _expm1(log_beta)
-    _t1 = 2*_softplus((-log_alpha + _log(y))*_exp(log_beta))
+    _t1 = 2*_softplus((_log(y) - log_alpha)*_exp(log_beta))
     return log_alpha - log_beta + _t0*log_alpha + _t1 - _xlogy(_t0, y)
 
 
@@ -196,10 +196,10 @@ def _loss_terms_and_grads(log_alpha, log_beta, y):
     _t0 = _expm1(log_beta)
     _t1 = _exp(log_beta)
     _t2 = _log(y)
-    _t3 = _t1*(-log_alpha + _t2)
+    _t3 = _t1*(_t2 - log_alpha)
     _value = log_alpha - log_beta + _t0*log_alpha + 2*_softplus(_t3) - _xlogy(_t0, y)
     _grad0 = -_t1*_tanh((0.5)*_t3)
-    _grad1 = -_t1*_t2 + _t1*log_alpha + 2*_t3*_sigmoid(_t3) - 1
+    _grad1 = _t1*log_alpha - _t1*_t2 + 2*_t3*_sigmoid(_t3) - 1
     return _value, _grad0, _grad1
 
 

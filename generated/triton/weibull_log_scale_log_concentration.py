@@ -151,8 +151,8 @@ def _loss_terms(log_scale, log_concentration, y):
     """ℓ of each observation."""
     _dt = log_scale.dtype
     _t0 = _expm1(log_concentration)
-    _t1 = _exp((-log_scale + _log(y))*_exp(log_concentration))
-    return -log_concentration + log_scale + _t0*log_scale + _t1 - _xlogy(_t0, y)
+    _t1 = _exp((_log(y) - log_scale)*_exp(log_concentration))
+    return log_scale - log_concentration + _t0*log_scale + _t1 - _xlogy(_t0, y)
 
 
 @triton.jit
@@ -161,11 +161,11 @@ def _loss_terms_and_grads(log_scale, log_concentration, y):
     _dt = log_scale.dtype
     _t0 = _expm1(log_concentration)
     _t1 = _exp(log_concentration)
-    _t2 = _t1*(-log_scale + _log(y))
+    _t2 = _t1*(_log(y) - log_scale)
     _t3 = _t1*_expm1(_t2)
-    _value = -log_concentration + log_scale + _t0*log_scale + _exp(_t2) - _xlogy(_t0, y)
+    _value = log_scale - log_concentration + _t0*log_scale + _exp(_t2) - _xlogy(_t0, y)
     _grad0 = tl.where((_t2 < 0), -_t3, _exp(log_concentration + _t2)*_expm1(-_t2))
-    _grad1 = -_t3*log_scale + _xlogy(_t3, y) - 1
+    _grad1 = _xlogy(_t3, y) - _t3*log_scale - 1
     return _value, _grad0, _grad1
 
 

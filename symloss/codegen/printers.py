@@ -43,7 +43,7 @@ from ..stabilize import (
     XLogY,
 )
 
-__all__ = ["ClassSum", "ClassLogSumExp", "NumpyLossPrinter", "TorchLossPrinter", "printer_for", "UNSUPPORTED"]
+__all__ = ["ClassSum", "ClassLogSumExp", "ClassMax", "ClassSumBelowOne", "NumpyLossPrinter", "TorchLossPrinter", "printer_for", "UNSUPPORTED"]
 
 
 class ClassSum(sp.Function):
@@ -57,6 +57,23 @@ class ClassLogSumExp(sp.Function):
 
     nargs = 1
 
+
+class ClassMax(sp.Function):
+    """The maximum over the class axis, keeping it with length 1 (0 where it is not finite): a lowered
+    :class:`~symloss.stabilize.MaxOver`."""
+
+    nargs = 1
+
+
+class ClassSumBelowOne(sp.Function):
+    """Σ − 1 over the class axis of terms in [0, 1] whose largest is exactly 1, keeping the axis with length 1,
+    the terms below 1 summed apart from the 1s: a lowered :class:`~symloss.stabilize.SumBelowOne`."""
+
+    nargs = 1
+
+
+#: The reductions over the class axis: one value per observation (the axis kept with length 1).
+CLASS_REDUCTIONS = (ClassSum, ClassLogSumExp, ClassMax, ClassSumBelowOne)
 
 #: Functions no printer handles, with the reason given in the "not supported" error.
 UNSUPPORTED: dict[str, str] = {
@@ -144,7 +161,44 @@ class _LossPrinterMixin:
             _, rest = t.as_coeff_Mul()
             return isinstance(rest, sp.Symbol) and not str(rest).startswith("_t")
 
-        return [t for t in terms if linear(t)] + [t for t in terms if not linear(t)]
+        terms = [t for t in terms if linear(t)] + [t for t in terms if not linear(t)]
+        # a leading negative term is a unary minus: one more pass over the arrays (and one more array) in
+        # NumPy and PyTorch.  When the second term is positive the two swap places: b − a is −a + b exactly,
+        # so the value is bit-identical and the order of the other additions unchanged.
+        if len(terms) >= 2 and self._negative(terms[0]) and not self._negative(terms[1]):
+            terms[0], terms[1] = terms[1], terms[0]
+        return terms
+
+    def _negative(self, term: sp.Expr) -> bool:
+        """Whether the sum printer writes ``term`` with a minus sign."""
+        return not term.is_Add and self._print(term).startswith("-")
+
+    #: For a class-axis loss: the symbols that hold a value per class (the vector arguments and the temporaries
+    #: computed from them); None for an elementwise loss.  Set by the model before a block is printed.
+    per_class: frozenset[sp.Basic] | None = None
+
+    def _is_per_class(self, expr: sp.Basic) -> bool:
+        if isinstance(expr, CLASS_REDUCTIONS):
+            return False
+        if isinstance(expr, sp.Symbol):
+            return expr in (self.per_class or ())
+        return any(self._is_per_class(a) for a in expr.args)
+
+    def _print_Mul(self, expr: sp.Mul) -> str:
+        """A product of a class-axis loss with its per-observation factors multiplied together first (one
+        number per row), then by the per-class factors: ``e*(s/(r + 1))`` is one pass over the classes where
+        ``s*e/(r + 1)``, evaluated left to right, is two."""
+        if self.per_class is not None:
+            factors = sp.Mul.make_args(expr)
+            per_class = [f for f in factors if self._is_per_class(f)]
+            per_row = [f for f in factors if not self._is_per_class(f)]
+            row = sp.Mul(*per_row)
+            if per_class and (len(per_row) > 1 or (row.is_Pow and row.exp.is_negative)) and row != -1:
+                sign = "-" if row.could_extract_minus_sign() else ""
+                row = -row if sign else row
+                body = self.parenthesize(sp.Mul(*per_class), PRECEDENCE["Mul"])  # type: ignore[attr-defined]
+                return f"{sign}{body}*({self._print(row)})"
+        return super()._print_Mul(expr)  # type: ignore[misc]
 
     #: the target's elementwise maximum and minimum of two arrays (None: the base printer's own)
     _max: str | None = None
@@ -316,6 +370,12 @@ class NumpyLossPrinter(_LossPrinterMixin, NumPyPrinter):
     def _print_ClassLogSumExp(self, expr: ClassLogSumExp) -> str:
         return self._helper("_logsumexp", *expr.args)
 
+    def _print_ClassMax(self, expr: ClassMax) -> str:
+        return self._helper("_class_max", *expr.args)
+
+    def _print_ClassSumBelowOne(self, expr: ClassSumBelowOne) -> str:
+        return self._helper("_sum_below_one", *expr.args)
+
     def _print_sign(self, expr: sp.sign) -> str:
         return self._call("numpy.sign", *expr.args)
 
@@ -400,6 +460,12 @@ class TorchLossPrinter(_LossPrinterMixin, TorchPrinter):
 
     def _print_ClassLogSumExp(self, expr: ClassLogSumExp) -> str:
         return self._helper("_logsumexp", *expr.args)
+
+    def _print_ClassMax(self, expr: ClassMax) -> str:
+        return self._helper("_class_max", *expr.args)
+
+    def _print_ClassSumBelowOne(self, expr: ClassSumBelowOne) -> str:
+        return self._helper("_sum_below_one", *expr.args)
 
 
 def printer_for(target: str, names: Mapping[sp.Basic, str] | None = None):

@@ -246,7 +246,7 @@ class TritonLossPrinter(_LossPrinterMixin, PythonCodePrinter):
     def _print_ClassSum(self, expr: sp.Basic) -> str:
         raise UnsupportedError("class-axis sums are not generated for the Triton target")
 
-    _print_ClassLogSumExp = _print_ClassSum
+    _print_ClassLogSumExp = _print_ClassMax = _print_ClassSumBelowOne = _print_ClassSum
 
     def _print_Function(self, expr: sp.Function) -> str:
         return self._print_not_supported(expr)
