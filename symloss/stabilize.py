@@ -27,6 +27,7 @@ from sympy.codegen.cfunctions import expm1, log1p
 __all__ = [
     "Softplus",
     "Sigmoid",
+    "Sgn",
     "LogAddExp",
     "LogAddExpFallback",
     "LogSumExp",
@@ -110,6 +111,38 @@ class Sigmoid(StableFunction):
         return 1 / (1 + sp.exp(-self.args[0]))
 
     def _eval_is_positive(self) -> bool | None:
+        return self.args[0].is_real or None
+
+
+class Sgn(StableFunction):
+    """copysign(1, x): +1 where the sign bit of x is clear (x ≥ +0), −1 where it is set (x ≤ −0).
+
+    The sign with a side at 0 (sympy's sign(0) is 0): |x| = x·Sgn(x) and the step Max(Sgn(x), 0) take the
+    same branch at 0 in every printer (by the sign bit, so that −0 agrees with copysign), and x·Sgn(x)
+    differentiates, under autograd too, to Sgn(x) = ±1, so that a second derivative at 0 is that of one
+    side, where abs'(0) = 0 would drop it.  Its own derivative is 0: it is constant on each side.
+    """
+
+    nargs = 1
+
+    @classmethod
+    def eval(cls, x: sp.Expr) -> sp.Expr | None:
+        if x.is_number and x.is_extended_real:
+            return sp.S.One if x >= 0 else sp.S.NegativeOne
+        return None
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        return sp.S.Zero
+
+    def as_elementary(self) -> sp.Expr:
+        x = self.args[0]
+        return sp.Piecewise((1, x >= 0), (-1, True))
+
+    def _eval_evalf(self, prec: int) -> sp.Expr:
+        x = self.args[0].evalf(prec_to_dps(prec))
+        return sp.S.One if x >= 0 else sp.S.NegativeOne
+
+    def _eval_is_real(self) -> bool | None:
         return self.args[0].is_real or None
 
 
@@ -735,10 +768,9 @@ class Guard(StableFunction):
 
 
 STABLE_FUNCTIONS: tuple[type[StableFunction], ...] = (
-    Softplus, Sigmoid, LogAddExp, LogSumExp, MaxOver, SumBelowOne, XLogY, XLog1pY, XMulY, Log1mExp, Log1pSquare, Log1pSquareDu, Log1pSquareDv,
-    Log1pSquareDvc, LogNdtr, LogNdtrDeriv, LogGamma, LogBeta, DigammaDifference, LgammaCorrection, DigammaCorrection,
-    LogTanhc, DLogTanhc,
-    Square, Guard,
+    Softplus, Sigmoid, Sgn, LogAddExp, LogSumExp, MaxOver, SumBelowOne, XLogY, XLog1pY, XMulY, Log1mExp, Log1pSquare,
+    Log1pSquareDu, Log1pSquareDv, Log1pSquareDvc, LogNdtr, LogNdtrDeriv, LogGamma, LogBeta, DigammaDifference,
+    LgammaCorrection, DigammaCorrection, LogTanhc, DLogTanhc, Square, Guard,
 )
 
 
@@ -1356,6 +1388,64 @@ def _softplus_difference(node: sp.Basic, ctx: Context) -> sp.Basic | None:
     return None
 
 
+def _opposite_pair(node: sp.Basic, kind: type) -> tuple[sp.Expr, sp.Expr, sp.Expr, sp.Expr, list] | None:
+    """(u, a, d, c, rest) for a sum a·f(u) + d·f(−u) + rest (f = kind) whose total weight c = a + d·s is
+    simpler than a, s = −1 for the sigmoid (its pair is a difference) and +1 for softplus: a = c − b, as the
+    (1 − y, y) of a Bernoulli or the (n − y, y) of a binomial.  u is the argument without a leading minus."""
+    terms = list(node.args)
+    found: dict[sp.Expr, tuple[sp.Expr, sp.Expr]] = {}
+    for t in terms:
+        fs = [f for f in sp.Mul.make_args(t) if isinstance(f, kind)]
+        if len(fs) == 1:
+            found.setdefault(fs[0].args[0], (t / fs[0], t))
+    for u, (a, t) in found.items():
+        if u.could_extract_minus_sign() or -u not in found:
+            continue
+        d, t2 = found[-u]
+        c = sp.expand(a + d if kind is Softplus else a - d)
+        if c == 0 or sp.count_ops(c) >= sp.count_ops(a) or a.has(kind) or d.has(kind):
+            continue
+        return u, a, d, c, [r for r in terms if r is not t and r is not t2]
+    return None
+
+
+def _softplus_pair(node: sp.Basic, ctx: Context) -> sp.Basic | None:
+    """a·softplus(u) + b·softplus(−u) → c·softplus(−|u|) + u·(c·step(u) − b),  c = a + b simpler than a.
+
+    softplus(±u) = max(±u, 0) + softplus(−|u|): one transcendental softplus for the two, and both terms
+    ≥ 0 (for a, b ≥ 0), so no cancellation; c·step(u) − b is c − b = a or −b exactly as the inputs give it.
+    |u| = u·Sgn(u) and step(u) = max(Sgn(u), 0) share the sign, which picks one side at 0 (see Sgn).
+    """
+    pair = _opposite_pair(node, Softplus)
+    if pair is None:
+        return None
+    u, a, d, c, rest = pair
+    s = Sgn(u)
+    return sp.Add(c * Softplus(-u * s) + u * _label_part(c, s, d), *rest)
+
+
+def _label_part(c: sp.Expr, s: sp.Expr, b: sp.Expr) -> sp.Expr:
+    """c·step − b, held together (unevaluated) so that no sum around it reorders its terms: computed first it is
+    exact (c − b or −b, as the inputs give them), and the value and the gradient share it."""
+    return sp.UnevaluatedExpr(c * sp.Max(s, 0) - b)
+
+
+def _sigmoid_pair(node: sp.Basic, ctx: Context) -> sp.Basic | None:
+    """a·sigmoid(u) − b·sigmoid(−u) → (c·step(u) − b) − c·Sgn(u)·sigmoid(−|u|),  c = a + b simpler than a.
+
+    The pair of softplus_pair's derivative: one sigmoid for the two, of −|u| ≤ 0; c·step(u) − b is a or −b
+    exactly, and c·σ(−|u|) is the rest (a − c·σ(−u) for u ≥ 0, c·σ(u) − b below), so that a confident
+    logit's gradient keeps its e^−|u| (σ(u) − 1 for a label 1 would round it away).  Sgn(u) = ±1 at u = 0
+    makes the derivative of this gradient (double backward) right there too.
+    """
+    pair = _opposite_pair(node, Sigmoid)
+    if pair is None:
+        return None
+    u, a, d, c, rest = pair
+    s = Sgn(u)
+    return sp.Add(_label_part(c, s, -d) - c * s * Sigmoid(-u * s), *rest)
+
+
 def _softmax_cross_entropy(node: sp.Basic, ctx: Context) -> sp.Basic | None:
     """c·L·Σ_k y_k − c·Σ_k z_k·y_k → c·(log1p(R)·Σ_k y_k − Σ_k y_k·(z_k − M)),  L = logsumexp(z) = M + log1p(R).
 
@@ -1799,6 +1889,15 @@ RULES: tuple[Rule, ...] = (
     Rule("softplus_difference", "softplus(x) − softplus(−x) → x",
          "the difference of two large numbers loses digits (and is ∞ − ∞ without the softplus rule)",
          _node(sp.Add), _softplus_difference),
+    Rule("softplus_pair", "a·softplus(u) + b·softplus(−u) → c·softplus(−|u|) + u·(c·step(u) − b)  "
+         "(c = a + b, a = c − b)",
+         "each softplus is a pass of exp and log1p over the arrays; softplus(±u) = max(±u, 0) + softplus(−|u|) "
+         "needs one, and its two parts are ≥ 0 (no cancellation at u = ±1e4 or for soft labels)",
+         _node(sp.Add), _softplus_pair),
+    Rule("sigmoid_pair", "a·sigmoid(u) − b·sigmoid(−u) → (c·step(u) − b) − c·sgn(u)·sigmoid(−|u|)  (c = a + b, "
+         "a = c − b)", "two sigmoids for one gradient; with one, of −|u|, the label's part c·step(u) − b is exact "
+         "and the e^−|u| of a confident logit survives (σ(u) − y rounds it away for y = 1)",
+         _node(sp.Add), _sigmoid_pair),
     Rule("sigmoid_to_tanh", "2·sigmoid(x) − 1 → tanh(x/2);  2a·sigmoid(x) − a → a·tanh(x/2)",
          "2·sigmoid(x) − 1 cancels near x = 0, where tanh(x/2) keeps every digit", _node(sp.Add), _sigmoid_to_tanh),
     Rule("log_tanhc", "log|tanh(u)| − log|x| → log_tanhc(u) + log|u/x|  (u/x a number)",

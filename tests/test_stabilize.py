@@ -36,6 +36,7 @@ from symloss.stabilize import (
     LogSumExp,
     LogTanhc,
     MaxOver,
+    Sgn,
     Sigmoid,
     Softplus,
     Square,
@@ -376,6 +377,57 @@ def test_rule_tanh():
     assert out == sp.tanh(x)
     assert math.isnan(float_value(naive(expr, x), 800.0))
     assert float_value(as_float(out, x), 800.0) == 1.0
+
+
+def test_rule_softplus_pair():
+    """(1 − y)·softplus(x) + y·softplus(−x) → softplus(−|x|) + x·(step(x) − y): one softplus, same value."""
+    expr = (1 - y) * Softplus(x) + y * Softplus(-x) + a
+    out = apply_rule("softplus_pair", expr)
+    assert out.has(Sgn) and len(out.atoms(Softplus)) == 1 and out.has(a)
+    pts = [{x: v, y: t, a: 0.5} for v in (-30.0, -1.5, 0.0, 2.0, 40.0) for t in (0.0, 0.3, 1.0)]
+    assert_same_value(expr, out, pts)
+    # binomial weights (n − y, y): c = n; a weight pair whose total is not simpler (y, 1) is left alone
+    n = sp.Symbol("n", positive=True)
+    binom = apply_rule("softplus_pair", (n - y) * Softplus(x) + y * Softplus(-x))
+    assert_same_value((n - y) * Softplus(x) + y * Softplus(-x), binom, [{x: -3.0, y: 2, n: 5}, {x: 7.0, y: 5, n: 5}])
+    from symloss.stabilize import Context
+
+    ctx = Context()
+    geometric = y * Softplus(x) + Softplus(-x)
+    assert RULES_BY_NAME["softplus_pair"].apply(geometric, ctx) == geometric
+    # float64: the label part and softplus(−|x|) are both ≥ 0, exact at logits ±1e4 and for a soft label
+    mod = _bernoulli_numpy()
+    for xv, yv in ((1e4, 1.0), (-1e4, 0.0), (30.0, 1.0), (30.0, 1 - 2**-30), (-40.0, 1e-20), (0.0, 0.25)):
+        want = exact(expr.subs(a, 0), {x: xv, y: yv})
+        got = float(mod.loss(np.float64(xv), np.float64(yv), reduction="none"))
+        assert abs(got - float(want)) <= 2 * math.ulp(float(want)) or float(want) == got, (xv, yv, got, want)
+
+
+def test_rule_sigmoid_pair():
+    """(1 − y)·σ(x) − y·σ(−x) → (step(x) − y) − sgn(x)·σ(−|x|): one sigmoid, same value, ½ − y at 0."""
+    expr = (1 - y) * Sigmoid(x) - y * Sigmoid(-x)
+    out = apply_rule("sigmoid_pair", expr)
+    assert out.has(Sgn) and len(out.atoms(Sigmoid)) == 1
+    pts = [{x: v, y: t} for v in (-30.0, -1.5, 0.0, 2.0, 40.0) for t in (0.0, 0.3, 1.0)]
+    assert_same_value(expr, out, pts)
+    mod = _bernoulli_numpy()
+    for xv, yv in ((30.0, 1.0), (-30.0, 0.0), (0.0, 0.3), (-0.0, 0.3), (1e4, 1.0), (2.0, 1 - 2**-40)):
+        want = float(exact(expr, {x: xv, y: yv}))
+        (g,) = mod.grad(np.float64(xv), np.float64(yv), reduction="none")
+        assert abs(float(g) - want) <= 2 * math.ulp(want), (xv, yv, float(g), want)
+
+
+def _bernoulli_numpy():
+    import symloss
+    from symloss.codegen import load
+
+    return load(symloss.derive("bernoulli", link="canonical"), "numpy")
+
+
+def test_sgn_has_a_side_at_zero():
+    assert Sgn(sp.Integer(0)) == 1 and Sgn(sp.Float(-2.5)) == -1
+    assert sp.diff(Sgn(x), x) == 0
+    assert elementary(Sgn(x)).subs(x, 0) == 1
 
 
 def test_rule_softplus_difference():

@@ -181,6 +181,9 @@ class CLossPrinter(_LossPrinterMixin, C99CodePrinter):
     def _print_Sigmoid(self, expr: sp.Basic) -> str:
         return self._helper("sigmoid", *expr.args)
 
+    def _print_Sgn(self, expr: sp.Basic) -> str:
+        return f"copysign(1.0, {self._print(expr.args[0])})"
+
     def _print_LogAddExp(self, expr: sp.Basic) -> str:
         out = self._print(expr.args[0])
         for a in expr.args[1:]:

@@ -147,6 +147,8 @@ def _gradient(loss: Loss, s: sp.Basic, value: sp.Expr, data: Sequence[sp.Basic],
         b = stabilize(sp.diff(value, s), data=data, fired=fired_b)
     except (TypeError, ValueError, NotImplementedError, AttributeError):
         b = None
+    if b is not None and b.has(sp.Derivative):  # a part held unevaluated (UnevaluatedExpr) does not differentiate
+        b = None
     if b is not None and sp.count_ops(b) < sp.count_ops(a):
         fired |= fired_b
         return b

@@ -36,6 +36,7 @@ from ..stabilize import (
     LogNdtrDeriv,
     LogSumExp,
     LogTanhc,
+    Sgn,
     Sigmoid,
     Softplus,
     Square,
@@ -43,7 +44,8 @@ from ..stabilize import (
     XLogY,
 )
 
-__all__ = ["ClassSum", "ClassLogSumExp", "ClassMax", "ClassSumBelowOne", "NumpyLossPrinter", "TorchLossPrinter", "printer_for", "UNSUPPORTED"]
+__all__ = ["ClassSum", "ClassLogSumExp", "ClassMax", "ClassSumBelowOne", "NumpyLossPrinter", "TorchLossPrinter",
+           "printer_for", "UNSUPPORTED"]
 
 
 class ClassSum(sp.Function):
@@ -316,6 +318,9 @@ class NumpyLossPrinter(_LossPrinterMixin, NumPyPrinter):
     def _print_Sigmoid(self, expr: Sigmoid) -> str:
         return self._helper("_sigmoid", *expr.args)
 
+    def _print_Sgn(self, expr: Sgn) -> str:
+        return f"{self._module_format('numpy.copysign')}(1.0, {self._print(expr.args[0])})"
+
     def _print_LogAddExp(self, expr: LogAddExp) -> str:
         return self._call("numpy.logaddexp", *expr.args)
 
@@ -405,6 +410,24 @@ class TorchLossPrinter(_LossPrinterMixin, TorchPrinter):
 
     def _print_Sigmoid(self, expr: Sigmoid) -> str:
         return self._call("torch.sigmoid", *expr.args)
+
+    def _print_Sgn(self, expr: Sgn) -> str:
+        return self._helper("_sgn", *expr.args)
+
+    def _print_Max(self, expr: sp.Max) -> str:
+        # torch.maximum takes no Python number; max(x, c) is a clamp (one pass, no tensor made of c)
+        numbers = [a for a in expr.args if a.is_number]
+        if len(expr.args) == 2 and len(numbers) == 1:
+            (other,) = [a for a in expr.args if not a.is_number]
+            return self._call("torch.clamp_min", other, numbers[0])
+        return super()._print_Max(expr)
+
+    def _print_Min(self, expr: sp.Min) -> str:
+        numbers = [a for a in expr.args if a.is_number]
+        if len(expr.args) == 2 and len(numbers) == 1:
+            (other,) = [a for a in expr.args if not a.is_number]
+            return self._call("torch.clamp_max", other, numbers[0])
+        return super()._print_Min(expr)
 
     def _print_LogAddExp(self, expr: LogAddExp) -> str:
         return self._call("torch.logaddexp", *expr.args)

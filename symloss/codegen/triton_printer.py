@@ -197,6 +197,10 @@ class TritonLossPrinter(_LossPrinterMixin, PythonCodePrinter):
     def _print_Sigmoid(self, expr: sp.Basic) -> str:
         return self._helper("_sigmoid", *expr.args)
 
+    def _print_Sgn(self, expr: sp.Basic) -> str:
+        # by comparison (Triton has no copysign): −0 counts as +0 here, the same for every use of the sign
+        return f"tl.where({self._print(expr.args[0])} < 0, -1.0, 1.0)"
+
     def _print_LogAddExp(self, expr: sp.Basic) -> str:
         out = self._print(expr.args[0])
         for a in expr.args[1:]:
