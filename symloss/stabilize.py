@@ -28,6 +28,7 @@ __all__ = [
     "Softplus",
     "Sigmoid",
     "Sgn",
+    "Held",
     "LogAddExp",
     "LogAddExpFallback",
     "LogSumExp",
@@ -144,6 +145,19 @@ class Sgn(StableFunction):
 
     def _eval_is_real(self) -> bool | None:
         return self.args[0].is_real or None
+
+
+class Held(StableFunction):
+    """Its argument, computed on its own and first: the printers parenthesise it, and sympy does not merge its
+    terms into a sum around it (as it flattens a + (b + c)), so the order of the additions inside is kept."""
+
+    nargs = 1
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        return sp.S.One
+
+    def as_elementary(self) -> sp.Expr:
+        return self.args[0]
 
 
 class LogAddExp(StableFunction):
@@ -768,9 +782,9 @@ class Guard(StableFunction):
 
 
 STABLE_FUNCTIONS: tuple[type[StableFunction], ...] = (
-    Softplus, Sigmoid, Sgn, LogAddExp, LogSumExp, MaxOver, SumBelowOne, XLogY, XLog1pY, XMulY, Log1mExp, Log1pSquare,
-    Log1pSquareDu, Log1pSquareDv, Log1pSquareDvc, LogNdtr, LogNdtrDeriv, LogGamma, LogBeta, DigammaDifference,
-    LgammaCorrection, DigammaCorrection, LogTanhc, DLogTanhc, Square, Guard,
+    Softplus, Sigmoid, Sgn, Held, LogAddExp, LogSumExp, MaxOver, SumBelowOne, XLogY, XLog1pY, XMulY, Log1mExp,
+    Log1pSquare, Log1pSquareDu, Log1pSquareDv, Log1pSquareDvc, LogNdtr, LogNdtrDeriv, LogGamma, LogBeta,
+    DigammaDifference, LgammaCorrection, DigammaCorrection, LogTanhc, DLogTanhc, Square, Guard,
 )
 
 
@@ -1425,9 +1439,9 @@ def _softplus_pair(node: sp.Basic, ctx: Context) -> sp.Basic | None:
 
 
 def _label_part(c: sp.Expr, s: sp.Expr, b: sp.Expr) -> sp.Expr:
-    """c·step − b, held together (unevaluated) so that no sum around it reorders its terms: computed first it is
-    exact (c − b or −b, as the inputs give them), and the value and the gradient share it."""
-    return sp.UnevaluatedExpr(c * sp.Max(s, 0) - b)
+    """c·step − b, held together so that no sum around it reorders its terms: computed first it is exact
+    (c − b or −b, as the inputs give them), and the value and the gradient share it."""
+    return Held(c * sp.Max(s, 0) - b)
 
 
 def _sigmoid_pair(node: sp.Basic, ctx: Context) -> sp.Basic | None:

@@ -33,14 +33,11 @@
  *
  * Stabilising rewrites applied (symloss.stabilize):
  *     sigmoid: 1/(1 + exp(−x)) → sigmoid(x);  1/(1 + exp(x)) → sigmoid(−x)
- *     sigmoid_absorb: exp(x)·sigmoid(−x) → sigmoid(x)  (exp(x)/(1 + exp(x)) → sigmoid(x))
  *     softplus: log(1 + exp(x)) → softplus(x)
  *     softplus_difference: softplus(x) − softplus(−x) → x
  *     softplus_pair: a·softplus(u) + b·softplus(−u) → c·softplus(−|u|) + u·(c·step(u) − b)  (c = a + b, a = c − b)
- *     sigmoid_pair: a·sigmoid(u) − b·sigmoid(−u) → (c·step(u) − b) − c·sgn(u)·sigmoid(−|u|)  (c = a + b, a = c − b)
  *     sigmoid_to_tanh: 2·sigmoid(x) − 1 → tanh(x/2);  2a·sigmoid(x) − a → a·tanh(x/2)
  *     log_tanhc: log|tanh(u)| − log|x| → log_tanhc(u) + log|u/x|  (u/x a number)
- *     standardised_square: u²·exp(2v) → (u·exp(v))²
  *
  * Conventions:
  *   * Every array argument has n elements (no broadcasting; repeat a shared value); the named constants
@@ -69,12 +66,6 @@ static double symloss_continuousbernoulli_logit_probs_sigmoid(double x)
     return x >= 0.0 ? 1.0 / (1.0 + e) : e / (1.0 + e);
 }
 
-/* The sign of x: 1, −1, or x itself (±0, NaN). */
-static double symloss_continuousbernoulli_logit_probs_sign(double x)
-{
-    return x > 0.0 ? 1.0 : (x < 0.0 ? -1.0 : x);
-}
-
 /* log(tanh(x)/x), 0 at x = 0: its Taylor series below |x| = 0.05 (error < 1e-15), the formula above. */
 static double symloss_continuousbernoulli_logit_probs_log_tanhc(double x)
 {
@@ -85,6 +76,19 @@ static double symloss_continuousbernoulli_logit_probs_log_tanhc(double x)
                - s * 146.0 / 66825.0))));
     }
     return log(tanh(a)) - log(a);
+}
+
+/* d/dx log(tanh(x)/x) = 2/sinh(2x) − 1/x, 0 at x = 0: its Taylor series below |x| = 0.05, above it
+   4·exp(−2|x|)/(1 − exp(−4|x|)) − 1/|x| with the sign of x (no overflow of sinh). */
+static double symloss_continuousbernoulli_logit_probs_dlog_tanhc(double x)
+{
+    const double a = fabs(x);
+    const double s = x * x;
+    if (a < 0.05) {
+        return x * (-2.0 / 3.0 + s * (14.0 / 45.0 + s * (-124.0 / 945.0 + s * (254.0 / 4725.0
+               - s * 292.0 / 13365.0))));
+    }
+    return (x > 0.0 ? 1.0 : -1.0) * (-4.0 * exp(-2.0 * a) / expm1(-4.0 * a) - 1.0 / a);
 }
 
 /* ℓ of one observation. */
@@ -104,10 +108,7 @@ static double symloss_continuousbernoulli_logit_probs_terms_and_grads(double log
     const double _t1 = copysign(1.0, logits);
     const double _t2 = -_t1*logits;
     const double _t3 = fmax(0.0, _t1) - y;
-    const double _t4 = symloss_continuousbernoulli_logit_probs_sigmoid(-logits);
-    const double _t5 = tanh(_t0);
-    const double _t6 = 2.0*((_t4*exp(_t0))*(_t4*exp(_t0)))*symloss_continuousbernoulli_logit_probs_sign(_t5)/fabs(_t5);
-    _g[0] = _t3 - _t1*symloss_continuousbernoulli_logit_probs_sigmoid(_t2) + _t6 + (-_t4 - symloss_continuousbernoulli_logit_probs_sigmoid(logits))*symloss_continuousbernoulli_logit_probs_sign(logits)/fabs(logits);
+    _g[0] = _t3 - _t1*symloss_continuousbernoulli_logit_probs_sigmoid(_t2) + (0.5)*symloss_continuousbernoulli_logit_probs_dlog_tanhc(_t0);
     return _t3*logits + symloss_continuousbernoulli_logit_probs_log_tanhc(_t0) + symloss_continuousbernoulli_logit_probs_softplus(_t2) - 0.6931471805599453;
 }
 

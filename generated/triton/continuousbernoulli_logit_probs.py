@@ -33,14 +33,11 @@ Torch built-in: none computes this loss.
 
 Stabilising rewrites applied (symloss.stabilize):
     sigmoid: 1/(1 + exp(−x)) → sigmoid(x);  1/(1 + exp(x)) → sigmoid(−x)
-    sigmoid_absorb: exp(x)·sigmoid(−x) → sigmoid(x)  (exp(x)/(1 + exp(x)) → sigmoid(x))
     softplus: log(1 + exp(x)) → softplus(x)
     softplus_difference: softplus(x) − softplus(−x) → x
     softplus_pair: a·softplus(u) + b·softplus(−u) → c·softplus(−|u|) + u·(c·step(u) − b)  (c = a + b, a = c − b)
-    sigmoid_pair: a·sigmoid(u) − b·sigmoid(−u) → (c·step(u) − b) − c·sgn(u)·sigmoid(−|u|)  (c = a + b, a = c − b)
     sigmoid_to_tanh: 2·sigmoid(x) − 1 → tanh(x/2);  2a·sigmoid(x) − a → a·tanh(x/2)
     log_tanhc: log|tanh(u)| − log|x| → log_tanhc(u) + log|u/x|  (u/x a number)
-    standardised_square: u²·exp(2v) → (u·exp(v))²
 
 Conventions:
     * Inputs broadcast against each other and the target as in torch; dtype (float32/float64) follows the
@@ -168,11 +165,6 @@ def _sigmoid(x):
 
 
 @triton.jit
-def _sign(x):
-    return tl.where(x > 0.0, 1.0, tl.where(x < 0.0, -1.0, 0.0))
-
-
-@triton.jit
 def _tanh(x):
     """tanh from expm1(−2|x|): no overflow, and no cancellation near 0."""
     e = _expm1(-2.0 * tl.abs(x))
@@ -194,6 +186,22 @@ def _log_tanhc(x):
 
 
 @triton.jit
+def _dlog_tanhc(x):
+    """d/dx log(tanh(x)/x) = 2/sinh(2x) − 1/x, 0 at x = 0: its Taylor series below |x| = 0.05, above it
+    −4·exp(−2|x|)/expm1(−4|x|) − 1/|x| with the sign of x (no overflow of sinh)."""
+    a = tl.abs(x)
+    small = a < 0.05
+    xs = tl.where(small, x, 0.0)
+    s = xs * xs
+    t = x.dtype
+    series = xs * (tl.full([1], -2 / 3, t) + s * (tl.full([1], 14 / 45, t) + s * (tl.full([1], -124 / 945, t) + s * (
+        tl.full([1], 254 / 4725, t) - s * tl.full([1], 292 / 13365, t)))))
+    big = tl.where(small, 1.0, a)
+    far = -4.0 * _exp(-2.0 * big) / _expm1(-4.0 * big) - 1.0 / big
+    return tl.where(small, series, tl.where(x < 0.0, -far, far))
+
+
+@triton.jit
 def _loss_terms(logits, y):
     """ℓ of each observation."""
     _dt = logits.dtype
@@ -211,11 +219,8 @@ def _loss_terms_and_grads(logits, y):
     _t1 = tl.where(logits < 0, -1.0, 1.0)
     _t2 = -_t1*logits
     _t3 = tl.maximum(0, _t1) - y
-    _t4 = _sigmoid(-logits)
-    _t5 = _tanh(_t0)
-    _t6 = 2*((_t4*_exp(_t0))*(_t4*_exp(_t0)))*_sign(_t5)/tl.abs(_t5)
     _value = _t3*logits + _log_tanhc(_t0) + _softplus(_t2) + _k0
-    _grad0 = _t3 - _t1*_sigmoid(_t2) + _t6 + (-_t4 - _sigmoid(logits))*_sign(logits)/tl.abs(logits)
+    _grad0 = _t3 - _t1*_sigmoid(_t2) + (0.5)*_dlog_tanhc(_t0)
     return _value, _grad0
 
 

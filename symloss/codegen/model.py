@@ -22,7 +22,7 @@ import sympy as sp
 from ..errors import InvalidIdentifierError, UnsupportedError
 from ..identifiers import safe_identifier, validate_identifier
 from ..loss import Loss
-from ..stabilize import RULES, STABLE_FUNCTIONS, LogSumExp, MaxOver, SumBelowOne, stabilize
+from ..stabilize import RULES, STABLE_FUNCTIONS, Held, LogSumExp, MaxOver, SumBelowOne, stabilize
 from .docs import module_doc
 from .printers import CLASS_REDUCTIONS, UNSUPPORTED, ClassLogSumExp, ClassMax, ClassSum, ClassSumBelowOne
 from .targets import TARGETS, get_target
@@ -146,8 +146,6 @@ def _gradient(loss: Loss, s: sp.Basic, value: sp.Expr, data: Sequence[sp.Basic],
     try:
         b = stabilize(sp.diff(value, s), data=data, fired=fired_b)
     except (TypeError, ValueError, NotImplementedError, AttributeError):
-        b = None
-    if b is not None and b.has(sp.Derivative):  # a part held unevaluated (UnevaluatedExpr) does not differentiate
         b = None
     if b is not None and sp.count_ops(b) < sp.count_ops(a):
         fired |= fired_b
@@ -308,8 +306,11 @@ def _block(exprs: Sequence[sp.Expr], printer, temps: Iterator[sp.Symbol],
         printer.per_class = frozenset(per_class)
     if hasattr(printer, "begin_block"):
         printer.begin_block()
-    assignments = tuple((printer.doprint(s), printer.doprint(e)) for s, e in ordered)
-    printed_outputs = tuple(printer.doprint(e) for e in outputs)
+    def bare(e: sp.Expr) -> sp.Expr:  # a whole right-hand side needs no parentheses
+        return e.args[0] if isinstance(e, Held) else e
+
+    assignments = tuple((printer.doprint(s), printer.doprint(bare(e))) for s, e in ordered)
+    printed_outputs = tuple(printer.doprint(bare(e)) for e in outputs)
     if hasattr(printer, "block_prologue"):  # typed constants the block uses, defined first
         assignments = printer.block_prologue() + assignments
     return Block(assignments=assignments, outputs=printed_outputs)

@@ -229,6 +229,9 @@ class _LossPrinterMixin:
     def _print_Pow(self, expr: sp.Pow, rational: bool = False) -> str:
         return self._hprint_Pow(expr, rational=rational, sqrt=self._module_format(self._sqrt))  # type: ignore[attr-defined]
 
+    def _print_Held(self, expr: sp.Basic) -> str:
+        return f"({self._print(expr.args[0])})"
+
     def _print_Guard(self, expr: Guard) -> str:
         x, cond, safe = expr.args
         return self._call(self._where, cond, x, safe)
