@@ -78,7 +78,7 @@ _WRT_INDEX = (0, 1)
 def _loss_terms(log_mean, log_shape, y):
     """ℓ of each observation."""
     _t0 = (1/2)*log_shape
-    return (1/2)*((y - torch.exp(log_mean))*torch.exp(_t0 - log_mean)/torch.sqrt(y))**2 - _t0
+    return (((y - torch.exp(log_mean))*torch.exp(_t0 - log_mean)/torch.sqrt(y))**2).mul_(1/2) - _t0
 
 
 def _loss_terms_and_grads(log_mean, log_shape, y):

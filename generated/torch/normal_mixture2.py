@@ -110,9 +110,10 @@ def _softplus(x):
 def _loss_terms(loc1, log_scale1, loc2, log_scale2, logit_mixing, y):
     """ℓ of each observation."""
     _t1 = (1/2)*math.log(2) + (1/2)*math.log(math.pi)
-    _t2 = -log_scale1 - _t1 - _softplus(-logit_mixing) - 1/2*((y - loc1)*torch.exp(-log_scale1))**2
-    _t3 = -log_scale2 - _t1 - _softplus(logit_mixing) - 1/2*((y - loc2)*torch.exp(-log_scale2))**2
-    return -torch.logaddexp(_t2, _t3)
+    _t2 = (((y - loc1)*torch.exp(-log_scale1))**2).mul_(-1/2)
+    _t3 = (((y - loc2)*torch.exp(-log_scale2))**2).mul_(-1/2)
+    _t4 = -log_scale1 - _t1 + _t2 - _softplus(-logit_mixing)
+    return -torch.logaddexp(_t4, -log_scale2 - _t1 + _t3 - _softplus(logit_mixing))
 
 
 def _loss_terms_and_grads(loc1, log_scale1, loc2, log_scale2, logit_mixing, y):

@@ -400,6 +400,15 @@ class TorchLossPrinter(_LossPrinterMixin, TorchPrinter):
             self.uses_math = True
         return fqn
 
+    def _print_Mul(self, expr: sp.Mul) -> str:
+        """c·x^p (c a number ≠ ±1): the power is a new array that nothing else holds, and pow keeps its input,
+        not its result, for autograd: scaling it in place (``(x**2).mul_(c)``) saves allocating a second array
+        of the full size, which costs about as much as the pass itself on the CPU."""
+        c, rest = expr.as_coeff_Mul()
+        if c.is_Number and abs(c) != 1 and (isinstance(rest, Square) or (rest.is_Pow and rest.exp.is_number)):
+            return f"({self._print(rest)}).mul_({self._print(c)})"
+        return super()._print_Mul(expr)
+
     def _print_Function(self, expr: sp.Function) -> str:
         op = self.mapping.get(type(expr))
         if op is None:
