@@ -89,7 +89,7 @@ def _sgn(x):
 def _loss_terms(logits, y):
     """ℓ of each observation."""
     _t0 = _sgn(logits)
-    return torch.addcmul(_softplus(-_t0*logits), logits, (torch.clamp_min(_t0, 0) - y))
+    return logits*(torch.clamp_min(_t0, 0) - y) + _softplus(-_t0*logits)
 
 
 def _loss_terms_and_grads(logits, y):
@@ -97,8 +97,8 @@ def _loss_terms_and_grads(logits, y):
     _t0 = _sgn(logits)
     _t1 = -_t0*logits
     _t2 = torch.clamp_min(_t0, 0) - y
-    _value = torch.addcmul(_softplus(_t1), _t2, logits)
-    _grad0 = torch.addcmul(_t2, _t0, torch.sigmoid(_t1), value=-1)
+    _value = _t2*logits + _softplus(_t1)
+    _grad0 = _t2 - _t0*torch.sigmoid(_t1)
     return _value, (_grad0,)
 
 

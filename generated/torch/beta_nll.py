@@ -75,8 +75,7 @@ _WRT_INDEX = (0, 1)
 
 def _loss_terms(loc, log_scale, y):
     """ℓ of each observation."""
-    _t0 = (((y - loc)*torch.exp(-1/2*log_scale))**2).mul_(1/2)
-    return torch.addcmul(_t0, log_scale, torch.exp(log_scale))
+    return log_scale*torch.exp(log_scale) + (((y - loc)*torch.exp(-1/2*log_scale))**2).mul_(1/2)
 
 
 def _loss_terms_and_grads(loc, log_scale, y):
@@ -84,7 +83,7 @@ def _loss_terms_and_grads(loc, log_scale, y):
     _t0 = torch.exp(log_scale)
     _t1 = loc - y
     _t2 = (_t1*torch.exp(-1/2*log_scale))**2
-    _value = torch.addcmul((1/2)*_t2, _t0, log_scale)
+    _value = _t0*log_scale + (1/2)*_t2
     _grad0 = _t1*torch.exp(-log_scale)
     _grad1 = _t0 - _t2
     return _value, (_grad0, _grad1)

@@ -90,8 +90,7 @@ def _sgn(x):
 def _loss_terms(total_count, logits, y):
     """ℓ of each observation."""
     _t0 = _sgn(logits)
-    _t1 = logits*(total_count*torch.clamp_min(_t0, 0) - y)
-    return torch.addcmul(_t1, total_count, _softplus(-_t0*logits))
+    return logits*(total_count*torch.clamp_min(_t0, 0) - y) + total_count*_softplus(-_t0*logits)
 
 
 def _loss_terms_and_grads(total_count, logits, y):
@@ -99,7 +98,7 @@ def _loss_terms_and_grads(total_count, logits, y):
     _t0 = _sgn(logits)
     _t1 = -_t0*logits
     _t2 = total_count*torch.clamp_min(_t0, 0) - y
-    _value = torch.addcmul(total_count*_softplus(_t1), _t2, logits)
+    _value = _t2*logits + total_count*_softplus(_t1)
     _grad0 = _t2 - _t0*total_count*torch.sigmoid(_t1)
     return _value, (_grad0,)
 

@@ -70,14 +70,14 @@ _WRT_INDEX = (0,)
 def _loss_terms(log_rate, censored, y):
     """ℓ of each observation."""
     _t0 = y*torch.exp(log_rate)
-    return torch.addcmul(_t0*censored, 1 - censored, log_rate - _t0, value=-1)
+    return _t0*censored - (1 - censored)*(log_rate - _t0)
 
 
 def _loss_terms_and_grads(log_rate, censored, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂log_rate."""
     _t0 = y*torch.exp(log_rate)
     _t1 = censored - 1
-    _value = torch.addcmul(_t1*(log_rate - _t0), _t0, censored)
+    _value = _t0*censored + _t1*(log_rate - _t0)
     _grad0 = _t0 + _t1
     return _value, (_grad0,)
 

@@ -79,13 +79,13 @@ def _softplus(x):
 
 def _loss_terms(logits, y):
     """ℓ of each observation."""
-    return torch.addcmul(_softplus(-logits), y, _softplus(logits))
+    return y*_softplus(logits) + _softplus(-logits)
 
 
 def _loss_terms_and_grads(logits, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂logits."""
     _t0 = -logits
-    _value = torch.addcmul(_softplus(_t0), y, _softplus(logits))
+    _value = y*_softplus(logits) + _softplus(_t0)
     _grad0 = y*torch.sigmoid(logits) - torch.sigmoid(_t0)
     return _value, (_grad0,)
 

@@ -110,7 +110,7 @@ def _loss_terms(log_concentration, log_rate, y):
     _t3 = torch.exp(_t2)
     _t4 = torch.exp(torch.where((log_concentration < _t0), log_concentration, _t0 - 1))
     _t5 = _t3*(_t2 - log_rate - 1) - 1/2*_t2 + _lgammacor(_t3) + 0.9189385332046728
-    _t6 = torch.where(_t1, _t5, torch.addcmul(torch.lgamma(_t4), _t4, log_rate, value=-1))
+    _t6 = torch.where(_t1, _t5, torch.lgamma(_t4) - _t4*log_rate)
     return _t6 - (-torch.exp(log_concentration) - 1)*torch.log(y) + torch.exp(log_rate)/y
 
 
@@ -126,10 +126,9 @@ def _loss_terms_and_grads(log_concentration, log_rate, y):
     _t7 = torch.exp(_t6)
     _t8 = torch.exp(torch.where((log_concentration < _t4), log_concentration, _t4 - 1))
     _t9 = _t7*(_t6 - log_rate - 1) - 1/2*_t6 + _lgammacor(_t7) + 0.9189385332046728
-    _t10 = torch.where(_t5, _t9, torch.addcmul(torch.lgamma(_t8), _t8, log_rate, value=-1))
-    _t11 = log_concentration - log_rate + _t2 + _digammacor(_t3) - 1/2*torch.exp(-log_concentration)
-    _value = _t0*_t1 + _t10 - _t2*(-_t3 - 1)
-    _grad0 = _t11*_t3
+    _t10 = log_concentration - log_rate + _t2 + _digammacor(_t3) - 1/2*torch.exp(-log_concentration)
+    _value = _t0*_t1 - _t2*(-_t3 - 1) + torch.where(_t5, _t9, torch.lgamma(_t8) - _t8*log_rate)
+    _grad0 = _t10*_t3
     _grad1 = _t0*_t1 - _t3
     return _value, (_grad0, _grad1)
 

@@ -71,7 +71,7 @@ _WRT_INDEX = (0, 1)
 
 def _loss_terms(loc, log_scale, y):
     """ℓ of each observation."""
-    return torch.addcmul(log_scale, torch.abs(loc - y), torch.exp(-log_scale))
+    return log_scale + torch.exp(-log_scale)*torch.abs(loc - y)
 
 
 def _loss_terms_and_grads(loc, log_scale, y):

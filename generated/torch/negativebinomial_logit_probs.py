@@ -121,7 +121,7 @@ def _loss_terms_and_grads(total_count, logits, y):
     _t2 = -torch.lgamma(total_count + y)
     _value = _t0*total_count + _t2 + y*_softplus(_t1) + torch.lgamma(total_count)
     _grad0 = _t0 - _digamma_diff(total_count, y)
-    _grad1 = torch.addcmul(total_count*torch.sigmoid(logits), y, torch.sigmoid(_t1), value=-1)
+    _grad1 = total_count*torch.sigmoid(logits) - y*torch.sigmoid(_t1)
     return _value, (_grad0, _grad1)
 
 

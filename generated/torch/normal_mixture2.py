@@ -122,17 +122,17 @@ def _loss_terms_and_grads(loc1, log_scale1, loc2, log_scale2, logit_mixing, y):
     _t0 = -log_scale1
     _t1 = torch.exp(_t0)
     _t3 = loc1 - y
-    _t5 = _t1*_t3
+    _t5 = -_t1*_t3
     _t6 = _t5**2
     _t7 = -logit_mixing
     _t8 = (1/2)*math.log(2) + (1/2)*math.log(math.pi)
     _t9 = -log_scale2
     _t10 = torch.exp(_t9)
     _t11 = loc2 - y
-    _t13 = -_t10*_t11
+    _t13 = _t10*_t11
     _t14 = _t13**2
-    _t15 = _t13 - _t5
-    _t16 = _t10*_t11 - _t5
+    _t15 = _t5 - _t13
+    _t16 = _t10*_t11 + _t5
     _t17 = log_scale2 + logit_mixing + _t0
     _t18 = torch.sigmoid(_t17 - 1/2*_t15*_t16)
     _t19 = log_scale1 + _t7 + _t9
@@ -148,7 +148,7 @@ def _loss_terms_and_grads(loc1, log_scale1, loc2, log_scale2, logit_mixing, y):
     _grad1 = _t18 - torch.where((_t18 == 0), 0, _t18*_t6)
     _grad2 = _t11*_t20*torch.exp(-2*log_scale2)
     _grad3 = _t20 - torch.where((_t20 == 0), 0, _t14*_t20)
-    _grad4 = torch.addcmul(_t26, torch.sigmoid(_t7), torch.sigmoid(_t17 - 1/2*_t23*_t24), value=-1)
+    _grad4 = _t26 - torch.sigmoid(_t7)*torch.sigmoid(_t17 - 1/2*_t23*_t24)
     return _value, (_grad0, _grad1, _grad2, _grad3, _grad4)
 
 

@@ -178,7 +178,7 @@ def _loss_terms_and_grads(log_df, loc, log_scale, y):
     _value = _t2*_t7 + _t5 + torch.lgamma(_t1) - torch.lgamma(_t2)
     _grad0 = (1/2)*_t0*_t7 - _t1*_t9 - _t1*_digamma_diff(_t1, 1/2) + (1/2)*_t8
     _grad1 = (_t0 + 1)*_log1p_square_du(_t3, _t6)
-    _grad2 = torch.addcmul(_t8, _t0, _t9, value=-1)
+    _grad2 = _t8 - _t0*_t9
     return _value, (_grad0, _grad1, _grad2)
 
 

@@ -173,7 +173,7 @@ def _loss_terms_and_grads(df, loc, log_scale, y):
     _value = _t1*_t7 + _t5 + torch.lgamma(_t0) - torch.lgamma(_t1)
     _grad0 = (1/2)*_t7 - _t1*_t8*_t9 + (1/2)*_t8 - 1/2*_digamma_diff(_t0, 1/2)
     _grad1 = (df + 1)*_log1p_square_du(_t3, _t6)
-    _grad2 = torch.addcmul(_log1p_square_dvc(_t4, _t6), _t9, df, value=-1)
+    _grad2 = _log1p_square_dvc(_t4, _t6) - _t9*df
     return _value, (_grad0, _grad1, _grad2)
 
 

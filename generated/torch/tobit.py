@@ -97,7 +97,7 @@ def _loss_terms(loc, log_scale, censored, y):
     _t0 = (y - loc)*torch.exp(-log_scale)
     _t1 = (_t0**2).mul_(-1/2) - log_scale - 1/2*math.log(math.pi) - 1/2*math.log(2)
     _t2 = -torch.where((1 - censored == 0), 0, _t1*(1 - censored))
-    return torch.addcmul(_t2, censored, torch.special.log_ndtr(-_t0), value=-1)
+    return _t2 - censored*torch.special.log_ndtr(-_t0)
 
 
 def _loss_terms_and_grads(loc, log_scale, censored, y):

@@ -88,7 +88,7 @@ def _loss_terms(log_scale, log_concentration, censored, y):
     _t0 = torch.exp((torch.log(y) - log_scale)*torch.exp(log_concentration))
     _t1 = torch.expm1(log_concentration)
     _t2 = log_concentration - log_scale - _t0 - _t1*log_scale + torch.special.xlogy(_t1, y)
-    return torch.addcmul(_t0*censored, _t2, 1 - censored, value=-1)
+    return _t0*censored - _t2*(1 - censored)
 
 
 def _loss_terms_and_grads(log_scale, log_concentration, censored, y):
@@ -102,8 +102,8 @@ def _loss_terms_and_grads(log_scale, log_concentration, censored, y):
     _t6 = torch.expm1(log_concentration)
     _t7 = censored*torch.exp(log_concentration + _t3)
     _t8 = _t5*(log_concentration - log_scale - _t4 - _t6*log_scale + torch.special.xlogy(_t6, y))
-    _value = torch.addcmul(_t8, _t4, censored)
-    _grad0 = _t0*(-censored - torch.expm1(torch.addcmul(_t0*_t1, _t0, log_scale, value=-1)))
+    _value = _t4*censored + _t8
+    _grad0 = _t0*(-censored - torch.expm1(_t0*_t1 - _t0*log_scale))
     _grad1 = _t5*(1 - _t0*_t2*torch.expm1(_t3)) - _t7*log_scale + torch.special.xlogy(_t7, y)
     return _value, (_grad0, _grad1)
 

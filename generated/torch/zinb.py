@@ -161,7 +161,7 @@ def _loss_terms(log_total_count, logits, logit_gate, y):
     _t13 = _t10*(-_t3 - _t9 + 1) + (1/2)*_t9 - _lgammacor(_t10) - 0.9189385332046728
     _t14 = torch.where(_t8, _t13, -_t11*_t3 - torch.lgamma(_t11))
     _t15 = -(1 - _t0)*(_t14 - _t6 - y*_softplus(-logits) + torch.lgamma(y + _t2) - torch.lgamma(y + 1))
-    return torch.addcmul(_t15, _t0, _t12, value=-1)
+    return _t15 - _t0*_t12
 
 
 def _loss_terms_and_grads(log_total_count, logits, logit_gate, y):
@@ -187,9 +187,9 @@ def _loss_terms_and_grads(log_total_count, logits, logit_gate, y):
     _t18 = (1/2)*_t11 + _t12*(-_t11 - _t4 + 1) - _lgammacor(_t12) - 0.9189385332046728
     _t19 = torch.where(_t10, _t18, -_t13*_t4 - torch.lgamma(_t13))
     _t20 = -(1 - _t1)*(_t19 - _t7 - y*_softplus(_t8) + torch.lgamma(y + _t3) - torch.lgamma(y + 1))
-    _value = torch.addcmul(_t20, _t1, _t17, value=-1)
+    _value = _t20 - _t1*_t17
     _grad0 = torch.where(_t0, _t15*_t5, _t3*(_t4 - _digamma_diff(_t3, y)))
-    _grad1 = torch.where(_t0, _t15*_t16*_t3, torch.addcmul(_t16*_t3, y, torch.sigmoid(_t8), value=-1))
+    _grad1 = torch.where(_t0, _t15*_t16*_t3, _t16*_t3 - y*torch.sigmoid(_t8))
     _grad2 = torch.where(_t0, _t6*torch.sigmoid(_t14), torch.sigmoid(logit_gate))
     return _value, (_grad0, _grad1, _grad2)
 

@@ -256,7 +256,6 @@ def _block(exprs: Sequence[sp.Expr], printer, temps: Iterator[sp.Symbol],
     """cse over ``exprs`` together, long right-hand sides split into named parts, printed.  ``vectors``: the
     symbols of the class-axis arguments of a class-axis loss (the printer orders products by them)."""
     printer.per_class = None  # set below, once the block's temporaries are known
-    printer.scalars = frozenset()
     replacements, reduced = sp.cse(list(exprs), symbols=temps, order="canonical", list=True)
     replacements, reduced = _positive_temporaries(replacements, reduced, printer)
     if getattr(printer, "inline_numbers", False):
@@ -265,7 +264,6 @@ def _block(exprs: Sequence[sp.Expr], printer, temps: Iterator[sp.Symbol],
         if numbers:
             replacements = [(sym, e.xreplace(numbers)) for sym, e in replacements if sym not in numbers]
             reduced = [e.xreplace(numbers) for e in reduced]
-    printer.scalars = _scalar_temporaries(replacements)  # already for fit()'s line lengths
     pairs: list[tuple[sp.Symbol, sp.Expr]] = []
 
     def parts(expr: sp.Expr) -> list[sp.Expr]:
@@ -300,7 +298,6 @@ def _block(exprs: Sequence[sp.Expr], printer, temps: Iterator[sp.Symbol],
     outputs = [fit(e) for e in reduced]
     # fit() appends the parts it names before the line that uses them: keep that order
     ordered = _dependency_order(pairs)
-    printer.scalars = _scalar_temporaries(ordered)
     if vectors is not None:  # the temporaries that hold a value per class
         per_class = set(vectors)
         for sym, e in ordered:
@@ -317,15 +314,6 @@ def _block(exprs: Sequence[sp.Expr], printer, temps: Iterator[sp.Symbol],
     if hasattr(printer, "block_prologue"):  # typed constants the block uses, defined first
         assignments = printer.block_prologue() + assignments
     return Block(assignments=assignments, outputs=printed_outputs)
-
-
-def _scalar_temporaries(pairs: Sequence[tuple[sp.Symbol, sp.Expr]]) -> frozenset[sp.Basic]:
-    """The temporaries (in definition order) that hold Python numbers: made of numbers and such temporaries."""
-    scalars: set[sp.Basic] = set()
-    for sym, e in pairs:
-        if e.free_symbols <= scalars:
-            scalars.add(sym)
-    return frozenset(scalars)
 
 
 def _uses_per_class(expr: sp.Basic, per_class: set[sp.Basic]) -> bool:

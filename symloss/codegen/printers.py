@@ -175,13 +175,6 @@ class _LossPrinterMixin:
         """Whether the sum printer writes ``term`` with a minus sign."""
         return not term.is_Add and self._print(term).startswith("-")
 
-    #: The temporaries that hold a Python number (named constants of the block), not an array.  Set by the model.
-    scalars: frozenset[sp.Basic] = frozenset()
-
-    def _scalar(self, expr: sp.Basic) -> bool:
-        """Whether ``expr`` is a Python number in the printed code (a number, or made of number temporaries)."""
-        return expr.is_number or all(s in self.scalars for s in expr.free_symbols)
-
     #: For a class-axis loss: the symbols that hold a value per class (the vector arguments and the temporaries
     #: computed from them); None for an elementwise loss.  Set by the model before a block is printed.
     per_class: frozenset[sp.Basic] | None = None
@@ -415,21 +408,6 @@ class TorchLossPrinter(_LossPrinterMixin, TorchPrinter):
         if c.is_Number and abs(c) != 1 and (isinstance(rest, Square) or (rest.is_Pow and rest.exp.is_number)):
             return f"({self._print(rest)}).mul_({self._print(c)})"
         return super()._print_Mul(expr)
-
-    def _print_Add(self, expr: sp.Add, order: str | None = None) -> str:
-        """a ± b·c as ``torch.addcmul(a, b, c[, value=-1])``: one fused pass and one new array where ``a + b*c``
-        makes two (the product, then the sum); the same roundings (the product, then the sum).  Not for a
-        negated a (b*c − a is already two passes: −a would be a third) nor a Python number a, b or c."""
-        if len(expr.args) == 2:
-            for term, other in (expr.args, expr.args[::-1]):
-                c, rest = term.as_coeff_Mul()
-                factors = sp.Mul.make_args(rest)
-                if (abs(c) == 1 and len(factors) == 2 and not self._scalar(other) and not self._negative(other)
-                        and not any(self._scalar(f) or (f.is_Pow and f.exp.is_negative) for f in factors)):
-                    value = ", value=-1" if c < 0 else ""
-                    return f"torch.addcmul({self._print(other)}, {self._print(factors[0])}, " \
-                           f"{self._print(factors[1])}{value})"
-        return super()._print_Add(expr, order=order)
 
     def _print_Function(self, expr: sp.Function) -> str:
         op = self.mapping.get(type(expr))
