@@ -77,10 +77,10 @@ static double symloss_asymmetriclaplace_log_scale_terms_and_grads(double loc, do
     const double _t7 = _t4*quantile;
     const double _t8 = (_t3 < 0.0);
     const double _t9 = _t0 - 1.0;
-    const double _t11 = 1.0 - quantile;
-    _g[0] = (0.5)*_t2*(_t6 ? 2.0*_t11 : (_t8 ? -_t0 : -_t9));
+    const double _t11 = quantile - 1.0;
+    _g[0] = (0.5)*_t2*(_t6 ? -2.0*_t11 : (_t8 ? -_t0 : -_t9));
     _g[1] = (_t6 ? _t1*_t5 : (_t8 ? _t7 : _t5*_t9)) + 1.0;
-    _g[2] = -_t2*_t3 - 1.0/quantile + (1.0/(_t11));
+    _g[2] = -_t2*_t3 - 1.0/quantile - 1.0/_t11;
     return log_scale + (_t6 ? -_t1*_t5 : (_t8 ? -_t7 : -_t5*_t9)) - log(quantile) - log1p(-quantile);
 }
 

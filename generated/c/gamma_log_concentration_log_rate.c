@@ -132,8 +132,9 @@ static double symloss_gamma_log_concentration_log_rate_terms_and_grads(double lo
     const double _t4 = exp(_t3);
     const double _t5 = exp(((log_concentration < _t1) ? log_concentration : _t1 - 1.0));
     const double _t6 = exp(log_concentration);
+    const double _t7 = -log_concentration;
     const double _t8 = _t4*(_t3 - log_rate - 1.0) - 0.5*_t3 + symloss_gamma_log_concentration_log_rate_lgammacor(_t4) + 0.9189385332046728;
-    _g[0] = _t6*(log_concentration - log_rate - log(y) + symloss_gamma_log_concentration_log_rate_digammacor(_t6) - 0.5*exp(-log_concentration));
+    _g[0] = _t6*(-log_rate - _t7 - 0.5*exp(_t7) - log(y) + symloss_gamma_log_concentration_log_rate_digammacor(_t6));
     _g[1] = _t0 - _t6;
     return _t0 + (_t2 ? _t8 : lgamma(_t5) - _t5*log_rate) - symloss_gamma_log_concentration_log_rate_xlogy(expm1(log_concentration), y);
 }

@@ -61,13 +61,13 @@ static double symloss_pinball_terms(double loc, double y, double quantile)
 static double symloss_pinball_terms_and_grads(double loc, double y, double quantile, double *_g)
 {
     (void)loc; (void)y; (void)quantile;
-    const double _t0 = 1.0 - quantile;
+    const double _t0 = quantile - 1.0;
     const double _t1 = loc - y;
     const double _t2 = (_t1 > 0.0);
     const double _t3 = (_t1 < 0.0);
-    const double _t4 = 0.5 - quantile;
-    _g[0] = (_t2 ? _t0 : (_t3 ? -quantile : _t4));
-    return (_t2 ? _t0*_t1 : (_t3 ? -_t1*quantile : _t1*_t4));
+    const double _t4 = quantile - 0.5;
+    _g[0] = (_t2 ? -_t0 : (_t3 ? -quantile : -_t4));
+    return (_t2 ? -_t0*_t1 : (_t3 ? -_t1*quantile : -_t1*_t4));
 }
 
 /* The dropped constant c = −log p − ℓ of one observation. */

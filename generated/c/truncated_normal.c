@@ -98,10 +98,10 @@ static double symloss_truncated_normal_terms_and_grads(double loc, double log_sc
     (void)loc; (void)log_scale; (void)y;
     const double _t0 = exp(-log_scale);
     const double _t1 = _t0*loc;
-    const double _t2 = y - loc;
+    const double _t2 = loc - y;
     const double _t3 = ((_t0*_t2)*(_t0*_t2));
     const double _t4 = symloss_truncated_normal_log_ndtr_deriv(_t1);
-    _g[0] = _t0*_t4 - _t2*exp(-2.0*log_scale);
+    _g[0] = _t0*_t4 + _t2*exp(-2.0*log_scale);
     _g[1] = -_t1*_t4 - _t3 + 1.0;
     return log_scale + (0.5)*_t3 + symloss_truncated_normal_log_ndtr(_t1);
 }

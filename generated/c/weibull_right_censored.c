@@ -79,14 +79,14 @@ static double symloss_weibull_right_censored_terms_and_grads(double log_scale, d
     (void)log_scale; (void)log_concentration; (void)censored; (void)y;
     const double _t0 = exp(log_concentration);
     const double _t1 = log(y);
-    const double _t2 = _t1 - log_scale;
-    const double _t3 = _t0*_t2;
+    const double _t2 = log_scale - _t1;
+    const double _t3 = -_t0*_t2;
     const double _t4 = exp(_t3);
     const double _t5 = censored - 1.0;
     const double _t6 = expm1(log_concentration);
     const double _t7 = censored*exp(log_concentration + _t3);
     _g[0] = _t0*(-censored - expm1(_t0*_t1 - _t0*log_scale));
-    _g[1] = _t5*(1.0 - _t0*_t2*expm1(_t3)) - _t7*log_scale + symloss_weibull_right_censored_xlogy(_t7, y);
+    _g[1] = _t5*(_t0*_t2*expm1(_t3) + 1.0) - _t7*log_scale + symloss_weibull_right_censored_xlogy(_t7, y);
     return _t4*censored + _t5*(log_concentration - log_scale - _t4 - _t6*log_scale + symloss_weibull_right_censored_xlogy(_t6, y));
 }
 

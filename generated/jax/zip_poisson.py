@@ -91,11 +91,12 @@ def _loss_terms_and_grads(log_rate, logit_gate, y):
     _t2 = jnp.exp(log_rate)
     _t3 = _t2 + jnp.logaddexp(0.0, logit_gate)
     _t4 = -logit_gate
-    _t6 = jax.nn.sigmoid(_t4)*jnp.expm1(-_t2)
+    _t5 = -_t2
+    _t6 = jax.nn.sigmoid(_t4)*jnp.expm1(_t5)
     _t7 = logit_gate + _t2
     _t8 = -_t1*jnp.where((_t6 > -1/2), jnp.log1p(_t6), jnp.logaddexp(-_t3, -jnp.logaddexp(0.0, _t4)))
     _value = _t8 - (1 - _t1)*(log_rate*y - _t3 - jax.scipy.special.gammaln(y + 1))
-    _grad0 = jnp.where(_t0, _t2*jax.nn.sigmoid(-_t7), _t2 - y)
+    _grad0 = jnp.where(_t0, _t2*jax.nn.sigmoid(-_t7), -y - _t5)
     _grad1 = jnp.where(_t0, _t6*jax.nn.sigmoid(_t7), jax.nn.sigmoid(logit_gate))
     return _value, (_grad0, _grad1)
 

@@ -153,11 +153,11 @@ def _loss_terms_and_grads(log_concentration, log_rate, y):
     _t4 = np.exp(_t3)
     _t5 = np.exp(np.where((log_concentration < _t1), log_concentration, _t1 - 1))
     _t6 = np.exp(log_concentration)
+    _t7 = -log_concentration
     _t8 = _t4*(_t3 - log_rate - 1) - 1/2*_t3 + _lgammacor(_t4) + 0.9189385332046728
     _t9 = np.where(_t2, _t8, _lgamma(_t5) - _t5*log_rate)
-    _t10 = log_concentration - log_rate - np.log(y) + _digammacor(_t6) - 1/2*np.exp(-log_concentration)
     _value = _t0 + _t9 - _xlogy(np.expm1(log_concentration), y)
-    _grad0 = _t10*_t6
+    _grad0 = _t6*(-log_rate - _t7 - 1/2*np.exp(_t7) - np.log(y) + _digammacor(_t6))
     _grad1 = _t0 - _t6
     return _value, (_grad0, _grad1)
 

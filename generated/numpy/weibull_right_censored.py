@@ -85,15 +85,15 @@ def _loss_terms_and_grads(log_scale, log_concentration, censored, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂log_scale, ∂ℓ/∂log_concentration."""
     _t0 = np.exp(log_concentration)
     _t1 = np.log(y)
-    _t2 = _t1 - log_scale
-    _t3 = _t0*_t2
+    _t2 = log_scale - _t1
+    _t3 = -_t0*_t2
     _t4 = np.exp(_t3)
     _t5 = censored - 1
     _t6 = np.expm1(log_concentration)
     _t7 = censored*np.exp(log_concentration + _t3)
     _value = _t4*censored + _t5*(log_concentration - log_scale - _t4 - _t6*log_scale + _xlogy(_t6, y))
     _grad0 = _t0*(-censored - np.expm1(_t0*_t1 - _t0*log_scale))
-    _grad1 = _t5*(1 - _t0*_t2*np.expm1(_t3)) - _t7*log_scale + _xlogy(_t7, y)
+    _grad1 = _t5*(_t0*_t2*np.expm1(_t3) + 1) - _t7*log_scale + _xlogy(_t7, y)
     return _value, (_grad0, _grad1)
 
 

@@ -125,11 +125,11 @@ def _loss_terms_and_grads(log_concentration, log_rate, y):
     _t4 = torch.exp(_t3)
     _t5 = torch.exp(torch.where((log_concentration < _t1), log_concentration, _t1 - 1))
     _t6 = torch.exp(log_concentration)
+    _t7 = -log_concentration
     _t8 = _t4*(_t3 - log_rate - 1) - 1/2*_t3 + _lgammacor(_t4) + 0.9189385332046728
     _t9 = -torch.special.xlogy(torch.expm1(log_concentration), y)
-    _t10 = -1/2*torch.exp(-log_concentration)
     _value = _t0 + _t9 + torch.where(_t2, _t8, torch.lgamma(_t5) - _t5*log_rate)
-    _grad0 = _t6*(log_concentration - log_rate + _t10 - torch.log(y) + _digammacor(_t6))
+    _grad0 = _t6*(-log_rate - _t7 - 1/2*torch.exp(_t7) - torch.log(y) + _digammacor(_t6))
     _grad1 = _t0 - _t6
     return _value, (_grad0, _grad1)
 

@@ -86,7 +86,7 @@ def _loss_terms_and_grads(loc, var, y):
     _t2 = _t0*_t1
     _value = (1/2)*_t0**2*_t1 + (1/2)*torch.log(var)
     _grad0 = _t2
-    _grad1 = (1/2)*_t1 + (_t2**2).mul_(-1/2)
+    _grad1 = (1/2)*_t1 - 1/2*_t2**2
     return _value, (_grad0, _grad1)
 
 

@@ -110,10 +110,9 @@ def _softplus(x):
 def _loss_terms(loc1, log_scale1, loc2, log_scale2, logit_mixing, y):
     """ℓ of each observation."""
     _t1 = (1/2)*math.log(2) + (1/2)*math.log(math.pi)
-    _t2 = (((y - loc1)*torch.exp(-log_scale1))**2).mul_(-1/2)
-    _t3 = (((y - loc2)*torch.exp(-log_scale2))**2).mul_(-1/2)
-    _t4 = -log_scale1 - _t1 + _t2 - _softplus(-logit_mixing)
-    return -torch.logaddexp(_t4, -log_scale2 - _t1 + _t3 - _softplus(logit_mixing))
+    _t2 = -log_scale1 - _t1 - _softplus(-logit_mixing) - 1/2*((y - loc1)*torch.exp(-log_scale1))**2
+    _t3 = -log_scale2 - _t1 - _softplus(logit_mixing) - 1/2*((y - loc2)*torch.exp(-log_scale2))**2
+    return -torch.logaddexp(_t2, _t3)
 
 
 def _loss_terms_and_grads(loc1, log_scale1, loc2, log_scale2, logit_mixing, y):
@@ -122,17 +121,17 @@ def _loss_terms_and_grads(loc1, log_scale1, loc2, log_scale2, logit_mixing, y):
     _t0 = -log_scale1
     _t1 = torch.exp(_t0)
     _t3 = loc1 - y
-    _t5 = -_t1*_t3
+    _t5 = _t1*_t3
     _t6 = _t5**2
     _t7 = -logit_mixing
     _t8 = (1/2)*math.log(2) + (1/2)*math.log(math.pi)
     _t9 = -log_scale2
     _t10 = torch.exp(_t9)
     _t11 = loc2 - y
-    _t13 = _t10*_t11
+    _t13 = -_t10*_t11
     _t14 = _t13**2
-    _t15 = _t5 - _t13
-    _t16 = _t10*_t11 + _t5
+    _t15 = _t13 - _t5
+    _t16 = _t10*_t11 - _t5
     _t17 = log_scale2 + logit_mixing + _t0
     _t18 = torch.sigmoid(_t17 - 1/2*_t15*_t16)
     _t19 = log_scale1 + _t7 + _t9

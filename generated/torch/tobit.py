@@ -95,7 +95,7 @@ def _log_ndtr_deriv(x):
 def _loss_terms(loc, log_scale, censored, y):
     """ℓ of each observation."""
     _t0 = (y - loc)*torch.exp(-log_scale)
-    _t1 = (_t0**2).mul_(-1/2) - log_scale - 1/2*math.log(math.pi) - 1/2*math.log(2)
+    _t1 = -log_scale - 1/2*_t0**2 - 1/2*math.log(math.pi) - 1/2*math.log(2)
     _t2 = -torch.where((1 - censored == 0), 0, _t1*(1 - censored))
     return _t2 - censored*torch.special.log_ndtr(-_t0)
 

@@ -98,11 +98,11 @@ def _loss_terms_and_grads(loc, log_scale, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂loc, ∂ℓ/∂log_scale."""
     _t0 = torch.exp(-log_scale)
     _t1 = _t0*loc
-    _t2 = y - loc
+    _t2 = loc - y
     _t3 = (_t0*_t2)**2
     _t4 = _log_ndtr_deriv(_t1)
     _value = log_scale + (1/2)*_t3 + torch.special.log_ndtr(_t1)
-    _grad0 = _t0*_t4 - _t2*torch.exp(-2*log_scale)
+    _grad0 = _t0*_t4 + _t2*torch.exp(-2*log_scale)
     _grad1 = -_t1*_t4 - _t3 + 1
     return _value, (_grad0, _grad1)
 

@@ -95,8 +95,8 @@ def _loss_terms_and_grads(log_scale, log_concentration, censored, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂log_scale, ∂ℓ/∂log_concentration."""
     _t0 = torch.exp(log_concentration)
     _t1 = torch.log(y)
-    _t2 = _t1 - log_scale
-    _t3 = _t0*_t2
+    _t2 = log_scale - _t1
+    _t3 = -_t0*_t2
     _t4 = torch.exp(_t3)
     _t5 = censored - 1
     _t6 = torch.expm1(log_concentration)
@@ -104,7 +104,7 @@ def _loss_terms_and_grads(log_scale, log_concentration, censored, y):
     _t8 = _t5*(log_concentration - log_scale - _t4 - _t6*log_scale + torch.special.xlogy(_t6, y))
     _value = _t4*censored + _t8
     _grad0 = _t0*(-censored - torch.expm1(_t0*_t1 - _t0*log_scale))
-    _grad1 = _t5*(1 - _t0*_t2*torch.expm1(_t3)) - _t7*log_scale + torch.special.xlogy(_t7, y)
+    _grad1 = _t5*(_t0*_t2*torch.expm1(_t3) + 1) - _t7*log_scale + torch.special.xlogy(_t7, y)
     return _value, (_grad0, _grad1)
 
 

@@ -106,11 +106,12 @@ def _loss_terms_and_grads(log_rate, logit_gate, y):
     _t2 = torch.exp(log_rate)
     _t3 = _t2 + _softplus(logit_gate)
     _t4 = -logit_gate
-    _t6 = torch.sigmoid(_t4)*torch.expm1(-_t2)
+    _t5 = -_t2
+    _t6 = torch.sigmoid(_t4)*torch.expm1(_t5)
     _t7 = logit_gate + _t2
     _t8 = -_t1*torch.where((_t6 > -1/2), torch.log1p(_t6), torch.logaddexp(-_t3, -_softplus(_t4)))
     _value = _t8 - (1 - _t1)*(log_rate*y - _t3 - torch.lgamma(y + 1))
-    _grad0 = torch.where(_t0, _t2*torch.sigmoid(-_t7), _t2 - y)
+    _grad0 = torch.where(_t0, _t2*torch.sigmoid(-_t7), -y - _t5)
     _grad1 = torch.where(_t0, _t6*torch.sigmoid(_t7), torch.sigmoid(logit_gate))
     return _value, (_grad0, _grad1)
 

@@ -239,10 +239,10 @@ def _loss_terms_and_grads(log_concentration, log_rate, y):
     _t4 = _exp(_t3)
     _t5 = _exp(tl.where((log_concentration < _k0), log_concentration, _k1))
     _t6 = _exp(log_concentration)
+    _t7 = -log_concentration
     _t8 = _t4*(_t3 - log_rate - 1) - 0.5*_t3 + _lgammacor(_t4) + _k2
-    _t9 = log_concentration - log_rate - _log(y) + _digammacor(_t6) - 0.5*_exp(-log_concentration)
     _value = _t0 + tl.where(_t2, _t8, _lgamma(_t5) - _t5*log_rate) - _xlogy(_expm1(log_concentration), y)
-    _grad0 = _t6*_t9
+    _grad0 = _t6*(-log_rate - _t7 - 0.5*_exp(_t7) - _log(y) + _digammacor(_t6))
     _grad1 = _t0 - _t6
     return _value, _grad0, _grad1
 

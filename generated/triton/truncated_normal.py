@@ -200,11 +200,11 @@ def _loss_terms_and_grads(loc, log_scale, y):
     _dt = loc.dtype
     _t0 = _exp(-log_scale)
     _t1 = _t0*loc
-    _t2 = y - loc
+    _t2 = loc - y
     _t3 = ((_t0*_t2)*(_t0*_t2))
     _t4 = _log_ndtr_deriv(_t1)
     _value = log_scale + (0.5)*_t3 + _log_ndtr(_t1)
-    _grad0 = _t0*_t4 - _t2*_exp(-2*log_scale)
+    _grad0 = _t0*_t4 + _t2*_exp(-2*log_scale)
     _grad1 = -_t1*_t4 - _t3 + 1
     return _value, _grad0, _grad1
 

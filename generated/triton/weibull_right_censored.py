@@ -164,15 +164,15 @@ def _loss_terms_and_grads(log_scale, log_concentration, censored, y):
     _dt = log_scale.dtype
     _t0 = _exp(log_concentration)
     _t1 = _log(y)
-    _t2 = _t1 - log_scale
-    _t3 = _t0*_t2
+    _t2 = log_scale - _t1
+    _t3 = -_t0*_t2
     _t4 = _exp(_t3)
     _t5 = censored - 1
     _t6 = _expm1(log_concentration)
     _t7 = censored*_exp(log_concentration + _t3)
     _value = _t4*censored + _t5*(log_concentration - log_scale - _t4 - _t6*log_scale + _xlogy(_t6, y))
     _grad0 = _t0*(-censored - _expm1(_t0*_t1 - _t0*log_scale))
-    _grad1 = _t5*(1 - _t0*_t2*_expm1(_t3)) - _t7*log_scale + _xlogy(_t7, y)
+    _grad1 = _t5*(_t0*_t2*_expm1(_t3) + 1) - _t7*log_scale + _xlogy(_t7, y)
     return _value, _grad0, _grad1
 
 

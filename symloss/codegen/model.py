@@ -329,8 +329,15 @@ _UNARY_MINUS = re.compile(r"(?:^|[(,*/=])\s*-(?=[\w(])")
 
 
 def _negations(replacements: Sequence[tuple[sp.Symbol, sp.Expr]], reduced: Sequence[sp.Expr], printer) -> int:
-    """How many unary minus signs the printed block has: each one is an elementwise pass over an array."""
-    return sum(len(_UNARY_MINUS.findall(printer.doprint(e))) for e in (*(e for _, e in replacements), *reduced))
+    """How many unary minus signs the printed block has: each one is an elementwise pass over an array.  Counted
+    without the printer's swap of a leading negative term (which removes some of them at no cost later): the
+    flips chosen, and so the order of every sum, stay those the stabilised forms were checked with."""
+    swap = getattr(printer, "swap_leading_negative", False)
+    printer.swap_leading_negative = False
+    try:
+        return sum(len(_UNARY_MINUS.findall(printer.doprint(e))) for e in (*(e for _, e in replacements), *reduced))
+    finally:
+        printer.swap_leading_negative = swap
 
 
 def _positive_temporaries(replacements: list[tuple[sp.Symbol, sp.Expr]], reduced: list[sp.Expr], printer

@@ -167,9 +167,11 @@ class _LossPrinterMixin:
         # a leading negative term is a unary minus: one more pass over the arrays (and one more array) in
         # NumPy and PyTorch.  When the second term is positive the two swap places: b − a is −a + b exactly,
         # so the value is bit-identical and the order of the other additions unchanged.
-        if len(terms) >= 2 and self._negative(terms[0]) and not self._negative(terms[1]):
+        if self.swap_leading_negative and len(terms) >= 2 and self._negative(terms[0]) and not self._negative(terms[1]):
             terms[0], terms[1] = terms[1], terms[0]
         return terms
+
+    swap_leading_negative = True
 
     def _negative(self, term: sp.Expr) -> bool:
         """Whether the sum printer writes ``term`` with a minus sign."""
@@ -405,7 +407,8 @@ class TorchLossPrinter(_LossPrinterMixin, TorchPrinter):
         not its result, for autograd: scaling it in place (``(x**2).mul_(c)``) saves allocating a second array
         of the full size, which costs about as much as the pass itself on the CPU."""
         c, rest = expr.as_coeff_Mul()
-        if c.is_Number and abs(c) != 1 and (isinstance(rest, Square) or (rest.is_Pow and rest.exp.is_number)):
+        # (c > 0 only: a negative term keeps its place and its minus sign in the sum around it)
+        if c.is_Number and c > 0 and c != 1 and (isinstance(rest, Square) or (rest.is_Pow and rest.exp.is_number)):
             return f"({self._print(rest)}).mul_({self._print(c)})"
         return super()._print_Mul(expr)
 
