@@ -27,9 +27,13 @@ from sympy.codegen.cfunctions import expm1, log1p
 __all__ = [
     "Softplus",
     "Sigmoid",
+    "Sgn",
+    "Held",
     "LogAddExp",
     "LogAddExpFallback",
     "LogSumExp",
+    "MaxOver",
+    "SumBelowOne",
     "XLogY",
     "XLog1pY",
     "XMulY",
@@ -114,6 +118,51 @@ class Sigmoid(StableFunction):
 
     def _eval_is_positive(self) -> bool | None:
         return self.args[0].is_real or None
+
+
+class Sgn(StableFunction):
+    """copysign(1, x): +1 where the sign bit of x is clear (x ≥ +0), −1 where it is set (x ≤ −0).
+
+    The sign with a side at 0 (sympy's sign(0) is 0): |x| = x·Sgn(x) and the step Max(Sgn(x), 0) take the
+    same branch at 0 in every printer (by the sign bit, so that −0 agrees with copysign), and x·Sgn(x)
+    differentiates, under autograd too, to Sgn(x) = ±1, so that a second derivative at 0 is that of one
+    side, where abs'(0) = 0 would drop it.  Its own derivative is 0: it is constant on each side.
+    """
+
+    nargs = 1
+
+    @classmethod
+    def eval(cls, x: sp.Expr) -> sp.Expr | None:
+        if x.is_number and x.is_extended_real:
+            return sp.S.One if x >= 0 else sp.S.NegativeOne
+        return None
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        return sp.S.Zero
+
+    def as_elementary(self) -> sp.Expr:
+        x = self.args[0]
+        return sp.Piecewise((1, x >= 0), (-1, True))
+
+    def _eval_evalf(self, prec: int) -> sp.Expr:
+        x = self.args[0].evalf(prec_to_dps(prec))
+        return sp.S.One if x >= 0 else sp.S.NegativeOne
+
+    def _eval_is_real(self) -> bool | None:
+        return self.args[0].is_real or None
+
+
+class Held(StableFunction):
+    """Its argument, computed on its own and first: the printers parenthesise it, and sympy does not merge its
+    terms into a sum around it (as it flattens a + (b + c)), so the order of the additions inside is kept."""
+
+    nargs = 1
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        return sp.S.One
+
+    def as_elementary(self) -> sp.Expr:
+        return self.args[0]
 
 
 class LogAddExp(StableFunction):
@@ -204,6 +253,101 @@ class LogSumExp(StableFunction):
             if other is not None:  # the delta picks the term m = other (a valid class index)
                 return sp.exp(self.body.subs(index, other) - self) * (d / deltas[0]).subs(index, other)
         return sp.Sum(weight * d, tuple(self.limits))
+
+
+class MaxOver(StableFunction):
+    """max_m body_m over the class axis: ``MaxOver(body, (m, lo, hi))``, the shift of a softmax.
+
+    Only its being the largest term matters numerically (every expression that uses it is mathematically
+    independent of the shift: ``L = M + log1p(Σ_m exp(body_m − M) − 1)`` for any M), so it has no derivative
+    here; the printers compute it along the last axis (a non-finite maximum replaced by 0, as in the
+    logsumexp helpers).
+    """
+
+    nargs = 2
+
+    @property
+    def body(self) -> sp.Expr:
+        return self.args[0]
+
+    @property
+    def limits(self) -> sp.Tuple:
+        return self.args[1]
+
+    @property
+    def free_symbols(self) -> set[sp.Basic]:
+        index = self.limits[0]
+        return (self.body.free_symbols - {index}) | self.limits[1].free_symbols | self.limits[2].free_symbols
+
+    def _terms(self, **hints) -> list[sp.Expr] | None:
+        index, lo, hi = self.limits
+        if not (hi - lo).is_Integer or not lo.is_Integer:
+            return None
+        body = self.body.doit(**hints) if hints.get("deep", True) else self.body
+        return [body.subs(index, i) for i in range(int(lo), int(hi) + 1)]
+
+    def as_elementary(self) -> sp.Expr:
+        terms = self._terms()
+        return self if terms is None else sp.Max(*terms)  # no elementary form over a symbolic class count
+
+    def doit(self, **hints) -> sp.Expr:
+        """With a numeric number of classes: Max of the terms."""
+        terms = self._terms(**hints)
+        return self.func(self.body, self.limits) if terms is None else sp.Max(*terms)
+
+    def _eval_evalf(self, prec: int) -> sp.Expr:
+        return self.doit().evalf(prec_to_dps(prec))
+
+    def _eval_is_real(self) -> bool | None:
+        return self.body.is_real or None
+
+    def _eval_derivative(self, s: sp.Basic) -> sp.Expr:
+        raise NotImplementedError("MaxOver is a shift that cancels from every expression using it: differentiate "
+                                  "the expression before the softmax rewrites")
+
+
+class SumBelowOne(StableFunction):
+    """Σ_m body_m − 1 for terms in [0, 1] of which the largest is exactly 1: the softmax denominator
+    Σ_m exp(z_m − max z) less its largest term.  ``SumBelowOne(body, (m, lo, hi))``.
+
+    The printers add up the terms below 1 on their own and count the terms equal to 1 (the maximum, and
+    any tie) apart: a rest of 4e-18 survives, where 1 + 4e-18 − 1 is 0.
+    """
+
+    nargs = 2
+
+    @property
+    def body(self) -> sp.Expr:
+        return self.args[0]
+
+    @property
+    def limits(self) -> sp.Tuple:
+        return self.args[1]
+
+    @property
+    def free_symbols(self) -> set[sp.Basic]:
+        index = self.limits[0]
+        return (self.body.free_symbols - {index}) | self.limits[1].free_symbols | self.limits[2].free_symbols
+
+    def as_elementary(self) -> sp.Expr:
+        return sp.Sum(self.body, tuple(self.limits)) - 1
+
+    def doit(self, **hints) -> sp.Expr:
+        index, lo, hi = self.limits
+        if not (hi - lo).is_Integer or not lo.is_Integer:
+            return self.func(self.body, self.limits)
+        body = self.body.doit(**hints) if hints.get("deep", True) else self.body
+        return sp.Add(*[body.subs(index, i) for i in range(int(lo), int(hi) + 1)]) - 1
+
+    def _eval_evalf(self, prec: int) -> sp.Expr:
+        return self.as_elementary().doit().evalf(prec_to_dps(prec))
+
+    def _eval_is_real(self) -> bool | None:
+        return self.body.is_real or None
+
+    def _eval_derivative(self, s: sp.Basic) -> sp.Expr:
+        d = sp.diff(self.body, s)
+        return sp.S.Zero if d == 0 else sp.Sum(d, tuple(self.limits))
 
 
 class XLogY(StableFunction):
@@ -746,11 +890,10 @@ class Guard(StableFunction):
 
 
 STABLE_FUNCTIONS: tuple[type[StableFunction], ...] = (
-    Softplus, Sigmoid, LogAddExp, LogSumExp, XLogY, XLog1pY, XMulY, LogRatio, Log1mExp, XOverExpm1M1, Log1pSquare,
-    Log1pSquareDu, Log1pSquareDv, Log1pSquareDvc, LogNdtr, LogNdtrDeriv, LogGamma, LogBeta, LgammaDifference,
-    DigammaDifference, LgammaCorrection, LgammaCorrectionSeries, DigammaCorrection, DigammaCorrectionSeries, LogTanhc,
-    DLogTanhc,
-    Square, Guard,
+    Softplus, Sigmoid, Sgn, Held, LogAddExp, LogSumExp, MaxOver, SumBelowOne, XLogY, XLog1pY, XMulY, LogRatio,
+    Log1mExp, XOverExpm1M1, Log1pSquare, Log1pSquareDu, Log1pSquareDv, Log1pSquareDvc, LogNdtr, LogNdtrDeriv, LogGamma,
+    LogBeta, LgammaDifference, DigammaDifference, LgammaCorrection, LgammaCorrectionSeries, DigammaCorrection,
+    DigammaCorrectionSeries, LogTanhc, DLogTanhc, Square, Guard,
 )
 
 
@@ -1084,15 +1227,23 @@ def _sum_of_exp(s: sp.Basic) -> sp.Expr | None:
     return None
 
 
+def _softmax_shift(lse: LogSumExp) -> tuple[sp.Expr, sp.Expr]:
+    """(M, R) with logsumexp(f) = M + log1p(R): M = max_m f_m and R = Σ_m exp(f_m − M) − 1 ≥ 0."""
+    top = MaxOver(lse.body, lse.limits)
+    return top, SumBelowOne(sp.exp(lse.body - top), lse.limits)
+
+
 def _logsumexp(node: sp.Basic, ctx: Context) -> sp.Basic | None:
     if isinstance(node, sp.log):
         return _sum_of_exp(node.args[0])
-    # a sum of exponentials in a denominator (a softmax): 1/Σ exp(f) = exp(−logsumexp(f))
+    # a sum of exponentials in a denominator (a softmax): 1/Σ exp(f) = exp(−M)/(1 + R), M = max f; the
+    # numerator's exp(f_j) joins exp(−M) (exp_of_sum), so that the code shares exp(f − M) with R
     base, n = node.args
     lse = _sum_of_exp(base)
     if lse is None or not (n.is_number and n.is_negative):
         return None
-    return sp.exp(n * lse)
+    top, rest = _softmax_shift(lse)
+    return sp.exp(n * top) * (1 + rest) ** n
 
 
 # -- log1p, expm1, log1mexp
@@ -1413,12 +1564,71 @@ def _softplus_difference(node: sp.Basic, ctx: Context) -> sp.Basic | None:
     return None
 
 
-def _softmax_cross_entropy(node: sp.Basic, ctx: Context) -> sp.Basic | None:
-    """c·L·Σ_k y_k − c·Σ_k z_k·y_k → c·Σ_k y_k·((L − z_k) + logsumexp(z − L)),  L = logsumexp(z).
+def _opposite_pair(node: sp.Basic, kind: type) -> tuple[sp.Expr, sp.Expr, sp.Expr, sp.Expr, list] | None:
+    """(u, a, d, c, rest) for a sum a·f(u) + d·f(−u) + rest (f = kind) whose total weight c = a + d·s is
+    simpler than a, s = −1 for the sigmoid (its pair is a difference) and +1 for softplus: a = c − b, as the
+    (1 − y, y) of a Bernoulli or the (n − y, y) of a binomial.  u is the argument without a leading minus."""
+    terms = list(node.args)
+    found: dict[sp.Expr, tuple[sp.Expr, sp.Expr]] = {}
+    for t in terms:
+        fs = [f for f in sp.Mul.make_args(t) if isinstance(f, kind)]
+        if len(fs) == 1:
+            found.setdefault(fs[0].args[0], (t / fs[0], t))
+    for u, (a, t) in found.items():
+        if u.could_extract_minus_sign() or -u not in found:
+            continue
+        d, t2 = found[-u]
+        c = sp.expand(a + d if kind is Softplus else a - d)
+        if c == 0 or sp.count_ops(c) >= sp.count_ops(a) or a.has(kind) or d.has(kind):
+            continue
+        return u, a, d, c, [r for r in terms if r is not t and r is not t2]
+    return None
 
-    L − z_k ≥ 0 is computed once from the rounded L (exactly, or with one rounding); logsumexp(z − L) is then
-    the tiny correction −(rounding error of L), so the sum of the two is L − z_k to a few ulps.  The common
-    subexpression L − z_k is shared by both (cse finds z_k − L as its negation).
+
+def _softplus_pair(node: sp.Basic, ctx: Context) -> sp.Basic | None:
+    """a·softplus(u) + b·softplus(−u) → c·softplus(−|u|) + u·(c·step(u) − b),  c = a + b simpler than a.
+
+    softplus(±u) = max(±u, 0) + softplus(−|u|): one transcendental softplus for the two, and both terms
+    ≥ 0 (for a, b ≥ 0), so no cancellation; c·step(u) − b is c − b = a or −b exactly as the inputs give it.
+    |u| = u·Sgn(u) and step(u) = max(Sgn(u), 0) share the sign, which picks one side at 0 (see Sgn).
+    """
+    pair = _opposite_pair(node, Softplus)
+    if pair is None:
+        return None
+    u, a, d, c, rest = pair
+    s = Sgn(u)
+    return sp.Add(c * Softplus(-u * s) + u * _label_part(c, s, d), *rest)
+
+
+def _label_part(c: sp.Expr, s: sp.Expr, b: sp.Expr) -> sp.Expr:
+    """c·step − b, held together so that no sum around it reorders its terms: computed first it is exact
+    (c − b or −b, as the inputs give them), and the value and the gradient share it."""
+    return Held(c * sp.Max(s, 0) - b)
+
+
+def _sigmoid_pair(node: sp.Basic, ctx: Context) -> sp.Basic | None:
+    """a·sigmoid(u) − b·sigmoid(−u) → (c·step(u) − b) − c·Sgn(u)·sigmoid(−|u|),  c = a + b simpler than a.
+
+    The pair of softplus_pair's derivative: one sigmoid for the two, of −|u| ≤ 0; c·step(u) − b is a or −b
+    exactly, and c·σ(−|u|) is the rest (a − c·σ(−u) for u ≥ 0, c·σ(u) − b below), so that a confident
+    logit's gradient keeps its e^−|u| (σ(u) − 1 for a label 1 would round it away).  Sgn(u) = ±1 at u = 0
+    makes the derivative of this gradient (double backward) right there too.
+    """
+    pair = _opposite_pair(node, Sigmoid)
+    if pair is None:
+        return None
+    u, a, d, c, rest = pair
+    s = Sgn(u)
+    return sp.Add(_label_part(c, s, -d) - c * s * Sigmoid(-u * s), *rest)
+
+
+def _softmax_cross_entropy(node: sp.Basic, ctx: Context) -> sp.Basic | None:
+    """c·L·Σ_k y_k − c·Σ_k z_k·y_k → c·(log1p(R)·Σ_k y_k − Σ_k y_k·(z_k − M)),  L = logsumexp(z) = M + log1p(R).
+
+    With M = max z both parts are ≥ 0: M − z_k (exact, or one rounding) and log1p(R), R = Σ_k exp(z_k − M) − 1
+    summed without the largest term's 1 (so that −log p of a confident correct class, log1p(R) with R ≈ 1e-20,
+    keeps its digits).  A sum of nonnegative terms has no cancellation: L − z_k to a few ulps, with one
+    maximum and one pass of exponentials per row (shared with the softmax of the gradient, exp(z − M)/(1 + R)).
     """
     terms = list(node.args)
     for t in terms:
@@ -1445,8 +1655,8 @@ def _softmax_cross_entropy(node: sp.Basic, ctx: Context) -> sp.Basic | None:
             if sp.expand(fu.function.xreplace({fu.limits[0][0]: k}) - z_k * y_k) != 0:
                 continue
             rest = [r for r in terms if r is not t and r is not u]
-            shifted = LogSumExp(lse.body - lse, lse.limits)
-            return sp.Add(c * sp.Sum(y_k * ((lse - z_k) + shifted), total.limits), *rest)
+            top, below = _softmax_shift(lse)
+            return sp.Add(c * (log1p(below) * total - sp.Sum(y_k * (z_k - top), total.limits)), *rest)
     return None
 
 
@@ -1930,11 +2140,13 @@ RULES: tuple[Rule, ...] = (
          "exp(x) overflows for x > 709 (88 in float32)", _node(sp.log), _softplus),
     Rule("logaddexp", "log(exp(a) + exp(b) + …) → logaddexp(a, logaddexp(b, …))",
          "each exp overflows or underflows on its own; their log-sum does not", _node(sp.log), _logaddexp),
-    Rule("logsumexp", "log Σ_k exp(x_k) → logsumexp(x);  1/Σ_k exp(x_k) → exp(−logsumexp(x))",
+    Rule("logsumexp", "log Σ_k exp(x_k) → logsumexp(x);  1/Σ_k exp(x_k) → exp(−M)/(1 + R),  M = max x, "
+         "R = Σ_k exp(x_k − M) − 1",
          "the sum overflows for one large logit; softmax ratios become ∞/∞", _node(sp.log, sp.Pow), _logsumexp),
-    Rule("softmax_cross_entropy", "L·Σ_k y_k − Σ_k z_k·y_k → Σ_k y_k·((L − z_k) + logsumexp(z − L)),  L = logsumexp(z)",
-         "L·Σy − Σz·y cancels (to 0 at logits [−40, −40, 0]; 779 ulps at logits −1e4); each class's L − z_k ≥ 0, "
-         "corrected by the rounding error of L, does not",
+    Rule("softmax_cross_entropy", "L·Σ_k y_k − Σ_k z_k·y_k → log1p(R)·Σ_k y_k − Σ_k y_k·(z_k − M),  "
+         "L = logsumexp(z) = M + log1p(R)",
+         "L·Σy − Σz·y cancels (to 0 at logits [−40, −40, 0]; 779 ulps at logits −1e4); M − z_k ≥ 0 and "
+         "log1p(R) ≥ 0, R summed without the largest term's 1, do not",
          _node(sp.Add), _softmax_cross_entropy),
     Rule("log1mexp", "log(1 − exp(−x)) → log1mexp(x)",
          "1 − exp(−x) cancels for small x and rounds to 1 for large x", _node(sp.log, log1p), _log1mexp),
@@ -1947,6 +2159,15 @@ RULES: tuple[Rule, ...] = (
     Rule("softplus_difference", "softplus(x) − softplus(−x) → x",
          "the difference of two large numbers loses digits (and is ∞ − ∞ without the softplus rule)",
          _node(sp.Add), _softplus_difference),
+    Rule("softplus_pair", "a·softplus(u) + b·softplus(−u) → c·softplus(−|u|) + u·(c·step(u) − b)  "
+         "(c = a + b, a = c − b)",
+         "each softplus is a pass of exp and log1p over the arrays; softplus(±u) = max(±u, 0) + softplus(−|u|) "
+         "needs one, and its two parts are ≥ 0 (no cancellation at u = ±1e4 or for soft labels)",
+         _node(sp.Add), _softplus_pair),
+    Rule("sigmoid_pair", "a·sigmoid(u) − b·sigmoid(−u) → (c·step(u) − b) − c·sgn(u)·sigmoid(−|u|)  (c = a + b, "
+         "a = c − b)", "two sigmoids for one gradient; with one, of −|u|, the label's part c·step(u) − b is exact "
+         "and the e^−|u| of a confident logit survives (σ(u) − y rounds it away for y = 1)",
+         _node(sp.Add), _sigmoid_pair),
     Rule("sigmoid_to_tanh", "2·sigmoid(x) − 1 → tanh(x/2);  2a·sigmoid(x) − a → a·tanh(x/2)",
          "2·sigmoid(x) − 1 cancels near x = 0, where tanh(x/2) keeps every digit", _node(sp.Add), _sigmoid_to_tanh),
     Rule("log_tanhc", "log|tanh(u)| − log|x| → log_tanhc(u) + log|u/x|  (u/x a number)",

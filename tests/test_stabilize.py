@@ -37,9 +37,12 @@ from symloss.stabilize import (
     LogRatio,
     LogSumExp,
     LogTanhc,
+    MaxOver,
+    Sgn,
     Sigmoid,
     Softplus,
     Square,
+    SumBelowOne,
     XLog1pY,
     XLogY,
     XMulY,
@@ -318,9 +321,17 @@ def test_rule_logsumexp():
     out = apply_rule("logsumexp", sp.log(total))
     assert isinstance(out, LogSumExp)
     softmax = apply_rule("logsumexp", sp.exp(z[j]) / total)
-    assert softmax.has(LogSumExp) and not softmax.has(sp.Sum)
+    assert softmax.has(MaxOver) and softmax.has(SumBelowOne) and not softmax.has(sp.Sum)
     values = {K: 3, z[0]: 1.0, z[1]: -2.0, z[2]: 800.0}
     assert abs(exact(out.subs(K, 3), values) - (800 + math.log1p(math.exp(-799) + math.exp(-802)))) < 1e-12
+    # softmax = exp(z_j − M)/(1 + R): the same value, no overflow at z = 800
+    for jj in range(3):
+        want = exact((sp.exp(z[j]) / total).subs({K: 3, j: jj}).doit(), values)
+        got = exact(softmax.subs({K: 3, j: jj}).doit(), values)
+        assert abs(got - want) <= 1e-15 * abs(want)
+    # R is the denominator less its largest term, 1: Σ_k exp(z_k − M) − 1
+    rest = next(iter(softmax.atoms(SumBelowOne)))
+    assert abs(exact(rest.subs(K, 3).doit(), values) - (math.exp(-799) + math.exp(-802))) < 1e-300
     # its derivative with respect to z[j] is softmax(z)[j]
     d = sp.diff(out, z[j])
     assert d == sp.exp(z[j] - out)
@@ -335,8 +346,8 @@ def test_rule_softmax_cross_entropy():
     lse = LogSumExp(z[m], sp.Tuple(m, 0, K - 1))
     expr = lse * sp.Sum(y[k], (k, 0, K - 1)) - sp.Sum(z[k] * y[k], (k, 0, K - 1))
     out = apply_rule("softmax_cross_entropy", expr)
-    assert isinstance(out, sp.Sum) and out.has(LogSumExp)
-    # the same function (any number of classes): one shifted logsumexp per row inside the class sum
+    assert out.has(MaxOver) and out.has(SumBelowOne) and not out.has(LogSumExp)
+    # the same function (any number of classes): log1p(R)·Σ_k y_k − Σ_k y_k·(z_k − M), both parts ≥ 0
     for zs, ys in (([1.0, -2.0, 800.0], [0.0, 1.0, 0.0]), ([-40.0, -40.0, 0.0], [0.0, 0.0, 2.0])):
         values = {**{z[i]: zs[i] for i in range(3)}, **{y[i]: ys[i] for i in range(3)}}
         want = exact(expr.subs(K, 3).doit(), values)
@@ -345,7 +356,7 @@ def test_rule_softmax_cross_entropy():
     # a coefficient and other terms are kept; a sum over other weights than the logsumexp's total is left alone
     a = sp.Symbol("a", real=True)
     out2 = apply_rule("softmax_cross_entropy", 2 * expr + a)
-    assert out2.has(a) and out2.has(LogSumExp)
+    assert out2.has(a) and out2.has(SumBelowOne)
     ctx_expr = lse * sp.Sum(y[k], (k, 0, K - 1)) - sp.Sum(z[k] ** 2 * y[k], (k, 0, K - 1))
     from symloss.stabilize import Context
 
@@ -412,6 +423,57 @@ def test_rule_tanh():
     assert out == sp.tanh(x)
     assert math.isnan(float_value(naive(expr, x), 800.0))
     assert float_value(as_float(out, x), 800.0) == 1.0
+
+
+def test_rule_softplus_pair():
+    """(1 − y)·softplus(x) + y·softplus(−x) → softplus(−|x|) + x·(step(x) − y): one softplus, same value."""
+    expr = (1 - y) * Softplus(x) + y * Softplus(-x) + a
+    out = apply_rule("softplus_pair", expr)
+    assert out.has(Sgn) and len(out.atoms(Softplus)) == 1 and out.has(a)
+    pts = [{x: v, y: t, a: 0.5} for v in (-30.0, -1.5, 0.0, 2.0, 40.0) for t in (0.0, 0.3, 1.0)]
+    assert_same_value(expr, out, pts)
+    # binomial weights (n − y, y): c = n; a weight pair whose total is not simpler (y, 1) is left alone
+    n = sp.Symbol("n", positive=True)
+    binom = apply_rule("softplus_pair", (n - y) * Softplus(x) + y * Softplus(-x))
+    assert_same_value((n - y) * Softplus(x) + y * Softplus(-x), binom, [{x: -3.0, y: 2, n: 5}, {x: 7.0, y: 5, n: 5}])
+    from symloss.stabilize import Context
+
+    ctx = Context()
+    geometric = y * Softplus(x) + Softplus(-x)
+    assert RULES_BY_NAME["softplus_pair"].apply(geometric, ctx) == geometric
+    # float64: the label part and softplus(−|x|) are both ≥ 0, exact at logits ±1e4 and for a soft label
+    mod = _bernoulli_numpy()
+    for xv, yv in ((1e4, 1.0), (-1e4, 0.0), (30.0, 1.0), (30.0, 1 - 2**-30), (-40.0, 1e-20), (0.0, 0.25)):
+        want = exact(expr.subs(a, 0), {x: xv, y: yv})
+        got = float(mod.loss(np.float64(xv), np.float64(yv), reduction="none"))
+        assert abs(got - float(want)) <= 2 * math.ulp(float(want)) or float(want) == got, (xv, yv, got, want)
+
+
+def test_rule_sigmoid_pair():
+    """(1 − y)·σ(x) − y·σ(−x) → (step(x) − y) − sgn(x)·σ(−|x|): one sigmoid, same value, ½ − y at 0."""
+    expr = (1 - y) * Sigmoid(x) - y * Sigmoid(-x)
+    out = apply_rule("sigmoid_pair", expr)
+    assert out.has(Sgn) and len(out.atoms(Sigmoid)) == 1
+    pts = [{x: v, y: t} for v in (-30.0, -1.5, 0.0, 2.0, 40.0) for t in (0.0, 0.3, 1.0)]
+    assert_same_value(expr, out, pts)
+    mod = _bernoulli_numpy()
+    for xv, yv in ((30.0, 1.0), (-30.0, 0.0), (0.0, 0.3), (-0.0, 0.3), (1e4, 1.0), (2.0, 1 - 2**-40)):
+        want = float(exact(expr, {x: xv, y: yv}))
+        (g,) = mod.grad(np.float64(xv), np.float64(yv), reduction="none")
+        assert abs(float(g) - want) <= 2 * math.ulp(want), (xv, yv, float(g), want)
+
+
+def _bernoulli_numpy():
+    import symloss
+    from symloss.codegen import load
+
+    return load(symloss.derive("bernoulli", link="canonical"), "numpy")
+
+
+def test_sgn_has_a_side_at_zero():
+    assert Sgn(sp.Integer(0)) == 1 and Sgn(sp.Float(-2.5)) == -1
+    assert sp.diff(Sgn(x), x) == 0
+    assert elementary(Sgn(x)).subs(x, 0) == 1
 
 
 def test_rule_softplus_difference():
@@ -766,7 +828,8 @@ def test_rule_piecewise_guard():
 
 
 # ---------------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("fn", [f for f in STABLE_FUNCTIONS if f not in (LogSumExp, Guard)], ids=lambda f: f.__name__)
+@pytest.mark.parametrize("fn", [f for f in STABLE_FUNCTIONS if f not in (LogSumExp, MaxOver, SumBelowOne, Guard)],
+                         ids=lambda f: f.__name__)
 def test_stable_functions_have_exact_derivatives(fn):
     """fdiff against a central difference of the elementary form, with 40 digits."""
     args = {1: (sp.Float("0.7", 40),), 2: (sp.Float("0.7", 40), sp.Float("1.3", 40))}[fn.nargs.args[0] if hasattr(

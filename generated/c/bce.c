@@ -58,15 +58,15 @@ static double symloss_bce_xlog1py(double x, double y)
 static double symloss_bce_terms(double probs, double y)
 {
     (void)probs; (void)y;
-    return -symloss_bce_xlog1py(-y + 1.0, -probs) - symloss_bce_xlogy(y, probs);
+    return -symloss_bce_xlog1py(1.0 - y, -probs) - symloss_bce_xlogy(y, probs);
 }
 
 /* ℓ of one observation, and its partial derivatives ∂ℓ/∂probs into _g. */
 static double symloss_bce_terms_and_grads(double probs, double y, double *_g)
 {
     (void)probs; (void)y;
-    _g[0] = (-probs + y)/(probs*(probs - 1.0));
-    return -symloss_bce_xlog1py(-y + 1.0, -probs) - symloss_bce_xlogy(y, probs);
+    _g[0] = (y - probs)/(probs*(probs - 1.0));
+    return -symloss_bce_xlog1py(1.0 - y, -probs) - symloss_bce_xlogy(y, probs);
 }
 
 /* The dropped constant c = −log p − ℓ of one observation. */

@@ -30,6 +30,8 @@
  *     sigmoid: 1/(1 + exp(−x)) → sigmoid(x);  1/(1 + exp(x)) → sigmoid(−x)
  *     sigmoid_absorb: exp(x)·sigmoid(−x) → sigmoid(x)  (exp(x)/(1 + exp(x)) → sigmoid(x))
  *     softplus: log(1 + exp(x)) → softplus(x)
+ *     softplus_pair: a·softplus(u) + b·softplus(−u) → c·softplus(−|u|) + u·(c·step(u) − b)  (c = a + b, a = c − b)
+ *     sigmoid_pair: a·sigmoid(u) − b·sigmoid(−u) → (c·step(u) − b) − c·sgn(u)·sigmoid(−|u|)  (c = a + b, a = c − b)
  *
  * Conventions:
  *   * Every array argument has n elements (no broadcasting; repeat a shared value); the named constants
@@ -62,17 +64,19 @@ static double symloss_bernoulli_logit_probs_sigmoid(double x)
 static double symloss_bernoulli_logit_probs_terms(double logits, double y)
 {
     (void)logits; (void)y;
-    return y*symloss_bernoulli_logit_probs_softplus(-logits) + (-y + 1.0)*symloss_bernoulli_logit_probs_softplus(logits);
+    const double _t0 = copysign(1.0, logits);
+    return logits*(fmax(0.0, _t0) - y) + symloss_bernoulli_logit_probs_softplus(-_t0*logits);
 }
 
 /* ℓ of one observation, and its partial derivatives ∂ℓ/∂logits into _g. */
 static double symloss_bernoulli_logit_probs_terms_and_grads(double logits, double y, double *_g)
 {
     (void)logits; (void)y;
-    const double _t0 = -logits;
-    const double _t1 = -y + 1.0;
-    _g[0] = _t1*symloss_bernoulli_logit_probs_sigmoid(logits) - y*symloss_bernoulli_logit_probs_sigmoid(_t0);
-    return _t1*symloss_bernoulli_logit_probs_softplus(logits) + y*symloss_bernoulli_logit_probs_softplus(_t0);
+    const double _t0 = copysign(1.0, logits);
+    const double _t1 = -_t0*logits;
+    const double _t2 = fmax(0.0, _t0) - y;
+    _g[0] = _t2 - _t0*symloss_bernoulli_logit_probs_sigmoid(_t1);
+    return _t2*logits + symloss_bernoulli_logit_probs_softplus(_t1);
 }
 
 /* The dropped constant c = −log p − ℓ of one observation. */

@@ -49,7 +49,7 @@
 static double symloss_beta_nll_terms(double loc, double log_scale, double y)
 {
     (void)loc; (void)log_scale; (void)y;
-    const double _t0 = (0.5)*(((-loc + y)*exp(-0.5*log_scale))*((-loc + y)*exp(-0.5*log_scale)));
+    const double _t0 = (0.5)*(((y - loc)*exp(-0.5*log_scale))*((y - loc)*exp(-0.5*log_scale)));
     return _t0 + log_scale*exp(log_scale);
 }
 

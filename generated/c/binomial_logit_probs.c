@@ -34,6 +34,8 @@
  *     sigmoid: 1/(1 + exp(−x)) → sigmoid(x);  1/(1 + exp(x)) → sigmoid(−x)
  *     sigmoid_absorb: exp(x)·sigmoid(−x) → sigmoid(x)  (exp(x)/(1 + exp(x)) → sigmoid(x))
  *     softplus: log(1 + exp(x)) → softplus(x)
+ *     softplus_pair: a·softplus(u) + b·softplus(−u) → c·softplus(−|u|) + u·(c·step(u) − b)  (c = a + b, a = c − b)
+ *     sigmoid_pair: a·sigmoid(u) − b·sigmoid(−u) → (c·step(u) − b) − c·sgn(u)·sigmoid(−|u|)  (c = a + b, a = c − b)
  *     log1p: log(1 + x) → log1p(x)
  *
  * Conventions:
@@ -98,17 +100,19 @@ static double symloss_binomial_logit_probs_lbeta(double a, double b)
 static double symloss_binomial_logit_probs_terms(double total_count, double logits, double y)
 {
     (void)total_count; (void)logits; (void)y;
-    return y*symloss_binomial_logit_probs_softplus(-logits) + (total_count - y)*symloss_binomial_logit_probs_softplus(logits);
+    const double _t0 = copysign(1.0, logits);
+    return logits*(total_count*fmax(0.0, _t0) - y) + total_count*symloss_binomial_logit_probs_softplus(-_t0*logits);
 }
 
 /* ℓ of one observation, and its partial derivatives ∂ℓ/∂logits into _g. */
 static double symloss_binomial_logit_probs_terms_and_grads(double total_count, double logits, double y, double *_g)
 {
     (void)total_count; (void)logits; (void)y;
-    const double _t0 = -logits;
-    const double _t1 = total_count - y;
-    _g[0] = _t1*symloss_binomial_logit_probs_sigmoid(logits) - y*symloss_binomial_logit_probs_sigmoid(_t0);
-    return _t1*symloss_binomial_logit_probs_softplus(logits) + y*symloss_binomial_logit_probs_softplus(_t0);
+    const double _t0 = copysign(1.0, logits);
+    const double _t1 = -_t0*logits;
+    const double _t2 = total_count*fmax(0.0, _t0) - y;
+    _g[0] = _t2 - _t0*total_count*symloss_binomial_logit_probs_sigmoid(_t1);
+    return _t2*logits + total_count*symloss_binomial_logit_probs_softplus(_t1);
 }
 
 /* The dropped constant c = −log p − ℓ of one observation. */

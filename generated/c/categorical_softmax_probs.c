@@ -29,17 +29,20 @@
  *     ∂ℓ/∂logits = exp(logits[j])*Sum(y[k], (k, 0, K - 1))/Sum(exp(logits[m]), (m, 0, K - 1)) - y[j]
  *
  * Stabilising rewrites applied (symloss.stabilize):
- *     logsumexp: log Σ_k exp(x_k) → logsumexp(x);  1/Σ_k exp(x_k) → exp(−logsumexp(x))
- *     softmax_cross_entropy: L·Σ_k y_k − Σ_k z_k·y_k → Σ_k y_k·((L − z_k) + logsumexp(z − L)),  L = logsumexp(z)
+ *     logsumexp: log Σ_k exp(x_k) → logsumexp(x);  1/Σ_k exp(x_k) → exp(−M)/(1 + R),  M = max x, R = Σ_k exp(x_k −
+ *        M) − 1
+ *     softmax_cross_entropy: L·Σ_k y_k − Σ_k z_k·y_k → log1p(R)·Σ_k y_k − Σ_k y_k·(z_k − M),  L = logsumexp(z) = M
+ *        + log1p(R)
+ *     xlogy: x·log(y) → xlogy(x, y);  x·log1p(y) → xlog1py(x, y)  (x may be 0, the target involved)
  *     exp_of_sum: exp(a)·exp(b) → exp(a + b)
  *
  * Conventions:
  *   * The classes lie on the last axis: the class-axis arguments are row-major arrays of n × _classes
  *     values (one row per observation), the others arrays of n values (no broadcasting; repeat a shared
  *     value); the target is a row of class probabilities or counts (one-hot rows for class indices); the
- *     named constants are scalars.  Nothing is allocated: each sum over the classes is a loop that
- *     recomputes its terms, each logsumexp two loops with the maximum shifted out.  Outputs may not alias
- *     inputs.
+ *     named constants are scalars.  Nothing is allocated: each sum (or maximum) over the classes is a loop
+ *     that recomputes its terms, each logsumexp two loops with the maximum shifted out.  Outputs may not
+ *     alias inputs.
  *   * The double functions compute in double; the float functions (suffix _f) take and return float
  *     but evaluate every element in double and round the results (same accuracy, same extremes).
  *   * reduction: MEAN (0) gives Σ w·ℓ / n and SUM (1) gives Σ w·ℓ (w = 1 without a weight array; like
@@ -51,49 +54,41 @@
 
 #include "categorical_softmax_probs.h"
 
+/* x·log1p(y), and 0 where x == 0 (also when y == −1). */
+static double symloss_categorical_softmax_probs_xlog1py(double x, double y)
+{
+    return x == 0.0 ? 0.0 : x * log1p(y);
+}
+
 /* ℓ of one observation (double rows of _classes values for the vector arguments). */
 static double symloss_categorical_softmax_probs_terms(const double *logits, const double *y, size_t _classes)
 {
     (void)logits; (void)y; (void)_classes;
     size_t _k;
     double _c0 = -HUGE_VAL;
-    size_t _i_c0 = 0;
     for (_k = 0; _k < _classes; ++_k) {
         const double _v_c0 = logits[_k];
-        if (_v_c0 > _c0 || _v_c0 != _v_c0) {
-            _c0 = _v_c0;
-            _i_c0 = _k;
-        }
+        if (_v_c0 > _c0 || _v_c0 != _v_c0) _c0 = _v_c0;
     }
-    if (isfinite(_c0)) {
-        double _s_c0 = 0.0;
-        for (_k = 0; _k < _classes; ++_k) {
-            if (_k != _i_c0) _s_c0 += exp(logits[_k] - _c0);
-        }
-        _c0 += log1p(_s_c0);
-    }
-    const double _t0 = _c0;
-    double _c1 = -HUGE_VAL;
-    size_t _i_c1 = 0;
+    if (!isfinite(_c0)) _c0 = 0.0;
+    double _c1 = 0.0;
     for (_k = 0; _k < _classes; ++_k) {
-        const double _v_c1 = logits[_k] - _t0;
-        if (_v_c1 > _c1 || _v_c1 != _v_c1) {
-            _c1 = _v_c1;
-            _i_c1 = _k;
-        }
-    }
-    if (isfinite(_c1)) {
-        double _s_c1 = 0.0;
-        for (_k = 0; _k < _classes; ++_k) {
-            if (_k != _i_c1) _s_c1 += exp(logits[_k] - _t0 - _c1);
-        }
-        _c1 += log1p(_s_c1);
+        _c1 += y[_k];
     }
     double _c2 = 0.0;
+    double _o_c2 = 0.0;
     for (_k = 0; _k < _classes; ++_k) {
-        _c2 += y[_k]*(-logits[_k] + _t0 + _c1);
+        const double _t0 = logits[_k] - _c0;
+        const double _v_c2 = exp(_t0);
+        if (_v_c2 == 1.0) _o_c2 += 1.0; else _c2 += _v_c2;
     }
-    return _c2;
+    _c2 += _o_c2 - 1.0;
+    double _c3 = 0.0;
+    for (_k = 0; _k < _classes; ++_k) {
+        const double _t0 = logits[_k] - _c0;
+        _c3 += _t0*y[_k];
+    }
+    return symloss_categorical_softmax_probs_xlog1py(_c1, _c2) - _c3;
 }
 
 /* ℓ of one observation, and its partial derivatives ∂ℓ/∂logits into _grad_<input> (a row of _classes
@@ -103,55 +98,39 @@ static double symloss_categorical_softmax_probs_terms_and_grads(const double *lo
     (void)logits; (void)y; (void)_classes;
     size_t _k;
     double _c0 = -HUGE_VAL;
-    size_t _i_c0 = 0;
     for (_k = 0; _k < _classes; ++_k) {
         const double _v_c0 = logits[_k];
-        if (_v_c0 > _c0 || _v_c0 != _v_c0) {
-            _c0 = _v_c0;
-            _i_c0 = _k;
-        }
+        if (_v_c0 > _c0 || _v_c0 != _v_c0) _c0 = _v_c0;
     }
-    if (isfinite(_c0)) {
-        double _s_c0 = 0.0;
-        for (_k = 0; _k < _classes; ++_k) {
-            if (_k != _i_c0) _s_c0 += exp(logits[_k] - _c0);
-        }
-        _c0 += log1p(_s_c0);
-    }
-    const double _t0 = _c0;
-    double _c1 = -HUGE_VAL;
-    size_t _i_c1 = 0;
+    if (!isfinite(_c0)) _c0 = 0.0;
+    double _c1 = 0.0;
     for (_k = 0; _k < _classes; ++_k) {
-        const double _t1 = logits[_k] - _t0;
-        const double _v_c1 = _t1;
-        if (_v_c1 > _c1 || _v_c1 != _v_c1) {
-            _c1 = _v_c1;
-            _i_c1 = _k;
-        }
+        _c1 += y[_k];
     }
-    if (isfinite(_c1)) {
-        double _s_c1 = 0.0;
-        for (_k = 0; _k < _classes; ++_k) {
-            const double _t1 = logits[_k] - _t0;
-            if (_k != _i_c1) _s_c1 += exp(_t1 - _c1);
-        }
-        _c1 += log1p(_s_c1);
-    }
+    const double _t1 = _c1;
     double _c2 = 0.0;
+    double _o_c2 = 0.0;
     for (_k = 0; _k < _classes; ++_k) {
-        _c2 += y[_k]*(-logits[_k] + _t0 + _c1);
+        const double _t0 = logits[_k] - _c0;
+        const double _t2 = exp(_t0);
+        const double _v_c2 = _t2;
+        if (_v_c2 == 1.0) _o_c2 += 1.0; else _c2 += _v_c2;
     }
+    _c2 += _o_c2 - 1.0;
+    const double _t3 = _c2;
     double _c3 = 0.0;
     for (_k = 0; _k < _classes; ++_k) {
-        _c3 += y[_k];
+        const double _t0 = logits[_k] - _c0;
+        _c3 += _t0*y[_k];
     }
     if (_grad_logits) {
         for (_k = 0; _k < _classes; ++_k) {
-            const double _t1 = logits[_k] - _t0;
-            _grad_logits[_k] = -y[_k] + exp(_t1)*_c3;
+            const double _t0 = logits[_k] - _c0;
+            const double _t2 = exp(_t0);
+            _grad_logits[_k] = _t2*(_t1/(_t3 + 1.0)) - y[_k];
         }
     }
-    return _c2;
+    return symloss_categorical_softmax_probs_xlog1py(_t1, _t3) - _c3;
 }
 
 /* The dropped constant c = −log p − ℓ of one observation. */
@@ -167,43 +146,29 @@ static double symloss_categorical_softmax_probs_terms_f(const float *logits, con
     (void)logits; (void)y; (void)_classes;
     size_t _k;
     double _c0 = -HUGE_VAL;
-    size_t _i_c0 = 0;
     for (_k = 0; _k < _classes; ++_k) {
         const double _v_c0 = logits[_k];
-        if (_v_c0 > _c0 || _v_c0 != _v_c0) {
-            _c0 = _v_c0;
-            _i_c0 = _k;
-        }
+        if (_v_c0 > _c0 || _v_c0 != _v_c0) _c0 = _v_c0;
     }
-    if (isfinite(_c0)) {
-        double _s_c0 = 0.0;
-        for (_k = 0; _k < _classes; ++_k) {
-            if (_k != _i_c0) _s_c0 += exp(logits[_k] - _c0);
-        }
-        _c0 += log1p(_s_c0);
-    }
-    const double _t0 = _c0;
-    double _c1 = -HUGE_VAL;
-    size_t _i_c1 = 0;
+    if (!isfinite(_c0)) _c0 = 0.0;
+    double _c1 = 0.0;
     for (_k = 0; _k < _classes; ++_k) {
-        const double _v_c1 = logits[_k] - _t0;
-        if (_v_c1 > _c1 || _v_c1 != _v_c1) {
-            _c1 = _v_c1;
-            _i_c1 = _k;
-        }
-    }
-    if (isfinite(_c1)) {
-        double _s_c1 = 0.0;
-        for (_k = 0; _k < _classes; ++_k) {
-            if (_k != _i_c1) _s_c1 += exp(logits[_k] - _t0 - _c1);
-        }
-        _c1 += log1p(_s_c1);
+        _c1 += y[_k];
     }
     double _c2 = 0.0;
+    double _o_c2 = 0.0;
     for (_k = 0; _k < _classes; ++_k) {
-        _c2 += y[_k]*(-logits[_k] + _t0 + _c1);
+        const double _t0 = logits[_k] - _c0;
+        const double _v_c2 = exp(_t0);
+        if (_v_c2 == 1.0) _o_c2 += 1.0; else _c2 += _v_c2;
     }
-    return _c2;
+    _c2 += _o_c2 - 1.0;
+    double _c3 = 0.0;
+    for (_k = 0; _k < _classes; ++_k) {
+        const double _t0 = logits[_k] - _c0;
+        _c3 += _t0*y[_k];
+    }
+    return symloss_categorical_softmax_probs_xlog1py(_c1, _c2) - _c3;
 }
 
 /* ℓ of one observation, and its partial derivatives ∂ℓ/∂logits into _grad_<input> (a row of _classes
@@ -213,55 +178,39 @@ static double symloss_categorical_softmax_probs_terms_and_grads_f(const float *l
     (void)logits; (void)y; (void)_classes;
     size_t _k;
     double _c0 = -HUGE_VAL;
-    size_t _i_c0 = 0;
     for (_k = 0; _k < _classes; ++_k) {
         const double _v_c0 = logits[_k];
-        if (_v_c0 > _c0 || _v_c0 != _v_c0) {
-            _c0 = _v_c0;
-            _i_c0 = _k;
-        }
+        if (_v_c0 > _c0 || _v_c0 != _v_c0) _c0 = _v_c0;
     }
-    if (isfinite(_c0)) {
-        double _s_c0 = 0.0;
-        for (_k = 0; _k < _classes; ++_k) {
-            if (_k != _i_c0) _s_c0 += exp(logits[_k] - _c0);
-        }
-        _c0 += log1p(_s_c0);
-    }
-    const double _t0 = _c0;
-    double _c1 = -HUGE_VAL;
-    size_t _i_c1 = 0;
+    if (!isfinite(_c0)) _c0 = 0.0;
+    double _c1 = 0.0;
     for (_k = 0; _k < _classes; ++_k) {
-        const double _t1 = logits[_k] - _t0;
-        const double _v_c1 = _t1;
-        if (_v_c1 > _c1 || _v_c1 != _v_c1) {
-            _c1 = _v_c1;
-            _i_c1 = _k;
-        }
+        _c1 += y[_k];
     }
-    if (isfinite(_c1)) {
-        double _s_c1 = 0.0;
-        for (_k = 0; _k < _classes; ++_k) {
-            const double _t1 = logits[_k] - _t0;
-            if (_k != _i_c1) _s_c1 += exp(_t1 - _c1);
-        }
-        _c1 += log1p(_s_c1);
-    }
+    const double _t1 = _c1;
     double _c2 = 0.0;
+    double _o_c2 = 0.0;
     for (_k = 0; _k < _classes; ++_k) {
-        _c2 += y[_k]*(-logits[_k] + _t0 + _c1);
+        const double _t0 = logits[_k] - _c0;
+        const double _t2 = exp(_t0);
+        const double _v_c2 = _t2;
+        if (_v_c2 == 1.0) _o_c2 += 1.0; else _c2 += _v_c2;
     }
+    _c2 += _o_c2 - 1.0;
+    const double _t3 = _c2;
     double _c3 = 0.0;
     for (_k = 0; _k < _classes; ++_k) {
-        _c3 += y[_k];
+        const double _t0 = logits[_k] - _c0;
+        _c3 += _t0*y[_k];
     }
     if (_grad_logits) {
         for (_k = 0; _k < _classes; ++_k) {
-            const double _t1 = logits[_k] - _t0;
-            _grad_logits[_k] = -y[_k] + exp(_t1)*_c3;
+            const double _t0 = logits[_k] - _c0;
+            const double _t2 = exp(_t0);
+            _grad_logits[_k] = _t2*(_t1/(_t3 + 1.0)) - y[_k];
         }
     }
-    return _c2;
+    return symloss_categorical_softmax_probs_xlog1py(_t1, _t3) - _c3;
 }
 
 /* The dropped constant c = −log p − ℓ of one observation. */

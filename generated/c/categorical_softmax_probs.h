@@ -29,17 +29,20 @@
  *     ∂ℓ/∂logits = exp(logits[j])*Sum(y[k], (k, 0, K - 1))/Sum(exp(logits[m]), (m, 0, K - 1)) - y[j]
  *
  * Stabilising rewrites applied (symloss.stabilize):
- *     logsumexp: log Σ_k exp(x_k) → logsumexp(x);  1/Σ_k exp(x_k) → exp(−logsumexp(x))
- *     softmax_cross_entropy: L·Σ_k y_k − Σ_k z_k·y_k → Σ_k y_k·((L − z_k) + logsumexp(z − L)),  L = logsumexp(z)
+ *     logsumexp: log Σ_k exp(x_k) → logsumexp(x);  1/Σ_k exp(x_k) → exp(−M)/(1 + R),  M = max x, R = Σ_k exp(x_k −
+ *        M) − 1
+ *     softmax_cross_entropy: L·Σ_k y_k − Σ_k z_k·y_k → log1p(R)·Σ_k y_k − Σ_k y_k·(z_k − M),  L = logsumexp(z) = M
+ *        + log1p(R)
+ *     xlogy: x·log(y) → xlogy(x, y);  x·log1p(y) → xlog1py(x, y)  (x may be 0, the target involved)
  *     exp_of_sum: exp(a)·exp(b) → exp(a + b)
  *
  * Conventions:
  *   * The classes lie on the last axis: the class-axis arguments are row-major arrays of n × _classes
  *     values (one row per observation), the others arrays of n values (no broadcasting; repeat a shared
  *     value); the target is a row of class probabilities or counts (one-hot rows for class indices); the
- *     named constants are scalars.  Nothing is allocated: each sum over the classes is a loop that
- *     recomputes its terms, each logsumexp two loops with the maximum shifted out.  Outputs may not alias
- *     inputs.
+ *     named constants are scalars.  Nothing is allocated: each sum (or maximum) over the classes is a loop
+ *     that recomputes its terms, each logsumexp two loops with the maximum shifted out.  Outputs may not
+ *     alias inputs.
  *   * The double functions compute in double; the float functions (suffix _f) take and return float
  *     but evaluate every element in double and round the results (same accuracy, same extremes).
  *   * reduction: MEAN (0) gives Σ w·ℓ / n and SUM (1) gives Σ w·ℓ (w = 1 without a weight array; like

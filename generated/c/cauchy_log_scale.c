@@ -89,7 +89,7 @@ static double symloss_cauchy_log_scale_log1p_square_dv(double u, double v)
 static double symloss_cauchy_log_scale_terms(double loc, double log_scale, double y)
 {
     (void)loc; (void)log_scale; (void)y;
-    return log_scale + symloss_cauchy_log_scale_log1p_square(-loc + y, -log_scale);
+    return log_scale + symloss_cauchy_log_scale_log1p_square(y - loc, -log_scale);
 }
 
 /* ℓ of one observation, and its partial derivatives ∂ℓ/∂loc, ∂ℓ/∂log_scale into _g. */

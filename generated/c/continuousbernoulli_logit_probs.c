@@ -35,6 +35,7 @@
  *     sigmoid: 1/(1 + exp(−x)) → sigmoid(x);  1/(1 + exp(x)) → sigmoid(−x)
  *     softplus: log(1 + exp(x)) → softplus(x)
  *     softplus_difference: softplus(x) − softplus(−x) → x
+ *     softplus_pair: a·softplus(u) + b·softplus(−u) → c·softplus(−|u|) + u·(c·step(u) − b)  (c = a + b, a = c − b)
  *     sigmoid_to_tanh: 2·sigmoid(x) − 1 → tanh(x/2);  2a·sigmoid(x) − a → a·tanh(x/2)
  *     log_tanhc: log|tanh(u)| − log|x| → log_tanhc(u) + log|u/x|  (u/x a number)
  *
@@ -94,8 +95,9 @@ static double symloss_continuousbernoulli_logit_probs_dlog_tanhc(double x)
 static double symloss_continuousbernoulli_logit_probs_terms(double logits, double y)
 {
     (void)logits; (void)y;
-    const double _t0 = (-y + 1.0)*symloss_continuousbernoulli_logit_probs_softplus(logits);
-    return _t0 + y*symloss_continuousbernoulli_logit_probs_softplus(-logits) + symloss_continuousbernoulli_logit_probs_log_tanhc((0.5)*logits) - 0.6931471805599453;
+    const double _t0 = copysign(1.0, logits);
+    const double _t1 = logits*(fmax(0.0, _t0) - y);
+    return _t1 + symloss_continuousbernoulli_logit_probs_log_tanhc((0.5)*logits) + symloss_continuousbernoulli_logit_probs_softplus(-_t0*logits) - 0.6931471805599453;
 }
 
 /* ℓ of one observation, and its partial derivatives ∂ℓ/∂logits into _g. */
@@ -103,10 +105,11 @@ static double symloss_continuousbernoulli_logit_probs_terms_and_grads(double log
 {
     (void)logits; (void)y;
     const double _t0 = (0.5)*logits;
-    const double _t1 = -logits;
-    const double _t2 = -y + 1.0;
-    _g[0] = _t2*symloss_continuousbernoulli_logit_probs_sigmoid(logits) - y*symloss_continuousbernoulli_logit_probs_sigmoid(_t1) + (0.5)*symloss_continuousbernoulli_logit_probs_dlog_tanhc(_t0);
-    return _t2*symloss_continuousbernoulli_logit_probs_softplus(logits) + y*symloss_continuousbernoulli_logit_probs_softplus(_t1) + symloss_continuousbernoulli_logit_probs_log_tanhc(_t0) - 0.6931471805599453;
+    const double _t1 = copysign(1.0, logits);
+    const double _t2 = -_t1*logits;
+    const double _t3 = fmax(0.0, _t1) - y;
+    _g[0] = _t3 - _t1*symloss_continuousbernoulli_logit_probs_sigmoid(_t2) + (0.5)*symloss_continuousbernoulli_logit_probs_dlog_tanhc(_t0);
+    return _t3*logits + symloss_continuousbernoulli_logit_probs_log_tanhc(_t0) + symloss_continuousbernoulli_logit_probs_softplus(_t2) - 0.6931471805599453;
 }
 
 /* The dropped constant c = −log p − ℓ of one observation. */

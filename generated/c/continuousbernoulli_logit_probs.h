@@ -35,6 +35,7 @@
  *     sigmoid: 1/(1 + exp(−x)) → sigmoid(x);  1/(1 + exp(x)) → sigmoid(−x)
  *     softplus: log(1 + exp(x)) → softplus(x)
  *     softplus_difference: softplus(x) − softplus(−x) → x
+ *     softplus_pair: a·softplus(u) + b·softplus(−u) → c·softplus(−|u|) + u·(c·step(u) − b)  (c = a + b, a = c − b)
  *     sigmoid_to_tanh: 2·sigmoid(x) − 1 → tanh(x/2);  2a·sigmoid(x) − a → a·tanh(x/2)
  *     log_tanhc: log|tanh(u)| − log|x| → log_tanhc(u) + log|u/x|  (u/x a number)
  *

@@ -39,9 +39,9 @@
  *   * The classes lie on the last axis: the class-axis arguments are row-major arrays of n × _classes
  *     values (one row per observation), the others arrays of n values (no broadcasting; repeat a shared
  *     value); the target is a row of class probabilities or counts (one-hot rows for class indices); the
- *     named constants are scalars.  Nothing is allocated: each sum over the classes is a loop that
- *     recomputes its terms, each logsumexp two loops with the maximum shifted out.  Outputs may not alias
- *     inputs.
+ *     named constants are scalars.  Nothing is allocated: each sum (or maximum) over the classes is a loop
+ *     that recomputes its terms, each logsumexp two loops with the maximum shifted out.  Outputs may not
+ *     alias inputs.
  *   * The double functions compute in double; the float functions (suffix _f) take and return float
  *     but evaluate every element in double and round the results (same accuracy, same extremes).
  *   * reduction: MEAN (0) gives Σ w·ℓ / n and SUM (1) gives Σ w·ℓ (w = 1 without a weight array; like
@@ -126,7 +126,7 @@ static double symloss_dirichlet_log_concentration_terms_and_grads(const double *
     if (_grad_log_concentration) {
         for (_k = 0; _k < _classes; ++_k) {
             const double _t0 = exp(log_concentration[_k]);
-            _grad_log_concentration[_k] = _t0*(-log(y[_k]) + symloss_dirichlet_log_concentration_digamma(_t0) - symloss_dirichlet_log_concentration_digamma(_t1));
+            _grad_log_concentration[_k] = _t0*(symloss_dirichlet_log_concentration_digamma(_t0) - log(y[_k]) - symloss_dirichlet_log_concentration_digamma(_t1));
         }
     }
     return -_c1 - _c2 - lgamma(_t1);
@@ -185,7 +185,7 @@ static double symloss_dirichlet_log_concentration_terms_and_grads_f(const float 
     if (_grad_log_concentration) {
         for (_k = 0; _k < _classes; ++_k) {
             const double _t0 = exp(log_concentration[_k]);
-            _grad_log_concentration[_k] = _t0*(-log(y[_k]) + symloss_dirichlet_log_concentration_digamma(_t0) - symloss_dirichlet_log_concentration_digamma(_t1));
+            _grad_log_concentration[_k] = _t0*(symloss_dirichlet_log_concentration_digamma(_t0) - log(y[_k]) - symloss_dirichlet_log_concentration_digamma(_t1));
         }
     }
     return -_c1 - _c2 - lgamma(_t1);

@@ -43,7 +43,7 @@
 static double symloss_exponential_log_rate_terms(double log_rate, double y)
 {
     (void)log_rate; (void)y;
-    return -log_rate + y*exp(log_rate);
+    return y*exp(log_rate) - log_rate;
 }
 
 /* ℓ of one observation, and its partial derivatives ∂ℓ/∂log_rate into _g. */
@@ -52,7 +52,7 @@ static double symloss_exponential_log_rate_terms_and_grads(double log_rate, doub
     (void)log_rate; (void)y;
     const double _t0 = exp(log_rate);
     _g[0] = _t0*y - 1.0;
-    return -log_rate + _t0*y;
+    return _t0*y - log_rate;
 }
 
 /* The dropped constant c = −log p − ℓ of one observation. */

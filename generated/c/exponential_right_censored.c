@@ -46,7 +46,7 @@ static double symloss_exponential_right_censored_terms(double log_rate, double c
 {
     (void)log_rate; (void)censored; (void)y;
     const double _t0 = y*exp(log_rate);
-    return _t0*censored - (-censored + 1.0)*(log_rate - _t0);
+    return _t0*censored - (1.0 - censored)*(log_rate - _t0);
 }
 
 /* ℓ of one observation, and its partial derivatives ∂ℓ/∂log_rate into _g. */

@@ -116,8 +116,8 @@ static double symloss_gamma_log_concentration_log_rate_terms(double log_concentr
     const double _t2 = (_t1 ? log_concentration : _t0);
     const double _t3 = exp(_t2);
     const double _t4 = exp(((log_concentration <= _t0) ? log_concentration : _t0));
-    const double _t5 = -0.5*_t2 + _t3*(-log_rate + _t2 - 1.0) + symloss_gamma_log_concentration_log_rate_lgammacor_series(_t3) + 0.9189385332046728;
-    const double _t6 = (_t1 ? _t5 : -_t4*log_rate + lgamma(_t4));
+    const double _t5 = _t3*(_t2 - log_rate - 1.0) - 0.5*_t2 + symloss_gamma_log_concentration_log_rate_lgammacor_series(_t3) + 0.9189385332046728;
+    const double _t6 = (_t1 ? _t5 : lgamma(_t4) - _t4*log_rate);
     return _t6 + y*exp(log_rate) - symloss_gamma_log_concentration_log_rate_xlogy(expm1(log_concentration), y);
 }
 
@@ -133,10 +133,10 @@ static double symloss_gamma_log_concentration_log_rate_terms_and_grads(double lo
     const double _t5 = exp(((log_concentration <= _t1) ? log_concentration : _t1));
     const double _t6 = exp(log_concentration);
     const double _t7 = -log_concentration;
-    const double _t8 = -0.5*_t3 + _t4*(-log_rate + _t3 - 1.0) + symloss_gamma_log_concentration_log_rate_lgammacor_series(_t4) + 0.9189385332046728;
+    const double _t8 = _t4*(_t3 - log_rate - 1.0) - 0.5*_t3 + symloss_gamma_log_concentration_log_rate_lgammacor_series(_t4) + 0.9189385332046728;
     _g[0] = _t6*(-log_rate - _t7 - 0.5*exp(_t7) - log(y) + symloss_gamma_log_concentration_log_rate_digammacor(_t6));
     _g[1] = _t0 - _t6;
-    return _t0 + (_t2 ? _t8 : -_t5*log_rate + lgamma(_t5)) - symloss_gamma_log_concentration_log_rate_xlogy(expm1(log_concentration), y);
+    return _t0 + (_t2 ? _t8 : lgamma(_t5) - _t5*log_rate) - symloss_gamma_log_concentration_log_rate_xlogy(expm1(log_concentration), y);
 }
 
 /* The dropped constant c = −log p − ℓ of one observation. */

@@ -48,7 +48,7 @@
 static double symloss_gaussian_nll_terms(double loc, double var, double y)
 {
     (void)loc; (void)var; (void)y;
-    return (0.5)*log(var) + (0.5)*((-loc + y)*(-loc + y))/var;
+    return (0.5)*log(var) + (0.5)*((y - loc)*(y - loc))/var;
 }
 
 /* ℓ of one observation, and its partial derivatives ∂ℓ/∂loc, ∂ℓ/∂var into _g. */

@@ -48,7 +48,7 @@
 static double symloss_gumbel_log_scale_terms(double loc, double log_scale, double y)
 {
     (void)loc; (void)log_scale; (void)y;
-    const double _t0 = (-loc + y)*exp(-log_scale);
+    const double _t0 = (y - loc)*exp(-log_scale);
     return log_scale + _t0 + exp(-_t0);
 }
 

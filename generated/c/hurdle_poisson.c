@@ -78,7 +78,7 @@ static double symloss_hurdle_poisson_terms(double log_rate, double logit_gate, d
     (void)log_rate; (void)logit_gate; (void)y;
     const double _t0 = ((y == 0.0) ? 1.0 : 0.0);
     const double _t1 = exp(log_rate);
-    const double _t2 = -(1.0 - _t0)*(-_t1 + log_rate*y - symloss_hurdle_poisson_log1mexp(_t1) - lgamma(y + 1.0) - symloss_hurdle_poisson_softplus(logit_gate));
+    const double _t2 = -(1.0 - _t0)*(log_rate*y - _t1 - symloss_hurdle_poisson_log1mexp(_t1) - lgamma(y + 1.0) - symloss_hurdle_poisson_softplus(logit_gate));
     return _t0*symloss_hurdle_poisson_softplus(-logit_gate) + _t2;
 }
 
@@ -91,7 +91,7 @@ static double symloss_hurdle_poisson_terms_and_grads(double log_rate, double log
     const double _t2 = (_t1 ? 1.0 : 0.0);
     const double _t3 = _t2 - 1.0;
     const double _t4 = exp(log_rate);
-    const double _t5 = _t3*(-_t4 + log_rate*y - symloss_hurdle_poisson_log1mexp(_t4) - lgamma(y + 1.0) - symloss_hurdle_poisson_softplus(logit_gate));
+    const double _t5 = _t3*(log_rate*y - _t4 - symloss_hurdle_poisson_log1mexp(_t4) - lgamma(y + 1.0) - symloss_hurdle_poisson_softplus(logit_gate));
     _g[0] = _t3*(y - _t4 - _t4/expm1(_t4));
     _g[1] = (_t1 ? -symloss_hurdle_poisson_sigmoid(_t0) : symloss_hurdle_poisson_sigmoid(logit_gate));
     return _t2*symloss_hurdle_poisson_softplus(_t0) + _t5;

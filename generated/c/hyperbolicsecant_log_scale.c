@@ -70,7 +70,7 @@ static double symloss_hyperbolicsecant_log_scale_terms_and_grads(double loc, dou
     const double _t2 = _t0*fabs(_t1);
     const double _t3 = _t0*_t1;
     _g[0] = _t0*tanh(_t0*_t1);
-    _g[1] = -_t3*tanh(_t3) + 1.0;
+    _g[1] = 1.0 - _t3*tanh(_t3);
     return log_scale + _t2 + symloss_hyperbolicsecant_log_scale_softplus(-2.0*_t2) - 0.6931471805599453;
 }
 

@@ -108,8 +108,8 @@ static double symloss_inversegamma_log_concentration_log_rate_terms(double log_c
     const double _t2 = (_t1 ? log_concentration : _t0);
     const double _t3 = exp(_t2);
     const double _t4 = exp(((log_concentration <= _t0) ? log_concentration : _t0));
-    const double _t5 = -0.5*_t2 + _t3*(-log_rate + _t2 - 1.0) + symloss_inversegamma_log_concentration_log_rate_lgammacor_series(_t3) + 0.9189385332046728;
-    const double _t6 = (_t1 ? _t5 : -_t4*log_rate + lgamma(_t4));
+    const double _t5 = _t3*(_t2 - log_rate - 1.0) - 0.5*_t2 + symloss_inversegamma_log_concentration_log_rate_lgammacor_series(_t3) + 0.9189385332046728;
+    const double _t6 = (_t1 ? _t5 : lgamma(_t4) - _t4*log_rate);
     return _t6 - (-exp(log_concentration) - 1.0)*log(y) + exp(log_rate)/y;
 }
 
@@ -126,10 +126,10 @@ static double symloss_inversegamma_log_concentration_log_rate_terms_and_grads(do
     const double _t6 = (_t5 ? log_concentration : _t4);
     const double _t7 = exp(_t6);
     const double _t8 = exp(((log_concentration <= _t4) ? log_concentration : _t4));
-    const double _t9 = -0.5*_t6 + _t7*(-log_rate + _t6 - 1.0) + symloss_inversegamma_log_concentration_log_rate_lgammacor_series(_t7) + 0.9189385332046728;
+    const double _t9 = _t7*(_t6 - log_rate - 1.0) - 0.5*_t6 + symloss_inversegamma_log_concentration_log_rate_lgammacor_series(_t7) + 0.9189385332046728;
     _g[0] = _t3*(log_concentration - log_rate + _t2 + symloss_inversegamma_log_concentration_log_rate_digammacor(_t3) - 0.5*exp(-log_concentration));
     _g[1] = _t0*_t1 - _t3;
-    return _t0*_t1 - _t2*(-_t3 - 1.0) + (_t5 ? _t9 : -_t8*log_rate + lgamma(_t8));
+    return _t0*_t1 - _t2*(-_t3 - 1.0) + (_t5 ? _t9 : lgamma(_t8) - _t8*log_rate);
 }
 
 /* The dropped constant c = −log p − ℓ of one observation. */

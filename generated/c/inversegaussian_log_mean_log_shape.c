@@ -53,8 +53,8 @@ static double symloss_inversegaussian_log_mean_log_shape_terms(double log_mean, 
 {
     (void)log_mean; (void)log_shape; (void)y;
     const double _t0 = (0.5)*log_shape;
-    const double _t1 = (((-y*exp(-log_mean) + 1.0)*exp(_t0)/sqrt(y))*((-y*exp(-log_mean) + 1.0)*exp(_t0)/sqrt(y)));
-    return -_t0 + (0.5)*_t1;
+    const double _t1 = (((1.0 - y*exp(-log_mean))*exp(_t0)/sqrt(y))*((1.0 - y*exp(-log_mean))*exp(_t0)/sqrt(y)));
+    return (0.5)*_t1 - _t0;
 }
 
 /* ℓ of one observation, and its partial derivatives ∂ℓ/∂log_mean, ∂ℓ/∂log_shape into _g. */
@@ -62,11 +62,11 @@ static double symloss_inversegaussian_log_mean_log_shape_terms_and_grads(double 
 {
     (void)log_mean; (void)log_shape; (void)y;
     const double _t0 = (0.5)*log_shape;
-    const double _t1 = -y*exp(-log_mean) + 1.0;
+    const double _t1 = 1.0 - y*exp(-log_mean);
     const double _t2 = ((_t1*exp(_t0)/sqrt(y))*(_t1*exp(_t0)/sqrt(y)));
-    _g[0] = _t1*exp(-log_mean + log_shape);
+    _g[0] = _t1*exp(log_shape - log_mean);
     _g[1] = (0.5)*_t2 - 0.5;
-    return -_t0 + (0.5)*_t2;
+    return (0.5)*_t2 - _t0;
 }
 
 /* The dropped constant c = −log p − ℓ of one observation. */

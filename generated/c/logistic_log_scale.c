@@ -71,7 +71,7 @@ static double symloss_logistic_log_scale_terms_and_grads(double loc, double log_
     const double _t1 = _t0*(loc - y);
     const double _t2 = tanh((0.5)*_t1);
     _g[0] = _t0*_t2;
-    _g[1] = -_t1*_t2 + 1.0;
+    _g[1] = 1.0 - _t1*_t2;
     return log_scale - _t1 + 2.0*symloss_logistic_log_scale_softplus(_t1);
 }
 

@@ -43,7 +43,7 @@
 static double symloss_mse_terms(double loc, double y)
 {
     (void)loc; (void)y;
-    return (0.5)*((-loc + y)*(-loc + y));
+    return (0.5)*((y - loc)*(y - loc));
 }
 
 /* ℓ of one observation, and its partial derivatives ∂ℓ/∂loc into _g. */

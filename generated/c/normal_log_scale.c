@@ -48,7 +48,7 @@
 static double symloss_normal_log_scale_terms(double loc, double log_scale, double y)
 {
     (void)loc; (void)log_scale; (void)y;
-    return log_scale + (0.5)*(((-loc + y)*exp(-log_scale))*((-loc + y)*exp(-log_scale)));
+    return log_scale + (0.5)*(((y - loc)*exp(-log_scale))*((y - loc)*exp(-log_scale)));
 }
 
 /* ℓ of one observation, and its partial derivatives ∂ℓ/∂loc, ∂ℓ/∂log_scale into _g. */

@@ -100,8 +100,8 @@ static double symloss_normal_mixture2_terms(double loc1, double log_scale1, doub
 {
     (void)loc1; (void)log_scale1; (void)loc2; (void)log_scale2; (void)logit_mixing; (void)y;
     const double _t1 = 0.9189385332046728;
-    const double _t2 = -0.5*(((-loc1 + y)*exp(-log_scale1))*((-loc1 + y)*exp(-log_scale1)));
-    const double _t3 = -0.5*(((-loc2 + y)*exp(-log_scale2))*((-loc2 + y)*exp(-log_scale2)));
+    const double _t2 = -0.5*(((y - loc1)*exp(-log_scale1))*((y - loc1)*exp(-log_scale1)));
+    const double _t3 = -0.5*(((y - loc2)*exp(-log_scale2))*((y - loc2)*exp(-log_scale2)));
     const double _t4 = -log_scale1 - _t1 + _t2 - symloss_normal_mixture2_softplus(-logit_mixing);
     return -symloss_normal_mixture2_logaddexp(_t4, -log_scale2 - _t1 + _t3 - symloss_normal_mixture2_softplus(logit_mixing));
 }
@@ -125,7 +125,7 @@ static double symloss_normal_mixture2_terms_and_grads(double loc1, double log_sc
     const double _t15 = _t13 - _t5;
     const double _t16 = _t10*_t11 - _t5;
     const double _t17 = log_scale2 + logit_mixing + _t0;
-    const double _t18 = symloss_normal_mixture2_sigmoid(-0.5*_t15*_t16 + _t17);
+    const double _t18 = symloss_normal_mixture2_sigmoid(_t17 - 0.5*_t15*_t16);
     const double _t19 = log_scale1 + _t7 + _t9;
     const double _t20 = symloss_normal_mixture2_sigmoid((0.5)*_t15*_t16 + _t19);
     const double _t21 = _t1*_t3;

@@ -65,7 +65,7 @@ static double symloss_pareto_log_alpha_terms(double scale, double log_alpha, dou
 {
     (void)scale; (void)log_alpha; (void)y;
     const double _t0 = exp(log_alpha);
-    return -_t0*log(scale) + _t0*log(y) + symloss_pareto_log_alpha_log_ratio(y, log_alpha);
+    return _t0*log(y) - _t0*log(scale) + symloss_pareto_log_alpha_log_ratio(y, log_alpha);
 }
 
 /* ℓ of one observation, and its partial derivatives ∂ℓ/∂scale, ∂ℓ/∂log_alpha into _g. */

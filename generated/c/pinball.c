@@ -54,8 +54,7 @@ static double symloss_pinball_terms(double loc, double y, double quantile)
 {
     (void)loc; (void)y; (void)quantile;
     const double _t0 = loc - y;
-    const double _t1 = _t0*(-quantile + 1.0);
-    return ((_t0 > 0.0) ? _t1 : ((_t0 < 0.0) ? -_t0*quantile : _t0*(-quantile + 0.5)));
+    return ((_t0 > 0.0) ? _t0*(1.0 - quantile) : ((_t0 < 0.0) ? -_t0*quantile : _t0*(0.5 - quantile)));
 }
 
 /* ℓ of one observation, and its partial derivatives ∂ℓ/∂loc into _g. */

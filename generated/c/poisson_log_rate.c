@@ -46,7 +46,7 @@
 static double symloss_poisson_log_rate_terms(double log_rate, double y)
 {
     (void)log_rate; (void)y;
-    return -log_rate*y + exp(log_rate);
+    return exp(log_rate) - log_rate*y;
 }
 
 /* ℓ of one observation, and its partial derivatives ∂ℓ/∂log_rate into _g. */
@@ -54,7 +54,7 @@ static double symloss_poisson_log_rate_terms_and_grads(double log_rate, double y
 {
     (void)log_rate; (void)y;
     const double _t0 = exp(log_rate);
-    _g[0] = -y + _t0;
+    _g[0] = _t0 - y;
     return _t0 - log_rate*y;
 }
 

@@ -160,7 +160,7 @@ static double symloss_studentt_learnt_df_terms(double log_df, double loc, double
     (void)log_df; (void)loc; (void)log_scale; (void)y;
     const double _t0 = (0.5)*exp(log_df);
     const double _t1 = (0.5)*log_df + log_scale;
-    return _t1 - (-_t0 - 0.5)*symloss_studentt_learnt_df_log1p_square(-loc + y, -_t1) - symloss_studentt_learnt_df_lgamma_diff(_t0, 0.5);
+    return _t1 - (-_t0 - 0.5)*symloss_studentt_learnt_df_log1p_square(y - loc, -_t1) - symloss_studentt_learnt_df_lgamma_diff(_t0, 0.5);
 }
 
 /* ℓ of one observation, and its partial derivatives ∂ℓ/∂log_df, ∂ℓ/∂loc, ∂ℓ/∂log_scale into _g. */
@@ -178,7 +178,7 @@ static double symloss_studentt_learnt_df_terms_and_grads(double log_df, double l
     const double _t8 = symloss_studentt_learnt_df_log1p_square_dv(_t3, _t5);
     _g[0] = (0.5)*_t0*_t6 - _t1*_t8 - _t1*symloss_studentt_learnt_df_digamma_diff_half(_t1) + (0.5)*_t7;
     _g[1] = (_t0 + 1.0)*symloss_studentt_learnt_df_log1p_square_du(_t2, _t5);
-    _g[2] = -_t0*_t8 + _t7;
+    _g[2] = _t7 - _t0*_t8;
     return _t4 - _t6*(-_t1 - 0.5) - symloss_studentt_learnt_df_lgamma_diff(_t1, 0.5);
 }
 

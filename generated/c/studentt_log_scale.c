@@ -156,7 +156,7 @@ static double symloss_studentt_log_scale_terms(double df, double loc, double log
     (void)df; (void)loc; (void)log_scale; (void)y;
     const double _t0 = (0.5)*df;
     const double _t1 = log_scale + (0.5)*log(df);
-    return _t1 - (-_t0 - 0.5)*symloss_studentt_log_scale_log1p_square(-loc + y, -_t1) - symloss_studentt_log_scale_lgamma_diff(_t0, 0.5);
+    return _t1 - (-_t0 - 0.5)*symloss_studentt_log_scale_log1p_square(y - loc, -_t1) - symloss_studentt_log_scale_lgamma_diff(_t0, 0.5);
 }
 
 /* ℓ of one observation, and its partial derivatives ∂ℓ/∂df, ∂ℓ/∂loc, ∂ℓ/∂log_scale into _g. */
@@ -172,9 +172,9 @@ static double symloss_studentt_log_scale_terms_and_grads(double df, double loc, 
     const double _t6 = symloss_studentt_log_scale_log1p_square(_t3, _t5);
     const double _t7 = (1.0/(df));
     const double _t8 = symloss_studentt_log_scale_log1p_square_dv(_t3, _t5);
-    _g[0] = -_t1*_t7*_t8 + (0.5)*_t6 + (0.5)*_t7 - 0.5*symloss_studentt_log_scale_digamma_diff_half(_t0);
+    _g[0] = (0.5)*_t6 - _t1*_t7*_t8 + (0.5)*_t7 - 0.5*symloss_studentt_log_scale_digamma_diff_half(_t0);
     _g[1] = (df + 1.0)*symloss_studentt_log_scale_log1p_square_du(_t2, _t5);
-    _g[2] = -_t8*df + symloss_studentt_log_scale_log1p_square_dvc(_t3, _t5);
+    _g[2] = symloss_studentt_log_scale_log1p_square_dvc(_t3, _t5) - _t8*df;
     return _t1*_t6 + _t4 - symloss_studentt_log_scale_lgamma_diff(_t0, 0.5);
 }
 

@@ -93,9 +93,9 @@ static double symloss_tobit_log_ndtr_deriv(double x)
 static double symloss_tobit_terms(double loc, double log_scale, double censored, double y)
 {
     (void)loc; (void)log_scale; (void)censored; (void)y;
-    const double _t0 = (-loc + y)*exp(-log_scale);
+    const double _t0 = (y - loc)*exp(-log_scale);
     const double _t1 = -log_scale - 0.5*(_t0*_t0) - 0.5723649429247001 - 0.34657359027997264;
-    return -censored*symloss_tobit_log_ndtr(-_t0) - ((-censored + 1.0 == 0.0) ? 0.0 : _t1*(-censored + 1.0));
+    return -censored*symloss_tobit_log_ndtr(-_t0) - ((1.0 - censored == 0.0) ? 0.0 : _t1*(1.0 - censored));
 }
 
 /* ℓ of one observation, and its partial derivatives ∂ℓ/∂loc, ∂ℓ/∂log_scale into _g. */
@@ -103,10 +103,10 @@ static double symloss_tobit_terms_and_grads(double loc, double log_scale, double
 {
     (void)loc; (void)log_scale; (void)censored; (void)y;
     const double _t0 = exp(-log_scale);
-    const double _t1 = -loc + y;
+    const double _t1 = y - loc;
     const double _t2 = _t0*_t1;
     const double _t3 = -_t2;
-    const double _t4 = -censored + 1.0;
+    const double _t4 = 1.0 - censored;
     const double _t5 = (_t2*_t2);
     const double _t6 = censored*symloss_tobit_log_ndtr_deriv(_t3);
     const double _t7 = ((_t4 == 0.0) ? 0.0 : _t4*(-log_scale - 0.5*_t5 - 0.5723649429247001 - 0.34657359027997264));

@@ -89,7 +89,7 @@ static double symloss_truncated_normal_terms(double loc, double log_scale, doubl
 {
     (void)loc; (void)log_scale; (void)y;
     const double _t0 = exp(-log_scale);
-    return log_scale + symloss_truncated_normal_log_ndtr(_t0*loc) + (0.5)*((_t0*(-loc + y))*(_t0*(-loc + y)));
+    return log_scale + symloss_truncated_normal_log_ndtr(_t0*loc) + (0.5)*((_t0*(y - loc))*(_t0*(y - loc)));
 }
 
 /* ℓ of one observation, and its partial derivatives ∂ℓ/∂loc, ∂ℓ/∂log_scale into _g. */

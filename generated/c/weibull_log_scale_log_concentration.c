@@ -77,7 +77,7 @@ static double symloss_weibull_log_scale_log_concentration_terms(double log_scale
     (void)log_scale; (void)log_concentration; (void)y;
     const double _t0 = symloss_weibull_log_scale_log_concentration_log_ratio(y, log_scale);
     const double _t1 = -((expm1(log_concentration) == 0.0) ? 0.0 : _t0*expm1(log_concentration));
-    return -log_concentration + log_scale + _t1 + exp(_t0*exp(log_concentration));
+    return log_scale - log_concentration + _t1 + exp(_t0*exp(log_concentration));
 }
 
 /* ℓ of one observation, and its partial derivatives ∂ℓ/∂log_scale, ∂ℓ/∂log_concentration into _g. */
@@ -93,7 +93,7 @@ static double symloss_weibull_log_scale_log_concentration_terms_and_grads(double
     const double _t6 = -((expm1(log_concentration) == 0.0) ? 0.0 : _t0*expm1(log_concentration));
     _g[0] = (_t4 ? -_t3 : _t5);
     _g[1] = (_t4 ? ((_t3 == 0.0) ? 0.0 : _t0*_t3) : -((_t5 == 0.0) ? 0.0 : _t0*_t5)) - 1.0;
-    return -log_concentration + log_scale + _t6 + exp(_t2);
+    return log_scale - log_concentration + _t6 + exp(_t2);
 }
 
 /* The dropped constant c = −log p − ℓ of one observation. */

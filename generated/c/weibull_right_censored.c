@@ -82,7 +82,7 @@ static double symloss_weibull_right_censored_terms(double log_scale, double log_
     const double _t0 = symloss_weibull_right_censored_log_ratio(y, log_scale);
     const double _t1 = exp(_t0*exp(log_concentration));
     const double _t2 = ((expm1(log_concentration) == 0.0) ? 0.0 : _t0*expm1(log_concentration));
-    return _t1*censored - (-censored + 1.0)*(log_concentration - log_scale - _t1 + _t2);
+    return _t1*censored - (1.0 - censored)*(log_concentration - log_scale - _t1 + _t2);
 }
 
 /* ℓ of one observation, and its partial derivatives ∂ℓ/∂log_scale, ∂ℓ/∂log_concentration into _g. */

@@ -166,7 +166,7 @@ static double symloss_zinb_terms(double log_total_count, double logits, double l
     const double _t4 = -logit_gate;
     const double _t5 = symloss_zinb_sigmoid(_t4)*expm1(-_t2);
     const double _t6 = -(1.0 - _t0)*(-_t3 - y*symloss_zinb_softplus(-logits) - log(y + _t1) - symloss_zinb_lbeta(_t1, y + 1.0));
-    return -_t0*((_t5 > -0.5) ? log1p(_t5) : symloss_zinb_logaddexp(-_t3, -symloss_zinb_softplus(_t4))) + _t6;
+    return _t6 - _t0*((_t5 > -0.5) ? log1p(_t5) : symloss_zinb_logaddexp(-_t3, -symloss_zinb_softplus(_t4)));
 }
 
 /* ℓ of one observation, and its partial derivatives ∂ℓ/∂log_total_count, ∂ℓ/∂logits, ∂ℓ/∂logit_gate into _g. */
@@ -189,7 +189,7 @@ static double symloss_zinb_terms_and_grads(double log_total_count, double logits
     _g[0] = (_t0 ? _t10*_t5 : _t3*(_t4 - symloss_zinb_digamma_diff(_t3, y)));
     _g[1] = (_t0 ? _t10*_t11*_t3 : _t11*_t3 - y*symloss_zinb_sigmoid(_t2));
     _g[2] = (_t0 ? _t8*symloss_zinb_sigmoid(_t9) : symloss_zinb_sigmoid(logit_gate));
-    return -_t1*((_t8 > -0.5) ? log1p(_t8) : symloss_zinb_logaddexp(-_t6, -symloss_zinb_softplus(_t7))) + _t12;
+    return _t12 - _t1*((_t8 > -0.5) ? log1p(_t8) : symloss_zinb_logaddexp(-_t6, -symloss_zinb_softplus(_t7)));
 }
 
 /* The dropped constant c = −log p − ℓ of one observation. */

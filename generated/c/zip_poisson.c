@@ -89,7 +89,7 @@ static double symloss_zip_poisson_terms(double log_rate, double logit_gate, doub
     const double _t3 = -logit_gate;
     const double _t4 = symloss_zip_poisson_sigmoid(_t3)*expm1(-_t1);
     const double _t5 = -_t0*((_t4 > -0.5) ? log1p(_t4) : symloss_zip_poisson_logaddexp(-_t2, -symloss_zip_poisson_softplus(_t3)));
-    return _t5 - (1.0 - _t0)*(-_t2 + log_rate*y - lgamma(y + 1.0));
+    return _t5 - (1.0 - _t0)*(log_rate*y - _t2 - lgamma(y + 1.0));
 }
 
 /* ℓ of one observation, and its partial derivatives ∂ℓ/∂log_rate, ∂ℓ/∂logit_gate into _g. */
@@ -107,7 +107,7 @@ static double symloss_zip_poisson_terms_and_grads(double log_rate, double logit_
     const double _t8 = -_t1*((_t6 > -0.5) ? log1p(_t6) : symloss_zip_poisson_logaddexp(-_t3, -symloss_zip_poisson_softplus(_t4)));
     _g[0] = (_t0 ? _t2*symloss_zip_poisson_sigmoid(-_t7) : -y - _t5);
     _g[1] = (_t0 ? _t6*symloss_zip_poisson_sigmoid(_t7) : symloss_zip_poisson_sigmoid(logit_gate));
-    return _t8 - (1.0 - _t1)*(-_t3 + log_rate*y - lgamma(y + 1.0));
+    return _t8 - (1.0 - _t1)*(log_rate*y - _t3 - lgamma(y + 1.0));
 }
 
 /* The dropped constant c = −log p − ℓ of one observation. */

@@ -63,13 +63,13 @@ _WRT_INDEX = (0,)
 
 def _loss_terms(probs, y):
     """ℓ of each observation."""
-    return -jax.scipy.special.xlog1py(-y + 1, -probs) - jax.scipy.special.xlogy(y, probs)
+    return -jax.scipy.special.xlog1py(1 - y, -probs) - jax.scipy.special.xlogy(y, probs)
 
 
 def _loss_terms_and_grads(probs, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂probs."""
-    _value = -jax.scipy.special.xlog1py(-y + 1, -probs) - jax.scipy.special.xlogy(y, probs)
-    _grad0 = (-probs + y)/(probs*(probs - 1))
+    _value = -jax.scipy.special.xlog1py(1 - y, -probs) - jax.scipy.special.xlogy(y, probs)
+    _grad0 = (y - probs)/(probs*(probs - 1))
     return _value, (_grad0,)
 
 

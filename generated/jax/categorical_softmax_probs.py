@@ -33,8 +33,11 @@ Caveat: torch's per-class weight= averages by Σ w_y under reduction='mean'; wei
     averaged by N.
 
 Stabilising rewrites applied (symloss.stabilize):
-    logsumexp: log Σ_k exp(x_k) → logsumexp(x);  1/Σ_k exp(x_k) → exp(−logsumexp(x))
-    softmax_cross_entropy: L·Σ_k y_k − Σ_k z_k·y_k → Σ_k y_k·((L − z_k) + logsumexp(z − L)),  L = logsumexp(z)
+    logsumexp: log Σ_k exp(x_k) → logsumexp(x);  1/Σ_k exp(x_k) → exp(−M)/(1 + R),  M = max x, R = Σ_k exp(x_k − M)
+        − 1
+    softmax_cross_entropy: L·Σ_k y_k − Σ_k z_k·y_k → log1p(R)·Σ_k y_k − Σ_k y_k·(z_k − M),  L = logsumexp(z) = M +
+        log1p(R)
+    xlogy: x·log(y) → xlogy(x, y);  x·log1p(y) → xlog1py(x, y)  (x may be 0, the target involved)
     exp_of_sum: exp(a)·exp(b) → exp(a + b)
 
 Conventions:
@@ -60,6 +63,7 @@ Conventions:
 
 import jax
 import jax.numpy as jnp
+import jax.scipy.special
 
 __all__ = ["CONSTANTS", "PARAMS", "REDUCTIONS", "TARGET", "WRT", "grad", "loss", "value_and_grad"]
 
@@ -72,20 +76,38 @@ _VECTOR = (True,)
 _WRT_INDEX = (0,)
 
 
+def _class_max(x):
+    """The maximum over the class axis (the last; kept, with length 1), the shift of a softmax: 0 where it is
+    not finite (a row of −∞, or one with +∞ or NaN), so that x − m is what x is there."""
+    m = jnp.max(x, axis=-1, keepdims=True)
+    return jnp.where(jnp.isfinite(m), m, 0.0)
+
+
+def _sum_below_one(e):
+    """Σ e − 1 over the class axis (kept, with length 1) for e in [0, 1] whose largest term is exactly 1 (e =
+    exp(x − max x)): the fractional part of e is e below 1 and 0 at each 1, so the terms below 1 are summed on
+    their own and a rest of 4e-18 survives (1 + 4e-18 − 1 is 0); the 1s (the maximum and any tie) are counted
+    from the difference of the two sums, an integer up to their rounding."""
+    below = jnp.sum(jnp.modf(e)[0], axis=-1, keepdims=True)
+    ones = jnp.round(jnp.sum(e, axis=-1, keepdims=True) - below)
+    return below + (ones - 1)
+
+
 def _loss_terms(logits, y):
     """ℓ of each observation (the class axis kept, with length 1)."""
-    _t0 = jax.nn.logsumexp(logits, axis=-1, keepdims=True)
-    _t1 = y*(-logits + _t0 + jax.nn.logsumexp(logits - _t0, axis=-1, keepdims=True))
-    return jnp.sum(_t1, axis=-1, keepdims=True)
+    _t0 = logits - _class_max(logits)
+    _t1 = jax.scipy.special.xlog1py(jnp.sum(y, axis=-1, keepdims=True), _sum_below_one(jnp.exp(_t0)))
+    return _t1 - jnp.sum(_t0*y, axis=-1, keepdims=True)
 
 
 def _loss_terms_and_grads(logits, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂logits."""
-    _t0 = jax.nn.logsumexp(logits, axis=-1, keepdims=True)
-    _t1 = logits - _t0
-    _t2 = y*(-logits + _t0 + jax.nn.logsumexp(_t1, axis=-1, keepdims=True))
-    _value = jnp.sum(_t2, axis=-1, keepdims=True)
-    _grad0 = -y + jnp.exp(_t1)*jnp.sum(y, axis=-1, keepdims=True)
+    _t0 = logits - _class_max(logits)
+    _t1 = jnp.sum(y, axis=-1, keepdims=True)
+    _t2 = jnp.exp(_t0)
+    _t3 = _sum_below_one(_t2)
+    _value = jax.scipy.special.xlog1py(_t1, _t3) - jnp.sum(_t0*y, axis=-1, keepdims=True)
+    _grad0 = _t2*(_t1/(_t3 + 1)) - y
     return _value, (_grad0,)
 
 

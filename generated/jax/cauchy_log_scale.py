@@ -99,7 +99,7 @@ def _log1p_square_dv(u, v):
 
 def _loss_terms(loc, log_scale, y):
     """ℓ of each observation."""
-    return log_scale + _log1p_square(-loc + y, -log_scale)
+    return log_scale + _log1p_square(y - loc, -log_scale)
 
 
 def _loss_terms_and_grads(loc, log_scale, y):

@@ -84,7 +84,7 @@ def _loss_terms_and_grads(log_concentration, y):
     _t2 = -jnp.sum(jax.scipy.special.xlogy(jnp.expm1(log_concentration), y), axis=-1, keepdims=True)
     _t3 = -jnp.sum(-jax.scipy.special.gammaln(_t0), axis=-1, keepdims=True)
     _value = _t2 + _t3 - jax.scipy.special.gammaln(_t1)
-    _grad0 = _t0*(-jnp.log(y) + jax.scipy.special.digamma(_t0) - jax.scipy.special.digamma(_t1))
+    _grad0 = _t0*(jax.scipy.special.digamma(_t0) - jnp.log(y) - jax.scipy.special.digamma(_t1))
     return _value, (_grad0,)
 
 

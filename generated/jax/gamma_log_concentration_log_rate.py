@@ -100,8 +100,8 @@ def _loss_terms(log_concentration, log_rate, y):
     _t2 = jnp.where(_t1, log_concentration, _t0)
     _t3 = jnp.exp(_t2)
     _t4 = jnp.exp(jnp.where((log_concentration <= _t0), log_concentration, _t0))
-    _t5 = -1/2*_t2 + _t3*(-log_rate + _t2 - 1) + _lgammacor_series(_t3) + 0.9189385332046728
-    _t6 = jnp.where(_t1, _t5, -_t4*log_rate + jax.scipy.special.gammaln(_t4))
+    _t5 = _t3*(_t2 - log_rate - 1) - 1/2*_t2 + _lgammacor_series(_t3) + 0.9189385332046728
+    _t6 = jnp.where(_t1, _t5, jax.scipy.special.gammaln(_t4) - _t4*log_rate)
     return _t6 + y*jnp.exp(log_rate) - jax.scipy.special.xlogy(jnp.expm1(log_concentration), y)
 
 
@@ -115,8 +115,8 @@ def _loss_terms_and_grads(log_concentration, log_rate, y):
     _t5 = jnp.exp(jnp.where((log_concentration <= _t1), log_concentration, _t1))
     _t6 = jnp.exp(log_concentration)
     _t7 = -log_concentration
-    _t8 = -1/2*_t3 + _t4*(-log_rate + _t3 - 1) + _lgammacor_series(_t4) + 0.9189385332046728
-    _t9 = jnp.where(_t2, _t8, -_t5*log_rate + jax.scipy.special.gammaln(_t5))
+    _t8 = _t4*(_t3 - log_rate - 1) - 1/2*_t3 + _lgammacor_series(_t4) + 0.9189385332046728
+    _t9 = jnp.where(_t2, _t8, jax.scipy.special.gammaln(_t5) - _t5*log_rate)
     _value = _t0 + _t9 - jax.scipy.special.xlogy(jnp.expm1(log_concentration), y)
     _grad0 = _t6*(-log_rate - _t7 - 1/2*jnp.exp(_t7) - jnp.log(y) + _digammacor(_t6))
     _grad1 = _t0 - _t6

@@ -66,7 +66,7 @@ _WRT_INDEX = (0, 1)
 
 def _loss_terms(loc, var, y):
     """ℓ of each observation."""
-    return (1/2)*jnp.log(var) + (1/2)*(-loc + y)**2/var
+    return (1/2)*jnp.log(var) + (1/2)*(y - loc)**2/var
 
 
 def _loss_terms_and_grads(loc, var, y):

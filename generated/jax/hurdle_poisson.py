@@ -81,7 +81,7 @@ def _loss_terms(log_rate, logit_gate, y):
     _t0 = jnp.where((y == 0), 1, 0)
     _t1 = jnp.exp(log_rate)
     _t2 = -jax.scipy.special.gammaln(y + 1)
-    _t3 = -(1 - _t0)*(-_t1 + _t2 + log_rate*y - _log1mexp(_t1) - jnp.logaddexp(0.0, logit_gate))
+    _t3 = -(1 - _t0)*(_t2 - _t1 + log_rate*y - _log1mexp(_t1) - jnp.logaddexp(0.0, logit_gate))
     return _t0*jnp.logaddexp(0.0, -logit_gate) + _t3
 
 
@@ -93,7 +93,7 @@ def _loss_terms_and_grads(log_rate, logit_gate, y):
     _t3 = _t2 - 1
     _t4 = jnp.exp(log_rate)
     _t5 = -jax.scipy.special.gammaln(y + 1)
-    _t6 = _t3*(-_t4 + _t5 + log_rate*y - _log1mexp(_t4) - jnp.logaddexp(0.0, logit_gate))
+    _t6 = _t3*(_t5 - _t4 + log_rate*y - _log1mexp(_t4) - jnp.logaddexp(0.0, logit_gate))
     _value = _t2*jnp.logaddexp(0.0, _t0) + _t6
     _grad0 = _t3*(y - _t4 - _t4/jnp.expm1(_t4))
     _grad1 = jnp.where(_t1, -jax.nn.sigmoid(_t0), jax.nn.sigmoid(logit_gate))

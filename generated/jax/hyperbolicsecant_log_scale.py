@@ -79,7 +79,7 @@ def _loss_terms_and_grads(loc, log_scale, y):
     _t3 = _t0*_t1
     _value = log_scale + _t2 + jnp.logaddexp(0.0, -2*_t2) - math.log(2)
     _grad0 = _t0*jnp.tanh(_t0*_t1)
-    _grad1 = -_t3*jnp.tanh(_t3) + 1
+    _grad1 = 1 - _t3*jnp.tanh(_t3)
     return _value, (_grad0, _grad1)
 
 

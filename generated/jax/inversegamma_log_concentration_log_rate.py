@@ -98,8 +98,8 @@ def _loss_terms(log_concentration, log_rate, y):
     _t2 = jnp.where(_t1, log_concentration, _t0)
     _t3 = jnp.exp(_t2)
     _t4 = jnp.exp(jnp.where((log_concentration <= _t0), log_concentration, _t0))
-    _t5 = -1/2*_t2 + _t3*(-log_rate + _t2 - 1) + _lgammacor_series(_t3) + 0.9189385332046728
-    _t6 = jnp.where(_t1, _t5, -_t4*log_rate + jax.scipy.special.gammaln(_t4))
+    _t5 = _t3*(_t2 - log_rate - 1) - 1/2*_t2 + _lgammacor_series(_t3) + 0.9189385332046728
+    _t6 = jnp.where(_t1, _t5, jax.scipy.special.gammaln(_t4) - _t4*log_rate)
     return _t6 - (-jnp.exp(log_concentration) - 1)*jnp.log(y) + jnp.exp(log_rate)/y
 
 
@@ -114,8 +114,8 @@ def _loss_terms_and_grads(log_concentration, log_rate, y):
     _t6 = jnp.where(_t5, log_concentration, _t4)
     _t7 = jnp.exp(_t6)
     _t8 = jnp.exp(jnp.where((log_concentration <= _t4), log_concentration, _t4))
-    _t9 = -1/2*_t6 + _t7*(-log_rate + _t6 - 1) + _lgammacor_series(_t7) + 0.9189385332046728
-    _t10 = jnp.where(_t5, _t9, -_t8*log_rate + jax.scipy.special.gammaln(_t8))
+    _t9 = _t7*(_t6 - log_rate - 1) - 1/2*_t6 + _lgammacor_series(_t7) + 0.9189385332046728
+    _t10 = jnp.where(_t5, _t9, jax.scipy.special.gammaln(_t8) - _t8*log_rate)
     _t11 = log_concentration - log_rate + _t2 + _digammacor(_t3) - 1/2*jnp.exp(-log_concentration)
     _value = _t0*_t1 + _t10 - _t2*(-_t3 - 1)
     _grad0 = _t11*_t3

@@ -60,7 +60,7 @@ _WRT_INDEX = (0,)
 
 def _loss_terms(loc, y):
     """ℓ of each observation."""
-    return (1/2)*(-loc + y)**2
+    return (1/2)*(y - loc)**2
 
 
 def _loss_terms_and_grads(loc, y):

@@ -78,7 +78,7 @@ def _log_ratio(y, s):
 def _loss_terms(scale, log_alpha, y):
     """ℓ of each observation."""
     _t0 = jnp.exp(log_alpha)
-    return -_t0*jnp.log(scale) + _t0*jnp.log(y) + _log_ratio(y, log_alpha)
+    return _t0*jnp.log(y) - _t0*jnp.log(scale) + _log_ratio(y, log_alpha)
 
 
 def _loss_terms_and_grads(scale, log_alpha, y):

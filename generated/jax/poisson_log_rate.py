@@ -63,14 +63,14 @@ _WRT_INDEX = (0,)
 
 def _loss_terms(log_rate, y):
     """ℓ of each observation."""
-    return -log_rate*y + jnp.exp(log_rate)
+    return jnp.exp(log_rate) - log_rate*y
 
 
 def _loss_terms_and_grads(log_rate, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂log_rate."""
     _t0 = jnp.exp(log_rate)
     _value = _t0 - log_rate*y
-    _grad0 = -y + _t0
+    _grad0 = _t0 - y
     return _value, (_grad0,)
 
 

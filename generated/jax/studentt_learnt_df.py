@@ -168,7 +168,7 @@ def _loss_terms(log_df, loc, log_scale, y):
     """ℓ of each observation."""
     _t0 = (1/2)*jnp.exp(log_df)
     _t1 = (1/2)*log_df + log_scale
-    return _t1 - (-_t0 - 1/2)*_log1p_square(-loc + y, -_t1) - _lgamma_diff(_t0, 1/2)
+    return _t1 - (-_t0 - 1/2)*_log1p_square(y - loc, -_t1) - _lgamma_diff(_t0, 1/2)
 
 
 def _loss_terms_and_grads(log_df, loc, log_scale, y):
@@ -185,7 +185,7 @@ def _loss_terms_and_grads(log_df, loc, log_scale, y):
     _value = _t4 - _t6*(-_t1 - 1/2) - _lgamma_diff(_t1, 1/2)
     _grad0 = (1/2)*_t0*_t6 - _t1*_t8 - _t1*_digamma_diff_half(_t1) + (1/2)*_t7
     _grad1 = (_t0 + 1)*_log1p_square_du(_t2, _t5)
-    _grad2 = -_t0*_t8 + _t7
+    _grad2 = _t7 - _t0*_t8
     return _value, (_grad0, _grad1, _grad2)
 
 

@@ -164,7 +164,7 @@ def _loss_terms(df, loc, log_scale, y):
     """ℓ of each observation."""
     _t0 = (1/2)*df
     _t1 = log_scale + (1/2)*jnp.log(df)
-    return _t1 - (-_t0 - 1/2)*_log1p_square(-loc + y, -_t1) - _lgamma_diff(_t0, 1/2)
+    return _t1 - (-_t0 - 1/2)*_log1p_square(y - loc, -_t1) - _lgamma_diff(_t0, 1/2)
 
 
 def _loss_terms_and_grads(df, loc, log_scale, y):
@@ -179,9 +179,9 @@ def _loss_terms_and_grads(df, loc, log_scale, y):
     _t7 = 1/df
     _t8 = _log1p_square_dv(_t3, _t5)
     _value = _t1*_t6 + _t4 - _lgamma_diff(_t0, 1/2)
-    _grad0 = -_t1*_t7*_t8 + (1/2)*_t6 + (1/2)*_t7 - 1/2*_digamma_diff_half(_t0)
+    _grad0 = (1/2)*_t6 - _t1*_t7*_t8 + (1/2)*_t7 - 1/2*_digamma_diff_half(_t0)
     _grad1 = (df + 1)*_log1p_square_du(_t2, _t5)
-    _grad2 = -_t8*df + _log1p_square_dvc(_t3, _t5)
+    _grad2 = _log1p_square_dvc(_t3, _t5) - _t8*df
     return _value, (_grad0, _grad1, _grad2)
 
 

@@ -85,19 +85,19 @@ def _log_ndtr_deriv(x):
 
 def _loss_terms(loc, log_scale, censored, y):
     """ℓ of each observation."""
-    _t0 = (-loc + y)*jnp.exp(-log_scale)
+    _t0 = (y - loc)*jnp.exp(-log_scale)
     _t1 = -log_scale - 1/2*_t0**2 - 1/2*math.log(math.pi) - 1/2*math.log(2)
-    _t2 = -jnp.where((-censored + 1 == 0), 0, _t1*(-censored + 1))
+    _t2 = -jnp.where((1 - censored == 0), 0, _t1*(1 - censored))
     return _t2 - censored*jax.scipy.special.log_ndtr(-_t0)
 
 
 def _loss_terms_and_grads(loc, log_scale, censored, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂loc, ∂ℓ/∂log_scale."""
     _t0 = jnp.exp(-log_scale)
-    _t1 = -loc + y
+    _t1 = y - loc
     _t2 = _t0*_t1
     _t3 = -_t2
-    _t4 = -censored + 1
+    _t4 = 1 - censored
     _t5 = _t2**2
     _t6 = censored*_log_ndtr_deriv(_t3)
     _t7 = -log_scale - 1/2*_t5 - 1/2*math.log(math.pi) - 1/2*math.log(2)

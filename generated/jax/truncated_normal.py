@@ -82,7 +82,7 @@ def _log_ndtr_deriv(x):
 def _loss_terms(loc, log_scale, y):
     """ℓ of each observation."""
     _t0 = jnp.exp(-log_scale)
-    return log_scale + jax.scipy.special.log_ndtr(_t0*loc) + (1/2)*(_t0*(-loc + y))**2
+    return log_scale + jax.scipy.special.log_ndtr(_t0*loc) + (1/2)*(_t0*(y - loc))**2
 
 
 def _loss_terms_and_grads(loc, log_scale, y):

@@ -90,7 +90,7 @@ def _loss_terms(log_scale, log_concentration, y):
     """ℓ of each observation."""
     _t0 = _log_ratio(y, log_scale)
     _t1 = -jnp.where((jnp.expm1(log_concentration) == 0), 0, _t0*jnp.expm1(log_concentration))
-    return -log_concentration + log_scale + _t1 + jnp.exp(_t0*jnp.exp(log_concentration))
+    return log_scale - log_concentration + _t1 + jnp.exp(_t0*jnp.exp(log_concentration))
 
 
 def _loss_terms_and_grads(log_scale, log_concentration, y):
@@ -102,7 +102,7 @@ def _loss_terms_and_grads(log_scale, log_concentration, y):
     _t4 = (_t2 < 0)
     _t5 = jnp.exp(log_concentration + _t2)*jnp.expm1(-_t2)
     _t6 = -jnp.where((jnp.expm1(log_concentration) == 0), 0, _t0*jnp.expm1(log_concentration))
-    _value = -log_concentration + log_scale + _t6 + jnp.exp(_t2)
+    _value = log_scale - log_concentration + _t6 + jnp.exp(_t2)
     _grad0 = jnp.where(_t4, -_t3, _t5)
     _grad1 = jnp.where(_t4, jnp.where((_t3 == 0), 0, _t0*_t3), -jnp.where((_t5 == 0), 0, _t0*_t5)) - 1
     return _value, (_grad0, _grad1)

@@ -95,7 +95,7 @@ def _loss_terms(log_scale, log_concentration, censored, y):
     _t0 = _log_ratio(y, log_scale)
     _t1 = jnp.exp(_t0*jnp.exp(log_concentration))
     _t2 = jnp.where((jnp.expm1(log_concentration) == 0), 0, _t0*jnp.expm1(log_concentration))
-    return _t1*censored - (-censored + 1)*(log_concentration - log_scale - _t1 + _t2)
+    return _t1*censored - (1 - censored)*(log_concentration - log_scale - _t1 + _t2)
 
 
 def _loss_terms_and_grads(log_scale, log_concentration, censored, y):

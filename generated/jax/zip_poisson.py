@@ -81,7 +81,7 @@ def _loss_terms(log_rate, logit_gate, y):
     _t3 = -logit_gate
     _t4 = jax.nn.sigmoid(_t3)*jnp.expm1(-_t1)
     _t5 = -_t0*jnp.where((_t4 > -1/2), jnp.log1p(_t4), jnp.logaddexp(-_t2, -jnp.logaddexp(0.0, _t3)))
-    return _t5 - (1 - _t0)*(-_t2 + log_rate*y - jax.scipy.special.gammaln(y + 1))
+    return _t5 - (1 - _t0)*(log_rate*y - _t2 - jax.scipy.special.gammaln(y + 1))
 
 
 def _loss_terms_and_grads(log_rate, logit_gate, y):
@@ -95,7 +95,7 @@ def _loss_terms_and_grads(log_rate, logit_gate, y):
     _t6 = jax.nn.sigmoid(_t4)*jnp.expm1(_t5)
     _t7 = logit_gate + _t2
     _t8 = -_t1*jnp.where((_t6 > -1/2), jnp.log1p(_t6), jnp.logaddexp(-_t3, -jnp.logaddexp(0.0, _t4)))
-    _value = _t8 - (1 - _t1)*(-_t3 + log_rate*y - jax.scipy.special.gammaln(y + 1))
+    _value = _t8 - (1 - _t1)*(log_rate*y - _t3 - jax.scipy.special.gammaln(y + 1))
     _grad0 = jnp.where(_t0, _t2*jax.nn.sigmoid(-_t7), -y - _t5)
     _grad1 = jnp.where(_t0, _t6*jax.nn.sigmoid(_t7), jax.nn.sigmoid(logit_gate))
     return _value, (_grad0, _grad1)

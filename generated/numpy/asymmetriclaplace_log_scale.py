@@ -84,7 +84,7 @@ def _loss_terms_and_grads(loc, log_scale, quantile, y):
     _t8 = (_t3 < 0)
     _t9 = _t0 - 1
     _t10 = -_t9
-    _t11 = -quantile + 1
+    _t11 = 1 - quantile
     _t12 = np.where(_t6, -_t1*_t5, np.where(_t8, -_t7, _t10*_t5))
     _value = log_scale + _t12 - np.log(quantile) - np.log1p(-quantile)
     _grad0 = (1/2)*_t2*np.where(_t6, 2*_t11, np.where(_t8, -_t0, _t10))

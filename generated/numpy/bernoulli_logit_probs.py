@@ -31,6 +31,8 @@ Stabilising rewrites applied (symloss.stabilize):
     sigmoid: 1/(1 + exp(−x)) → sigmoid(x);  1/(1 + exp(x)) → sigmoid(−x)
     sigmoid_absorb: exp(x)·sigmoid(−x) → sigmoid(x)  (exp(x)/(1 + exp(x)) → sigmoid(x))
     softplus: log(1 + exp(x)) → softplus(x)
+    softplus_pair: a·softplus(u) + b·softplus(−u) → c·softplus(−|u|) + u·(c·step(u) − b)  (c = a + b, a = c − b)
+    sigmoid_pair: a·sigmoid(u) − b·sigmoid(−u) → (c·step(u) − b) − c·sgn(u)·sigmoid(−|u|)  (c = a + b, a = c − b)
 
 Conventions:
     * Inputs broadcast against each other and the target as in torch; dtype (float32/float64) follows the
@@ -64,15 +66,17 @@ def _sigmoid(x):
 
 def _loss_terms(logits, y):
     """ℓ of each observation."""
-    return y*np.logaddexp(0.0, -logits) + (-y + 1)*np.logaddexp(0.0, logits)
+    _t0 = np.copysign(1.0, logits)
+    return logits*(np.maximum(0, _t0) - y) + np.logaddexp(0.0, -_t0*logits)
 
 
 def _loss_terms_and_grads(logits, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂logits."""
-    _t0 = -logits
-    _t1 = -y + 1
-    _value = _t1*np.logaddexp(0.0, logits) + y*np.logaddexp(0.0, _t0)
-    _grad0 = _t1*_sigmoid(logits) - y*_sigmoid(_t0)
+    _t0 = np.copysign(1.0, logits)
+    _t1 = -_t0*logits
+    _t2 = np.maximum(0, _t0) - y
+    _value = _t2*logits + np.logaddexp(0.0, _t1)
+    _grad0 = _t2 - _t0*_sigmoid(_t1)
     return _value, (_grad0,)
 
 

@@ -33,8 +33,11 @@ Caveat: torch's per-class weight= averages by Σ w_y under reduction='mean'; wei
     averaged by N.
 
 Stabilising rewrites applied (symloss.stabilize):
-    logsumexp: log Σ_k exp(x_k) → logsumexp(x);  1/Σ_k exp(x_k) → exp(−logsumexp(x))
-    softmax_cross_entropy: L·Σ_k y_k − Σ_k z_k·y_k → Σ_k y_k·((L − z_k) + logsumexp(z − L)),  L = logsumexp(z)
+    logsumexp: log Σ_k exp(x_k) → logsumexp(x);  1/Σ_k exp(x_k) → exp(−M)/(1 + R),  M = max x, R = Σ_k exp(x_k − M)
+        − 1
+    softmax_cross_entropy: L·Σ_k y_k − Σ_k z_k·y_k → log1p(R)·Σ_k y_k − Σ_k y_k·(z_k − M),  L = logsumexp(z) = M +
+        log1p(R)
+    xlogy: x·log(y) → xlogy(x, y);  x·log1p(y) → xlog1py(x, y)  (x may be 0, the target involved)
     exp_of_sum: exp(a)·exp(b) → exp(a + b)
 
 Conventions:
@@ -64,30 +67,44 @@ _VECTOR = (True,)
 _WRT_INDEX = (0,)
 
 
-def _logsumexp(x):
-    """log Σ exp(x) over the class axis (the last; kept, with length 1), the maximum shifted out: m + log1p of
-    the other terms, so that a tiny rest survives (log(1 + 4e-18) rounds to 0, log1p(4e-18) does not)."""
+def _xlog1py(x, y):
+    """x·log1p(y), and 0 where x == 0 (also when y == −1)."""
+    zero = x == 0
+    return np.where(zero, 0.0, x * np.log1p(np.where(zero, 0.0, y)))
+
+
+def _class_max(x):
+    """The maximum over the class axis (the last; kept, with length 1), the shift of a softmax: 0 where it is
+    not finite (a row of −∞, or one with +∞ or NaN), so that x − m is what x is there."""
     m = np.max(x, axis=-1, keepdims=True)
-    m = np.where(np.isfinite(m), m, 0.0)
-    e = np.exp(x - m)
-    idx = np.argmax(x, axis=-1)[..., None]
-    top = np.take_along_axis(e, idx, axis=-1)  # exactly 1 where m is finite
-    np.put_along_axis(e, idx, 0.0, axis=-1)
-    return m + np.log1p(np.sum(e, axis=-1, keepdims=True) + (top - 1))
+    return np.where(np.isfinite(m), m, 0.0)
+
+
+def _sum_below_one(e):
+    """Σ e − 1 over the class axis (kept, with length 1) for e in [0, 1] whose largest term is exactly 1 (e =
+    exp(x − max x)): the fractional part of e is e below 1 and 0 at each 1, so the terms below 1 are summed on
+    their own and a rest of 4e-18 survives (1 + 4e-18 − 1 is 0); the 1s (the maximum and any tie) are counted
+    from the difference of the two sums, an integer up to their rounding."""
+    below = np.sum(np.modf(e)[0], axis=-1, keepdims=True)
+    ones = np.round(np.sum(e, axis=-1, keepdims=True) - below)
+    return below + (ones - 1)
 
 
 def _loss_terms(logits, y):
     """ℓ of each observation (the class axis kept, with length 1)."""
-    _t0 = _logsumexp(logits)
-    return np.sum(y*(-logits + _t0 + _logsumexp(logits - _t0)), axis=-1, keepdims=True)
+    _t0 = logits - _class_max(logits)
+    _t1 = _xlog1py(np.sum(y, axis=-1, keepdims=True), _sum_below_one(np.exp(_t0)))
+    return _t1 - np.sum(_t0*y, axis=-1, keepdims=True)
 
 
 def _loss_terms_and_grads(logits, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂logits."""
-    _t0 = _logsumexp(logits)
-    _t1 = logits - _t0
-    _value = np.sum(y*(-logits + _t0 + _logsumexp(_t1)), axis=-1, keepdims=True)
-    _grad0 = -y + np.exp(_t1)*np.sum(y, axis=-1, keepdims=True)
+    _t0 = logits - _class_max(logits)
+    _t1 = np.sum(y, axis=-1, keepdims=True)
+    _t2 = np.exp(_t0)
+    _t3 = _sum_below_one(_t2)
+    _value = _xlog1py(_t1, _t3) - np.sum(_t0*y, axis=-1, keepdims=True)
+    _grad0 = _t2*(_t1/(_t3 + 1)) - y
     return _value, (_grad0,)
 
 

@@ -35,6 +35,7 @@ Stabilising rewrites applied (symloss.stabilize):
     sigmoid: 1/(1 + exp(−x)) → sigmoid(x);  1/(1 + exp(x)) → sigmoid(−x)
     softplus: log(1 + exp(x)) → softplus(x)
     softplus_difference: softplus(x) − softplus(−x) → x
+    softplus_pair: a·softplus(u) + b·softplus(−u) → c·softplus(−|u|) + u·(c·step(u) − b)  (c = a + b, a = c − b)
     sigmoid_to_tanh: 2·sigmoid(x) − 1 → tanh(x/2);  2a·sigmoid(x) − a → a·tanh(x/2)
     log_tanhc: log|tanh(u)| − log|x| → log_tanhc(u) + log|u/x|  (u/x a number)
 
@@ -94,17 +95,19 @@ def _dlog_tanhc(x):
 
 def _loss_terms(logits, y):
     """ℓ of each observation."""
-    _t0 = (-y + 1)*np.logaddexp(0.0, logits)
-    return _t0 + y*np.logaddexp(0.0, -logits) + _log_tanhc((1/2)*logits) - math.log(2)
+    _t0 = np.copysign(1.0, logits)
+    _t1 = logits*(np.maximum(0, _t0) - y)
+    return _t1 + _log_tanhc((1/2)*logits) + np.logaddexp(0.0, -_t0*logits) - math.log(2)
 
 
 def _loss_terms_and_grads(logits, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂logits."""
     _t0 = (1/2)*logits
-    _t1 = -logits
-    _t2 = -y + 1
-    _value = _t2*np.logaddexp(0.0, logits) + y*np.logaddexp(0.0, _t1) + _log_tanhc(_t0) - math.log(2)
-    _grad0 = _t2*_sigmoid(logits) - y*_sigmoid(_t1) + (1/2)*_dlog_tanhc(_t0)
+    _t1 = np.copysign(1.0, logits)
+    _t2 = -_t1*logits
+    _t3 = np.maximum(0, _t1) - y
+    _value = _t3*logits + _log_tanhc(_t0) + np.logaddexp(0.0, _t2) - math.log(2)
+    _grad0 = _t3 - _t1*_sigmoid(_t2) + (1/2)*_dlog_tanhc(_t0)
     return _value, (_grad0,)
 
 

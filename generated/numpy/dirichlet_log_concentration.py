@@ -115,7 +115,7 @@ def _loss_terms_and_grads(log_concentration, y):
     _t1 = np.sum(_t0, axis=-1, keepdims=True)
     _t2 = -np.sum(_xlogy(np.expm1(log_concentration), y), axis=-1, keepdims=True)
     _value = _t2 - np.sum(-_lgamma(_t0), axis=-1, keepdims=True) - _lgamma(_t1)
-    _grad0 = _t0*(-np.log(y) + _digamma(_t0) - _digamma(_t1))
+    _grad0 = _t0*(_digamma(_t0) - np.log(y) - _digamma(_t1))
     return _value, (_grad0,)
 
 

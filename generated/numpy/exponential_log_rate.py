@@ -51,13 +51,13 @@ _WRT_INDEX = (0,)
 
 def _loss_terms(log_rate, y):
     """ℓ of each observation."""
-    return -log_rate + y*np.exp(log_rate)
+    return y*np.exp(log_rate) - log_rate
 
 
 def _loss_terms_and_grads(log_rate, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂log_rate."""
     _t0 = np.exp(log_rate)
-    _value = -log_rate + _t0*y
+    _value = _t0*y - log_rate
     _grad0 = _t0*y - 1
     return _value, (_grad0,)
 

@@ -54,7 +54,7 @@ _WRT_INDEX = (0,)
 def _loss_terms(log_rate, censored, y):
     """ℓ of each observation."""
     _t0 = y*np.exp(log_rate)
-    return _t0*censored - (-censored + 1)*(log_rate - _t0)
+    return _t0*censored - (1 - censored)*(log_rate - _t0)
 
 
 def _loss_terms_and_grads(log_rate, censored, y):

@@ -137,8 +137,8 @@ def _loss_terms(log_concentration, log_rate, y):
     _t1 = np.maximum(log_concentration, _t0)
     _t2 = np.exp(_t1)
     _t3 = np.exp(np.minimum(log_concentration, _t0))
-    _t4 = -1/2*_t1 + _t2*(-log_rate + _t1 - 1) + _lgammacor_series(_t2) + 0.9189385332046728
-    _t5 = np.where((_t0 <= log_concentration), _t4, -_t3*log_rate + _lgamma(_t3))
+    _t4 = _t2*(_t1 - log_rate - 1) - 1/2*_t1 + _lgammacor_series(_t2) + 0.9189385332046728
+    _t5 = np.where((_t0 <= log_concentration), _t4, _lgamma(_t3) - _t3*log_rate)
     return _t5 + y*np.exp(log_rate) - _xlogy(np.expm1(log_concentration), y)
 
 
@@ -151,8 +151,8 @@ def _loss_terms_and_grads(log_concentration, log_rate, y):
     _t4 = np.exp(np.minimum(log_concentration, _t1))
     _t5 = np.exp(log_concentration)
     _t6 = -log_concentration
-    _t7 = -1/2*_t2 + _t3*(-log_rate + _t2 - 1) + _lgammacor_series(_t3) + 0.9189385332046728
-    _t8 = np.where((_t1 <= log_concentration), _t7, -_t4*log_rate + _lgamma(_t4))
+    _t7 = _t3*(_t2 - log_rate - 1) - 1/2*_t2 + _lgammacor_series(_t3) + 0.9189385332046728
+    _t8 = np.where((_t1 <= log_concentration), _t7, _lgamma(_t4) - _t4*log_rate)
     _value = _t0 + _t8 - _xlogy(np.expm1(log_concentration), y)
     _grad0 = _t5*(-log_rate - _t6 - 1/2*np.exp(_t6) - np.log(y) + _digammacor(_t5))
     _grad1 = _t0 - _t5

@@ -56,7 +56,7 @@ _WRT_INDEX = (0, 1)
 
 def _loss_terms(loc, log_scale, y):
     """ℓ of each observation."""
-    _t0 = (-loc + y)*np.exp(-log_scale)
+    _t0 = (y - loc)*np.exp(-log_scale)
     return log_scale + _t0 + np.exp(-_t0)
 
 

@@ -91,7 +91,7 @@ def _loss_terms(log_rate, logit_gate, y):
     """ℓ of each observation."""
     _t0 = np.where((y == 0), 1, 0)
     _t1 = np.exp(log_rate)
-    _t2 = -_t1 + log_rate*y - _log1mexp(_t1) - _lgamma(y + 1) - np.logaddexp(0.0, logit_gate)
+    _t2 = log_rate*y - _t1 - _log1mexp(_t1) - _lgamma(y + 1) - np.logaddexp(0.0, logit_gate)
     return _t0*np.logaddexp(0.0, -logit_gate) - _t2*(1 - _t0)
 
 
@@ -102,7 +102,7 @@ def _loss_terms_and_grads(log_rate, logit_gate, y):
     _t2 = np.where(_t1, 1, 0)
     _t3 = _t2 - 1
     _t4 = np.exp(log_rate)
-    _t5 = _t3*(-_t4 + log_rate*y - _log1mexp(_t4) - _lgamma(y + 1) - np.logaddexp(0.0, logit_gate))
+    _t5 = _t3*(log_rate*y - _t4 - _log1mexp(_t4) - _lgamma(y + 1) - np.logaddexp(0.0, logit_gate))
     _value = _t2*np.logaddexp(0.0, _t0) + _t5
     _grad0 = _t3*(y - _t4 - _t4/np.expm1(_t4))
     _grad1 = np.where(_t1, -_sigmoid(_t0), _sigmoid(logit_gate))

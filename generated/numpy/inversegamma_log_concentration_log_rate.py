@@ -129,8 +129,8 @@ def _loss_terms(log_concentration, log_rate, y):
     _t1 = np.maximum(log_concentration, _t0)
     _t2 = np.exp(_t1)
     _t3 = np.exp(np.minimum(log_concentration, _t0))
-    _t4 = -1/2*_t1 + _t2*(-log_rate + _t1 - 1) + _lgammacor_series(_t2) + 0.9189385332046728
-    _t5 = np.where((_t0 <= log_concentration), _t4, -_t3*log_rate + _lgamma(_t3))
+    _t4 = _t2*(_t1 - log_rate - 1) - 1/2*_t1 + _lgammacor_series(_t2) + 0.9189385332046728
+    _t5 = np.where((_t0 <= log_concentration), _t4, _lgamma(_t3) - _t3*log_rate)
     return _t5 - (-np.exp(log_concentration) - 1)*np.log(y) + np.exp(log_rate)/y
 
 
@@ -144,8 +144,8 @@ def _loss_terms_and_grads(log_concentration, log_rate, y):
     _t5 = np.maximum(log_concentration, _t4)
     _t6 = np.exp(_t5)
     _t7 = np.exp(np.minimum(log_concentration, _t4))
-    _t8 = -1/2*_t5 + _t6*(-log_rate + _t5 - 1) + _lgammacor_series(_t6) + 0.9189385332046728
-    _t9 = np.where((_t4 <= log_concentration), _t8, -_t7*log_rate + _lgamma(_t7))
+    _t8 = _t6*(_t5 - log_rate - 1) - 1/2*_t5 + _lgammacor_series(_t6) + 0.9189385332046728
+    _t9 = np.where((_t4 <= log_concentration), _t8, _lgamma(_t7) - _t7*log_rate)
     _value = _t0*_t1 - _t2*(-_t3 - 1) + _t9
     _grad0 = _t3*(log_concentration - log_rate + _t2 + _digammacor(_t3) - 1/2*np.exp(-log_concentration))
     _grad1 = _t0*_t1 - _t3

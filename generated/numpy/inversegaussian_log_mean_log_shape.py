@@ -63,16 +63,16 @@ _WRT_INDEX = (0, 1)
 def _loss_terms(log_mean, log_shape, y):
     """ℓ of each observation."""
     _t0 = (1/2)*log_shape
-    return -_t0 + (1/2)*((-y*np.exp(-log_mean) + 1)*np.exp(_t0)/np.sqrt(y))**2
+    return (1/2)*((1 - y*np.exp(-log_mean))*np.exp(_t0)/np.sqrt(y))**2 - _t0
 
 
 def _loss_terms_and_grads(log_mean, log_shape, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂log_mean, ∂ℓ/∂log_shape."""
     _t0 = (1/2)*log_shape
-    _t1 = -y*np.exp(-log_mean) + 1
+    _t1 = 1 - y*np.exp(-log_mean)
     _t2 = (_t1*np.exp(_t0)/np.sqrt(y))**2
-    _value = -_t0 + (1/2)*_t2
-    _grad0 = _t1*np.exp(-log_mean + log_shape)
+    _value = (1/2)*_t2 - _t0
+    _grad0 = _t1*np.exp(log_shape - log_mean)
     _grad1 = (1/2)*_t2 - 1/2
     return _value, (_grad0, _grad1)
 

@@ -58,7 +58,7 @@ _WRT_INDEX = (0, 1)
 
 def _loss_terms(loc, log_scale, y):
     """ℓ of each observation."""
-    return log_scale + (1/2)*((-loc + y)*np.exp(-log_scale))**2
+    return log_scale + (1/2)*((y - loc)*np.exp(-log_scale))**2
 
 
 def _loss_terms_and_grads(loc, log_scale, y):

@@ -94,8 +94,8 @@ def _sigmoid(x):
 def _loss_terms(loc1, log_scale1, loc2, log_scale2, logit_mixing, y):
     """ℓ of each observation."""
     _t1 = (1/2)*math.log(2) + (1/2)*math.log(math.pi)
-    _t2 = -1/2*((-loc1 + y)*np.exp(-log_scale1))**2
-    _t3 = -1/2*((-loc2 + y)*np.exp(-log_scale2))**2
+    _t2 = -1/2*((y - loc1)*np.exp(-log_scale1))**2
+    _t3 = -1/2*((y - loc2)*np.exp(-log_scale2))**2
     _t4 = -log_scale1 - _t1 + _t2 - np.logaddexp(0.0, -logit_mixing)
     return -np.logaddexp(_t4, -log_scale2 - _t1 + _t3 - np.logaddexp(0.0, logit_mixing))
 
@@ -118,7 +118,7 @@ def _loss_terms_and_grads(loc1, log_scale1, loc2, log_scale2, logit_mixing, y):
     _t15 = _t13 - _t5
     _t16 = _t10*_t11 - _t5
     _t17 = log_scale2 + logit_mixing + _t0
-    _t18 = _sigmoid(-1/2*_t15*_t16 + _t17)
+    _t18 = _sigmoid(_t17 - 1/2*_t15*_t16)
     _t19 = log_scale1 + _t7 + _t9
     _t20 = _sigmoid((1/2)*_t15*_t16 + _t19)
     _t21 = _t1*_t3

@@ -70,7 +70,7 @@ def _log_ratio(y, s):
 def _loss_terms(scale, log_alpha, y):
     """ℓ of each observation."""
     _t0 = np.exp(log_alpha)
-    return -_t0*np.log(scale) + _t0*np.log(y) + _log_ratio(y, log_alpha)
+    return _t0*np.log(y) - _t0*np.log(scale) + _log_ratio(y, log_alpha)
 
 
 def _loss_terms_and_grads(scale, log_alpha, y):

@@ -62,17 +62,17 @@ _WRT_INDEX = (0,)
 def _loss_terms(loc, y, quantile):
     """ℓ of each observation."""
     _t0 = loc - y
-    _t1 = _t0*(-quantile + 1/2)
-    return np.where((_t0 > 0), _t0*(-quantile + 1), np.where((_t0 < 0), -_t0*quantile, _t1))
+    _t1 = _t0*(1/2 - quantile)
+    return np.where((_t0 > 0), _t0*(1 - quantile), np.where((_t0 < 0), -_t0*quantile, _t1))
 
 
 def _loss_terms_and_grads(loc, y, quantile):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂loc."""
-    _t0 = -quantile + 1
+    _t0 = 1 - quantile
     _t1 = loc - y
     _t2 = (_t1 > 0)
     _t3 = (_t1 < 0)
-    _t4 = -quantile + 1/2
+    _t4 = 1/2 - quantile
     _value = np.where(_t2, _t0*_t1, np.where(_t3, -_t1*quantile, _t1*_t4))
     _grad0 = np.where(_t2, _t0, np.where(_t3, -quantile, _t4))
     return _value, (_grad0,)

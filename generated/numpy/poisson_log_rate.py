@@ -70,14 +70,14 @@ def _lgamma(x):
 
 def _loss_terms(log_rate, y):
     """ℓ of each observation."""
-    return -log_rate*y + np.exp(log_rate)
+    return np.exp(log_rate) - log_rate*y
 
 
 def _loss_terms_and_grads(log_rate, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂log_rate."""
     _t0 = np.exp(log_rate)
     _value = _t0 - log_rate*y
-    _grad0 = -y + _t0
+    _grad0 = _t0 - y
     return _value, (_grad0,)
 
 

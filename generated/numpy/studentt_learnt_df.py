@@ -199,7 +199,7 @@ def _loss_terms_and_grads(log_df, loc, log_scale, y):
     _value = _t2 - _t4*(-_t1 - 1/2) - _lgamma_diff(_t1, 1/2)
     _grad0 = (1/2)*_t0*_t4 - _t1*_t6 - _t1*_digamma_diff_half(_t1) + (1/2)*_t5
     _grad1 = (_t0 + 1)*_log1p_square_du(_t3)
-    _grad2 = -_t0*_t6 + _t5
+    _grad2 = _t5 - _t0*_t6
     return _value, (_grad0, _grad1, _grad2)
 
 

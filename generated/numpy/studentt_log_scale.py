@@ -193,9 +193,9 @@ def _loss_terms_and_grads(df, loc, log_scale, y):
     _t5 = 1/df
     _t6 = _log1p_square_dv(_t3)
     _value = _t1*_t4 + _t2 - _lgamma_diff(_t0, 1/2)
-    _grad0 = -_t1*_t5*_t6 + (1/2)*_t4 + (1/2)*_t5 - 1/2*_digamma_diff_half(_t0)
+    _grad0 = (1/2)*_t4 - _t1*_t5*_t6 + (1/2)*_t5 - 1/2*_digamma_diff_half(_t0)
     _grad1 = (df + 1)*_log1p_square_du(_t3)
-    _grad2 = -_t6*df + _log1p_square_dvc(_t3)
+    _grad2 = _log1p_square_dvc(_t3) - _t6*df
     return _value, (_grad0, _grad1, _grad2)
 
 

@@ -99,7 +99,7 @@ def _log_ndtr_deriv(x):
 def _loss_terms(loc, log_scale, y):
     """ℓ of each observation."""
     _t0 = np.exp(-log_scale)
-    return log_scale + _log_ndtr(_t0*loc) + (1/2)*(_t0*(-loc + y))**2
+    return log_scale + _log_ndtr(_t0*loc) + (1/2)*(_t0*(y - loc))**2
 
 
 def _loss_terms_and_grads(loc, log_scale, y):

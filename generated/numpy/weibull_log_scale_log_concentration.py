@@ -82,7 +82,7 @@ def _loss_terms(log_scale, log_concentration, y):
     """ℓ of each observation."""
     _t0 = _log_ratio(y, log_scale)
     _t1 = -np.where((np.expm1(log_concentration) == 0), 0, _t0*np.expm1(log_concentration))
-    return -log_concentration + log_scale + _t1 + np.exp(_t0*np.exp(log_concentration))
+    return log_scale - log_concentration + _t1 + np.exp(_t0*np.exp(log_concentration))
 
 
 def _loss_terms_and_grads(log_scale, log_concentration, y):
@@ -94,7 +94,7 @@ def _loss_terms_and_grads(log_scale, log_concentration, y):
     _t4 = (_t2 < 0)
     _t5 = np.exp(log_concentration + _t2)*np.expm1(-_t2)
     _t6 = -np.where((np.expm1(log_concentration) == 0), 0, _t0*np.expm1(log_concentration))
-    _value = -log_concentration + log_scale + _t6 + np.exp(_t2)
+    _value = log_scale - log_concentration + _t6 + np.exp(_t2)
     _grad0 = np.where(_t4, -_t3, _t5)
     _grad1 = np.where(_t4, np.where((_t3 == 0), 0, _t0*_t3), -np.where((_t5 == 0), 0, _t0*_t5)) - 1
     return _value, (_grad0, _grad1)

@@ -87,7 +87,7 @@ def _loss_terms(log_scale, log_concentration, censored, y):
     _t0 = _log_ratio(y, log_scale)
     _t1 = np.exp(_t0*np.exp(log_concentration))
     _t2 = np.where((np.expm1(log_concentration) == 0), 0, _t0*np.expm1(log_concentration))
-    return _t1*censored - (-censored + 1)*(log_concentration - log_scale - _t1 + _t2)
+    return _t1*censored - (1 - censored)*(log_concentration - log_scale - _t1 + _t2)
 
 
 def _loss_terms_and_grads(log_scale, log_concentration, censored, y):

@@ -177,8 +177,7 @@ def _loss_terms(log_total_count, logits, logit_gate, y):
     _t4 = -logit_gate
     _t5 = _sigmoid(_t4)*np.expm1(-_t2)
     _t6 = -(1 - _t0)*(-_t3 - y*np.logaddexp(0.0, -logits) - np.log(y + _t1) - _lbeta(_t1, y + 1))
-    _t7 = -_t0*np.where((_t5 > -1/2), np.log1p(_t5), np.logaddexp(-_t3, -np.logaddexp(0.0, _t4)))
-    return _t6 + _t7
+    return _t6 - _t0*np.where((_t5 > -1/2), np.log1p(_t5), np.logaddexp(-_t3, -np.logaddexp(0.0, _t4)))
 
 
 def _loss_terms_and_grads(log_total_count, logits, logit_gate, y):

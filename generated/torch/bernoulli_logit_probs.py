@@ -31,6 +31,8 @@ Stabilising rewrites applied (symloss.stabilize):
     sigmoid: 1/(1 + exp(−x)) → sigmoid(x);  1/(1 + exp(x)) → sigmoid(−x)
     sigmoid_absorb: exp(x)·sigmoid(−x) → sigmoid(x)  (exp(x)/(1 + exp(x)) → sigmoid(x))
     softplus: log(1 + exp(x)) → softplus(x)
+    softplus_pair: a·softplus(u) + b·softplus(−u) → c·softplus(−|u|) + u·(c·step(u) − b)  (c = a + b, a = c − b)
+    sigmoid_pair: a·sigmoid(u) − b·sigmoid(−u) → (c·step(u) − b) − c·sgn(u)·sigmoid(−|u|)  (c = a + b, a = c − b)
 
 Conventions:
     * Inputs broadcast against each other and the target as in torch; dtype (float32/float64) follows the
@@ -78,17 +80,25 @@ def _softplus(x):
     return torch.nn.functional.softplus(x, 1.0, 40.0)
 
 
+def _sgn(x):
+    """copysign(1, x): +1 where the sign bit of x is clear (x ≥ +0), −1 where it is set (x ≤ −0); a sign
+    with a side at 0, so that x·_sgn(x) = |x| differentiates to ±1 there (torch.abs to 0)."""
+    return torch.copysign(x.new_ones(()), x)
+
+
 def _loss_terms(logits, y):
     """ℓ of each observation."""
-    return y*_softplus(-logits) + (-y + 1)*_softplus(logits)
+    _t0 = _sgn(logits)
+    return logits*(torch.clamp_min(_t0, 0) - y) + _softplus(-_t0*logits)
 
 
 def _loss_terms_and_grads(logits, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂logits."""
-    _t0 = -logits
-    _t1 = -y + 1
-    _value = _t1*_softplus(logits) + y*_softplus(_t0)
-    _grad0 = _t1*torch.sigmoid(logits) - y*torch.sigmoid(_t0)
+    _t0 = _sgn(logits)
+    _t1 = -_t0*logits
+    _t2 = torch.clamp_min(_t0, 0) - y
+    _value = _t2*logits + _softplus(_t1)
+    _grad0 = _t2 - _t0*torch.sigmoid(_t1)
     return _value, (_grad0,)
 
 

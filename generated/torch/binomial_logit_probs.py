@@ -34,6 +34,8 @@ Stabilising rewrites applied (symloss.stabilize):
     sigmoid: 1/(1 + exp(−x)) → sigmoid(x);  1/(1 + exp(x)) → sigmoid(−x)
     sigmoid_absorb: exp(x)·sigmoid(−x) → sigmoid(x)  (exp(x)/(1 + exp(x)) → sigmoid(x))
     softplus: log(1 + exp(x)) → softplus(x)
+    softplus_pair: a·softplus(u) + b·softplus(−u) → c·softplus(−|u|) + u·(c·step(u) − b)  (c = a + b, a = c − b)
+    sigmoid_pair: a·sigmoid(u) − b·sigmoid(−u) → (c·step(u) − b) − c·sgn(u)·sigmoid(−|u|)  (c = a + b, a = c − b)
     log1p: log(1 + x) → log1p(x)
 
 Conventions:
@@ -84,6 +86,12 @@ def _softplus(x):
     return torch.nn.functional.softplus(x, 1.0, 40.0)
 
 
+def _sgn(x):
+    """copysign(1, x): +1 where the sign bit of x is clear (x ≥ +0), −1 where it is set (x ≤ −0); a sign
+    with a side at 0, so that x·_sgn(x) = |x| differentiates to ±1 there (torch.abs to 0)."""
+    return torch.copysign(x.new_ones(()), x)
+
+
 def _series(w, coefficients):
     """c₀ + w·(c₁ + w·(c₂ + …)) by Horner's rule, each step one new array (the product) and its sum in place
     (a temporary that no backward needs): the same roundings as the nested expression, a pass cheaper."""
@@ -130,15 +138,17 @@ def _lbeta(a, b):
 
 def _loss_terms(total_count, logits, y):
     """ℓ of each observation."""
-    return y*_softplus(-logits) + (total_count - y)*_softplus(logits)
+    _t0 = _sgn(logits)
+    return logits*(total_count*torch.clamp_min(_t0, 0) - y) + total_count*_softplus(-_t0*logits)
 
 
 def _loss_terms_and_grads(total_count, logits, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂logits."""
-    _t0 = -logits
-    _t1 = total_count - y
-    _value = _t1*_softplus(logits) + y*_softplus(_t0)
-    _grad0 = _t1*torch.sigmoid(logits) - y*torch.sigmoid(_t0)
+    _t0 = _sgn(logits)
+    _t1 = -_t0*logits
+    _t2 = total_count*torch.clamp_min(_t0, 0) - y
+    _value = _t2*logits + total_count*_softplus(_t1)
+    _grad0 = _t2 - _t0*total_count*torch.sigmoid(_t1)
     return _value, (_grad0,)
 
 

@@ -35,6 +35,7 @@ Stabilising rewrites applied (symloss.stabilize):
     sigmoid: 1/(1 + exp(−x)) → sigmoid(x);  1/(1 + exp(x)) → sigmoid(−x)
     softplus: log(1 + exp(x)) → softplus(x)
     softplus_difference: softplus(x) − softplus(−x) → x
+    softplus_pair: a·softplus(u) + b·softplus(−u) → c·softplus(−|u|) + u·(c·step(u) − b)  (c = a + b, a = c − b)
     sigmoid_to_tanh: 2·sigmoid(x) − 1 → tanh(x/2);  2a·sigmoid(x) − a → a·tanh(x/2)
     log_tanhc: log|tanh(u)| − log|x| → log_tanhc(u) + log|u/x|  (u/x a number)
 
@@ -86,6 +87,12 @@ def _softplus(x):
     return torch.nn.functional.softplus(x, 1.0, 40.0)
 
 
+def _sgn(x):
+    """copysign(1, x): +1 where the sign bit of x is clear (x ≥ +0), −1 where it is set (x ≤ −0); a sign
+    with a side at 0, so that x·_sgn(x) = |x| differentiates to ±1 there (torch.abs to 0)."""
+    return torch.copysign(x.new_ones(()), x)
+
+
 def _log_tanhc(x):
     """log(tanh(x)/x), 0 at x = 0: its Taylor series below |x| = 0.05 (error < 1e-15), the formula above;
     each branch sees a guarded input (double where), so neither produces NaN gradients off its branch."""
@@ -111,16 +118,19 @@ def _dlog_tanhc(x):
 
 def _loss_terms(logits, y):
     """ℓ of each observation."""
-    return y*_softplus(-logits) + (-y + 1)*_softplus(logits) + _log_tanhc((1/2)*logits) - math.log(2)
+    _t0 = _sgn(logits)
+    _t1 = logits*(torch.clamp_min(_t0, 0) - y)
+    return _t1 + _log_tanhc((1/2)*logits) + _softplus(-_t0*logits) - math.log(2)
 
 
 def _loss_terms_and_grads(logits, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂logits."""
     _t0 = (1/2)*logits
-    _t1 = -logits
-    _t2 = -y + 1
-    _value = _t2*_softplus(logits) + y*_softplus(_t1) + _log_tanhc(_t0) - math.log(2)
-    _grad0 = _t2*torch.sigmoid(logits) - y*torch.sigmoid(_t1) + (1/2)*_dlog_tanhc(_t0)
+    _t1 = _sgn(logits)
+    _t2 = -_t1*logits
+    _t3 = torch.clamp_min(_t1, 0) - y
+    _value = _t3*logits + _log_tanhc(_t0) + _softplus(_t2) - math.log(2)
+    _grad0 = _t3 - _t1*torch.sigmoid(_t2) + (1/2)*_dlog_tanhc(_t0)
     return _value, (_grad0,)
 
 

@@ -92,7 +92,7 @@ def _loss_terms_and_grads(log_concentration, y):
     _t1 = torch.sum(_t0, dim=-1, keepdim=True)
     _t2 = -torch.sum(torch.special.xlogy(torch.expm1(log_concentration), y), dim=-1, keepdim=True)
     _value = _t2 - torch.sum(-torch.lgamma(_t0), dim=-1, keepdim=True) - torch.lgamma(_t1)
-    _grad0 = _t0*(-torch.log(y) + torch.digamma(_t0) - torch.digamma(_t1))
+    _grad0 = _t0*(torch.digamma(_t0) - torch.log(y) - torch.digamma(_t1))
     return _value, (_grad0,)
 
 

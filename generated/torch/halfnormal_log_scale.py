@@ -72,7 +72,7 @@ _WRT_INDEX = (0,)
 
 def _loss_terms(log_scale, y):
     """ℓ of each observation."""
-    return log_scale + (1/2)*(y*torch.exp(-log_scale))**2
+    return log_scale + ((y*torch.exp(-log_scale))**2).mul_(1/2)
 
 
 def _loss_terms_and_grads(log_scale, y):

@@ -95,8 +95,8 @@ def _loss_terms(log_rate, logit_gate, y):
     """ℓ of each observation."""
     _t0 = torch.where((y == 0), 1, 0)
     _t1 = torch.exp(log_rate)
-    _t2 = -_t1 + log_rate*y - _log1mexp(_t1) - torch.lgamma(y + 1) - _softplus(logit_gate)
-    return _t0*_softplus(-logit_gate) - _t2*(1 - _t0)
+    _t2 = -(1 - _t0)*(log_rate*y - _t1 - _log1mexp(_t1) - torch.lgamma(y + 1) - _softplus(logit_gate))
+    return _t0*_softplus(-logit_gate) + _t2
 
 
 def _loss_terms_and_grads(log_rate, logit_gate, y):
@@ -106,7 +106,7 @@ def _loss_terms_and_grads(log_rate, logit_gate, y):
     _t2 = torch.where(_t1, 1, 0)
     _t3 = _t2 - 1
     _t4 = torch.exp(log_rate)
-    _t5 = _t3*(-_t4 + log_rate*y - _log1mexp(_t4) - torch.lgamma(y + 1) - _softplus(logit_gate))
+    _t5 = _t3*(log_rate*y - _t4 - _log1mexp(_t4) - torch.lgamma(y + 1) - _softplus(logit_gate))
     _value = _t2*_softplus(_t0) + _t5
     _grad0 = _t3*(y - _t4 - _t4/torch.expm1(_t4))
     _grad1 = torch.where(_t1, -torch.sigmoid(_t0), torch.sigmoid(logit_gate))

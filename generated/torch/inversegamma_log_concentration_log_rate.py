@@ -122,8 +122,8 @@ def _loss_terms(log_concentration, log_rate, y):
     _t1 = torch.clamp(log_concentration, min=_t0)
     _t2 = torch.exp(_t1)
     _t3 = torch.exp(torch.clamp(log_concentration, max=_t0))
-    _t4 = -1/2*_t1 + _t2*(-log_rate + _t1 - 1) + _lgammacor_series(_t2) + 0.9189385332046728
-    _t5 = torch.where((_t0 <= log_concentration), _t4, -_t3*log_rate + torch.lgamma(_t3))
+    _t4 = _t2*(_t1 - log_rate - 1) - 1/2*_t1 + _lgammacor_series(_t2) + 0.9189385332046728
+    _t5 = torch.where((_t0 <= log_concentration), _t4, torch.lgamma(_t3) - _t3*log_rate)
     return _t5 - (-torch.exp(log_concentration) - 1)*torch.log(y) + torch.exp(log_rate)/y
 
 
@@ -137,8 +137,8 @@ def _loss_terms_and_grads(log_concentration, log_rate, y):
     _t5 = torch.clamp(log_concentration, min=_t4)
     _t6 = torch.exp(_t5)
     _t7 = torch.exp(torch.clamp(log_concentration, max=_t4))
-    _t8 = -1/2*_t5 + _t6*(-log_rate + _t5 - 1) + _lgammacor_series(_t6) + 0.9189385332046728
-    _t9 = torch.where((_t4 <= log_concentration), _t8, -_t7*log_rate + torch.lgamma(_t7))
+    _t8 = _t6*(_t5 - log_rate - 1) - 1/2*_t5 + _lgammacor_series(_t6) + 0.9189385332046728
+    _t9 = torch.where((_t4 <= log_concentration), _t8, torch.lgamma(_t7) - _t7*log_rate)
     _t10 = log_concentration - log_rate + _t2 + _digammacor(_t3) - 1/2*torch.exp(-log_concentration)
     _value = _t0*_t1 - _t2*(-_t3 - 1) + _t9
     _grad0 = _t10*_t3

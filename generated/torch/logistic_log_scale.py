@@ -94,7 +94,7 @@ def _loss_terms_and_grads(loc, log_scale, y):
     _t2 = torch.tanh((1/2)*_t1)
     _value = log_scale - _t1 + 2*_softplus(_t1)
     _grad0 = _t0*_t2
-    _grad1 = -_t1*_t2 + 1
+    _grad1 = 1 - _t1*_t2
     return _value, (_grad0, _grad1)
 
 

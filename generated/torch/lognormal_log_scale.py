@@ -89,7 +89,7 @@ def _log_ratio(y, s):
 
 def _loss_terms(loc, log_scale, y):
     """ℓ of each observation."""
-    return log_scale + (1/2)*(torch.exp(-log_scale)*_log_ratio(y, loc))**2
+    return log_scale + ((torch.exp(-log_scale)*_log_ratio(y, loc))**2).mul_(1/2)
 
 
 def _loss_terms_and_grads(loc, log_scale, y):

@@ -70,13 +70,13 @@ _WRT_INDEX = (0,)
 
 def _loss_terms(loc, y):
     """ℓ of each observation."""
-    return (1/2)*(-loc + y)**2
+    return ((y - loc)**2).mul_(1/2)
 
 
 def _loss_terms_and_grads(loc, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂loc."""
     _t0 = loc - y
-    _value = (1/2)*_t0**2
+    _value = (_t0**2).mul_(1/2)
     _grad0 = _t0
     return _value, (_grad0,)
 

@@ -31,8 +31,11 @@ Torch built-in: none computes this loss.
 
 Stabilising rewrites applied (symloss.stabilize):
     log_gamma: log Γ(x) → lgamma(x);  log x! → lgamma(x + 1)
-    logsumexp: log Σ_k exp(x_k) → logsumexp(x);  1/Σ_k exp(x_k) → exp(−logsumexp(x))
-    softmax_cross_entropy: L·Σ_k y_k − Σ_k z_k·y_k → Σ_k y_k·((L − z_k) + logsumexp(z − L)),  L = logsumexp(z)
+    logsumexp: log Σ_k exp(x_k) → logsumexp(x);  1/Σ_k exp(x_k) → exp(−M)/(1 + R),  M = max x, R = Σ_k exp(x_k − M)
+        − 1
+    softmax_cross_entropy: L·Σ_k y_k − Σ_k z_k·y_k → log1p(R)·Σ_k y_k − Σ_k y_k·(z_k − M),  L = logsumexp(z) = M +
+        log1p(R)
+    xlogy: x·log(y) → xlogy(x, y);  x·log1p(y) → xlog1py(x, y)  (x may be 0, the target involved)
     exp_of_sum: exp(a)·exp(b) → exp(a + b)
 
 Conventions:
@@ -78,30 +81,39 @@ _VECTOR = (False, True)
 _WRT_INDEX = (1,)
 
 
-def _logsumexp(x):
-    """log Σ exp(x) over the class axis (the last; kept, with length 1), the maximum shifted out: m + log1p of
-    the other terms, so that a tiny rest survives (log(1 + 4e-18) rounds to 0, log1p(4e-18) does not;
-    torch.logsumexp loses it)."""
+def _class_max(x):
+    """The maximum over the class axis (the last; kept, with length 1), the shift of a softmax: 0 where it is
+    not finite (a row of −∞, or one with +∞ or NaN), so that x − m is what x is there."""
     m = torch.amax(x, dim=-1, keepdim=True)
-    m = torch.where(torch.isfinite(m), m, 0.0)
-    e = torch.exp(x - m)
-    idx = torch.argmax(x, dim=-1, keepdim=True)
-    top = torch.gather(e, -1, idx)  # exactly 1 where m is finite
-    return m + torch.log1p(e.scatter(-1, idx, 0.0).sum(dim=-1, keepdim=True) + (top - 1))
+    return torch.where(torch.isfinite(m), m, 0.0)
+
+
+def _sum_below_one(e):
+    """Σ e − 1 over the class axis (kept, with length 1) for e in [0, 1] whose largest term is exactly 1 (e =
+    exp(x − max x)): frac(e) is e below 1 and 0 at each 1, so the terms below 1 are summed on their own and a
+    rest of 4e-18 survives (1 + 4e-18 − 1 is 0); the 1s (the maximum and any tie) are counted from the
+    difference of the two sums, an integer up to their rounding.  Two sums and one elementwise pass: an
+    argmax to drop the maximum would cost more than all three on the CPU."""
+    below = torch.frac(e).sum(dim=-1, keepdim=True)
+    ones = torch.round(e.sum(dim=-1, keepdim=True) - below)
+    return below + (ones - 1)
 
 
 def _loss_terms(total_count, logits, y):
     """ℓ of each observation (the class axis kept, with length 1)."""
-    _t0 = _logsumexp(logits)
-    return torch.sum(y*(-logits + _t0 + _logsumexp(logits - _t0)), dim=-1, keepdim=True)
+    _t0 = logits - _class_max(logits)
+    _t1 = torch.special.xlog1py(torch.sum(y, dim=-1, keepdim=True), _sum_below_one(torch.exp(_t0)))
+    return _t1 - torch.sum(_t0*y, dim=-1, keepdim=True)
 
 
 def _loss_terms_and_grads(total_count, logits, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂logits."""
-    _t0 = _logsumexp(logits)
-    _t1 = logits - _t0
-    _value = torch.sum(y*(-logits + _t0 + _logsumexp(_t1)), dim=-1, keepdim=True)
-    _grad0 = -y + torch.exp(_t1)*torch.sum(y, dim=-1, keepdim=True)
+    _t0 = logits - _class_max(logits)
+    _t1 = torch.sum(y, dim=-1, keepdim=True)
+    _t2 = torch.exp(_t0)
+    _t3 = _sum_below_one(_t2)
+    _value = torch.special.xlog1py(_t1, _t3) - torch.sum(_t0*y, dim=-1, keepdim=True)
+    _grad0 = _t2*(_t1/(_t3 + 1)) - y
     return _value, (_grad0,)
 
 

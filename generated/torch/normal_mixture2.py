@@ -110,8 +110,8 @@ def _softplus(x):
 def _loss_terms(loc1, log_scale1, loc2, log_scale2, logit_mixing, y):
     """ℓ of each observation."""
     _t1 = (1/2)*math.log(2) + (1/2)*math.log(math.pi)
-    _t2 = -log_scale1 - _t1 - _softplus(-logit_mixing) - 1/2*((-loc1 + y)*torch.exp(-log_scale1))**2
-    _t3 = -log_scale2 - _t1 - _softplus(logit_mixing) - 1/2*((-loc2 + y)*torch.exp(-log_scale2))**2
+    _t2 = -log_scale1 - _t1 - _softplus(-logit_mixing) - 1/2*((y - loc1)*torch.exp(-log_scale1))**2
+    _t3 = -log_scale2 - _t1 - _softplus(logit_mixing) - 1/2*((y - loc2)*torch.exp(-log_scale2))**2
     return -torch.logaddexp(_t2, _t3)
 
 
@@ -133,7 +133,7 @@ def _loss_terms_and_grads(loc1, log_scale1, loc2, log_scale2, logit_mixing, y):
     _t15 = _t13 - _t5
     _t16 = _t10*_t11 - _t5
     _t17 = log_scale2 + logit_mixing + _t0
-    _t18 = torch.sigmoid(-1/2*_t15*_t16 + _t17)
+    _t18 = torch.sigmoid(_t17 - 1/2*_t15*_t16)
     _t19 = log_scale1 + _t7 + _t9
     _t20 = torch.sigmoid((1/2)*_t15*_t16 + _t19)
     _t21 = _t1*_t3

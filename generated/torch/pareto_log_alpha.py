@@ -88,7 +88,7 @@ def _log_ratio(y, s):
 def _loss_terms(scale, log_alpha, y):
     """ℓ of each observation."""
     _t0 = torch.exp(log_alpha)
-    return -_t0*torch.log(scale) + _t0*torch.log(y) + _log_ratio(y, log_alpha)
+    return _t0*torch.log(y) - _t0*torch.log(scale) + _log_ratio(y, log_alpha)
 
 
 def _loss_terms_and_grads(scale, log_alpha, y):

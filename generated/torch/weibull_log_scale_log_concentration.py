@@ -100,7 +100,7 @@ def _loss_terms(log_scale, log_concentration, y):
     """ℓ of each observation."""
     _t0 = _log_ratio(y, log_scale)
     _t1 = -torch.where((torch.expm1(log_concentration) == 0), 0, _t0*torch.expm1(log_concentration))
-    return -log_concentration + log_scale + _t1 + torch.exp(_t0*torch.exp(log_concentration))
+    return log_scale - log_concentration + _t1 + torch.exp(_t0*torch.exp(log_concentration))
 
 
 def _loss_terms_and_grads(log_scale, log_concentration, y):
@@ -113,7 +113,7 @@ def _loss_terms_and_grads(log_scale, log_concentration, y):
     _t5 = torch.exp(log_concentration + _t2)*torch.expm1(-_t2)
     _t6 = -torch.where((torch.expm1(log_concentration) == 0), 0, _t0*torch.expm1(log_concentration))
     _t7 = torch.where(_t4, torch.where((_t3 == 0), 0, _t0*_t3), -torch.where((_t5 == 0), 0, _t0*_t5))
-    _value = -log_concentration + log_scale + _t6 + torch.exp(_t2)
+    _value = log_scale - log_concentration + _t6 + torch.exp(_t2)
     _grad0 = torch.where(_t4, -_t3, _t5)
     _grad1 = _t7 - 1
     return _value, (_grad0, _grad1)

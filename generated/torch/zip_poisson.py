@@ -96,7 +96,7 @@ def _loss_terms(log_rate, logit_gate, y):
     _t3 = -logit_gate
     _t4 = torch.sigmoid(_t3)*torch.expm1(-_t1)
     _t5 = -_t0*torch.where((_t4 > -1/2), torch.log1p(_t4), torch.logaddexp(-_t2, -_softplus(_t3)))
-    return _t5 - (1 - _t0)*(-_t2 + log_rate*y - torch.lgamma(y + 1))
+    return _t5 - (1 - _t0)*(log_rate*y - _t2 - torch.lgamma(y + 1))
 
 
 def _loss_terms_and_grads(log_rate, logit_gate, y):
@@ -110,7 +110,7 @@ def _loss_terms_and_grads(log_rate, logit_gate, y):
     _t6 = torch.sigmoid(_t4)*torch.expm1(_t5)
     _t7 = logit_gate + _t2
     _t8 = -_t1*torch.where((_t6 > -1/2), torch.log1p(_t6), torch.logaddexp(-_t3, -_softplus(_t4)))
-    _value = _t8 - (1 - _t1)*(-_t3 + log_rate*y - torch.lgamma(y + 1))
+    _value = _t8 - (1 - _t1)*(log_rate*y - _t3 - torch.lgamma(y + 1))
     _grad0 = torch.where(_t0, _t2*torch.sigmoid(-_t7), -y - _t5)
     _grad1 = torch.where(_t0, _t6*torch.sigmoid(_t7), torch.sigmoid(logit_gate))
     return _value, (_grad0, _grad1)

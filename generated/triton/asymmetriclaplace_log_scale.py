@@ -162,7 +162,7 @@ def _loss_terms_and_grads(loc, log_scale, quantile, y):
     _t8 = (_t3 < 0)
     _t9 = _t0 - 1
     _t10 = -_t9
-    _t11 = -quantile + 1
+    _t11 = 1 - quantile
     _t12 = tl.where(_t6, -_t1*_t5, tl.where(_t8, -_t7, _t10*_t5))
     _value = log_scale + _t12 - _log(quantile) - _log1p(-quantile)
     _grad0 = (0.5)*_t2*tl.where(_t6, 2*_t11, tl.where(_t8, -_t0, _t10))

@@ -144,15 +144,15 @@ def _xlog1py(x, y):
 def _loss_terms(probs, y):
     """ℓ of each observation."""
     _dt = probs.dtype
-    return -_xlog1py(-y + 1, -probs) - _xlogy(y, probs)
+    return -_xlog1py(1 - y, -probs) - _xlogy(y, probs)
 
 
 @triton.jit
 def _loss_terms_and_grads(probs, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂probs."""
     _dt = probs.dtype
-    _value = -_xlog1py(-y + 1, -probs) - _xlogy(y, probs)
-    _grad0 = (-probs + y)/(probs*(probs - 1))
+    _value = -_xlog1py(1 - y, -probs) - _xlogy(y, probs)
+    _grad0 = (y - probs)/(probs*(probs - 1))
     return _value, _grad0
 
 

@@ -31,6 +31,8 @@ Stabilising rewrites applied (symloss.stabilize):
     sigmoid: 1/(1 + exp(−x)) → sigmoid(x);  1/(1 + exp(x)) → sigmoid(−x)
     sigmoid_absorb: exp(x)·sigmoid(−x) → sigmoid(x)  (exp(x)/(1 + exp(x)) → sigmoid(x))
     softplus: log(1 + exp(x)) → softplus(x)
+    softplus_pair: a·softplus(u) + b·softplus(−u) → c·softplus(−|u|) + u·(c·step(u) − b)  (c = a + b, a = c − b)
+    sigmoid_pair: a·sigmoid(u) − b·sigmoid(−u) → (c·step(u) − b) − c·sgn(u)·sigmoid(−|u|)  (c = a + b, a = c − b)
 
 Conventions:
     * Inputs broadcast against each other and the target as in torch; dtype (float32/float64) follows the
@@ -148,17 +150,19 @@ def _sigmoid(x):
 def _loss_terms(logits, y):
     """ℓ of each observation."""
     _dt = logits.dtype
-    return y*_softplus(-logits) + (-y + 1)*_softplus(logits)
+    _t0 = tl.where(logits < 0, -1.0, 1.0)
+    return logits*(tl.maximum(0, _t0) - y) + _softplus(-_t0*logits)
 
 
 @triton.jit
 def _loss_terms_and_grads(logits, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂logits."""
     _dt = logits.dtype
-    _t0 = -logits
-    _t1 = -y + 1
-    _value = _t1*_softplus(logits) + y*_softplus(_t0)
-    _grad0 = _t1*_sigmoid(logits) - y*_sigmoid(_t0)
+    _t0 = tl.where(logits < 0, -1.0, 1.0)
+    _t1 = -_t0*logits
+    _t2 = tl.maximum(0, _t0) - y
+    _value = _t2*logits + _softplus(_t1)
+    _grad0 = _t2 - _t0*_sigmoid(_t1)
     return _value, _grad0
 
 

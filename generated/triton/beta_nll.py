@@ -121,7 +121,7 @@ else:
 def _loss_terms(loc, log_scale, y):
     """ℓ of each observation."""
     _dt = loc.dtype
-    _t0 = (0.5)*(((-loc + y)*_exp(-0.5*log_scale))*((-loc + y)*_exp(-0.5*log_scale)))
+    _t0 = (0.5)*(((y - loc)*_exp(-0.5*log_scale))*((y - loc)*_exp(-0.5*log_scale)))
     return _t0 + log_scale*_exp(log_scale)
 
 

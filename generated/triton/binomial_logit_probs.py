@@ -34,6 +34,8 @@ Stabilising rewrites applied (symloss.stabilize):
     sigmoid: 1/(1 + exp(−x)) → sigmoid(x);  1/(1 + exp(x)) → sigmoid(−x)
     sigmoid_absorb: exp(x)·sigmoid(−x) → sigmoid(x)  (exp(x)/(1 + exp(x)) → sigmoid(x))
     softplus: log(1 + exp(x)) → softplus(x)
+    softplus_pair: a·softplus(u) + b·softplus(−u) → c·softplus(−|u|) + u·(c·step(u) − b)  (c = a + b, a = c − b)
+    sigmoid_pair: a·sigmoid(u) − b·sigmoid(−u) → (c·step(u) − b) − c·sgn(u)·sigmoid(−|u|)  (c = a + b, a = c − b)
     log1p: log(1 + x) → log1p(x)
 
 Conventions:
@@ -210,17 +212,19 @@ def _lbeta(a, b):
 def _loss_terms(total_count, logits, y):
     """ℓ of each observation."""
     _dt = total_count.dtype
-    return y*_softplus(-logits) + (total_count - y)*_softplus(logits)
+    _t0 = tl.where(logits < 0, -1.0, 1.0)
+    return logits*(total_count*tl.maximum(0, _t0) - y) + total_count*_softplus(-_t0*logits)
 
 
 @triton.jit
 def _loss_terms_and_grads(total_count, logits, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂logits."""
     _dt = total_count.dtype
-    _t0 = -logits
-    _t1 = total_count - y
-    _value = _t1*_softplus(logits) + y*_softplus(_t0)
-    _grad0 = _t1*_sigmoid(logits) - y*_sigmoid(_t0)
+    _t0 = tl.where(logits < 0, -1.0, 1.0)
+    _t1 = -_t0*logits
+    _t2 = total_count*tl.maximum(0, _t0) - y
+    _value = _t2*logits + total_count*_softplus(_t1)
+    _grad0 = _t2 - _t0*total_count*_sigmoid(_t1)
     return _value, _grad0
 
 

@@ -218,7 +218,7 @@ def _loss_terms(log_df, y):
     _t4 = (0.5)*_t3
     _t5 = _exp(_t3)
     _t6 = _exp(tl.where((log_df <= _k0), log_df, _k0))
-    _t7 = -_t4 + _t5*(_t4 + (-0.5)) + _lgammacor_series((0.5)*_t5) + _k2 + _k3
+    _t7 = _t5*(_t4 + (-0.5)) - _t4 + _lgammacor_series((0.5)*_t5) + _k2 + _k3
     return tl.where(_t2, _t7, (0.5)*_t6*_k1 + _lgamma((0.5)*_t6)) - _xlogy((0.5)*_exp(log_df) - 1, y)
 
 
@@ -236,7 +236,7 @@ def _loss_terms_and_grads(log_df, y):
     _t5 = (0.5)*_t4
     _t6 = _exp(_t4)
     _t7 = _exp(tl.where((log_df <= _k0), log_df, _k0))
-    _t8 = -_t5 + _t6*(_t5 + (-0.5)) + _lgammacor_series((0.5)*_t6) + _k2 + _k3
+    _t8 = _t6*(_t5 + (-0.5)) - _t5 + _lgammacor_series((0.5)*_t6) + _k2 + _k3
     _value = tl.where(_t3, _t8, (0.5)*_t7*_k1 + _lgamma((0.5)*_t7)) - _xlogy(_t0 - 1, y)
     _grad0 = _t0*(_digammacor(_t0) - _log_ratio(y, log_df) - _exp(-log_df))
     return _value, _grad0

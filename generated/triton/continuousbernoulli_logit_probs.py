@@ -35,6 +35,7 @@ Stabilising rewrites applied (symloss.stabilize):
     sigmoid: 1/(1 + exp(−x)) → sigmoid(x);  1/(1 + exp(x)) → sigmoid(−x)
     softplus: log(1 + exp(x)) → softplus(x)
     softplus_difference: softplus(x) − softplus(−x) → x
+    softplus_pair: a·softplus(u) + b·softplus(−u) → c·softplus(−|u|) + u·(c·step(u) − b)  (c = a + b, a = c − b)
     sigmoid_to_tanh: 2·sigmoid(x) − 1 → tanh(x/2);  2a·sigmoid(x) − a → a·tanh(x/2)
     log_tanhc: log|tanh(u)| − log|x| → log_tanhc(u) + log|u/x|  (u/x a number)
 
@@ -205,7 +206,8 @@ def _loss_terms(logits, y):
     """ℓ of each observation."""
     _dt = logits.dtype
     _k0 = tl.full([1], -0.6931471805599453, _dt)
-    return y*_softplus(-logits) + (-y + 1)*_softplus(logits) + _log_tanhc((0.5)*logits) + _k0
+    _t0 = tl.where(logits < 0, -1.0, 1.0)
+    return logits*(tl.maximum(0, _t0) - y) + _log_tanhc((0.5)*logits) + _softplus(-_t0*logits) + _k0
 
 
 @triton.jit
@@ -214,10 +216,11 @@ def _loss_terms_and_grads(logits, y):
     _dt = logits.dtype
     _k0 = tl.full([1], -0.6931471805599453, _dt)
     _t0 = (0.5)*logits
-    _t1 = -logits
-    _t2 = -y + 1
-    _value = _t2*_softplus(logits) + y*_softplus(_t1) + _log_tanhc(_t0) + _k0
-    _grad0 = _t2*_sigmoid(logits) - y*_sigmoid(_t1) + (0.5)*_dlog_tanhc(_t0)
+    _t1 = tl.where(logits < 0, -1.0, 1.0)
+    _t2 = -_t1*logits
+    _t3 = tl.maximum(0, _t1) - y
+    _value = _t3*logits + _log_tanhc(_t0) + _softplus(_t2) + _k0
+    _grad0 = _t3 - _t1*_sigmoid(_t2) + (0.5)*_dlog_tanhc(_t0)
     return _value, _grad0
 
 

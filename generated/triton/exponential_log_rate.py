@@ -115,7 +115,7 @@ else:
 def _loss_terms(log_rate, y):
     """ℓ of each observation."""
     _dt = log_rate.dtype
-    return -log_rate + y*_exp(log_rate)
+    return y*_exp(log_rate) - log_rate
 
 
 @triton.jit
@@ -123,7 +123,7 @@ def _loss_terms_and_grads(log_rate, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂log_rate."""
     _dt = log_rate.dtype
     _t0 = _exp(log_rate)
-    _value = -log_rate + _t0*y
+    _value = _t0*y - log_rate
     _grad0 = _t0*y - 1
     return _value, _grad0
 

@@ -118,7 +118,7 @@ def _loss_terms(log_rate, censored, y):
     """ℓ of each observation."""
     _dt = log_rate.dtype
     _t0 = y*_exp(log_rate)
-    return _t0*censored - (-censored + 1)*(log_rate - _t0)
+    return _t0*censored - (1 - censored)*(log_rate - _t0)
 
 
 @triton.jit

@@ -218,8 +218,8 @@ def _loss_terms(log_concentration, log_rate, y):
     _t2 = tl.where(_t1, log_concentration, _k0)
     _t3 = _exp(_t2)
     _t4 = _exp(tl.where((log_concentration <= _k0), log_concentration, _k0))
-    _t5 = -0.5*_t2 + _t3*(-log_rate + _t2 - 1) + _lgammacor_series(_t3) + _k1
-    _t6 = tl.where(_t1, _t5, -_t4*log_rate + _lgamma(_t4))
+    _t5 = _t3*(_t2 - log_rate - 1) - 0.5*_t2 + _lgammacor_series(_t3) + _k1
+    _t6 = tl.where(_t1, _t5, _lgamma(_t4) - _t4*log_rate)
     return _t6 + y*_exp(log_rate) - _xlogy(_expm1(log_concentration), y)
 
 
@@ -236,9 +236,8 @@ def _loss_terms_and_grads(log_concentration, log_rate, y):
     _t5 = _exp(tl.where((log_concentration <= _k0), log_concentration, _k0))
     _t6 = _exp(log_concentration)
     _t7 = -log_concentration
-    _t8 = -0.5*_t3 + _t4*(-log_rate + _t3 - 1) + _lgammacor_series(_t4) + _k1
-    _t9 = tl.where(_t2, _t8, -_t5*log_rate + _lgamma(_t5))
-    _value = _t0 + _t9 - _xlogy(_expm1(log_concentration), y)
+    _t8 = _t4*(_t3 - log_rate - 1) - 0.5*_t3 + _lgammacor_series(_t4) + _k1
+    _value = _t0 + tl.where(_t2, _t8, _lgamma(_t5) - _t5*log_rate) - _xlogy(_expm1(log_concentration), y)
     _grad0 = _t6*(-log_rate - _t7 - 0.5*_exp(_t7) - _log(y) + _digammacor(_t6))
     _grad1 = _t0 - _t6
     return _value, _grad0, _grad1

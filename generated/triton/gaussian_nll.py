@@ -122,7 +122,7 @@ else:
 def _loss_terms(loc, var, y):
     """ℓ of each observation."""
     _dt = loc.dtype
-    return (0.5)*_log(var) + (0.5)*((-loc + y)*(-loc + y))/var
+    return (0.5)*_log(var) + (0.5)*((y - loc)*(y - loc))/var
 
 
 @triton.jit

@@ -133,7 +133,7 @@ else:
 def _loss_terms(loc, log_scale, y):
     """ℓ of each observation."""
     _dt = loc.dtype
-    _t0 = (-loc + y)*_exp(-log_scale)
+    _t0 = (y - loc)*_exp(-log_scale)
     return log_scale + _t0 + _exp(-_t0)
 
 

@@ -195,7 +195,7 @@ def _loss_terms(log_rate, logit_gate, y):
     _dt = log_rate.dtype
     _t0 = tl.where((y == 0), 1, 0)
     _t1 = _exp(log_rate)
-    _t2 = -(1 - _t0)*(-_t1 + log_rate*y - _log1mexp(_t1) - _lgamma(y + 1) - _softplus(logit_gate))
+    _t2 = -(1 - _t0)*(log_rate*y - _t1 - _log1mexp(_t1) - _lgamma(y + 1) - _softplus(logit_gate))
     return _t0*_softplus(-logit_gate) + _t2
 
 
@@ -208,7 +208,7 @@ def _loss_terms_and_grads(log_rate, logit_gate, y):
     _t2 = tl.where(_t1, 1, 0)
     _t3 = _t2 - 1
     _t4 = _exp(log_rate)
-    _t5 = _t3*(-_t4 + log_rate*y - _log1mexp(_t4) - _lgamma(y + 1) - _softplus(logit_gate))
+    _t5 = _t3*(log_rate*y - _t4 - _log1mexp(_t4) - _lgamma(y + 1) - _softplus(logit_gate))
     _value = _t2*_softplus(_t0) + _t5
     _grad0 = _t3*(y - _t4 - _t4/_expm1(_t4))
     _grad1 = tl.where(_t1, -_sigmoid(_t0), _sigmoid(logit_gate))

@@ -178,7 +178,7 @@ def _loss_terms_and_grads(loc, log_scale, y):
     _t3 = _t0*_t1
     _value = log_scale + _t2 + _softplus(-2*_t2) + _k0
     _grad0 = _t0*_tanh(_t0*_t1)
-    _grad1 = -_t3*_tanh(_t3) + 1
+    _grad1 = 1 - _t3*_tanh(_t3)
     return _value, _grad0, _grad1
 
 

@@ -197,8 +197,8 @@ def _loss_terms(log_concentration, log_rate, y):
     _t2 = tl.where(_t1, log_concentration, _k0)
     _t3 = _exp(_t2)
     _t4 = _exp(tl.where((log_concentration <= _k0), log_concentration, _k0))
-    _t5 = -0.5*_t2 + _t3*(-log_rate + _t2 - 1) + _lgammacor_series(_t3) + _k1
-    _t6 = tl.where(_t1, _t5, -_t4*log_rate + _lgamma(_t4))
+    _t5 = _t3*(_t2 - log_rate - 1) - 0.5*_t2 + _lgammacor_series(_t3) + _k1
+    _t6 = tl.where(_t1, _t5, _lgamma(_t4) - _t4*log_rate)
     return _t6 - (-_exp(log_concentration) - 1)*_log(y) + _exp(log_rate)/y
 
 
@@ -216,8 +216,8 @@ def _loss_terms_and_grads(log_concentration, log_rate, y):
     _t6 = tl.where(_t5, log_concentration, _k0)
     _t7 = _exp(_t6)
     _t8 = _exp(tl.where((log_concentration <= _k0), log_concentration, _k0))
-    _t9 = -0.5*_t6 + _t7*(-log_rate + _t6 - 1) + _lgammacor_series(_t7) + _k1
-    _value = _t0*_t1 - _t2*(-_t3 - 1) + tl.where(_t5, _t9, -_t8*log_rate + _lgamma(_t8))
+    _t9 = _t7*(_t6 - log_rate - 1) - 0.5*_t6 + _lgammacor_series(_t7) + _k1
+    _value = _t0*_t1 - _t2*(-_t3 - 1) + tl.where(_t5, _t9, _lgamma(_t8) - _t8*log_rate)
     _grad0 = _t3*(log_concentration - log_rate + _t2 + _digammacor(_t3) - 0.5*_exp(-log_concentration))
     _grad1 = _t0*_t1 - _t3
     return _value, _grad0, _grad1

@@ -125,8 +125,8 @@ def _loss_terms(log_mean, log_shape, y):
     """ℓ of each observation."""
     _dt = log_mean.dtype
     _t0 = (0.5)*log_shape
-    _t1 = (-y*_exp(-log_mean) + 1)*_exp(_t0)/_sqrt(y)
-    return -_t0 + (0.5)*_t1*_t1
+    _t1 = (((1 - y*_exp(-log_mean))*_exp(_t0)/_sqrt(y))*((1 - y*_exp(-log_mean))*_exp(_t0)/_sqrt(y)))
+    return (0.5)*_t1 - _t0
 
 
 @triton.jit
@@ -134,10 +134,10 @@ def _loss_terms_and_grads(log_mean, log_shape, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂log_mean, ∂ℓ/∂log_shape."""
     _dt = log_mean.dtype
     _t0 = (0.5)*log_shape
-    _t1 = -y*_exp(-log_mean) + 1
+    _t1 = 1 - y*_exp(-log_mean)
     _t2 = ((_t1*_exp(_t0)/_sqrt(y))*(_t1*_exp(_t0)/_sqrt(y)))
-    _value = -_t0 + (0.5)*_t2
-    _grad0 = _t1*_exp(-log_mean + log_shape)
+    _value = (0.5)*_t2 - _t0
+    _grad0 = _t1*_exp(log_shape - log_mean)
     _grad1 = (0.5)*_t2 + (-0.5)
     return _value, _grad0, _grad1
 

@@ -116,7 +116,7 @@ else:
 def _loss_terms(loc, y):
     """ℓ of each observation."""
     _dt = loc.dtype
-    return (0.5)*((-loc + y)*(-loc + y))
+    return (0.5)*((y - loc)*(y - loc))
 
 
 @triton.jit

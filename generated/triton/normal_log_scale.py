@@ -120,7 +120,7 @@ else:
 def _loss_terms(loc, log_scale, y):
     """ℓ of each observation."""
     _dt = loc.dtype
-    return log_scale + (0.5)*(((-loc + y)*_exp(-log_scale))*((-loc + y)*_exp(-log_scale)))
+    return log_scale + (0.5)*(((y - loc)*_exp(-log_scale))*((y - loc)*_exp(-log_scale)))
 
 
 @triton.jit

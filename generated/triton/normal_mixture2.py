@@ -183,10 +183,10 @@ def _loss_terms(loc1, log_scale1, loc2, log_scale2, logit_mixing, y):
     _dt = loc1.dtype
     _k1 = tl.full([1], -0.5723649429247001, _dt)
     _k2 = tl.full([1], -0.34657359027997264, _dt)
-    _t2 = -0.5*(((-loc1 + y)*_exp(-log_scale1))*((-loc1 + y)*_exp(-log_scale1)))
-    _t3 = -0.5*(((-loc2 + y)*_exp(-log_scale2))*((-loc2 + y)*_exp(-log_scale2)))
-    _t4 = -log_scale1 + _t2 - _softplus(-logit_mixing) + _k1 + _k2
-    return -_logaddexp(_t4, -log_scale2 + _t3 - _softplus(logit_mixing) + _k1 + _k2)
+    _t2 = -0.5*(((y - loc1)*_exp(-log_scale1))*((y - loc1)*_exp(-log_scale1)))
+    _t3 = -0.5*(((y - loc2)*_exp(-log_scale2))*((y - loc2)*_exp(-log_scale2)))
+    _t4 = _t2 - log_scale1 - _softplus(-logit_mixing) + _k1 + _k2
+    return -_logaddexp(_t4, _t3 - log_scale2 - _softplus(logit_mixing) + _k1 + _k2)
 
 
 @triton.jit
@@ -210,7 +210,7 @@ def _loss_terms_and_grads(loc1, log_scale1, loc2, log_scale2, logit_mixing, y):
     _t15 = _t13 - _t5
     _t16 = _t10*_t11 - _t5
     _t17 = log_scale2 + logit_mixing + _t0
-    _t18 = _sigmoid(-0.5*_t15*_t16 + _t17)
+    _t18 = _sigmoid(_t17 - 0.5*_t15*_t16)
     _t19 = log_scale1 + _t7 + _t9
     _t20 = _sigmoid((0.5)*_t15*_t16 + _t19)
     _t21 = _t1*_t3

@@ -136,7 +136,7 @@ def _loss_terms(scale, log_alpha, y):
     """ℓ of each observation."""
     _dt = scale.dtype
     _t0 = _exp(log_alpha)
-    return -_t0*_log(scale) + _t0*_log(y) + _log_ratio(y, log_alpha)
+    return _t0*_log(y) - _t0*_log(scale) + _log_ratio(y, log_alpha)
 
 
 @triton.jit

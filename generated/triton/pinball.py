@@ -138,19 +138,19 @@ def _loss_terms(loc, y, quantile):
     """ℓ of each observation."""
     _dt = loc.dtype
     _t0 = loc - y
-    _t1 = _t0*(-quantile + 0.5)
-    return tl.where((_t0 > 0), _t0*(-quantile + 1), tl.where((_t0 < 0), -_t0*quantile, _t1))
+    _t1 = _t0*(0.5 - quantile)
+    return tl.where((_t0 > 0), _t0*(1 - quantile), tl.where((_t0 < 0), -_t0*quantile, _t1))
 
 
 @triton.jit
 def _loss_terms_and_grads(loc, y, quantile):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂loc."""
     _dt = loc.dtype
-    _t0 = -quantile + 1
+    _t0 = 1 - quantile
     _t1 = loc - y
     _t2 = (_t1 > 0)
     _t3 = (_t1 < 0)
-    _t4 = -quantile + 0.5
+    _t4 = 0.5 - quantile
     _value = tl.where(_t2, _t0*_t1, tl.where(_t3, -_t1*quantile, _t1*_t4))
     _grad0 = tl.where(_t2, _t0, tl.where(_t3, -quantile, _t4))
     return _value, _grad0

@@ -140,7 +140,7 @@ else:
 def _loss_terms(log_rate, y):
     """ℓ of each observation."""
     _dt = log_rate.dtype
-    return -log_rate*y + _exp(log_rate)
+    return _exp(log_rate) - log_rate*y
 
 
 @triton.jit
@@ -149,7 +149,7 @@ def _loss_terms_and_grads(log_rate, y):
     _dt = log_rate.dtype
     _t0 = _exp(log_rate)
     _value = _t0 - log_rate*y
-    _grad0 = -y + _t0
+    _grad0 = _t0 - y
     return _value, _grad0
 
 

@@ -265,7 +265,7 @@ def _loss_terms(log_df, loc, log_scale, y):
     _dt = log_df.dtype
     _t0 = (0.5)*_exp(log_df)
     _t1 = (0.5)*log_df + log_scale
-    return _t1 - (-_t0 + (-0.5))*_log1p_square(-loc + y, -_t1) - _lgamma_diff(_t0, 0.5)
+    return _t1 - ((-0.5) - _t0)*_log1p_square(y - loc, -_t1) - _lgamma_diff(_t0, 0.5)
 
 
 @triton.jit
@@ -281,10 +281,10 @@ def _loss_terms_and_grads(log_df, loc, log_scale, y):
     _t6 = _log1p_square(_t3, _t5)
     _t7 = _log1p_square_dvc(_t3, _t5)
     _t8 = _log1p_square_dv(_t3, _t5)
-    _value = _t4 - _t6*(-_t1 + (-0.5)) - _lgamma_diff(_t1, 0.5)
+    _value = _t4 - _t6*((-0.5) - _t1) - _lgamma_diff(_t1, 0.5)
     _grad0 = (0.5)*_t0*_t6 - _t1*_t8 - _t1*_digamma_diff_half(_t1) + (0.5)*_t7
     _grad1 = (_t0 + 1)*_log1p_square_du(_t2, _t5)
-    _grad2 = -_t0*_t8 + _t7
+    _grad2 = _t7 - _t0*_t8
     return _value, _grad0, _grad1, _grad2
 
 

@@ -261,7 +261,7 @@ def _loss_terms(df, loc, log_scale, y):
     _dt = df.dtype
     _t0 = (0.5)*df
     _t1 = log_scale + (0.5)*_log(df)
-    return _t1 - (-_t0 + (-0.5))*_log1p_square(-loc + y, -_t1) - _lgamma_diff(_t0, 0.5)
+    return _t1 - ((-0.5) - _t0)*_log1p_square(y - loc, -_t1) - _lgamma_diff(_t0, 0.5)
 
 
 @triton.jit
@@ -278,9 +278,9 @@ def _loss_terms_and_grads(df, loc, log_scale, y):
     _t7 = (1/df)
     _t8 = _log1p_square_dv(_t3, _t5)
     _value = _t1*_t6 + _t4 - _lgamma_diff(_t0, 0.5)
-    _grad0 = -_t1*_t7*_t8 + (0.5)*_t6 + (0.5)*_t7 - 0.5*_digamma_diff_half(_t0)
+    _grad0 = (0.5)*_t6 - _t1*_t7*_t8 + (0.5)*_t7 - 0.5*_digamma_diff_half(_t0)
     _grad1 = (df + 1)*_log1p_square_du(_t2, _t5)
-    _grad2 = -_t8*df + _log1p_square_dvc(_t3, _t5)
+    _grad2 = _log1p_square_dvc(_t3, _t5) - _t8*df
     return _value, _grad0, _grad1, _grad2
 
 

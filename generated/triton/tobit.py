@@ -196,8 +196,8 @@ def _loss_terms(loc, log_scale, censored, y):
     _dt = loc.dtype
     _k0 = tl.full([1], -0.5723649429247001, _dt)
     _k1 = tl.full([1], -0.34657359027997264, _dt)
-    _t0 = (-loc + y)*_exp(-log_scale)
-    _t1 = -tl.where((-censored + 1 == 0), 0, (-censored + 1)*(-log_scale - 0.5*_t0*_t0 + _k0 + _k1))
+    _t0 = (y - loc)*_exp(-log_scale)
+    _t1 = -tl.where((1 - censored == 0), 0, (1 - censored)*(-log_scale - 0.5*_t0*_t0 + _k0 + _k1))
     return _t1 - censored*_log_ndtr(-_t0)
 
 
@@ -208,10 +208,10 @@ def _loss_terms_and_grads(loc, log_scale, censored, y):
     _k0 = tl.full([1], -0.5723649429247001, _dt)
     _k1 = tl.full([1], -0.34657359027997264, _dt)
     _t0 = _exp(-log_scale)
-    _t1 = -loc + y
+    _t1 = y - loc
     _t2 = _t0*_t1
     _t3 = -_t2
-    _t4 = -censored + 1
+    _t4 = 1 - censored
     _t5 = _t2*_t2
     _t6 = censored*_log_ndtr_deriv(_t3)
     _value = -censored*_log_ndtr(_t3) - tl.where((_t4 == 0), 0, _t4*(-log_scale - 0.5*_t5 + _k0 + _k1))

@@ -191,7 +191,7 @@ def _loss_terms(loc, log_scale, y):
     """ℓ of each observation."""
     _dt = loc.dtype
     _t0 = _exp(-log_scale)
-    return log_scale + _log_ndtr(_t0*loc) + (0.5)*((_t0*(-loc + y))*(_t0*(-loc + y)))
+    return log_scale + _log_ndtr(_t0*loc) + (0.5)*((_t0*(y - loc))*(_t0*(y - loc)))
 
 
 @triton.jit

@@ -161,7 +161,7 @@ def _loss_terms(log_scale, log_concentration, y):
     _dt = log_scale.dtype
     _t0 = _log_ratio(y, log_scale)
     _t1 = -tl.where((_expm1(log_concentration) == 0), 0, _t0*_expm1(log_concentration))
-    return -log_concentration + log_scale + _t1 + _exp(_t0*_exp(log_concentration))
+    return log_scale - log_concentration + _t1 + _exp(_t0*_exp(log_concentration))
 
 
 @triton.jit
@@ -175,7 +175,7 @@ def _loss_terms_and_grads(log_scale, log_concentration, y):
     _t4 = (_t2 < 0)
     _t5 = _exp(log_concentration + _t2)*_expm1(-_t2)
     _t6 = -tl.where((_expm1(log_concentration) == 0), 0, _t0*_expm1(log_concentration))
-    _value = -log_concentration + log_scale + _t6 + _exp(_t2)
+    _value = log_scale - log_concentration + _t6 + _exp(_t2)
     _grad0 = tl.where(_t4, -_t3, _t5)
     _grad1 = tl.where(_t4, tl.where((_t3 == 0), 0, _t0*_t3), -tl.where((_t5 == 0), 0, _t0*_t5)) - 1
     return _value, _grad0, _grad1

@@ -297,7 +297,7 @@ def _loss_terms(log_total_count, logits, logit_gate, y):
     _t4 = -logit_gate
     _t5 = _sigmoid(_t4)*_expm1(-_t2)
     _t6 = -(1 - _t0)*(-_t3 - y*_softplus(-logits) - _log(y + _t1) - _lbeta(_t1, y + 1))
-    return -_t0*tl.where((_t5 > (-0.5)), _log1p(_t5), _logaddexp(-_t3, -_softplus(_t4))) + _t6
+    return _t6 - _t0*tl.where((_t5 > (-0.5)), _log1p(_t5), _logaddexp(-_t3, -_softplus(_t4)))
 
 
 @triton.jit

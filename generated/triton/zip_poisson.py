@@ -203,7 +203,7 @@ def _loss_terms(log_rate, logit_gate, y):
     _t3 = -logit_gate
     _t4 = _sigmoid(_t3)*_expm1(-_t1)
     _t5 = -_t0*tl.where((_t4 > (-0.5)), _log1p(_t4), _logaddexp(-_t2, -_softplus(_t3)))
-    return _t5 - (1 - _t0)*(-_t2 + log_rate*y - _lgamma(y + 1))
+    return _t5 - (1 - _t0)*(log_rate*y - _t2 - _lgamma(y + 1))
 
 
 @triton.jit
@@ -219,7 +219,7 @@ def _loss_terms_and_grads(log_rate, logit_gate, y):
     _t6 = _sigmoid(_t4)*_expm1(_t5)
     _t7 = logit_gate + _t2
     _t8 = -_t1*tl.where((_t6 > (-0.5)), _log1p(_t6), _logaddexp(-_t3, -_softplus(_t4)))
-    _value = _t8 - (1 - _t1)*(-_t3 + log_rate*y - _lgamma(y + 1))
+    _value = _t8 - (1 - _t1)*(log_rate*y - _t3 - _lgamma(y + 1))
     _grad0 = tl.where(_t0, _t2*_sigmoid(-_t7), -y - _t5)
     _grad1 = tl.where(_t0, _t6*_sigmoid(_t7), _sigmoid(logit_gate))
     return _value, _grad0, _grad1

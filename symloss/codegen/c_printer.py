@@ -14,8 +14,9 @@ The expressions become the bodies of ``static`` elementwise functions of
   with the placeholder ``$`` (``$softplus(x)``), which the template replaces by
   the module's prefix ``symloss_<name>_``: every name in a generated file is
   prefixed, so that several generated files can share one translation unit,
-* writes sums and logsumexps over the class axis as markers (``$SUM{...}``,
-  ``$LSE{...}``) that :func:`class_axis_body` turns into loops over the classes.
+* writes sums, logsumexps, maxima and sums below one over the class axis as
+  markers (``$SUM{...}``, ``$LSE{...}``, ``$MAX{...}``, ``$SBO{...}``) that
+  :func:`class_axis_body` turns into loops over the classes.
 """
 
 from __future__ import annotations
@@ -180,6 +181,9 @@ class CLossPrinter(_LossPrinterMixin, C99CodePrinter):
     def _print_Sigmoid(self, expr: sp.Basic) -> str:
         return self._helper("sigmoid", *expr.args)
 
+    def _print_Sgn(self, expr: sp.Basic) -> str:
+        return f"copysign(1.0, {self._print(expr.args[0])})"
+
     def _print_LogAddExp(self, expr: sp.Basic) -> str:
         out = self._print(expr.args[0])
         for a in expr.args[1:]:
@@ -248,10 +252,16 @@ class CLossPrinter(_LossPrinterMixin, C99CodePrinter):
     def _print_ClassLogSumExp(self, expr: sp.Basic) -> str:
         return f"{HELPER_MARK}LSE{{{self._print(expr.args[0])}}}"
 
+    def _print_ClassMax(self, expr: sp.Basic) -> str:
+        return f"{HELPER_MARK}MAX{{{self._print(expr.args[0])}}}"
+
+    def _print_ClassSumBelowOne(self, expr: sp.Basic) -> str:
+        return f"{HELPER_MARK}SBO{{{self._print(expr.args[0])}}}"
+
 
 # ---------------------------------------------------------------------------------------------------------
 # class-axis losses: the printed blocks become loops over the classes
-_REDUCTION = re.compile(r"\$(SUM|LSE)\{([^{}]*)\}")
+_REDUCTION = re.compile(r"\$(SUM|LSE|MAX|SBO)\{([^{}]*)\}")
 _IDENT = re.compile(r"\b[A-Za-z_]\w*\b")
 
 
@@ -262,7 +272,8 @@ def _ids(code: str) -> set[str]:
 class _ClassAxisBody:
     """The C statements of one elementwise kernel of a class-axis loss.
 
-    The printer writes Σ_k e and logsumexp_k e as ``$SUM{e}`` and ``$LSE{e}``.  An assignment is per class
+    The printer writes Σ_k e, logsumexp_k e, max_k e and Σ_k e − 1 (e in [0, 1], largest 1) as ``$SUM{e}``,
+    ``$LSE{e}``, ``$MAX{e}`` and ``$SBO{e}``.  An assignment is per class
     when, outside those, it uses a vector argument or a per-class assignment; every other one is per
     observation.  Each Σ or logsumexp is hoisted into a per-observation local computed by a loop over the
     classes that recomputes the per-class assignments it needs (no arrays: nothing is allocated).
@@ -292,7 +303,7 @@ class _ClassAxisBody:
         return [f"{indent}const double {n} = {self.index(self.per_class[n])};" for n in self.needed(code)]
 
     def hoist(self, code: str) -> str:
-        """``code`` with each Σ/logsumexp replaced by a local that a loop emitted just before computes."""
+        """``code`` with each class-axis reduction replaced by a local that a loop emitted just before computes."""
         def one(match: re.Match) -> str:
             kind, inner = match.groups()
             name = f"_c{self.count}"
@@ -301,6 +312,18 @@ class _ClassAxisBody:
             if kind == "SUM":
                 self.lines += [f"double {name} = 0.0;", "for (_k = 0; _k < _classes; ++_k) {", *body,
                                f"    {name} += {self.index(inner)};", "}"]
+            elif kind == "MAX":  # the shift of a softmax: NaN if any term is, then 0 where not finite
+                self.lines += [f"double {name} = -HUGE_VAL;", "for (_k = 0; _k < _classes; ++_k) {", *body,
+                               f"    const double _v{name} = {self.index(inner)};",
+                               f"    if (_v{name} > {name} || _v{name} != _v{name}) {name} = _v{name};", "}",
+                               f"if (!isfinite({name})) {name} = 0.0;"]
+            elif kind == "SBO":  # Σ − 1 of terms in [0, 1] whose largest is 1: the 1s counted apart, so that
+                # a tiny rest is not rounded against them
+                self.lines += [f"double {name} = 0.0;", f"double _o{name} = 0.0;",
+                               "for (_k = 0; _k < _classes; ++_k) {", *body,
+                               f"    const double _v{name} = {self.index(inner)};",
+                               f"    if (_v{name} == 1.0) _o{name} += 1.0; else {name} += _v{name};", "}",
+                               f"{name} += _o{name} - 1.0;"]
             else:  # the maximum (NaN if any term is) shifted out: no overflow; log1p of the other terms (the
                 # first maximum's is exactly 1) keeps a tiny rest that log(1 + rest) rounds away
                 self.lines += [f"double {name} = -HUGE_VAL;", f"size_t _i{name} = 0;",

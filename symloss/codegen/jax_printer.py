@@ -46,6 +46,9 @@ class JaxLossPrinter(NumpyLossPrinter):
     def _print_Sigmoid(self, expr: sp.Basic) -> str:
         return self._call("jax.nn.sigmoid", *expr.args)
 
+    def _print_Sgn(self, expr: sp.Basic) -> str:
+        return f"jnp.copysign(1.0, {self._print(expr.args[0])})"
+
     def _print_XLogY(self, expr: sp.Basic) -> str:
         return self._call(_SPECIAL + "xlogy", *expr.args)
 

@@ -22,9 +22,9 @@ import sympy as sp
 from ..errors import InvalidIdentifierError, UnsupportedError
 from ..identifiers import safe_identifier, validate_identifier
 from ..loss import Loss
-from ..stabilize import RULES, STABLE_FUNCTIONS, LogSumExp, stabilize
+from ..stabilize import RULES, STABLE_FUNCTIONS, Held, LogSumExp, MaxOver, SumBelowOne, stabilize
 from .docs import module_doc
-from .printers import UNSUPPORTED, ClassLogSumExp, ClassSum
+from .printers import CLASS_REDUCTIONS, UNSUPPORTED, ClassLogSumExp, ClassMax, ClassSum, ClassSumBelowOne
 from .targets import TARGETS, get_target
 
 __all__ = ["Argument", "Block", "ModuleModel", "build_model", "TARGETS"]
@@ -181,6 +181,10 @@ class _Lowering:
                 return ClassSum(lower(e.function))
             if isinstance(e, LogSumExp):
                 return ClassLogSumExp(lower(e.body))
+            if isinstance(e, MaxOver):
+                return ClassMax(lower(e.body))
+            if isinstance(e, SumBelowOne):
+                return ClassSumBelowOne(lower(e.body))
             if not e.args:
                 return e
             return e.func(*[lower(a) for a in e.args])
@@ -209,7 +213,7 @@ class _Lowering:
             self._check_nested(expr, what, bound)
             self._check(expr.function, what, free_index, expr.limits[0][0])
             return
-        if isinstance(expr, LogSumExp):
+        if isinstance(expr, (LogSumExp, MaxOver, SumBelowOne)):
             self._check_nested(expr, what, bound)
             self._check(expr.body, what, free_index, expr.limits[0])
             return
@@ -227,7 +231,8 @@ class _Lowering:
 
 
 def _check_supported(expr: sp.Basic, loss: Loss, target: str) -> None:
-    allowed_custom = {f.__name__ for f in STABLE_FUNCTIONS} | {"ClassSum", "ClassLogSumExp"}
+    allowed_custom = {f.__name__ for f in STABLE_FUNCTIONS} | {"ClassSum", "ClassLogSumExp", "ClassMax",
+                                                               "ClassSumBelowOne"}
     for f in sorted(expr.atoms(sp.Function, sp.Integral, sp.Sum, sp.Product), key=sp.default_sort_key):
         name = type(f).__name__
         if name in UNSUPPORTED:
@@ -246,8 +251,11 @@ def _temps(start: int = 0) -> Iterator[sp.Symbol]:
         yield sp.Symbol(f"_t{i}")
 
 
-def _block(exprs: Sequence[sp.Expr], printer, temps: Iterator[sp.Symbol]) -> Block:
-    """cse over ``exprs`` together, long right-hand sides split into named parts, printed."""
+def _block(exprs: Sequence[sp.Expr], printer, temps: Iterator[sp.Symbol],
+           vectors: frozenset[sp.Basic] | None = None) -> Block:
+    """cse over ``exprs`` together, long right-hand sides split into named parts, printed.  ``vectors``: the
+    symbols of the class-axis arguments of a class-axis loss (the printer orders products by them)."""
+    printer.per_class = None  # set below, once the block's temporaries are known
     if hasattr(printer, "prepare"):  # the target's own forms, before cse so that it shares their parts
         exprs = [printer.prepare(e) for e in exprs]
     replacements, reduced = sp.cse(list(exprs), symbols=temps, order="canonical", list=True)
@@ -292,21 +300,46 @@ def _block(exprs: Sequence[sp.Expr], printer, temps: Iterator[sp.Symbol]) -> Blo
     outputs = [fit(e) for e in reduced]
     # fit() appends the parts it names before the line that uses them: keep that order
     ordered = _dependency_order(pairs)
+    if vectors is not None:  # the temporaries that hold a value per class
+        per_class = set(vectors)
+        for sym, e in ordered:
+            if _uses_per_class(e, per_class):
+                per_class.add(sym)
+        printer.per_class = frozenset(per_class)
     if hasattr(printer, "begin_block"):
         printer.begin_block()
-    assignments = tuple((printer.doprint(s), printer.doprint(e)) for s, e in ordered)
-    printed_outputs = tuple(printer.doprint(e) for e in outputs)
+    def bare(e: sp.Expr) -> sp.Expr:  # a whole right-hand side needs no parentheses
+        return e.args[0] if isinstance(e, Held) else e
+
+    assignments = tuple((printer.doprint(s), printer.doprint(bare(e))) for s, e in ordered)
+    printed_outputs = tuple(printer.doprint(bare(e)) for e in outputs)
     if hasattr(printer, "block_prologue"):  # typed constants the block uses, defined first
         assignments = printer.block_prologue() + assignments
     return Block(assignments=assignments, outputs=printed_outputs)
+
+
+def _uses_per_class(expr: sp.Basic, per_class: set[sp.Basic]) -> bool:
+    """Whether ``expr`` has a value per class: it uses a per-class symbol outside the class-axis reductions."""
+    if isinstance(expr, CLASS_REDUCTIONS):
+        return False
+    if isinstance(expr, sp.Symbol):
+        return expr in per_class
+    return any(_uses_per_class(a, per_class) for a in expr.args)
 
 
 _UNARY_MINUS = re.compile(r"(?:^|[(,*/=])\s*-(?=[\w(])")
 
 
 def _negations(replacements: Sequence[tuple[sp.Symbol, sp.Expr]], reduced: Sequence[sp.Expr], printer) -> int:
-    """How many unary minus signs the printed block has: each one is an elementwise pass over an array."""
-    return sum(len(_UNARY_MINUS.findall(printer.doprint(e))) for e in (*(e for _, e in replacements), *reduced))
+    """How many unary minus signs the printed block has: each one is an elementwise pass over an array.  Counted
+    without the printer's swap of a leading negative term (which removes some of them at no cost later): the
+    flips chosen, and so the order of every sum, stay those the stabilised forms were checked with."""
+    swap = getattr(printer, "swap_leading_negative", False)
+    printer.swap_leading_negative = False
+    try:
+        return sum(len(_UNARY_MINUS.findall(printer.doprint(e))) for e in (*(e for _, e in replacements), *reduced))
+    finally:
+        printer.swap_leading_negative = swap
 
 
 def _positive_temporaries(replacements: list[tuple[sp.Symbol, sp.Expr]], reduced: list[sp.Expr], printer
@@ -383,9 +416,10 @@ def build_model(loss: Loss, target: str) -> ModuleModel:
 
     code_names = {lowering.symbol(s): n for s, n in names.items()}
     printer = spec.printer(code_names)
-    value_block = _block([value_l], printer, _temps())
-    grad_block = _block([value_l, *grads_l], printer, _temps())
-    constant_block = _block([constant_l], printer, _temps())
+    vectors = frozenset(lowering.bases.values()) if lowering.vector else None
+    value_block = _block([value_l], printer, _temps(), vectors)
+    grad_block = _block([value_l, *grads_l], printer, _temps(), vectors)
+    constant_block = _block([constant_l], printer, _temps(), vectors)
 
     inputs = tuple(
         Argument(names[s], str(s), "input", isinstance(s, sp.IndexedBase), s in loss.wrt, _describe(loss, s, "input"))

@@ -43,6 +43,7 @@ from ..stabilize import (
     LogNdtrDeriv,
     LogSumExp,
     LogTanhc,
+    Sgn,
     Sigmoid,
     Softplus,
     Square,
@@ -50,7 +51,8 @@ from ..stabilize import (
     XLogY,
 )
 
-__all__ = ["ClassSum", "ClassLogSumExp", "NumpyLossPrinter", "TorchLossPrinter", "printer_for", "UNSUPPORTED"]
+__all__ = ["ClassSum", "ClassLogSumExp", "ClassMax", "ClassSumBelowOne", "NumpyLossPrinter", "TorchLossPrinter",
+           "printer_for", "UNSUPPORTED"]
 
 
 class ClassSum(sp.Function):
@@ -128,6 +130,23 @@ def _clamp_of_guard(g: Guard) -> Clamp | None:
         return None
     return Clamp(x, safe, sp.oo) if op == ">=" else Clamp(x, -sp.oo, safe)
 
+
+class ClassMax(sp.Function):
+    """The maximum over the class axis, keeping it with length 1 (0 where it is not finite): a lowered
+    :class:`~symloss.stabilize.MaxOver`."""
+
+    nargs = 1
+
+
+class ClassSumBelowOne(sp.Function):
+    """Σ − 1 over the class axis of terms in [0, 1] whose largest is exactly 1, keeping the axis with length 1,
+    the terms below 1 summed apart from the 1s: a lowered :class:`~symloss.stabilize.SumBelowOne`."""
+
+    nargs = 1
+
+
+#: The reductions over the class axis: one value per observation (the axis kept with length 1).
+CLASS_REDUCTIONS = (ClassSum, ClassLogSumExp, ClassMax, ClassSumBelowOne)
 
 #: Functions no printer handles, with the reason given in the "not supported" error.
 UNSUPPORTED: dict[str, str] = {
@@ -256,7 +275,46 @@ class _LossPrinterMixin:
             _, rest = t.as_coeff_Mul()
             return isinstance(rest, sp.Symbol) and not str(rest).startswith("_t")
 
-        return [t for t in terms if linear(t)] + [t for t in terms if not linear(t)]
+        terms = [t for t in terms if linear(t)] + [t for t in terms if not linear(t)]
+        # a leading negative term is a unary minus: one more pass over the arrays (and one more array) in
+        # NumPy and PyTorch.  When the second term is positive the two swap places: b − a is −a + b exactly,
+        # so the value is bit-identical and the order of the other additions unchanged.
+        if self.swap_leading_negative and len(terms) >= 2 and self._negative(terms[0]) and not self._negative(terms[1]):
+            terms[0], terms[1] = terms[1], terms[0]
+        return terms
+
+    swap_leading_negative = True
+
+    def _negative(self, term: sp.Expr) -> bool:
+        """Whether the sum printer writes ``term`` with a minus sign."""
+        return not term.is_Add and self._print(term).startswith("-")
+
+    #: For a class-axis loss: the symbols that hold a value per class (the vector arguments and the temporaries
+    #: computed from them); None for an elementwise loss.  Set by the model before a block is printed.
+    per_class: frozenset[sp.Basic] | None = None
+
+    def _is_per_class(self, expr: sp.Basic) -> bool:
+        if isinstance(expr, CLASS_REDUCTIONS):
+            return False
+        if isinstance(expr, sp.Symbol):
+            return expr in (self.per_class or ())
+        return any(self._is_per_class(a) for a in expr.args)
+
+    def _print_Mul(self, expr: sp.Mul) -> str:
+        """A product of a class-axis loss with its per-observation factors multiplied together first (one
+        number per row), then by the per-class factors: ``e*(s/(r + 1))`` is one pass over the classes where
+        ``s*e/(r + 1)``, evaluated left to right, is two."""
+        if self.per_class is not None:
+            factors = sp.Mul.make_args(expr)
+            per_class = [f for f in factors if self._is_per_class(f)]
+            per_row = [f for f in factors if not self._is_per_class(f)]
+            row = sp.Mul(*per_row)
+            if per_class and (len(per_row) > 1 or (row.is_Pow and row.exp.is_negative)) and row != -1:
+                sign = "-" if row.could_extract_minus_sign() else ""
+                row = -row if sign else row
+                body = self.parenthesize(sp.Mul(*per_class), PRECEDENCE["Mul"])  # type: ignore[attr-defined]
+                return f"{sign}{body}*({self._print(row)})"
+        return super()._print_Mul(expr)  # type: ignore[misc]
 
     #: the target's elementwise maximum and minimum of two arrays (None: the base printer's own)
     _max: str | None = None
@@ -284,6 +342,9 @@ class _LossPrinterMixin:
 
     def _print_Pow(self, expr: sp.Pow, rational: bool = False) -> str:
         return self._hprint_Pow(expr, rational=rational, sqrt=self._module_format(self._sqrt))  # type: ignore[attr-defined]
+
+    def _print_Held(self, expr: sp.Basic) -> str:
+        return f"({self._print(expr.args[0])})"
 
     def _print_Guard(self, expr: Guard) -> str:
         x, cond, safe = expr.args
@@ -377,6 +438,9 @@ class NumpyLossPrinter(_LossPrinterMixin, NumPyPrinter):
     def _print_Sigmoid(self, expr: Sigmoid) -> str:
         return self._helper("_sigmoid", *expr.args)
 
+    def _print_Sgn(self, expr: Sgn) -> str:
+        return f"{self._module_format('numpy.copysign')}(1.0, {self._print(expr.args[0])})"
+
     def _print_LogAddExp(self, expr: LogAddExp) -> str:
         return self._call("numpy.logaddexp", *expr.args)
 
@@ -441,6 +505,12 @@ class NumpyLossPrinter(_LossPrinterMixin, NumPyPrinter):
     def _print_ClassLogSumExp(self, expr: ClassLogSumExp) -> str:
         return self._helper("_logsumexp", *expr.args)
 
+    def _print_ClassMax(self, expr: ClassMax) -> str:
+        return self._helper("_class_max", *expr.args)
+
+    def _print_ClassSumBelowOne(self, expr: ClassSumBelowOne) -> str:
+        return self._helper("_sum_below_one", *expr.args)
+
     def _print_sign(self, expr: sp.sign) -> str:
         return self._call("numpy.sign", *expr.args)
 
@@ -459,6 +529,16 @@ class TorchLossPrinter(_LossPrinterMixin, TorchPrinter):
             self.uses_math = True
         return fqn
 
+    def _print_Mul(self, expr: sp.Mul) -> str:
+        """c·x^p (c a number ≠ ±1): the power is a new array that nothing else holds, and pow keeps its input,
+        not its result, for autograd: scaling it in place (``(x**2).mul_(c)``) saves allocating a second array
+        of the full size, which costs about as much as the pass itself on the CPU."""
+        c, rest = expr.as_coeff_Mul()
+        # (c > 0 only: a negative term keeps its place and its minus sign in the sum around it)
+        if c.is_Number and c > 0 and c != 1 and (isinstance(rest, Square) or (rest.is_Pow and rest.exp.is_number)):
+            return f"({self._print(rest)}).mul_({self._print(c)})"
+        return super()._print_Mul(expr)
+
     def _print_Function(self, expr: sp.Function) -> str:
         op = self.mapping.get(type(expr))
         if op is None:
@@ -472,6 +552,24 @@ class TorchLossPrinter(_LossPrinterMixin, TorchPrinter):
 
     def _print_Sigmoid(self, expr: Sigmoid) -> str:
         return self._call("torch.sigmoid", *expr.args)
+
+    def _print_Sgn(self, expr: Sgn) -> str:
+        return self._helper("_sgn", *expr.args)
+
+    def _print_Max(self, expr: sp.Max) -> str:
+        # torch.maximum takes no Python number; max(x, c) is a clamp (one pass, no tensor made of c)
+        numbers = [a for a in expr.args if a.is_number]
+        if len(expr.args) == 2 and len(numbers) == 1:
+            (other,) = [a for a in expr.args if not a.is_number]
+            return self._call("torch.clamp_min", other, numbers[0])
+        return super()._print_Max(expr)
+
+    def _print_Min(self, expr: sp.Min) -> str:
+        numbers = [a for a in expr.args if a.is_number]
+        if len(expr.args) == 2 and len(numbers) == 1:
+            (other,) = [a for a in expr.args if not a.is_number]
+            return self._call("torch.clamp_max", other, numbers[0])
+        return super()._print_Min(expr)
 
     def _print_LogAddExp(self, expr: LogAddExp) -> str:
         return self._call("torch.logaddexp", *expr.args)
@@ -539,6 +637,12 @@ class TorchLossPrinter(_LossPrinterMixin, TorchPrinter):
 
     def _print_ClassLogSumExp(self, expr: ClassLogSumExp) -> str:
         return self._helper("_logsumexp", *expr.args)
+
+    def _print_ClassMax(self, expr: ClassMax) -> str:
+        return self._helper("_class_max", *expr.args)
+
+    def _print_ClassSumBelowOne(self, expr: ClassSumBelowOne) -> str:
+        return self._helper("_sum_below_one", *expr.args)
 
 
 def _print_digamma_difference(printer, expr: DigammaDifference) -> str:

@@ -199,6 +199,10 @@ class TritonLossPrinter(_LossPrinterMixin, PythonCodePrinter):
     def _print_Sigmoid(self, expr: sp.Basic) -> str:
         return self._helper("_sigmoid", *expr.args)
 
+    def _print_Sgn(self, expr: sp.Basic) -> str:
+        # by comparison (Triton has no copysign): −0 counts as +0 here, the same for every use of the sign
+        return f"tl.where({self._print(expr.args[0])} < 0, -1.0, 1.0)"
+
     def _print_LogAddExp(self, expr: sp.Basic) -> str:
         out = self._print(expr.args[0])
         for a in expr.args[1:]:
@@ -257,7 +261,7 @@ class TritonLossPrinter(_LossPrinterMixin, PythonCodePrinter):
     def _print_ClassSum(self, expr: sp.Basic) -> str:
         raise UnsupportedError("class-axis sums are not generated for the Triton target")
 
-    _print_ClassLogSumExp = _print_ClassSum
+    _print_ClassLogSumExp = _print_ClassMax = _print_ClassSumBelowOne = _print_ClassSum
 
     def _print_Function(self, expr: sp.Function) -> str:
         return self._print_not_supported(expr)
