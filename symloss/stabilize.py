@@ -198,71 +198,8 @@ class LogAddExpFallback(LogAddExp):
     """
 
 
-class LogSumExp(StableFunction):
-    """log Σ_m exp(body_m) over the class axis: ``LogSumExp(body, (m, lo, hi))``.
-
-    The printers compute it along the last axis with the maximum shifted out.
-    """
-
-    nargs = 2
-
-    @property
-    def body(self) -> sp.Expr:
-        return self.args[0]
-
-    @property
-    def limits(self) -> sp.Tuple:
-        return self.args[1]
-
-    @property
-    def free_symbols(self) -> set[sp.Basic]:
-        index = self.limits[0]
-        return (self.body.free_symbols - {index}) | self.limits[1].free_symbols | self.limits[2].free_symbols
-
-    def as_elementary(self) -> sp.Expr:
-        return sp.log(sp.Sum(sp.exp(self.body), tuple(self.limits)))
-
-    def doit(self, **hints) -> sp.Expr:
-        """With a numeric number of classes: the explicit nested logaddexp over them."""
-        index, lo, hi = self.limits
-        body = self.body.doit(**hints) if hints.get("deep", True) else self.body
-        if not (hi - lo).is_Integer or not lo.is_Integer:
-            return self.func(body, self.limits)
-        terms = [body.subs(index, i) for i in range(int(lo), int(hi) + 1)]
-        out = terms[0]
-        for t in terms[1:]:
-            out = LogAddExp(out, t)
-        return out
-
-    def _eval_evalf(self, prec: int) -> sp.Expr:
-        return self.as_elementary().doit().evalf(prec_to_dps(prec))
-
-    def _eval_is_real(self) -> bool | None:
-        return self.body.is_real or None
-
-    def _eval_derivative(self, s: sp.Basic) -> sp.Expr:
-        # d/ds log Σ exp(b_m) = Σ_m softmax(b)_m · ∂b_m/∂s; a Kronecker delta δ(m, j) picks one term
-        index = self.limits[0]
-        d = sp.diff(self.body, s)
-        if d == 0:
-            return sp.S.Zero
-        weight = sp.exp(self.body - self)
-        deltas = [f for f in sp.Mul.make_args(d) if isinstance(f, sp.KroneckerDelta) and index in f.free_symbols]
-        if len(deltas) == 1 and sp.Mul.make_args(d).count(deltas[0]) == 1:
-            (other,) = deltas[0].free_symbols - {index} or {None}
-            if other is not None:  # the delta picks the term m = other (a valid class index)
-                return sp.exp(self.body.subs(index, other) - self) * (d / deltas[0]).subs(index, other)
-        return sp.Sum(weight * d, tuple(self.limits))
-
-
-class MaxOver(StableFunction):
-    """max_m body_m over the class axis: ``MaxOver(body, (m, lo, hi))``, the shift of a softmax.
-
-    Only its being the largest term matters numerically (every expression that uses it is mathematically
-    independent of the shift: ``L = M + log1p(Σ_m exp(body_m − M) − 1)`` for any M), so it has no derivative
-    here; the printers compute it along the last axis (a non-finite maximum replaced by 0, as in the
-    logsumexp helpers).
-    """
+class ClassAxisFunction(StableFunction):
+    """A function of the terms ``body_m`` over the class axis: ``F(body, (m, lo, hi))``, ``m`` the bound index."""
 
     nargs = 2
 
@@ -280,11 +217,65 @@ class MaxOver(StableFunction):
         return (self.body.free_symbols - {index}) | self.limits[1].free_symbols | self.limits[2].free_symbols
 
     def _terms(self, **hints) -> list[sp.Expr] | None:
+        """The terms body_lo … body_hi with a numeric number of classes, else None."""
         index, lo, hi = self.limits
         if not (hi - lo).is_Integer or not lo.is_Integer:
             return None
         body = self.body.doit(**hints) if hints.get("deep", True) else self.body
         return [body.subs(index, i) for i in range(int(lo), int(hi) + 1)]
+
+    def _eval_is_real(self) -> bool | None:
+        return self.body.is_real or None
+
+
+class LogSumExp(ClassAxisFunction):
+    """log Σ_m exp(body_m) over the class axis: ``LogSumExp(body, (m, lo, hi))``.
+
+    The printers compute it along the last axis with the maximum shifted out.
+    """
+
+
+    def as_elementary(self) -> sp.Expr:
+        return sp.log(sp.Sum(sp.exp(self.body), tuple(self.limits)))
+
+    def doit(self, **hints) -> sp.Expr:
+        """With a numeric number of classes: the explicit nested logaddexp over them."""
+        terms = self._terms(**hints)
+        if terms is None:
+            body = self.body.doit(**hints) if hints.get("deep", True) else self.body
+            return self.func(body, self.limits)
+        out = terms[0]
+        for t in terms[1:]:
+            out = LogAddExp(out, t)
+        return out
+
+    def _eval_evalf(self, prec: int) -> sp.Expr:
+        return self.as_elementary().doit().evalf(prec_to_dps(prec))
+
+    def _eval_derivative(self, s: sp.Basic) -> sp.Expr:
+        # d/ds log Σ exp(b_m) = Σ_m softmax(b)_m · ∂b_m/∂s; a Kronecker delta δ(m, j) picks one term
+        index = self.limits[0]
+        d = sp.diff(self.body, s)
+        if d == 0:
+            return sp.S.Zero
+        weight = sp.exp(self.body - self)
+        deltas = [f for f in sp.Mul.make_args(d) if isinstance(f, sp.KroneckerDelta) and index in f.free_symbols]
+        if len(deltas) == 1 and sp.Mul.make_args(d).count(deltas[0]) == 1:
+            (other,) = deltas[0].free_symbols - {index} or {None}
+            if other is not None:  # the delta picks the term m = other (a valid class index)
+                return sp.exp(self.body.subs(index, other) - self) * (d / deltas[0]).subs(index, other)
+        return sp.Sum(weight * d, tuple(self.limits))
+
+
+class MaxOver(ClassAxisFunction):
+    """max_m body_m over the class axis: ``MaxOver(body, (m, lo, hi))``, the shift of a softmax.
+
+    Only its being the largest term matters numerically (every expression that uses it is mathematically
+    independent of the shift: ``L = M + log1p(Σ_m exp(body_m − M) − 1)`` for any M), so it has no derivative
+    here; the printers compute it along the last axis (a non-finite maximum replaced by 0, as in the
+    logsumexp helpers).
+    """
+
 
     def as_elementary(self) -> sp.Expr:
         terms = self._terms()
@@ -298,15 +289,12 @@ class MaxOver(StableFunction):
     def _eval_evalf(self, prec: int) -> sp.Expr:
         return self.doit().evalf(prec_to_dps(prec))
 
-    def _eval_is_real(self) -> bool | None:
-        return self.body.is_real or None
-
     def _eval_derivative(self, s: sp.Basic) -> sp.Expr:
         raise NotImplementedError("MaxOver is a shift that cancels from every expression using it: differentiate "
                                   "the expression before the softmax rewrites")
 
 
-class SumBelowOne(StableFunction):
+class SumBelowOne(ClassAxisFunction):
     """Σ_m body_m − 1 for terms in [0, 1] of which the largest is exactly 1: the softmax denominator
     Σ_m exp(z_m − max z) less its largest term.  ``SumBelowOne(body, (m, lo, hi))``.
 
@@ -314,36 +302,16 @@ class SumBelowOne(StableFunction):
     any tie) apart: a rest of 4e-18 survives, where 1 + 4e-18 − 1 is 0.
     """
 
-    nargs = 2
-
-    @property
-    def body(self) -> sp.Expr:
-        return self.args[0]
-
-    @property
-    def limits(self) -> sp.Tuple:
-        return self.args[1]
-
-    @property
-    def free_symbols(self) -> set[sp.Basic]:
-        index = self.limits[0]
-        return (self.body.free_symbols - {index}) | self.limits[1].free_symbols | self.limits[2].free_symbols
 
     def as_elementary(self) -> sp.Expr:
         return sp.Sum(self.body, tuple(self.limits)) - 1
 
     def doit(self, **hints) -> sp.Expr:
-        index, lo, hi = self.limits
-        if not (hi - lo).is_Integer or not lo.is_Integer:
-            return self.func(self.body, self.limits)
-        body = self.body.doit(**hints) if hints.get("deep", True) else self.body
-        return sp.Add(*[body.subs(index, i) for i in range(int(lo), int(hi) + 1)]) - 1
+        terms = self._terms(**hints)
+        return self.func(self.body, self.limits) if terms is None else sp.Add(*terms) - 1
 
     def _eval_evalf(self, prec: int) -> sp.Expr:
         return self.as_elementary().doit().evalf(prec_to_dps(prec))
-
-    def _eval_is_real(self) -> bool | None:
-        return self.body.is_real or None
 
     def _eval_derivative(self, s: sp.Basic) -> sp.Expr:
         d = sp.diff(self.body, s)
