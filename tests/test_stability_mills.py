@@ -13,49 +13,23 @@ mpmath at 60 digits, and scipy.special.log_ndtr / scipy.stats.norm where those a
 from __future__ import annotations
 
 import ctypes
-import importlib.util
 import math
 import os
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 import sympy as sp
+from stability_support import GENERATED, generated_module, run_point
 
 mpmath = pytest.importorskip("mpmath")
 np = pytest.importorskip("numpy")
 
 from symloss.stabilize import LogNdtr, LogNdtrDeriv, elementary, stabilize  # noqa: E402
 
-GENERATED = Path(__file__).resolve().parent.parent / "generated"
 mp = mpmath.mp
 mp.dps = 60
 TARGETS = ["numpy", "torch"]
-
-
-def _module(target: str, name: str):
-    if target == "torch":
-        pytest.importorskip("torch")
-    if target == "jax":
-        pytest.importorskip("jax")
-    path = GENERATED / target / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"_mills_{target}_{name}", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def _run(target: str, name: str, args: list[float]):
-    """(value, gradients) in float64 with reduction="none"."""
-    mod = _module(target, name)
-    if target == "torch":
-        import torch
-
-        value, grads = mod.value_and_grad(*[torch.tensor([a], dtype=torch.float64) for a in args], reduction="none")
-        return float(value[0]), [float(g[0]) for g in grads]
-    value, grads = mod.value_and_grad(*[np.array([a], dtype=np.float64) for a in args], reduction="none")
-    return float(np.asarray(value).ravel()[0]), [float(np.asarray(g).ravel()[0]) for g in grads]
 
 
 def _diff(f, args: list[float], i: int):
@@ -98,10 +72,10 @@ def _tolerance(x: float) -> float:
 @pytest.mark.parametrize("x", XS)
 def test_log_ndtr_deriv_numpy_and_torch_helpers(x):
     want = mills(x)
-    got_np = float(_module("numpy", "tobit")._log_ndtr_deriv(np.float64(x)))
+    got_np = float(generated_module("numpy", "tobit")._log_ndtr_deriv(np.float64(x)))
     assert _close(got_np, want, _tolerance(x)), (got_np, want)
     torch = pytest.importorskip("torch")
-    got_t = float(_module("torch", "tobit")._log_ndtr_deriv(torch.tensor(x, dtype=torch.float64)))
+    got_t = float(generated_module("torch", "tobit")._log_ndtr_deriv(torch.tensor(x, dtype=torch.float64)))
     assert _close(got_t, want, _tolerance(x)), (got_t, want)
 
 
@@ -109,11 +83,11 @@ def test_log_ndtr_deriv_against_scipy():
     special = pytest.importorskip("scipy.special")
     xs = np.linspace(-37.0, 8.0, 901)
     want = np.exp(-0.5 * xs * xs - special.log_ndtr(xs)) / math.sqrt(2 * math.pi)  # fine in this range
-    got = _module("numpy", "tobit")._log_ndtr_deriv(xs)
+    got = generated_module("numpy", "tobit")._log_ndtr_deriv(xs)
     assert np.allclose(got, want, rtol=1e-12, atol=0)
     # and the far tail, where scipy's own exp(−x²/2 − log Φ) is ∞ − ∞: r(x) = −x + 1/x + O(x⁻³)
     far = np.array([-1e8, -1e20, -1e154, -1e200, -1e308])
-    got = _module("numpy", "tobit")._log_ndtr_deriv(far)
+    got = generated_module("numpy", "tobit")._log_ndtr_deriv(far)
     assert np.all(np.isfinite(got)) and np.allclose(got, -far + 1 / far, rtol=1e-15)
     with np.errstate(all="ignore"):
         assert not np.all(np.isfinite(np.exp(-0.5 * far * far - special.log_ndtr(far))))
@@ -122,7 +96,7 @@ def test_log_ndtr_deriv_against_scipy():
 def test_log_ndtr_deriv_jax_helper():
     jax = pytest.importorskip("jax")
     jax.config.update("jax_enable_x64", True)
-    mod = _module("jax", "tobit")
+    mod = generated_module("jax", "tobit")
     xs = [x for x in XS if abs(x) < 1e300]
     got = np.asarray(mod._log_ndtr_deriv(jax.numpy.asarray(xs, dtype=jax.numpy.float64)))
     for g, x in zip(got, xs):
@@ -173,7 +147,7 @@ def tobit_censored(loc, s, y):
                                    (-1e100, math.log(1e-30), 1.0), (3.0, 0.0, 1.0), (-40.0, 0.0, 1.0)], ids=str)
 def test_tobit_censored_gradient_in_the_far_tail(target, point):
     loc, s, y = point
-    value, grads = _run(target, "tobit", [loc, s, 1.0, y])
+    value, grads = run_point(target, "tobit", [loc, s, 1.0, y])
     ref = [mp.mpf(loc), mp.mpf(s), mp.mpf(y)]
     want_value = tobit_censored(*ref)
     assert _close(value, want_value, 1e-14)
@@ -196,7 +170,7 @@ def inverse_gaussian(m, k, y):
                                 (-700.0, 1e10), (0.0, 1.0 + 2**-40)], ids=str)
 def test_inverse_gaussian_mu_equal_y_tiny(target, k, my):
     m, y = my
-    value, grads = _run(target, "inversegaussian_log_mean_log_shape", [m, k, y])
+    value, grads = run_point(target, "inversegaussian_log_mean_log_shape", [m, k, y])
     mm, kk, yy = mp.mpf(m), mp.mpf(k), mp.mpf(y)
     # ∂ℓ/∂m = (e^m − y)·e^(−2m + k): its condition number in m is e^m/|e^m − y| (the difference cancels)
     want = (mpmath.exp(mm) - yy) * mpmath.exp(-2 * mm + kk)
@@ -224,7 +198,7 @@ def studentt_learnt_df(log_df, loc, s, y):
                                    (math.log(1e-30), 1.0, 0.0, 1e20), (math.log(1e-8), 0.0, -18.4, 1e10),
                                    (0.0, 0.0, 0.0, 1.5), (3.0, 1.0, 0.5, -2.0)], ids=str)
 def test_studentt_learnt_df_log_scale_gradient_tiny_df(target, point):
-    _, grads = _run(target, "studentt_learnt_df", list(point))
+    _, grads = run_point(target, "studentt_learnt_df", list(point))
     for i in range(3):
         want = _diff(studentt_learnt_df, list(point), i)
         assert _close(grads[i], want, 1e-11), (i, grads[i], float(want))

@@ -9,12 +9,11 @@ inf or NaN.
 
 from __future__ import annotations
 
-import importlib.util
 import math
-from pathlib import Path
 
 import pytest
 import sympy as sp
+from stability_support import generated_module, run_point
 
 mpmath = pytest.importorskip("mpmath")
 np = pytest.importorskip("numpy")
@@ -28,33 +27,8 @@ from symloss.stabilize import (  # noqa: E402
     stabilize,
 )
 
-GENERATED = Path(__file__).resolve().parent.parent / "generated"
 mp = mpmath.mp
 mp.dps = 60
-
-
-def _module(target: str, name: str):
-    if target == "torch":
-        pytest.importorskip("torch")
-    path = GENERATED / target / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"_tails_{target}_{name}", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def _run(target: str, name: str, args: list[float], **kw):
-    """(value, gradients) in float64 with reduction="none"."""
-    mod = _module(target, name)
-    if target == "torch":
-        import torch
-
-        ts = [torch.tensor([a], dtype=torch.float64) for a in args]
-        value, grads = mod.value_and_grad(*ts, reduction="none", **kw)
-        return float(value[0]), [float(g[0]) for g in grads]
-    arrays = [np.array([a], dtype=np.float64) for a in args]
-    value, grads = mod.value_and_grad(*arrays, reduction="none", **kw)
-    return float(np.asarray(value).ravel()[0]), [float(np.asarray(g).ravel()[0]) for g in grads]
 
 
 def _diff(f, args: list[float], i: int):
@@ -109,7 +83,7 @@ CAUCHY_POINTS = [(-1e150, math.log(1e-30), -1.0), (-1e150, math.log(1e-30), 1e-3
 @pytest.mark.parametrize("target", TARGETS)
 @pytest.mark.parametrize("point", CAUCHY_POINTS, ids=str)
 def test_cauchy_extreme_residuals(target, point):
-    value, grads = _run(target, "cauchy_log_scale", list(point))
+    value, grads = run_point(target, "cauchy_log_scale", list(point))
     assert _close(value, cauchy(*[mp.mpf(p) for p in point]))
     for i, g in enumerate(grads):
         assert _close(g, _diff(cauchy, list(point), i), 1e-12), (i, g)
@@ -119,14 +93,14 @@ def test_cauchy_extreme_residuals(target, point):
 @pytest.mark.parametrize("point", [(math.log(1e-30), 1e300), (-1.0, 1e300), (0.0, 1e-300), (0.0, 1.0),
                                    (math.log(1e30), 1e300)], ids=str)
 def test_halfcauchy_y_1e300(target, point):
-    value, grads = _run(target, "halfcauchy_log_scale", list(point))
+    value, grads = run_point(target, "halfcauchy_log_scale", list(point))
     assert _close(value, halfcauchy(*[mp.mpf(p) for p in point]))
     assert _close(grads[0], _diff(halfcauchy, list(point), 0), 1e-12)
 
 
 def test_halfcauchy_against_scipy():
     stats = pytest.importorskip("scipy.stats")
-    value, _ = _run("numpy", "halfcauchy_log_scale", [-1.0, 1e100], full=True)
+    value, _ = run_point("numpy", "halfcauchy_log_scale", [-1.0, 1e100], full=True)
     assert value == pytest.approx(-stats.halfcauchy.logpdf(1e100, scale=math.exp(-1.0)), rel=1e-14)
 
 
@@ -135,7 +109,7 @@ def test_halfcauchy_against_scipy():
                                    (math.log(3.0), 1e150, math.log(1e-30), -1e150), (1.0, 0.5, 0.0, 1.0)],
                          ids=str)
 def test_studentt_learnt_df_extreme_residuals(target, point):
-    value, grads = _run(target, "studentt_learnt_df", list(point))
+    value, grads = run_point(target, "studentt_learnt_df", list(point))
     assert _close(value, studentt_learnt_df(*[mp.mpf(p) for p in point]), 1e-12)
     assert all(math.isfinite(g) for g in grads)
     # ∂ℓ/∂log_scale = 1 − (ν + 1)·x²/(1 + x²) still cancels to 0 instead of −ν at ν = 1e-30 (left for later)
@@ -146,7 +120,7 @@ def test_studentt_learnt_df_extreme_residuals(target, point):
 def test_studentt_finite_at_huge_residual(target):
     # df = 3, residual 2e150 / 1e-30: (y − μ)²/(σ²ν) overflows float64 by far; torch.distributions gives inf
     args = [3.0, -1e150, math.log(1e-30), 1e150]
-    value, grads = _run(target, "studentt_log_scale", args)
+    value, grads = run_point(target, "studentt_log_scale", args)
     df, loc, s, y = (mp.mpf(a) for a in args)
     z = (y - loc) * mpmath.exp(-s)
     want = s + mpmath.log(df) / 2 + (df + 1) / 2 * mpmath.log1p(z**2 / df) + mpmath.loggamma(df / 2) - \
@@ -161,7 +135,7 @@ def test_studentt_finite_at_huge_residual(target):
 @pytest.mark.parametrize("point", [(-1.0, 0.0, 1e300), (0.0, math.log(1e-30), 1e300), (-1.0, 1.0, 1e300),
                                    (0.0, 0.0, 2.0)], ids=str)
 def test_inverse_gaussian_y_1e300(target, point):
-    value, grads = _run(target, "inversegaussian_log_mean_log_shape", list(point))
+    value, grads = run_point(target, "inversegaussian_log_mean_log_shape", list(point))
     assert _close(value, inverse_gaussian(*[mp.mpf(p) for p in point]), 1e-13)
     for i, g in enumerate(grads):
         assert _close(g, _diff(inverse_gaussian, list(point), i), 1e-12), (i, g)
@@ -171,7 +145,7 @@ def test_inverse_gaussian_y_1e300(target, point):
 @pytest.mark.parametrize("point", [(-1e150, math.log(1e-8), -1.0), (-1e150, math.log(1e-8), 1e-300),
                                    (0.0, 0.0, 1.0)], ids=str)
 def test_beta_nll_value_finite(target, point):
-    value, grads = _run(target, "beta_nll", list(point))
+    value, grads = run_point(target, "beta_nll", list(point))
     assert _close(value, beta_nll_value(*[mp.mpf(p) for p in point]), 1e-13)
     assert all(math.isfinite(g) for g in grads)
 
@@ -180,12 +154,12 @@ def test_beta_nll_value_finite(target, point):
 def test_normal_mixture2_far_components_have_finite_gradients(target):
     # both components at 1e180 standard deviations: the squares overflow, their difference is 0 (same loc)
     args = [0.0, math.log(1e-30), 0.0, math.log(1e-30), 40.0, 1e150]
-    value, grads = _run(target, "normal_mixture2", args)
+    value, grads = run_point(target, "normal_mixture2", args)
     assert all(math.isfinite(g) for g in grads[:1] + grads[2:3] + grads[4:])
     assert abs(grads[4]) <= 1e-15  # equal components: ℓ does not depend on the mixing weight
     # one component 2e158 σ away, the other 1e158 σ: its weight underflows to 0, 0·∞ must not be NaN
     args = [-1e150, math.log(1e-8), -1.0, math.log(1e-8), -40.0, 1e150]
-    _, grads = _run(target, "normal_mixture2", args)
+    _, grads = run_point(target, "normal_mixture2", args)
     assert grads[1] == 0.0 and grads[0] == 0.0
 
 
@@ -193,7 +167,7 @@ def test_normal_mixture2_far_components_have_finite_gradients(target):
 def test_tobit_uncensored_branch_does_not_leak(target):
     # censored = 1: the observed-density branch (with the overflowing square) is multiplied by 1 − c = 0
     args = [1.0, math.log(1e-8), 1.0, -1e150]
-    value, grads = _run(target, "tobit", args)
+    value, grads = run_point(target, "tobit", args)
     z = (mp.mpf(-1e150) - 1) / mp.mpf(1e-8)
     assert _close(value, -mpmath.log(mpmath.ncdf(-z)), 1e-13)  # −log S(y) = −log Φ(−z) ≈ 0
     assert all(math.isfinite(g) for g in grads)
@@ -220,7 +194,7 @@ def test_rules_fire_on_the_tail_patterns():
 def test_log1p_square_where_exp_or_x_overflows(target, u, v):
     """x = u·exp(v) overflows with exp(v) itself (v > 709.8, |u| < 1: log|x| = log|u| + v, not clamped at
     |u| = 1) or with the product; the shared parts give log(1 + x²) and its derivatives all the same."""
-    mod = _module(target, "studentt_log_scale")
+    mod = generated_module(target, "studentt_log_scale")
     conv = (lambda t: __import__("torch").tensor(t, dtype=__import__("torch").float64)) if target == "torch" \
         else np.float64
     parts = mod._square_parts(conv(u), conv(v))
@@ -240,7 +214,7 @@ def test_log1p_square_where_exp_or_x_overflows(target, u, v):
 @pytest.mark.parametrize("v", [0.0, -69.0, 69.0])
 def test_log1p_square_helpers_against_mpmath(x, v):
     """The NumPy helpers (from a generated module) against mpmath, |x| from 1e-200 to 1e369 (x overflows)."""
-    mod = _module("numpy", "cauchy_log_scale")
+    mod = generated_module("numpy", "cauchy_log_scale")
     u = x * math.exp(-v)
     if not math.isfinite(u) or u == 0:
         return

@@ -10,16 +10,14 @@ log y − log_scale is log's own rounding error (≈ 1e-15), and shapes 1e-30 �
 
 from __future__ import annotations
 
-import importlib.util
 import math
-from pathlib import Path
 
 import pytest
+from stability_support import generated_module, run_point
 
 mpmath = pytest.importorskip("mpmath")
 np = pytest.importorskip("numpy")
 
-GENERATED = Path(__file__).resolve().parent.parent / "generated"
 mp = mpmath.mp
 
 L30, L8 = math.log(1e-30), math.log(1e-8)  # the harness's log-scales: fl(log 1e-30), fl(log 1e-8)
@@ -28,31 +26,6 @@ REL = 64 * 2.0**-52
 #: for an output that is log's rounding error d ≈ 1e-15 itself (or k²·d): log y − s is carried to ~2e-17
 #: absolute, a 1 % error of d, within its conditioning (κ ≈ |log y|/|d| ≈ 1e16); fl(log y) − s gave 0 (100 %)
 ROUNDING = 0.02
-
-
-def _module(target: str, name: str):
-    if target == "torch":
-        pytest.importorskip("torch")
-    path = GENERATED / target / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"_weibull_{target}_{name}", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def _run(target: str, name: str, args: list[float]):
-    """(value, gradients) in float64 with reduction="none"."""
-    mod = _module(target, name)
-    if target == "torch":
-        import torch
-
-        ts = [torch.tensor([a], dtype=torch.float64) for a in args]
-        value, grads = mod.value_and_grad(*ts, reduction="none")
-        return float(value[0]), [float(g[0]) for g in grads]
-    arrays = [np.array([a], dtype=np.float64) for a in args]
-    with np.errstate(all="ignore"):
-        value, grads = mod.value_and_grad(*arrays, reduction="none")
-    return float(np.asarray(value).ravel()[0]), [float(np.asarray(g).ravel()[0]) for g in grads]
 
 
 def _exact(f, args: list[float]) -> float:
@@ -132,7 +105,7 @@ CASES = [
 @pytest.mark.parametrize(("name", "ref", "args", "outputs"), CASES,
                          ids=[f"{c[0].split('_')[0]}-{i}" for i, c in enumerate(CASES)])
 def test_against_mpmath(target, name, ref, args, outputs):
-    value, grads = _run(target, name, args)
+    value, grads = run_point(target, name, args)
     for out in outputs:
         what, rel = out if isinstance(out, tuple) else (out, REL)
         got = value if what == "value" else grads[what]
@@ -146,7 +119,7 @@ def test_weibull_right_censored(target):
     (1 − k)·d, ill-conditioned; the survival term (y/λ)^k is 0)."""
     s, c, y = math.log(1e8), math.log(1e30), 1e8
     for censored, ref in ((0.0, weibull), (1.0, weibull_censored)):
-        value, grads = _run(target, "weibull_right_censored", [s, c, censored, y])
+        value, grads = run_point(target, "weibull_right_censored", [s, c, censored, y])
         if censored:
             assert value == _exact(ref, [s, c, y]) == 0.0
         assert _close(grads[0], _diff(ref, [s, c, y], 0)), (censored, grads[0])
@@ -156,7 +129,7 @@ def test_weibull_right_censored(target):
 def test_weibull_keeps_zero_log_zero_at_shape_one(target):
     """k = 1 (log_concentration = 0) at y = 0: (k − 1)·log y is 0·(−∞), whose limit 0 the loss keeps (xlogy's
     convention), so ℓ = log λ + (y/λ)^k = log_scale."""
-    value, _ = _run(target, "weibull_log_scale_log_concentration", [0.7, 0.0, 0.0])
+    value, _ = run_point(target, "weibull_log_scale_log_concentration", [0.7, 0.0, 0.0])
     assert value == 0.7
 
 
@@ -169,7 +142,7 @@ def test_log_ratio_helper_against_mpmath():
     for yv, sv in zip(ys, ss, strict=True):
         with mpmath.workdps(60):
             want.append(float(mpmath.log(mp.mpf(float(yv))) - mp.mpf(float(sv))))
-    mod = _module("numpy", "weibull_log_scale_log_concentration")
+    mod = generated_module("numpy", "weibull_log_scale_log_concentration")
     got = mod._log_ratio(ys, ss)
     for g, w, yv in zip(got, want, ys, strict=True):
         assert abs(g - w) <= 1e-16, (yv, g, w)  # fl(log y) − s is off by up to 5.7e-14 at y = 1e300
