@@ -231,8 +231,7 @@ class _Lowering:
 
 
 def _check_supported(expr: sp.Basic, loss: Loss, target: str) -> None:
-    allowed_custom = {f.__name__ for f in STABLE_FUNCTIONS} | {"ClassSum", "ClassLogSumExp", "ClassMax",
-                                                               "ClassSumBelowOne"}
+    allowed_custom = {f.__name__ for f in (*STABLE_FUNCTIONS, *CLASS_REDUCTIONS)}
     for f in sorted(expr.atoms(sp.Function, sp.Integral, sp.Sum, sp.Product), key=sp.default_sort_key):
         name = type(f).__name__
         if name in UNSUPPORTED:
