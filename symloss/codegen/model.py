@@ -24,7 +24,15 @@ from ..identifiers import safe_identifier, validate_identifier
 from ..loss import Loss
 from ..stabilize import RULES, STABLE_FUNCTIONS, Held, LogSumExp, MaxOver, SumBelowOne, stabilize
 from .docs import module_doc
-from .printers import CLASS_REDUCTIONS, UNSUPPORTED, ClassLogSumExp, ClassMax, ClassSum, ClassSumBelowOne
+from .printers import (
+    CLASS_REDUCTIONS,
+    UNSUPPORTED,
+    ClassLogSumExp,
+    ClassMax,
+    ClassSum,
+    ClassSumBelowOne,
+    uses_per_class,
+)
 from .targets import TARGETS, get_target
 
 __all__ = ["Argument", "Block", "ModuleModel", "build_model", "TARGETS"]
@@ -302,7 +310,7 @@ def _block(exprs: Sequence[sp.Expr], printer, temps: Iterator[sp.Symbol],
     if vectors is not None:  # the temporaries that hold a value per class
         per_class = set(vectors)
         for sym, e in ordered:
-            if _uses_per_class(e, per_class):
+            if uses_per_class(e, per_class):
                 per_class.add(sym)
         printer.per_class = frozenset(per_class)
     if hasattr(printer, "begin_block"):
@@ -315,15 +323,6 @@ def _block(exprs: Sequence[sp.Expr], printer, temps: Iterator[sp.Symbol],
     if hasattr(printer, "block_prologue"):  # typed constants the block uses, defined first
         assignments = printer.block_prologue() + assignments
     return Block(assignments=assignments, outputs=printed_outputs)
-
-
-def _uses_per_class(expr: sp.Basic, per_class: set[sp.Basic]) -> bool:
-    """Whether ``expr`` has a value per class: it uses a per-class symbol outside the class-axis reductions."""
-    if isinstance(expr, CLASS_REDUCTIONS):
-        return False
-    if isinstance(expr, sp.Symbol):
-        return expr in per_class
-    return any(_uses_per_class(a, per_class) for a in expr.args)
 
 
 _UNARY_MINUS = re.compile(r"(?:^|[(,*/=])\s*-(?=[\w(])")

@@ -148,6 +148,15 @@ class ClassSumBelowOne(sp.Function):
 #: The reductions over the class axis: one value per observation (the axis kept with length 1).
 CLASS_REDUCTIONS = (ClassSum, ClassLogSumExp, ClassMax, ClassSumBelowOne)
 
+
+def uses_per_class(expr: sp.Basic, per_class: set[sp.Basic] | frozenset[sp.Basic]) -> bool:
+    """Whether ``expr`` has a value per class: it uses a per-class symbol outside the class-axis reductions."""
+    if isinstance(expr, CLASS_REDUCTIONS):
+        return False
+    if isinstance(expr, sp.Symbol):
+        return expr in per_class
+    return any(uses_per_class(a, per_class) for a in expr.args)
+
 #: Functions no printer handles, with the reason given in the "not supported" error.
 UNSUPPORTED: dict[str, str] = {
     "besseli": "the modified Bessel function I_ν needs a log-Bessel implementation "
@@ -294,11 +303,7 @@ class _LossPrinterMixin:
     per_class: frozenset[sp.Basic] | None = None
 
     def _is_per_class(self, expr: sp.Basic) -> bool:
-        if isinstance(expr, CLASS_REDUCTIONS):
-            return False
-        if isinstance(expr, sp.Symbol):
-            return expr in (self.per_class or ())
-        return any(self._is_per_class(a) for a in expr.args)
+        return uses_per_class(expr, self.per_class or frozenset())
 
     def _print_Mul(self, expr: sp.Mul) -> str:
         """A product of a class-axis loss with its per-observation factors multiplied together first (one
@@ -556,20 +561,20 @@ class TorchLossPrinter(_LossPrinterMixin, TorchPrinter):
     def _print_Sgn(self, expr: Sgn) -> str:
         return self._helper("_sgn", *expr.args)
 
-    def _print_Max(self, expr: sp.Max) -> str:
-        # torch.maximum takes no Python number; max(x, c) is a clamp (one pass, no tensor made of c)
+    def _clamp_by_number(self, expr: sp.Basic, fn: str) -> str | None:
+        """max(x, c) / min(x, c) with c a number as torch.clamp_min / clamp_max (torch.maximum takes no Python
+        number; a clamp is one pass and makes no tensor of c), else None."""
         numbers = [a for a in expr.args if a.is_number]
         if len(expr.args) == 2 and len(numbers) == 1:
             (other,) = [a for a in expr.args if not a.is_number]
-            return self._call("torch.clamp_min", other, numbers[0])
-        return super()._print_Max(expr)
+            return self._call(fn, other, numbers[0])
+        return None
+
+    def _print_Max(self, expr: sp.Max) -> str:
+        return self._clamp_by_number(expr, "torch.clamp_min") or super()._print_Max(expr)
 
     def _print_Min(self, expr: sp.Min) -> str:
-        numbers = [a for a in expr.args if a.is_number]
-        if len(expr.args) == 2 and len(numbers) == 1:
-            (other,) = [a for a in expr.args if not a.is_number]
-            return self._call("torch.clamp_max", other, numbers[0])
-        return super()._print_Min(expr)
+        return self._clamp_by_number(expr, "torch.clamp_max") or super()._print_Min(expr)
 
     def _print_LogAddExp(self, expr: LogAddExp) -> str:
         return self._call("torch.logaddexp", *expr.args)
