@@ -69,10 +69,44 @@ REDUCTIONS = ("mean", "sum", "none")
 _WRT_INDEX = (0, 1)
 
 
+_BLOCK = 16384  # elements per block: a long chain of ufuncs keeps its temporaries in the CPU cache
+
+
+def _blockwise(f, *args):
+    """f(*args) in float64 over the broadcast arguments, in blocks of _BLOCK elements: f is elementwise and maps
+    1-d arrays (never empty; a Python number is passed as it is) to a new 1-d array."""
+    shape = np.broadcast_shapes(*(np.shape(a) for a in args))
+    n = int(np.prod(shape))
+    flat = [float(a) if isinstance(a, (int, float)) else
+            np.broadcast_to(np.asarray(a, dtype=np.float64), shape).reshape(-1) for a in args]
+    if n <= _BLOCK:
+        return (f(*flat) if n else np.empty(0)).reshape(shape)
+    out = np.empty(n)
+    for i in range(0, n, _BLOCK):
+        out[i:i + _BLOCK] = f(*(a if isinstance(a, float) else a[i:i + _BLOCK] for a in flat))
+    return out.reshape(shape)
+
+
+def _split(cond, f, g, *args):
+    """f(*args) where cond, g(*args) elsewhere (1-d arrays or numbers), each computed on its own elements only
+    (a where would compute both everywhere)."""
+    if cond.all():
+        return f(*args)
+    if not cond.any():
+        return g(*args)
+    out = np.empty(cond.shape)
+    out[cond] = f(*(a if isinstance(a, float) else a[cond] for a in args))
+    cond = ~cond
+    out[cond] = g(*(a if isinstance(a, float) else a[cond] for a in args))
+    return out
+
+
 def _xlogy(x, y):
-    """x·log(y), and 0 where x == 0 (also when y == 0): the double where keeps log away from 0."""
+    """x·log(y), and 0 where x == 0 (also when y == 0 or ∞, where the product is NaN; the module ignores the
+    floating-point warnings): the where only when some x is 0."""
+    out = x * np.log(y)
     zero = x == 0
-    return np.where(zero, 0.0, x * np.log(np.where(zero, 1.0, y)))
+    return np.where(zero, 0.0, out) if np.any(zero) else out
 
 
 def _xlog1py(x, y):
@@ -86,38 +120,52 @@ def _lgammacor_series(x):
     Σ B₂ₖ/(2k(2k − 1)x²ᵏ⁻¹) to x⁻¹⁷ (error < 2e-19), no branch: for arguments known to be ≥ 10."""
     x = np.asarray(x)
     dtype = x.dtype if x.dtype.kind == "f" else np.dtype(np.float64)
-    x = x.astype(np.float64)
-    u = 1.0 / (x * x)
-    return ((1 / 12 - u * (1 / 360 - u * (1 / 1260 - u * (1 / 1680 - u * (1 / 1188 - u * (691 / 360360
-             - u * (1 / 156 - u * (3617 / 122400 - u * 43867 / 244188)))))))) / x).astype(dtype)
+    return _blockwise(_lgammacor_1d, x).astype(dtype, copy=False)
+
+
+def _lgammacor_1d(x):
+    """δ(x) of a 1-d float64 array, x ≥ 10: the series in v = −1/x², Horner in place."""
+    v = x * x
+    np.divide(-1.0, v, out=v)
+    s = v * (43867 / 244188)
+    for c in (3617 / 122400, 1 / 156, 691 / 360360, 1 / 1188, 1 / 1680, 1 / 1260, 1 / 360):
+        s += c
+        s *= v
+    s += 1 / 12
+    s /= x
+    return s
 
 
 def _lbeta(a, b):
     """log B(a, b) for a, b > 0 as R's lbeta: with p ≤ q, −½·log q + ½·log 2π + δ(p) + δ(q) − δ(p + q)
     + (p − ½)·log(p/(p + q)) + q·log1p(−p/(p + q)) for p ≥ 10; lgamma(p) + δ(q) − δ(p + q) + p − p·log(p + q)
     + (q − ½)·log1p(−p/(p + q)) for q ≥ 10 > p; the three lgammas below (nothing cancels there).  Every δ here
-    has an argument ≥ 10 (the series alone); each branch sees clamped inputs."""
+    has an argument ≥ 10 (the series alone); each branch is computed on its own elements."""
     a = np.asarray(a)
     dtype = a.dtype if a.dtype.kind == "f" else np.dtype(np.float64)
-    a = a.astype(np.float64)
-    b = np.asarray(b, dtype=np.float64)
+    return _blockwise(_lbeta_1d, a, b).astype(dtype, copy=False)
+
+
+def _lbeta_1d(a, b):
     p = np.minimum(a, b)
     q = np.maximum(a, b)
-    both = p >= 10.0
-    one = (q >= 10.0) & ~both
-    pb = np.maximum(p, 10.0)  # p where both ≥ 10 (q ≥ p too)
-    qb = np.maximum(q, 10.0)
-    r = pb / (pb + qb)
-    large = (-0.5 * np.log(qb) + 0.5 * math.log(2.0 * math.pi) + _lgammacor_series(pb) + _lgammacor_series(qb)
-             - _lgammacor_series(pb + qb) + (pb - 0.5) * np.log(r) + qb * np.log1p(-r))
-    po = np.minimum(p, 10.0)  # p where p < 10 ≤ q
-    qo = qb
-    so = po + qo
-    mixed = (_lgamma(po) + _lgammacor_series(qo) - _lgammacor_series(so) + po - po * np.log(so)
-             + (qo - 0.5) * np.log1p(-po / so))
-    qs = np.minimum(q, 10.0)  # p, q where both < 10
-    small = _lgamma(po) + _lgamma(qs) - _lgamma(po + qs)
-    return np.where(both, large, np.where(one, mixed, small)).astype(dtype)
+    return _split(p >= 10.0, _lbeta_large, lambda p, q: _split(q >= 10.0, _lbeta_mixed, _lbeta_small, p, q), p, q)
+
+
+def _lbeta_large(p, q):
+    r = p / (p + q)
+    return (-0.5 * np.log(q) + 0.5 * math.log(2.0 * math.pi) + _lgammacor_1d(p) + _lgammacor_1d(q)
+            - _lgammacor_1d(p + q) + (p - 0.5) * np.log(r) + q * np.log1p(-r))
+
+
+def _lbeta_mixed(p, q):
+    s = p + q
+    return (_lgamma_1d(p) + _lgammacor_1d(q) - _lgammacor_1d(s) + p - p * np.log(s)
+            + (q - 0.5) * np.log1p(-p / s))
+
+
+def _lbeta_small(p, q):
+    return _lgamma_1d(p) + _lgamma_1d(q) - _lgamma_1d(p + q)
 
 
 def _digamma_diff(x, h):
@@ -126,11 +174,15 @@ def _digamma_diff(x, h):
     of the series (its factor 1/(z + h) − 1/z = −h/(z(z + h)) computed from h); exactly 0 at h = 0."""
     x = np.asarray(x)
     dtype = x.dtype if x.dtype.kind == "f" else np.dtype(np.float64)
-    z = x.astype(np.float64)
-    h = np.asarray(h, dtype=np.float64)
+    return _blockwise(_digamma_diff_1d, x, h).astype(dtype, copy=False)
+
+
+def _digamma_diff_1d(z, h):
     acc = np.zeros(np.broadcast(z, h).shape)
     for _ in range(10):  # a fixed number of vectorised steps, not a loop over elements
         small = (z < 10.0) | (z + h < 10.0)  # both z and z + h reach 10 (h may be negative)
+        if not small.any():
+            break
         zs = np.where(small, z, 1.0)
         hs = np.where(small, h, 0.0)
         acc = acc + hs / (zs + hs) / zs
@@ -145,19 +197,91 @@ def _digamma_diff(x, h):
         power = power * u2
         s = s * v2 + power
     dvu = -h * u * v  # 1/(z + h) − 1/z
-    return (acc + np.log1p(h * u) + 0.5 * h * u * v + dvu * (v + u) * bracket).astype(dtype)
+    return acc + np.log1p(h * u) + 0.5 * h * u * v + dvu * (v + u) * bracket
 
 
-_LGAMMA = np.frompyfunc(math.lgamma, 1, 1)
+_LGAMMA_B = (-1.37825152569120859100e3, -3.88016315134637840924e4, -3.31612992738871184744e5,
+             -1.16237097492762307383e6, -1.72173700820839662146e6, -8.53555664245765465627e5)
+_LGAMMA_C = (-3.51815701436523470549e2, -1.70642106651881159223e4, -2.20528590553854454839e5,
+             -1.13933444367982507207e6, -2.53252307177582951285e6, -2.01889141433532773231e6)
 
 
 def _lgamma(x):
-    """log|Γ(x)| elementwise through math.lgamma (no SciPy); +inf at the poles 0, −1, −2, ..."""
+    """log|Γ(x)| (no SciPy) as Cephes' lgam (SciPy's gammaln): Stirling's series from x = 10, below it a rational
+    on [2, 3) and the recurrence, the reflection for x < 0, each on its own elements; +inf at the poles 0, −1,
+    −2, ... and at ±∞."""
     x = np.asarray(x)
     dtype = x.dtype if x.dtype.kind == "f" else np.dtype(np.float64)
-    pole = (x <= 0) & (x == np.floor(x))
-    out = np.asarray(_LGAMMA(np.where(pole, 1.0, x)), dtype=np.float64)
-    return np.where(pole, np.inf, out).astype(dtype)
+    return _blockwise(_lgamma_1d, x).astype(dtype, copy=False)
+
+
+def _lgamma_1d(x):
+    """log|Γ(x)| of a 1-d float64 array."""
+    return _split((x > 0.0) & (x < math.inf), _lgamma_positive, _lgamma_reflected, x)
+
+
+def _lgamma_positive(x):
+    return _split(x >= 10.0, _lgamma_stirling, _lgamma_below_ten, x)
+
+
+def _lgamma_stirling(x):
+    """log Γ(x) for 10 ≤ x < ∞: (x − ½)·log x − x + ½·log 2π + δ(x)."""
+    r = np.log(x)
+    r *= x - 0.5
+    r -= x
+    r += 0.5 * math.log(2.0 * math.pi)
+    r += _lgammacor_1d(x)
+    return r
+
+
+def _lgamma_below_ten(x):
+    """log Γ(x) for 0 < x < 10 (Cephes): log Γ(2 + p) = p·B(p)/C(p), p = x − ⌊x⌋ (exact), plus log(Γ(x)/Γ(2 + p)),
+    Γ(x)/Γ(2 + p) = (x − 1)(x − 2)···(2 + p) from 3 and 1/x, 1/(x(x + 1)) below 2: one log."""
+    fl = np.floor(x)
+    p = x - fl
+    r = p * _LGAMMA_B[0]
+    for c in _LGAMMA_B[1:]:
+        r += c
+        r *= p
+    den = p + _LGAMMA_C[0]
+    for c in _LGAMMA_C[1:]:
+        den *= p
+        den += c
+    r /= den
+    top = int(fl.max())
+    z = None
+    if top >= 3:  # the factors x − k ≥ 2, k = 1, ..., ⌊x⌋ − 2 (exact), as max(x − k, 2) for every k < top − 1
+        z = np.maximum(x - 1.0, 2.0)
+        t = np.empty_like(x)
+        for k in range(2, top - 1):
+            np.subtract(x, k, out=t)
+            np.maximum(t, 2.0, out=t)
+            z *= t
+        np.maximum(fl, 2.0, out=fl)
+        fl -= top
+        z = np.ldexp(z, fl.astype(np.int32))  # the 2s that stood for missing factors divided out (exact)
+    if x.min() < 2.0:
+        d = np.where(x < 2.0, x, 1.0)
+        d *= np.where(x < 1.0, x + 1.0, 1.0)
+        z = 1.0 / d if z is None else z / d
+    if z is not None:
+        r += np.log(z)
+    if x.min() < 1e-300:  # 1/x overflows: log Γ(x) = −log x − γx + ...
+        r = np.where(x < 1e-300, -np.log(x), r)
+    return r
+
+
+def _lgamma_reflected(x):
+    """log|Γ(x)| for x ≤ 0, ±∞ or NaN: log π − log|sin πx| − log|x| − log Γ(|x|) (Γ(x)Γ(1 − x) = π/sin πx),
+    −log|x| for |x| < 1e-20; +inf at the poles and at ±∞."""
+    a = np.abs(x)
+    d = np.fmod(a, 1.0)
+    d = np.minimum(d, 1.0 - d)  # the distance to the nearest integer: |sin πx| = sin πd
+    ok = (d > 0.0) & (a < math.inf)
+    a = np.where(ok, a, 1.0)
+    r = math.log(math.pi) - np.log(np.sin(math.pi * np.where(ok, d, 0.5))) - np.log(a) - _lgamma_positive(a)
+    r = np.where(a < 1e-20, -np.log(a), r)
+    return np.where(ok, r, np.where(np.isnan(x), x, math.inf))
 
 
 def _loss_terms(log_concentration1, log_concentration0, y):

@@ -75,7 +75,9 @@ def _log1p_square(parts):
     """log(1 + x²) = 2·log max(|x|, 1) + log1p(min(x², x⁻²)) (from _square_parts): log1p(x²) for |x| ≤ 1, 2·log|x|
     + log1p(x⁻²) above, log|x| = log|u| + v where x itself overflows."""
     v, _, a, _, b, _, q, _, _, ub = parts
-    lx = np.where(a < math.inf, np.log(b), np.log(np.abs(ub)) + v)
+    lx = np.log(b)
+    if not np.all(a < math.inf):  # the second log only where some x overflows
+        lx = np.where(a < math.inf, lx, np.log(np.abs(ub)) + v)
     return 2.0 * lx + np.log1p(q)
 
 

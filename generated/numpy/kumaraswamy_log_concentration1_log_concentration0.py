@@ -70,9 +70,11 @@ _WRT_INDEX = (0, 1)
 
 
 def _xlogy(x, y):
-    """x·log(y), and 0 where x == 0 (also when y == 0): the double where keeps log away from 0."""
+    """x·log(y), and 0 where x == 0 (also when y == 0 or ∞, where the product is NaN; the module ignores the
+    floating-point warnings): the where only when some x is 0."""
+    out = x * np.log(y)
     zero = x == 0
-    return np.where(zero, 0.0, x * np.log(np.where(zero, 1.0, y)))
+    return np.where(zero, 0.0, out) if np.any(zero) else out
 
 
 def _log1mexp(x):

@@ -429,6 +429,24 @@ class NumpyLossPrinter(_LossPrinterMixin, NumPyPrinter):
     _clamp_guards = True
     _share_square_parts = True
     _clamp = ("np.clip({x}, {lo}, {hi})", "np.maximum({x}, {lo})", "np.minimum({x}, {hi})")
+    #: the helpers that a helper's own code calls (the template emits them with it)
+    _HELPER_NEEDS: dict[str, tuple[str, ...]] = {
+        "_lgammacor_series": ("_blockwise",), "_digammacor_series": ("_blockwise",),
+        "_lgamma": ("_blockwise", "_split", "_lgammacor_series"),
+        "_digamma": ("_blockwise", "_split", "_digammacor_series"),
+        "_lgammacor": ("_lgamma",), "_digammacor": ("_digamma",), "_lbeta": ("_lgamma",), "_lgamma_diff": ("_lgamma",),
+        "_digamma_diff": ("_blockwise",), "_digamma_diff_half": ("_blockwise",),
+    }
+
+    def _helper(self, name: str, *args: sp.Basic) -> str:
+        code = super()._helper(name, *args)
+        todo = list(self.helpers)
+        while todo:
+            for need in self._HELPER_NEEDS.get(todo.pop(), ()):
+                if need not in self.helpers:
+                    self.helpers.add(need)
+                    todo.append(need)
+        return code
 
     def _module_format(self, fqn: str, register: bool = True) -> str:
         if fqn.startswith("numpy."):
