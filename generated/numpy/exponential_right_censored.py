@@ -71,6 +71,29 @@ def _constant(log_rate, censored, y):
     return 0
 
 
+_BLOCK = 16384  # elements per block: a long chain of ufuncs keeps its temporaries in the CPU cache
+
+
+def _in_blocks(f, args, partials):
+    """f(*args), ℓ (and its partials) of each observation, over the broadcast arguments in blocks of _BLOCK
+    elements: the same numbers as one call (every step is elementwise), with the temporaries in the CPU cache."""
+    shape = np.broadcast_shapes(*(a.shape for a in args))
+    n = int(np.prod(shape))
+    if n <= 2 * _BLOCK:
+        return f(*args)
+    flat = [a if a.ndim == 0 else np.broadcast_to(a, shape).reshape(-1) for a in args]
+    outs = None
+    for i in range(0, n, _BLOCK):
+        res = f(*(a if a.ndim == 0 else a[i:i + _BLOCK] for a in flat))
+        res = (res[0], *res[1]) if partials else (res,)
+        if outs is None:
+            outs = [np.empty(n, args[0].dtype) for _ in res]
+        for out, r in zip(outs, res, strict=True):
+            out[i:i + _BLOCK] = r
+    outs = [out.reshape(shape) for out in outs]
+    return (outs[0], tuple(outs[1:])) if partials else outs[0]
+
+
 def _check(reduction):
     if reduction not in REDUCTIONS:
         raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
@@ -149,7 +172,7 @@ def loss(log_rate, censored, target, *, reduction="mean", weight=None, full=Fals
     _check(reduction)
     args, weight = _prepare((log_rate, censored), target, weight, ())
     with np.errstate(all="ignore"):
-        value = _loss_terms(*args)
+        value = _in_blocks(_loss_terms, args, False)
         if full:
             value = value + _constant(*args)
     return _reduce(_broadcast(value, args), weight, reduction)
@@ -160,7 +183,7 @@ def value_and_grad(log_rate, censored, target, *, reduction="mean", weight=None,
     _check(reduction)
     args, weight = _prepare((log_rate, censored), target, weight, ())
     with np.errstate(all="ignore"):
-        value, partials = _loss_terms_and_grads(*args)
+        value, partials = _in_blocks(_loss_terms_and_grads, args, True)
         if full:
             value = value + _constant(*args)
         value = _broadcast(value, args)

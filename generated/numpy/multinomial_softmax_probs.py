@@ -67,9 +67,6 @@ _VECTOR = (False, True)
 _WRT_INDEX = (1,)
 
 
-_BLOCK = 16384  # elements per block: a long chain of ufuncs keeps its temporaries in the CPU cache
-
-
 def _blockwise(f, *args):
     """f(*args) in float64 over the broadcast arguments, in blocks of _BLOCK elements: f is elementwise and maps
     1-d arrays (never empty; a Python number is passed as it is) to a new 1-d array."""
@@ -161,8 +158,10 @@ def _lgamma_stirling(x):
 
 
 def _lgamma_below_ten(x):
-    """log Γ(x) for 0 < x < 10 (Cephes): log Γ(2 + p) = p·B(p)/C(p), p = x − ⌊x⌋ (exact), plus log(Γ(x)/Γ(2 + p)),
-    Γ(x)/Γ(2 + p) = (x − 1)(x − 2)···(2 + p) from 3 and 1/x, 1/(x(x + 1)) below 2: one log."""
+    """log Γ(x) for 0 < x < 10 (Cephes): log Γ(2 + p) = p·B(p)/C(p), p = x − ⌊x⌋ (exact), plus log z, z = Γ(x)/Γ(2 + p)
+    = (x − 1)(x − 2)···(2 + p) from 3, 1/x in [1, 2), 1/(x(x + 1)) below 1: one log.  With t = max ⌊x⌋ of the
+    block, z = Πₖ₌₁ᵗ⁻² max(x − k, 2) / (min(x, 2)·min(x + 1, 2)) · 2^(⌊x⌋ − max(t − 2, 0)): each factor is exact,
+    a 2 stands for a factor that x lacks, and the power of 2 (exact) takes those 2s out."""
     fl = np.floor(x)
     p = x - fl
     r = p * _LGAMMA_B[0]
@@ -175,23 +174,17 @@ def _lgamma_below_ten(x):
         den += c
     r /= den
     top = int(fl.max())
-    z = None
-    if top >= 3:  # the factors x − k ≥ 2, k = 1, ..., ⌊x⌋ − 2 (exact), as max(x − k, 2) for every k < top − 1
-        z = np.maximum(x - 1.0, 2.0)
-        t = np.empty_like(x)
-        for k in range(2, top - 1):
-            np.subtract(x, k, out=t)
-            np.maximum(t, 2.0, out=t)
-            z *= t
-        np.maximum(fl, 2.0, out=fl)
-        fl -= top
-        z = np.ldexp(z, fl.astype(np.int32))  # the 2s that stood for missing factors divided out (exact)
-    if x.min() < 2.0:
-        d = np.where(x < 2.0, x, 1.0)
-        d *= np.where(x < 1.0, x + 1.0, 1.0)
-        z = 1.0 / d if z is None else z / d
-    if z is not None:
-        r += np.log(z)
+    z = np.minimum(x, 2.0)
+    z *= np.minimum(x + 1.0, 2.0)
+    np.divide(1.0, z, out=z)
+    t = np.empty_like(x)
+    for k in range(1, top - 1):
+        np.subtract(x, k, out=t)
+        np.maximum(t, 2.0, out=t)
+        z *= t
+    fl -= max(top - 2, 0)  # exponent bits of 2^(⌊x⌋ − max(t − 2, 0)) (between −7 and 9)
+    z *= ((fl.astype(np.int64) + 1023) << 52).view(np.float64)
+    r += np.log(z)
     if x.min() < 1e-300:  # 1/x overflows: log Γ(x) = −log x − γx + ...
         r = np.where(x < 1e-300, -np.log(x), r)
     return r
@@ -248,6 +241,9 @@ def _loss_terms_and_grads(total_count, logits, y):
 def _constant(total_count, logits, y):
     """The dropped constant c = −log p − ℓ of each observation."""
     return np.sum(_lgamma(y + 1), axis=-1, keepdims=True) - _lgamma(total_count + 1)
+
+
+_BLOCK = 16384  # elements per block: a long chain of ufuncs keeps its temporaries in the CPU cache
 
 
 def _check(reduction):

@@ -83,9 +83,6 @@ REDUCTIONS = ("mean", "sum", "none")
 _WRT_INDEX = (0, 1, 2)
 
 
-_BLOCK = 16384  # elements per block: a long chain of ufuncs keeps its temporaries in the CPU cache
-
-
 def _blockwise(f, *args):
     """f(*args) in float64 over the broadcast arguments, in blocks of _BLOCK elements: f is elementwise and maps
     1-d arrays (never empty; a Python number is passed as it is) to a new 1-d array."""
@@ -241,8 +238,10 @@ def _lgamma_stirling(x):
 
 
 def _lgamma_below_ten(x):
-    """log Γ(x) for 0 < x < 10 (Cephes): log Γ(2 + p) = p·B(p)/C(p), p = x − ⌊x⌋ (exact), plus log(Γ(x)/Γ(2 + p)),
-    Γ(x)/Γ(2 + p) = (x − 1)(x − 2)···(2 + p) from 3 and 1/x, 1/(x(x + 1)) below 2: one log."""
+    """log Γ(x) for 0 < x < 10 (Cephes): log Γ(2 + p) = p·B(p)/C(p), p = x − ⌊x⌋ (exact), plus log z, z = Γ(x)/Γ(2 + p)
+    = (x − 1)(x − 2)···(2 + p) from 3, 1/x in [1, 2), 1/(x(x + 1)) below 1: one log.  With t = max ⌊x⌋ of the
+    block, z = Πₖ₌₁ᵗ⁻² max(x − k, 2) / (min(x, 2)·min(x + 1, 2)) · 2^(⌊x⌋ − max(t − 2, 0)): each factor is exact,
+    a 2 stands for a factor that x lacks, and the power of 2 (exact) takes those 2s out."""
     fl = np.floor(x)
     p = x - fl
     r = p * _LGAMMA_B[0]
@@ -255,23 +254,17 @@ def _lgamma_below_ten(x):
         den += c
     r /= den
     top = int(fl.max())
-    z = None
-    if top >= 3:  # the factors x − k ≥ 2, k = 1, ..., ⌊x⌋ − 2 (exact), as max(x − k, 2) for every k < top − 1
-        z = np.maximum(x - 1.0, 2.0)
-        t = np.empty_like(x)
-        for k in range(2, top - 1):
-            np.subtract(x, k, out=t)
-            np.maximum(t, 2.0, out=t)
-            z *= t
-        np.maximum(fl, 2.0, out=fl)
-        fl -= top
-        z = np.ldexp(z, fl.astype(np.int32))  # the 2s that stood for missing factors divided out (exact)
-    if x.min() < 2.0:
-        d = np.where(x < 2.0, x, 1.0)
-        d *= np.where(x < 1.0, x + 1.0, 1.0)
-        z = 1.0 / d if z is None else z / d
-    if z is not None:
-        r += np.log(z)
+    z = np.minimum(x, 2.0)
+    z *= np.minimum(x + 1.0, 2.0)
+    np.divide(1.0, z, out=z)
+    t = np.empty_like(x)
+    for k in range(1, top - 1):
+        np.subtract(x, k, out=t)
+        np.maximum(t, 2.0, out=t)
+        z *= t
+    fl -= max(top - 2, 0)  # exponent bits of 2^(⌊x⌋ − max(t − 2, 0)) (between −7 and 9)
+    z *= ((fl.astype(np.int64) + 1023) << 52).view(np.float64)
+    r += np.log(z)
     if x.min() < 1e-300:  # 1/x overflows: log Γ(x) = −log x − γx + ...
         r = np.where(x < 1e-300, -np.log(x), r)
     return r
@@ -327,6 +320,29 @@ def _loss_terms_and_grads(log_total_count, logits, logit_gate, y):
 def _constant(log_total_count, logits, logit_gate, y):
     """The dropped constant c = −log p − ℓ of each observation."""
     return 0
+
+
+_BLOCK = 16384  # elements per block: a long chain of ufuncs keeps its temporaries in the CPU cache
+
+
+def _in_blocks(f, args, partials):
+    """f(*args), ℓ (and its partials) of each observation, over the broadcast arguments in blocks of _BLOCK
+    elements: the same numbers as one call (every step is elementwise), with the temporaries in the CPU cache."""
+    shape = np.broadcast_shapes(*(a.shape for a in args))
+    n = int(np.prod(shape))
+    if n <= 2 * _BLOCK:
+        return f(*args)
+    flat = [a if a.ndim == 0 else np.broadcast_to(a, shape).reshape(-1) for a in args]
+    outs = None
+    for i in range(0, n, _BLOCK):
+        res = f(*(a if a.ndim == 0 else a[i:i + _BLOCK] for a in flat))
+        res = (res[0], *res[1]) if partials else (res,)
+        if outs is None:
+            outs = [np.empty(n, args[0].dtype) for _ in res]
+        for out, r in zip(outs, res, strict=True):
+            out[i:i + _BLOCK] = r
+    outs = [out.reshape(shape) for out in outs]
+    return (outs[0], tuple(outs[1:])) if partials else outs[0]
 
 
 def _check(reduction):
@@ -411,7 +427,7 @@ def loss(log_total_count, logits, logit_gate, target, *, reduction="mean", weigh
     _check(reduction)
     args, weight = _prepare((log_total_count, logits, logit_gate), target, weight, ())
     with np.errstate(all="ignore"):
-        value = _loss_terms(*args)
+        value = _in_blocks(_loss_terms, args, False)
         if full:
             value = value + _constant(*args)
     return _reduce(_broadcast(value, args), weight, reduction)
@@ -422,7 +438,7 @@ def value_and_grad(log_total_count, logits, logit_gate, target, *, reduction="me
     _check(reduction)
     args, weight = _prepare((log_total_count, logits, logit_gate), target, weight, ())
     with np.errstate(all="ignore"):
-        value, partials = _loss_terms_and_grads(*args)
+        value, partials = _in_blocks(_loss_terms_and_grads, args, True)
         if full:
             value = value + _constant(*args)
         value = _broadcast(value, args)
