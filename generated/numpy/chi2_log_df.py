@@ -301,29 +301,28 @@ def _digamma_shift(x):
 
 def _loss_terms(log_df, y):
     """ℓ of each observation."""
-    _t0 = (1/2)*math.log(2)
-    _t1 = math.log(20)
-    _t2 = np.maximum(log_df, _t1)
-    _t3 = (1/2)*_t2
-    _t4 = np.exp(_t2)
-    _t5 = np.exp(np.minimum(log_df, _t1))
-    _t6 = _t0 - _t3 + _t4*(_t3 - 1/2) + _lgammacor_series((1/2)*_t4) + 0.9189385332046728
-    _t7 = np.where((_t1 <= log_df), _t6, _t0*_t5 + _lgamma((1/2)*_t5))
-    return _t7 - _xlogy((1/2)*np.exp(log_df) - 1, y)
+    _t0 = np.exp(log_df)
+    _t1 = (1/2)*math.log(2)
+    _t2 = math.log(20)
+    _t3 = (1/2)*np.maximum(log_df, _t2)
+    _t4 = np.maximum(_t0, 20)
+    _t5 = np.minimum(_t0, 20)
+    _t6 = _t1 - _t3 + _t4*(_t3 - 1/2) + _lgammacor_series((1/2)*_t4) + 0.9189385332046728
+    return np.where((_t2 <= log_df), _t6, _t1*_t5 + _lgamma((1/2)*_t5)) - _xlogy((1/2)*_t0 - 1, y)
 
 
 def _loss_terms_and_grads(log_df, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂log_df."""
-    _t0 = (1/2)*np.exp(log_df)
-    _t1 = (1/2)*math.log(2)
-    _t2 = math.log(20)
-    _t3 = np.maximum(log_df, _t2)
-    _t4 = (1/2)*_t3
-    _t5 = np.exp(_t3)
-    _t6 = np.exp(np.minimum(log_df, _t2))
-    _t7 = _t1 - _t4 + _t5*(_t4 - 1/2) + _lgammacor_series((1/2)*_t5) + 0.9189385332046728
-    _value = np.where((_t2 <= log_df), _t7, _t1*_t6 + _lgamma((1/2)*_t6)) - _xlogy(_t0 - 1, y)
-    _grad0 = _t0*(_digammacor(_t0) - _log_ratio(y, log_df) - np.exp(-log_df))
+    _t0 = np.exp(log_df)
+    _t1 = (1/2)*_t0
+    _t2 = (1/2)*math.log(2)
+    _t3 = math.log(20)
+    _t4 = (1/2)*np.maximum(log_df, _t3)
+    _t5 = np.maximum(_t0, 20)
+    _t6 = np.minimum(_t0, 20)
+    _t7 = _t2 - _t4 + _t5*(_t4 - 1/2) + _lgammacor_series((1/2)*_t5) + 0.9189385332046728
+    _value = np.where((_t3 <= log_df), _t7, _t2*_t6 + _lgamma((1/2)*_t6)) - _xlogy(_t1 - 1, y)
+    _grad0 = _t1*(_digammacor(_t1) - _log_ratio(y, log_df) - np.exp(-log_df))
     return _value, (_grad0,)
 
 

@@ -293,29 +293,30 @@ def _digamma_shift(x):
 
 def _loss_terms(log_concentration, log_rate, y):
     """ℓ of each observation."""
-    _t0 = math.log(10)
-    _t1 = np.maximum(log_concentration, _t0)
-    _t2 = np.exp(_t1)
-    _t3 = np.exp(np.minimum(log_concentration, _t0))
-    _t4 = _t2*(_t1 - log_rate - 1) - 1/2*_t1 + _lgammacor_series(_t2) + 0.9189385332046728
-    _t5 = np.where((_t0 <= log_concentration), _t4, _lgamma(_t3) - _t3*log_rate)
-    return _t5 + y*np.exp(log_rate) - _xlogy(np.expm1(log_concentration), y)
+    _t0 = np.exp(log_concentration)
+    _t1 = np.maximum(_t0, 10)
+    _t2 = math.log(10)
+    _t3 = np.maximum(log_concentration, _t2)
+    _t4 = np.minimum(_t0, 10)
+    _t5 = _t1*(_t3 - log_rate - 1) - 1/2*_t3 + _lgammacor_series(_t1) + 0.9189385332046728
+    _t6 = np.where((_t2 <= log_concentration), _t5, _lgamma(_t4) - _t4*log_rate)
+    return _t6 + y*np.exp(log_rate) - _xlogy(np.expm1(log_concentration), y)
 
 
 def _loss_terms_and_grads(log_concentration, log_rate, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂log_concentration, ∂ℓ/∂log_rate."""
     _t0 = y*np.exp(log_rate)
-    _t1 = math.log(10)
-    _t2 = np.maximum(log_concentration, _t1)
-    _t3 = np.exp(_t2)
-    _t4 = np.exp(np.minimum(log_concentration, _t1))
-    _t5 = np.exp(log_concentration)
+    _t1 = np.exp(log_concentration)
+    _t2 = np.maximum(_t1, 10)
+    _t3 = math.log(10)
+    _t4 = np.maximum(log_concentration, _t3)
+    _t5 = np.minimum(_t1, 10)
     _t6 = -log_concentration
-    _t7 = _t3*(_t2 - log_rate - 1) - 1/2*_t2 + _lgammacor_series(_t3) + 0.9189385332046728
-    _t8 = np.where((_t1 <= log_concentration), _t7, _lgamma(_t4) - _t4*log_rate)
+    _t7 = _t2*(_t4 - log_rate - 1) - 1/2*_t4 + _lgammacor_series(_t2) + 0.9189385332046728
+    _t8 = np.where((_t3 <= log_concentration), _t7, _lgamma(_t5) - _t5*log_rate)
     _value = _t0 + _t8 - _xlogy(np.expm1(log_concentration), y)
-    _grad0 = _t5*(-log_rate - _t6 - 1/2*np.exp(_t6) - np.log(y) + _digammacor(_t5))
-    _grad1 = _t0 - _t5
+    _grad0 = _t1*(-log_rate - _t6 - 1/2*np.exp(_t6) - np.log(y) + _digammacor(_t1))
+    _grad1 = _t0 - _t1
     return _value, (_grad0, _grad1)
 
 

@@ -283,13 +283,14 @@ def _digamma_shift(x):
 
 def _loss_terms(log_concentration, log_rate, y):
     """ℓ of each observation."""
-    _t0 = math.log(10)
-    _t1 = np.maximum(log_concentration, _t0)
-    _t2 = np.exp(_t1)
-    _t3 = np.exp(np.minimum(log_concentration, _t0))
-    _t4 = _t2*(_t1 - log_rate - 1) - 1/2*_t1 + _lgammacor_series(_t2) + 0.9189385332046728
-    _t5 = np.where((_t0 <= log_concentration), _t4, _lgamma(_t3) - _t3*log_rate)
-    return _t5 - (-np.exp(log_concentration) - 1)*np.log(y) + np.exp(log_rate)/y
+    _t0 = np.exp(log_concentration)
+    _t1 = np.maximum(_t0, 10)
+    _t2 = math.log(10)
+    _t3 = np.maximum(log_concentration, _t2)
+    _t4 = np.minimum(_t0, 10)
+    _t5 = _t1*(_t3 - log_rate - 1) - 1/2*_t3 + _lgammacor_series(_t1) + 0.9189385332046728
+    _t6 = np.where((_t2 <= log_concentration), _t5, _lgamma(_t4) - _t4*log_rate)
+    return _t6 - (-_t0 - 1)*np.log(y) + np.exp(log_rate)/y
 
 
 def _loss_terms_and_grads(log_concentration, log_rate, y):
@@ -298,12 +299,12 @@ def _loss_terms_and_grads(log_concentration, log_rate, y):
     _t1 = 1/y
     _t2 = np.log(y)
     _t3 = np.exp(log_concentration)
-    _t4 = math.log(10)
-    _t5 = np.maximum(log_concentration, _t4)
-    _t6 = np.exp(_t5)
-    _t7 = np.exp(np.minimum(log_concentration, _t4))
-    _t8 = _t6*(_t5 - log_rate - 1) - 1/2*_t5 + _lgammacor_series(_t6) + 0.9189385332046728
-    _t9 = np.where((_t4 <= log_concentration), _t8, _lgamma(_t7) - _t7*log_rate)
+    _t4 = np.maximum(_t3, 10)
+    _t5 = math.log(10)
+    _t6 = np.maximum(log_concentration, _t5)
+    _t7 = np.minimum(_t3, 10)
+    _t8 = _t4*(_t6 - log_rate - 1) - 1/2*_t6 + _lgammacor_series(_t4) + 0.9189385332046728
+    _t9 = np.where((_t5 <= log_concentration), _t8, _lgamma(_t7) - _t7*log_rate)
     _value = _t0*_t1 - _t2*(-_t3 - 1) + _t9
     _grad0 = _t3*(log_concentration - log_rate + _t2 + _digammacor(_t3) - 1/2*np.exp(-log_concentration))
     _grad1 = _t0*_t1 - _t3

@@ -438,6 +438,20 @@ class NumpyLossPrinter(_LossPrinterMixin, NumPyPrinter):
         "_digamma_diff": ("_blockwise",), "_digamma_diff_half": ("_blockwise",),
     }
 
+    def prepare(self, expr: sp.Expr) -> sp.Expr:
+        """The mixin's forms, and exp of a clamp as the clamp of exp (exp is increasing: the same numbers, as
+        exp(max(x, a)) = max(exp(x), exp(a))), so that cse shares exp(x) with the unclamped exp(x) beside it (the
+        Stirling branch and the lgamma branch of exp(u) each clamp u, and the gradient has exp(u) itself: three
+        passes of exp become one)."""
+        expr = super().prepare(expr)
+
+        def exp_of_clamp(e: sp.Basic) -> sp.Expr:
+            x, lo, hi = e.args[0].args
+            return Clamp(sp.exp(x), lo if lo is sp.S.NegativeInfinity else sp.exp(lo),
+                         hi if hi is sp.S.Infinity else sp.exp(hi))
+
+        return expr.replace(lambda e: isinstance(e, sp.exp) and isinstance(e.args[0], Clamp), exp_of_clamp)
+
     def _helper(self, name: str, *args: sp.Basic) -> str:
         code = super()._helper(name, *args)
         todo = list(self.helpers)
