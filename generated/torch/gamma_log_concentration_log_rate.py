@@ -146,6 +146,38 @@ def _loss_terms_and_grads(log_concentration, log_rate, y):
     return _value, (_grad0, _grad1)
 
 
+def _loss_terms_inplace(log_concentration, log_rate, y):
+    """_loss_terms with the new tensors that nothing reads afterwards overwritten in place rather than new ones
+    allocated: the same operations and roundings (see _inplace_ok for when it may run)."""
+    _t0 = math.log(10)
+    _t1 = torch.clamp(log_concentration, min=_t0)
+    _t2 = torch.exp(_t1)
+    _t3 = torch.clamp(log_concentration, max=_t0).exp_()
+    _t4 = (_t1 - log_rate).sub_(1).mul_(_t2).sub_(1 / 2 * _t1).add_(_lgammacor_series(_t2)).add_(0.9189385332046728)
+    _t5 = torch.where(_t0 <= log_concentration, _t4, torch.lgamma(_t3).sub_(_t3 * log_rate), out=_t4)
+    return _t5.add_(torch.exp(log_rate).mul_(y)).sub_(torch.special.xlogy(torch.expm1(log_concentration), y))
+
+
+def _loss_terms_and_grads_inplace(log_concentration, log_rate, y):
+    """_loss_terms_and_grads with the new tensors that nothing reads afterwards overwritten in place rather
+    than new ones allocated: the same operations and roundings (see _inplace_ok for when it may run)."""
+    _t0 = torch.exp(log_rate).mul_(y)
+    _t1 = math.log(10)
+    _t2 = torch.clamp(log_concentration, min=_t1)
+    _t3 = torch.exp(_t2)
+    _t4 = torch.clamp(log_concentration, max=_t1).exp_()
+    _t5 = torch.exp(log_concentration)
+    _t6 = -log_concentration
+    _t7 = (_t2 - log_rate).sub_(1).mul_(_t3).sub_(1 / 2 * _t2).add_(_lgammacor_series(_t3)).add_(0.9189385332046728)
+    _t8 = torch.where(_t1 <= log_concentration, _t7, torch.lgamma(_t4).sub_(_t4 * log_rate), out=_t7)
+    _value = _t8.add_(_t0).sub_(torch.special.xlogy(torch.expm1(log_concentration), y))
+    _grad0 = (
+        (-log_rate).sub_(_t6).sub_(torch.exp(_t6).mul_(1 / 2)).sub_(torch.log(y)).add_(_digammacor(_t5)).mul_(_t5)
+    )
+    _grad1 = _t0.sub_(_t5)
+    return _value, (_grad0, _grad1)
+
+
 def _constant(log_concentration, log_rate, y):
     """The dropped constant c = −log p − ℓ of each observation."""
     return 0
@@ -234,16 +266,28 @@ def _owned(g, others):
     return all(not isinstance(t, torch.Tensor) or t.untyped_storage().data_ptr() != ptr for t in others)
 
 
+def _inplace_ok(args):
+    """Whether the in-place forms of the loss terms may run: autograd records nothing (it could save a tensor
+    they overwrite), torch.compile is not tracing (it fuses the plain form itself), and the inputs and the
+    target share one shape into which the constants broadcast, so that every temporary computed from them has
+    that shape (and an in-place operation never needs to grow it)."""
+    if torch.compiler.is_compiling() or (torch.is_grad_enabled() and any(a.requires_grad for a in args)):
+        return False
+    shape = args[0].shape
+    return (all(a.shape == shape for a in args[1:3])
+            and all(torch.broadcast_shapes(a.shape, shape) == shape for a in args[3:]))
+
+
 def _forward(args, weight, reduction, full, needs):
     """The reduced loss and, for each argument (weight last) whose entry of needs is true, the factor that
     backward multiplies by grad_output: for reduction "mean"/"sum" the gradient of the reduced loss, already
     summed to the argument's shape; for "none" each loss's own gradient w·∂ℓ/∂arg (not summed)."""
     if not any(needs):
-        value = _loss_terms(*args)
+        value = (_loss_terms_inplace if _inplace_ok(args) else _loss_terms)(*args)
         if full:
             value = value + _constant(*args)
         return _reduce(_broadcast(value, args), weight, reduction), None
-    value, partials = _loss_terms_and_grads(*args)
+    value, partials = (_loss_terms_and_grads_inplace if _inplace_ok(args) else _loss_terms_and_grads)(*args)
     if full:
         value = value + _constant(*args)
     value = _broadcast(value, args)
