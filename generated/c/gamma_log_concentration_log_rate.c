@@ -59,13 +59,13 @@ static double symloss_gamma_log_concentration_log_rate_xlogy(double x, double y)
 }
 
 /* bd0(x, m) = x·log(x/m) + m − x for x, m > 0, lm = log m (Loader 2000; R's bd0): x·(e^z − 1 − z) with
-   z = log(m/x) from the ratio where it is in [1e-30, 1e30], lm − log x outside (m may have over- or underflowed;
-   |z| > 69 needs only relative accuracy), by its Taylor series to z²⁰ for |z| < 1 (where the formula cancels:
-   to 0 at x = m = 1e30), m − x·(1 + z) above (a cancellation of at most a factor 4 there). */
+   z = log1p((m − x)/x) for m/x in [½, 1e30) (m − x is exact where m ≈ x), log(m/x) in (1e-30, ½), lm − log x
+   outside (m may have over- or underflowed; |z| > 69 needs only relative accuracy); by its Taylor series to
+   z²⁰ for |z| < 1 (where the formula cancels: to 0 at x = m = 1e30), m − x·(1 + z) above. */
 static double symloss_gamma_log_concentration_log_rate_bd0(double x, double m, double lm)
 {
     const double r = m / x;
-    const double z = (r > 1e-30 && r < 1e30) ? log(r) : lm - log(x);
+    const double z = (r >= 0.5 && r < 1e30) ? log1p((m - x) / x) : (r > 1e-30 && r < 0.5) ? log(r) : lm - log(x);
     if (!(fabs(z) < 1.0)) {
         return m - x * (1.0 + z);
     }

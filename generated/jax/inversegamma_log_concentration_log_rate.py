@@ -86,12 +86,14 @@ def _log_ratio(y, s):
 
 def _bd0(x, m, lm):
     """bd0(x, m) = x·log(x/m) + m − x for x, m > 0, lm = log m (Loader 2000; R's bd0): x·(e^z − 1 − z) with
-    z = log(m/x) from the ratio where it is in [1e-30, 1e30], lm − log x outside (m may have over- or underflowed;
-    |z| > 69 needs only relative accuracy), by its Taylor series to z²⁰ for |z| < 1 (where the formula cancels:
-    to 0 at x = m = 1e30), m − x·(1 + z) above (a cancellation of at most a factor 4 there)."""
+    z = log1p((m − x)/x) for m/x in [½, 1e30) (m − x is exact where m ≈ x), log(m/x) in (1e-30, ½), lm − log x
+    outside (m may have over- or underflowed; |z| > 69 needs only relative accuracy); by its Taylor series to
+    z²⁰ for |z| < 1 (where the formula cancels: to 0 at x = m = 1e30), m − x·(1 + z) above."""
     r = m / x
-    ok = (r > 1e-30) & (r < 1e30)
-    z = jnp.where(ok, jnp.log(jnp.where(ok, r, 1.0)), lm - jnp.log(x))
+    near = (r >= 0.5) & (r < 1e30)
+    far = (r > 1e-30) & (r < 0.5)
+    z = jnp.where(near, jnp.log1p(jnp.where(near, (m - x) / x, 0.0)),
+                 jnp.where(far, jnp.log(jnp.where(far, r, 1.0)), lm - jnp.log(x)))
     small = jnp.abs(z) < 1.0
     zs = jnp.where(small, z, 0.0)
     series = zs * zs * (1 / 2 + zs * (1 / 6 + zs * (1 / 24 + zs * (1 / 120 + zs * (1 / 720 + zs * (1 / 5040 +

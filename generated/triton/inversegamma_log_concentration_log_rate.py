@@ -125,6 +125,18 @@ else:
 
 if _INTERPRET:
     @triton.jit
+    def _log1p(x):
+        """log(1 + x) to a few ulps from core operations: log(u)·x/(u − 1) with u = 1 + x (Goldberg 1991)."""
+        u = 1.0 + x
+        d = u - 1.0
+        return tl.where(d == 0.0, x, _log(u) * (x / tl.where(d == 0.0, 1.0, d)))
+else:
+    @triton.jit
+    def _log1p(x):
+        return libdevice.log1p(x)
+
+if _INTERPRET:
+    @triton.jit
     def _lgamma(x):
         """log Γ(x) for x > 0: shifted to z = x + 8 ≥ 8 below 8, then Stirling's series to z^-13."""
         small = x < 8.0
@@ -176,12 +188,14 @@ def _log_ratio(y, s):
 @triton.jit
 def _bd0(x, m, lm):
     """bd0(x, m) = x·log(x/m) + m − x for x, m > 0, lm = log m (Loader 2000; R's bd0): x·(e^z − 1 − z) with
-    z = log(m/x) from the ratio where it is in [1e-30, 1e30], lm − log x outside (m may have over- or underflowed;
-    |z| > 69 needs only relative accuracy), by its Taylor series to z²⁰ for |z| < 1 (where the formula cancels:
-    to 0 at x = m = 1e30), m − x·(1 + z) above (a cancellation of at most a factor 4 there)."""
+    z = log1p((m − x)/x) for m/x in [½, 1e30) (m − x is exact where m ≈ x), log(m/x) in (1e-30, ½), lm − log x
+    outside (m may have over- or underflowed; |z| > 69 needs only relative accuracy); by its Taylor series to
+    z²⁰ for |z| < 1 (where the formula cancels: to 0 at x = m = 1e30), m − x·(1 + z) above."""
     r = m / x
-    ok = (r > 1e-30) & (r < 1e30)
-    z = tl.where(ok, _log(tl.where(ok, r, 1.0)), lm - _log(x))
+    near = (r >= 0.5) & (r < 1e30)
+    far = (r > 1e-30) & (r < 0.5)
+    z = tl.where(near, _log1p(tl.where(near, (m - x) / x, 0.0)),
+                 tl.where(far, _log(tl.where(far, r, 1.0)), lm - _log(x)))
     small = tl.abs(z) < 1.0
     zs = tl.where(small, z, 0.0)
     d = x.dtype
