@@ -707,9 +707,9 @@ class Bd0(StableFunction):
     Where x ≈ m it is ≈ (x − m)²/(2m), the remainder of terms of size x·|log(x/m)| and |m − x| that cancel: the
     Gamma's lgamma(a) − a·log(rate·y) + rate·y at a = rate = 1e30 is this plus −½·log a + ..., and written out
     its 1e31-sized terms leave nothing of the −33.6.  m is given as computed (a product, to a few ulps) and by
-    its log lm (which neither over- nor underflows): the printers take z = log1p((m − x)/x) for m/x in [½, 1e30]
-    (to a few ulps: m − x is exact where they are close), log(m/x) in [1e-30, ½), lm − log x outside (|z| > 69: relative accuracy is enough),
-    x·Σ_{k≥2} z^k/k! (to z²⁰) for |z| < 1, m − x·(1 + z) above (a cancellation of at most a factor 4 there).
+    its log lm (which neither over- nor underflows): the printers take z = log1p((m − x)/x) for m/x in [½, 1e30)
+    (m − x is exact where m ≈ x), log(m/x) in (1e-30, ½), lm − log x outside (|z| > 69: relative accuracy is
+    enough), x·Σ_{k≥2} z^k/k! (to z²⁰) for |z| < 1, m − x·(1 + z) above (a cancellation of at most a factor 4).
     Exactly 0 at x = m."""
 
     nargs = 3
