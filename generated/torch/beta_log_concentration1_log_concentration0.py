@@ -244,21 +244,66 @@ def _loss_terms_and_grads(log_concentration1, log_concentration0, y):
 def _loss_terms_inplace(log_concentration1, log_concentration0, y):
     """_loss_terms with the new tensors that nothing reads afterwards overwritten in place rather than new ones
     allocated: the same operations and roundings (see _inplace_ok for when it may run)."""
-    _t0 = _lbeta(torch.exp(log_concentration0), torch.exp(log_concentration1))
-    _t1 = torch.special.xlog1py(torch.expm1(log_concentration0), -y).neg_()
-    return _t0.add_(_t1).sub_(torch.special.xlogy(torch.expm1(log_concentration1), y))
+    _t0 = torch.log(y)
+    _t1 = -y
+    _t2 = torch.log1p(_t1)
+    _t3 = math.log(10)
+    _t4 = torch.clamp(log_concentration1, min=_t3)
+    _t5 = torch.clamp(log_concentration0, min=_t3)
+    _t6 = torch.exp(_t5)
+    _t7 = torch.exp(_t4)
+    _t8 = _t6 + _t7
+    _t9 = _softplus(_t4 - _t5)
+    _t10 = _t5.add_(_t9)
+    _t12 = _t3 - 1
+    _t11 = torch.where((log_concentration0 < _t3) | (log_concentration1 < _t3), log_concentration0, _t12)
+    _t13 = _bd0(_t6, (1 - y).mul_(_t8), _t10 + _t2)
+    _t14 = _bd0(_t7, _t8 * y, _t10.add_(_t0))
+    _t15 = _lgammacor_series(_t8).neg_()
+    _t16 = _lgammacor_series(_t7)
+    _t17 = _lgammacor_series(_t6)
+    _t18 = torch.special.xlogy(torch.expm1(log_concentration1), y).neg_()
+    _t19 = _lbeta(torch.exp(_t11), torch.exp(log_concentration1))
+    _t20 = (
+        _t0.add_(_t13).add_(_t14).add_(_t15).add_(_t16).add_(_t17).add_(_t2).sub_(_t4.mul_(1 / 2)).add_(_t9.mul_(1 /
+        2)).add_(0.9189385332046728)
+    )
+    _t21 = _t18.add_(_t19).sub_(torch.special.xlog1py(_t11.expm1_(), _t1, out=_t1))
+    return torch.where((_t3 <= log_concentration0) & (_t3 <= log_concentration1), _t20, _t21, out=_t20)
 
 
 def _loss_terms_and_grads_inplace(log_concentration1, log_concentration0, y):
     """_loss_terms_and_grads with the new tensors that nothing reads afterwards overwritten in place rather
     than new ones allocated: the same operations and roundings (see _inplace_ok for when it may run)."""
-    _t0 = -y
-    _t1 = torch.exp(log_concentration0)
-    _t2 = torch.exp(log_concentration1)
-    _t3 = torch.special.xlog1py(torch.expm1(log_concentration0), _t0).neg_()
-    _value = _t3.add_(_lbeta(_t1, _t2)).sub_(torch.special.xlogy(torch.expm1(log_concentration1), y))
-    _grad0 = torch.log(y).neg_().sub_(_digamma_diff(_t2, _t1)).mul_(_t2)
-    _grad1 = _digamma_diff(_t1, _t2).neg_().sub_(_t0.log1p_()).mul_(_t1)
+    _t0 = torch.log(y)
+    _t1 = -y
+    _t2 = torch.log1p(_t1)
+    _t3 = math.log(10)
+    _t4 = torch.clamp(log_concentration1, min=_t3)
+    _t5 = torch.clamp(log_concentration0, min=_t3)
+    _t6 = torch.exp(_t5)
+    _t7 = torch.exp(_t4)
+    _t8 = _t6 + _t7
+    _t9 = _softplus(_t4 - _t5)
+    _t10 = _t5.add_(_t9)
+    _t14 = _t3 - 1
+    _t11 = torch.where((log_concentration0 < _t3) | (log_concentration1 < _t3), log_concentration0, _t14)
+    _t12 = torch.exp(log_concentration1)
+    _t13 = torch.exp(log_concentration0)
+    _t15 = _bd0(_t6, (1 - y).mul_(_t8), _t10 + _t2)
+    _t16 = _bd0(_t7, _t8 * y, _t10.add_(_t0))
+    _t17 = _lgammacor_series(_t8).neg_()
+    _t18 = _lgammacor_series(_t7)
+    _t19 = _lgammacor_series(_t6)
+    _t20 = torch.special.xlogy(torch.expm1(log_concentration1), y).neg_()
+    _t21 = (
+        _t15.add_(_t0).add_(_t16).add_(_t17).add_(_t18).add_(_t19).add_(_t2).sub_(_t4.mul_(1 / 2)).add_(_t9.mul_(1 /
+        2)).add_(0.9189385332046728)
+    )
+    _t22 = _t20.add_(_lbeta(_t12, torch.exp(_t11))).sub_(torch.special.xlog1py(torch.expm1(_t11), _t1, out=_t1))
+    _value = torch.where((_t3 <= log_concentration0) & (_t3 <= log_concentration1), _t21, _t22, out=_t21)
+    _grad0 = _t0.neg_().sub_(_digamma_diff(_t12, _t13)).mul_(_t12)
+    _grad1 = _t2.neg_().sub_(_digamma_diff(_t13, _t12)).mul_(_t13)
     return _value, (_grad0, _grad1)
 
 

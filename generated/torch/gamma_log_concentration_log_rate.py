@@ -177,32 +177,40 @@ def _loss_terms_and_grads(log_concentration, log_rate, y):
 def _loss_terms_inplace(log_concentration, log_rate, y):
     """_loss_terms with the new tensors that nothing reads afterwards overwritten in place rather than new ones
     allocated: the same operations and roundings (see _inplace_ok for when it may run)."""
-    _t0 = math.log(10)
-    _t1 = torch.clamp(log_concentration, min=_t0)
-    _t2 = torch.exp(_t1)
-    _t3 = torch.clamp(log_concentration, max=_t0).exp_()
-    _t4 = (_t1 - log_rate).sub_(1).mul_(_t2).sub_(1 / 2 * _t1).add_(_lgammacor_series(_t2)).add_(0.9189385332046728)
-    _t5 = torch.where(_t0 <= log_concentration, _t4, torch.lgamma(_t3).sub_(_t3 * log_rate), out=_t4)
-    return _t5.add_(torch.exp(log_rate).mul_(y)).sub_(torch.special.xlogy(torch.expm1(log_concentration), y))
+    _t0 = torch.log(y)
+    _t1 = math.log(10)
+    _t2 = torch.clamp(log_concentration, min=_t1)
+    _t3 = torch.exp(_t2)
+    _t4 = torch.exp(log_rate)
+    _t5 = torch.clamp(log_concentration, max=_t1)
+    _t6 = torch.exp(_t5)
+    _t7 = _bd0(_t3, _t4 * y, log_rate + _t0)
+    _t8 = _t4.mul_(y).sub_(_t6 * log_rate).add_(torch.lgamma(_t6)).sub_(torch.special.xlogy(_t5.expm1_(), y))
+    _t9 = _t0.sub_(_t2.mul_(1 / 2)).add_(_t7).add_(_lgammacor_series(_t3)).add_(0.9189385332046728)
+    return torch.where(_t1 <= log_concentration, _t9, _t8, out=_t9)
 
 
 def _loss_terms_and_grads_inplace(log_concentration, log_rate, y):
     """_loss_terms_and_grads with the new tensors that nothing reads afterwards overwritten in place rather
     than new ones allocated: the same operations and roundings (see _inplace_ok for when it may run)."""
-    _t0 = torch.exp(log_rate).mul_(y)
+    _t0 = torch.log(y)
     _t1 = math.log(10)
     _t2 = torch.clamp(log_concentration, min=_t1)
     _t3 = torch.exp(_t2)
-    _t4 = torch.clamp(log_concentration, max=_t1).exp_()
-    _t5 = torch.exp(log_concentration)
-    _t6 = -log_concentration
-    _t7 = (_t2 - log_rate).sub_(1).mul_(_t3).sub_(1 / 2 * _t2).add_(_lgammacor_series(_t3)).add_(0.9189385332046728)
-    _t8 = torch.where(_t1 <= log_concentration, _t7, torch.lgamma(_t4).sub_(_t4 * log_rate), out=_t7)
-    _value = _t8.add_(_t0).sub_(torch.special.xlogy(torch.expm1(log_concentration), y))
+    _t4 = torch.exp(log_rate)
+    _t5 = _t4 * y
+    _t6 = log_rate + _t0
+    _t7 = torch.clamp(log_concentration, max=_t1)
+    _t8 = torch.exp(_t7)
+    _t9 = torch.exp(log_concentration)
+    _t11 = _t4.mul_(y).sub_(_t8 * log_rate).add_(torch.lgamma(_t8)).sub_(torch.special.xlogy(_t7.expm1_(), y))
+    _t12 = _t0.sub_(_t2.mul_(1 / 2)).add_(_bd0(_t3, _t5, _t6)).add_(_lgammacor_series(_t3)).add_(0.9189385332046728)
+    _value = torch.where(_t1 <= log_concentration, _t12, _t11, out=_t12)
     _grad0 = (
-        (-log_rate).sub_(_t6).sub_(torch.exp(_t6).mul_(1 / 2)).sub_(torch.log(y)).add_(_digammacor(_t5)).mul_(_t5)
+        _t6.neg_().add_(log_concentration).add_(_digammacor(_t9)).sub_((-log_concentration).exp_().mul_(1 /
+        2)).mul_(_t9)
     )
-    _grad1 = _t0.sub_(_t5)
+    _grad1 = _t5.sub_(_t9)
     return _value, (_grad0, _grad1)
 
 

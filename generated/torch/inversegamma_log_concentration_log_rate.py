@@ -188,34 +188,48 @@ def _loss_terms_and_grads(log_concentration, log_rate, y):
 def _loss_terms_inplace(log_concentration, log_rate, y):
     """_loss_terms with the new tensors that nothing reads afterwards overwritten in place rather than new ones
     allocated: the same operations and roundings (see _inplace_ok for when it may run)."""
-    _t0 = math.log(10)
-    _t1 = torch.clamp(log_concentration, min=_t0)
-    _t2 = torch.exp(_t1)
-    _t3 = torch.clamp(log_concentration, max=_t0).exp_()
-    _t4 = (_t1 - log_rate).sub_(1).mul_(_t2).sub_(1 / 2 * _t1).add_(_lgammacor_series(_t2)).add_(0.9189385332046728)
-    _t5 = torch.where(_t0 <= log_concentration, _t4, torch.lgamma(_t3).sub_(_t3 * log_rate), out=_t4)
-    return _t5.sub_(torch.exp(log_concentration).neg_().sub_(1).mul_(torch.log(y))).add_(torch.exp(log_rate).div_(y))
+    _t0 = torch.log(y)
+    _t1 = math.log(10)
+    _t2 = torch.clamp(log_concentration, min=_t1)
+    _t3 = torch.exp(_t2)
+    _t4 = torch.exp(log_rate).div_(y)
+    _t5 = _log_ratio(y, log_rate)
+    _t6 = torch.clamp(log_concentration, max=_t1).exp_()
+    _t7 = (
+        _t2.mul_(1 / 2).neg_().add_(_t0).add_(_bd0(_t3, _t4,
+        -_t5)).add_(_lgammacor_series(_t3)).add_(0.9189385332046728)
+    )
+    return (
+        torch.where(_t1 <= log_concentration, _t7, _t0.add_(_t4).add_(_t5.mul_(_t6)).add_(torch.lgamma(_t6)), out=_t7)
+    )
 
 
 def _loss_terms_and_grads_inplace(log_concentration, log_rate, y):
     """_loss_terms_and_grads with the new tensors that nothing reads afterwards overwritten in place rather
     than new ones allocated: the same operations and roundings (see _inplace_ok for when it may run)."""
-    _t0 = torch.exp(log_rate)
-    _t1 = 1 / y
-    _t2 = torch.log(y)
-    _t3 = torch.exp(log_concentration)
-    _t4 = math.log(10)
-    _t5 = torch.clamp(log_concentration, min=_t4)
-    _t6 = torch.exp(_t5)
-    _t7 = torch.clamp(log_concentration, max=_t4).exp_()
-    _t8 = (_t5 - log_rate).sub_(1).mul_(_t6).sub_(1 / 2 * _t5).add_(_lgammacor_series(_t6)).add_(0.9189385332046728)
-    _t9 = torch.where(_t4 <= log_concentration, _t8, torch.lgamma(_t7).sub_(_t7 * log_rate), out=_t8)
+    _t0 = torch.log(y)
+    _t1 = math.log(10)
+    _t2 = torch.clamp(log_concentration, min=_t1)
+    _t3 = torch.exp(_t2)
+    _t4 = torch.exp(log_rate)
+    _t5 = 1 / y
+    _t6 = _t4 * _t5
+    _t7 = _log_ratio(y, log_rate)
+    _t8 = torch.clamp(log_concentration, max=_t1).exp_()
+    _t9 = torch.exp(log_concentration)
     _t10 = (
-        (log_concentration - log_rate).add_(_t2).add_(_digammacor(_t3)).sub_((-log_concentration).exp_().mul_(1 / 2))
+        _t2.mul_(1 / 2).neg_().add_(_t0).add_(_bd0(_t3, _t6,
+        -_t7)).add_(_lgammacor_series(_t3)).add_(0.9189385332046728)
     )
-    _value = (_t0 * _t1).sub_(_t2.mul_((-_t3).sub_(1))).add_(_t9)
-    _grad0 = _t10.mul_(_t3)
-    _grad1 = _t0.mul_(_t1).sub_(_t3)
+    _t11 = (
+        (log_concentration - log_rate).add_(_t0).add_(_digammacor(_t9)).sub_((-log_concentration).exp_().mul_(1 / 2))
+    )
+    _value = (
+        torch.where(_t1 <= log_concentration, _t10, _t0.add_(_t6).add_(_t7.mul_(_t8)).add_(torch.lgamma(_t8)),
+        out=_t10)
+    )
+    _grad0 = _t11.mul_(_t9)
+    _grad1 = _t4.mul_(_t5).sub_(_t9)
     return _value, (_grad0, _grad1)
 
 
