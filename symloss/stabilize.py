@@ -50,6 +50,7 @@ __all__ = [
     "LogBeta",
     "LgammaDifference",
     "DigammaDifference",
+    "Bd0",
     "LgammaCorrection",
     "LgammaCorrectionSeries",
     "DigammaCorrection",
@@ -700,6 +701,60 @@ class LgammaDifference(StableFunction):
         return super()._eval_evalf(prec)
 
 
+class Bd0(StableFunction):
+    """bd0(x, m, lm) = x·log(x/m) + m − x ≥ 0 for x, m > 0 with lm = log m: Loader's binomial deviance term (Loader
+    2000, "Fast and accurate computation of binomial probabilities"; R's ``bd0``), x·(e^z − 1 − z), z = log(m/x).
+    Where x ≈ m it is ≈ (x − m)²/(2m), the remainder of terms of size x·|log(x/m)| and |m − x| that cancel: the
+    Gamma's lgamma(a) − a·log(rate·y) + rate·y at a = rate = 1e30 is this plus −½·log a + ..., and written out
+    its 1e31-sized terms leave nothing of the −33.6.  m is given as computed (a product, to a few ulps) and by
+    its log lm (which neither over- nor underflows): the printers take z = log1p((m − x)/x) for m/x in [½, 1e30)
+    (m − x is exact where m ≈ x), log(m/x) in (1e-30, ½), lm − log x outside (|z| > 69: relative accuracy is
+    enough), x·Σ_{k≥2} z^k/k! (to z²⁰) for |z| < 1, m − x·(1 + z) above (a cancellation of at most a factor 4).
+    Exactly 0 at x = m."""
+
+    nargs = 3
+
+    @classmethod
+    def eval(cls, x: sp.Expr, m: sp.Expr, lm: sp.Expr) -> sp.Expr | None:
+        if x == m:
+            return sp.S.Zero
+        return None
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        # as a function of independent x, m, l: x·(log x − lm) + m − x (the chain rule through consistent
+        # arguments, m = e^lm, then gives the derivative of bd0)
+        x, _m, lm = self.args
+        if argindex == 1:
+            return sp.log(x) - lm
+        if argindex == 2:
+            return sp.S.One
+        if argindex == 3:
+            return -x
+        raise sp.ArgumentIndexError(self, argindex)
+
+    def as_elementary(self) -> sp.Expr:
+        x, m, lm = self.args
+        return x * (sp.log(x) - lm) + m - x
+
+    def _eval_evalf(self, prec: int) -> sp.Expr:
+        import mpmath
+
+        x, m = (a.evalf(prec_to_dps(prec) + 20) for a in self.args[:2])
+        if not (x.is_Number and m.is_Number):
+            return None
+        with mpmath.workprec(prec + 40):
+            xm, mm = mpmath.mpf(sp.Float(x)._mpf_), mpmath.mpf(sp.Float(m)._mpf_)
+            if xm == mm:
+                return sp.S.Zero
+            z = mpmath.log(mm / xm)
+            # e^z − 1 − z loses 2·log2(1/|z|) bits to cancellation: recompute with that many more
+            extra = max(0, int(-2 * mpmath.log(abs(z), 2))) + 40
+        with mpmath.workprec(prec + extra):
+            z = mpmath.log(mm / xm)
+            value = xm * (mpmath.expm1(z) - z)
+        return sp.Float(value, prec_to_dps(prec))
+
+
 class LgammaCorrection(StableFunction):
     """δ(x) = lgamma(x) − ((x − ½)·log x − x + ½·log 2π) for x > 0, the remainder of Stirling's formula (R's
     ``lgammacor``): its asymptotic series from x = 10 (≈ 1/(12x)), lgamma minus the Stirling terms below."""
@@ -860,7 +915,7 @@ class Guard(StableFunction):
 STABLE_FUNCTIONS: tuple[type[StableFunction], ...] = (
     Softplus, Sigmoid, Sgn, Held, LogAddExp, LogSumExp, MaxOver, SumBelowOne, XLogY, XLog1pY, XMulY, LogRatio,
     Log1mExp, XOverExpm1M1, Log1pSquare, Log1pSquareDu, Log1pSquareDv, Log1pSquareDvc, LogNdtr, LogNdtrDeriv, LogGamma,
-    LogBeta, LgammaDifference, DigammaDifference, LgammaCorrection, LgammaCorrectionSeries, DigammaCorrection,
+    LogBeta, LgammaDifference, DigammaDifference, Bd0, LgammaCorrection, LgammaCorrectionSeries, DigammaCorrection,
     DigammaCorrectionSeries, LogTanhc, DLogTanhc, Square, Guard,
 )
 
@@ -1064,6 +1119,102 @@ def _lgamma_stirling(node: sp.Basic, ctx: Context) -> sp.Basic | None:
         # small branch is safe at u = t too), which the array printers compute without a where
         return sp.Add(sp.Piecewise((large.xreplace({u: Guard(u, u >= threshold, threshold)}), u >= threshold),
                                    (small.xreplace({u: Guard(u, u <= threshold, threshold)}), True)), *others)
+    return None
+
+
+# -- lgamma(x) − x·log m + m and lbeta(a, b) − a·log p − b·log(1 − p): Stirling's log terms and the rest as bd0
+def _linear_in(rest: list[sp.Expr], e: sp.Expr) -> tuple[sp.Expr, list[sp.Expr]] | None:
+    """(K, others) with sum(rest) = e·K + sum(others), K and the others free of e's exponent (None if e
+    appears otherwise, e.g. in e²)."""
+    u = e.args[0]
+    k: list[sp.Expr] = []
+    others: list[sp.Expr] = []
+    for w in sp.Add.make_args(sp.expand(sp.Add(*rest))):
+        if not w.has(u):
+            others.append(w)
+            continue
+        q = w / e
+        if q.has(u):
+            return None
+        k.append(q)
+    return sp.Add(*k), others
+
+
+def _lgamma_deviance(node: sp.Basic, ctx: Context) -> sp.Basic | None:
+    """c·lgamma(x) − c·x·L + c·e^L + r with x = C·e^u (u an input) → c·(½·log 2π − ½·log x + δ(x) + bd0(x, e^L))
+    + r where x ≥ 10 (Stirling's formula with its x·log x − x and the −x·L + e^L combined analytically into
+    Loader's bd0); the terms as they were below (they are O(x) there, nothing large cancels)."""
+    for t, c, x in _gamma_terms(node, LogGamma):
+        if not c.is_number or c == 0:
+            continue
+        ea = _exp_argument(x)
+        if ea is None:
+            continue
+        e, logx = ea
+        rest = [w for w in node.args if w is not t]
+        split = _linear_in(rest, e)
+        if split is None or split[0] == 0:
+            continue
+        k, others = split
+        logm = sp.expand(-k / (x / e) / c)  # c·(lgamma(x) − x·log m): log m = −K/(C·c)
+        m = sp.exp(logm)
+        if not m.is_positive:
+            continue
+        paired = [w for w in others if sp.expand(w - c * m) == 0]
+        if not paired:
+            continue
+        left = [w for w in others if w is not paired[0]]
+        u = e.args[0]
+        threshold = sp.log(sp.Integer(10) / (x / e))  # x ≥ 10 ⟺ u ≥ log(10/C)
+        large = sp.Add(c * (_HALF_LOG_2PI - logx / 2 + LgammaCorrectionSeries(x) + Bd0(x, m, logm)), *left)
+        small = sp.Add(t, *rest)
+        # the clamps of lgamma_stirling: each branch sees a guarded u, which also keeps this rule (and that one)
+        # from rewriting the small branch again
+        return sp.Piecewise((large.xreplace({u: Guard(u, u >= threshold, threshold)}), u >= threshold),
+                            (small.xreplace({u: Guard(u, u <= threshold, threshold)}), True))
+    return None
+
+
+def _lbeta_deviance(node: sp.Basic, ctx: Context) -> sp.Basic | None:
+    """c·lbeta(a, b) − c·a·log p − c·b·log q + r with p + q = 1, a = C·e^u, b = D·e^w (u, w inputs) →
+    c·(½·log 2π + ½·(log1p(b/a) − log b) + δ(a) + δ(b) − δ(a + b) + bd0(a, (a + b)·p) + bd0(b, (a + b)·q)) + r
+    where a, b ≥ 10 (R's dbeta through dbinom_raw); the terms as they were where either is below 10."""
+    for t, c, lb in [(w, w / f, f) for w in node.args for f in sp.Mul.make_args(w) if isinstance(f, LogBeta)]:
+        if not c.is_number or c == 0:
+            continue
+        x1, x2 = lb.args
+        ea1, ea2 = _exp_argument(x1), _exp_argument(x2)
+        if ea1 is None or ea2 is None or ea1[0] == ea2[0]:
+            continue
+        (e1, logx1), (e2, logx2) = ea1, ea2
+        rest = [w for w in node.args if w is not t]
+        split1 = _linear_in(rest, e1)
+        if split1 is None or split1[0] == 0:
+            continue
+        split2 = _linear_in(split1[1], e2)
+        if split2 is None or split2[0] == 0:
+            continue
+        k1, (k2, left) = split1[0], split2
+        if k1.has(e2.args[0]):
+            continue
+        logp1, logp2 = sp.expand(-k1 / (x1 / e1) / c), sp.expand(-k2 / (x2 / e2) / c)
+        p1, p2 = sp.exp(logp1), sp.exp(logp2)
+        if sp.expand(p1 + p2 - 1) != 0:
+            continue
+        u1, u2 = e1.args[0], e2.args[0]
+        t1, t2 = sp.log(sp.Integer(10) / (x1 / e1)), sp.log(sp.Integer(10) / (x2 / e2))
+        n = x1 + x2
+        logn = logx1 + Softplus(logx2 - logx1)  # log(a + b) = log a + log1p(b/a)
+        large = sp.Add(c * (_HALF_LOG_2PI + (Softplus(logx2 - logx1) - logx2) / 2 + LgammaCorrectionSeries(x1)
+                            + LgammaCorrectionSeries(x2) - LgammaCorrectionSeries(n) + Bd0(x1, n * p1, logn + logp1)
+                            + Bd0(x2, n * p2, logn + logp2)), *left)
+        small = sp.Add(t, *rest)
+        both = sp.And(u1 >= t1, u2 >= t2)
+        # the large branch sees both inputs clamped from below; the small one sees u1 kept from where both are
+        # large (where it is not taken), which keeps this rule from rewriting it again
+        return sp.Piecewise(
+            (large.xreplace({u1: Guard(u1, u1 >= t1, t1), u2: Guard(u2, u2 >= t2, t2)}), both),
+            (small.xreplace({u1: Guard(u1, sp.Or(u1 < t1, u2 < t2), t1 - 1)}), True))
     return None
 
 
@@ -2083,6 +2234,18 @@ RULES: tuple[Rule, ...] = (
     Rule("digamma_difference", "ψ(x + h) − ψ(x) → digamma_difference(x, h)",
          "ψ(1e30 + 1) − ψ(1e30) is 0 in float64, not 1e-30 (and ψ(r) − ψ(r) after other terms is not 0)",
          _node(sp.Add), _digamma_difference),
+    Rule("lgamma_deviance",
+         "lgamma(x) − x·L + e^L → ½·log 2π − ½·log x + δ(x) + bd0(x, e^L)  (x = c·e^u ≥ 10; bd0(x, m) = "
+         "x·log(x/m) + m − x)",
+         "lgamma(a) − a·log(rate·y) + rate·y cancels from 1e31-sized terms to −33.6 at a = rate = 1e30, y = 1 (0 "
+         "in float64 once the small terms are added first); Loader's bd0, computed from z = log(m/x), does not",
+         _node(sp.Add), _lgamma_deviance),
+    Rule("lbeta_deviance",
+         "lbeta(a, b) − a·log p − b·log(1 − p) → ½·log 2π + ½·log((a + b)/(a·b)) + δ(a) + δ(b) − δ(a + b) + "
+         "bd0(a, (a + b)·p) + bd0(b, (a + b)·(1 − p))  (a, b ≥ 10)",
+         "lbeta(a, b) and a·log p + b·log(1 − p) are −1.4e30 each at a = b = 1e30, p = ½ and cancel to −34.2; "
+         "the two bd0 terms are exactly 0 there",
+         _node(sp.Add), _lbeta_deviance),
     Rule("lgamma_stirling",
          "lgamma(c·e^u) + r → (c·e^u − ½)(u + log c) − c·e^u + ½·log 2π + δ(c·e^u) + r  (c·e^u ≥ 10)",
          "lgamma(a) − a·log(rate) cancels for a = rate = 1e30 (1e32-sized terms, a result of −33); with the "

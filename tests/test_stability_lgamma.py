@@ -201,14 +201,10 @@ def test_gamma_value_and_gradients(target, la, lr, y, tol):
         or la > 40  # scipy's own logpdf cancels at a = 1e30
 
 
-@pytest.mark.xfail(strict=True, reason="the sum a·(log a − log rate − 1) + rate·y + (small terms) cancels from "
-                                       "1e30 to −33.6: the printed sum adds the small terms before the two big ones "
-                                       "meet (−1e30 − 34 + 1e30 = 0); needs the deviance form a·(e^s − 1 − s), "
-                                       "s = log(rate·y/a), as R's dgamma uses (Loader's bd0)")
 @pytest.mark.parametrize("target", ["numpy", "torch"])
 def test_gamma_value_at_a_equal_rate_1e30(target):
     mod = module_for("gamma", target)
-    conv = torch.tensor if target == "torch" else np.asarray
+    conv = (lambda v: torch.tensor(v, dtype=torch.float64)) if target == "torch" else np.asarray
     value = mod.loss(conv([BIG]), conv([BIG]), conv([1.0]), reduction="none")
     assert float(value[0]) == pytest.approx(gamma_truth(BIG, BIG, 1.0)[0], rel=1e-12)
 
@@ -406,3 +402,138 @@ def test_zinb_count_term_at_extreme_total_count(target, l, logits, y):
         pi = 1 / (1 + mpmath.exp(-g))
         want = -(mpmath.log(pi + (1 - pi) * mpmath.exp(log_nb)) if y == 0 else mpmath.log1p(-pi) + log_nb)
     assert ulps(value[0], float(want)) <= 16, (value[0], float(want))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# bd0 (Loader's deviance term): the lgamma_deviance and lbeta_deviance rules, the Gamma, inverse gamma and Beta
+# values where the concentration is large and a·log(a/(rate·y)) + rate·y − a cancels
+def bd0_truth(x: float, m: float, lm: float | None = None) -> float:
+    """x·log(x/m) + m − x of the float64 numbers x, m (m = e^lm where m has underflowed to 0), with mpmath."""
+    with mpmath.workdps(400):
+        xx = mpmath.mpf(x)
+        mm = mpmath.exp(mpmath.mpf(lm)) if lm is not None else mpmath.mpf(m)
+        return float(xx * mpmath.log(xx / mm) + mm - xx)
+
+
+def bd0_points():
+    for x in [10.0, 12.5, 1e3, 1e8, 1e30, 1e300]:
+        for z in [0.0, 1e-20, -1e-20, 1e-8, -1e-8, 0.3, -0.3, 0.999, -0.999, 1.001, -1.001, 5.0, -5.0, 80.0,
+                  -80.0, -800.0]:
+            m = x * math.exp(z)
+            if math.isfinite(m) and m > 0:
+                yield x, m, math.log(m) if m > 1e-300 else math.log(x) + z
+
+
+@pytest.mark.parametrize("target", ["numpy", "torch"])
+def test_bd0_helper_against_mpmath(target):
+    mod = module_for("gamma", target)
+    conv = (lambda v: torch.tensor(v, dtype=torch.float64)) if target == "torch" else (lambda v: np.float64(v))
+    worst = 0.0
+    for x, m, lm in bd0_points():
+        got = float(mod._bd0(conv(x), conv(m), conv(lm)))
+        want = bd0_truth(x, m)
+        assert math.isfinite(got), (x, m)
+        worst = max(worst, ulps(got, want))
+    assert worst <= 8, worst
+    assert float(mod._bd0(conv(1e30), conv(1e30), conv(BIG))) == 0.0
+    # m underflowed to 0: its log carries it (x·(log x − lm) − x, not ∞)
+    got = float(mod._bd0(conv(1e10), conv(0.0), conv(-800.0)))
+    assert got == pytest.approx(bd0_truth(1e10, 0.0, -800.0), rel=1e-15)
+
+
+def gamma_value_truth(la: float, lr: float, y: float, inverse: bool = False) -> float:
+    with mpmath.workdps(200):
+        a, r, yy = mpmath.exp(mpmath.mpf(la)), mpmath.exp(mpmath.mpf(lr)), mpmath.mpf(y)
+        if inverse:
+            return float(-a * lr + mpmath.loggamma(a) + r / yy + (a + 1) * mpmath.log(yy))
+        return float(-a * lr + mpmath.loggamma(a) + r * yy - (a - 1) * mpmath.log(yy))
+
+
+@pytest.mark.parametrize("target", ["numpy", "torch"])
+@pytest.mark.parametrize("la, lr, y", [(BIG, BIG, 1.0), (18.420680743952367, 0.0, 1e8), (BIG, 0.0, 1e30),
+                                       (BIG, BIG, 0.5), (BIG, -BIG, 1e-300),
+                                       (2.302585092994046, 2.302585092994046, 1.0), (3.0, 1.0, 7.0)])
+def test_gamma_and_inverse_gamma_values_at_large_concentration(target, la, lr, y):
+    """ℓ = ½·log 2π − ½·log a + δ(a) + bd0(a, rate·y) + log y for a ≥ 10 (the inverse gamma: rate/y, −log y):
+    a few ulps where the written-out terms cancelled from 1e31 to −33.6 (4e18 ulps before bd0)."""
+    for key, inverse in [("gamma", False), ("inversegamma", True)]:
+        yy = y if not inverse else 1.0 / y
+        value, _ = run(target, key, [la], [lr], [yy])
+        want = gamma_value_truth(la, lr, yy, inverse)
+        # (BIG, 0, 1e30): rate·y and a are equal but for the rounding of 1e30 and of log(1e30), which bd0
+        # squares into ~0.1 (κ ≈ 4e15, 28 absolute for one ulp): only the absolute error counts there
+        if (la, lr, y) == (BIG, 0.0, 1e30):
+            assert abs(value[0] - want) <= 0.5
+        else:
+            assert ulps(value[0], want) <= 16, (key, value[0], want)
+    assert value[0] == pytest.approx(-ss.invgamma.logpdf(yy, math.exp(la), scale=math.exp(lr)), rel=1e-6) or la > 40
+
+
+@pytest.mark.parametrize("target", ["numpy", "torch"])
+@pytest.mark.parametrize("l1, l0, y", [(BIG, BIG, 0.5), (18.420680743952367, 18.420680743952367, 0.5),
+                                       (BIG, BIG, 0.25), (18.420680743952367, 20.0, 1 - 1e-8), (BIG, 40.0, 1e-8),
+                                       (2.302585092994046, 2.302585092994046, 0.5), (1.0, 2.0, 0.3), (BIG, 0.0, 0.5)])
+def test_beta_value_at_large_concentrations(target, l1, l0, y):
+    """lbeta(a, b) − (a − 1)·log y − (b − 1)·log(1 − y) at a = b = 1e30, y = ½ is −34.7 (the two bd0 are 0),
+    not what is left of two −1.4e30-sized terms."""
+    values, _ = run(target, "beta", [l1], [l0], [y])
+    want = beta_truth(l1, l0, y)[0]
+    # (1, 2, 0.3): below 10 the three lgammas as before (κ ≈ 5)
+    assert ulps(values[0], want) <= (64 if l1 < 2.3 else 16), (values[0], want)
+    if max(l1, l0) < 25:
+        assert values[0] == pytest.approx(-ss.beta.logpdf(y, math.exp(l1), math.exp(l0)), rel=1e-7)
+
+
+def test_bd0_on_jax_c_and_triton(tmp_path):
+    """The bd0 helper of the other targets: JAX (the Gamma and Beta values), C (compiled, against mpmath) and
+    Triton (in the interpreter, or on a GPU)."""
+    import ctypes
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    jax = pytest.importorskip("jax")
+    jax.config.update("jax_enable_x64", True)
+    j = jax.numpy.asarray
+    g = module_for("gamma", "jax")
+    value = g.loss(j([BIG, 3.0]), j([BIG, 1.0]), j([1.0, 7.0]), reduction="none")
+    for i, (la, lr, y) in enumerate([(BIG, BIG, 1.0), (3.0, 1.0, 7.0)]):
+        assert ulps(float(value[i]), gamma_value_truth(la, lr, y)) <= 16
+    b = module_for("beta", "jax")
+    value = b.loss(j([BIG]), j([BIG]), j([0.5]), reduction="none")
+    assert ulps(float(value[0]), beta_truth(BIG, BIG, 0.5)[0]) <= 16
+    jm = module_for("gamma", "jax")
+    for x, m, lm in bd0_points():
+        assert ulps(float(jm._bd0(j(x), j(m), j(lm))), bd0_truth(x, m)) <= 8, (x, m)
+
+    cc = shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc") or shutil.which("clang")
+    if cc is not None:
+        generated = Path(__file__).resolve().parent.parent / "generated" / "c"
+        src = tmp_path / "bd0.c"
+        src.write_text(f'#include "{generated / "gamma_log_concentration_log_rate.c"}"\n'
+                       "double bd0(double x, double m, double lm)\n"
+                       "{ return symloss_gamma_log_concentration_log_rate_bd0(x, m, lm); }\n")
+        lib = tmp_path / "libbd0.so"
+        result = subprocess.run([cc, "-std=c99", "-O2", "-fPIC", "-shared", f"-I{generated}", str(src), "-o",
+                                 str(lib), "-lm"], capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr[:4000]
+        f = ctypes.CDLL(str(lib)).bd0
+        f.restype, f.argtypes = ctypes.c_double, [ctypes.c_double] * 3
+        for x, m, lm in bd0_points():
+            assert ulps(f(x, m, lm), bd0_truth(x, m)) <= 8, (x, m)
+        assert f(1e10, 0.0, -800.0) == pytest.approx(bd0_truth(1e10, 0.0, -800.0), rel=1e-15)
+
+    pytest.importorskip("triton")
+    if os.environ.get("TRITON_INTERPRET") != "1" and not torch.cuda.is_available():
+        pytest.skip("triton needs TRITON_INTERPRET=1 or a GPU")
+    device = "cuda" if os.environ.get("TRITON_INTERPRET") != "1" else "cpu"
+    t = lambda v: torch.tensor(v, dtype=torch.float64, device=device)  # noqa: E731
+    tg = module_for("gamma", "triton")
+    value, _ = tg.value_and_grad(t([BIG, 3.0]), t([BIG, 1.0]), t([1.0, 7.0]), reduction="none")
+    for i, (la, lr, y) in enumerate([(BIG, BIG, 1.0), (3.0, 1.0, 7.0)]):
+        assert ulps(float(value[i]), gamma_value_truth(la, lr, y)) <= 64
+    tb = module_for("beta", "triton")
+    value, _ = tb.value_and_grad(t([BIG, 18.420680743952367]), t([BIG, 18.420680743952367]), t([0.5, 0.5]),
+                                 reduction="none")
+    for i, l in enumerate([BIG, 18.420680743952367]):
+        assert ulps(float(value[i]), beta_truth(l, l, 0.5)[0]) <= 64

@@ -22,11 +22,13 @@ from symloss.stabilize import (
     RULES,
     RULES_BY_NAME,
     STABLE_FUNCTIONS,
+    Bd0,
     DigammaCorrection,
     DigammaDifference,
     DLogTanhc,
     Guard,
     LgammaCorrection,
+    LgammaCorrectionSeries,
     LgammaDifference,
     Log1mExp,
     LogAddExp,
@@ -227,6 +229,53 @@ def test_rule_lgamma_stirling():
     assert sp.exp(g) * (g - a - 1) in pw.args[0][0].args
     assert LogGamma(sp.exp(Guard(u, u <= sp.log(10), sp.log(10)))) in pw.args[1][0].args  # a clamp: min(u, log 10)
     assert_same_value(expr, out, [{u: 3, a: 2, b: 1}, {u: -2, a: 0.5, b: 0}, {u: 40, a: 39, b: 0}])
+
+
+def test_rule_lgamma_deviance():
+    s = sp.Symbol("s", real=True)
+    t = sp.Symbol("t", positive=True)
+    # the Gamma's ℓ: lgamma(a) − a·log rate + rate·y − (a − 1)·log y, a = e^u, rate = e^s
+    expr = LogGamma(sp.exp(u)) - s * sp.exp(u) + t * sp.exp(s) - (sp.exp(u) - 1) * sp.log(t)
+    out = apply_rule("lgamma_deviance", expr, data=[t])
+    (pw,) = out.atoms(sp.Piecewise)
+    large, small = pw.args[0][0], pw.args[1][0]
+    g = Guard(u, u >= sp.log(10), sp.log(10))
+    # where a ≥ 10: Stirling's log terms and −a·log(rate·y) + rate·y are one bd0(a, rate·y), log(rate·y) given too
+    assert Bd0(sp.exp(g), t * sp.exp(s), s + sp.log(t)) in large.args
+    assert LgammaCorrectionSeries(sp.exp(g)) in large.args and not large.has(LogGamma)
+    assert small.has(LogGamma(sp.exp(Guard(u, u <= sp.log(10), sp.log(10)))))  # below 10 as it was (a clamp)
+    assert_same_value(expr, out, [{u: 3, s: 1, t: 0.5}, {u: -2, s: 0.5, t: 2}, {u: 40, s: 39, t: 3},
+                                  {u: 40, s: 40, t: 1}])
+    # the inverse gamma's: rate/y and (a + 1)·log y, log m = s − log y
+    inv = LogGamma(sp.exp(u)) - s * sp.exp(u) + sp.exp(s) / t + (sp.exp(u) + 1) * sp.log(t)
+    assert_same_value(inv, apply_rule("lgamma_deviance", inv, data=[t]), [{u: 3, s: 1, t: 0.5}, {u: 40, s: 41, t: 3}])
+    # no rate·y term to pair with −a·log(rate·y): nothing to combine (lgamma_stirling's case)
+    bare = LogGamma(sp.exp(u)) - s * sp.exp(u)
+    assert RULES_BY_NAME["lgamma_deviance"].apply(bare) == bare
+    other = LogGamma(sp.exp(u)) - s * sp.exp(u) + 2 * sp.exp(s)  # 2·e^s is not e^(log rate)
+    assert RULES_BY_NAME["lgamma_deviance"].apply(other) == other
+    # bd0 itself: exactly 0 at x = m, ≈ (x − m)²/(2m) near it, evaluated without the cancellation of its terms
+    assert Bd0(p, p, sp.log(p)) == 0
+    big = sp.Float(10, 60) ** 30
+    want = big * sp.Float("1e-40", 60) / 2  # x·z²/2 at z = 1e-20
+    got = Bd0(big, big * sp.exp(sp.Float("1e-20", 60)), sp.log(big) + sp.Float("1e-20", 60)).evalf(30)
+    assert abs(got - want) <= 1e-12 * want
+
+
+def test_rule_lbeta_deviance():
+    t = sp.Symbol("t", positive=True)
+    # the Beta's ℓ: lbeta(a, b) − (a − 1)·log y − (b − 1)·log(1 − y), a = e^u, b = e^x
+    expr = LogBeta(sp.exp(u), sp.exp(x)) - (sp.exp(u) - 1) * sp.log(t) - (sp.exp(x) - 1) * sp.log(1 - t)
+    out = apply_rule("lbeta_deviance", expr, data=[t])
+    (pw,) = out.atoms(sp.Piecewise)
+    large, small = pw.args[0][0], pw.args[1][0]
+    assert len(large.atoms(Bd0)) == 2 and not large.has(LogBeta) and small.has(LogBeta)
+    assert pw.args[0][1] == sp.And(u >= sp.log(10), x >= sp.log(10))
+    assert_same_value(expr, out, [{u: 3, x: 4, t: 0.3}, {u: 1, x: 5, t: 0.5}, {u: 5, x: -1, t: 0.5},
+                                  {u: 40, x: 41, t: 0.25}, {u: 30, x: 30, t: 0.5}])
+    # the two bd0 are of a and (a + b)·y, b and (a + b)·(1 − y): only where the probabilities sum to 1
+    other = LogBeta(sp.exp(u), sp.exp(x)) - sp.exp(u) * sp.log(t) - sp.exp(x) * sp.log(2 - t)
+    assert RULES_BY_NAME["lbeta_deviance"].apply(other) == other
 
 
 def test_rule_digamma_stirling():
@@ -832,7 +881,8 @@ def test_rule_piecewise_guard():
                          ids=lambda f: f.__name__)
 def test_stable_functions_have_exact_derivatives(fn):
     """fdiff against a central difference of the elementary form, with 40 digits."""
-    args = {1: (sp.Float("0.7", 40),), 2: (sp.Float("0.7", 40), sp.Float("1.3", 40))}[fn.nargs.args[0] if hasattr(
+    args = {1: (sp.Float("0.7", 40),), 2: (sp.Float("0.7", 40), sp.Float("1.3", 40)),
+            3: (sp.Float("0.7", 40), sp.Float("1.3", 40), sp.Float("0.2", 40))}[fn.nargs.args[0] if hasattr(
         fn.nargs, "args") else fn.nargs]
     syms = sp.symbols(f"t0:{len(args)}", positive=True)
     f = fn(*syms)

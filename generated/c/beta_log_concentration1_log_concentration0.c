@@ -39,6 +39,8 @@
  *     log_beta: lgamma(p) + lgamma(q) − lgamma(p + q) → lbeta(p, q);  … − lgamma(p + q − 1) → lbeta(p, q) + log(p +
  *        q − 1)
  *     digamma_difference: ψ(x + h) − ψ(x) → digamma_difference(x, h)
+ *     lbeta_deviance: lbeta(a, b) − a·log p − b·log(1 − p) → ½·log 2π + ½·log((a + b)/(a·b)) + δ(a) + δ(b) − δ(a +
+ *        b) + bd0(a, (a + b)·p) + bd0(b, (a + b)·(1 − p))  (a, b ≥ 10)
  *     log1p: log(1 + x) → log1p(x)
  *     expm1: exp(x) − 1 → expm1(x)
  *     xlogy: x·log(y) → xlogy(x, y);  x·log1p(y) → xlog1py(x, y)  (x may be 0, the target involved)
@@ -57,6 +59,12 @@
 
 #include "beta_log_concentration1_log_concentration0.h"
 
+/* log(1 + exp(x)) without overflow: x + log1p(exp(−x)) above 0, log1p(exp(x)) below. */
+static double symloss_beta_log_concentration1_log_concentration0_softplus(double x)
+{
+    return x > 0.0 ? x + log1p(exp(-x)) : log1p(exp(x));
+}
+
 /* x·log(y), and 0 where x == 0 (also when y == 0). */
 static double symloss_beta_log_concentration1_log_concentration0_xlogy(double x, double y)
 {
@@ -67,6 +75,25 @@ static double symloss_beta_log_concentration1_log_concentration0_xlogy(double x,
 static double symloss_beta_log_concentration1_log_concentration0_xlog1py(double x, double y)
 {
     return x == 0.0 ? 0.0 : x * log1p(y);
+}
+
+/* bd0(x, m) = x·log(x/m) + m − x for x, m > 0, lm = log m (Loader 2000; R's bd0): x·(e^z − 1 − z) with
+   z = log1p((m − x)/x) for m/x in [½, 1e30) (m − x is exact where m ≈ x), log(m/x) in (1e-30, ½), lm − log x
+   outside (m may have over- or underflowed; |z| > 69 needs only relative accuracy); by its Taylor series to
+   z²⁰ for |z| < 1 (where the formula cancels: to 0 at x = m = 1e30), m − x·(1 + z) above. */
+static double symloss_beta_log_concentration1_log_concentration0_bd0(double x, double m, double lm)
+{
+    const double r = m / x;
+    const double z = (r >= 0.5 && r < 1e30) ? log1p((m - x) / x) : (r > 1e-30 && r < 0.5) ? log(r) : lm - log(x);
+    if (!(fabs(z) < 1.0)) {
+        return m - x * (1.0 + z);
+    }
+    return x * z * z * (0.5 + z * (0.16666666666666666 + z * (0.041666666666666664 + z * (0.008333333333333333 +
+        z * (0.001388888888888889 + z * (0.0001984126984126984 + z * (2.48015873015873e-05 +
+        z * (2.7557319223985893e-06 + z * (2.755731922398589e-07 + z * (2.505210838544172e-08 +
+        z * (2.08767569878681e-09 + z * (1.6059043836821613e-10 + z * (1.1470745597729725e-11 +
+        z * (7.647163731819816e-13 + z * (4.779477332387385e-14 + z * (2.8114572543455206e-15 +
+        z * (1.5619206968586225e-16 + z * (8.22063524662433e-18 + z * 4.110317623312165e-19))))))))))))))))));
 }
 
 /* δ(x) = log Γ(x) − ((x − ½)·log x − x + ½·log 2π) for x ≥ 10 (R's lgammacor): the asymptotic series
@@ -134,21 +161,63 @@ static double symloss_beta_log_concentration1_log_concentration0_digamma_diff(do
 static double symloss_beta_log_concentration1_log_concentration0_terms(double log_concentration1, double log_concentration0, double y)
 {
     (void)log_concentration1; (void)log_concentration0; (void)y;
-    const double _t0 = symloss_beta_log_concentration1_log_concentration0_lbeta(exp(log_concentration0), exp(log_concentration1));
-    return _t0 - symloss_beta_log_concentration1_log_concentration0_xlog1py(expm1(log_concentration0), -y) - symloss_beta_log_concentration1_log_concentration0_xlogy(expm1(log_concentration1), y);
+    const double _t0 = log(y);
+    const double _t1 = -y;
+    const double _t2 = log1p(_t1);
+    const double _t3 = 2.302585092994046;
+    const double _t4 = (log_concentration1 >= _t3);
+    const double _t5 = (_t4 ? log_concentration1 : _t3);
+    const double _t6 = (log_concentration0 >= _t3);
+    const double _t7 = (_t6 ? log_concentration0 : _t3);
+    const double _t8 = exp(_t7);
+    const double _t9 = exp(_t5);
+    const double _t10 = _t8 + _t9;
+    const double _t11 = symloss_beta_log_concentration1_log_concentration0_softplus(_t5 - _t7);
+    const double _t12 = _t11 + _t7;
+    const double _t14 = _t3 - 1.0;
+    const double _t13 = (((log_concentration0 < _t3) || (log_concentration1 < _t3)) ? log_concentration0 : _t14);
+    const double _t15 = symloss_beta_log_concentration1_log_concentration0_bd0(_t8, _t10*(1.0 - y), _t12 + _t2);
+    const double _t16 = symloss_beta_log_concentration1_log_concentration0_bd0(_t9, _t10*y, _t0 + _t12);
+    const double _t17 = -symloss_beta_log_concentration1_log_concentration0_lgammacor_series(_t10);
+    const double _t18 = symloss_beta_log_concentration1_log_concentration0_lgammacor_series(_t9);
+    const double _t19 = symloss_beta_log_concentration1_log_concentration0_lgammacor_series(_t8);
+    const double _t20 = symloss_beta_log_concentration1_log_concentration0_lbeta(exp(_t13), exp(log_concentration1));
+    const double _t21 = _t0 + (0.5)*_t11 + _t15 + _t16 + _t17 + _t18 + _t19 + _t2 - 0.5*_t5 + 0.9189385332046728;
+    const double _t22 = _t20 - symloss_beta_log_concentration1_log_concentration0_xlog1py(expm1(_t13), _t1) - symloss_beta_log_concentration1_log_concentration0_xlogy(expm1(log_concentration1), y);
+    return ((_t4 && _t6) ? _t21 : _t22);
 }
 
 /* ℓ of one observation, and its partial derivatives ∂ℓ/∂log_concentration1, ∂ℓ/∂log_concentration0 into _g. */
 static double symloss_beta_log_concentration1_log_concentration0_terms_and_grads(double log_concentration1, double log_concentration0, double y, double *_g)
 {
     (void)log_concentration1; (void)log_concentration0; (void)y;
-    const double _t0 = -y;
-    const double _t1 = exp(log_concentration0);
-    const double _t2 = exp(log_concentration1);
-    const double _t3 = -symloss_beta_log_concentration1_log_concentration0_xlog1py(expm1(log_concentration0), _t0);
-    _g[0] = _t2*(-log(y) - symloss_beta_log_concentration1_log_concentration0_digamma_diff(_t2, _t1));
-    _g[1] = _t1*(-symloss_beta_log_concentration1_log_concentration0_digamma_diff(_t1, _t2) - log1p(_t0));
-    return _t3 + symloss_beta_log_concentration1_log_concentration0_lbeta(_t1, _t2) - symloss_beta_log_concentration1_log_concentration0_xlogy(expm1(log_concentration1), y);
+    const double _t0 = log(y);
+    const double _t1 = -y;
+    const double _t2 = log1p(_t1);
+    const double _t3 = 2.302585092994046;
+    const double _t4 = (log_concentration1 >= _t3);
+    const double _t5 = (_t4 ? log_concentration1 : _t3);
+    const double _t6 = (log_concentration0 >= _t3);
+    const double _t7 = (_t6 ? log_concentration0 : _t3);
+    const double _t8 = exp(_t7);
+    const double _t9 = exp(_t5);
+    const double _t10 = _t8 + _t9;
+    const double _t11 = symloss_beta_log_concentration1_log_concentration0_softplus(_t5 - _t7);
+    const double _t12 = _t11 + _t7;
+    const double _t16 = _t3 - 1.0;
+    const double _t13 = (((log_concentration0 < _t3) || (log_concentration1 < _t3)) ? log_concentration0 : _t16);
+    const double _t14 = exp(log_concentration1);
+    const double _t15 = exp(log_concentration0);
+    const double _t17 = symloss_beta_log_concentration1_log_concentration0_bd0(_t8, _t10*(1.0 - y), _t12 + _t2);
+    const double _t18 = symloss_beta_log_concentration1_log_concentration0_bd0(_t9, _t10*y, _t0 + _t12);
+    const double _t19 = -symloss_beta_log_concentration1_log_concentration0_lgammacor_series(_t10);
+    const double _t20 = symloss_beta_log_concentration1_log_concentration0_lgammacor_series(_t9);
+    const double _t21 = symloss_beta_log_concentration1_log_concentration0_lgammacor_series(_t8);
+    const double _t22 = symloss_beta_log_concentration1_log_concentration0_lbeta(_t14, exp(_t13)) - symloss_beta_log_concentration1_log_concentration0_xlog1py(expm1(_t13), _t1) - symloss_beta_log_concentration1_log_concentration0_xlogy(expm1(log_concentration1), y);
+    const double _t23 = _t0 + (0.5)*_t11 + _t17 + _t18 + _t19 + _t2 + _t20 + _t21 - 0.5*_t5 + 0.9189385332046728;
+    _g[0] = _t14*(-_t0 - symloss_beta_log_concentration1_log_concentration0_digamma_diff(_t14, _t15));
+    _g[1] = _t15*(-_t2 - symloss_beta_log_concentration1_log_concentration0_digamma_diff(_t15, _t14));
+    return ((_t4 && _t6) ? _t23 : _t22);
 }
 
 /* The dropped constant c = −log p − ℓ of one observation. */

@@ -39,6 +39,8 @@
  *     log_beta: lgamma(p) + lgamma(q) − lgamma(p + q) → lbeta(p, q);  … − lgamma(p + q − 1) → lbeta(p, q) + log(p +
  *        q − 1)
  *     digamma_difference: ψ(x + h) − ψ(x) → digamma_difference(x, h)
+ *     lbeta_deviance: lbeta(a, b) − a·log p − b·log(1 − p) → ½·log 2π + ½·log((a + b)/(a·b)) + δ(a) + δ(b) − δ(a +
+ *        b) + bd0(a, (a + b)·p) + bd0(b, (a + b)·(1 − p))  (a, b ≥ 10)
  *     log1p: log(1 + x) → log1p(x)
  *     expm1: exp(x) − 1 → expm1(x)
  *     xlogy: x·log(y) → xlogy(x, y);  x·log1p(y) → xlog1py(x, y)  (x may be 0, the target involved)

@@ -32,7 +32,8 @@
  *
  * Stabilising rewrites applied (symloss.stabilize):
  *     log_gamma: log Γ(x) → lgamma(x);  log x! → lgamma(x + 1)
- *     lgamma_stirling: lgamma(c·e^u) + r → (c·e^u − ½)(u + log c) − c·e^u + ½·log 2π + δ(c·e^u) + r  (c·e^u ≥ 10)
+ *     lgamma_deviance: lgamma(x) − x·L + e^L → ½·log 2π − ½·log x + δ(x) + bd0(x, e^L)  (x = c·e^u ≥ 10; bd0(x, m)
+ *        = x·log(x/m) + m − x)
  *     digamma_stirling: ψ(c·e^u) + r → (u + log c) − e^−u/(2c) + ε(c·e^u) + r
  *     expm1: exp(x) − 1 → expm1(x)
  *     xlogy: x·log(y) → xlogy(x, y);  x·log1p(y) → xlog1py(x, y)  (x may be 0, the target involved)
@@ -55,6 +56,25 @@
 static double symloss_gamma_log_concentration_log_rate_xlogy(double x, double y)
 {
     return x == 0.0 ? 0.0 : x * log(y);
+}
+
+/* bd0(x, m) = x·log(x/m) + m − x for x, m > 0, lm = log m (Loader 2000; R's bd0): x·(e^z − 1 − z) with
+   z = log1p((m − x)/x) for m/x in [½, 1e30) (m − x is exact where m ≈ x), log(m/x) in (1e-30, ½), lm − log x
+   outside (m may have over- or underflowed; |z| > 69 needs only relative accuracy); by its Taylor series to
+   z²⁰ for |z| < 1 (where the formula cancels: to 0 at x = m = 1e30), m − x·(1 + z) above. */
+static double symloss_gamma_log_concentration_log_rate_bd0(double x, double m, double lm)
+{
+    const double r = m / x;
+    const double z = (r >= 0.5 && r < 1e30) ? log1p((m - x) / x) : (r > 1e-30 && r < 0.5) ? log(r) : lm - log(x);
+    if (!(fabs(z) < 1.0)) {
+        return m - x * (1.0 + z);
+    }
+    return x * z * z * (0.5 + z * (0.16666666666666666 + z * (0.041666666666666664 + z * (0.008333333333333333 +
+        z * (0.001388888888888889 + z * (0.0001984126984126984 + z * (2.48015873015873e-05 +
+        z * (2.7557319223985893e-06 + z * (2.755731922398589e-07 + z * (2.505210838544172e-08 +
+        z * (2.08767569878681e-09 + z * (1.6059043836821613e-10 + z * (1.1470745597729725e-11 +
+        z * (7.647163731819816e-13 + z * (4.779477332387385e-14 + z * (2.8114572543455206e-15 +
+        z * (1.5619206968586225e-16 + z * (8.22063524662433e-18 + z * 4.110317623312165e-19))))))))))))))))));
 }
 
 /* δ(x) = log Γ(x) − ((x − ½)·log x − x + ½·log 2π) for x ≥ 10 (R's lgammacor): the asymptotic series
@@ -111,32 +131,38 @@ static double symloss_gamma_log_concentration_log_rate_digamma(double x)
 static double symloss_gamma_log_concentration_log_rate_terms(double log_concentration, double log_rate, double y)
 {
     (void)log_concentration; (void)log_rate; (void)y;
-    const double _t0 = 2.302585092994046;
-    const double _t1 = (log_concentration >= _t0);
-    const double _t2 = (_t1 ? log_concentration : _t0);
-    const double _t3 = exp(_t2);
-    const double _t4 = exp(((log_concentration <= _t0) ? log_concentration : _t0));
-    const double _t5 = _t3*(_t2 - log_rate - 1.0) - 0.5*_t2 + symloss_gamma_log_concentration_log_rate_lgammacor_series(_t3) + 0.9189385332046728;
-    const double _t6 = (_t1 ? _t5 : lgamma(_t4) - _t4*log_rate);
-    return _t6 + y*exp(log_rate) - symloss_gamma_log_concentration_log_rate_xlogy(expm1(log_concentration), y);
+    const double _t0 = log(y);
+    const double _t1 = 2.302585092994046;
+    const double _t2 = (log_concentration >= _t1);
+    const double _t3 = (_t2 ? log_concentration : _t1);
+    const double _t4 = exp(_t3);
+    const double _t5 = exp(log_rate);
+    const double _t6 = ((log_concentration <= _t1) ? log_concentration : _t1);
+    const double _t7 = exp(_t6);
+    const double _t8 = symloss_gamma_log_concentration_log_rate_bd0(_t4, _t5*y, log_rate + _t0);
+    const double _t9 = _t0 - 0.5*_t3 + _t8 + symloss_gamma_log_concentration_log_rate_lgammacor_series(_t4) + 0.9189385332046728;
+    return (_t2 ? _t9 : _t5*y - _t7*log_rate + lgamma(_t7) - symloss_gamma_log_concentration_log_rate_xlogy(expm1(_t6), y));
 }
 
 /* ℓ of one observation, and its partial derivatives ∂ℓ/∂log_concentration, ∂ℓ/∂log_rate into _g. */
 static double symloss_gamma_log_concentration_log_rate_terms_and_grads(double log_concentration, double log_rate, double y, double *_g)
 {
     (void)log_concentration; (void)log_rate; (void)y;
-    const double _t0 = y*exp(log_rate);
+    const double _t0 = log(y);
     const double _t1 = 2.302585092994046;
     const double _t2 = (log_concentration >= _t1);
     const double _t3 = (_t2 ? log_concentration : _t1);
     const double _t4 = exp(_t3);
-    const double _t5 = exp(((log_concentration <= _t1) ? log_concentration : _t1));
-    const double _t6 = exp(log_concentration);
-    const double _t7 = -log_concentration;
-    const double _t8 = _t4*(_t3 - log_rate - 1.0) - 0.5*_t3 + symloss_gamma_log_concentration_log_rate_lgammacor_series(_t4) + 0.9189385332046728;
-    _g[0] = _t6*(-log_rate - _t7 - 0.5*exp(_t7) - log(y) + symloss_gamma_log_concentration_log_rate_digammacor(_t6));
-    _g[1] = _t0 - _t6;
-    return _t0 + (_t2 ? _t8 : lgamma(_t5) - _t5*log_rate) - symloss_gamma_log_concentration_log_rate_xlogy(expm1(log_concentration), y);
+    const double _t5 = exp(log_rate);
+    const double _t6 = _t5*y;
+    const double _t7 = log_rate + _t0;
+    const double _t8 = ((log_concentration <= _t1) ? log_concentration : _t1);
+    const double _t9 = exp(_t8);
+    const double _t10 = exp(log_concentration);
+    const double _t12 = _t0 - 0.5*_t3 + symloss_gamma_log_concentration_log_rate_bd0(_t4, _t6, _t7) + symloss_gamma_log_concentration_log_rate_lgammacor_series(_t4) + 0.9189385332046728;
+    _g[0] = _t10*(log_concentration - _t7 + symloss_gamma_log_concentration_log_rate_digammacor(_t10) - 0.5*exp(-log_concentration));
+    _g[1] = _t6 - _t10;
+    return (_t2 ? _t12 : _t5*y - _t9*log_rate + lgamma(_t9) - symloss_gamma_log_concentration_log_rate_xlogy(expm1(_t8), y));
 }
 
 /* The dropped constant c = −log p − ℓ of one observation. */

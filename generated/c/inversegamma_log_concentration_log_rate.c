@@ -32,8 +32,11 @@
  *
  * Stabilising rewrites applied (symloss.stabilize):
  *     log_gamma: log Γ(x) → lgamma(x);  log x! → lgamma(x + 1)
- *     lgamma_stirling: lgamma(c·e^u) + r → (c·e^u − ½)(u + log c) − c·e^u + ½·log 2π + δ(c·e^u) + r  (c·e^u ≥ 10)
+ *     lgamma_deviance: lgamma(x) − x·L + e^L → ½·log 2π − ½·log x + δ(x) + bd0(x, e^L)  (x = c·e^u ≥ 10; bd0(x, m)
+ *        = x·log(x/m) + m − x)
  *     digamma_stirling: ψ(c·e^u) + r → (u + log c) − e^−u/(2c) + ε(c·e^u) + r
+ *     log_ratio: C·log(y) + c·s → (−c)·log_ratio(y, s) + (C + c)·log(y)  (y the data, s a real input, −c C or a
+ *        term of it);  x·log_ratio(y, s) → xmuly(x, log_ratio(y, s)) where x may be 0 (by the xlogy rule)
  *
  * Conventions:
  *   * Every array argument has n elements (no broadcasting; repeat a shared value); the named constants
@@ -48,6 +51,39 @@
 #include <stddef.h>
 
 #include "inversegamma_log_concentration_log_rate.h"
+
+/* log(y) − s with log y carried to ~5e-17 absolute, not half an ulp of log y (which is all of log y − s where
+   y ≈ e^s): y = m·2^e with m in [√½, √2), and (e·ln2_hi − s) + (e·ln2_lo + log m), of which e·ln2_hi (ln2_hi
+   has 15 bits) and its difference with a close s are exact. */
+static double symloss_inversegamma_log_concentration_log_rate_log_ratio(double y, double s)
+{
+    int e;
+    double m = frexp(y, &e);
+    if (m < 0.7071067811865476) {
+        m *= 2.0;
+        e -= 1;
+    }
+    return ((double)e * 0.693145751953125 - s) + ((double)e * 1.4286068203094173e-06 + log(m));
+}
+
+/* bd0(x, m) = x·log(x/m) + m − x for x, m > 0, lm = log m (Loader 2000; R's bd0): x·(e^z − 1 − z) with
+   z = log1p((m − x)/x) for m/x in [½, 1e30) (m − x is exact where m ≈ x), log(m/x) in (1e-30, ½), lm − log x
+   outside (m may have over- or underflowed; |z| > 69 needs only relative accuracy); by its Taylor series to
+   z²⁰ for |z| < 1 (where the formula cancels: to 0 at x = m = 1e30), m − x·(1 + z) above. */
+static double symloss_inversegamma_log_concentration_log_rate_bd0(double x, double m, double lm)
+{
+    const double r = m / x;
+    const double z = (r >= 0.5 && r < 1e30) ? log1p((m - x) / x) : (r > 1e-30 && r < 0.5) ? log(r) : lm - log(x);
+    if (!(fabs(z) < 1.0)) {
+        return m - x * (1.0 + z);
+    }
+    return x * z * z * (0.5 + z * (0.16666666666666666 + z * (0.041666666666666664 + z * (0.008333333333333333 +
+        z * (0.001388888888888889 + z * (0.0001984126984126984 + z * (2.48015873015873e-05 +
+        z * (2.7557319223985893e-06 + z * (2.755731922398589e-07 + z * (2.505210838544172e-08 +
+        z * (2.08767569878681e-09 + z * (1.6059043836821613e-10 + z * (1.1470745597729725e-11 +
+        z * (7.647163731819816e-13 + z * (4.779477332387385e-14 + z * (2.8114572543455206e-15 +
+        z * (1.5619206968586225e-16 + z * (8.22063524662433e-18 + z * 4.110317623312165e-19))))))))))))))))));
+}
 
 /* δ(x) = log Γ(x) − ((x − ½)·log x − x + ½·log 2π) for x ≥ 10 (R's lgammacor): the asymptotic series
    Σ B₂ₖ/(2k(2k − 1)x²ᵏ⁻¹) to x⁻¹⁷ (error < 2e-19), no branch: for arguments known to be ≥ 10. */
@@ -103,33 +139,37 @@ static double symloss_inversegamma_log_concentration_log_rate_digamma(double x)
 static double symloss_inversegamma_log_concentration_log_rate_terms(double log_concentration, double log_rate, double y)
 {
     (void)log_concentration; (void)log_rate; (void)y;
-    const double _t0 = 2.302585092994046;
-    const double _t1 = (log_concentration >= _t0);
-    const double _t2 = (_t1 ? log_concentration : _t0);
-    const double _t3 = exp(_t2);
-    const double _t4 = exp(((log_concentration <= _t0) ? log_concentration : _t0));
-    const double _t5 = _t3*(_t2 - log_rate - 1.0) - 0.5*_t2 + symloss_inversegamma_log_concentration_log_rate_lgammacor_series(_t3) + 0.9189385332046728;
-    const double _t6 = (_t1 ? _t5 : lgamma(_t4) - _t4*log_rate);
-    return _t6 - (-exp(log_concentration) - 1.0)*log(y) + exp(log_rate)/y;
+    const double _t0 = log(y);
+    const double _t1 = 2.302585092994046;
+    const double _t2 = (log_concentration >= _t1);
+    const double _t3 = (_t2 ? log_concentration : _t1);
+    const double _t4 = exp(_t3);
+    const double _t5 = exp(log_rate)/y;
+    const double _t6 = symloss_inversegamma_log_concentration_log_rate_log_ratio(y, log_rate);
+    const double _t7 = exp(((log_concentration <= _t1) ? log_concentration : _t1));
+    const double _t8 = _t0 - 0.5*_t3 + symloss_inversegamma_log_concentration_log_rate_bd0(_t4, _t5, -_t6) + symloss_inversegamma_log_concentration_log_rate_lgammacor_series(_t4) + 0.9189385332046728;
+    return (_t2 ? _t8 : _t0 + _t5 + _t6*_t7 + lgamma(_t7));
 }
 
 /* ℓ of one observation, and its partial derivatives ∂ℓ/∂log_concentration, ∂ℓ/∂log_rate into _g. */
 static double symloss_inversegamma_log_concentration_log_rate_terms_and_grads(double log_concentration, double log_rate, double y, double *_g)
 {
     (void)log_concentration; (void)log_rate; (void)y;
-    const double _t0 = exp(log_rate);
-    const double _t1 = (1.0/(y));
-    const double _t2 = log(y);
-    const double _t3 = exp(log_concentration);
-    const double _t4 = 2.302585092994046;
-    const double _t5 = (log_concentration >= _t4);
-    const double _t6 = (_t5 ? log_concentration : _t4);
-    const double _t7 = exp(_t6);
-    const double _t8 = exp(((log_concentration <= _t4) ? log_concentration : _t4));
-    const double _t9 = _t7*(_t6 - log_rate - 1.0) - 0.5*_t6 + symloss_inversegamma_log_concentration_log_rate_lgammacor_series(_t7) + 0.9189385332046728;
-    _g[0] = _t3*(log_concentration - log_rate + _t2 + symloss_inversegamma_log_concentration_log_rate_digammacor(_t3) - 0.5*exp(-log_concentration));
-    _g[1] = _t0*_t1 - _t3;
-    return _t0*_t1 - _t2*(-_t3 - 1.0) + (_t5 ? _t9 : lgamma(_t8) - _t8*log_rate);
+    const double _t0 = log(y);
+    const double _t1 = 2.302585092994046;
+    const double _t2 = (log_concentration >= _t1);
+    const double _t3 = (_t2 ? log_concentration : _t1);
+    const double _t4 = exp(_t3);
+    const double _t5 = exp(log_rate);
+    const double _t6 = (1.0/(y));
+    const double _t7 = _t5*_t6;
+    const double _t8 = symloss_inversegamma_log_concentration_log_rate_log_ratio(y, log_rate);
+    const double _t9 = exp(((log_concentration <= _t1) ? log_concentration : _t1));
+    const double _t10 = exp(log_concentration);
+    const double _t11 = _t0 - 0.5*_t3 + symloss_inversegamma_log_concentration_log_rate_bd0(_t4, _t7, -_t8) + symloss_inversegamma_log_concentration_log_rate_lgammacor_series(_t4) + 0.9189385332046728;
+    _g[0] = _t10*(log_concentration - log_rate + _t0 + symloss_inversegamma_log_concentration_log_rate_digammacor(_t10) - 0.5*exp(-log_concentration));
+    _g[1] = _t5*_t6 - _t10;
+    return (_t2 ? _t11 : _t0 + _t7 + _t8*_t9 + lgamma(_t9));
 }
 
 /* The dropped constant c = −log p − ℓ of one observation. */

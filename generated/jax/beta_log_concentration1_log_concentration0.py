@@ -39,6 +39,8 @@ Stabilising rewrites applied (symloss.stabilize):
     log_beta: lgamma(p) + lgamma(q) − lgamma(p + q) → lbeta(p, q);  … − lgamma(p + q − 1) → lbeta(p, q) + log(p + q
         − 1)
     digamma_difference: ψ(x + h) − ψ(x) → digamma_difference(x, h)
+    lbeta_deviance: lbeta(a, b) − a·log p − b·log(1 − p) → ½·log 2π + ½·log((a + b)/(a·b)) + δ(a) + δ(b) − δ(a + b)
+        + bd0(a, (a + b)·p) + bd0(b, (a + b)·(1 − p))  (a, b ≥ 10)
     log1p: log(1 + x) → log1p(x)
     expm1: exp(x) − 1 → expm1(x)
     xlogy: x·log(y) → xlogy(x, y);  x·log1p(y) → xlog1py(x, y)  (x may be 0, the target involved)
@@ -74,6 +76,26 @@ WRT = ("log_concentration1", "log_concentration0")
 CONSTANTS = ()
 REDUCTIONS = ("mean", "sum", "none")
 _WRT_INDEX = (0, 1)
+
+
+def _bd0(x, m, lm):
+    """bd0(x, m) = x·log(x/m) + m − x for x, m > 0, lm = log m (Loader 2000; R's bd0): x·(e^z − 1 − z) with
+    z = log1p((m − x)/x) for m/x in [½, 1e30) (m − x is exact where m ≈ x), log(m/x) in (1e-30, ½), lm − log x
+    outside (m may have over- or underflowed; |z| > 69 needs only relative accuracy); by its Taylor series to
+    z²⁰ for |z| < 1 (where the formula cancels: to 0 at x = m = 1e30), m − x·(1 + z) above."""
+    r = m / x
+    near = (r >= 0.5) & (r < 1e30)
+    far = (r > 1e-30) & (r < 0.5)
+    z = jnp.where(near, jnp.log1p(jnp.where(near, (m - x) / x, 0.0)),
+                 jnp.where(far, jnp.log(jnp.where(far, r, 1.0)), lm - jnp.log(x)))
+    small = jnp.abs(z) < 1.0
+    zs = jnp.where(small, z, 0.0)
+    series = zs * zs * (1 / 2 + zs * (1 / 6 + zs * (1 / 24 + zs * (1 / 120 + zs * (1 / 720 + zs * (1 / 5040 +
+        zs * (1 / 40320 + zs * (1 / 362880 + zs * (1 / 3628800 + zs * (1 / 39916800 + zs * (1 / 479001600 +
+        zs * (1 / 6227020800 + zs * (1 / 87178291200 + zs * (1 / 1307674368000 + zs * (1 / 20922789888000 +
+        zs * (1 / 355687428096000 + zs * (1 / 6402373705728000 + zs * (1 / 121645100408832000 +
+        zs * 1 / 2432902008176640000))))))))))))))))))
+    return jnp.where(small, x * series, m - x * (1.0 + z))
 
 
 def _lgammacor_series(x):
@@ -135,20 +157,62 @@ def _digamma_diff(x, h):
 
 def _loss_terms(log_concentration1, log_concentration0, y):
     """ℓ of each observation."""
-    _t0 = _lbeta(jnp.exp(log_concentration0), jnp.exp(log_concentration1))
-    _t1 = -jax.scipy.special.xlog1py(jnp.expm1(log_concentration0), -y)
-    return _t0 + _t1 - jax.scipy.special.xlogy(jnp.expm1(log_concentration1), y)
+    _t0 = jnp.log(y)
+    _t1 = -y
+    _t2 = jnp.log1p(_t1)
+    _t3 = math.log(10)
+    _t4 = (log_concentration1 >= _t3)
+    _t5 = jnp.where(_t4, log_concentration1, _t3)
+    _t6 = (log_concentration0 >= _t3)
+    _t7 = jnp.where(_t6, log_concentration0, _t3)
+    _t8 = jnp.exp(_t7)
+    _t9 = jnp.exp(_t5)
+    _t10 = _t8 + _t9
+    _t11 = jnp.logaddexp(0.0, _t5 - _t7)
+    _t12 = _t11 + _t7
+    _t14 = _t3 - 1
+    _t13 = jnp.where(((log_concentration0 < _t3) | (log_concentration1 < _t3)), log_concentration0, _t14)
+    _t15 = _bd0(_t8, _t10*(1 - y), _t12 + _t2)
+    _t16 = _bd0(_t9, _t10*y, _t0 + _t12)
+    _t17 = -_lgammacor_series(_t10)
+    _t18 = _lgammacor_series(_t9)
+    _t19 = _lgammacor_series(_t8)
+    _t20 = -jax.scipy.special.xlogy(jnp.expm1(log_concentration1), y)
+    _t21 = _lbeta(jnp.exp(_t13), jnp.exp(log_concentration1))
+    _t22 = _t0 + (1/2)*_t11 + _t15 + _t16 + _t17 + _t18 + _t19 + _t2 - 1/2*_t5 + 0.9189385332046728
+    return jnp.where((_t4 & _t6), _t22, _t20 + _t21 - jax.scipy.special.xlog1py(jnp.expm1(_t13), _t1))
 
 
 def _loss_terms_and_grads(log_concentration1, log_concentration0, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂log_concentration1, ∂ℓ/∂log_concentration0."""
-    _t0 = -y
-    _t1 = jnp.exp(log_concentration0)
-    _t2 = jnp.exp(log_concentration1)
-    _t3 = -jax.scipy.special.xlog1py(jnp.expm1(log_concentration0), _t0)
-    _value = _t3 + _lbeta(_t1, _t2) - jax.scipy.special.xlogy(jnp.expm1(log_concentration1), y)
-    _grad0 = _t2*(-jnp.log(y) - _digamma_diff(_t2, _t1))
-    _grad1 = _t1*(-_digamma_diff(_t1, _t2) - jnp.log1p(_t0))
+    _t0 = jnp.log(y)
+    _t1 = -y
+    _t2 = jnp.log1p(_t1)
+    _t3 = math.log(10)
+    _t4 = (log_concentration1 >= _t3)
+    _t5 = jnp.where(_t4, log_concentration1, _t3)
+    _t6 = (log_concentration0 >= _t3)
+    _t7 = jnp.where(_t6, log_concentration0, _t3)
+    _t8 = jnp.exp(_t7)
+    _t9 = jnp.exp(_t5)
+    _t10 = _t8 + _t9
+    _t11 = jnp.logaddexp(0.0, _t5 - _t7)
+    _t12 = _t11 + _t7
+    _t16 = _t3 - 1
+    _t13 = jnp.where(((log_concentration0 < _t3) | (log_concentration1 < _t3)), log_concentration0, _t16)
+    _t14 = jnp.exp(log_concentration1)
+    _t15 = jnp.exp(log_concentration0)
+    _t17 = _bd0(_t8, _t10*(1 - y), _t12 + _t2)
+    _t18 = _bd0(_t9, _t10*y, _t0 + _t12)
+    _t19 = -_lgammacor_series(_t10)
+    _t20 = _lgammacor_series(_t9)
+    _t21 = _lgammacor_series(_t8)
+    _t22 = -jax.scipy.special.xlogy(jnp.expm1(log_concentration1), y)
+    _t23 = _t0 + (1/2)*_t11 + _t17 + _t18 + _t19 + _t2 + _t20 + _t21 - 1/2*_t5 + 0.9189385332046728
+    _t24 = _t22 + _lbeta(_t14, jnp.exp(_t13)) - jax.scipy.special.xlog1py(jnp.expm1(_t13), _t1)
+    _value = jnp.where((_t4 & _t6), _t23, _t24)
+    _grad0 = _t14*(-_t0 - _digamma_diff(_t14, _t15))
+    _grad1 = _t15*(-_t2 - _digamma_diff(_t15, _t14))
     return _value, (_grad0, _grad1)
 
 

@@ -32,7 +32,8 @@ Torch built-in: none computes this loss.
 
 Stabilising rewrites applied (symloss.stabilize):
     log_gamma: log Γ(x) → lgamma(x);  log x! → lgamma(x + 1)
-    lgamma_stirling: lgamma(c·e^u) + r → (c·e^u − ½)(u + log c) − c·e^u + ½·log 2π + δ(c·e^u) + r  (c·e^u ≥ 10)
+    lgamma_deviance: lgamma(x) − x·L + e^L → ½·log 2π − ½·log x + δ(x) + bd0(x, e^L)  (x = c·e^u ≥ 10; bd0(x, m) =
+        x·log(x/m) + m − x)
     digamma_stirling: ψ(c·e^u) + r → (u + log c) − e^−u/(2c) + ε(c·e^u) + r
     expm1: exp(x) − 1 → expm1(x)
     xlogy: x·log(y) → xlogy(x, y);  x·log1p(y) → xlog1py(x, y)  (x may be 0, the target involved)
@@ -70,6 +71,26 @@ REDUCTIONS = ("mean", "sum", "none")
 _WRT_INDEX = (0, 1)
 
 
+def _bd0(x, m, lm):
+    """bd0(x, m) = x·log(x/m) + m − x for x, m > 0, lm = log m (Loader 2000; R's bd0): x·(e^z − 1 − z) with
+    z = log1p((m − x)/x) for m/x in [½, 1e30) (m − x is exact where m ≈ x), log(m/x) in (1e-30, ½), lm − log x
+    outside (m may have over- or underflowed; |z| > 69 needs only relative accuracy); by its Taylor series to
+    z²⁰ for |z| < 1 (where the formula cancels: to 0 at x = m = 1e30), m − x·(1 + z) above."""
+    r = m / x
+    near = (r >= 0.5) & (r < 1e30)
+    far = (r > 1e-30) & (r < 0.5)
+    z = jnp.where(near, jnp.log1p(jnp.where(near, (m - x) / x, 0.0)),
+                 jnp.where(far, jnp.log(jnp.where(far, r, 1.0)), lm - jnp.log(x)))
+    small = jnp.abs(z) < 1.0
+    zs = jnp.where(small, z, 0.0)
+    series = zs * zs * (1 / 2 + zs * (1 / 6 + zs * (1 / 24 + zs * (1 / 120 + zs * (1 / 720 + zs * (1 / 5040 +
+        zs * (1 / 40320 + zs * (1 / 362880 + zs * (1 / 3628800 + zs * (1 / 39916800 + zs * (1 / 479001600 +
+        zs * (1 / 6227020800 + zs * (1 / 87178291200 + zs * (1 / 1307674368000 + zs * (1 / 20922789888000 +
+        zs * (1 / 355687428096000 + zs * (1 / 6402373705728000 + zs * (1 / 121645100408832000 +
+        zs * 1 / 2432902008176640000))))))))))))))))))
+    return jnp.where(small, x * series, m - x * (1.0 + z))
+
+
 def _lgammacor_series(x):
     """δ(x) = log Γ(x) − ((x − ½)·log x − x + ½·log 2π) for x ≥ 10 (R's lgammacor): the asymptotic series
     Σ B₂ₖ/(2k(2k − 1)x²ᵏ⁻¹) to x⁻¹⁷ (error < 2e-19), no branch: for arguments known to be ≥ 10."""
@@ -95,31 +116,38 @@ def _digammacor(x):
 
 def _loss_terms(log_concentration, log_rate, y):
     """ℓ of each observation."""
-    _t0 = math.log(10)
-    _t1 = (log_concentration >= _t0)
-    _t2 = jnp.where(_t1, log_concentration, _t0)
-    _t3 = jnp.exp(_t2)
-    _t4 = jnp.exp(jnp.where((log_concentration <= _t0), log_concentration, _t0))
-    _t5 = _t3*(_t2 - log_rate - 1) - 1/2*_t2 + _lgammacor_series(_t3) + 0.9189385332046728
-    _t6 = jnp.where(_t1, _t5, jax.scipy.special.gammaln(_t4) - _t4*log_rate)
-    return _t6 + y*jnp.exp(log_rate) - jax.scipy.special.xlogy(jnp.expm1(log_concentration), y)
-
-
-def _loss_terms_and_grads(log_concentration, log_rate, y):
-    """ℓ of each observation and its partial derivatives ∂ℓ/∂log_concentration, ∂ℓ/∂log_rate."""
-    _t0 = y*jnp.exp(log_rate)
+    _t0 = jnp.log(y)
     _t1 = math.log(10)
     _t2 = (log_concentration >= _t1)
     _t3 = jnp.where(_t2, log_concentration, _t1)
     _t4 = jnp.exp(_t3)
-    _t5 = jnp.exp(jnp.where((log_concentration <= _t1), log_concentration, _t1))
-    _t6 = jnp.exp(log_concentration)
-    _t7 = -log_concentration
-    _t8 = _t4*(_t3 - log_rate - 1) - 1/2*_t3 + _lgammacor_series(_t4) + 0.9189385332046728
-    _t9 = jnp.where(_t2, _t8, jax.scipy.special.gammaln(_t5) - _t5*log_rate)
-    _value = _t0 + _t9 - jax.scipy.special.xlogy(jnp.expm1(log_concentration), y)
-    _grad0 = _t6*(-log_rate - _t7 - 1/2*jnp.exp(_t7) - jnp.log(y) + _digammacor(_t6))
-    _grad1 = _t0 - _t6
+    _t5 = jnp.exp(log_rate)
+    _t6 = jnp.where((log_concentration <= _t1), log_concentration, _t1)
+    _t7 = jnp.exp(_t6)
+    _t8 = _bd0(_t4, _t5*y, log_rate + _t0)
+    _t9 = -jax.scipy.special.xlogy(jnp.expm1(_t6), y)
+    _t10 = _t0 - 1/2*_t3 + _t8 + _lgammacor_series(_t4) + 0.9189385332046728
+    return jnp.where(_t2, _t10, _t5*y - _t7*log_rate + _t9 + jax.scipy.special.gammaln(_t7))
+
+
+def _loss_terms_and_grads(log_concentration, log_rate, y):
+    """ℓ of each observation and its partial derivatives ∂ℓ/∂log_concentration, ∂ℓ/∂log_rate."""
+    _t0 = jnp.log(y)
+    _t1 = math.log(10)
+    _t2 = (log_concentration >= _t1)
+    _t3 = jnp.where(_t2, log_concentration, _t1)
+    _t4 = jnp.exp(_t3)
+    _t5 = jnp.exp(log_rate)
+    _t6 = _t5*y
+    _t7 = log_rate + _t0
+    _t8 = jnp.where((log_concentration <= _t1), log_concentration, _t1)
+    _t9 = jnp.exp(_t8)
+    _t10 = jnp.exp(log_concentration)
+    _t12 = -jax.scipy.special.xlogy(jnp.expm1(_t8), y)
+    _t13 = _t0 - 1/2*_t3 + _bd0(_t4, _t6, _t7) + _lgammacor_series(_t4) + 0.9189385332046728
+    _value = jnp.where(_t2, _t13, _t12 + _t5*y - _t9*log_rate + jax.scipy.special.gammaln(_t9))
+    _grad0 = _t10*(log_concentration - _t7 + _digammacor(_t10) - 1/2*jnp.exp(-log_concentration))
+    _grad1 = _t6 - _t10
     return _value, (_grad0, _grad1)
 
 

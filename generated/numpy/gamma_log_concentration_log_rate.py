@@ -32,7 +32,8 @@ Torch built-in: none computes this loss.
 
 Stabilising rewrites applied (symloss.stabilize):
     log_gamma: log Γ(x) → lgamma(x);  log x! → lgamma(x + 1)
-    lgamma_stirling: lgamma(c·e^u) + r → (c·e^u − ½)(u + log c) − c·e^u + ½·log 2π + δ(c·e^u) + r  (c·e^u ≥ 10)
+    lgamma_deviance: lgamma(x) − x·L + e^L → ½·log 2π − ½·log x + δ(x) + bd0(x, e^L)  (x = c·e^u ≥ 10; bd0(x, m) =
+        x·log(x/m) + m − x)
     digamma_stirling: ψ(c·e^u) + r → (u + log c) − e^−u/(2c) + ε(c·e^u) + r
     expm1: exp(x) − 1 → expm1(x)
     xlogy: x·log(y) → xlogy(x, y);  x·log1p(y) → xlog1py(x, y)  (x may be 0, the target involved)
@@ -98,6 +99,26 @@ def _xlogy(x, y):
     out = x * np.log(y)
     zero = x == 0
     return np.where(zero, 0.0, out) if np.any(zero) else out
+
+
+def _bd0(x, m, lm):
+    """bd0(x, m) = x·log(x/m) + m − x for x, m > 0, lm = log m (Loader 2000; R's bd0): x·(e^z − 1 − z) with
+    z = log1p((m − x)/x) for m/x in [½, 1e30) (m − x is exact where m ≈ x), log(m/x) in (1e-30, ½), lm − log x
+    outside (m may have over- or underflowed; |z| > 69 needs only relative accuracy); by its Taylor series to
+    z²⁰ for |z| < 1 (where the formula cancels: to 0 at x = m = 1e30), m − x·(1 + z) above."""
+    r = m / x
+    near = (r >= 0.5) & (r < 1e30)
+    far = (r > 1e-30) & (r < 0.5)
+    z = np.where(near, np.log1p(np.where(near, (m - x) / x, 0.0)),
+                 np.where(far, np.log(np.where(far, r, 1.0)), lm - np.log(x)))
+    small = np.abs(z) < 1.0
+    zs = np.where(small, z, 0.0)
+    series = zs * zs * (1 / 2 + zs * (1 / 6 + zs * (1 / 24 + zs * (1 / 120 + zs * (1 / 720 + zs * (1 / 5040 +
+        zs * (1 / 40320 + zs * (1 / 362880 + zs * (1 / 3628800 + zs * (1 / 39916800 + zs * (1 / 479001600 +
+        zs * (1 / 6227020800 + zs * (1 / 87178291200 + zs * (1 / 1307674368000 + zs * (1 / 20922789888000 +
+        zs * (1 / 355687428096000 + zs * (1 / 6402373705728000 + zs * (1 / 121645100408832000 +
+        zs * 1 / 2432902008176640000))))))))))))))))))
+    return np.where(small, x * series, m - x * (1.0 + z))
 
 
 def _lgammacor_series(x):
@@ -293,30 +314,35 @@ def _digamma_shift(x):
 
 def _loss_terms(log_concentration, log_rate, y):
     """ℓ of each observation."""
-    _t0 = np.exp(log_concentration)
-    _t1 = np.maximum(_t0, 10)
-    _t2 = math.log(10)
-    _t3 = np.maximum(log_concentration, _t2)
-    _t4 = np.minimum(_t0, 10)
-    _t5 = _t1*(_t3 - log_rate - 1) - 1/2*_t3 + _lgammacor_series(_t1) + 0.9189385332046728
-    _t6 = np.where((_t2 <= log_concentration), _t5, _lgamma(_t4) - _t4*log_rate)
-    return _t6 + y*np.exp(log_rate) - _xlogy(np.expm1(log_concentration), y)
+    _t0 = np.log(y)
+    _t1 = np.exp(log_concentration)
+    _t2 = np.maximum(_t1, 10)
+    _t3 = math.log(10)
+    _t4 = np.exp(log_rate)
+    _t5 = np.minimum(_t1, 10)
+    _t6 = -1/2*np.maximum(log_concentration, _t3)
+    _t7 = -_xlogy(np.expm1(np.minimum(log_concentration, _t3)), y)
+    _t8 = _t0 + _t6 + _bd0(_t2, _t4*y, log_rate + _t0) + _lgammacor_series(_t2) + 0.9189385332046728
+    return np.where((_t3 <= log_concentration), _t8, _t4*y - _t5*log_rate + _t7 + _lgamma(_t5))
 
 
 def _loss_terms_and_grads(log_concentration, log_rate, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂log_concentration, ∂ℓ/∂log_rate."""
-    _t0 = y*np.exp(log_rate)
+    _t0 = np.log(y)
     _t1 = np.exp(log_concentration)
     _t2 = np.maximum(_t1, 10)
     _t3 = math.log(10)
-    _t4 = np.maximum(log_concentration, _t3)
-    _t5 = np.minimum(_t1, 10)
-    _t6 = -log_concentration
-    _t7 = _t2*(_t4 - log_rate - 1) - 1/2*_t4 + _lgammacor_series(_t2) + 0.9189385332046728
-    _t8 = np.where((_t3 <= log_concentration), _t7, _lgamma(_t5) - _t5*log_rate)
-    _value = _t0 + _t8 - _xlogy(np.expm1(log_concentration), y)
-    _grad0 = _t1*(-log_rate - _t6 - 1/2*np.exp(_t6) - np.log(y) + _digammacor(_t1))
-    _grad1 = _t0 - _t1
+    _t4 = np.exp(log_rate)
+    _t5 = _t4*y
+    _t6 = log_rate + _t0
+    _t7 = np.minimum(_t1, 10)
+    _t8 = -log_concentration
+    _t9 = -1/2*np.maximum(log_concentration, _t3)
+    _t10 = -_xlogy(np.expm1(np.minimum(log_concentration, _t3)), y)
+    _t11 = _t0 + _t9 + _bd0(_t2, _t5, _t6) + _lgammacor_series(_t2) + 0.9189385332046728
+    _value = np.where((_t3 <= log_concentration), _t11, _t10 + _t4*y - _t7*log_rate + _lgamma(_t7))
+    _grad0 = _t1*(-_t6 - _t8 - 1/2*np.exp(_t8) + _digammacor(_t1))
+    _grad1 = _t5 - _t1
     return _value, (_grad0, _grad1)
 
 

@@ -109,6 +109,43 @@ def _loss_terms_and_grads(loc, log_scale, quantile, y):
     return _value, (_grad0, _grad1, _grad2)
 
 
+def _loss_terms_inplace(loc, log_scale, quantile, y):
+    """_loss_terms with the new tensors that nothing reads afterwards overwritten in place rather than new ones
+    allocated: the same operations and roundings (see _inplace_ok for when it may run)."""
+    _t0 = 2 * quantile
+    _t1 = loc - y
+    _t2 = (-log_scale).exp_().mul_(_t1)
+    _t3 = 1 / 2 * _t2
+    _t4 = (
+        torch.where(_t1 > 0, (2 - _t0).mul_(_t3), torch.where(_t1 < 0, _t2.neg_().mul_(quantile), (1 -
+        _t0).mul_(_t3)))
+    )
+    return _t4.add_(log_scale).sub_(torch.log(quantile)).sub_((-quantile).log1p_())
+
+
+def _loss_terms_and_grads_inplace(loc, log_scale, quantile, y):
+    """_loss_terms_and_grads with the new tensors that nothing reads afterwards overwritten in place rather
+    than new ones allocated: the same operations and roundings (see _inplace_ok for when it may run)."""
+    _t0 = 2 * quantile
+    _t1 = _t0 - 2
+    _t2 = (-log_scale).exp_()
+    _t3 = loc - y
+    _t4 = _t2 * _t3
+    _t5 = 1 / 2 * _t4
+    _t6 = _t3 > 0
+    _t7 = _t4.mul_(quantile)
+    _t8 = _t3 < 0
+    _t9 = _t0 - 1
+    _t10 = -_t9
+    _t11 = 1 - quantile
+    _t12 = torch.where(_t6, (-_t1).mul_(_t5), torch.where(_t8, -_t7, _t10 * _t5))
+    _value = _t12.add_(log_scale).sub_(torch.log(quantile)).sub_((-quantile).log1p_())
+    _grad0 = (1 / 2 * _t2).mul_(torch.where(_t6, 2 * _t11, torch.where(_t8, _t0.neg_(), _t10, out=_t10)))
+    _grad1 = torch.where(_t6, _t1.mul_(_t5), torch.where(_t8, _t7, _t9.mul_(_t5), out=_t7)).add_(1)
+    _grad2 = _t2.neg_().mul_(_t3).sub_(1 / quantile).add_(1 / _t11)
+    return _value, (_grad0, _grad1, _grad2)
+
+
 def _constant(loc, log_scale, quantile, y):
     """The dropped constant c = −log p − ℓ of each observation."""
     return 0
@@ -197,16 +234,28 @@ def _owned(g, others):
     return all(not isinstance(t, torch.Tensor) or t.untyped_storage().data_ptr() != ptr for t in others)
 
 
+def _inplace_ok(args):
+    """Whether the in-place forms of the loss terms may run: autograd records nothing (it could save a tensor
+    they overwrite), torch.compile is not tracing (it fuses the plain form itself), and the inputs and the
+    target share one shape into which the constants broadcast, so that every temporary computed from them has
+    that shape (and an in-place operation never needs to grow it)."""
+    if torch.compiler.is_compiling() or (torch.is_grad_enabled() and any(a.requires_grad for a in args)):
+        return False
+    shape = args[0].shape
+    return (all(a.shape == shape for a in args[1:4])
+            and all(torch.broadcast_shapes(a.shape, shape) == shape for a in args[4:]))
+
+
 def _forward(args, weight, reduction, full, needs):
     """The reduced loss and, for each argument (weight last) whose entry of needs is true, the factor that
     backward multiplies by grad_output: for reduction "mean"/"sum" the gradient of the reduced loss, already
     summed to the argument's shape; for "none" each loss's own gradient w·∂ℓ/∂arg (not summed)."""
     if not any(needs):
-        value = _loss_terms(*args)
+        value = (_loss_terms_inplace if _inplace_ok(args) else _loss_terms)(*args)
         if full:
             value = value + _constant(*args)
         return _reduce(_broadcast(value, args), weight, reduction), None
-    value, partials = _loss_terms_and_grads(*args)
+    value, partials = (_loss_terms_and_grads_inplace if _inplace_ok(args) else _loss_terms_and_grads)(*args)
     if full:
         value = value + _constant(*args)
     value = _broadcast(value, args)

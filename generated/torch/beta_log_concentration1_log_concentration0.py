@@ -39,6 +39,8 @@ Stabilising rewrites applied (symloss.stabilize):
     log_beta: lgamma(p) + lgamma(q) − lgamma(p + q) → lbeta(p, q);  … − lgamma(p + q − 1) → lbeta(p, q) + log(p + q
         − 1)
     digamma_difference: ψ(x + h) − ψ(x) → digamma_difference(x, h)
+    lbeta_deviance: lbeta(a, b) − a·log p − b·log(1 − p) → ½·log 2π + ½·log((a + b)/(a·b)) + δ(a) + δ(b) − δ(a + b)
+        + bd0(a, (a + b)·p) + bd0(b, (a + b)·(1 − p))  (a, b ≥ 10)
     log1p: log(1 + x) → log1p(x)
     expm1: exp(x) − 1 → expm1(x)
     xlogy: x·log(y) → xlogy(x, y);  x·log1p(y) → xlog1py(x, y)  (x may be 0, the target involved)
@@ -83,6 +85,32 @@ WRT = ("log_concentration1", "log_concentration0")
 CONSTANTS = ()
 REDUCTIONS = ("mean", "sum", "none")
 _WRT_INDEX = (0, 1)
+
+
+def _softplus(x):
+    """log(1 + exp(x)) without overflow, one fused kernel: log1p(exp(x)) up to x = 40, x above it (where
+    x + log1p(exp(−x)) rounds to x in float32 and float64 alike)."""
+    return torch.nn.functional.softplus(x, 1.0, 40.0)
+
+
+def _bd0(x, m, lm):
+    """bd0(x, m) = x·log(x/m) + m − x for x, m > 0, lm = log m (Loader 2000; R's bd0): x·(e^z − 1 − z) with
+    z = log1p((m − x)/x) for m/x in [½, 1e30) (m − x is exact where m ≈ x), log(m/x) in (1e-30, ½), lm − log x
+    outside (m may have over- or underflowed; |z| > 69 needs only relative accuracy); by its Taylor series to
+    z²⁰ for |z| < 1 (where the formula cancels: to 0 at x = m = 1e30), m − x·(1 + z) above."""
+    r = m / x
+    near = (r >= 0.5) & (r < 1e30)
+    far = (r > 1e-30) & (r < 0.5)
+    z = torch.where(near, torch.log1p(torch.where(near, (m - x) / x, 0.0)),
+                 torch.where(far, torch.log(torch.where(far, r, 1.0)), lm - torch.log(x)))
+    small = torch.abs(z) < 1.0
+    zs = torch.where(small, z, 0.0)
+    series = zs * zs * (1 / 2 + zs * (1 / 6 + zs * (1 / 24 + zs * (1 / 120 + zs * (1 / 720 + zs * (1 / 5040 +
+        zs * (1 / 40320 + zs * (1 / 362880 + zs * (1 / 3628800 + zs * (1 / 39916800 + zs * (1 / 479001600 +
+        zs * (1 / 6227020800 + zs * (1 / 87178291200 + zs * (1 / 1307674368000 + zs * (1 / 20922789888000 +
+        zs * (1 / 355687428096000 + zs * (1 / 6402373705728000 + zs * (1 / 121645100408832000 +
+        zs * 1 / 2432902008176640000))))))))))))))))))
+    return torch.where(small, x * series, m - x * (1.0 + z))
 
 
 def _series(w, coefficients):
@@ -157,20 +185,125 @@ def _digamma_diff(x, h):
 
 def _loss_terms(log_concentration1, log_concentration0, y):
     """ℓ of each observation."""
-    _t0 = _lbeta(torch.exp(log_concentration0), torch.exp(log_concentration1))
-    _t1 = -torch.special.xlog1py(torch.expm1(log_concentration0), -y)
-    return _t0 + _t1 - torch.special.xlogy(torch.expm1(log_concentration1), y)
+    _t0 = torch.log(y)
+    _t1 = -y
+    _t2 = torch.log1p(_t1)
+    _t3 = math.log(10)
+    _t4 = torch.clamp(log_concentration1, min=_t3)
+    _t5 = torch.clamp(log_concentration0, min=_t3)
+    _t6 = torch.exp(_t5)
+    _t7 = torch.exp(_t4)
+    _t8 = _t6 + _t7
+    _t9 = _softplus(_t4 - _t5)
+    _t10 = _t5 + _t9
+    _t12 = _t3 - 1
+    _t11 = torch.where(((log_concentration0 < _t3) | (log_concentration1 < _t3)), log_concentration0, _t12)
+    _t13 = _bd0(_t6, _t8*(1 - y), _t10 + _t2)
+    _t14 = _bd0(_t7, _t8*y, _t0 + _t10)
+    _t15 = -_lgammacor_series(_t8)
+    _t16 = _lgammacor_series(_t7)
+    _t17 = _lgammacor_series(_t6)
+    _t18 = -torch.special.xlogy(torch.expm1(log_concentration1), y)
+    _t19 = _lbeta(torch.exp(_t11), torch.exp(log_concentration1))
+    _t20 = _t0 + _t13 + _t14 + _t15 + _t16 + _t17 + _t2 - 1/2*_t4 + (1/2)*_t9 + 0.9189385332046728
+    _t21 = _t18 + _t19 - torch.special.xlog1py(torch.expm1(_t11), _t1)
+    return torch.where(((_t3 <= log_concentration0) & (_t3 <= log_concentration1)), _t20, _t21)
 
 
 def _loss_terms_and_grads(log_concentration1, log_concentration0, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂log_concentration1, ∂ℓ/∂log_concentration0."""
-    _t0 = -y
-    _t1 = torch.exp(log_concentration0)
-    _t2 = torch.exp(log_concentration1)
-    _t3 = -torch.special.xlog1py(torch.expm1(log_concentration0), _t0)
-    _value = _t3 + _lbeta(_t1, _t2) - torch.special.xlogy(torch.expm1(log_concentration1), y)
-    _grad0 = _t2*(-torch.log(y) - _digamma_diff(_t2, _t1))
-    _grad1 = _t1*(-_digamma_diff(_t1, _t2) - torch.log1p(_t0))
+    _t0 = torch.log(y)
+    _t1 = -y
+    _t2 = torch.log1p(_t1)
+    _t3 = math.log(10)
+    _t4 = torch.clamp(log_concentration1, min=_t3)
+    _t5 = torch.clamp(log_concentration0, min=_t3)
+    _t6 = torch.exp(_t5)
+    _t7 = torch.exp(_t4)
+    _t8 = _t6 + _t7
+    _t9 = _softplus(_t4 - _t5)
+    _t10 = _t5 + _t9
+    _t14 = _t3 - 1
+    _t11 = torch.where(((log_concentration0 < _t3) | (log_concentration1 < _t3)), log_concentration0, _t14)
+    _t12 = torch.exp(log_concentration1)
+    _t13 = torch.exp(log_concentration0)
+    _t15 = _bd0(_t6, _t8*(1 - y), _t10 + _t2)
+    _t16 = _bd0(_t7, _t8*y, _t0 + _t10)
+    _t17 = -_lgammacor_series(_t8)
+    _t18 = _lgammacor_series(_t7)
+    _t19 = _lgammacor_series(_t6)
+    _t20 = -torch.special.xlogy(torch.expm1(log_concentration1), y)
+    _t21 = _t0 + _t15 + _t16 + _t17 + _t18 + _t19 + _t2 - 1/2*_t4 + (1/2)*_t9 + 0.9189385332046728
+    _t22 = _t20 + _lbeta(_t12, torch.exp(_t11)) - torch.special.xlog1py(torch.expm1(_t11), _t1)
+    _value = torch.where(((_t3 <= log_concentration0) & (_t3 <= log_concentration1)), _t21, _t22)
+    _grad0 = _t12*(-_t0 - _digamma_diff(_t12, _t13))
+    _grad1 = _t13*(-_t2 - _digamma_diff(_t13, _t12))
+    return _value, (_grad0, _grad1)
+
+
+def _loss_terms_inplace(log_concentration1, log_concentration0, y):
+    """_loss_terms with the new tensors that nothing reads afterwards overwritten in place rather than new ones
+    allocated: the same operations and roundings (see _inplace_ok for when it may run)."""
+    _t0 = torch.log(y)
+    _t1 = -y
+    _t2 = torch.log1p(_t1)
+    _t3 = math.log(10)
+    _t4 = torch.clamp(log_concentration1, min=_t3)
+    _t5 = torch.clamp(log_concentration0, min=_t3)
+    _t6 = torch.exp(_t5)
+    _t7 = torch.exp(_t4)
+    _t8 = _t6 + _t7
+    _t9 = _softplus(_t4 - _t5)
+    _t10 = _t5.add_(_t9)
+    _t12 = _t3 - 1
+    _t11 = torch.where((log_concentration0 < _t3) | (log_concentration1 < _t3), log_concentration0, _t12)
+    _t13 = _bd0(_t6, (1 - y).mul_(_t8), _t10 + _t2)
+    _t14 = _bd0(_t7, _t8 * y, _t10.add_(_t0))
+    _t15 = _lgammacor_series(_t8).neg_()
+    _t16 = _lgammacor_series(_t7)
+    _t17 = _lgammacor_series(_t6)
+    _t18 = torch.special.xlogy(torch.expm1(log_concentration1), y).neg_()
+    _t19 = _lbeta(torch.exp(_t11), torch.exp(log_concentration1))
+    _t20 = (
+        _t0.add_(_t13).add_(_t14).add_(_t15).add_(_t16).add_(_t17).add_(_t2).sub_(_t4.mul_(1 / 2)).add_(_t9.mul_(1 /
+        2)).add_(0.9189385332046728)
+    )
+    _t21 = _t18.add_(_t19).sub_(torch.special.xlog1py(_t11.expm1_(), _t1, out=_t1))
+    return torch.where((_t3 <= log_concentration0) & (_t3 <= log_concentration1), _t20, _t21, out=_t20)
+
+
+def _loss_terms_and_grads_inplace(log_concentration1, log_concentration0, y):
+    """_loss_terms_and_grads with the new tensors that nothing reads afterwards overwritten in place rather
+    than new ones allocated: the same operations and roundings (see _inplace_ok for when it may run)."""
+    _t0 = torch.log(y)
+    _t1 = -y
+    _t2 = torch.log1p(_t1)
+    _t3 = math.log(10)
+    _t4 = torch.clamp(log_concentration1, min=_t3)
+    _t5 = torch.clamp(log_concentration0, min=_t3)
+    _t6 = torch.exp(_t5)
+    _t7 = torch.exp(_t4)
+    _t8 = _t6 + _t7
+    _t9 = _softplus(_t4 - _t5)
+    _t10 = _t5.add_(_t9)
+    _t14 = _t3 - 1
+    _t11 = torch.where((log_concentration0 < _t3) | (log_concentration1 < _t3), log_concentration0, _t14)
+    _t12 = torch.exp(log_concentration1)
+    _t13 = torch.exp(log_concentration0)
+    _t15 = _bd0(_t6, (1 - y).mul_(_t8), _t10 + _t2)
+    _t16 = _bd0(_t7, _t8 * y, _t10.add_(_t0))
+    _t17 = _lgammacor_series(_t8).neg_()
+    _t18 = _lgammacor_series(_t7)
+    _t19 = _lgammacor_series(_t6)
+    _t20 = torch.special.xlogy(torch.expm1(log_concentration1), y).neg_()
+    _t21 = (
+        _t15.add_(_t0).add_(_t16).add_(_t17).add_(_t18).add_(_t19).add_(_t2).sub_(_t4.mul_(1 / 2)).add_(_t9.mul_(1 /
+        2)).add_(0.9189385332046728)
+    )
+    _t22 = _t20.add_(_lbeta(_t12, torch.exp(_t11))).sub_(torch.special.xlog1py(torch.expm1(_t11), _t1, out=_t1))
+    _value = torch.where((_t3 <= log_concentration0) & (_t3 <= log_concentration1), _t21, _t22, out=_t21)
+    _grad0 = _t0.neg_().sub_(_digamma_diff(_t12, _t13)).mul_(_t12)
+    _grad1 = _t2.neg_().sub_(_digamma_diff(_t13, _t12)).mul_(_t13)
     return _value, (_grad0, _grad1)
 
 
@@ -262,16 +395,28 @@ def _owned(g, others):
     return all(not isinstance(t, torch.Tensor) or t.untyped_storage().data_ptr() != ptr for t in others)
 
 
+def _inplace_ok(args):
+    """Whether the in-place forms of the loss terms may run: autograd records nothing (it could save a tensor
+    they overwrite), torch.compile is not tracing (it fuses the plain form itself), and the inputs and the
+    target share one shape into which the constants broadcast, so that every temporary computed from them has
+    that shape (and an in-place operation never needs to grow it)."""
+    if torch.compiler.is_compiling() or (torch.is_grad_enabled() and any(a.requires_grad for a in args)):
+        return False
+    shape = args[0].shape
+    return (all(a.shape == shape for a in args[1:3])
+            and all(torch.broadcast_shapes(a.shape, shape) == shape for a in args[3:]))
+
+
 def _forward(args, weight, reduction, full, needs):
     """The reduced loss and, for each argument (weight last) whose entry of needs is true, the factor that
     backward multiplies by grad_output: for reduction "mean"/"sum" the gradient of the reduced loss, already
     summed to the argument's shape; for "none" each loss's own gradient w·∂ℓ/∂arg (not summed)."""
     if not any(needs):
-        value = _loss_terms(*args)
+        value = (_loss_terms_inplace if _inplace_ok(args) else _loss_terms)(*args)
         if full:
             value = value + _constant(*args)
         return _reduce(_broadcast(value, args), weight, reduction), None
-    value, partials = _loss_terms_and_grads(*args)
+    value, partials = (_loss_terms_and_grads_inplace if _inplace_ok(args) else _loss_terms_and_grads)(*args)
     if full:
         value = value + _constant(*args)
     value = _broadcast(value, args)

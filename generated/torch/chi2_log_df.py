@@ -157,6 +157,37 @@ def _loss_terms_and_grads(log_df, y):
     return _value, (_grad0,)
 
 
+def _loss_terms_inplace(log_df, y):
+    """_loss_terms with the new tensors that nothing reads afterwards overwritten in place rather than new ones
+    allocated: the same operations and roundings (see _inplace_ok for when it may run)."""
+    _t0 = 1 / 2 * math.log(2)
+    _t1 = math.log(20)
+    _t2 = torch.clamp(log_df, min=_t1)
+    _t3 = 1 / 2 * _t2
+    _t4 = _t2.exp_()
+    _t5 = torch.clamp(log_df, max=_t1).exp_()
+    _t6 = (_t0 - _t3).add_((_t3 - 1 / 2).mul_(_t4)).add_(_lgammacor_series(1 / 2 * _t4)).add_(0.9189385332046728)
+    _t7 = torch.where(_t1 <= log_df, _t6, (_t0 * _t5).add_((1 / 2 * _t5).lgamma_()), out=_t6)
+    return _t7.sub_(torch.special.xlogy(torch.exp(log_df).mul_(1 / 2).sub_(1), y))
+
+
+def _loss_terms_and_grads_inplace(log_df, y):
+    """_loss_terms_and_grads with the new tensors that nothing reads afterwards overwritten in place rather
+    than new ones allocated: the same operations and roundings (see _inplace_ok for when it may run)."""
+    _t0 = torch.exp(log_df).mul_(1 / 2)
+    _t1 = 1 / 2 * math.log(2)
+    _t2 = math.log(20)
+    _t3 = torch.clamp(log_df, min=_t2)
+    _t4 = 1 / 2 * _t3
+    _t5 = _t3.exp_()
+    _t6 = torch.clamp(log_df, max=_t2).exp_()
+    _t7 = (_t1 - _t4).add_((_t4 - 1 / 2).mul_(_t5)).add_(_lgammacor_series(1 / 2 * _t5)).add_(0.9189385332046728)
+    _t8 = torch.where(_t2 <= log_df, _t7, (_t1 * _t6).add_((1 / 2 * _t6).lgamma_()), out=_t7)
+    _value = _t8.sub_(torch.special.xlogy(_t0 - 1, y))
+    _grad0 = _digammacor(_t0).sub_(_log_ratio(y, log_df)).sub_((-log_df).exp_()).mul_(_t0)
+    return _value, (_grad0,)
+
+
 def _constant(log_df, y):
     """The dropped constant c = −log p − ℓ of each observation."""
     return (1/2)*y
@@ -245,16 +276,28 @@ def _owned(g, others):
     return all(not isinstance(t, torch.Tensor) or t.untyped_storage().data_ptr() != ptr for t in others)
 
 
+def _inplace_ok(args):
+    """Whether the in-place forms of the loss terms may run: autograd records nothing (it could save a tensor
+    they overwrite), torch.compile is not tracing (it fuses the plain form itself), and the inputs and the
+    target share one shape into which the constants broadcast, so that every temporary computed from them has
+    that shape (and an in-place operation never needs to grow it)."""
+    if torch.compiler.is_compiling() or (torch.is_grad_enabled() and any(a.requires_grad for a in args)):
+        return False
+    shape = args[0].shape
+    return (all(a.shape == shape for a in args[1:2])
+            and all(torch.broadcast_shapes(a.shape, shape) == shape for a in args[2:]))
+
+
 def _forward(args, weight, reduction, full, needs):
     """The reduced loss and, for each argument (weight last) whose entry of needs is true, the factor that
     backward multiplies by grad_output: for reduction "mean"/"sum" the gradient of the reduced loss, already
     summed to the argument's shape; for "none" each loss's own gradient w·∂ℓ/∂arg (not summed)."""
     if not any(needs):
-        value = _loss_terms(*args)
+        value = (_loss_terms_inplace if _inplace_ok(args) else _loss_terms)(*args)
         if full:
             value = value + _constant(*args)
         return _reduce(_broadcast(value, args), weight, reduction), None
-    value, partials = _loss_terms_and_grads(*args)
+    value, partials = (_loss_terms_and_grads_inplace if _inplace_ok(args) else _loss_terms_and_grads)(*args)
     if full:
         value = value + _constant(*args)
     value = _broadcast(value, args)

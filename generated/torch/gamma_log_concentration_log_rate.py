@@ -32,7 +32,8 @@ Torch built-in: none computes this loss.
 
 Stabilising rewrites applied (symloss.stabilize):
     log_gamma: log Γ(x) → lgamma(x);  log x! → lgamma(x + 1)
-    lgamma_stirling: lgamma(c·e^u) + r → (c·e^u − ½)(u + log c) − c·e^u + ½·log 2π + δ(c·e^u) + r  (c·e^u ≥ 10)
+    lgamma_deviance: lgamma(x) − x·L + e^L → ½·log 2π − ½·log x + δ(x) + bd0(x, e^L)  (x = c·e^u ≥ 10; bd0(x, m) =
+        x·log(x/m) + m − x)
     digamma_stirling: ψ(c·e^u) + r → (u + log c) − e^−u/(2c) + ε(c·e^u) + r
     expm1: exp(x) − 1 → expm1(x)
     xlogy: x·log(y) → xlogy(x, y);  x·log1p(y) → xlog1py(x, y)  (x may be 0, the target involved)
@@ -79,6 +80,26 @@ REDUCTIONS = ("mean", "sum", "none")
 _WRT_INDEX = (0, 1)
 
 
+def _bd0(x, m, lm):
+    """bd0(x, m) = x·log(x/m) + m − x for x, m > 0, lm = log m (Loader 2000; R's bd0): x·(e^z − 1 − z) with
+    z = log1p((m − x)/x) for m/x in [½, 1e30) (m − x is exact where m ≈ x), log(m/x) in (1e-30, ½), lm − log x
+    outside (m may have over- or underflowed; |z| > 69 needs only relative accuracy); by its Taylor series to
+    z²⁰ for |z| < 1 (where the formula cancels: to 0 at x = m = 1e30), m − x·(1 + z) above."""
+    r = m / x
+    near = (r >= 0.5) & (r < 1e30)
+    far = (r > 1e-30) & (r < 0.5)
+    z = torch.where(near, torch.log1p(torch.where(near, (m - x) / x, 0.0)),
+                 torch.where(far, torch.log(torch.where(far, r, 1.0)), lm - torch.log(x)))
+    small = torch.abs(z) < 1.0
+    zs = torch.where(small, z, 0.0)
+    series = zs * zs * (1 / 2 + zs * (1 / 6 + zs * (1 / 24 + zs * (1 / 120 + zs * (1 / 720 + zs * (1 / 5040 +
+        zs * (1 / 40320 + zs * (1 / 362880 + zs * (1 / 3628800 + zs * (1 / 39916800 + zs * (1 / 479001600 +
+        zs * (1 / 6227020800 + zs * (1 / 87178291200 + zs * (1 / 1307674368000 + zs * (1 / 20922789888000 +
+        zs * (1 / 355687428096000 + zs * (1 / 6402373705728000 + zs * (1 / 121645100408832000 +
+        zs * 1 / 2432902008176640000))))))))))))))))))
+    return torch.where(small, x * series, m - x * (1.0 + z))
+
+
 def _series(w, coefficients):
     """c₀ + w·(c₁ + w·(c₂ + …)) by Horner's rule, each step one new array (the product) and its sum in place
     (a temporary that no backward needs): the same roundings as the nested expression, a pass cheaper."""
@@ -120,29 +141,76 @@ def _digammacor(x):
 
 def _loss_terms(log_concentration, log_rate, y):
     """ℓ of each observation."""
-    _t0 = math.log(10)
-    _t1 = torch.clamp(log_concentration, min=_t0)
-    _t2 = torch.exp(_t1)
-    _t3 = torch.exp(torch.clamp(log_concentration, max=_t0))
-    _t4 = _t2*(_t1 - log_rate - 1) - 1/2*_t1 + _lgammacor_series(_t2) + 0.9189385332046728
-    _t5 = torch.where((_t0 <= log_concentration), _t4, torch.lgamma(_t3) - _t3*log_rate)
-    return _t5 + y*torch.exp(log_rate) - torch.special.xlogy(torch.expm1(log_concentration), y)
+    _t0 = torch.log(y)
+    _t1 = math.log(10)
+    _t2 = torch.clamp(log_concentration, min=_t1)
+    _t3 = torch.exp(_t2)
+    _t4 = torch.exp(log_rate)
+    _t5 = torch.clamp(log_concentration, max=_t1)
+    _t6 = torch.exp(_t5)
+    _t7 = _bd0(_t3, _t4*y, log_rate + _t0)
+    _t8 = _t4*y - _t6*log_rate + torch.lgamma(_t6) - torch.special.xlogy(torch.expm1(_t5), y)
+    _t9 = _t0 - 1/2*_t2 + _t7 + _lgammacor_series(_t3) + 0.9189385332046728
+    return torch.where((_t1 <= log_concentration), _t9, _t8)
 
 
 def _loss_terms_and_grads(log_concentration, log_rate, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂log_concentration, ∂ℓ/∂log_rate."""
-    _t0 = y*torch.exp(log_rate)
+    _t0 = torch.log(y)
     _t1 = math.log(10)
     _t2 = torch.clamp(log_concentration, min=_t1)
     _t3 = torch.exp(_t2)
-    _t4 = torch.exp(torch.clamp(log_concentration, max=_t1))
-    _t5 = torch.exp(log_concentration)
-    _t6 = -log_concentration
-    _t7 = _t3*(_t2 - log_rate - 1) - 1/2*_t2 + _lgammacor_series(_t3) + 0.9189385332046728
-    _t8 = torch.where((_t1 <= log_concentration), _t7, torch.lgamma(_t4) - _t4*log_rate)
-    _value = _t0 + _t8 - torch.special.xlogy(torch.expm1(log_concentration), y)
-    _grad0 = _t5*(-log_rate - _t6 - 1/2*torch.exp(_t6) - torch.log(y) + _digammacor(_t5))
-    _grad1 = _t0 - _t5
+    _t4 = torch.exp(log_rate)
+    _t5 = _t4*y
+    _t6 = log_rate + _t0
+    _t7 = torch.clamp(log_concentration, max=_t1)
+    _t8 = torch.exp(_t7)
+    _t9 = torch.exp(log_concentration)
+    _t11 = _t4*y - _t8*log_rate + torch.lgamma(_t8) - torch.special.xlogy(torch.expm1(_t7), y)
+    _t12 = _t0 - 1/2*_t2 + _bd0(_t3, _t5, _t6) + _lgammacor_series(_t3) + 0.9189385332046728
+    _value = torch.where((_t1 <= log_concentration), _t12, _t11)
+    _grad0 = _t9*(log_concentration - _t6 + _digammacor(_t9) - 1/2*torch.exp(-log_concentration))
+    _grad1 = _t5 - _t9
+    return _value, (_grad0, _grad1)
+
+
+def _loss_terms_inplace(log_concentration, log_rate, y):
+    """_loss_terms with the new tensors that nothing reads afterwards overwritten in place rather than new ones
+    allocated: the same operations and roundings (see _inplace_ok for when it may run)."""
+    _t0 = torch.log(y)
+    _t1 = math.log(10)
+    _t2 = torch.clamp(log_concentration, min=_t1)
+    _t3 = torch.exp(_t2)
+    _t4 = torch.exp(log_rate)
+    _t5 = torch.clamp(log_concentration, max=_t1)
+    _t6 = torch.exp(_t5)
+    _t7 = _bd0(_t3, _t4 * y, log_rate + _t0)
+    _t8 = _t4.mul_(y).sub_(_t6 * log_rate).add_(torch.lgamma(_t6)).sub_(torch.special.xlogy(_t5.expm1_(), y))
+    _t9 = _t0.sub_(_t2.mul_(1 / 2)).add_(_t7).add_(_lgammacor_series(_t3)).add_(0.9189385332046728)
+    return torch.where(_t1 <= log_concentration, _t9, _t8, out=_t9)
+
+
+def _loss_terms_and_grads_inplace(log_concentration, log_rate, y):
+    """_loss_terms_and_grads with the new tensors that nothing reads afterwards overwritten in place rather
+    than new ones allocated: the same operations and roundings (see _inplace_ok for when it may run)."""
+    _t0 = torch.log(y)
+    _t1 = math.log(10)
+    _t2 = torch.clamp(log_concentration, min=_t1)
+    _t3 = torch.exp(_t2)
+    _t4 = torch.exp(log_rate)
+    _t5 = _t4 * y
+    _t6 = log_rate + _t0
+    _t7 = torch.clamp(log_concentration, max=_t1)
+    _t8 = torch.exp(_t7)
+    _t9 = torch.exp(log_concentration)
+    _t11 = _t4.mul_(y).sub_(_t8 * log_rate).add_(torch.lgamma(_t8)).sub_(torch.special.xlogy(_t7.expm1_(), y))
+    _t12 = _t0.sub_(_t2.mul_(1 / 2)).add_(_bd0(_t3, _t5, _t6)).add_(_lgammacor_series(_t3)).add_(0.9189385332046728)
+    _value = torch.where(_t1 <= log_concentration, _t12, _t11, out=_t12)
+    _grad0 = (
+        _t6.neg_().add_(log_concentration).add_(_digammacor(_t9)).sub_((-log_concentration).exp_().mul_(1 /
+        2)).mul_(_t9)
+    )
+    _grad1 = _t5.sub_(_t9)
     return _value, (_grad0, _grad1)
 
 
@@ -234,16 +302,28 @@ def _owned(g, others):
     return all(not isinstance(t, torch.Tensor) or t.untyped_storage().data_ptr() != ptr for t in others)
 
 
+def _inplace_ok(args):
+    """Whether the in-place forms of the loss terms may run: autograd records nothing (it could save a tensor
+    they overwrite), torch.compile is not tracing (it fuses the plain form itself), and the inputs and the
+    target share one shape into which the constants broadcast, so that every temporary computed from them has
+    that shape (and an in-place operation never needs to grow it)."""
+    if torch.compiler.is_compiling() or (torch.is_grad_enabled() and any(a.requires_grad for a in args)):
+        return False
+    shape = args[0].shape
+    return (all(a.shape == shape for a in args[1:3])
+            and all(torch.broadcast_shapes(a.shape, shape) == shape for a in args[3:]))
+
+
 def _forward(args, weight, reduction, full, needs):
     """The reduced loss and, for each argument (weight last) whose entry of needs is true, the factor that
     backward multiplies by grad_output: for reduction "mean"/"sum" the gradient of the reduced loss, already
     summed to the argument's shape; for "none" each loss's own gradient w·∂ℓ/∂arg (not summed)."""
     if not any(needs):
-        value = _loss_terms(*args)
+        value = (_loss_terms_inplace if _inplace_ok(args) else _loss_terms)(*args)
         if full:
             value = value + _constant(*args)
         return _reduce(_broadcast(value, args), weight, reduction), None
-    value, partials = _loss_terms_and_grads(*args)
+    value, partials = (_loss_terms_and_grads_inplace if _inplace_ok(args) else _loss_terms_and_grads)(*args)
     if full:
         value = value + _constant(*args)
     value = _broadcast(value, args)

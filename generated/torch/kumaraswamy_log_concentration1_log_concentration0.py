@@ -125,6 +125,30 @@ def _loss_terms_and_grads(log_concentration1, log_concentration0, y):
     return _value, (_grad0, _grad1)
 
 
+def _loss_terms_inplace(log_concentration1, log_concentration0, y):
+    """_loss_terms with the new tensors that nothing reads afterwards overwritten in place rather than new ones
+    allocated: the same operations and roundings (see _inplace_ok for when it may run)."""
+    _t0 = (
+        _log1mexp(torch.exp(log_concentration1).neg_().mul_(torch.log(y))).neg_().mul_(torch.expm1(log_concentration0))
+    )
+    _t1 = torch.special.xlogy(torch.expm1(log_concentration1), y).neg_()
+    return (-log_concentration0).sub_(log_concentration1).add_(_t0).add_(_t1)
+
+
+def _loss_terms_and_grads_inplace(log_concentration1, log_concentration0, y):
+    """_loss_terms_and_grads with the new tensors that nothing reads afterwards overwritten in place rather
+    than new ones allocated: the same operations and roundings (see _inplace_ok for when it may run)."""
+    _t0 = torch.log(y)
+    _t1 = (-_t0).mul_(torch.exp(log_concentration1))
+    _t2 = _log1mexp(_t1)
+    _t3 = log_concentration0 + log_concentration1
+    _t4 = torch.special.xlogy(torch.expm1(log_concentration1), y).neg_()
+    _value = (-_t2).mul_(torch.expm1(log_concentration0)).sub_(_t3).add_(_t4)
+    _grad0 = _t0.mul_(_t3.exp_()).div_(torch.expm1(_t1)).add_(_t1).add_(_x_over_expm1_m1(_t1))
+    _grad1 = _t2.neg_().mul_(torch.exp(log_concentration0)).sub_(1)
+    return _value, (_grad0, _grad1)
+
+
 def _constant(log_concentration1, log_concentration0, y):
     """The dropped constant c = −log p − ℓ of each observation."""
     return 0
@@ -213,16 +237,28 @@ def _owned(g, others):
     return all(not isinstance(t, torch.Tensor) or t.untyped_storage().data_ptr() != ptr for t in others)
 
 
+def _inplace_ok(args):
+    """Whether the in-place forms of the loss terms may run: autograd records nothing (it could save a tensor
+    they overwrite), torch.compile is not tracing (it fuses the plain form itself), and the inputs and the
+    target share one shape into which the constants broadcast, so that every temporary computed from them has
+    that shape (and an in-place operation never needs to grow it)."""
+    if torch.compiler.is_compiling() or (torch.is_grad_enabled() and any(a.requires_grad for a in args)):
+        return False
+    shape = args[0].shape
+    return (all(a.shape == shape for a in args[1:3])
+            and all(torch.broadcast_shapes(a.shape, shape) == shape for a in args[3:]))
+
+
 def _forward(args, weight, reduction, full, needs):
     """The reduced loss and, for each argument (weight last) whose entry of needs is true, the factor that
     backward multiplies by grad_output: for reduction "mean"/"sum" the gradient of the reduced loss, already
     summed to the argument's shape; for "none" each loss's own gradient w·∂ℓ/∂arg (not summed)."""
     if not any(needs):
-        value = _loss_terms(*args)
+        value = (_loss_terms_inplace if _inplace_ok(args) else _loss_terms)(*args)
         if full:
             value = value + _constant(*args)
         return _reduce(_broadcast(value, args), weight, reduction), None
-    value, partials = _loss_terms_and_grads(*args)
+    value, partials = (_loss_terms_and_grads_inplace if _inplace_ok(args) else _loss_terms_and_grads)(*args)
     if full:
         value = value + _constant(*args)
     value = _broadcast(value, args)

@@ -151,6 +151,57 @@ def _loss_terms_and_grads(loc1, log_scale1, loc2, log_scale2, logit_mixing, y):
     return _value, (_grad0, _grad1, _grad2, _grad3, _grad4)
 
 
+def _loss_terms_inplace(loc1, log_scale1, loc2, log_scale2, logit_mixing, y):
+    """_loss_terms with the new tensors that nothing reads afterwards overwritten in place rather than new ones
+    allocated: the same operations and roundings (see _inplace_ok for when it may run)."""
+    _t1 = 1 / 2 * math.log(2) + 1 / 2 * math.log(math.pi)
+    _t2 = (
+        (-log_scale1).sub_(_t1).sub_(_softplus(-logit_mixing)).sub_((y -
+        loc1).mul_((-log_scale1).exp_()).pow_(2).mul_(1 / 2))
+    )
+    _t3 = (
+        (-log_scale2).sub_(_t1).sub_(_softplus(logit_mixing)).sub_((y -
+        loc2).mul_((-log_scale2).exp_()).pow_(2).mul_(1 / 2))
+    )
+    return torch.logaddexp(_t2, _t3, out=_t2).neg_()
+
+
+def _loss_terms_and_grads_inplace(loc1, log_scale1, loc2, log_scale2, logit_mixing, y):
+    """_loss_terms_and_grads with the new tensors that nothing reads afterwards overwritten in place rather
+    than new ones allocated: the same operations and roundings (see _inplace_ok for when it may run)."""
+    _t0 = -log_scale1
+    _t1 = torch.exp(_t0)
+    _t3 = loc1 - y
+    _t5 = _t1 * _t3
+    _t6 = _t5 ** 2
+    _t7 = -logit_mixing
+    _t8 = 1 / 2 * math.log(2) + 1 / 2 * math.log(math.pi)
+    _t9 = -log_scale2
+    _t10 = torch.exp(_t9)
+    _t11 = loc2 - y
+    _t13 = (-_t10).mul_(_t11)
+    _t14 = _t13 ** 2
+    _t15 = _t13.sub_(_t5)
+    _t16 = (_t10 * _t11).sub_(_t5)
+    _t17 = (log_scale2 + logit_mixing).add_(_t0)
+    _t18 = (1 / 2 * _t15).mul_(_t16).neg_().add_(_t17).sigmoid_()
+    _t19 = (log_scale1 + _t7).add_(_t9)
+    _t20 = _t15.mul_(1 / 2).mul_(_t16).add_(_t19).sigmoid_()
+    _t21 = _t1.mul_(_t3)
+    _t22 = _t10.mul_(_t11)
+    _t23 = _t21 + _t22
+    _t24 = _t21.sub_(_t22)
+    _t25 = (-log_scale2).sub_(1 / 2 * _t14).sub_(_t8).sub_(_softplus(logit_mixing))
+    _t26 = torch.sigmoid(logit_mixing).mul_(_t19.add_((1 / 2 * _t23).mul_(_t24)).sigmoid_())
+    _value = torch.logaddexp(_t25, (-log_scale1).sub_(1 / 2 * _t6).sub_(_t8).sub_(_softplus(_t7)), out=_t25).neg_()
+    _grad0 = _t3.mul_(_t18).mul_((-2 * log_scale1).exp_())
+    _grad1 = torch.where(_t18 == 0, 0, _t6.mul_(_t18)).neg_().add_(_t18)
+    _grad2 = _t11.mul_(_t20).mul_((-2 * log_scale2).exp_())
+    _grad3 = torch.where(_t20 == 0, 0, _t14.mul_(_t20)).neg_().add_(_t20)
+    _grad4 = _t26.sub_(_t7.sigmoid_().mul_(_t17.sub_(_t23.mul_(1 / 2).mul_(_t24)).sigmoid_()))
+    return _value, (_grad0, _grad1, _grad2, _grad3, _grad4)
+
+
 def _constant(loc1, log_scale1, loc2, log_scale2, logit_mixing, y):
     """The dropped constant c = −log p − ℓ of each observation."""
     return 0
@@ -239,16 +290,28 @@ def _owned(g, others):
     return all(not isinstance(t, torch.Tensor) or t.untyped_storage().data_ptr() != ptr for t in others)
 
 
+def _inplace_ok(args):
+    """Whether the in-place forms of the loss terms may run: autograd records nothing (it could save a tensor
+    they overwrite), torch.compile is not tracing (it fuses the plain form itself), and the inputs and the
+    target share one shape into which the constants broadcast, so that every temporary computed from them has
+    that shape (and an in-place operation never needs to grow it)."""
+    if torch.compiler.is_compiling() or (torch.is_grad_enabled() and any(a.requires_grad for a in args)):
+        return False
+    shape = args[0].shape
+    return (all(a.shape == shape for a in args[1:6])
+            and all(torch.broadcast_shapes(a.shape, shape) == shape for a in args[6:]))
+
+
 def _forward(args, weight, reduction, full, needs):
     """The reduced loss and, for each argument (weight last) whose entry of needs is true, the factor that
     backward multiplies by grad_output: for reduction "mean"/"sum" the gradient of the reduced loss, already
     summed to the argument's shape; for "none" each loss's own gradient w·∂ℓ/∂arg (not summed)."""
     if not any(needs):
-        value = _loss_terms(*args)
+        value = (_loss_terms_inplace if _inplace_ok(args) else _loss_terms)(*args)
         if full:
             value = value + _constant(*args)
         return _reduce(_broadcast(value, args), weight, reduction), None
-    value, partials = _loss_terms_and_grads(*args)
+    value, partials = (_loss_terms_and_grads_inplace if _inplace_ok(args) else _loss_terms_and_grads)(*args)
     if full:
         value = value + _constant(*args)
     value = _broadcast(value, args)

@@ -94,6 +94,27 @@ def _loss_terms_and_grads(loc, y, quantile):
     return _value, (_grad0,)
 
 
+def _loss_terms_inplace(loc, y, quantile):
+    """_loss_terms with the new tensors that nothing reads afterwards overwritten in place rather than new ones
+    allocated: the same operations and roundings (see _inplace_ok for when it may run)."""
+    _t0 = loc - y
+    _t1 = _t0 * (1 / 2 - quantile)
+    return torch.where(_t0 > 0, _t0 * (1 - quantile), torch.where(_t0 < 0, (-_t0).mul_(quantile), _t1, out=_t1))
+
+
+def _loss_terms_and_grads_inplace(loc, y, quantile):
+    """_loss_terms_and_grads with the new tensors that nothing reads afterwards overwritten in place rather
+    than new ones allocated: the same operations and roundings (see _inplace_ok for when it may run)."""
+    _t0 = 1 - quantile
+    _t1 = loc - y
+    _t2 = _t1 > 0
+    _t3 = _t1 < 0
+    _t4 = 1 / 2 - quantile
+    _value = torch.where(_t2, _t0 * _t1, torch.where(_t3, (-_t1).mul_(quantile), _t1 * _t4))
+    _grad0 = torch.where(_t2, _t0, torch.where(_t3, -quantile, _t4))
+    return _value, (_grad0,)
+
+
 def _constant(loc, y, quantile):
     """The dropped constant c = −log p − ℓ of each observation."""
     return -torch.log(quantile) - torch.log1p(-quantile)
@@ -182,16 +203,28 @@ def _owned(g, others):
     return all(not isinstance(t, torch.Tensor) or t.untyped_storage().data_ptr() != ptr for t in others)
 
 
+def _inplace_ok(args):
+    """Whether the in-place forms of the loss terms may run: autograd records nothing (it could save a tensor
+    they overwrite), torch.compile is not tracing (it fuses the plain form itself), and the inputs and the
+    target share one shape into which the constants broadcast, so that every temporary computed from them has
+    that shape (and an in-place operation never needs to grow it)."""
+    if torch.compiler.is_compiling() or (torch.is_grad_enabled() and any(a.requires_grad for a in args)):
+        return False
+    shape = args[0].shape
+    return (all(a.shape == shape for a in args[1:2])
+            and all(torch.broadcast_shapes(a.shape, shape) == shape for a in args[2:]))
+
+
 def _forward(args, weight, reduction, full, needs):
     """The reduced loss and, for each argument (weight last) whose entry of needs is true, the factor that
     backward multiplies by grad_output: for reduction "mean"/"sum" the gradient of the reduced loss, already
     summed to the argument's shape; for "none" each loss's own gradient w·∂ℓ/∂arg (not summed)."""
     if not any(needs):
-        value = _loss_terms(*args)
+        value = (_loss_terms_inplace if _inplace_ok(args) else _loss_terms)(*args)
         if full:
             value = value + _constant(*args)
         return _reduce(_broadcast(value, args), weight, reduction), None
-    value, partials = _loss_terms_and_grads(*args)
+    value, partials = (_loss_terms_and_grads_inplace if _inplace_ok(args) else _loss_terms_and_grads)(*args)
     if full:
         value = value + _constant(*args)
     value = _broadcast(value, args)

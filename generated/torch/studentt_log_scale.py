@@ -219,6 +219,34 @@ def _loss_terms_and_grads(df, loc, log_scale, y):
     return _value, (_grad0, _grad1, _grad2)
 
 
+def _loss_terms_inplace(df, loc, log_scale, y):
+    """_loss_terms with the new tensors that nothing reads afterwards overwritten in place rather than new ones
+    allocated: the same operations and roundings (see _inplace_ok for when it may run)."""
+    _t0 = 1 / 2 * df
+    _t1 = torch.log(df).mul_(1 / 2).add_(log_scale)
+    return (
+        (-_t0).sub_(1 / 2).mul_(_log1p_square(_square_parts(loc - y, -_t1))).neg_().add_(_t1).sub_(_lgamma_diff(_t0, 1
+        / 2))
+    )
+
+
+def _loss_terms_and_grads_inplace(df, loc, log_scale, y):
+    """_loss_terms_and_grads with the new tensors that nothing reads afterwards overwritten in place rather
+    than new ones allocated: the same operations and roundings (see _inplace_ok for when it may run)."""
+    _t0 = 1 / 2 * df
+    _t1 = _t0 + 1 / 2
+    _t2 = torch.log(df).mul_(1 / 2).add_(log_scale)
+    _t3 = _square_parts(loc - y, -_t2)
+    _t4 = _log1p_square(_t3)
+    _t5 = 1 / df
+    _t6 = _log1p_square_dv(_t3)
+    _value = (_t1 * _t4).add_(_t2).sub_(_lgamma_diff(_t0, 1 / 2))
+    _grad0 = _t4.mul_(1 / 2).sub_(_t1.mul_(_t5).mul_(_t6)).add_(1 / 2 * _t5).sub_(_digamma_diff_half(_t0).mul_(1 / 2))
+    _grad1 = (df + 1).mul_(_log1p_square_du(_t3))
+    _grad2 = _log1p_square_dvc(_t3).sub_(_t6.mul_(df))
+    return _value, (_grad0, _grad1, _grad2)
+
+
 def _constant(df, loc, log_scale, y):
     """The dropped constant c = −log p − ℓ of each observation."""
     return (1/2)*math.log(math.pi)
@@ -307,16 +335,28 @@ def _owned(g, others):
     return all(not isinstance(t, torch.Tensor) or t.untyped_storage().data_ptr() != ptr for t in others)
 
 
+def _inplace_ok(args):
+    """Whether the in-place forms of the loss terms may run: autograd records nothing (it could save a tensor
+    they overwrite), torch.compile is not tracing (it fuses the plain form itself), and the inputs and the
+    target share one shape into which the constants broadcast, so that every temporary computed from them has
+    that shape (and an in-place operation never needs to grow it)."""
+    if torch.compiler.is_compiling() or (torch.is_grad_enabled() and any(a.requires_grad for a in args)):
+        return False
+    shape = args[0].shape
+    return (all(a.shape == shape for a in args[1:4])
+            and all(torch.broadcast_shapes(a.shape, shape) == shape for a in args[4:]))
+
+
 def _forward(args, weight, reduction, full, needs):
     """The reduced loss and, for each argument (weight last) whose entry of needs is true, the factor that
     backward multiplies by grad_output: for reduction "mean"/"sum" the gradient of the reduced loss, already
     summed to the argument's shape; for "none" each loss's own gradient w·∂ℓ/∂arg (not summed)."""
     if not any(needs):
-        value = _loss_terms(*args)
+        value = (_loss_terms_inplace if _inplace_ok(args) else _loss_terms)(*args)
         if full:
             value = value + _constant(*args)
         return _reduce(_broadcast(value, args), weight, reduction), None
-    value, partials = _loss_terms_and_grads(*args)
+    value, partials = (_loss_terms_and_grads_inplace if _inplace_ok(args) else _loss_terms_and_grads)(*args)
     if full:
         value = value + _constant(*args)
     value = _broadcast(value, args)

@@ -209,6 +209,48 @@ def _loss_terms_and_grads(log_total_count, logits, logit_gate, y):
     return _value, (_grad0, _grad1, _grad2)
 
 
+def _loss_terms_inplace(log_total_count, logits, logit_gate, y):
+    """_loss_terms with the new tensors that nothing reads afterwards overwritten in place rather than new ones
+    allocated: the same operations and roundings (see _inplace_ok for when it may run)."""
+    _t0 = torch.where(y == 0, 1, 0)
+    _t1 = torch.exp(log_total_count)
+    _t2 = _softplus(logits).mul_(_t1)
+    _t3 = _softplus(logit_gate).add_(_t2)
+    _t4 = -logit_gate
+    _t5 = torch.sigmoid(_t4).mul_(_t2.neg_().expm1_())
+    _t6 = torch.where(_t5 > -1 / 2, torch.log1p(_t5), torch.logaddexp(-_t3, _softplus(_t4).neg_())).mul_(-_t0)
+    return (
+        _t6.sub_(_t3.neg_().sub_(_softplus(-logits).mul_(y)).sub_((y + _t1).log_()).sub_(_lbeta(_t1, y + 1)).mul_(1 -
+        _t0))
+    )
+
+
+def _loss_terms_and_grads_inplace(log_total_count, logits, logit_gate, y):
+    """_loss_terms_and_grads with the new tensors that nothing reads afterwards overwritten in place rather
+    than new ones allocated: the same operations and roundings (see _inplace_ok for when it may run)."""
+    _t0 = y == 0
+    _t1 = torch.where(_t0, 1, 0)
+    _t2 = -logits
+    _t3 = torch.exp(log_total_count)
+    _t4 = _softplus(logits)
+    _t5 = _t3 * _t4
+    _t6 = _softplus(logit_gate).add_(_t5)
+    _t7 = -logit_gate
+    _t8 = torch.sigmoid(_t7).mul_((-_t5).expm1_())
+    _t9 = logit_gate + _t5
+    _t10 = (-_t9).sigmoid_()
+    _t11 = torch.sigmoid(logits)
+    _t12 = torch.where(_t8 > -1 / 2, torch.log1p(_t8), torch.logaddexp(-_t6, _softplus(_t7).neg_())).mul_(-_t1)
+    _value = (
+        _t12.sub_(_t6.neg_().sub_(_softplus(_t2).mul_(y)).sub_((y + _t3).log_()).sub_(_lbeta(_t3, y + 1)).mul_(1 -
+        _t1))
+    )
+    _grad0 = torch.where(_t0, _t5.mul_(_t10), _t4.sub_(_digamma_diff(_t3, y)).mul_(_t3))
+    _grad1 = torch.where(_t0, _t10.mul_(_t11).mul_(_t3), (_t11 * _t3).sub_(_t2.sigmoid_().mul_(y)))
+    _grad2 = torch.where(_t0, _t8.mul_(_t9.sigmoid_()), torch.sigmoid(logit_gate))
+    return _value, (_grad0, _grad1, _grad2)
+
+
 def _constant(log_total_count, logits, logit_gate, y):
     """The dropped constant c = −log p − ℓ of each observation."""
     return 0
@@ -297,16 +339,28 @@ def _owned(g, others):
     return all(not isinstance(t, torch.Tensor) or t.untyped_storage().data_ptr() != ptr for t in others)
 
 
+def _inplace_ok(args):
+    """Whether the in-place forms of the loss terms may run: autograd records nothing (it could save a tensor
+    they overwrite), torch.compile is not tracing (it fuses the plain form itself), and the inputs and the
+    target share one shape into which the constants broadcast, so that every temporary computed from them has
+    that shape (and an in-place operation never needs to grow it)."""
+    if torch.compiler.is_compiling() or (torch.is_grad_enabled() and any(a.requires_grad for a in args)):
+        return False
+    shape = args[0].shape
+    return (all(a.shape == shape for a in args[1:4])
+            and all(torch.broadcast_shapes(a.shape, shape) == shape for a in args[4:]))
+
+
 def _forward(args, weight, reduction, full, needs):
     """The reduced loss and, for each argument (weight last) whose entry of needs is true, the factor that
     backward multiplies by grad_output: for reduction "mean"/"sum" the gradient of the reduced loss, already
     summed to the argument's shape; for "none" each loss's own gradient w·∂ℓ/∂arg (not summed)."""
     if not any(needs):
-        value = _loss_terms(*args)
+        value = (_loss_terms_inplace if _inplace_ok(args) else _loss_terms)(*args)
         if full:
             value = value + _constant(*args)
         return _reduce(_broadcast(value, args), weight, reduction), None
-    value, partials = _loss_terms_and_grads(*args)
+    value, partials = (_loss_terms_and_grads_inplace if _inplace_ok(args) else _loss_terms_and_grads)(*args)
     if full:
         value = value + _constant(*args)
     value = _broadcast(value, args)

@@ -116,6 +116,36 @@ def _loss_terms_and_grads(log_rate, logit_gate, y):
     return _value, (_grad0, _grad1)
 
 
+def _loss_terms_inplace(log_rate, logit_gate, y):
+    """_loss_terms with the new tensors that nothing reads afterwards overwritten in place rather than new ones
+    allocated: the same operations and roundings (see _inplace_ok for when it may run)."""
+    _t0 = torch.where(y == 0, 1, 0)
+    _t1 = torch.exp(log_rate)
+    _t2 = _softplus(logit_gate).add_(_t1)
+    _t3 = -logit_gate
+    _t4 = torch.sigmoid(_t3).mul_(_t1.neg_().expm1_())
+    _t5 = torch.where(_t4 > -1 / 2, torch.log1p(_t4), torch.logaddexp(-_t2, _softplus(_t3).neg_())).mul_(-_t0)
+    return _t5.sub_((log_rate * y).sub_(_t2).sub_((y + 1).lgamma_()).mul_(1 - _t0))
+
+
+def _loss_terms_and_grads_inplace(log_rate, logit_gate, y):
+    """_loss_terms_and_grads with the new tensors that nothing reads afterwards overwritten in place rather
+    than new ones allocated: the same operations and roundings (see _inplace_ok for when it may run)."""
+    _t0 = y == 0
+    _t1 = torch.where(_t0, 1, 0)
+    _t2 = torch.exp(log_rate)
+    _t3 = _softplus(logit_gate).add_(_t2)
+    _t4 = -logit_gate
+    _t5 = -_t2
+    _t6 = torch.sigmoid(_t4).mul_(torch.expm1(_t5))
+    _t7 = logit_gate + _t2
+    _t8 = torch.where(_t6 > -1 / 2, torch.log1p(_t6), torch.logaddexp(-_t3, _softplus(_t4).neg_())).mul_(-_t1)
+    _value = _t8.sub_((log_rate * y).sub_(_t3).sub_((y + 1).lgamma_()).mul_(1 - _t1))
+    _grad0 = torch.where(_t0, _t2.mul_((-_t7).sigmoid_()), (-y).sub_(_t5))
+    _grad1 = torch.where(_t0, _t6.mul_(_t7.sigmoid_()), torch.sigmoid(logit_gate))
+    return _value, (_grad0, _grad1)
+
+
 def _constant(log_rate, logit_gate, y):
     """The dropped constant c = −log p − ℓ of each observation."""
     return 0
@@ -204,16 +234,28 @@ def _owned(g, others):
     return all(not isinstance(t, torch.Tensor) or t.untyped_storage().data_ptr() != ptr for t in others)
 
 
+def _inplace_ok(args):
+    """Whether the in-place forms of the loss terms may run: autograd records nothing (it could save a tensor
+    they overwrite), torch.compile is not tracing (it fuses the plain form itself), and the inputs and the
+    target share one shape into which the constants broadcast, so that every temporary computed from them has
+    that shape (and an in-place operation never needs to grow it)."""
+    if torch.compiler.is_compiling() or (torch.is_grad_enabled() and any(a.requires_grad for a in args)):
+        return False
+    shape = args[0].shape
+    return (all(a.shape == shape for a in args[1:3])
+            and all(torch.broadcast_shapes(a.shape, shape) == shape for a in args[3:]))
+
+
 def _forward(args, weight, reduction, full, needs):
     """The reduced loss and, for each argument (weight last) whose entry of needs is true, the factor that
     backward multiplies by grad_output: for reduction "mean"/"sum" the gradient of the reduced loss, already
     summed to the argument's shape; for "none" each loss's own gradient w·∂ℓ/∂arg (not summed)."""
     if not any(needs):
-        value = _loss_terms(*args)
+        value = (_loss_terms_inplace if _inplace_ok(args) else _loss_terms)(*args)
         if full:
             value = value + _constant(*args)
         return _reduce(_broadcast(value, args), weight, reduction), None
-    value, partials = _loss_terms_and_grads(*args)
+    value, partials = (_loss_terms_and_grads_inplace if _inplace_ok(args) else _loss_terms_and_grads)(*args)
     if full:
         value = value + _constant(*args)
     value = _broadcast(value, args)

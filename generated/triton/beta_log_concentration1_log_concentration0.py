@@ -39,6 +39,8 @@ Stabilising rewrites applied (symloss.stabilize):
     log_beta: lgamma(p) + lgamma(q) − lgamma(p + q) → lbeta(p, q);  … − lgamma(p + q − 1) → lbeta(p, q) + log(p + q
         − 1)
     digamma_difference: ψ(x + h) − ψ(x) → digamma_difference(x, h)
+    lbeta_deviance: lbeta(a, b) − a·log p − b·log(1 − p) → ½·log 2π + ½·log((a + b)/(a·b)) + δ(a) + δ(b) − δ(a + b)
+        + bd0(a, (a + b)·p) + bd0(b, (a + b)·(1 − p))  (a, b ≥ 10)
     log1p: log(1 + x) → log1p(x)
     expm1: exp(x) − 1 → expm1(x)
     xlogy: x·log(y) → xlogy(x, y);  x·log1p(y) → xlog1py(x, y)  (x may be 0, the target involved)
@@ -175,6 +177,12 @@ else:
 
 
 @triton.jit
+def _softplus(x):
+    """log(1 + exp(x)) without overflow: max(x, 0) + log1p(exp(−|x|))."""
+    return tl.maximum(x, 0.0) + _log1p(_exp(-tl.abs(x)))
+
+
+@triton.jit
 def _xlogy(x, y):
     """x·log y, 0 where x = 0 (also at y = 0)."""
     return tl.where(x == 0.0, 0.0, x * _log(y))
@@ -184,6 +192,32 @@ def _xlogy(x, y):
 def _xlog1py(x, y):
     """x·log(1 + y), 0 where x = 0 (also at y = −1)."""
     return tl.where(x == 0.0, 0.0, x * _log1p(y))
+
+
+@triton.jit
+def _bd0(x, m, lm):
+    """bd0(x, m) = x·log(x/m) + m − x for x, m > 0, lm = log m (Loader 2000; R's bd0): x·(e^z − 1 − z) with
+    z = log1p((m − x)/x) for m/x in [½, 1e30) (m − x is exact where m ≈ x), log(m/x) in (1e-30, ½), lm − log x
+    outside (m may have over- or underflowed; |z| > 69 needs only relative accuracy); by its Taylor series to
+    z²⁰ for |z| < 1 (where the formula cancels: to 0 at x = m = 1e30), m − x·(1 + z) above."""
+    r = m / x
+    near = (r >= 0.5) & (r < 1e30)
+    far = (r > 1e-30) & (r < 0.5)
+    z = tl.where(near, _log1p(tl.where(near, (m - x) / x, 0.0)),
+                 tl.where(far, _log(tl.where(far, r, 1.0)), lm - _log(x)))
+    small = tl.abs(z) < 1.0
+    zs = tl.where(small, z, 0.0)
+    d = x.dtype
+    series = zs * zs * (tl.full([1], 1 / 2, d) + zs * (tl.full([1], 1 / 6, d) + zs * (tl.full([1], 1 / 24, d) +
+        zs * (tl.full([1], 1 / 120, d) + zs * (tl.full([1], 1 / 720, d) + zs * (tl.full([1], 1 / 5040, d) +
+        zs * (tl.full([1], 1 / 40320, d) + zs * (tl.full([1], 1 / 362880, d) +
+        zs * (tl.full([1], 1 / 3628800, d) + zs * (tl.full([1], 1 / 39916800, d) +
+        zs * (tl.full([1], 1 / 479001600, d) + zs * (tl.full([1], 1 / 6227020800, d) +
+        zs * (tl.full([1], 1 / 87178291200, d) + zs * (tl.full([1], 1 / 1307674368000, d) +
+        zs * (tl.full([1], 1 / 20922789888000, d) + zs * (tl.full([1], 1 / 355687428096000, d) +
+        zs * (tl.full([1], 1 / 6402373705728000, d) + zs * (tl.full([1], 1 / 121645100408832000, d) +
+        zs * tl.full([1], 1 / 2432902008176640000, d)))))))))))))))))))
+    return tl.where(small, x * series, m - x * (1.0 + z))
 
 
 @triton.jit
@@ -268,21 +302,63 @@ def _digamma_diff(x, h):
 def _loss_terms(log_concentration1, log_concentration0, y):
     """ℓ of each observation."""
     _dt = log_concentration1.dtype
-    _t0 = _lbeta(_exp(log_concentration0), _exp(log_concentration1))
-    return _t0 - _xlog1py(_expm1(log_concentration0), -y) - _xlogy(_expm1(log_concentration1), y)
+    _k0 = tl.full([1], 2.302585092994046, _dt)
+    _k2 = tl.full([1], 1.3025850929940457, _dt)
+    _k1 = tl.full([1], 0.9189385332046728, _dt)
+    _t0 = _log(y)
+    _t1 = -y
+    _t2 = _log1p(_t1)
+    _t4 = (log_concentration1 >= _k0)
+    _t5 = tl.where(_t4, log_concentration1, _k0)
+    _t6 = (log_concentration0 >= _k0)
+    _t7 = tl.where(_t6, log_concentration0, _k0)
+    _t8 = _exp(_t7)
+    _t9 = _exp(_t5)
+    _t10 = _t8 + _t9
+    _t11 = _softplus(_t5 - _t7)
+    _t12 = _t11 + _t7
+    _t13 = tl.where(((log_concentration0 < _k0) | (log_concentration1 < _k0)), log_concentration0, _k2)
+    _t14 = _bd0(_t8, _t10*(1 - y), _t12 + _t2)
+    _t15 = _bd0(_t9, _t10*y, _t0 + _t12)
+    _t16 = -_lgammacor_series(_t10)
+    _t17 = _lgammacor_series(_t9)
+    _t18 = _lbeta(_exp(_t13), _exp(log_concentration1))
+    _t19 = _t0 + (0.5)*_t11 + _t14 + _t15 + _t16 + _t17 + _t2 - 0.5*_t5 + _lgammacor_series(_t8) + _k1
+    _t20 = _t18 - _xlog1py(_expm1(_t13), _t1) - _xlogy(_expm1(log_concentration1), y)
+    return tl.where((_t4 & _t6), _t19, _t20)
 
 
 @triton.jit
 def _loss_terms_and_grads(log_concentration1, log_concentration0, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂log_concentration1, ∂ℓ/∂log_concentration0."""
     _dt = log_concentration1.dtype
-    _t0 = -y
-    _t1 = _exp(log_concentration0)
-    _t2 = _exp(log_concentration1)
-    _t3 = -_xlog1py(_expm1(log_concentration0), _t0)
-    _value = _t3 + _lbeta(_t1, _t2) - _xlogy(_expm1(log_concentration1), y)
-    _grad0 = _t2*(-_log(y) - _digamma_diff(_t2, _t1))
-    _grad1 = _t1*(-_digamma_diff(_t1, _t2) - _log1p(_t0))
+    _k0 = tl.full([1], 2.302585092994046, _dt)
+    _k2 = tl.full([1], 1.3025850929940457, _dt)
+    _k1 = tl.full([1], 0.9189385332046728, _dt)
+    _t0 = _log(y)
+    _t1 = -y
+    _t2 = _log1p(_t1)
+    _t4 = (log_concentration1 >= _k0)
+    _t5 = tl.where(_t4, log_concentration1, _k0)
+    _t6 = (log_concentration0 >= _k0)
+    _t7 = tl.where(_t6, log_concentration0, _k0)
+    _t8 = _exp(_t7)
+    _t9 = _exp(_t5)
+    _t10 = _t8 + _t9
+    _t11 = _softplus(_t5 - _t7)
+    _t12 = _t11 + _t7
+    _t13 = tl.where(((log_concentration0 < _k0) | (log_concentration1 < _k0)), log_concentration0, _k2)
+    _t14 = _exp(log_concentration1)
+    _t15 = _exp(log_concentration0)
+    _t16 = _bd0(_t8, _t10*(1 - y), _t12 + _t2)
+    _t17 = _bd0(_t9, _t10*y, _t0 + _t12)
+    _t18 = -_lgammacor_series(_t10)
+    _t19 = _lgammacor_series(_t9)
+    _t20 = -_xlogy(_expm1(log_concentration1), y)
+    _t21 = _t0 + (0.5)*_t11 + _t16 + _t17 + _t18 + _t19 + _t2 - 0.5*_t5 + _lgammacor_series(_t8) + _k1
+    _value = tl.where((_t4 & _t6), _t21, _t20 + _lbeta(_t14, _exp(_t13)) - _xlog1py(_expm1(_t13), _t1))
+    _grad0 = _t14*(-_t0 - _digamma_diff(_t14, _t15))
+    _grad1 = _t15*(-_t2 - _digamma_diff(_t15, _t14))
     return _value, _grad0, _grad1
 
 

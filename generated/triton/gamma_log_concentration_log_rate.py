@@ -32,7 +32,8 @@ Torch built-in: none computes this loss.
 
 Stabilising rewrites applied (symloss.stabilize):
     log_gamma: log Γ(x) → lgamma(x);  log x! → lgamma(x + 1)
-    lgamma_stirling: lgamma(c·e^u) + r → (c·e^u − ½)(u + log c) − c·e^u + ½·log 2π + δ(c·e^u) + r  (c·e^u ≥ 10)
+    lgamma_deviance: lgamma(x) − x·L + e^L → ½·log 2π − ½·log x + δ(x) + bd0(x, e^L)  (x = c·e^u ≥ 10; bd0(x, m) =
+        x·log(x/m) + m − x)
     digamma_stirling: ψ(c·e^u) + r → (u + log c) − e^−u/(2c) + ε(c·e^u) + r
     expm1: exp(x) − 1 → expm1(x)
     xlogy: x·log(y) → xlogy(x, y);  x·log1p(y) → xlog1py(x, y)  (x may be 0, the target involved)
@@ -124,6 +125,18 @@ else:
 
 if _INTERPRET:
     @triton.jit
+    def _log1p(x):
+        """log(1 + x) to a few ulps from core operations: log(u)·x/(u − 1) with u = 1 + x (Goldberg 1991)."""
+        u = 1.0 + x
+        d = u - 1.0
+        return tl.where(d == 0.0, x, _log(u) * (x / tl.where(d == 0.0, 1.0, d)))
+else:
+    @triton.jit
+    def _log1p(x):
+        return libdevice.log1p(x)
+
+if _INTERPRET:
+    @triton.jit
     def _expm1(x):
         """exp(x) − 1 to a few ulps from core operations: (u − 1)·x/log u with u = exp x (Kahan)."""
         u = _exp(x)
@@ -179,6 +192,32 @@ def _xlogy(x, y):
 
 
 @triton.jit
+def _bd0(x, m, lm):
+    """bd0(x, m) = x·log(x/m) + m − x for x, m > 0, lm = log m (Loader 2000; R's bd0): x·(e^z − 1 − z) with
+    z = log1p((m − x)/x) for m/x in [½, 1e30) (m − x is exact where m ≈ x), log(m/x) in (1e-30, ½), lm − log x
+    outside (m may have over- or underflowed; |z| > 69 needs only relative accuracy); by its Taylor series to
+    z²⁰ for |z| < 1 (where the formula cancels: to 0 at x = m = 1e30), m − x·(1 + z) above."""
+    r = m / x
+    near = (r >= 0.5) & (r < 1e30)
+    far = (r > 1e-30) & (r < 0.5)
+    z = tl.where(near, _log1p(tl.where(near, (m - x) / x, 0.0)),
+                 tl.where(far, _log(tl.where(far, r, 1.0)), lm - _log(x)))
+    small = tl.abs(z) < 1.0
+    zs = tl.where(small, z, 0.0)
+    d = x.dtype
+    series = zs * zs * (tl.full([1], 1 / 2, d) + zs * (tl.full([1], 1 / 6, d) + zs * (tl.full([1], 1 / 24, d) +
+        zs * (tl.full([1], 1 / 120, d) + zs * (tl.full([1], 1 / 720, d) + zs * (tl.full([1], 1 / 5040, d) +
+        zs * (tl.full([1], 1 / 40320, d) + zs * (tl.full([1], 1 / 362880, d) +
+        zs * (tl.full([1], 1 / 3628800, d) + zs * (tl.full([1], 1 / 39916800, d) +
+        zs * (tl.full([1], 1 / 479001600, d) + zs * (tl.full([1], 1 / 6227020800, d) +
+        zs * (tl.full([1], 1 / 87178291200, d) + zs * (tl.full([1], 1 / 1307674368000, d) +
+        zs * (tl.full([1], 1 / 20922789888000, d) + zs * (tl.full([1], 1 / 355687428096000, d) +
+        zs * (tl.full([1], 1 / 6402373705728000, d) + zs * (tl.full([1], 1 / 121645100408832000, d) +
+        zs * tl.full([1], 1 / 2432902008176640000, d)))))))))))))))))))
+    return tl.where(small, x * series, m - x * (1.0 + z))
+
+
+@triton.jit
 def _lgammacor_series(x):
     """δ(x) = log Γ(x) − ((x − ½)·log x − x + ½·log 2π) for x ≥ 10 (R's lgammacor): the asymptotic series
     Σ B₂ₖ/(2k(2k − 1)x²ᵏ⁻¹) to x⁻¹⁷ (error < 2e-19), no branch: for arguments known to be ≥ 10."""
@@ -214,13 +253,15 @@ def _loss_terms(log_concentration, log_rate, y):
     _dt = log_concentration.dtype
     _k0 = tl.full([1], 2.302585092994046, _dt)
     _k1 = tl.full([1], 0.9189385332046728, _dt)
-    _t1 = (log_concentration >= _k0)
-    _t2 = tl.where(_t1, log_concentration, _k0)
-    _t3 = _exp(_t2)
-    _t4 = _exp(tl.where((log_concentration <= _k0), log_concentration, _k0))
-    _t5 = _t3*(_t2 - log_rate - 1) - 0.5*_t2 + _lgammacor_series(_t3) + _k1
-    _t6 = tl.where(_t1, _t5, _lgamma(_t4) - _t4*log_rate)
-    return _t6 + y*_exp(log_rate) - _xlogy(_expm1(log_concentration), y)
+    _t0 = _log(y)
+    _t2 = (log_concentration >= _k0)
+    _t3 = tl.where(_t2, log_concentration, _k0)
+    _t4 = _exp(_t3)
+    _t5 = _exp(log_rate)
+    _t6 = tl.where((log_concentration <= _k0), log_concentration, _k0)
+    _t7 = _exp(_t6)
+    _t8 = _t0 - 0.5*_t3 + _bd0(_t4, _t5*y, log_rate + _t0) + _lgammacor_series(_t4) + _k1
+    return tl.where(_t2, _t8, _t5*y - _t7*log_rate + _lgamma(_t7) - _xlogy(_expm1(_t6), y))
 
 
 @triton.jit
@@ -229,17 +270,20 @@ def _loss_terms_and_grads(log_concentration, log_rate, y):
     _dt = log_concentration.dtype
     _k0 = tl.full([1], 2.302585092994046, _dt)
     _k1 = tl.full([1], 0.9189385332046728, _dt)
-    _t0 = y*_exp(log_rate)
+    _t0 = _log(y)
     _t2 = (log_concentration >= _k0)
     _t3 = tl.where(_t2, log_concentration, _k0)
     _t4 = _exp(_t3)
-    _t5 = _exp(tl.where((log_concentration <= _k0), log_concentration, _k0))
-    _t6 = _exp(log_concentration)
-    _t7 = -log_concentration
-    _t8 = _t4*(_t3 - log_rate - 1) - 0.5*_t3 + _lgammacor_series(_t4) + _k1
-    _value = _t0 + tl.where(_t2, _t8, _lgamma(_t5) - _t5*log_rate) - _xlogy(_expm1(log_concentration), y)
-    _grad0 = _t6*(-log_rate - _t7 - 0.5*_exp(_t7) - _log(y) + _digammacor(_t6))
-    _grad1 = _t0 - _t6
+    _t5 = _exp(log_rate)
+    _t6 = _t5*y
+    _t7 = log_rate + _t0
+    _t8 = tl.where((log_concentration <= _k0), log_concentration, _k0)
+    _t9 = _exp(_t8)
+    _t10 = _exp(log_concentration)
+    _t12 = _t0 - 0.5*_t3 + _bd0(_t4, _t6, _t7) + _lgammacor_series(_t4) + _k1
+    _value = tl.where(_t2, _t12, _t5*y - _t9*log_rate + _lgamma(_t9) - _xlogy(_expm1(_t8), y))
+    _grad0 = _t10*(log_concentration - _t7 + _digammacor(_t10) - 0.5*_exp(-log_concentration))
+    _grad1 = _t6 - _t10
     return _value, _grad0, _grad1
 
 

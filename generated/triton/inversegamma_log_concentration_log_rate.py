@@ -32,8 +32,11 @@ Torch built-in: none computes this loss.
 
 Stabilising rewrites applied (symloss.stabilize):
     log_gamma: log Γ(x) → lgamma(x);  log x! → lgamma(x + 1)
-    lgamma_stirling: lgamma(c·e^u) + r → (c·e^u − ½)(u + log c) − c·e^u + ½·log 2π + δ(c·e^u) + r  (c·e^u ≥ 10)
+    lgamma_deviance: lgamma(x) − x·L + e^L → ½·log 2π − ½·log x + δ(x) + bd0(x, e^L)  (x = c·e^u ≥ 10; bd0(x, m) =
+        x·log(x/m) + m − x)
     digamma_stirling: ψ(c·e^u) + r → (u + log c) − e^−u/(2c) + ε(c·e^u) + r
+    log_ratio: C·log(y) + c·s → (−c)·log_ratio(y, s) + (C + c)·log(y)  (y the data, s a real input, −c C or a term
+        of it);  x·log_ratio(y, s) → xmuly(x, log_ratio(y, s)) where x may be 0 (by the xlogy rule)
 
 Conventions:
     * Inputs broadcast against each other and the target as in torch; dtype (float32/float64) follows the
@@ -122,6 +125,18 @@ else:
 
 if _INTERPRET:
     @triton.jit
+    def _log1p(x):
+        """log(1 + x) to a few ulps from core operations: log(u)·x/(u − 1) with u = 1 + x (Goldberg 1991)."""
+        u = 1.0 + x
+        d = u - 1.0
+        return tl.where(d == 0.0, x, _log(u) * (x / tl.where(d == 0.0, 1.0, d)))
+else:
+    @triton.jit
+    def _log1p(x):
+        return libdevice.log1p(x)
+
+if _INTERPRET:
+    @triton.jit
     def _lgamma(x):
         """log Γ(x) for x > 0: shifted to z = x + 8 ≥ 8 below 8, then Stirling's series to z^-13."""
         small = x < 8.0
@@ -155,6 +170,45 @@ def _digamma(x):
         tl.full([1], 1 / 252, t) - z2 * (tl.full([1], 1 / 240, t) - z2 * (tl.full([1], 1 / 132, t) - z2 * (
             tl.full([1], 691 / 32760, t) - z2 * tl.full([1], 1 / 12, t)))))))
     return series - tl.where(small, shift, 0.0)
+
+
+@triton.jit
+def _log_ratio(y, s):
+    """log(y) − s with log y carried to ~5e-17 absolute, not half an ulp of log y (which is all of log y − s
+    where y ≈ e^s): y = m·2^e with m near 1, and (e·ln2_hi − s) + (e·ln2_lo + log m), of which e·ln2_hi (ln2_hi
+    has 15 bits) and its difference with a close s are exact.  Triton has no frexp: e = round(log2 y) (0 at
+    y = 0, ∞, NaN, where m = y then gives log's own answer), and 2^−e in two exact halves (2^1074 overflows)."""
+    normal = (y > 0.0) & (y - y == 0.0)
+    e = tl.where(normal, tl.floor(tl.log2(tl.where(normal, y, 1.0)) + 0.5), 0.0)
+    h = tl.floor(0.5 * e)
+    m = y * tl.exp2(-h) * tl.exp2(h - e)
+    return (e * 0.693145751953125 - s) + (e * tl.full([1], 1.4286068203094173e-06, y.dtype) + _log(m))
+
+
+@triton.jit
+def _bd0(x, m, lm):
+    """bd0(x, m) = x·log(x/m) + m − x for x, m > 0, lm = log m (Loader 2000; R's bd0): x·(e^z − 1 − z) with
+    z = log1p((m − x)/x) for m/x in [½, 1e30) (m − x is exact where m ≈ x), log(m/x) in (1e-30, ½), lm − log x
+    outside (m may have over- or underflowed; |z| > 69 needs only relative accuracy); by its Taylor series to
+    z²⁰ for |z| < 1 (where the formula cancels: to 0 at x = m = 1e30), m − x·(1 + z) above."""
+    r = m / x
+    near = (r >= 0.5) & (r < 1e30)
+    far = (r > 1e-30) & (r < 0.5)
+    z = tl.where(near, _log1p(tl.where(near, (m - x) / x, 0.0)),
+                 tl.where(far, _log(tl.where(far, r, 1.0)), lm - _log(x)))
+    small = tl.abs(z) < 1.0
+    zs = tl.where(small, z, 0.0)
+    d = x.dtype
+    series = zs * zs * (tl.full([1], 1 / 2, d) + zs * (tl.full([1], 1 / 6, d) + zs * (tl.full([1], 1 / 24, d) +
+        zs * (tl.full([1], 1 / 120, d) + zs * (tl.full([1], 1 / 720, d) + zs * (tl.full([1], 1 / 5040, d) +
+        zs * (tl.full([1], 1 / 40320, d) + zs * (tl.full([1], 1 / 362880, d) +
+        zs * (tl.full([1], 1 / 3628800, d) + zs * (tl.full([1], 1 / 39916800, d) +
+        zs * (tl.full([1], 1 / 479001600, d) + zs * (tl.full([1], 1 / 6227020800, d) +
+        zs * (tl.full([1], 1 / 87178291200, d) + zs * (tl.full([1], 1 / 1307674368000, d) +
+        zs * (tl.full([1], 1 / 20922789888000, d) + zs * (tl.full([1], 1 / 355687428096000, d) +
+        zs * (tl.full([1], 1 / 6402373705728000, d) + zs * (tl.full([1], 1 / 121645100408832000, d) +
+        zs * tl.full([1], 1 / 2432902008176640000, d)))))))))))))))))))
+    return tl.where(small, x * series, m - x * (1.0 + z))
 
 
 @triton.jit
@@ -193,13 +247,15 @@ def _loss_terms(log_concentration, log_rate, y):
     _dt = log_concentration.dtype
     _k0 = tl.full([1], 2.302585092994046, _dt)
     _k1 = tl.full([1], 0.9189385332046728, _dt)
-    _t1 = (log_concentration >= _k0)
-    _t2 = tl.where(_t1, log_concentration, _k0)
-    _t3 = _exp(_t2)
-    _t4 = _exp(tl.where((log_concentration <= _k0), log_concentration, _k0))
-    _t5 = _t3*(_t2 - log_rate - 1) - 0.5*_t2 + _lgammacor_series(_t3) + _k1
-    _t6 = tl.where(_t1, _t5, _lgamma(_t4) - _t4*log_rate)
-    return _t6 - (-_exp(log_concentration) - 1)*_log(y) + _exp(log_rate)/y
+    _t0 = _log(y)
+    _t2 = (log_concentration >= _k0)
+    _t3 = tl.where(_t2, log_concentration, _k0)
+    _t4 = _exp(_t3)
+    _t5 = _exp(log_rate)/y
+    _t6 = _log_ratio(y, log_rate)
+    _t7 = _exp(tl.where((log_concentration <= _k0), log_concentration, _k0))
+    _t8 = _t0 - 0.5*_t3 + _bd0(_t4, _t5, -_t6) + _lgammacor_series(_t4) + _k1
+    return tl.where(_t2, _t8, _t0 + _t5 + _t6*_t7 + _lgamma(_t7))
 
 
 @triton.jit
@@ -208,18 +264,20 @@ def _loss_terms_and_grads(log_concentration, log_rate, y):
     _dt = log_concentration.dtype
     _k0 = tl.full([1], 2.302585092994046, _dt)
     _k1 = tl.full([1], 0.9189385332046728, _dt)
-    _t0 = _exp(log_rate)
-    _t1 = (1/y)
-    _t2 = _log(y)
-    _t3 = _exp(log_concentration)
-    _t5 = (log_concentration >= _k0)
-    _t6 = tl.where(_t5, log_concentration, _k0)
-    _t7 = _exp(_t6)
-    _t8 = _exp(tl.where((log_concentration <= _k0), log_concentration, _k0))
-    _t9 = _t7*(_t6 - log_rate - 1) - 0.5*_t6 + _lgammacor_series(_t7) + _k1
-    _value = _t0*_t1 - _t2*(-_t3 - 1) + tl.where(_t5, _t9, _lgamma(_t8) - _t8*log_rate)
-    _grad0 = _t3*(log_concentration - log_rate + _t2 + _digammacor(_t3) - 0.5*_exp(-log_concentration))
-    _grad1 = _t0*_t1 - _t3
+    _t0 = _log(y)
+    _t2 = (log_concentration >= _k0)
+    _t3 = tl.where(_t2, log_concentration, _k0)
+    _t4 = _exp(_t3)
+    _t5 = _exp(log_rate)
+    _t6 = (1/y)
+    _t7 = _t5*_t6
+    _t8 = _log_ratio(y, log_rate)
+    _t9 = _exp(tl.where((log_concentration <= _k0), log_concentration, _k0))
+    _t10 = _exp(log_concentration)
+    _t11 = _t0 - 0.5*_t3 + _bd0(_t4, _t7, -_t8) + _lgammacor_series(_t4) + _k1
+    _value = tl.where(_t2, _t11, _t0 + _t7 + _t8*_t9 + _lgamma(_t9))
+    _grad0 = _t10*(log_concentration - log_rate + _t0 + _digammacor(_t10) - 0.5*_exp(-log_concentration))
+    _grad1 = _t5*_t6 - _t10
     return _value, _grad0, _grad1
 
 

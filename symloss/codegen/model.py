@@ -24,6 +24,7 @@ from ..identifiers import safe_identifier, validate_identifier
 from ..loss import Loss
 from ..stabilize import RULES, STABLE_FUNCTIONS, Held, LogSumExp, MaxOver, SumBelowOne, stabilize
 from .docs import module_doc
+from .inplace import inplace_block
 from .printers import (
     CLASS_REDUCTIONS,
     UNSUPPORTED,
@@ -87,6 +88,10 @@ class ModuleModel:
     helpers: tuple[str, ...]
     uses_math: bool
     doc: dict[str, object] = field(default_factory=dict)
+    # torch: the value and value-and-gradients blocks rewritten to overwrite their dead temporaries
+    # (symloss.codegen.inplace), for the forward pass without autograd; None where nothing is rewritten
+    value_inplace: Block | None = None
+    value_and_grads_inplace: Block | None = None
 
     @property
     def arguments(self) -> tuple[Argument, ...]:
@@ -427,6 +432,13 @@ def build_model(loss: Loss, target: str) -> ModuleModel:
                           False, _describe(loss, loss.target, "target"))
     constants = tuple(Argument(names[c], str(c), "constant", False, False, _describe(loss, c, "constant"))
                       for c in loss.constants)
+    value_inplace = grads_inplace = None
+    # (a class-axis loss with an input per row, such as the multinomial's total count, has data of two shapes,
+    # which the in-place forms' one-shape check cannot see apart: it keeps the plain forms)
+    if spec.name == "torch" and (not lowering.vector or all(isinstance(s, sp.IndexedBase) for s in loss.inputs)):
+        data_names = [names[s] for s in (*loss.inputs, loss.target)]
+        value_inplace = _inplace(value_block, data_names)
+        grads_inplace = _inplace(grad_block, data_names)
     dist = loss.distribution
     model = ModuleModel(
         target=target,
@@ -445,8 +457,15 @@ def build_model(loss: Loss, target: str) -> ModuleModel:
         has_constant=constant != 0,
         helpers=tuple(sorted(printer.helpers)),
         uses_math=printer.uses_math,
+        value_inplace=value_inplace,
+        value_and_grads_inplace=grads_inplace,
     )
     return dataclasses.replace(model, doc=module_doc(loss, model, [r for r in RULES if r.name in fired]))
+
+
+def _inplace(block: Block, data: Sequence[str]) -> Block | None:
+    rewritten = inplace_block(block.assignments, block.outputs, data)
+    return None if rewritten is None else Block(assignments=rewritten[0], outputs=rewritten[1])
 
 
 def _describe(loss: Loss, s: sp.Basic, role: str) -> str:

@@ -223,7 +223,7 @@ class _LossPrinterMixin:
     HELPER_CALLS: dict[str, str] = {
         "Log1mExp": "log1mexp", "Log1pSquare": "log1p_square", "Log1pSquareDu": "log1p_square_du",
         "Log1pSquareDv": "log1p_square_dv", "Log1pSquareDvc": "log1p_square_dvc", "LogRatio": "log_ratio",
-        "XOverExpm1M1": "x_over_expm1_m1",
+        "XOverExpm1M1": "x_over_expm1_m1", "Bd0": "bd0",
     }
     _helper_prefix = "_"
 

@@ -59,6 +59,13 @@ def _reflow(line: Any, width: int = 118) -> str:
     return f"{head}(\n{inner}\n{' ' * indent}){tail}"
 
 
+def _statement(code: Any, head: str, width: int = 118) -> str:
+    """``head`` + ``code`` (an expression) on one line, or, where too long, with the expression in parentheses
+    broken across filled lines (printed code has no strings, so any space may become a line break)."""
+    line = f"{head}{code}"
+    return line if len(line) <= width else _reflow(f"{head}({code})", width)
+
+
 def _docsafe(text: Any) -> str:
     """Text that cannot end a docstring or start an escape sequence."""
     return str(text).replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
@@ -127,6 +134,7 @@ def environment(directory: str | None = None) -> jinja2.Environment:
     env.filters.update(
         fill=_fill,
         reflow=_reflow,
+        statement=_statement,
         docsafe=_docsafe,
         pyrepr=_pyrepr,
         pytuple=_pytuple,

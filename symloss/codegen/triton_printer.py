@@ -41,6 +41,7 @@ HELPER_DEPENDENCIES: dict[str, frozenset[str]] = {
     "_xlog1py": frozenset({"_log1p"}),
     "_log1mexp": frozenset({"_expm1", "_log1p"}),
     "_x_over_expm1_m1": frozenset({"_expm1"}),
+    "_bd0": frozenset({"_log1p"}),
     "_log1p_square": frozenset({"_log1p"}),
     "_tanh": frozenset({"_expm1"}),
     "_log_tanhc": frozenset({"_tanh"}),
