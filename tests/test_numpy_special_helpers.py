@@ -113,3 +113,23 @@ def test_blocked_module_equals_elementwise_calls():
     assert v.shape == (n,)
     v0, g0 = mod.value_and_grad(np.float64(4.0), np.float64(0.5), np.float64(0.1), np.float64(1.0), reduction="none")
     assert np.shape(v0) == () and all(np.shape(g) == () for g in g0)
+
+
+@pytest.mark.parametrize("helper", ["_lbeta", "_lgamma_diff"])
+def test_small_argument_differences_against_mpmath(helper):
+    """log B(p, q) and lgamma(x + h) − lgamma(x) with arguments below 20 from one log of a product ratio
+    (_lgamma_parts), not a difference of lgammas of size 13: within a few ulps of |result| + 1 (the rounding of
+    p + q, x + h and the zero crossings bound what any float64 method can do), over several blocks."""
+    mod = generated_module("numpy", "beta_log_concentration1_log_concentration0" if helper == "_lbeta"
+                           else "negativebinomial_logit_probs")
+    rng = np.random.default_rng(1)
+    a = rng.uniform(0, 10, 40000) * 10.0 ** rng.uniform(-3, 0, 40000)
+    b = rng.uniform(0, 10, 40000)
+    got = getattr(mod, helper)(a, b)
+    idx = rng.choice(a.size, 400, replace=False)
+    with mpmath.workdps(50):
+        want = np.array([float(mpmath.log(mpmath.beta(a[i], b[i]))) if helper == "_lbeta" else
+                         float(mpmath.loggamma(mpmath.mpf(a[i]) + mpmath.mpf(b[i])) - mpmath.loggamma(a[i]))
+                         for i in idx])
+    err = np.abs(got[idx] - want) / np.spacing(np.abs(want) + 1.0)
+    assert err.max() <= 16

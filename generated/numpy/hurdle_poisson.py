@@ -160,10 +160,19 @@ def _lgamma_stirling(x):
 
 
 def _lgamma_below_ten(x):
-    """log Γ(x) for 0 < x < 10 (Cephes): log Γ(2 + p) = p·B(p)/C(p), p = x − ⌊x⌋ (exact), plus log z, z = Γ(x)/Γ(2 + p)
-    = (x − 1)(x − 2)···(2 + p) from 3, 1/x in [1, 2), 1/(x(x + 1)) below 1: one log.  With t = max ⌊x⌋ of the
-    block, z = Πₖ₌₁ᵗ⁻² max(x − k, 2) / (min(x, 2)·min(x + 1, 2)) · 2^(⌊x⌋ − max(t − 2, 0)): each factor is exact,
-    a 2 stands for a factor that x lacks, and the power of 2 (exact) takes those 2s out."""
+    """log Γ(x) for 0 < x < 10 (Cephes): L(x) + log z(x) (_lgamma_parts), −log x where 1/x overflows."""
+    r, z = _lgamma_parts(x)
+    r += np.log(z)
+    if x.min() < 1e-300:  # 1/x overflows: log Γ(x) = −log x − γx + ...
+        r = np.where(x < 1e-300, -np.log(x), r)
+    return r
+
+
+def _lgamma_parts(x):
+    """(L, z) with log Γ(x) = L + log z for 1-d 0 < x < 20 (Cephes): L = log Γ(2 + p) = p·B(p)/C(p) in [0, log 2],
+    p = x − ⌊x⌋ (exact), z = Γ(x)/Γ(2 + p) = (x − 1)(x − 2)···(2 + p) from 3, 1/x in [1, 2), 1/(x(x + 1)) below 1.
+    With t = max ⌊x⌋ of the block, z = Πₖ₌₁ᵗ⁻² max(x − k, 2) / (min(x, 2)·min(x + 1, 2)) · 2^(⌊x⌋ − max(t − 2, 0)):
+    each factor is exact, a 2 stands for a factor that x lacks, and the power of 2 (exact) takes those 2s out."""
     fl = np.floor(x)
     p = x - fl
     r = p * _LGAMMA_B[0]
@@ -184,12 +193,9 @@ def _lgamma_below_ten(x):
         np.subtract(x, k, out=t)
         np.maximum(t, 2.0, out=t)
         z *= t
-    fl -= max(top - 2, 0)  # exponent bits of 2^(⌊x⌋ − max(t − 2, 0)) (between −7 and 9)
+    fl -= max(top - 2, 0)  # exponent bits of 2^(⌊x⌋ − max(t − 2, 0)) (between −17 and 19)
     z *= ((fl.astype(np.int64) + 1023) << 52).view(np.float64)
-    r += np.log(z)
-    if x.min() < 1e-300:  # 1/x overflows: log Γ(x) = −log x − γx + ...
-        r = np.where(x < 1e-300, -np.log(x), r)
-    return r
+    return r, z
 
 
 def _lgamma_reflected(x):

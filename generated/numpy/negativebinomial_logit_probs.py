@@ -142,6 +142,24 @@ def _lgamma_diff_large(x, h):
 
 
 def _lgamma_diff_small(x, h):
+    """lgamma(x + h) − lgamma(x) for 1-d x or x + h < 10: L(x + h) − L(x) + log(z(x + h)/z(x)) (_lgamma_parts)
+    where both are in [1e-300, 20) (two lgammas of size 13 would cancel: 19 ulps at x = 1e-6, h = 10), the
+    two lgammas elsewhere (one of them is ≥ 20 or below 1e-300 and the difference is as large as it is)."""
+    s = x + h
+    return _split((np.minimum(x, s) >= 1e-300) & (np.maximum(x, s) < 20.0), _lgamma_diff_parts,
+                  _lgamma_diff_lgammas, x, h)
+
+
+def _lgamma_diff_parts(x, h):
+    lx, zx = _lgamma_parts(x)
+    ls, zs = _lgamma_parts(x + h)
+    ls -= lx
+    zs /= zx
+    ls += np.log(zs)
+    return ls
+
+
+def _lgamma_diff_lgammas(x, h):
     return _lgamma_1d(x + h) - _lgamma_1d(x)
 
 
@@ -212,10 +230,19 @@ def _lgamma_stirling(x):
 
 
 def _lgamma_below_ten(x):
-    """log Γ(x) for 0 < x < 10 (Cephes): log Γ(2 + p) = p·B(p)/C(p), p = x − ⌊x⌋ (exact), plus log z, z = Γ(x)/Γ(2 + p)
-    = (x − 1)(x − 2)···(2 + p) from 3, 1/x in [1, 2), 1/(x(x + 1)) below 1: one log.  With t = max ⌊x⌋ of the
-    block, z = Πₖ₌₁ᵗ⁻² max(x − k, 2) / (min(x, 2)·min(x + 1, 2)) · 2^(⌊x⌋ − max(t − 2, 0)): each factor is exact,
-    a 2 stands for a factor that x lacks, and the power of 2 (exact) takes those 2s out."""
+    """log Γ(x) for 0 < x < 10 (Cephes): L(x) + log z(x) (_lgamma_parts), −log x where 1/x overflows."""
+    r, z = _lgamma_parts(x)
+    r += np.log(z)
+    if x.min() < 1e-300:  # 1/x overflows: log Γ(x) = −log x − γx + ...
+        r = np.where(x < 1e-300, -np.log(x), r)
+    return r
+
+
+def _lgamma_parts(x):
+    """(L, z) with log Γ(x) = L + log z for 1-d 0 < x < 20 (Cephes): L = log Γ(2 + p) = p·B(p)/C(p) in [0, log 2],
+    p = x − ⌊x⌋ (exact), z = Γ(x)/Γ(2 + p) = (x − 1)(x − 2)···(2 + p) from 3, 1/x in [1, 2), 1/(x(x + 1)) below 1.
+    With t = max ⌊x⌋ of the block, z = Πₖ₌₁ᵗ⁻² max(x − k, 2) / (min(x, 2)·min(x + 1, 2)) · 2^(⌊x⌋ − max(t − 2, 0)):
+    each factor is exact, a 2 stands for a factor that x lacks, and the power of 2 (exact) takes those 2s out."""
     fl = np.floor(x)
     p = x - fl
     r = p * _LGAMMA_B[0]
@@ -236,12 +263,9 @@ def _lgamma_below_ten(x):
         np.subtract(x, k, out=t)
         np.maximum(t, 2.0, out=t)
         z *= t
-    fl -= max(top - 2, 0)  # exponent bits of 2^(⌊x⌋ − max(t − 2, 0)) (between −7 and 9)
+    fl -= max(top - 2, 0)  # exponent bits of 2^(⌊x⌋ − max(t − 2, 0)) (between −17 and 19)
     z *= ((fl.astype(np.int64) + 1023) << 52).view(np.float64)
-    r += np.log(z)
-    if x.min() < 1e-300:  # 1/x overflows: log Γ(x) = −log x − γx + ...
-        r = np.where(x < 1e-300, -np.log(x), r)
-    return r
+    return r, z
 
 
 def _lgamma_reflected(x):

@@ -168,6 +168,26 @@ def _lbeta_mixed(p, q):
 
 
 def _lbeta_small(p, q):
+    """log B(p, q) for 1-d p ≤ q < 10: log Γ(x) = L(x) + log z(x) (_lgamma_parts) for p, q and p + q < 20, so
+    log B = L(p) + L(q) − L(p + q) + log(z(p)·(z(q)/z(p + q))): three terms below log 2 and one log, nothing of the
+    size of log Γ(9.99) = 12.8 cancels (three lgammas lose up to 35 ulps at lbeta(9.99, ½) = −0.57); z(q)/z(p + q)
+    is at most ~4, so z(p) ≤ 1e300 does not overflow: the three lgammas for p < 1e-300 (lgamma(p) dominates)."""
+    return _split(p >= 1e-300, _lbeta_parts, _lbeta_lgammas, p, q)
+
+
+def _lbeta_parts(p, q):
+    lp, zp = _lgamma_parts(p)
+    lq, zq = _lgamma_parts(q)
+    ls, zs = _lgamma_parts(p + q)
+    lp += lq
+    lp -= ls
+    zq /= zs
+    zq *= zp
+    lp += np.log(zq)
+    return lp
+
+
+def _lbeta_lgammas(p, q):
     return _lgamma_1d(p) + _lgamma_1d(q) - _lgamma_1d(p + q)
 
 
@@ -238,10 +258,19 @@ def _lgamma_stirling(x):
 
 
 def _lgamma_below_ten(x):
-    """log Γ(x) for 0 < x < 10 (Cephes): log Γ(2 + p) = p·B(p)/C(p), p = x − ⌊x⌋ (exact), plus log z, z = Γ(x)/Γ(2 + p)
-    = (x − 1)(x − 2)···(2 + p) from 3, 1/x in [1, 2), 1/(x(x + 1)) below 1: one log.  With t = max ⌊x⌋ of the
-    block, z = Πₖ₌₁ᵗ⁻² max(x − k, 2) / (min(x, 2)·min(x + 1, 2)) · 2^(⌊x⌋ − max(t − 2, 0)): each factor is exact,
-    a 2 stands for a factor that x lacks, and the power of 2 (exact) takes those 2s out."""
+    """log Γ(x) for 0 < x < 10 (Cephes): L(x) + log z(x) (_lgamma_parts), −log x where 1/x overflows."""
+    r, z = _lgamma_parts(x)
+    r += np.log(z)
+    if x.min() < 1e-300:  # 1/x overflows: log Γ(x) = −log x − γx + ...
+        r = np.where(x < 1e-300, -np.log(x), r)
+    return r
+
+
+def _lgamma_parts(x):
+    """(L, z) with log Γ(x) = L + log z for 1-d 0 < x < 20 (Cephes): L = log Γ(2 + p) = p·B(p)/C(p) in [0, log 2],
+    p = x − ⌊x⌋ (exact), z = Γ(x)/Γ(2 + p) = (x − 1)(x − 2)···(2 + p) from 3, 1/x in [1, 2), 1/(x(x + 1)) below 1.
+    With t = max ⌊x⌋ of the block, z = Πₖ₌₁ᵗ⁻² max(x − k, 2) / (min(x, 2)·min(x + 1, 2)) · 2^(⌊x⌋ − max(t − 2, 0)):
+    each factor is exact, a 2 stands for a factor that x lacks, and the power of 2 (exact) takes those 2s out."""
     fl = np.floor(x)
     p = x - fl
     r = p * _LGAMMA_B[0]
@@ -262,12 +291,9 @@ def _lgamma_below_ten(x):
         np.subtract(x, k, out=t)
         np.maximum(t, 2.0, out=t)
         z *= t
-    fl -= max(top - 2, 0)  # exponent bits of 2^(⌊x⌋ − max(t − 2, 0)) (between −7 and 9)
+    fl -= max(top - 2, 0)  # exponent bits of 2^(⌊x⌋ − max(t − 2, 0)) (between −17 and 19)
     z *= ((fl.astype(np.int64) + 1023) << 52).view(np.float64)
-    r += np.log(z)
-    if x.min() < 1e-300:  # 1/x overflows: log Γ(x) = −log x − γx + ...
-        r = np.where(x < 1e-300, -np.log(x), r)
-    return r
+    return r, z
 
 
 def _lgamma_reflected(x):
