@@ -116,22 +116,49 @@ def _xlog1py(x, y):
 
 def _bd0(x, m, lm):
     """bd0(x, m) = x·log(x/m) + m − x for x, m > 0, lm = log m (Loader 2000; R's bd0): x·(e^z − 1 − z) with
-    z = log1p((m − x)/x) for m/x in [½, 1e30) (m − x is exact where m ≈ x), log(m/x) in (1e-30, ½), lm − log x
-    outside (m may have over- or underflowed; |z| > 69 needs only relative accuracy); by its Taylor series to
-    z²⁰ for |z| < 1 (where the formula cancels: to 0 at x = m = 1e30), m − x·(1 + z) above."""
-    r = m / x
-    near = (r >= 0.5) & (r < 1e30)
-    far = (r > 1e-30) & (r < 0.5)
-    z = np.where(near, np.log1p(np.where(near, (m - x) / x, 0.0)),
-                 np.where(far, np.log(np.where(far, r, 1.0)), lm - np.log(x)))
-    small = np.abs(z) < 1.0
-    zs = np.where(small, z, 0.0)
-    series = zs * zs * (1 / 2 + zs * (1 / 6 + zs * (1 / 24 + zs * (1 / 120 + zs * (1 / 720 + zs * (1 / 5040 +
-        zs * (1 / 40320 + zs * (1 / 362880 + zs * (1 / 3628800 + zs * (1 / 39916800 + zs * (1 / 479001600 +
-        zs * (1 / 6227020800 + zs * (1 / 87178291200 + zs * (1 / 1307674368000 + zs * (1 / 20922789888000 +
-        zs * (1 / 355687428096000 + zs * (1 / 6402373705728000 + zs * (1 / 121645100408832000 +
-        zs * 1 / 2432902008176640000))))))))))))))))))
-    return np.where(small, x * series, m - x * (1.0 + z))
+    z = log1p((m − x)/x) for m/x in [½, 2) (m − x is exact there), log(m/x) in (1e-30, ½) and [2, 1e30) (|z| ≥
+    log 2: one ulp of m/x is one of z), lm − log x outside (m may have over- or underflowed; |z| > 69 needs only
+    relative accuracy); by its Taylor series to z²⁰ for |z| < 1 (where the formula cancels: to 0 at x = m =
+    1e30), m − x·(1 + z) above.  In cache-sized blocks: one log of every element, log1p, the second log and the
+    series only on the elements that need them."""
+    x = np.asarray(x)
+    dtype = x.dtype if x.dtype.kind == "f" else np.dtype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        return _blockwise(_bd0_1d, x, m, lm).astype(dtype, copy=False)
+
+
+_BD0_SERIES = tuple(1 / math.factorial(k) for k in range(19, 1, -1))  # 1/19!, ..., 1/2 (Horner's order)
+
+
+def _bd0_1d(x, m, lm):
+    """bd0 of 1-d x (m, lm: 1-d or numbers); the fix-ups on index sets (take and put, not masks)."""
+    def at(a, i):
+        return a if isinstance(a, float) else a.take(i)
+
+    r = m / x  # x is 1-d
+    z = np.log(r)
+    i = np.flatnonzero((r >= 0.5) & (r < 2.0))
+    if i.size:
+        xi = x.take(i)
+        z.put(i, np.log1p((at(m, i) - xi) / xi))
+    i = np.flatnonzero(~((r > 1e-30) & (r < 1e30)))  # also NaN
+    if i.size:
+        z.put(i, at(lm, i) - np.log(x.take(i)))
+    out = z + 1.0  # m − x·(1 + z)
+    out *= x
+    np.subtract(m, out, out=out)
+    i = np.flatnonzero(np.abs(z) < 1.0)
+    if i.size:  # x·z²·Σₖ zᵏ/(k + 2)!, Horner in place
+        zi = z.take(i)
+        s = zi / 2432902008176640000
+        for c in _BD0_SERIES:
+            s *= zi
+            s += c
+        zi *= zi
+        zi *= s
+        zi *= x.take(i)
+        out.put(i, zi)
+    return out
 
 
 def _lgammacor_series(x):

@@ -435,7 +435,7 @@ class NumpyLossPrinter(_LossPrinterMixin, NumPyPrinter):
         "_lgamma": ("_blockwise", "_split", "_lgammacor_series"),
         "_digamma": ("_blockwise", "_split", "_digammacor_series"),
         "_lgammacor": ("_lgamma",), "_digammacor": ("_digamma",), "_lbeta": ("_lgamma",), "_lgamma_diff": ("_lgamma",),
-        "_digamma_diff": ("_blockwise",), "_digamma_diff_half": ("_blockwise",),
+        "_digamma_diff": ("_blockwise",), "_digamma_diff_half": ("_blockwise",), "_bd0": ("_blockwise",),
     }
 
     def prepare(self, expr: sp.Expr) -> sp.Expr:
