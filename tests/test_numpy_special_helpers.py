@@ -14,6 +14,7 @@ from stability_support import generated_module
 GAMMA = "gamma_log_concentration_log_rate"  # has _lgamma, _lgammacor_series, _digammacor (and _digamma)
 STUDENT = "studentt_log_scale"  # has _lgamma_diff, _digamma_diff_half
 DIRICHLET = "dirichlet_log_concentration"  # has _digamma
+BETA = "beta_log_concentration1_log_concentration0"  # has _lbeta, _bd0
 
 
 def _mixed(n: int, seed: int = 0) -> np.ndarray:
@@ -62,6 +63,8 @@ def test_lgamma_special_values(gamma):
 @pytest.mark.parametrize("name, fn, args", [
     (GAMMA, "_lgamma", (2.5,)), (GAMMA, "_lgammacor_series", (12.0,)), (GAMMA, "_digammacor", (3.0,)),
     (STUDENT, "_lgamma_diff", (3.0, 0.5)), (STUDENT, "_digamma_diff_half", (3.0,)), (DIRICHLET, "_digamma", (3.0,)),
+    (GAMMA, "_bd0", (12.0, 13.0, math.log(13.0))), (GAMMA, "_bd0", (12.0, 40.0, math.log(40.0))),
+    (GAMMA, "_bd0", (12.0, 1e-40, math.log(1e-40))), (BETA, "_lbeta", (3.0, 4.5)),
 ])
 def test_helpers_on_scalars_empty_arrays_and_float32(name, fn, args):
     f = getattr(generated_module("numpy", name), fn)
@@ -120,8 +123,7 @@ def test_small_argument_differences_against_mpmath(helper):
     """log B(p, q) and lgamma(x + h) − lgamma(x) with arguments below 20 from one log of a product ratio
     (_lgamma_parts), not a difference of lgammas of size 13: within a few ulps of |result| + 1 (the rounding of
     p + q, x + h and the zero crossings bound what any float64 method can do), over several blocks."""
-    mod = generated_module("numpy", "beta_log_concentration1_log_concentration0" if helper == "_lbeta"
-                           else "negativebinomial_logit_probs")
+    mod = generated_module("numpy", BETA if helper == "_lbeta" else "negativebinomial_logit_probs")
     rng = np.random.default_rng(1)
     a = rng.uniform(0, 10, 40000) * 10.0 ** rng.uniform(-3, 0, 40000)
     b = rng.uniform(0, 10, 40000)
@@ -133,3 +135,22 @@ def test_small_argument_differences_against_mpmath(helper):
                          for i in idx])
     err = np.abs(got[idx] - want) / np.spacing(np.abs(want) + 1.0)
     assert err.max() <= 16
+
+
+def test_bd0_blocks_with_every_branch():
+    """_bd0 over several blocks with every branch mixed (log1p near m = x, the series, the formula, m under- and
+    overflowed) equals its elementwise calls, and a Python number m broadcasts."""
+    mod = generated_module("numpy", GAMMA)
+    rng = np.random.default_rng(2)
+    x = np.exp(rng.uniform(-50, 50, 50000))
+    z = np.concatenate([rng.uniform(-1.5, 1.5, 30000), rng.uniform(-800, 800, 20000)])
+    rng.shuffle(z)
+    with np.errstate(all="ignore"):
+        lm = np.log(x) + z
+        m = np.exp(lm)
+        got = mod._bd0(x, m, lm)
+        assert np.all(np.isfinite(got[np.isfinite(m)]))  # bd0 ≈ m where z is large
+        for i in rng.choice(x.size, 200, replace=False):
+            assert mod._bd0(x[i:i + 1], m[i:i + 1], lm[i:i + 1])[0] == got[i]
+        two = np.full(5, 2.0)
+        assert np.array_equal(mod._bd0(x[:5], 2.0, math.log(2.0)), mod._bd0(x[:5], two, np.log(two)))
