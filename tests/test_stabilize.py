@@ -219,6 +219,26 @@ def test_rule_lgamma_difference():
     assert LgammaDifference(p, 0) == 0
 
 
+def test_rule_lgamma_half_log():
+    from symloss.stabilize import DigammaHalfRem, LgammaHalfRem
+
+    nu = sp.Symbol("nu", positive=True)
+    half = sp.Rational(1, 2)
+    # the Student-t's value: ½·log ν − lgamma_difference(ν/2, ½); the ½·log ν cancels, ½·log 2 is left
+    expr = sp.log(nu) / 2 + a - LgammaDifference(nu / 2, half)
+    out = apply_rule("lgamma_half_log", expr)
+    assert out == a - LgammaHalfRem(nu / 2) + sp.log(2) / 2
+    assert_same_value(elementary(expr), elementary(out), [{nu: 3.0, a: 1.0}, {nu: 0.02, a: -2.0}])
+    # the log link: ν = e^l, log(e^l/2) = l − log 2 cancels the l/2 of the loss
+    out = apply_rule("lgamma_half_log", u / 2 - LgammaDifference(sp.exp(u) / 2, half))
+    assert out == -LgammaHalfRem(sp.exp(u) / 2) + sp.log(2) / 2
+    # its derivative is ψ(x + ½) − ψ(x) − 1/(2x): the 1/(2ν) of ½·log ν is gone with it
+    assert sp.diff(LgammaHalfRem(nu), nu) == DigammaHalfRem(nu)
+    # nothing to cancel (or another h): left alone
+    for e in (a - LgammaDifference(nu / 2, half), sp.log(nu) / 2 - LgammaDifference(nu / 2, sp.Integer(1))):
+        assert RULES_BY_NAME["lgamma_half_log"].apply(e) == e
+
+
 def test_rule_lgamma_stirling():
     expr = -sp.exp(u) * a + LogGamma(sp.exp(u)) + b
     out = apply_rule("lgamma_stirling", expr)
@@ -965,6 +985,23 @@ def test_rule_square_complement():
     assert apply_rule("square_complement", sp.Rational(1, 2) - (p / 2 + sp.Rational(1, 2)) * dv) == \
         Log1pSquareDvc(u, a) / 2 - p * dv / 2
     assert RULES_BY_NAME["square_complement"].apply(1 - 2 * dv) == 1 - 2 * dv
+
+
+def test_rule_log1p_square_rem():
+    from symloss.stabilize import Log1pSquare, Log1pSquareDv, Log1pSquareRem
+
+    lsq, dv = Log1pSquare(u, a), Log1pSquareDv(u, a)
+    # the Student-t's ∂ℓ/∂ν: ½·log(1 + x²) − (ν + 1)/(2ν)·x²/(1 + x²)
+    expr = lsq / 2 - (p + 1) / (2 * p) * dv + b
+    out = apply_rule("log1p_square_rem", expr)
+    assert out == Log1pSquareRem(u, a) / 2 - dv / (2 * p) + b
+    assert_same_value(elementary(expr), elementary(out),
+                      [{u: 3.0, a: -1.0, p: 2.0, b: 0.0}, {u: 1e-5, a: 2.0, p: 0.5, b: 1.0}])
+    # with ∂/∂log ν: ν/2·log(1 + x²) − (ν + 1)/2·x²/(1 + x²)
+    out = apply_rule("log1p_square_rem", sp.exp(b) / 2 * lsq - (sp.exp(b) / 2 + sp.Rational(1, 2)) * dv)
+    assert out == sp.exp(b) / 2 * Log1pSquareRem(u, a) - dv / 2
+    # no part that cancels: left alone
+    assert RULES_BY_NAME["log1p_square_rem"].apply(lsq + 2 * dv) == lsq + 2 * dv
 
 
 def test_rule_square_absorb():
