@@ -1860,6 +1860,33 @@ def _softmax_cross_entropy(node: sp.Basic, ctx: Context) -> sp.Basic | None:
     return None
 
 
+def _softmax_gradient(node: sp.Basic, ctx: Context) -> sp.Basic | None:
+    """u·e_j/(1 + R) + r → (Held(u·e_j + r) + r·R)/(1 + R),  e_j = exp(z_j − M), R = Σ_k exp(z_k − M) − 1.
+
+    The softmax gradient Σy·p_j − y_j cancels where p_j ≈ 1 (a confident correct class: −(1 − p_j) = −R/(1 + R)
+    with R ≈ 1e-35 comes out 0).  Over the common denominator the largest class has e_j = 1 exactly, so
+    u·e_j + r is Σy − y_j without rounding (0 for a one-hot target) and the rest, r·R, carries R's digits; at
+    the other classes e_j < 1 and nothing cancels that the inputs do not make cancel.  The same value, exactly
+    rearranged (u·e/S + r = (u·e + r·S)/S, S = 1 + R).
+    """
+    terms = list(node.args)
+    for t in terms:
+        factors = sp.Mul.make_args(t)
+        den = next((f for f in factors if f.is_Pow and f.exp == -1 and isinstance(f.base, sp.Add)
+                    and len(f.base.args) == 2 and sp.S.One in f.base.args
+                    and any(isinstance(a, SumBelowOne) for a in f.base.args)), None)
+        if den is None or not any(_is_exp(f) and f.has(MaxOver) for f in factors):
+            continue
+        rest = [r for r in terms if r is not t]
+        if not rest:
+            continue
+        below = next(a for a in den.base.args if isinstance(a, SumBelowOne))
+        r = sp.Add(*rest)
+        numerator = sp.Mul(*[f for f in factors if f is not den])
+        return (Held(numerator + r) + r * below) / den.base
+    return None
+
+
 # -- log(y) − s
 def _data_log(t: sp.Expr, ctx: Context) -> tuple[sp.Expr, sp.Expr] | None:
     """(C, y) for a term C·log(y) with y the data (one log factor)."""
@@ -2391,6 +2418,10 @@ RULES: tuple[Rule, ...] = (
          "L·Σy − Σz·y cancels (to 0 at logits [−40, −40, 0]; 779 ulps at logits −1e4); M − z_k ≥ 0 and "
          "log1p(R) ≥ 0, R summed without the largest term's 1, do not",
          _node(sp.Add), _softmax_cross_entropy),
+    Rule("softmax_gradient", "u·e_j/(1 + R) + r → (u·e_j + r + r·R)/(1 + R),  e_j = exp(z_j − M)",
+         "Σy·softmax(z)_j − y_j cancels where softmax(z)_j ≈ 1 (0 for −1.8e-35 at logits [40, −40, −1e4]); "
+         "over the common denominator the largest class's e_j is exactly 1 and r·R keeps R's digits",
+         _node(sp.Add), _softmax_gradient),
     Rule("log1mexp", "log(1 − exp(−x)) → log1mexp(x)",
          "1 − exp(−x) cancels for small x and rounds to 1 for large x", _node(sp.log, log1p), _log1mexp),
     Rule("log_ndtr", "log erfc(x) → log 2 + log_ndtr(−√2·x);  log(1 − erfc(x)/2) → log_ndtr(√2·x)",

@@ -27,6 +27,7 @@ from symloss.stabilize import (
     DigammaDifference,
     DLogTanhc,
     Guard,
+    Held,
     LgammaCorrection,
     LgammaCorrectionSeries,
     LgammaDifference,
@@ -446,6 +447,51 @@ def test_rule_softmax_cross_entropy_is_accurate_where_the_difference_cancels():
     want = [math.log1p(2 * math.exp(-40.0)), math.log(3.0), math.log1p(math.exp(-40.0))]
     for g, w in zip(np.ravel(got), want, strict=True):
         assert abs(g - w) <= 4 * math.ulp(w)
+
+
+def test_rule_softmax_gradient():
+    """Σy·softmax(z)_j − y_j over one denominator: the same function, and accurate where softmax(z)_j ≈ 1."""
+    import mpmath
+    import torch
+
+    import symloss
+    from symloss.codegen import load
+    from symloss.stabilize import Context
+
+    m = sp.Symbol("m", integer=True, nonnegative=True)
+    K = sp.Symbol("K", integer=True, positive=True)
+    z = sp.IndexedBase("z", real=True)
+    u, v = sp.symbols("u v", real=True)
+    top = MaxOver(z[m], sp.Tuple(m, 0, K - 1))
+    below = SumBelowOne(sp.exp(z[m] - top), sp.Tuple(m, 0, K - 1))
+    expr = u * sp.exp(z[0] - top) / (1 + below) - v
+    out = apply_rule("softmax_gradient", expr)
+    assert out.has(Held) and out.has(SumBelowOne)
+    for zs, us, vs in (([40.0, -40.0, -1e4], 1.0, 1.0), ([1.0, 2.0, 3.0], 2.5, 0.5), ([0.0, 0.0, 0.0], 1.0, 0.0)):
+        values = {**{z[i]: zs[i] for i in range(3)}, u: us, v: vs}
+        want = exact(expr.subs(K, 3).doit(), values)
+        got = exact(out.subs(K, 3).doit(), values)
+        assert abs(got - want) <= 1e-40 + 1e-30 * abs(want)
+    # no shifted exponential, or no other term: left alone
+    plain = u * sp.exp(z[0]) / (1 + below) - v
+    assert RULES_BY_NAME["softmax_gradient"].apply(plain, Context(data=frozenset())) == plain
+    lone = u * sp.exp(z[0] - top) / (1 + below)
+    assert RULES_BY_NAME["softmax_gradient"].apply(lone, Context(data=frozenset())) == lone
+    # the generated gradient at a confident correct class: −Σ_{k≠j} p_k, not 0 (F.cross_entropy gives 0)
+    loss = symloss.derive("categorical", link="canonical")
+    logits = [[40.0, -40.0, -1e4], [3.0, 1.0, -2.0], [0.0, 0.0, 0.0]]
+    targets = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]
+    for target in ("numpy", "torch"):
+        mod = load(loss, target)
+        conv = np.asarray if target == "numpy" else lambda a: torch.tensor(a, dtype=torch.float64)
+        (g,) = mod.grad(conv(logits), conv(targets), reduction="none")
+        g = np.asarray(g)
+        with mpmath.workdps(60):
+            for row, (zs, ys) in enumerate(zip(logits, targets, strict=True)):
+                s = mpmath.fsum(mpmath.exp(mpmath.mpf(a)) for a in zs)
+                for j in range(3):
+                    want = float(mpmath.exp(mpmath.mpf(zs[j])) / s * sum(ys) - ys[j])
+                    assert g[row, j] == want or abs(g[row, j] - want) <= 4 * math.ulp(want), (target, row, j)
 
 
 def test_rule_log1mexp():
