@@ -91,12 +91,30 @@ REDUCTIONS = ("mean", "sum", "none")
 _WRT_INDEX = (0, 1, 2)
 
 
+def _no_grad(*tensors):
+    """Whether autograd records nothing here (no gradient mode, or no argument requires grad): the helpers may
+    then work in place in their own temporaries, with the same operations and roundings as their
+    differentiable form (which double backward evaluates)."""
+    return not torch.is_grad_enabled() or not any(isinstance(t, torch.Tensor) and t.requires_grad for t in tensors)
+
+
+def _single(x):
+    """Whether x has at most single precision: a series may stop at fewer terms (its truncation still far
+    below half an ulp)."""
+    return x.dtype in (torch.float32, torch.float16, torch.bfloat16)
+
+
 def _series(w, coefficients):
-    """c₀ + w·(c₁ + w·(c₂ + …)) by Horner's rule, each step one new array (the product) and its sum in place
-    (a temporary that no backward needs): the same roundings as the nested expression, a pass cheaper."""
+    """c₀ + w·(c₁ + w·(c₂ + …)) by Horner's rule: without autograd in place in one new tensor, else each step
+    one new tensor (the product) and its sum in place (a temporary that no backward needs); the same
+    roundings as the nested expression either way."""
     t = w * coefficients[-1]
-    for c in coefficients[-2:0:-1]:
-        t = t.add_(c) * w
+    if _no_grad(w):
+        for c in coefficients[-2:0:-1]:
+            t.add_(c).mul_(w)
+    else:
+        for c in coefficients[-2:0:-1]:
+            t = t.add_(c) * w
     return t.add_(coefficients[0])
 
 
