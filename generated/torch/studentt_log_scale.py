@@ -176,8 +176,13 @@ def _lgamma_half_rem(x):
                      929569 / 15728640, 3202291 / 8912896, 221930581 / 79691776, 4722116521 / 176160768))
     acc = -r * p
     y = 2.0 * x
-    for k in range(7, 0, -1):  # the smallest terms first; a fixed number of elementwise steps
-        acc = acc + 0.5 * torch.log1p(-(y + (2 * k + 1)).square().reciprocal())
+    if _no_grad(x):  # the same steps in one buffer (no autograd graph to keep)
+        t = torch.empty_like(acc)
+        for k in range(7, 0, -1):
+            acc.add_(torch.add(y, 2 * k + 1, out=t).square_().reciprocal_().neg_().log1p_().mul_(0.5))
+    else:
+        for k in range(7, 0, -1):  # the smallest terms first; a fixed number of elementwise steps
+            acc = acc + 0.5 * torch.log1p(-(y + (2 * k + 1)).square().reciprocal())
     xs = torch.clamp(x, max=1.0)
     xl = torch.clamp(x, min=1.0)
     ys = 2.0 * xs + 1.0
@@ -196,6 +201,13 @@ def _digamma_half_rem(x):
     p = _series(-w, (1 / 8, 1 / 64, 1 / 128, 17 / 2048, 31 / 2048, 691 / 16384, 5461 / 32768, 929569 / 1048576,
                      3202291 / 524288, 221930581 / 4194304, 4722116521 / 8388608))
     acc = w * p
+    if _no_grad(x):  # the same steps in three buffers (0.25·(1/t) is 0.25/t: a power of two scales exactly)
+        z, t, u = torch.empty_like(acc), torch.empty_like(acc), torch.empty_like(acc)
+        for k in range(7, -1, -1):
+            torch.add(x, k, out=z)
+            torch.add(z, 0.5, out=t).mul_(torch.add(z, 1.0, out=u)).mul_(z)
+            acc.add_(t.reciprocal_().mul_(0.25))
+        return acc
     for k in range(7, -1, -1):  # the smallest terms first; a fixed number of elementwise steps
         z = x + k if k else x
         acc = acc + 0.25 / (z * ((z + 0.5) * (z + 1.0)))
