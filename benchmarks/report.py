@@ -238,25 +238,33 @@ def benchmark_report(cfg: Config, log, started: float) -> str:
 
 WHY = """### Why targets are missed (from the generated source and the profiles below)
 
-* **Unfused elementwise ops.** Each generated expression is a chain of separate torch ops, each reading and
-  writing an N-sized temporary (e.g. BCE with logits is `(1 − y)·softplus(x) + y·softplus(−x)` and its
-  gradient `(1 − y)·sigmoid(x) − y·sigmoid(−x)`, kept in this form because `sigmoid(x) − y` cancels), where
-  the built-ins run one or two fused ATen kernels.  The forward evaluates value and gradient once and the
+* **Unfused elementwise ops.** Each generated expression is a chain of separate torch ops, each one pass over
+  an N-sized array (e.g. BCE with logits is `x·(step(x) − y) + softplus(−|x|)` and its gradient
+  `step(x) − y − sgn(x)·sigmoid(−|x|)`, kept in this form because `sigmoid(x) − y` cancels), where the
+  built-ins run one or two fused ATen kernels.  The forward evaluates value and gradient once and the
   backward only scales the saved gradient (nothing when grad_output is 1), so the remaining gap is the
-  number of elementwise passes.  torch.compile fuses them, which is why the compiled ratios are closer.
+  number of passes.  torch.compile fuses them, which is why the compiled ratios are closer.
+* **Fresh allocations.** A tensor of a few MB and more is a new mapping whose pages the kernel faults in and
+  zero-fills on first write; in this machine's profiles an op that allocates its result costs 2–4× the same
+  op done in place.  Without autograd (the forward of the loss's autograd.Function) the generated modules run
+  in-place forms of their terms (`_loss_terms_and_grads_inplace`, symloss.codegen.inplace): every
+  intermediate that nothing reads afterwards is overwritten instead of a new one allocated, with the same
+  operations and roundings.  What is left are the temporaries that live on, the outputs, and the helpers'
+  own.
 * **Cross-entropy on class indices** is expanded to a dense one-hot float target (a scatter), and the loss
   multiplies it with the logits and sums over the class axis, versus the built-in's log_softmax + gather.
 * **Python overhead per call** (`_prepare` dtype promotion and `.to`, `_check`, broadcasting helpers) is
   visible only at small N.
 * **Stable helpers cost passes.** Where the stabiliser has replaced a function by an accurate helper (the
-  Stirling-series log-gamma and digamma corrections of the Gamma loss, the digamma difference ψ(x + ½) − ψ(x)
-  with its ten-step shift and the overflow-safe log(1 + x²) of the Student-t), each helper is tens of
-  elementwise torch ops evaluated on the whole array (both branches of every `where`).  These losses are
-  exact at the extremes where `torch.distributions` is not (docs/accuracy.md), and slower than it: the
-  accuracy was bought with passes, which a fused kernel (the Triton target on a GPU) would not pay.
-* **Allocation on the CPU at N = 1e7.** Every temporary of 40 MB is a fresh allocation that the kernel
-  zero-fills page by page; the generated expressions create more temporaries than the built-ins, which is why
-  the CPU ratios are worse at 1e7 than at 1e6 for the multi-term losses.
+  Stirling-series log-gamma and digamma corrections and the binomial deviance bd0 of the Gamma loss, the
+  digamma difference ψ(x + ½) − ψ(x) and the overflow-safe log(1 + x²) of the Student-t), each helper is tens
+  of elementwise torch ops evaluated on the whole array (both branches of every `where`).  On this CPU build
+  torch.lgamma and torch.digamma are scalar loops (about 13 and 30 ms per 1e6 float32 on one thread, against
+  about 1 ms for exp) and torch.where with a data-dependent mask costs about 5 ms per 1e6 (branch
+  mispredictions; under 1 ms when the mask is all one way), so a helper that needs them on its small branch
+  pays them everywhere.  These losses are exact at the extremes where `torch.distributions` is not
+  (docs/accuracy.md), and slower than it: the accuracy was bought with passes, which a fused kernel (the
+  Triton target on a GPU) would not pay.
 """
 
 

@@ -44,6 +44,7 @@ __all__ = [
     "Log1pSquareDu",
     "Log1pSquareDv",
     "Log1pSquareDvc",
+    "Log1pSquareRem",
     "LogNdtr",
     "LogNdtrDeriv",
     "LogGamma",
@@ -51,6 +52,8 @@ __all__ = [
     "LgammaDifference",
     "DigammaDifference",
     "Bd0",
+    "LgammaHalfRem",
+    "DigammaHalfRem",
     "LgammaCorrection",
     "LgammaCorrectionSeries",
     "DigammaCorrection",
@@ -545,6 +548,29 @@ class Log1pSquareDvc(StableFunction):
         return all(a.is_real for a in self.args) or None
 
 
+class Log1pSquareRem(StableFunction):
+    """log(1 + x²) − x²/(1 + x²), x = u·exp(v): :class:`Log1pSquare` less :class:`Log1pSquareDv`, ≈ x⁴/2 for
+    small x (the Student-t's ∂ℓ/∂ν at ν = 1e30, where log(1 + r²/ν) and r²/(ν + r²) are both 1e-30 and their
+    difference 5e-61 is lost).  With s = x²/(1 + x²) it is −log(1 − s) − s = Σ_{n≥2} sⁿ/n, every term positive:
+    the printers sum w·(2·Σ_{k≥1} w²ᵏ/(2k + 1) + s), w = x²/(2 + x²) ≤ ⅓, for |x| ≤ 1 (to w³⁴, a relative error
+    below 1e-17), and the difference as written above (at least log 2 − ½ there: 2 bits of cancellation at
+    most)."""
+
+    nargs = 2
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        # only for symbolic checks: the printers differentiate the generated code, not this
+        return sp.diff(self.as_elementary(), self.args[argindex - 1])
+
+    def as_elementary(self) -> sp.Expr:
+        u, v = self.args
+        x2 = u**2 * sp.exp(2 * v)
+        return sp.log(1 + x2) - x2 / (1 + x2)
+
+    def _eval_is_nonnegative(self) -> bool | None:
+        return all(a.is_real for a in self.args) or None
+
+
 class LogNdtr(StableFunction):
     """log Φ(x), the log of the standard normal CDF, finite far into the lower tail."""
 
@@ -755,6 +781,42 @@ class Bd0(StableFunction):
         return sp.Float(value, prec_to_dps(prec))
 
 
+class LgammaHalfRem(StableFunction):
+    """lgamma(x + ½) − lgamma(x) − ½·log x for x > 0 (≈ −1/(8x)): :class:`LgammaDifference` at h = ½ less the
+    ½·log x that Stirling's formula gives it, so that a log x elsewhere in the loss (the Student-t's ½·log ν)
+    cancels symbolically instead of in float64 (½·log ν − lgamma_difference(ν/2, ½) is 345 − 344.6 at ν = 1e300).
+    The printers sum ½·log1p(−1/(2z + 1)²) over z = x … x + 7 (the shift lgamma(z + 1) = lgamma(z) + log z;
+    ½·log(4z(z + 1)/(2z + 1)²) for z < 1) and at z = x + 8 the series −Σ cₖ/(2k − 1)·z¹⁻²ᵏ, k = 1..11, cₖ the
+    coefficients of :class:`DigammaHalfRem`: every term negative, no cancellation."""
+
+    nargs = 1
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        return DigammaHalfRem(self.args[0])
+
+    def as_elementary(self) -> sp.Expr:
+        x = self.args[0]
+        return sp.log(sp.gamma(x + sp.S.Half)) - sp.log(sp.gamma(x)) - sp.log(x) / 2
+
+
+class DigammaHalfRem(StableFunction):
+    """ψ(x + ½) − ψ(x) − 1/(2x) for x > 0 (≈ 1/(8x²)), the derivative of :class:`LgammaHalfRem`: the digamma
+    difference of the Student-t's ∂ℓ/∂ν less its leading 1/(2x), which cancels symbolically against the 1/ν of
+    the ½·log ν term (1/(2ν) − ½·(ψ((ν + 1)/2) − ψ(ν/2)) is O(1/ν²), and lost entirely at ν = 1e30 as a
+    difference).  The printers sum 1/(4z(z + ½)(z + 1)) over z = x … x + 7 and at z = x + 8 the series
+    Σ cₖ·z⁻²ᵏ, k = 1..11, cₖ = (2 − 2¹⁻²ᵏ)·B₂ₖ/(2k): every term positive, no cancellation."""
+
+    nargs = 1
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        x = self.args[0]
+        return sp.polygamma(1, x + sp.S.Half) - sp.polygamma(1, x) + 1 / (2 * x**2)
+
+    def as_elementary(self) -> sp.Expr:
+        x = self.args[0]
+        return sp.polygamma(0, x + sp.S.Half) - sp.polygamma(0, x) - 1 / (2 * x)
+
+
 class LgammaCorrection(StableFunction):
     """δ(x) = lgamma(x) − ((x − ½)·log x − x + ½·log 2π) for x > 0, the remainder of Stirling's formula (R's
     ``lgammacor``): its asymptotic series from x = 10 (≈ 1/(12x)), lgamma minus the Stirling terms below."""
@@ -914,8 +976,9 @@ class Guard(StableFunction):
 
 STABLE_FUNCTIONS: tuple[type[StableFunction], ...] = (
     Softplus, Sigmoid, Sgn, Held, LogAddExp, LogSumExp, MaxOver, SumBelowOne, XLogY, XLog1pY, XMulY, LogRatio,
-    Log1mExp, XOverExpm1M1, Log1pSquare, Log1pSquareDu, Log1pSquareDv, Log1pSquareDvc, LogNdtr, LogNdtrDeriv, LogGamma,
-    LogBeta, LgammaDifference, DigammaDifference, Bd0, LgammaCorrection, LgammaCorrectionSeries, DigammaCorrection,
+    Log1mExp, XOverExpm1M1, Log1pSquare, Log1pSquareDu, Log1pSquareDv, Log1pSquareDvc, Log1pSquareRem, LogNdtr,
+    LogNdtrDeriv, LogGamma, LogBeta, LgammaDifference, DigammaDifference, Bd0, LgammaHalfRem, DigammaHalfRem,
+    LgammaCorrection, LgammaCorrectionSeries, DigammaCorrection,
     DigammaCorrectionSeries, LogTanhc, DLogTanhc, Square, Guard,
 )
 
@@ -1063,6 +1126,24 @@ def _lgamma_difference(node: sp.Basic, ctx: Context) -> sp.Basic | None:
                 continue
             rest = [t for t in node.args if t is not t_a and t is not t_b]
             return sp.Add(c_a * LgammaDifference(b, h), *rest)
+    return None
+
+
+def _lgamma_half_log(node: sp.Basic, ctx: Context) -> sp.Basic | None:
+    """c·lgamma_difference(x, ½) + r → c·lgamma_half_rem(x) + (c/2)·log x + r, where a term of (c/2)·log x
+    (expanded: log(ν/2) = log ν − log 2, log(e^l/2) = l − log 2) cancels a term of r."""
+    terms = list(node.args)
+    for t in terms:
+        fs = [f for f in sp.Mul.make_args(t) if isinstance(f, LgammaDifference) and f.args[1] == sp.S.Half]
+        if len(fs) != 1:
+            continue
+        x = fs[0].args[0]
+        c = t / fs[0]
+        logx = sp.expand(c / 2 * sp.expand_log(sp.log(x), force=False))
+        rest = [u for u in terms if u is not t]
+        if not any(not p.is_number and -p in rest for p in sp.Add.make_args(logx)):
+            continue
+        return sp.Add(c * LgammaHalfRem(x), logx, *rest)
     return None
 
 
@@ -1779,6 +1860,33 @@ def _softmax_cross_entropy(node: sp.Basic, ctx: Context) -> sp.Basic | None:
     return None
 
 
+def _softmax_gradient(node: sp.Basic, ctx: Context) -> sp.Basic | None:
+    """u·e_j/(1 + R) + r → (Held(u·e_j + r) + r·R)/(1 + R),  e_j = exp(z_j − M), R = Σ_k exp(z_k − M) − 1.
+
+    The softmax gradient Σy·p_j − y_j cancels where p_j ≈ 1 (a confident correct class: −(1 − p_j) = −R/(1 + R)
+    with R ≈ 1e-35 comes out 0).  Over the common denominator the largest class has e_j = 1 exactly, so
+    u·e_j + r is Σy − y_j without rounding (0 for a one-hot target) and the rest, r·R, carries R's digits; at
+    the other classes e_j < 1 and nothing cancels that the inputs do not make cancel.  The same value, exactly
+    rearranged (u·e/S + r = (u·e + r·S)/S, S = 1 + R).
+    """
+    terms = list(node.args)
+    for t in terms:
+        factors = sp.Mul.make_args(t)
+        den = next((f for f in factors if f.is_Pow and f.exp == -1 and isinstance(f.base, sp.Add)
+                    and len(f.base.args) == 2 and sp.S.One in f.base.args
+                    and any(isinstance(a, SumBelowOne) for a in f.base.args)), None)
+        if den is None or not any(_is_exp(f) and f.has(MaxOver) for f in factors):
+            continue
+        rest = [r for r in terms if r is not t]
+        if not rest:
+            continue
+        below = next(a for a in den.base.args if isinstance(a, SumBelowOne))
+        r = sp.Add(*rest)
+        numerator = sp.Mul(*[f for f in factors if f is not den])
+        return (Held(numerator + r) + r * below) / den.base
+    return None
+
+
 # -- log(y) − s
 def _data_log(t: sp.Expr, ctx: Context) -> tuple[sp.Expr, sp.Expr] | None:
     """(C, y) for a term C·log(y) with y the data (one log factor)."""
@@ -2034,6 +2142,31 @@ def _square_complement(node: sp.Basic, ctx: Context) -> sp.Basic | None:
     return None
 
 
+def _log1p_square_rem(node: sp.Basic, ctx: Context) -> sp.Basic | None:
+    """a·log1p_square(u, v) + b·log1p_square_dv(u, v) → a·log1p_square_rem(u, v) + (a + b)·log1p_square_dv(u, v)
+    where −a is b or a term of it (the part of the two that cancels for small x)."""
+    terms = list(node.args)
+    for t in terms:
+        ls = [f for f in sp.Mul.make_args(t) if isinstance(f, Log1pSquare)]
+        if len(ls) != 1:
+            continue
+        (lsq,) = ls
+        dv = Log1pSquareDv(*lsq.args)
+        mine = [u for u in terms if lsq in sp.Mul.make_args(u)]
+        theirs = [u for u in terms if dv in sp.Mul.make_args(u)]
+        if not theirs:
+            continue
+        a = sp.expand(sp.Add(*[u / lsq for u in mine]))
+        b = sp.expand(sp.Add(*[u / dv for u in theirs]))
+        if a == 0 or a.has(lsq, dv) or b.has(lsq, dv):
+            continue
+        if sp.expand(a + b) != 0 and not all(-p in sp.Add.make_args(b) for p in sp.Add.make_args(a)):
+            continue
+        rest = [u for u in terms if not any(u is v for v in mine + theirs)]
+        return sp.Add(a * Log1pSquareRem(*lsq.args), sp.expand(a + b) * dv, *rest)
+    return None
+
+
 def _sqrt_positive(f: sp.Expr) -> sp.Expr | None:
     """√f for a positive non-number factor f = exp(w) or b^n (b > 0), written without a square root of an
     exponential (exp(w/2), b^(n/2))."""
@@ -2231,6 +2364,12 @@ RULES: tuple[Rule, ...] = (
          "lgamma(1e30 + ½) − lgamma(1e30) is 0 in float64, not 34.5 (Student-t at df = 2e30, the negative "
          "binomial at total_count = 1e300: the two 1e302-sized lgammas swallow every other term)",
          _node(sp.Add), _lgamma_difference),
+    Rule("lgamma_half_log", "c·lgamma_difference(x, ½) + r → c·lgamma_half_rem(x) + (c/2)·log x + r  (a term "
+         "of (c/2)·log x cancels one of r)",
+         "½·log ν − lgamma_difference(ν/2, ½) of a Student-t is 345.4 − 345.0 at ν = 1e300 (500 ulps of the "
+         "loss lost), and its ∂/∂ν, 1/(2ν) − ½·(ψ((ν + 1)/2) − ψ(ν/2)) = O(1/ν²), is lost entirely at ν = 1e30; "
+         "with the ½·log x of Stirling's formula taken out, the log terms and the 1/(2ν) cancel symbolically",
+         _node(sp.Add), _lgamma_half_log),
     Rule("digamma_difference", "ψ(x + h) − ψ(x) → digamma_difference(x, h)",
          "ψ(1e30 + 1) − ψ(1e30) is 0 in float64, not 1e-30 (and ψ(r) − ψ(r) after other terms is not 0)",
          _node(sp.Add), _digamma_difference),
@@ -2279,6 +2418,10 @@ RULES: tuple[Rule, ...] = (
          "L·Σy − Σz·y cancels (to 0 at logits [−40, −40, 0]; 779 ulps at logits −1e4); M − z_k ≥ 0 and "
          "log1p(R) ≥ 0, R summed without the largest term's 1, do not",
          _node(sp.Add), _softmax_cross_entropy),
+    Rule("softmax_gradient", "u·e_j/(1 + R) + r → (u·e_j + r + r·R)/(1 + R),  e_j = exp(z_j − M)",
+         "Σy·softmax(z)_j − y_j cancels where softmax(z)_j ≈ 1 (0 for −1.8e-35 at logits [40, −40, −1e4]); "
+         "over the common denominator the largest class's e_j is exactly 1 and r·R keeps R's digits",
+         _node(sp.Add), _softmax_gradient),
     Rule("log1mexp", "log(1 − exp(−x)) → log1mexp(x)",
          "1 − exp(−x) cancels for small x and rounds to 1 for large x", _node(sp.log, log1p), _log1mexp),
     Rule("log_ndtr", "log erfc(x) → log 2 + log_ndtr(−√2·x);  log(1 − erfc(x)/2) → log_ndtr(√2·x)",
@@ -2363,6 +2506,11 @@ RULES: tuple[Rule, ...] = (
     Rule("square_complement", "k − (k + r)·log1p_square_dv(u, v) → k·log1p_square_dvc(u, v) − r·log1p_square_dv(u, v)",
          "1 − x²/(1 + x²) cancels: to 0 for |x| > 1e8, where 1/(1 + x²) is still ≈ x⁻² (the Student-t's "
          "∂ℓ/∂log_scale, 1 − (ν + 1)·x²/(1 + x²) → −ν for tiny ν and huge x)", _node(sp.Add), _square_complement),
+    Rule("log1p_square_rem", "a·log1p_square(u, v) + b·log1p_square_dv(u, v) → a·log1p_square_rem(u, v) + "
+         "(a + b)·log1p_square_dv(u, v)  (−a is b or a term of it)",
+         "log(1 + x²) − x²/(1 + x²) ≈ x⁴/2 cancels for small x (the Student-t's ∂ℓ/∂ν at ν = 1e30: two 1e-30 "
+         "terms whose difference is 5e-61); log1p_square_rem sums its positive series instead",
+         _node(sp.Add), _log1p_square_rem),
     Rule("square_absorb", "Square(z)·p → Square(z·√p)  (p > 0: exp(w) or a positive power)",
          "z² overflows although z²·p is finite (the β-NLL's r²·σ, the inverse Gaussian's (y − μ)²/(μ²y))",
          _node(sp.Mul), _square_absorb),

@@ -49,14 +49,9 @@ CASES = [
                      "0.0 instead of -2.29e-15 at log_concentration=-69.08, "
                      "log_rate=1, y=1e-30, and 1.1e7 ulps (rel 1.3e-9) at log_concentration=-18.42, "
                      "log_rate=-69.08, y=1e-8 (lgamma(k) - k·log_rate - (k-1)·log y summed unfused)"))),
-    pytest.param("categorical", {"link": "canonical"}, "torch", id="categorical-logits-torch",
-                 marks=pytest.mark.xfail(strict=False, reason=(
-                     "the value is accurate since the softmax_cross_entropy rule (tested below on its own); the "
-                     "gradient softmax(z)_j·Σy − y_j still cancels where the target class has softmax ≈ 1: 0 "
-                     "instead of −1.8e-35 at logits [40, −40, −1e4] (F.cross_entropy too; needs 1 − p_j as a "
-                     "leave-one-out sum Σ_{m≠j} p_m)"))),
-    pytest.param("categorical", {"link": "canonical"}, "numpy", id="categorical-logits-numpy",
-                 marks=pytest.mark.xfail(strict=False, reason="same as categorical-logits-torch")),
+    # the gradient Σy·softmax(z)_j − y_j no longer cancels where softmax(z)_j ≈ 1 (softmax_gradient rule)
+    pytest.param("categorical", {"link": "canonical"}, "torch", id="categorical-logits-torch"),
+    pytest.param("categorical", {"link": "canonical"}, "numpy", id="categorical-logits-numpy"),
     # fixed by the sign_linear rule (gradient ½ − q − ½ below the target) and abs_linear's t = 0 branch
     pytest.param("AsymmetricLaplace", {"fixed": {"scale": 1, "quantile": None}, "name": "pinball"}, "torch",
                  id="pinball-torch"),

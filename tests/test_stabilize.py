@@ -27,6 +27,7 @@ from symloss.stabilize import (
     DigammaDifference,
     DLogTanhc,
     Guard,
+    Held,
     LgammaCorrection,
     LgammaCorrectionSeries,
     LgammaDifference,
@@ -217,6 +218,26 @@ def test_rule_lgamma_difference():
     # the derivative in x is the digamma difference, not two digammas that cancel
     assert sp.diff(LgammaDifference(p, q), p) == DigammaDifference(p, q)
     assert LgammaDifference(p, 0) == 0
+
+
+def test_rule_lgamma_half_log():
+    from symloss.stabilize import DigammaHalfRem, LgammaHalfRem
+
+    nu = sp.Symbol("nu", positive=True)
+    half = sp.Rational(1, 2)
+    # the Student-t's value: ½·log ν − lgamma_difference(ν/2, ½); the ½·log ν cancels, ½·log 2 is left
+    expr = sp.log(nu) / 2 + a - LgammaDifference(nu / 2, half)
+    out = apply_rule("lgamma_half_log", expr)
+    assert out == a - LgammaHalfRem(nu / 2) + sp.log(2) / 2
+    assert_same_value(elementary(expr), elementary(out), [{nu: 3.0, a: 1.0}, {nu: 0.02, a: -2.0}])
+    # the log link: ν = e^l, log(e^l/2) = l − log 2 cancels the l/2 of the loss
+    out = apply_rule("lgamma_half_log", u / 2 - LgammaDifference(sp.exp(u) / 2, half))
+    assert out == -LgammaHalfRem(sp.exp(u) / 2) + sp.log(2) / 2
+    # its derivative is ψ(x + ½) − ψ(x) − 1/(2x): the 1/(2ν) of ½·log ν is gone with it
+    assert sp.diff(LgammaHalfRem(nu), nu) == DigammaHalfRem(nu)
+    # nothing to cancel (or another h): left alone
+    for e in (a - LgammaDifference(nu / 2, half), sp.log(nu) / 2 - LgammaDifference(nu / 2, sp.Integer(1))):
+        assert RULES_BY_NAME["lgamma_half_log"].apply(e) == e
 
 
 def test_rule_lgamma_stirling():
@@ -426,6 +447,51 @@ def test_rule_softmax_cross_entropy_is_accurate_where_the_difference_cancels():
     want = [math.log1p(2 * math.exp(-40.0)), math.log(3.0), math.log1p(math.exp(-40.0))]
     for g, w in zip(np.ravel(got), want, strict=True):
         assert abs(g - w) <= 4 * math.ulp(w)
+
+
+def test_rule_softmax_gradient():
+    """Σy·softmax(z)_j − y_j over one denominator: the same function, and accurate where softmax(z)_j ≈ 1."""
+    import mpmath
+    import torch
+
+    import symloss
+    from symloss.codegen import load
+    from symloss.stabilize import Context
+
+    m = sp.Symbol("m", integer=True, nonnegative=True)
+    K = sp.Symbol("K", integer=True, positive=True)
+    z = sp.IndexedBase("z", real=True)
+    u, v = sp.symbols("u v", real=True)
+    top = MaxOver(z[m], sp.Tuple(m, 0, K - 1))
+    below = SumBelowOne(sp.exp(z[m] - top), sp.Tuple(m, 0, K - 1))
+    expr = u * sp.exp(z[0] - top) / (1 + below) - v
+    out = apply_rule("softmax_gradient", expr)
+    assert out.has(Held) and out.has(SumBelowOne)
+    for zs, us, vs in (([40.0, -40.0, -1e4], 1.0, 1.0), ([1.0, 2.0, 3.0], 2.5, 0.5), ([0.0, 0.0, 0.0], 1.0, 0.0)):
+        values = {**{z[i]: zs[i] for i in range(3)}, u: us, v: vs}
+        want = exact(expr.subs(K, 3).doit(), values)
+        got = exact(out.subs(K, 3).doit(), values)
+        assert abs(got - want) <= 1e-40 + 1e-30 * abs(want)
+    # no shifted exponential, or no other term: left alone
+    plain = u * sp.exp(z[0]) / (1 + below) - v
+    assert RULES_BY_NAME["softmax_gradient"].apply(plain, Context(data=frozenset())) == plain
+    lone = u * sp.exp(z[0] - top) / (1 + below)
+    assert RULES_BY_NAME["softmax_gradient"].apply(lone, Context(data=frozenset())) == lone
+    # the generated gradient at a confident correct class: −Σ_{k≠j} p_k, not 0 (F.cross_entropy gives 0)
+    loss = symloss.derive("categorical", link="canonical")
+    logits = [[40.0, -40.0, -1e4], [3.0, 1.0, -2.0], [0.0, 0.0, 0.0]]
+    targets = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]
+    for target in ("numpy", "torch"):
+        mod = load(loss, target)
+        conv = np.asarray if target == "numpy" else lambda a: torch.tensor(a, dtype=torch.float64)
+        (g,) = mod.grad(conv(logits), conv(targets), reduction="none")
+        g = np.asarray(g)
+        with mpmath.workdps(60):
+            for row, (zs, ys) in enumerate(zip(logits, targets, strict=True)):
+                s = mpmath.fsum(mpmath.exp(mpmath.mpf(a)) for a in zs)
+                for j in range(3):
+                    want = float(mpmath.exp(mpmath.mpf(zs[j])) / s * sum(ys) - ys[j])
+                    assert g[row, j] == want or abs(g[row, j] - want) <= 4 * math.ulp(want), (target, row, j)
 
 
 def test_rule_log1mexp():
@@ -965,6 +1031,23 @@ def test_rule_square_complement():
     assert apply_rule("square_complement", sp.Rational(1, 2) - (p / 2 + sp.Rational(1, 2)) * dv) == \
         Log1pSquareDvc(u, a) / 2 - p * dv / 2
     assert RULES_BY_NAME["square_complement"].apply(1 - 2 * dv) == 1 - 2 * dv
+
+
+def test_rule_log1p_square_rem():
+    from symloss.stabilize import Log1pSquare, Log1pSquareDv, Log1pSquareRem
+
+    lsq, dv = Log1pSquare(u, a), Log1pSquareDv(u, a)
+    # the Student-t's ∂ℓ/∂ν: ½·log(1 + x²) − (ν + 1)/(2ν)·x²/(1 + x²)
+    expr = lsq / 2 - (p + 1) / (2 * p) * dv + b
+    out = apply_rule("log1p_square_rem", expr)
+    assert out == Log1pSquareRem(u, a) / 2 - dv / (2 * p) + b
+    assert_same_value(elementary(expr), elementary(out),
+                      [{u: 3.0, a: -1.0, p: 2.0, b: 0.0}, {u: 1e-5, a: 2.0, p: 0.5, b: 1.0}])
+    # with ∂/∂log ν: ν/2·log(1 + x²) − (ν + 1)/2·x²/(1 + x²)
+    out = apply_rule("log1p_square_rem", sp.exp(b) / 2 * lsq - (sp.exp(b) / 2 + sp.Rational(1, 2)) * dv)
+    assert out == sp.exp(b) / 2 * Log1pSquareRem(u, a) - dv / 2
+    # no part that cancels: left alone
+    assert RULES_BY_NAME["log1p_square_rem"].apply(lsq + 2 * dv) == lsq + 2 * dv
 
 
 def test_rule_square_absorb():

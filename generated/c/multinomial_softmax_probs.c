@@ -35,6 +35,7 @@
  *        M) − 1
  *     softmax_cross_entropy: L·Σ_k y_k − Σ_k z_k·y_k → log1p(R)·Σ_k y_k − Σ_k y_k·(z_k − M),  L = logsumexp(z) = M
  *        + log1p(R)
+ *     softmax_gradient: u·e_j/(1 + R) + r → (u·e_j + r + r·R)/(1 + R),  e_j = exp(z_j − M)
  *     xlogy: x·log(y) → xlogy(x, y);  x·log1p(y) → xlog1py(x, y)  (x may be 0, the target involved)
  *     exp_of_sum: exp(a)·exp(b) → exp(a + b)
  *
@@ -129,7 +130,7 @@ static double symloss_multinomial_softmax_probs_terms_and_grads(double total_cou
         for (_k = 0; _k < _classes; ++_k) {
             const double _t0 = logits[_k] - _c0;
             const double _t2 = exp(_t0);
-            _grad_logits[_k] = _t2*(_t1/(_t3 + 1.0)) - y[_k];
+            _grad_logits[_k] = ((_t1*_t2 - y[_k]) - y[_k]*(_t3))*((1.0/((_t3 + 1.0))));
         }
     }
     return symloss_multinomial_softmax_probs_xlog1py(_t1, _t3) - _c3;
@@ -214,7 +215,7 @@ static double symloss_multinomial_softmax_probs_terms_and_grads_f(double total_c
         for (_k = 0; _k < _classes; ++_k) {
             const double _t0 = logits[_k] - _c0;
             const double _t2 = exp(_t0);
-            _grad_logits[_k] = _t2*(_t1/(_t3 + 1.0)) - y[_k];
+            _grad_logits[_k] = ((_t1*_t2 - y[_k]) - y[_k]*(_t3))*((1.0/((_t3 + 1.0))));
         }
     }
     return symloss_multinomial_softmax_probs_xlog1py(_t1, _t3) - _c3;

@@ -38,12 +38,16 @@
  * Stabilising rewrites applied (symloss.stabilize):
  *     log_gamma: log Γ(x) → lgamma(x);  log x! → lgamma(x + 1)
  *     lgamma_difference: lgamma(x + h) − lgamma(x) → lgamma_difference(x, h)
+ *     lgamma_half_log: c·lgamma_difference(x, ½) + r → c·lgamma_half_rem(x) + (c/2)·log x + r  (a term of (c/2)·log
+ *        x cancels one of r)
  *     log1p: log(1 + x) → log1p(x)
  *     exp_of_sum: exp(a)·exp(b) → exp(a + b)
  *     standardised_square: u²·exp(2v) → (u·exp(v))²
  *     log1p_square: log1p(p·(u·exp(w))²) → log1p_square(u, w + log(p)/2)  (p > 0)
  *     square_fraction: z/(z² + q) → log1p_square_du(z, −log(q)/2);  z²/(z² + q) → log1p_square_dv(…)  (q > 0)
  *     square_complement: k − (k + r)·log1p_square_dv(u, v) → k·log1p_square_dvc(u, v) − r·log1p_square_dv(u, v)
+ *     log1p_square_rem: a·log1p_square(u, v) + b·log1p_square_dv(u, v) → a·log1p_square_rem(u, v) + (a +
+ *        b)·log1p_square_dv(u, v)  (−a is b or a term of it)
  *
  * Conventions:
  *   * Every array argument has n elements (no broadcasting; repeat a shared value); the named constants
@@ -97,48 +101,68 @@ static double symloss_studentt_learnt_df_log1p_square_dv(double u, double v)
     return 1.0 / (1.0 + inv * inv);
 }
 
-/* δ(x) = log Γ(x) − ((x − ½)·log x − x + ½·log 2π) for x ≥ 10 (R's lgammacor): the asymptotic series
-   Σ B₂ₖ/(2k(2k − 1)x²ᵏ⁻¹) to x⁻¹⁷ (error < 2e-19), no branch: for arguments known to be ≥ 10. */
-static double symloss_studentt_learnt_df_lgammacor_series(double x)
+/* lgamma(x + ½) − lgamma(x) − ½·log x for x > 0 (≈ −1/(8x)), without cancellation: 8 steps of
+   R(z) = ½·log1p(−1/(2z + 1)²) + R(z + 1) (½·log(4z(z + 1)/(2z + 1)²) for z < 1, where 1/(2z + 1)² rounds
+   towards 1), then at z = x + 8 the series −Σ cₖ/(2k − 1)·z¹⁻²ᵏ, k = 1..11, cₖ = (2 − 2¹⁻²ᵏ)·B₂ₖ/(2k); every
+   term is negative (the same steps as the array targets). */
+static double symloss_studentt_learnt_df_lgamma_half_rem(double x)
 {
-    const double u = 1.0 / (x * x);
-    return (1.0 / 12.0 - u * (1.0 / 360.0 - u * (1.0 / 1260.0 - u * (1.0 / 1680.0 - u * (1.0 / 1188.0
-            - u * (691.0 / 360360.0 - u * (1.0 / 156.0 - u * (3617.0 / 122400.0 - u * 43867.0 / 244188.0))))))))
-           / x;
-}
-
-/* lgamma(x + h) − lgamma(x) for x > 0, x + h > 0: (x − ½)·log1p(h/x) + h·log(x + h) − h + δ(x + h) − δ(x) once
-   x and x + h are ≥ 10 (Stirling's log terms combined: the two lgammas would cancel), the two lgammas below
-   (each O(10), or their difference as large as they are); exactly 0 at h = 0. */
-static double symloss_studentt_learnt_df_lgamma_diff(double x, double h)
-{
-    const double s = x + h;
-    if (x >= 10.0 && s >= 10.0) {
-        return (x - 0.5) * log1p(h / x) + h * log(s) - h + (symloss_studentt_learnt_df_lgammacor_series(s) - symloss_studentt_learnt_df_lgammacor_series(x));
-    }
-    return lgamma(s) - lgamma(x);
-}
-
-/* ψ(x + ½) − ψ(x) for x > 0 (the Student-t's ∂/∂ν), without cancellation: 8 steps of
-   ψ(z + ½) − ψ(z) = 1/(2z(z + ½)) + ψ(z + 1 + ½) − ψ(z + 1) for every x, then at z = x + 8 ≥ 8 the series
-   1/(2z) + Σ cₖ·z⁻²ᵏ, k = 1..11, cₖ = (2 − 2¹⁻²ᵏ)·B₂ₖ/(2k) (exact binary fractions).  It is 2ε(2z) − 2ε(z)
-   written out (duplication: ψ(z + ½) = 2ψ(2z) − ψ(z) − 2·log 2), so its error is at most twice the digamma
-   series' first omitted term, 2·|B₂₄|/(24·z²⁴), relative to ψ(z + ½) − ψ(z) > 1/(2z) at most
-   4·|B₂₄|/(24·z²³) < 2.5e-17 for z ≥ 8, a fifth of an ulp; every term is positive, so the sum is good to a
-   few ulps with no cancellation (the same steps as the array targets, so the same values). */
-static double symloss_studentt_learnt_df_digamma_diff_half(double x)
-{
-    const double z = x + 8.0;
-    const double r = 1.0 / z;
+    const double r = 1.0 / (x + 8.0);
     const double w = r * r;
-    double acc = 0.5 * r + w * (1.0 / 8.0 - w * (1.0 / 64.0 - w * (1.0 / 128.0 - w * (17.0 / 2048.0
+    double acc = -r * (1.0 / 8.0 - w * (1.0 / 192.0 - w * (1.0 / 640.0 - w * (17.0 / 14336.0 - w * (31.0 / 18432.0
+                 - w * (691.0 / 180224.0 - w * (5461.0 / 425984.0 - w * (929569.0 / 15728640.0
+                 - w * (3202291.0 / 8912896.0 - w * (221930581.0 / 79691776.0 - w * (4722116521.0 / 176160768.0)))))))))));
+    double y;
+    int k;
+    for (k = 7; k >= 1; --k) {  /* the smallest terms first */
+        y = 2.0 * x + (2 * k + 1);
+        acc += 0.5 * log1p(-1.0 / (y * y));
+    }
+    y = 2.0 * x + 1.0;
+    acc += 0.5 * (x < 1.0 ? log(4.0 * x * (x + 1.0) / (y * y)) : log1p(-1.0 / (y * y)));
+    return acc;
+}
+
+/* ψ(x + ½) − ψ(x) − 1/(2x) for x > 0 (≈ 1/(8x²)), without cancellation: 8 steps of
+   E(z) = 1/(4z(z + ½)(z + 1)) + E(z + 1), then at z = x + 8 the series Σ cₖ·z⁻²ᵏ, k = 1..11,
+   cₖ = (2 − 2¹⁻²ᵏ)·B₂ₖ/(2k); every term is positive (the same steps as the array targets). */
+static double symloss_studentt_learnt_df_digamma_half_rem(double x)
+{
+    const double r = 1.0 / (x + 8.0);
+    const double w = r * r;
+    double acc = w * (1.0 / 8.0 - w * (1.0 / 64.0 - w * (1.0 / 128.0 - w * (17.0 / 2048.0
                  - w * (31.0 / 2048.0 - w * (691.0 / 16384.0 - w * (5461.0 / 32768.0 - w * (929569.0 / 1048576.0
                  - w * (3202291.0 / 524288.0 - w * (221930581.0 / 4194304.0 - w * (4722116521.0 / 8388608.0)))))))))));
+    double z;
     int k;
-    for (k = 7; k >= 0; --k) {  /* the smallest terms first: 1/(2z(z + ½)) = 1/(z·(2z + 1)), z = x + k */
-        acc += 1.0 / ((x + k) * (2.0 * x + (2 * k + 1)));
+    for (k = 7; k >= 0; --k) {  /* the smallest terms first */
+        z = x + k;
+        acc += 0.25 / (z * ((z + 0.5) * (z + 1.0)));
     }
     return acc;
+}
+
+/* log(1 + x²) − x²/(1 + x²) with x = u·exp(v): for |x| ≤ 1 the series w·(2·Σ_{k=1..16} w²ᵏ/(2k + 1) + s),
+   w = x²/(2 + x²), s = x²/(1 + x²) (every term positive: ≈ x⁴/2 keeps its digits), the difference as written
+   above (≥ log 2 − ½). */
+static double symloss_studentt_learnt_df_log1p_square_rem(double u, double v)
+{
+    const double x = u * exp(v);
+    double q, w, w2, acc, inv;
+    int k;
+    if (!(fabs(x) > 1.0)) {
+        q = x * x;
+        w = q / (2.0 + q);
+        w2 = w * w;
+        acc = 0.0;
+        for (k = 16; k >= 1; --k) {
+            acc = (acc + 1.0 / (2 * k + 1)) * w2;
+        }
+        return w * (2.0 * acc + q / (1.0 + q));
+    }
+    inv = 1.0 / x;
+    q = inv * inv;
+    return 2.0 * (isfinite(x) ? log(fabs(x)) : log(fabs(u)) + v) + log1p(q) - 1.0 / (1.0 + q);
 }
 
 /* 1/(1 + x²) = 1 − x²/(1 + x²) with x = u·exp(v): as written for |x| ≤ 1, x⁻²/(1 + x⁻²) above (no overflow
@@ -159,8 +183,8 @@ static double symloss_studentt_learnt_df_terms(double log_df, double loc, double
 {
     (void)log_df; (void)loc; (void)log_scale; (void)y;
     const double _t0 = (0.5)*exp(log_df);
-    const double _t1 = (0.5)*log_df + log_scale;
-    return _t1 - (-_t0 - 0.5)*symloss_studentt_learnt_df_log1p_square(y - loc, -_t1) - symloss_studentt_learnt_df_lgamma_diff(_t0, 0.5);
+    const double _t1 = -(-_t0 - 0.5)*symloss_studentt_learnt_df_log1p_square(y - loc, -0.5*log_df - log_scale);
+    return log_scale + _t1 - symloss_studentt_learnt_df_lgamma_half_rem(_t0) + 0.34657359027997264;
 }
 
 /* ℓ of one observation, and its partial derivatives ∂ℓ/∂log_df, ∂ℓ/∂loc, ∂ℓ/∂log_scale into _g. */
@@ -171,15 +195,13 @@ static double symloss_studentt_learnt_df_terms_and_grads(double log_df, double l
     const double _t1 = (0.5)*_t0;
     const double _t2 = loc - y;
     const double _t3 = -_t2;
-    const double _t4 = (0.5)*log_df + log_scale;
-    const double _t5 = -_t4;
-    const double _t6 = symloss_studentt_learnt_df_log1p_square(_t3, _t5);
-    const double _t7 = symloss_studentt_learnt_df_log1p_square_dvc(_t3, _t5);
-    const double _t8 = symloss_studentt_learnt_df_log1p_square_dv(_t3, _t5);
-    _g[0] = (0.5)*_t0*_t6 - _t1*_t8 - _t1*symloss_studentt_learnt_df_digamma_diff_half(_t1) + (0.5)*_t7;
-    _g[1] = (_t0 + 1.0)*symloss_studentt_learnt_df_log1p_square_du(_t2, _t5);
-    _g[2] = _t7 - _t0*_t8;
-    return _t4 - _t6*(-_t1 - 0.5) - symloss_studentt_learnt_df_lgamma_diff(_t1, 0.5);
+    const double _t4 = -0.5*log_df - log_scale;
+    const double _t5 = symloss_studentt_learnt_df_log1p_square_dv(_t3, _t4);
+    const double _t6 = -(-_t1 - 0.5)*symloss_studentt_learnt_df_log1p_square(_t3, _t4);
+    _g[0] = (0.5)*_t0*symloss_studentt_learnt_df_log1p_square_rem(_t3, _t4) - _t1*symloss_studentt_learnt_df_digamma_half_rem(_t1) - 0.5*_t5;
+    _g[1] = (_t0 + 1.0)*symloss_studentt_learnt_df_log1p_square_du(_t2, _t4);
+    _g[2] = symloss_studentt_learnt_df_log1p_square_dvc(_t3, _t4) - _t0*_t5;
+    return log_scale + _t6 - symloss_studentt_learnt_df_lgamma_half_rem(_t1) + 0.34657359027997264;
 }
 
 /* The dropped constant c = −log p − ℓ of one observation. */

@@ -35,11 +35,15 @@ Torch built-in: none computes this loss.
 Stabilising rewrites applied (symloss.stabilize):
     log_gamma: log Γ(x) → lgamma(x);  log x! → lgamma(x + 1)
     lgamma_difference: lgamma(x + h) − lgamma(x) → lgamma_difference(x, h)
+    lgamma_half_log: c·lgamma_difference(x, ½) + r → c·lgamma_half_rem(x) + (c/2)·log x + r  (a term of (c/2)·log x
+        cancels one of r)
     log1p: log(1 + x) → log1p(x)
     standardised_square: u²·exp(2v) → (u·exp(v))²
     log1p_square: log1p(p·(u·exp(w))²) → log1p_square(u, w + log(p)/2)  (p > 0)
     square_fraction: z/(z² + q) → log1p_square_du(z, −log(q)/2);  z²/(z² + q) → log1p_square_dv(…)  (q > 0)
     square_complement: k − (k + r)·log1p_square_dv(u, v) → k·log1p_square_dvc(u, v) − r·log1p_square_dv(u, v)
+    log1p_square_rem: a·log1p_square(u, v) + b·log1p_square_dv(u, v) → a·log1p_square_rem(u, v) + (a +
+        b)·log1p_square_dv(u, v)  (−a is b or a term of it)
 
 Conventions:
     * Inputs broadcast against each other and the target as in torch; dtype (float32/float64) follows the
@@ -62,7 +66,6 @@ import math
 
 import jax
 import jax.numpy as jnp
-import jax.scipy.special
 
 __all__ = ["CONSTANTS", "PARAMS", "REDUCTIONS", "TARGET", "WRT", "grad", "loss", "value_and_grad"]
 
@@ -106,48 +109,58 @@ def _log1p_square_dv(u, v):
     return jnp.where(big, 1.0 / (1.0 + inv * inv), xs * xs / (1.0 + xs * xs))
 
 
-def _lgammacor_series(x):
-    """δ(x) = log Γ(x) − ((x − ½)·log x − x + ½·log 2π) for x ≥ 10 (R's lgammacor): the asymptotic series
-    Σ B₂ₖ/(2k(2k − 1)x²ᵏ⁻¹) to x⁻¹⁷ (error < 2e-19), no branch: for arguments known to be ≥ 10."""
-    u = 1.0 / (x * x)
-    return (1 / 12 - u * (1 / 360 - u * (1 / 1260 - u * (1 / 1680 - u * (1 / 1188 - u * (691 / 360360
-            - u * (1 / 156 - u * (3617 / 122400 - u * 43867 / 244188)))))))) / x
-
-
-def _lgamma_diff(x, h):
-    """lgamma(x + h) − lgamma(x) for x > 0, x + h > 0: (x − ½)·log1p(h/x) + h·log(x + h) − h + δ(x + h) − δ(x)
-    once x and x + h are ≥ 10 (Stirling's log terms combined: the two lgammas would cancel), the two lgammas
-    below (each O(10), or their difference as large as they are); exactly 0 at h = 0."""
-    big = (x >= 10.0) & (x + h >= 10.0)
-    xb = jnp.where(big, x, 10.0)
-    hb = jnp.where(big, h, 0.0)
-    sb = xb + hb
-    large = ((xb - 0.5) * jnp.log1p(hb / xb) + hb * jnp.log(sb) - hb
-             + (_lgammacor_series(sb) - _lgammacor_series(xb)))
-    xs = jnp.where(big, 1.0, x)
-    hs = jnp.where(big, 0.0, h)
-    gammaln = jax.scipy.special.gammaln
-    return jnp.where(big, large, gammaln(xs + hs) - gammaln(xs))
-
-
-def _digamma_diff_half(x):
-    """ψ(x + ½) − ψ(x) for x > 0 (the Student-t's ∂/∂ν), without cancellation and without a where: 8 steps of
-    ψ(z + ½) − ψ(z) = 1/(2z(z + ½)) + ψ(z + 1 + ½) − ψ(z + 1) for every x, then at z = x + 8 ≥ 8 the series
-    1/(2z) + Σ cₖ·z⁻²ᵏ, k = 1..11, cₖ = (2 − 2¹⁻²ᵏ)·B₂ₖ/(2k) (exact binary fractions).  It is 2ε(2z) − 2ε(z)
-    written out (duplication: ψ(z + ½) = 2ψ(2z) − ψ(z) − 2·log 2), so its error is at most twice the
-    digamma series' first omitted term, 2·|B₂₄|/(24·z²⁴), relative to ψ(z + ½) − ψ(z) > 1/(2z) at most
-    4·|B₂₄|/(24·z²³) < 2.5e-17 for z ≥ 8, a fifth of a float64 ulp; every term is positive, so the sum is good
-    to a few ulps with no cancellation (tests/test_stability_lgamma.py checks it against mpmath)."""
-    z = x + 8.0
-    r = 1.0 / z
+def _lgamma_half_rem(x):
+    """lgamma(x + ½) − lgamma(x) − ½·log x for x > 0 (≈ −1/(8x)), without cancellation: 8 steps of
+    R(z) = ½·log1p(−1/(2z + 1)²) + R(z + 1) (½·log(4z(z + 1)/(2z + 1)²) for z < 1), then at z = x + 8 the series
+    −Σ cₖ/(2k − 1)·z¹⁻²ᵏ, k = 1..11, cₖ = (2 − 2¹⁻²ᵏ)·B₂ₖ/(2k); every term is negative."""
+    r = 1.0 / (x + 8.0)
     w = r * r
-    acc = 0.5 * r + w * (1 / 8 - w * (1 / 64 - w * (1 / 128 - w * (17 / 2048 - w * (31 / 2048 - w * (
+    acc = -r * (1 / 8 - w * (1 / 192 - w * (1 / 640 - w * (17 / 14336 - w * (31 / 18432 - w * (
+        691 / 180224 - w * (5461 / 425984 - w * (929569 / 15728640 - w * (3202291 / 8912896 - w * (
+            221930581 / 79691776 - w * (4722116521 / 176160768)))))))))))
+    for k in range(7, 0, -1):  # the smallest terms first; a fixed number of elementwise steps
+        acc = acc + 0.5 * jnp.log1p(-1.0 / (2.0 * x + (2 * k + 1)) ** 2)
+    xs = jnp.minimum(x, 1.0)
+    xl = jnp.maximum(x, 1.0)
+    y = 2.0 * xs + 1.0
+    first = jnp.where(x < 1.0, jnp.log(4.0 * xs * (xs + 1.0) / (y * y)), jnp.log1p(-1.0 / (2.0 * xl + 1.0) ** 2))
+    return acc + 0.5 * first
+
+
+def _digamma_half_rem(x):
+    """ψ(x + ½) − ψ(x) − 1/(2x) for x > 0 (≈ 1/(8x²)), without cancellation and without a where: 8 steps of
+    E(z) = 1/(4z(z + ½)(z + 1)) + E(z + 1), then at z = x + 8 the series Σ cₖ·z⁻²ᵏ, k = 1..11,
+    cₖ = (2 − 2¹⁻²ᵏ)·B₂ₖ/(2k); every term is positive."""
+    r = 1.0 / (x + 8.0)
+    w = r * r
+    acc = w * (1 / 8 - w * (1 / 64 - w * (1 / 128 - w * (17 / 2048 - w * (31 / 2048 - w * (
         691 / 16384 - w * (5461 / 32768 - w * (929569 / 1048576 - w * (3202291 / 524288 - w * (
             221930581 / 4194304 - w * (4722116521 / 8388608)))))))))))
-    y = 2.0 * x
     for k in range(7, -1, -1):  # the smallest terms first; a fixed number of elementwise steps
-        acc = acc + 1.0 / ((x + k) * (y + (2 * k + 1)))  # 1/(2z(z + ½)) = 1/(z·(2z + 1)), z = x + k
+        z = x + k
+        acc = acc + 0.25 / (z * ((z + 0.5) * (z + 1.0)))
     return acc
+
+
+def _log1p_square_rem(u, v):
+    """log(1 + x²) − x²/(1 + x²) with x = u·exp(v): for |x| ≤ 1 the series w·(2·Σ_{k=1..16} w²ᵏ/(2k + 1) + s),
+    w = x²/(2 + x²), s = x²/(1 + x²) (every term positive), the difference as written above; each branch sees a
+    guarded input (double where)."""
+    x = u * jnp.exp(v)
+    big = jnp.abs(x) > 1.0
+    xs = jnp.where(big, 0.0, x)
+    xb = jnp.where(big, x, 1.0)
+    inv = 1.0 / xb
+    q = xs * xs
+    w = q / (2.0 + q)
+    w2 = w * w
+    acc = 0.0
+    for k in range(16, 0, -1):
+        acc = (acc + 1.0 / (2 * k + 1)) * w2
+    small = w * (2.0 * acc + q / (1.0 + q))
+    lx = jnp.where(jnp.isfinite(xb), jnp.log(jnp.abs(xb)), jnp.log(jnp.abs(jnp.where(big, u, 1.0))) + v)
+    qb = inv * inv
+    return jnp.where(big, 2.0 * lx + jnp.log1p(qb) - 1.0 / (1.0 + qb), small)
 
 
 def _log1p_square_dvc(u, v):
@@ -163,25 +176,21 @@ def _log1p_square_dvc(u, v):
 def _loss_terms(df, loc, log_scale, y):
     """ℓ of each observation."""
     _t0 = (1/2)*df
-    _t1 = log_scale + (1/2)*jnp.log(df)
-    return _t1 - (-_t0 - 1/2)*_log1p_square(y - loc, -_t1) - _lgamma_diff(_t0, 1/2)
+    _t1 = -(-_t0 - 1/2)*_log1p_square(y - loc, -log_scale - 1/2*jnp.log(df))
+    return log_scale + _t1 - _lgamma_half_rem(_t0) + (1/2)*math.log(2)
 
 
 def _loss_terms_and_grads(df, loc, log_scale, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂df, ∂ℓ/∂loc, ∂ℓ/∂log_scale."""
     _t0 = (1/2)*df
-    _t1 = _t0 + 1/2
-    _t2 = loc - y
-    _t3 = -_t2
-    _t4 = log_scale + (1/2)*jnp.log(df)
-    _t5 = -_t4
-    _t6 = _log1p_square(_t3, _t5)
-    _t7 = 1/df
-    _t8 = _log1p_square_dv(_t3, _t5)
-    _value = _t1*_t6 + _t4 - _lgamma_diff(_t0, 1/2)
-    _grad0 = (1/2)*_t6 - _t1*_t7*_t8 + (1/2)*_t7 - 1/2*_digamma_diff_half(_t0)
-    _grad1 = (df + 1)*_log1p_square_du(_t2, _t5)
-    _grad2 = _log1p_square_dvc(_t3, _t5) - _t8*df
+    _t1 = loc - y
+    _t2 = -_t1
+    _t3 = -log_scale - 1/2*jnp.log(df)
+    _t4 = _log1p_square_dv(_t2, _t3)
+    _value = log_scale - (-_t0 - 1/2)*_log1p_square(_t2, _t3) - _lgamma_half_rem(_t0) + (1/2)*math.log(2)
+    _grad0 = -1/2*_t4/df - 1/2*_digamma_half_rem(_t0) + (1/2)*_log1p_square_rem(_t2, _t3)
+    _grad1 = (df + 1)*_log1p_square_du(_t1, _t3)
+    _grad2 = _log1p_square_dvc(_t2, _t3) - _t4*df
     return _value, (_grad0, _grad1, _grad2)
 
 

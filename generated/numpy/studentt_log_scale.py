@@ -35,11 +35,15 @@ Torch built-in: none computes this loss.
 Stabilising rewrites applied (symloss.stabilize):
     log_gamma: log Γ(x) → lgamma(x);  log x! → lgamma(x + 1)
     lgamma_difference: lgamma(x + h) − lgamma(x) → lgamma_difference(x, h)
+    lgamma_half_log: c·lgamma_difference(x, ½) + r → c·lgamma_half_rem(x) + (c/2)·log x + r  (a term of (c/2)·log x
+        cancels one of r)
     log1p: log(1 + x) → log1p(x)
     standardised_square: u²·exp(2v) → (u·exp(v))²
     log1p_square: log1p(p·(u·exp(w))²) → log1p_square(u, w + log(p)/2)  (p > 0)
     square_fraction: z/(z² + q) → log1p_square_du(z, −log(q)/2);  z²/(z² + q) → log1p_square_dv(…)  (q > 0)
     square_complement: k − (k + r)·log1p_square_dv(u, v) → k·log1p_square_dvc(u, v) − r·log1p_square_dv(u, v)
+    log1p_square_rem: a·log1p_square(u, v) + b·log1p_square_dv(u, v) → a·log1p_square_rem(u, v) + (a +
+        b)·log1p_square_dv(u, v)  (−a is b or a term of it)
 
 Conventions:
     * Inputs broadcast against each other and the target as in torch; dtype (float32/float64) follows the
@@ -65,35 +69,6 @@ WRT = ("df", "loc", "log_scale")
 CONSTANTS = ()
 REDUCTIONS = ("mean", "sum", "none")
 _WRT_INDEX = (0, 1, 2)
-
-
-def _blockwise(f, *args):
-    """f(*args) in float64 over the broadcast arguments, in blocks of _BLOCK elements: f is elementwise and maps
-    1-d arrays (never empty; a Python number is passed as it is) to a new 1-d array."""
-    shape = np.broadcast_shapes(*(np.shape(a) for a in args))
-    n = int(np.prod(shape))
-    flat = [float(a) if isinstance(a, (int, float)) else
-            np.broadcast_to(np.asarray(a, dtype=np.float64), shape).reshape(-1) for a in args]
-    if n <= _BLOCK:
-        return (f(*flat) if n else np.empty(0)).reshape(shape)
-    out = np.empty(n)
-    for i in range(0, n, _BLOCK):
-        out[i:i + _BLOCK] = f(*(a if isinstance(a, float) else a[i:i + _BLOCK] for a in flat))
-    return out.reshape(shape)
-
-
-def _split(cond, f, g, *args):
-    """f(*args) where cond, g(*args) elsewhere (1-d arrays or numbers), each computed on its own elements only
-    (a where would compute both everywhere)."""
-    if cond.all():
-        return f(*args)
-    if not cond.any():
-        return g(*args)
-    out = np.empty(cond.shape)
-    out[cond] = f(*(a if isinstance(a, float) else a[cond] for a in args))
-    cond = ~cond
-    out[cond] = g(*(a if isinstance(a, float) else a[cond] for a in args))
-    return out
 
 
 def _square_parts(u, v):
@@ -135,107 +110,61 @@ def _log1p_square_dv(parts):
     return s * s / d
 
 
-def _lgammacor_series(x):
-    """δ(x) = log Γ(x) − ((x − ½)·log x − x + ½·log 2π) for x ≥ 10 (R's lgammacor): the asymptotic series
-    Σ B₂ₖ/(2k(2k − 1)x²ᵏ⁻¹) to x⁻¹⁷ (error < 2e-19), no branch: for arguments known to be ≥ 10."""
+def _lgamma_half_rem(x):
+    """lgamma(x + ½) − lgamma(x) − ½·log x for x > 0 (≈ −1/(8x)), without cancellation and without a where on
+    the series: 8 steps of R(z) = ½·log1p(−1/(2z + 1)²) + R(z + 1) (lgamma(z + 1) = lgamma(z) + log z;
+    ½·log(4z(z + 1)/(2z + 1)²) for z < 1, where 1/(2z + 1)² rounds towards 1), then at z = x + 8 the series
+    −Σ cₖ/(2k − 1)·z¹⁻²ᵏ, k = 1..11, cₖ = (2 − 2¹⁻²ᵏ)·B₂ₖ/(2k) (the derivative's series: that of
+    _digamma_half_rem); every term is negative, so the sum has no cancellation."""
     x = np.asarray(x)
     dtype = x.dtype if x.dtype.kind == "f" else np.dtype(np.float64)
-    return _blockwise(_lgammacor_1d, x).astype(dtype, copy=False)
-
-
-def _lgammacor_1d(x):
-    """δ(x) of a 1-d float64 array, x ≥ 10: the series in v = −1/x², Horner in place."""
-    v = x * x
-    np.divide(-1.0, v, out=v)
-    s = v * (43867 / 244188)
-    for c in (3617 / 122400, 1 / 156, 691 / 360360, 1 / 1188, 1 / 1680, 1 / 1260, 1 / 360):
-        s += c
-        s *= v
-    s += 1 / 12
-    s /= x
-    return s
-
-
-def _lgamma_diff(x, h):
-    """lgamma(x + h) − lgamma(x) for x > 0, x + h > 0: (x − ½)·log1p(h/x) + h·log(x + h) − h + δ(x + h) − δ(x)
-    once x and x + h are ≥ 10 (Stirling's log terms combined: the two lgammas would cancel), the two lgammas
-    below (each O(10), or their difference as large as they are), each on its own elements; exactly 0 at h = 0."""
-    x = np.asarray(x)
-    dtype = x.dtype if x.dtype.kind == "f" else np.dtype(np.float64)
-    return _blockwise(lambda x, h: _split((x >= 10.0) & (x + h >= 10.0), _lgamma_diff_large, _lgamma_diff_small,
-                                          x, h), x, h).astype(dtype, copy=False)
-
-
-def _lgamma_diff_large(x, h):
-    s = x + h
-    r = np.log1p(h / x)
-    r *= x - 0.5
-    t = np.log(s)
-    t *= h
-    r += t
-    r -= h
-    r += _lgammacor_1d(s) - _lgammacor_1d(x)
-    return r
-
-
-def _lgamma_diff_small(x, h):
-    """lgamma(x + h) − lgamma(x) for 1-d x or x + h < 10: L(x + h) − L(x) + log(z(x + h)/z(x)) (_lgamma_parts)
-    where both are in [1e-300, 20) (two lgammas of size 13 would cancel: 19 ulps at x = 1e-6, h = 10), the
-    two lgammas elsewhere (one of them is ≥ 20 or below 1e-300 and the difference is as large as it is)."""
-    s = x + h
-    return _split((np.minimum(x, s) >= 1e-300) & (np.maximum(x, s) < 20.0), _lgamma_diff_parts,
-                  _lgamma_diff_lgammas, x, h)
-
-
-def _lgamma_diff_parts(x, h):
-    lx, zx = _lgamma_parts(x)
-    ls, zs = _lgamma_parts(x + h)
-    ls -= lx
-    zs /= zx
-    ls += np.log(zs)
-    return ls
-
-
-def _lgamma_diff_lgammas(x, h):
-    return _lgamma_1d(x + h) - _lgamma_1d(x)
-
-
-def _digamma_diff_half(x):
-    """ψ(x + ½) − ψ(x) for x > 0 (the Student-t's ∂/∂ν), without cancellation and without a where: 8 steps of
-    ψ(z + ½) − ψ(z) = 1/(2z(z + ½)) + ψ(z + 1 + ½) − ψ(z + 1) for every x, then at z = x + 8 ≥ 8 the series
-    1/(2z) + Σ cₖ·z⁻²ᵏ, k = 1..11, cₖ = (2 − 2¹⁻²ᵏ)·B₂ₖ/(2k) (exact binary fractions).  It is 2ε(2z) − 2ε(z)
-    written out (duplication: ψ(z + ½) = 2ψ(2z) − ψ(z) − 2·log 2), so its error is at most twice the
-    digamma series' first omitted term, 2·|B₂₄|/(24·z²⁴), relative to ψ(z + ½) − ψ(z) > 1/(2z) at most
-    4·|B₂₄|/(24·z²³) < 2.5e-17 for z ≥ 8, a fifth of a float64 ulp; every term is positive, so the sum is good
-    to a few ulps with no cancellation (tests/test_stability_lgamma.py checks it against mpmath)."""
-    x = np.asarray(x)
-    dtype = x.dtype if x.dtype.kind == "f" else np.dtype(np.float64)
-    return _blockwise(_digamma_diff_half_1d, x).astype(dtype, copy=False)
-
-
-def _digamma_diff_half_1d(x):
-    """ψ(x + ½) − ψ(x) of a 1-d float64 array (see _digamma_diff_half), in place."""
-    r = x + 8.0
-    np.divide(1.0, r, out=r)
+    x = x.astype(np.float64)
+    r = 1.0 / (x + 8.0)
     w = r * r
-    acc = w * (4722116521 / 8388608)
-    for c in (221930581 / 4194304, 3202291 / 524288, 929569 / 1048576, 5461 / 32768, 691 / 16384, 31 / 2048,
-              17 / 2048, 1 / 128, 1 / 64):
-        np.subtract(c, acc, out=acc)
-        acc *= w
-    np.subtract(1 / 8, acc, out=acc)
-    acc *= w
-    r *= 0.5
-    acc += r
-    y = 2.0 * x
-    t = np.empty_like(x)
+    acc = -r * (1 / 8 - w * (1 / 192 - w * (1 / 640 - w * (17 / 14336 - w * (31 / 18432 - w * (
+        691 / 180224 - w * (5461 / 425984 - w * (929569 / 15728640 - w * (3202291 / 8912896 - w * (
+            221930581 / 79691776 - w * (4722116521 / 176160768)))))))))))
+    for k in range(7, 0, -1):  # the smallest terms first; a fixed number of vectorised steps
+        acc = acc + 0.5 * np.log1p(-1.0 / (2.0 * x + (2 * k + 1)) ** 2)
+    xs = np.minimum(x, 1.0)
+    xl = np.maximum(x, 1.0)
+    y = 2.0 * xs + 1.0
+    first = np.where(x < 1.0, np.log(4.0 * xs * (xs + 1.0) / (y * y)), np.log1p(-1.0 / (2.0 * xl + 1.0) ** 2))
+    return (acc + 0.5 * first).astype(dtype)
+
+
+def _digamma_half_rem(x):
+    """ψ(x + ½) − ψ(x) − 1/(2x) for x > 0 (≈ 1/(8x²)), without cancellation and without a where: 8 steps of
+    E(z) = 1/(4z(z + ½)(z + 1)) + E(z + 1) (those of ψ(z + ½) − ψ(z) less 1/(2z) − 1/(2(z + 1))), then at
+    z = x + 8 the series Σ cₖ·z⁻²ᵏ, k = 1..11, cₖ = (2 − 2¹⁻²ᵏ)·B₂ₖ/(2k) (_digamma_diff_half's less its 1/(2z));
+    every term is positive, so the sum has no cancellation."""
+    x = np.asarray(x)
+    dtype = x.dtype if x.dtype.kind == "f" else np.dtype(np.float64)
+    x = x.astype(np.float64)
+    r = 1.0 / (x + 8.0)
+    w = r * r
+    acc = w * (1 / 8 - w * (1 / 64 - w * (1 / 128 - w * (17 / 2048 - w * (31 / 2048 - w * (
+        691 / 16384 - w * (5461 / 32768 - w * (929569 / 1048576 - w * (3202291 / 524288 - w * (
+            221930581 / 4194304 - w * (4722116521 / 8388608)))))))))))
     for k in range(7, -1, -1):  # the smallest terms first; a fixed number of vectorised steps
-        np.add(x, k, out=t)  # 1/(2z(z + ½)) = 1/(z·(2z + 1)), z = x + k
-        np.add(y, 2 * k + 1, out=r)
-        t *= r
-        np.divide(1.0, t, out=t)
-        acc += t
-    return acc
+        z = x + k
+        acc = acc + 0.25 / (z * ((z + 0.5) * (z + 1.0)))
+    return acc.astype(dtype)
+
+
+def _log1p_square_rem(parts):
+    """log(1 + x²) − x²/(1 + x²) with x = u·exp(v) (from _square_parts): for |x| ≤ 1 the series
+    w·(2·Σ_{k=1..16} w²ᵏ/(2k + 1) + x²/(1 + x²)), w = x²/(2 + x²) ≤ ⅓ (−log(1 − s) − s, s = x²/(1 + x²), every
+    term positive: ≈ x⁴/2 keeps its digits), the difference as written above (≥ log 2 − ½)."""
+    v, _, a, _, b, _, q, d, big, ub = parts
+    w = q / (2.0 + q)
+    w2 = w * w
+    acc = 0.0
+    for k in range(16, 0, -1):
+        acc = (acc + 1.0 / (2 * k + 1)) * w2
+    small = w * (2.0 * acc + q / d)
+    lx = np.where(a < math.inf, np.log(b), np.log(np.abs(ub)) + v)
+    return np.where(big, 2.0 * lx + np.log1p(q) - 1.0 / d, small)
 
 
 def _log1p_square_dvc(parts):
@@ -245,112 +174,22 @@ def _log1p_square_dvc(parts):
     return inv * inv / d
 
 
-_LGAMMA_B = (-1.37825152569120859100e3, -3.88016315134637840924e4, -3.31612992738871184744e5,
-             -1.16237097492762307383e6, -1.72173700820839662146e6, -8.53555664245765465627e5)
-_LGAMMA_C = (-3.51815701436523470549e2, -1.70642106651881159223e4, -2.20528590553854454839e5,
-             -1.13933444367982507207e6, -2.53252307177582951285e6, -2.01889141433532773231e6)
-
-
-def _lgamma(x):
-    """log|Γ(x)| (no SciPy) as Cephes' lgam (SciPy's gammaln): Stirling's series from x = 10, below it a rational
-    on [2, 3) and the recurrence, the reflection for x < 0, each on its own elements; +inf at the poles 0, −1,
-    −2, ... and at ±∞."""
-    x = np.asarray(x)
-    dtype = x.dtype if x.dtype.kind == "f" else np.dtype(np.float64)
-    return _blockwise(_lgamma_1d, x).astype(dtype, copy=False)
-
-
-def _lgamma_1d(x):
-    """log|Γ(x)| of a 1-d float64 array."""
-    return _split((x > 0.0) & (x < math.inf), _lgamma_positive, _lgamma_reflected, x)
-
-
-def _lgamma_positive(x):
-    return _split(x >= 10.0, _lgamma_stirling, _lgamma_below_ten, x)
-
-
-def _lgamma_stirling(x):
-    """log Γ(x) for 10 ≤ x < ∞: (x − ½)·log x − x + ½·log 2π + δ(x)."""
-    r = np.log(x)
-    r *= x - 0.5
-    r -= x
-    r += 0.5 * math.log(2.0 * math.pi)
-    r += _lgammacor_1d(x)
-    return r
-
-
-def _lgamma_below_ten(x):
-    """log Γ(x) for 0 < x < 10 (Cephes): L(x) + log z(x) (_lgamma_parts), −log x where 1/x overflows."""
-    r, z = _lgamma_parts(x)
-    r += np.log(z)
-    if x.min() < 1e-300:  # 1/x overflows: log Γ(x) = −log x − γx + ...
-        r = np.where(x < 1e-300, -np.log(x), r)
-    return r
-
-
-def _lgamma_parts(x):
-    """(L, z) with log Γ(x) = L + log z for 1-d 0 < x < 20 (Cephes): L = log Γ(2 + p) = p·B(p)/C(p) in [0, log 2],
-    p = x − ⌊x⌋ (exact), z = Γ(x)/Γ(2 + p) = (x − 1)(x − 2)···(2 + p) from 3, 1/x in [1, 2), 1/(x(x + 1)) below 1.
-    With t = max ⌊x⌋ of the block, z = Πₖ₌₁ᵗ⁻² max(x − k, 2) / (min(x, 2)·min(x + 1, 2)) · 2^(⌊x⌋ − max(t − 2, 0)):
-    each factor is exact, a 2 stands for a factor that x lacks, and the power of 2 (exact) takes those 2s out."""
-    fl = np.floor(x)
-    p = x - fl
-    r = p * _LGAMMA_B[0]
-    for c in _LGAMMA_B[1:]:
-        r += c
-        r *= p
-    den = p + _LGAMMA_C[0]
-    for c in _LGAMMA_C[1:]:
-        den *= p
-        den += c
-    r /= den
-    top = int(fl.max())
-    z = np.minimum(x, 2.0)
-    z *= np.minimum(x + 1.0, 2.0)
-    np.divide(1.0, z, out=z)
-    t = np.empty_like(x)
-    for k in range(1, top - 1):
-        np.subtract(x, k, out=t)
-        np.maximum(t, 2.0, out=t)
-        z *= t
-    fl -= max(top - 2, 0)  # exponent bits of 2^(⌊x⌋ − max(t − 2, 0)) (between −17 and 19)
-    z *= ((fl.astype(np.int64) + 1023) << 52).view(np.float64)
-    return r, z
-
-
-def _lgamma_reflected(x):
-    """log|Γ(x)| for x ≤ 0, ±∞ or NaN: log π − log|sin πx| − log|x| − log Γ(|x|) (Γ(x)Γ(1 − x) = π/sin πx),
-    −log|x| for |x| < 1e-20; +inf at the poles and at ±∞."""
-    a = np.abs(x)
-    d = np.fmod(a, 1.0)
-    d = np.minimum(d, 1.0 - d)  # the distance to the nearest integer: |sin πx| = sin πd
-    ok = (d > 0.0) & (a < math.inf)
-    a = np.where(ok, a, 1.0)
-    r = math.log(math.pi) - np.log(np.sin(math.pi * np.where(ok, d, 0.5))) - np.log(a) - _lgamma_positive(a)
-    r = np.where(a < 1e-20, -np.log(a), r)
-    return np.where(ok, r, np.where(np.isnan(x), x, math.inf))
-
-
 def _loss_terms(df, loc, log_scale, y):
     """ℓ of each observation."""
     _t0 = (1/2)*df
-    _t1 = log_scale + (1/2)*np.log(df)
-    return _t1 - (-_t0 - 1/2)*_log1p_square(_square_parts(loc - y, -_t1)) - _lgamma_diff(_t0, 1/2)
+    _t1 = -(-_t0 - 1/2)*_log1p_square(_square_parts(loc - y, -log_scale - 1/2*np.log(df)))
+    return log_scale + _t1 - _lgamma_half_rem(_t0) + (1/2)*math.log(2)
 
 
 def _loss_terms_and_grads(df, loc, log_scale, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂df, ∂ℓ/∂loc, ∂ℓ/∂log_scale."""
     _t0 = (1/2)*df
-    _t1 = _t0 + 1/2
-    _t2 = log_scale + (1/2)*np.log(df)
-    _t3 = _square_parts(loc - y, -_t2)
-    _t4 = _log1p_square(_t3)
-    _t5 = 1/df
-    _t6 = _log1p_square_dv(_t3)
-    _value = _t1*_t4 + _t2 - _lgamma_diff(_t0, 1/2)
-    _grad0 = (1/2)*_t4 - _t1*_t5*_t6 + (1/2)*_t5 - 1/2*_digamma_diff_half(_t0)
-    _grad1 = (df + 1)*_log1p_square_du(_t3)
-    _grad2 = _log1p_square_dvc(_t3) - _t6*df
+    _t1 = _square_parts(loc - y, -log_scale - 1/2*np.log(df))
+    _t2 = _log1p_square_dv(_t1)
+    _value = log_scale - (-_t0 - 1/2)*_log1p_square(_t1) - _lgamma_half_rem(_t0) + (1/2)*math.log(2)
+    _grad0 = -1/2*_t2/df - 1/2*_digamma_half_rem(_t0) + (1/2)*_log1p_square_rem(_t1)
+    _grad1 = (df + 1)*_log1p_square_du(_t1)
+    _grad2 = _log1p_square_dvc(_t1) - _t2*df
     return _value, (_grad0, _grad1, _grad2)
 
 

@@ -37,6 +37,7 @@ Stabilising rewrites applied (symloss.stabilize):
         − 1
     softmax_cross_entropy: L·Σ_k y_k − Σ_k z_k·y_k → log1p(R)·Σ_k y_k − Σ_k y_k·(z_k − M),  L = logsumexp(z) = M +
         log1p(R)
+    softmax_gradient: u·e_j/(1 + R) + r → (u·e_j + r + r·R)/(1 + R),  e_j = exp(z_j − M)
     xlogy: x·log(y) → xlogy(x, y);  x·log1p(y) → xlog1py(x, y)  (x may be 0, the target involved)
     exp_of_sum: exp(a)·exp(b) → exp(a + b)
 
@@ -115,7 +116,7 @@ def _loss_terms_and_grads(logits, y):
     _t2 = torch.exp(_t0)
     _t3 = _sum_below_one(_t2)
     _value = torch.special.xlog1py(_t1, _t3) - torch.sum(_t0*y, dim=-1, keepdim=True)
-    _grad0 = _t2*(_t1/(_t3 + 1)) - y
+    _grad0 = ((_t1*_t2 - y) - y*(_t3))*(1/(_t3 + 1))
     return _value, (_grad0,)
 
 
@@ -135,7 +136,7 @@ def _loss_terms_and_grads_inplace(logits, y):
     _t2 = torch.exp(_t0)
     _t3 = _sum_below_one(_t2)
     _value = torch.special.xlog1py(_t1, _t3).sub_(torch.sum(_t0.mul_(y), dim=-1, keepdim=True))
-    _grad0 = _t2.mul_(_t1.div_(_t3.add_(1))).sub_(y)
+    _grad0 = _t2.mul_(_t1).sub_(y).sub_(y * _t3).mul_(1 / (_t3 + 1))
     return _value, (_grad0,)
 
 

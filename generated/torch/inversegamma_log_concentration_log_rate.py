@@ -93,32 +93,72 @@ def _log_ratio(y, s):
     return (e * 0.693145751953125 - s) + (e * 1.4286068203094173e-06 + torch.log(m))
 
 
+# e^z − 1 − z = z²·Σ zᵏ/(k + 2)!, k = 0..18: the 1/(k + 2)!
+_BD0 = (1 / 2, 1 / 6, 1 / 24, 1 / 120, 1 / 720, 1 / 5040, 1 / 40320, 1 / 362880, 1 / 3628800, 1 / 39916800,
+         1 / 479001600, 1 / 6227020800, 1 / 87178291200, 1 / 1307674368000, 1 / 20922789888000,
+         1 / 355687428096000, 1 / 6402373705728000, 1 / 121645100408832000, 1 / 2432902008176640000)
+
+
 def _bd0(x, m, lm):
     """bd0(x, m) = x·log(x/m) + m − x for x, m > 0, lm = log m (Loader 2000; R's bd0): x·(e^z − 1 − z) with
-    z = log1p((m − x)/x) for m/x in [½, 1e30) (m − x is exact where m ≈ x), log(m/x) in (1e-30, ½), lm − log x
+    z = log1p((m − x)/x) for m/x in [½, 1e30] (m − x is exact where m ≈ x), log(m/x) in [1e-30, ½), lm − log x
     outside (m may have over- or underflowed; |z| > 69 needs only relative accuracy); by its Taylor series to
-    z²⁰ for |z| < 1 (where the formula cancels: to 0 at x = m = 1e30), m − x·(1 + z) above."""
+    z²⁰ (z¹¹ in single precision) for |z| < 1 (where the formula cancels: to 0 at x = m = 1e30), m − x·(1 + z)
+    above.  No torch.where: each branch sees a guarded input (clamps, and log of r or x selected by a 0/1
+    mask), so every branch is finite and masked sums (_select) choose; two logarithms.  Without autograd the
+    same operations in place, in a few buffers (a new tensor costs several in-place passes on the CPU)."""
+    coefficients = _BD0[:10] if _single(x) else _BD0
+    if _no_grad(x, m, lm):
+        r = m / x
+        ok = torch.clamp(r, 1e-30, 1e30)
+        ok = torch.eq(ok, r, out=ok)  # r in [1e-30, 1e30] (and not NaN): m/x carries m
+        near = torch.ge(r, 0.5, out=torch.empty_like(r)).mul_(ok)
+        z = torch.sub(m, x).div_(x).clamp_(-0.5, 1e30).log1p_()  # z where near
+        t = torch.mul(x, ok)
+        far = r.clamp_(max=0.5).mul_(ok).add_(torch.sub(x, t, out=t)).log_()  # log r where ok, log x outside
+        t = torch.sub(lm, far, out=t)
+        far.mul_(ok).add_(t.addcmul_(t, ok, value=-1.0))  # log r where ok, lm − log x outside
+        z.mul_(near).add_(far.addcmul_(far, near, value=-1.0))
+        small = torch.lt(torch.abs(z, out=ok), 1.0, out=ok)
+        zs = torch.mul(z, small, out=near)
+        series = _series(zs, coefficients).mul_(zs).mul_(zs).mul_(x)
+        formula = torch.sub(m, z.add_(1.0).mul_(x), out=z)
+        return series.mul_(small).add_(formula.addcmul_(formula, small, value=-1.0))
     r = m / x
-    near = (r >= 0.5) & (r < 1e30)
-    far = (r > 1e-30) & (r < 0.5)
-    z = torch.where(near, torch.log1p(torch.where(near, (m - x) / x, 0.0)),
-                 torch.where(far, torch.log(torch.where(far, r, 1.0)), lm - torch.log(x)))
-    small = torch.abs(z) < 1.0
-    zs = torch.where(small, z, 0.0)
-    series = zs * zs * (1 / 2 + zs * (1 / 6 + zs * (1 / 24 + zs * (1 / 120 + zs * (1 / 720 + zs * (1 / 5040 +
-        zs * (1 / 40320 + zs * (1 / 362880 + zs * (1 / 3628800 + zs * (1 / 39916800 + zs * (1 / 479001600 +
-        zs * (1 / 6227020800 + zs * (1 / 87178291200 + zs * (1 / 1307674368000 + zs * (1 / 20922789888000 +
-        zs * (1 / 355687428096000 + zs * (1 / 6402373705728000 + zs * (1 / 121645100408832000 +
-        zs * 1 / 2432902008176640000))))))))))))))))))
-    return torch.where(small, x * series, m - x * (1.0 + z))
+    ok = (torch.clamp(r, 1e-30, 1e30) == r).to(x.dtype)
+    near = (r >= 0.5).to(x.dtype) * ok
+    zn = torch.log1p(torch.clamp((m - x) / x, -0.5, 1e30))
+    a = torch.log(_select(ok, torch.clamp(r, max=0.5), x))
+    z = _select(near, zn, _select(ok, a, lm - a))
+    small = (torch.abs(z) < 1.0).to(x.dtype)
+    zs = z * small
+    return _select(small, _series(zs, coefficients) * zs * zs * x, m - (z + 1.0) * x)
+
+
+def _no_grad(*tensors):
+    """Whether autograd records nothing here (no gradient mode, or no argument requires grad): the helpers may
+    then work in place in their own temporaries, with the same operations and roundings as their
+    differentiable form (which double backward evaluates)."""
+    return not torch.is_grad_enabled() or not any(isinstance(t, torch.Tensor) and t.requires_grad for t in tensors)
+
+
+def _single(x):
+    """Whether x has at most single precision: a series may stop at fewer terms (its truncation still far
+    below half an ulp)."""
+    return x.dtype in (torch.float32, torch.float16, torch.bfloat16)
 
 
 def _series(w, coefficients):
-    """c₀ + w·(c₁ + w·(c₂ + …)) by Horner's rule, each step one new array (the product) and its sum in place
-    (a temporary that no backward needs): the same roundings as the nested expression, a pass cheaper."""
+    """c₀ + w·(c₁ + w·(c₂ + …)) by Horner's rule: without autograd in place in one new tensor, else each step
+    one new tensor (the product) and its sum in place (a temporary that no backward needs); the same
+    roundings as the nested expression either way."""
     t = w * coefficients[-1]
-    for c in coefficients[-2:0:-1]:
-        t = t.add_(c) * w
+    if _no_grad(w):
+        for c in coefficients[-2:0:-1]:
+            t.add_(c).mul_(w)
+    else:
+        for c in coefficients[-2:0:-1]:
+            t = t.add_(c) * w
     return t.add_(coefficients[0])
 
 
@@ -133,23 +173,52 @@ def _lgammacor_series(x):
     """δ(x) = log Γ(x) − ((x − ½)·log x − x + ½·log 2π) for x ≥ 10 (R's lgammacor): the asymptotic series
     Σ B₂ₖ/(2k(2k − 1)x²ᵏ⁻¹) to x⁻¹⁷ (error < 2e-19), no branch: for arguments known to be ≥ 10."""
     w = (x * x).neg_().reciprocal_()  # −1/x² (reciprocal_ keeps its result for backward: no pass after it)
-    return _series(w, (1 / 12, 1 / 360, 1 / 1260, 1 / 1680, 1 / 1188, 691 / 360360, 1 / 156, 3617 / 122400,
-                       43867 / 244188)) / x
+    coefficients = (1 / 12, 1 / 360, 1 / 1260, 1 / 1680, 1 / 1188, 691 / 360360, 1 / 156, 3617 / 122400,
+                    43867 / 244188)
+    s = _series(w, coefficients[:5] if _single(x) else coefficients)  # single: x⁻⁹ is 1e-10 of δ at 10
+    return s.div_(x) if _no_grad(x) else s / x
 
 
 def _digammacor_series(x):
     """ε(x) = ψ(x) − log x + 1/(2x) for x ≥ 10: the asymptotic series −Σ B₂ₖ/(2k·x²ᵏ) to x⁻¹⁸, no branch."""
     w = (x * x).neg_().reciprocal_()  # −1/x² (reciprocal_ keeps its result for backward: no pass after it)
-    return w * _series(w, (1 / 12, 1 / 120, 1 / 252, 1 / 240, 1 / 132, 691 / 32760, 1 / 12, 3617 / 8160,
-                           43867 / 14364))
+    coefficients = (1 / 12, 1 / 120, 1 / 252, 1 / 240, 1 / 132, 691 / 32760, 1 / 12, 3617 / 8160, 43867 / 14364)
+    s = _series(w, coefficients[:5] if _single(x) else coefficients)  # single: x⁻¹⁰ is 1e-10 of ε at 10
+    return s.mul_(w) if _no_grad(x) else w * s
 
 
 def _digammacor(x):
-    """ε(x) for x > 0: the series from x = 10, digamma minus the leading terms below; each branch sees a
-    clamped input, so both are finite and a masked sum selects."""
+    """ε(x) for x > 0 from elementwise operations (no torch.digamma, which is a scalar loop): the series at
+    z = x from 10 on, at z = x + 10 below (one evaluation: z = x + 10·[x < 10]), plus [x < 10] times the ten
+    shift steps ε(x) − ε(x + 10) = log1p(10/x) − (x + 5)/(x(x + 10)) − Σₖ₌₁⁹ 1/(x + k), with the nine
+    reciprocals paired around x + 5 (1/(x + k) + 1/(x + 10 − k) = 2(x + 5)/(q + k(10 − k)), q = x(x + 10)):
+    positive terms, one logarithm; the shift terms see x clamped to 10 (finite where they are not taken).  As
+    accurate as ψ(x) − log x + 1/(2x) from torch.digamma (the same shifts; a few ulps of the terms' size below
+    10, tests/test_stability_lgamma.py).  Without autograd in place, in a few buffers."""
+    ten = x.new_tensor(10.0)
+    if _no_grad(x):
+        xs = torch.clamp(x, max=10.0)
+        small = torch.lt(x, 10.0, out=torch.empty_like(xs))
+        q = torch.add(xs, 10.0).mul_(xs)
+        shift = torch.div(ten, xs).log1p_()
+        c = xs.add_(5.0)
+        acc = torch.add(q, 24.0).reciprocal_()
+        t = torch.empty_like(acc)
+        for j in (21.0, 16.0, 9.0):
+            acc.add_(torch.add(q, j, out=t).reciprocal_())
+        acc.mul_(c).mul_(2.0).add_(torch.reciprocal(c, out=t)).add_(torch.div(c, q, out=t))
+        shift.sub_(acc).mul_(small)
+        z = torch.mul(small, 10.0, out=t).add_(x)
+        return _digammacor_series(z).add_(shift)
     xs = torch.clamp(x, max=10.0)
-    return _select((x >= 10.0).to(x.dtype), _digammacor_series(torch.clamp(x, min=10.0)),
-                   torch.digamma(xs) - torch.log(xs) + 0.5 / xs)
+    small = (x < 10.0).to(x.dtype)
+    q = (xs + 10.0) * xs
+    c = xs + 5.0
+    acc = 1.0 / (q + 24.0)
+    for j in (21.0, 16.0, 9.0):
+        acc = acc + 1.0 / (q + j)
+    acc = acc * c * 2.0 + 1.0 / c + c / q
+    return _digammacor_series(small * 10.0 + x) + (torch.log1p(torch.div(ten, xs)) - acc) * small
 
 
 def _loss_terms(log_concentration, log_rate, y):

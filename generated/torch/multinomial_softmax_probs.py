@@ -35,6 +35,7 @@ Stabilising rewrites applied (symloss.stabilize):
         − 1
     softmax_cross_entropy: L·Σ_k y_k − Σ_k z_k·y_k → log1p(R)·Σ_k y_k − Σ_k y_k·(z_k − M),  L = logsumexp(z) = M +
         log1p(R)
+    softmax_gradient: u·e_j/(1 + R) + r → (u·e_j + r + r·R)/(1 + R),  e_j = exp(z_j − M)
     xlogy: x·log(y) → xlogy(x, y);  x·log1p(y) → xlog1py(x, y)  (x may be 0, the target involved)
     exp_of_sum: exp(a)·exp(b) → exp(a + b)
 
@@ -113,7 +114,7 @@ def _loss_terms_and_grads(total_count, logits, y):
     _t2 = torch.exp(_t0)
     _t3 = _sum_below_one(_t2)
     _value = torch.special.xlog1py(_t1, _t3) - torch.sum(_t0*y, dim=-1, keepdim=True)
-    _grad0 = _t2*(_t1/(_t3 + 1)) - y
+    _grad0 = ((_t1*_t2 - y) - y*(_t3))*(1/(_t3 + 1))
     return _value, (_grad0,)
 
 

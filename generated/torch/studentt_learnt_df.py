@@ -38,12 +38,16 @@ Torch built-in: none computes this loss.
 Stabilising rewrites applied (symloss.stabilize):
     log_gamma: log Γ(x) → lgamma(x);  log x! → lgamma(x + 1)
     lgamma_difference: lgamma(x + h) − lgamma(x) → lgamma_difference(x, h)
+    lgamma_half_log: c·lgamma_difference(x, ½) + r → c·lgamma_half_rem(x) + (c/2)·log x + r  (a term of (c/2)·log x
+        cancels one of r)
     log1p: log(1 + x) → log1p(x)
     exp_of_sum: exp(a)·exp(b) → exp(a + b)
     standardised_square: u²·exp(2v) → (u·exp(v))²
     log1p_square: log1p(p·(u·exp(w))²) → log1p_square(u, w + log(p)/2)  (p > 0)
     square_fraction: z/(z² + q) → log1p_square_du(z, −log(q)/2);  z²/(z² + q) → log1p_square_dv(…)  (q > 0)
     square_complement: k − (k + r)·log1p_square_dv(u, v) → k·log1p_square_dvc(u, v) − r·log1p_square_dv(u, v)
+    log1p_square_rem: a·log1p_square(u, v) + b·log1p_square_dv(u, v) → a·log1p_square_rem(u, v) + (a +
+        b)·log1p_square_dv(u, v)  (−a is b or a term of it)
 
 Conventions:
     * Inputs broadcast against each other and the target as in torch; dtype (float32/float64) follows the
@@ -87,12 +91,30 @@ REDUCTIONS = ("mean", "sum", "none")
 _WRT_INDEX = (0, 1, 2)
 
 
+def _no_grad(*tensors):
+    """Whether autograd records nothing here (no gradient mode, or no argument requires grad): the helpers may
+    then work in place in their own temporaries, with the same operations and roundings as their
+    differentiable form (which double backward evaluates)."""
+    return not torch.is_grad_enabled() or not any(isinstance(t, torch.Tensor) and t.requires_grad for t in tensors)
+
+
+def _single(x):
+    """Whether x has at most single precision: a series may stop at fewer terms (its truncation still far
+    below half an ulp)."""
+    return x.dtype in (torch.float32, torch.float16, torch.bfloat16)
+
+
 def _series(w, coefficients):
-    """c₀ + w·(c₁ + w·(c₂ + …)) by Horner's rule, each step one new array (the product) and its sum in place
-    (a temporary that no backward needs): the same roundings as the nested expression, a pass cheaper."""
+    """c₀ + w·(c₁ + w·(c₂ + …)) by Horner's rule: without autograd in place in one new tensor, else each step
+    one new tensor (the product) and its sum in place (a temporary that no backward needs); the same
+    roundings as the nested expression either way."""
     t = w * coefficients[-1]
-    for c in coefficients[-2:0:-1]:
-        t = t.add_(c) * w
+    if _no_grad(w):
+        for c in coefficients[-2:0:-1]:
+            t.add_(c).mul_(w)
+    else:
+        for c in coefficients[-2:0:-1]:
+            t = t.add_(c) * w
     return t.add_(coefficients[0])
 
 
@@ -146,51 +168,66 @@ def _log1p_square_dv(parts):
     return s * s / d
 
 
-def _lgammacor_series(x):
-    """δ(x) = log Γ(x) − ((x − ½)·log x − x + ½·log 2π) for x ≥ 10 (R's lgammacor): the asymptotic series
-    Σ B₂ₖ/(2k(2k − 1)x²ᵏ⁻¹) to x⁻¹⁷ (error < 2e-19), no branch: for arguments known to be ≥ 10."""
-    w = (x * x).neg_().reciprocal_()  # −1/x² (reciprocal_ keeps its result for backward: no pass after it)
-    return _series(w, (1 / 12, 1 / 360, 1 / 1260, 1 / 1680, 1 / 1188, 691 / 360360, 1 / 156, 3617 / 122400,
-                       43867 / 244188)) / x
+def _lgamma_half_rem(x):
+    """lgamma(x + ½) − lgamma(x) − ½·log x for x > 0 (≈ −1/(8x)), without cancellation: 8 steps of
+    R(z) = ½·log1p(−1/(2z + 1)²) + R(z + 1) (lgamma(z + 1) = lgamma(z) + log z; ½·log(4z(z + 1)/(2z + 1)²) for
+    z < 1, where 1/(2z + 1)² rounds towards 1), then at z = x + 8 the series −Σ cₖ/(2k − 1)·z¹⁻²ᵏ, k = 1..11,
+    cₖ = (2 − 2¹⁻²ᵏ)·B₂ₖ/(2k) (the derivative's series: that of _digamma_half_rem); every term is negative, so
+    the sum has no cancellation."""
+    r = (x + 8.0).reciprocal_()
+    w = r * r
+    p = _series(-w, (1 / 8, 1 / 192, 1 / 640, 17 / 14336, 31 / 18432, 691 / 180224, 5461 / 425984,
+                     929569 / 15728640, 3202291 / 8912896, 221930581 / 79691776, 4722116521 / 176160768))
+    acc = -r * p
+    y = 2.0 * x
+    if _no_grad(x):  # the same steps in one buffer (no autograd graph to keep)
+        t = torch.empty_like(acc)
+        for k in range(7, 0, -1):
+            acc.add_(torch.add(y, 2 * k + 1, out=t).square_().reciprocal_().neg_().log1p_().mul_(0.5))
+    else:
+        for k in range(7, 0, -1):  # the smallest terms first; a fixed number of elementwise steps
+            acc = acc + 0.5 * torch.log1p(-(y + (2 * k + 1)).square().reciprocal())
+    xs = torch.clamp(x, max=1.0)
+    xl = torch.clamp(x, min=1.0)
+    ys = 2.0 * xs + 1.0
+    first = torch.where(x < 1.0, torch.log(4.0 * xs * (xs + 1.0) / (ys * ys)),
+                        torch.log1p(-(2.0 * xl + 1.0).square().reciprocal()))
+    return acc + 0.5 * first
 
 
-def _lgamma_diff(x, h):
-    """lgamma(x + h) − lgamma(x) for x > 0, x + h > 0: (x − ½)·log1p(h/x) + h·log(x + h) − h + δ(x + h) − δ(x)
-    once x and x + h are ≥ 10 (Stirling's log terms combined: the two lgammas would cancel), the two lgammas
-    below (each O(10), or their difference as large as they are); exactly 0 at h = 0."""
-    if not isinstance(x, torch.Tensor):
-        x = torch.as_tensor(x, dtype=h.dtype, device=h.device)
-    h = torch.as_tensor(h, dtype=x.dtype, device=x.device)
-    big = (x >= 10.0) & (x + h >= 10.0)
-    xb = torch.where(big, x, 10.0)
-    hb = torch.where(big, h, 0.0)
-    sb = xb + hb
-    large = ((xb - 0.5) * torch.log1p(hb / xb) + hb * torch.log(sb) - hb
-             + (_lgammacor_series(sb) - _lgammacor_series(xb)))
-    xs = torch.where(big, 1.0, x)
-    hs = torch.where(big, 0.0, h)
-    return torch.where(big, large, torch.lgamma(xs + hs) - torch.lgamma(xs))
-
-
-def _digamma_diff_half(x):
-    """ψ(x + ½) − ψ(x) for x > 0 (the Student-t's ∂/∂ν), without cancellation and without a where: 8 steps of
-    ψ(z + ½) − ψ(z) = 1/(2z(z + ½)) + ψ(z + 1 + ½) − ψ(z + 1) for every x, then at z = x + 8 ≥ 8 the series
-    1/(2z) + Σ cₖ·z⁻²ᵏ, k = 1..11, cₖ = (2 − 2¹⁻²ᵏ)·B₂ₖ/(2k) (exact binary fractions).  It is 2ε(2z) − 2ε(z)
-    written out (duplication: ψ(z + ½) = 2ψ(2z) − ψ(z) − 2·log 2), so its error is at most twice the
-    digamma series' first omitted term, 2·|B₂₄|/(24·z²⁴), relative to ψ(z + ½) − ψ(z) > 1/(2z) at most
-    4·|B₂₄|/(24·z²³) < 2.5e-17 for z ≥ 8, a fifth of a float64 ulp; every term is positive, so the sum is good
-    to a few ulps with no cancellation (tests/test_stability_lgamma.py checks it against mpmath)."""
+def _digamma_half_rem(x):
+    """ψ(x + ½) − ψ(x) − 1/(2x) for x > 0 (≈ 1/(8x²)), without cancellation and without a where: 8 steps of
+    E(z) = 1/(4z(z + ½)(z + 1)) + E(z + 1) (those of ψ(z + ½) − ψ(z) less 1/(2z) − 1/(2(z + 1))), then at
+    z = x + 8 the series Σ cₖ·z⁻²ᵏ, k = 1..11, cₖ = (2 − 2¹⁻²ᵏ)·B₂ₖ/(2k) (_digamma_diff_half's less its 1/(2z));
+    every term is positive, so the sum has no cancellation."""
     r = (x + 8.0).reciprocal_()
     w = r * r
     p = _series(-w, (1 / 8, 1 / 64, 1 / 128, 17 / 2048, 31 / 2048, 691 / 16384, 5461 / 32768, 929569 / 1048576,
-                     3202291 / 524288, 221930581 / 4194304, 4722116521 / 8388608))  # the cₖ, signs alternating
-    acc = (w * p).add_(0.5 * r)
-    y = 2.0 * x
+                     3202291 / 524288, 221930581 / 4194304, 4722116521 / 8388608))
+    acc = w * p
+    if _no_grad(x):  # the same steps in three buffers (0.25·(1/t) is 0.25/t: a power of two scales exactly)
+        z, t, u = torch.empty_like(acc), torch.empty_like(acc), torch.empty_like(acc)
+        for k in range(7, -1, -1):
+            torch.add(x, k, out=z)
+            torch.add(z, 0.5, out=t).mul_(torch.add(z, 1.0, out=u)).mul_(z)
+            acc.add_(t.reciprocal_().mul_(0.25))
+        return acc
     for k in range(7, -1, -1):  # the smallest terms first; a fixed number of elementwise steps
-        # 1/(2z(z + ½)) = 1/(z·(2z + 1)), z = x + k; reciprocal and sum in place (fresh temporaries that no
-        # backward needs: a pass without a new array each)
-        acc.add_(((x + k if k else x) * (y + (2 * k + 1))).reciprocal_())
+        z = x + k if k else x
+        acc = acc + 0.25 / (z * ((z + 0.5) * (z + 1.0)))
     return acc
+
+
+def _log1p_square_rem(parts):
+    """log(1 + x²) − x²/(1 + x²) with x = u·exp(v) (from _square_parts): for |x| ≤ 1 the series
+    w·(2·Σ_{k=1..16} w²ᵏ/(2k + 1) + x²/(1 + x²)), w = x²/(2 + x²) ≤ ⅓ (−log(1 − s) − s, s = x²/(1 + x²), every
+    term positive: ≈ x⁴/2 keeps its digits), the difference as written above (≥ log 2 − ½)."""
+    v, _, a, _, b, _, q, d, big, ub = parts
+    w = q / (2.0 + q)
+    w2 = w * w
+    small = w * (2.0 * w2 * _series(w2, tuple(1.0 / (2 * k + 1) for k in range(1, 17))) + q / d)
+    lx = torch.where(a < math.inf, torch.log(b), torch.log(torch.abs(ub)) + v)
+    return _select(big, 2.0 * lx + torch.log1p(q) - d.reciprocal(), small)
 
 
 def _log1p_square_dvc(parts):
@@ -203,23 +240,20 @@ def _log1p_square_dvc(parts):
 def _loss_terms(log_df, loc, log_scale, y):
     """ℓ of each observation."""
     _t0 = (1/2)*torch.exp(log_df)
-    _t1 = (1/2)*log_df + log_scale
-    return _t1 - (-_t0 - 1/2)*_log1p_square(_square_parts(loc - y, -_t1)) - _lgamma_diff(_t0, 1/2)
+    _t1 = -(-_t0 - 1/2)*_log1p_square(_square_parts(loc - y, -1/2*log_df - log_scale))
+    return log_scale + _t1 - _lgamma_half_rem(_t0) + (1/2)*math.log(2)
 
 
 def _loss_terms_and_grads(log_df, loc, log_scale, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂log_df, ∂ℓ/∂loc, ∂ℓ/∂log_scale."""
     _t0 = torch.exp(log_df)
     _t1 = (1/2)*_t0
-    _t2 = (1/2)*log_df + log_scale
-    _t3 = _square_parts(loc - y, -_t2)
-    _t4 = _log1p_square(_t3)
-    _t5 = _log1p_square_dvc(_t3)
-    _t6 = _log1p_square_dv(_t3)
-    _value = _t2 - _t4*(-_t1 - 1/2) - _lgamma_diff(_t1, 1/2)
-    _grad0 = (1/2)*_t0*_t4 - _t1*_t6 - _t1*_digamma_diff_half(_t1) + (1/2)*_t5
-    _grad1 = (_t0 + 1)*_log1p_square_du(_t3)
-    _grad2 = _t5 - _t0*_t6
+    _t2 = _square_parts(loc - y, -1/2*log_df - log_scale)
+    _t3 = _log1p_square_dv(_t2)
+    _value = log_scale - (-_t1 - 1/2)*_log1p_square(_t2) - _lgamma_half_rem(_t1) + (1/2)*math.log(2)
+    _grad0 = (1/2)*_t0*_log1p_square_rem(_t2) - _t1*_digamma_half_rem(_t1) - 1/2*_t3
+    _grad1 = (_t0 + 1)*_log1p_square_du(_t2)
+    _grad2 = _log1p_square_dvc(_t2) - _t0*_t3
     return _value, (_grad0, _grad1, _grad2)
 
 
@@ -227,11 +261,8 @@ def _loss_terms_inplace(log_df, loc, log_scale, y):
     """_loss_terms with the new tensors that nothing reads afterwards overwritten in place rather than new ones
     allocated: the same operations and roundings (see _inplace_ok for when it may run)."""
     _t0 = torch.exp(log_df).mul_(1 / 2)
-    _t1 = (1 / 2 * log_df).add_(log_scale)
-    return (
-        (-_t0).sub_(1 / 2).mul_(_log1p_square(_square_parts(loc - y, -_t1))).neg_().add_(_t1).sub_(_lgamma_diff(_t0, 1
-        / 2))
-    )
+    _t1 = (-_t0).sub_(1 / 2).neg_().mul_(_log1p_square(_square_parts(loc - y, (-1 / 2 * log_df).sub_(log_scale))))
+    return _t1.add_(log_scale).sub_(_lgamma_half_rem(_t0)).add_(1 / 2 * math.log(2))
 
 
 def _loss_terms_and_grads_inplace(log_df, loc, log_scale, y):
@@ -239,15 +270,15 @@ def _loss_terms_and_grads_inplace(log_df, loc, log_scale, y):
     than new ones allocated: the same operations and roundings (see _inplace_ok for when it may run)."""
     _t0 = torch.exp(log_df)
     _t1 = 1 / 2 * _t0
-    _t2 = (1 / 2 * log_df).add_(log_scale)
-    _t3 = _square_parts(loc - y, -_t2)
-    _t4 = _log1p_square(_t3)
-    _t5 = _log1p_square_dvc(_t3)
-    _t6 = _log1p_square_dv(_t3)
-    _value = _t2.sub_((-_t1).sub_(1 / 2).mul_(_t4)).sub_(_lgamma_diff(_t1, 1 / 2))
-    _grad0 = (1 / 2 * _t0).mul_(_t4).sub_(_t1 * _t6).sub_(_digamma_diff_half(_t1).mul_(_t1)).add_(1 / 2 * _t5)
-    _grad1 = (_t0 + 1).mul_(_log1p_square_du(_t3))
-    _grad2 = _t5.sub_(_t0.mul_(_t6))
+    _t2 = _square_parts(loc - y, (-1 / 2 * log_df).sub_(log_scale))
+    _t3 = _log1p_square_dv(_t2)
+    _value = (
+        (-_t1).sub_(1 / 2).mul_(_log1p_square(_t2)).neg_().add_(log_scale).sub_(_lgamma_half_rem(_t1)).add_(1 / 2 *
+        math.log(2))
+    )
+    _grad0 = (1 / 2 * _t0).mul_(_log1p_square_rem(_t2)).sub_(_digamma_half_rem(_t1).mul_(_t1)).sub_(1 / 2 * _t3)
+    _grad1 = (_t0 + 1).mul_(_log1p_square_du(_t2))
+    _grad2 = _log1p_square_dvc(_t2).sub_(_t0.mul_(_t3))
     return _value, (_grad0, _grad1, _grad2)
 
 

@@ -105,12 +105,30 @@ def _softplus(x):
     return torch.nn.functional.softplus(x, 1.0, 40.0)
 
 
+def _no_grad(*tensors):
+    """Whether autograd records nothing here (no gradient mode, or no argument requires grad): the helpers may
+    then work in place in their own temporaries, with the same operations and roundings as their
+    differentiable form (which double backward evaluates)."""
+    return not torch.is_grad_enabled() or not any(isinstance(t, torch.Tensor) and t.requires_grad for t in tensors)
+
+
+def _single(x):
+    """Whether x has at most single precision: a series may stop at fewer terms (its truncation still far
+    below half an ulp)."""
+    return x.dtype in (torch.float32, torch.float16, torch.bfloat16)
+
+
 def _series(w, coefficients):
-    """c₀ + w·(c₁ + w·(c₂ + …)) by Horner's rule, each step one new array (the product) and its sum in place
-    (a temporary that no backward needs): the same roundings as the nested expression, a pass cheaper."""
+    """c₀ + w·(c₁ + w·(c₂ + …)) by Horner's rule: without autograd in place in one new tensor, else each step
+    one new tensor (the product) and its sum in place (a temporary that no backward needs); the same
+    roundings as the nested expression either way."""
     t = w * coefficients[-1]
-    for c in coefficients[-2:0:-1]:
-        t = t.add_(c) * w
+    if _no_grad(w):
+        for c in coefficients[-2:0:-1]:
+            t.add_(c).mul_(w)
+    else:
+        for c in coefficients[-2:0:-1]:
+            t = t.add_(c) * w
     return t.add_(coefficients[0])
 
 
@@ -118,8 +136,10 @@ def _lgammacor_series(x):
     """δ(x) = log Γ(x) − ((x − ½)·log x − x + ½·log 2π) for x ≥ 10 (R's lgammacor): the asymptotic series
     Σ B₂ₖ/(2k(2k − 1)x²ᵏ⁻¹) to x⁻¹⁷ (error < 2e-19), no branch: for arguments known to be ≥ 10."""
     w = (x * x).neg_().reciprocal_()  # −1/x² (reciprocal_ keeps its result for backward: no pass after it)
-    return _series(w, (1 / 12, 1 / 360, 1 / 1260, 1 / 1680, 1 / 1188, 691 / 360360, 1 / 156, 3617 / 122400,
-                       43867 / 244188)) / x
+    coefficients = (1 / 12, 1 / 360, 1 / 1260, 1 / 1680, 1 / 1188, 691 / 360360, 1 / 156, 3617 / 122400,
+                    43867 / 244188)
+    s = _series(w, coefficients[:5] if _single(x) else coefficients)  # single: x⁻⁹ is 1e-10 of δ at 10
+    return s.div_(x) if _no_grad(x) else s / x
 
 
 def _lbeta(a, b):

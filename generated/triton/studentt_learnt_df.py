@@ -38,12 +38,16 @@ Torch built-in: none computes this loss.
 Stabilising rewrites applied (symloss.stabilize):
     log_gamma: log Γ(x) → lgamma(x);  log x! → lgamma(x + 1)
     lgamma_difference: lgamma(x + h) − lgamma(x) → lgamma_difference(x, h)
+    lgamma_half_log: c·lgamma_difference(x, ½) + r → c·lgamma_half_rem(x) + (c/2)·log x + r  (a term of (c/2)·log x
+        cancels one of r)
     log1p: log(1 + x) → log1p(x)
     exp_of_sum: exp(a)·exp(b) → exp(a + b)
     standardised_square: u²·exp(2v) → (u·exp(v))²
     log1p_square: log1p(p·(u·exp(w))²) → log1p_square(u, w + log(p)/2)  (p > 0)
     square_fraction: z/(z² + q) → log1p_square_du(z, −log(q)/2);  z²/(z² + q) → log1p_square_dv(…)  (q > 0)
     square_complement: k − (k + r)·log1p_square_dv(u, v) → k·log1p_square_dvc(u, v) − r·log1p_square_dv(u, v)
+    log1p_square_rem: a·log1p_square(u, v) + b·log1p_square_dv(u, v) → a·log1p_square_rem(u, v) + (a +
+        b)·log1p_square_dv(u, v)  (−a is b or a term of it)
 
 Conventions:
     * Inputs broadcast against each other and the target as in torch; dtype (float32/float64) follows the
@@ -142,26 +146,6 @@ else:
     def _log1p(x):
         return libdevice.log1p(x)
 
-if _INTERPRET:
-    @triton.jit
-    def _lgamma(x):
-        """log Γ(x) for x > 0: shifted to z = x + 8 ≥ 8 below 8, then Stirling's series to z^-13."""
-        small = x < 8.0
-        shift = x * (x + 1.0) * (x + 2.0) * (x + 3.0) * (x + 4.0) * (x + 5.0) * (x + 6.0) * (x + 7.0)
-        z = tl.where(small, x + 8.0, x)
-        zi = 1.0 / z
-        z2 = zi * zi
-        t = x.dtype
-        series = zi * (tl.full([1], 1 / 12, t) + z2 * (tl.full([1], -1 / 360, t) + z2 * (
-            tl.full([1], 1 / 1260, t) + z2 * (tl.full([1], -1 / 1680, t) + z2 * (tl.full([1], 1 / 1188, t) + z2 * (
-                tl.full([1], -691 / 360360, t) + z2 * tl.full([1], 1 / 156, t)))))))
-        stirling = (z - 0.5) * _log(z) - z + tl.full([1], 0.9189385332046727, x.dtype) + series
-        return stirling - _log(tl.where(small, shift, 1.0))
-else:
-    @triton.jit
-    def _lgamma(x):
-        return libdevice.lgamma(x)
-
 
 @triton.jit
 def _log1p_square(u, v):
@@ -198,55 +182,70 @@ def _log1p_square_dv(u, v):
 
 
 @triton.jit
-def _lgammacor_series(x):
-    """δ(x) = log Γ(x) − ((x − ½)·log x − x + ½·log 2π) for x ≥ 10 (R's lgammacor): the asymptotic series
-    Σ B₂ₖ/(2k(2k − 1)x²ᵏ⁻¹) to x⁻¹⁷ (error < 2e-19), no branch: for arguments known to be ≥ 10."""
-    u = 1.0 / (x * x)
-    t = x.dtype
-    return (tl.full([1], 1 / 12, t) - u * (tl.full([1], 1 / 360, t) - u * (tl.full([1], 1 / 1260, t) - u * (
-        tl.full([1], 1 / 1680, t) - u * (tl.full([1], 1 / 1188, t) - u * (tl.full([1], 691 / 360360, t) - u * (
-            tl.full([1], 1 / 156, t) - u * (tl.full([1], 3617 / 122400, t)
-                                            - u * tl.full([1], 43867 / 244188, t))))))))) / x
-
-
-@triton.jit
-def _lgamma_diff(x, h):
-    """lgamma(x + h) − lgamma(x) for x > 0, x + h > 0: (x − ½)·log1p(h/x) + h·log(x + h) − h + δ(x + h) − δ(x)
-    once x and x + h are ≥ 10 (Stirling's log terms combined: the two lgammas would cancel), the two lgammas
-    below (each O(10), or their difference as large as they are); exactly 0 at h = 0."""
-    big = (x >= 10.0) & (x + h >= 10.0)
-    xb = tl.where(big, x, 10.0)
-    hb = tl.where(big, h, 0.0)
-    sb = xb + hb
-    large = ((xb - 0.5) * _log1p(hb / xb) + hb * _log(sb) - hb
-             + (_lgammacor_series(sb) - _lgammacor_series(xb)))
-    xs = tl.where(big, 1.0, x)
-    hs = tl.where(big, 0.0, h)
-    return tl.where(big, large, _lgamma(xs + hs) - _lgamma(xs))
-
-
-@triton.jit
-def _digamma_diff_half(x):
-    """ψ(x + ½) − ψ(x) for x > 0 (the Student-t's ∂/∂ν), without cancellation and without a where: 8 steps of
-    ψ(z + ½) − ψ(z) = 1/(2z(z + ½)) + ψ(z + 1 + ½) − ψ(z + 1) for every x, then at z = x + 8 ≥ 8 the series
-    1/(2z) + Σ cₖ·z⁻²ᵏ, k = 1..11, cₖ = (2 − 2¹⁻²ᵏ)·B₂ₖ/(2k) (exact binary fractions).  It is 2ε(2z) − 2ε(z)
-    written out (duplication: ψ(z + ½) = 2ψ(2z) − ψ(z) − 2·log 2), so its error is at most twice the
-    digamma series' first omitted term, 2·|B₂₄|/(24·z²⁴), relative to ψ(z + ½) − ψ(z) > 1/(2z) at most
-    4·|B₂₄|/(24·z²³) < 2.5e-17 for z ≥ 8, a fifth of a float64 ulp; every term is positive, so the sum is good
-    to a few ulps with no cancellation."""
-    z = x + 8.0
-    r = 1.0 / z
+def _lgamma_half_rem(x):
+    """lgamma(x + ½) − lgamma(x) − ½·log x for x > 0 (≈ −1/(8x)), without cancellation: 8 steps of
+    R(z) = ½·log1p(−1/(2z + 1)²) + R(z + 1) (½·log(4z(z + 1)/(2z + 1)²) for z < 1), then at z = x + 8 the series
+    −Σ cₖ/(2k − 1)·z¹⁻²ᵏ, k = 1..11, cₖ = (2 − 2¹⁻²ᵏ)·B₂ₖ/(2k); every term is negative."""
+    r = 1.0 / (x + 8.0)
     w = r * r
     t = x.dtype
-    acc = 0.5 * r + w * (tl.full([1], 1 / 8, t) - w * (tl.full([1], 1 / 64, t) - w * (tl.full([1], 1 / 128, t) - w * (
+    acc = -r * (tl.full([1], 1 / 8, t) - w * (tl.full([1], 1 / 192, t) - w * (tl.full([1], 1 / 640, t) - w * (
+        tl.full([1], 17 / 14336, t) - w * (tl.full([1], 31 / 18432, t) - w * (tl.full([1], 691 / 180224, t) - w * (
+            tl.full([1], 5461 / 425984, t) - w * (tl.full([1], 929569 / 15728640, t) - w * (
+                tl.full([1], 3202291 / 8912896, t) - w * (tl.full([1], 221930581 / 79691776, t)
+                                                          - w * tl.full([1], 4722116521 / 176160768, t)))))))))))
+    y = 2.0 * x
+    for i in tl.static_range(7):  # the smallest terms first (k = 7 − i)
+        d = y + (15 - 2 * i)
+        acc = acc + 0.5 * _log1p(-1.0 / (d * d))
+    xs = tl.minimum(x, 1.0)
+    xl = tl.maximum(x, 1.0)
+    ys = 2.0 * xs + 1.0
+    yl = 2.0 * xl + 1.0
+    first = tl.where(x < 1.0, _log(4.0 * xs * (xs + 1.0) / (ys * ys)), _log1p(-1.0 / (yl * yl)))
+    return acc + 0.5 * first
+
+
+@triton.jit
+def _digamma_half_rem(x):
+    """ψ(x + ½) − ψ(x) − 1/(2x) for x > 0 (≈ 1/(8x²)), without cancellation and without a where: 8 steps of
+    E(z) = 1/(4z(z + ½)(z + 1)) + E(z + 1), then at z = x + 8 the series Σ cₖ·z⁻²ᵏ, k = 1..11,
+    cₖ = (2 − 2¹⁻²ᵏ)·B₂ₖ/(2k); every term is positive."""
+    r = 1.0 / (x + 8.0)
+    w = r * r
+    t = x.dtype
+    acc = w * (tl.full([1], 1 / 8, t) - w * (tl.full([1], 1 / 64, t) - w * (tl.full([1], 1 / 128, t) - w * (
         tl.full([1], 17 / 2048, t) - w * (tl.full([1], 31 / 2048, t) - w * (tl.full([1], 691 / 16384, t) - w * (
             tl.full([1], 5461 / 32768, t) - w * (tl.full([1], 929569 / 1048576, t) - w * (
                 tl.full([1], 3202291 / 524288, t) - w * (tl.full([1], 221930581 / 4194304, t)
                                                          - w * tl.full([1], 4722116521 / 8388608, t)))))))))))
-    y = 2.0 * x
-    for i in tl.static_range(8):  # the smallest terms first (k = 7 − i): 1/(2z(z + ½)) = 1/(z·(2z + 1)), z = x + k
-        acc = acc + 1.0 / ((x + (7 - i)) * (y + (15 - 2 * i)))
+    for i in tl.static_range(8):  # the smallest terms first (k = 7 − i)
+        z = x + (7 - i)
+        acc = acc + 0.25 / (z * ((z + 0.5) * (z + 1.0)))
     return acc
+
+
+@triton.jit
+def _log1p_square_rem(u, v):
+    """log(1 + x²) − x²/(1 + x²) with x = u·exp(v): for |x| ≤ 1 the series w·(2·Σ_{k=1..16} w²ᵏ/(2k + 1) + s),
+    w = x²/(2 + x²), s = x²/(1 + x²) (every term positive), the difference as written above (x − x is NaN, not 0,
+    at ±∞)."""
+    x = u * _exp(v)
+    big = tl.abs(x) > 1.0
+    xs = tl.where(big, 0.0, x)
+    xb = tl.where(big, x, 1.0)
+    inv = 1.0 / xb
+    q = xs * xs
+    w = q / (2.0 + q)
+    w2 = w * w
+    one = tl.full([1], 1.0, x.dtype)
+    acc = w2 * 0.0
+    for i in tl.static_range(16):  # k = 16 − i
+        acc = (acc + one / (33 - 2 * i)) * w2
+    small = w * (2.0 * acc + q / (1.0 + q))
+    lx = tl.where(xb - xb == 0.0, _log(tl.abs(xb)), _log(tl.abs(tl.where(big, u, 1.0))) + v)
+    qb = inv * inv
+    return tl.where(big, 2.0 * lx + _log1p(qb) - 1.0 / (1.0 + qb), small)
 
 
 @triton.jit
@@ -263,28 +262,27 @@ def _log1p_square_dvc(u, v):
 def _loss_terms(log_df, loc, log_scale, y):
     """ℓ of each observation."""
     _dt = log_df.dtype
+    _k0 = tl.full([1], 0.34657359027997264, _dt)
     _t0 = (0.5)*_exp(log_df)
-    _t1 = (0.5)*log_df + log_scale
-    return _t1 - ((-0.5) - _t0)*_log1p_square(y - loc, -_t1) - _lgamma_diff(_t0, 0.5)
+    _t1 = -((-0.5) - _t0)*_log1p_square(y - loc, -0.5*log_df - log_scale)
+    return log_scale + _t1 - _lgamma_half_rem(_t0) + _k0
 
 
 @triton.jit
 def _loss_terms_and_grads(log_df, loc, log_scale, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂log_df, ∂ℓ/∂loc, ∂ℓ/∂log_scale."""
     _dt = log_df.dtype
+    _k0 = tl.full([1], 0.34657359027997264, _dt)
     _t0 = _exp(log_df)
     _t1 = (0.5)*_t0
     _t2 = loc - y
     _t3 = -_t2
-    _t4 = (0.5)*log_df + log_scale
-    _t5 = -_t4
-    _t6 = _log1p_square(_t3, _t5)
-    _t7 = _log1p_square_dvc(_t3, _t5)
-    _t8 = _log1p_square_dv(_t3, _t5)
-    _value = _t4 - _t6*((-0.5) - _t1) - _lgamma_diff(_t1, 0.5)
-    _grad0 = (0.5)*_t0*_t6 - _t1*_t8 - _t1*_digamma_diff_half(_t1) + (0.5)*_t7
-    _grad1 = (_t0 + 1)*_log1p_square_du(_t2, _t5)
-    _grad2 = _t7 - _t0*_t8
+    _t4 = -0.5*log_df - log_scale
+    _t5 = _log1p_square_dv(_t3, _t4)
+    _value = log_scale - ((-0.5) - _t1)*_log1p_square(_t3, _t4) - _lgamma_half_rem(_t1) + _k0
+    _grad0 = (0.5)*_t0*_log1p_square_rem(_t3, _t4) - _t1*_digamma_half_rem(_t1) - 0.5*_t5
+    _grad1 = (_t0 + 1)*_log1p_square_du(_t2, _t4)
+    _grad2 = _log1p_square_dvc(_t3, _t4) - _t0*_t5
     return _value, _grad0, _grad1, _grad2
 
 
@@ -292,8 +290,8 @@ def _loss_terms_and_grads(log_df, loc, log_scale, y):
 def _constant(log_df, loc, log_scale, y):
     """The dropped constant c = −log p − ℓ of each observation."""
     _dt = log_df.dtype
-    _k0 = tl.full([1], 0.5723649429247001, _dt)
-    return _k0
+    _k1 = tl.full([1], 0.5723649429247001, _dt)
+    return _k1
 
 
 @triton.jit

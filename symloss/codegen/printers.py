@@ -36,6 +36,7 @@ from ..stabilize import (
     Log1pSquareDu,
     Log1pSquareDv,
     Log1pSquareDvc,
+    Log1pSquareRem,
     LogAddExp,
     LogBeta,
     LogGamma,
@@ -109,12 +110,17 @@ class Log1pSquareDvcOfParts(OfSquarePartsBase):
     helper = "log1p_square_dvc"
 
 
+class Log1pSquareRemOfParts(OfSquarePartsBase):
+    helper = "log1p_square_rem"
+
+
 #: each function of (u, v) -> (its form over the shared parts, whether it is odd in u: f(−u, v) = −f(u, v))
 _SQUARE_PARTS: dict[type, tuple[type, bool]] = {
     Log1pSquare: (Log1pSquareOfParts, False),
     Log1pSquareDu: (Log1pSquareDuOfParts, True),
     Log1pSquareDv: (Log1pSquareDvOfParts, False),
     Log1pSquareDvc: (Log1pSquareDvcOfParts, False),
+    Log1pSquareRem: (Log1pSquareRemOfParts, False),
 }
 
 
@@ -223,7 +229,8 @@ class _LossPrinterMixin:
     HELPER_CALLS: dict[str, str] = {
         "Log1mExp": "log1mexp", "Log1pSquare": "log1p_square", "Log1pSquareDu": "log1p_square_du",
         "Log1pSquareDv": "log1p_square_dv", "Log1pSquareDvc": "log1p_square_dvc", "LogRatio": "log_ratio",
-        "XOverExpm1M1": "x_over_expm1_m1", "Bd0": "bd0",
+        "XOverExpm1M1": "x_over_expm1_m1", "Bd0": "bd0", "Log1pSquareRem": "log1p_square_rem",
+        "LgammaHalfRem": "lgamma_half_rem", "DigammaHalfRem": "digamma_half_rem",
     }
     _helper_prefix = "_"
 

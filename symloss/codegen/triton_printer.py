@@ -43,6 +43,8 @@ HELPER_DEPENDENCIES: dict[str, frozenset[str]] = {
     "_x_over_expm1_m1": frozenset({"_expm1"}),
     "_bd0": frozenset({"_log1p"}),
     "_log1p_square": frozenset({"_log1p"}),
+    "_log1p_square_rem": frozenset({"_log1p"}),
+    "_lgamma_half_rem": frozenset({"_log1p"}),
     "_tanh": frozenset({"_expm1"}),
     "_log_tanhc": frozenset({"_tanh"}),
     "_dlog_tanhc": frozenset({"_expm1"}),
