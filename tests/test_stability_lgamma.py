@@ -17,7 +17,7 @@ import scipy.special as sc
 import scipy.stats as ss
 import sympy as sp
 import torch
-from stability_support import generated_module
+from stability_support import c_helper, generated_module
 from test_codegen_support import module_for
 
 BIG = 69.07755278982137  # log 1e30
@@ -359,25 +359,9 @@ def test_jax_lgamma_difference():
 
 
 def test_c_lgamma_difference_helper(tmp_path):
-    import ctypes
-    import shutil
-    import subprocess
-    from pathlib import Path
-
-    cc = shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc") or shutil.which("clang")
-    if cc is None:
+    f = c_helper(tmp_path, "negativebinomial_logit_probs", "lgamma_diff", 2)
+    if f is None:
         pytest.skip("no C compiler")
-    generated = Path(__file__).resolve().parent.parent / "generated" / "c"
-    src = tmp_path / "lgd.c"
-    src.write_text(f'#include "{generated / "negativebinomial_logit_probs.c"}"\n'
-                   "double lgd(double x, double h)\n"
-                   "{ return symloss_negativebinomial_logit_probs_lgamma_diff(x, h); }\n")
-    lib = tmp_path / "liblgd.so"
-    result = subprocess.run([cc, "-std=c99", "-O2", "-fPIC", "-shared", f"-I{generated}", str(src), "-o", str(lib),
-                             "-lm"], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr[:4000]
-    f = ctypes.CDLL(str(lib)).lgd
-    f.restype, f.argtypes = ctypes.c_double, [ctypes.c_double, ctypes.c_double]
     for x in SWEEP:
         for h in [0.5, 1.0, 3.0, 100.0, 1e6, 1e30]:
             with mpmath.workdps(400):
@@ -549,10 +533,6 @@ def test_beta_value_at_large_concentrations(target, l1, l0, y):
 def test_bd0_on_jax_c_and_triton(tmp_path):
     """The bd0 helper of the other targets: JAX (the Gamma and Beta values), C (compiled, against mpmath) and
     Triton (in the interpreter, or on a GPU)."""
-    import ctypes
-    import shutil
-    import subprocess
-    from pathlib import Path
 
     jax = pytest.importorskip("jax")
     jax.config.update("jax_enable_x64", True)
@@ -568,19 +548,8 @@ def test_bd0_on_jax_c_and_triton(tmp_path):
     for x, m, lm in bd0_points():
         assert ulps(float(jm._bd0(j(x), j(m), j(lm))), bd0_truth(x, m)) <= 8, (x, m)
 
-    cc = shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc") or shutil.which("clang")
-    if cc is not None:
-        generated = Path(__file__).resolve().parent.parent / "generated" / "c"
-        src = tmp_path / "bd0.c"
-        src.write_text(f'#include "{generated / "gamma_log_concentration_log_rate.c"}"\n'
-                       "double bd0(double x, double m, double lm)\n"
-                       "{ return symloss_gamma_log_concentration_log_rate_bd0(x, m, lm); }\n")
-        lib = tmp_path / "libbd0.so"
-        result = subprocess.run([cc, "-std=c99", "-O2", "-fPIC", "-shared", f"-I{generated}", str(src), "-o",
-                                 str(lib), "-lm"], capture_output=True, text=True)
-        assert result.returncode == 0, result.stderr[:4000]
-        f = ctypes.CDLL(str(lib)).bd0
-        f.restype, f.argtypes = ctypes.c_double, [ctypes.c_double] * 3
+    f = c_helper(tmp_path, "gamma_log_concentration_log_rate", "bd0", 3)
+    if f is not None:
         for x, m, lm in bd0_points():
             assert ulps(f(x, m, lm), bd0_truth(x, m)) <= 8, (x, m)
         assert f(1e10, 0.0, -800.0) == pytest.approx(bd0_truth(1e10, 0.0, -800.0), rel=1e-15)

@@ -12,15 +12,11 @@ mpmath at 60 digits, and scipy.special.log_ndtr / scipy.stats.norm where those a
 
 from __future__ import annotations
 
-import ctypes
 import math
-import os
-import shutil
-import subprocess
 
 import pytest
 import sympy as sp
-from stability_support import GENERATED, generated_module, run_point
+from stability_support import c_helper, generated_module, run_point
 
 mpmath = pytest.importorskip("mpmath")
 np = pytest.importorskip("numpy")
@@ -104,18 +100,9 @@ def test_log_ndtr_deriv_jax_helper():
 
 
 def test_log_ndtr_deriv_c_helper(tmp_path):
-    cc = shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc") or shutil.which("clang")
-    if cc is None:
+    f = c_helper(tmp_path, "tobit", "log_ndtr_deriv", 1)
+    if f is None:
         pytest.skip("no C compiler")
-    src = tmp_path / "mills.c"
-    src.write_text(f'#include "{GENERATED / "c" / "tobit.c"}"\n'
-                   "double mills(double x) { return symloss_tobit_log_ndtr_deriv(x); }\n")
-    lib = tmp_path / "libmills.so"
-    result = subprocess.run([cc, "-std=c99", "-O2", "-fPIC", "-shared", f"-I{GENERATED / 'c'}", str(src), "-o",
-                             str(lib), "-lm"], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr[:4000]
-    f = ctypes.CDLL(str(lib)).mills
-    f.restype, f.argtypes = ctypes.c_double, [ctypes.c_double]
     for x in XS:
         assert _close(f(x), mills(x), _tolerance(x)), (x, f(x))
 

@@ -204,24 +204,18 @@ class _Rewriter:
 
     def _call(self, node: ast.Call) -> tuple[ast.expr, _Value]:
         name = _dotted(node.func)
-        if name is None and isinstance(node.func, ast.Attribute):  # a method: x.mul_(c) and the like
+        if isinstance(node.func, ast.Attribute) and (name is None or not name.startswith(("torch.", "math."))):
+            # a method: of a new tensor (x.mul_(c) and the like: in place, it is that tensor), or of a temporary
+            # or argument (x.to(dtype), x.new_ones(()): it may return x itself)
             receiver, rv = self.visit(node.func.value)
             node.func.value = receiver
             rank = rv.rank
             for k, a in enumerate(node.args):
                 node.args[k], av = self.visit(a)
                 rank = max(rank, av.rank)
-            in_place = node.func.attr.endswith("_") and not node.func.attr.startswith("_") and rank == rv.rank
+            in_place = (name is None and node.func.attr.endswith("_") and not node.func.attr.startswith("_")
+                        and rank == rv.rank)
             return node, _Value(rank, in_place and rv.fresh, in_place and rv.floating)
-        if name is not None and isinstance(node.func, ast.Attribute) and not name.startswith(("torch.", "math.")):
-            # a method of a temporary or argument (x.to(dtype), x.new_ones(())): it may return x itself
-            receiver, rv = self.visit(node.func.value)
-            node.func.value = receiver
-            rank = rv.rank
-            for k, a in enumerate(node.args):
-                node.args[k], av = self.visit(a)
-                rank = max(rank, av.rank)
-            return node, _Value(rank, False)
         values = []
         for k, a in enumerate(node.args):
             node.args[k], av = self.visit(a)
