@@ -230,20 +230,29 @@ def truth_function(problem: Problem, expr: sp.Expr, j: int | None = None):
     syms = [sp.Symbol(n) for n in problem.names]
     f = sp.lambdify(syms, e, modules="mpmath")
 
-    def at(args, dps: int):
+    def at(args, dps: int) -> tuple[float | None, Any]:
+        """(the value rounded to float64, the value at ``dps`` digits), or (None, None)."""
         try:
             with mpmath.workdps(dps):
                 v = f(*[mpmath.mpf(a) for a in args])
                 if isinstance(v, mpmath.mpc):
                     if v.imag != 0 and abs(v.imag) > abs(v.real) * mpmath.mpf(10) ** (-dps + 10):
-                        return None
+                        return None, None
                     v = v.real
                 v = mpmath.mpf(v)
                 if not mpmath.isfinite(v):
-                    return None
-                return float(v)
+                    return None, None
+                return float(v), v
         except (ZeroDivisionError, ValueError, OverflowError, TypeError, ArithmeticError):
-            return None
+            return None, None
+
+    def same(a, b) -> bool:
+        """Two precisions agree on the value itself, not only on its float64 rounding: below float64's range
+        e^-5e8 and e^-9e7 both round to 0 (a Mills ratio's exp(−z²/2)/erfc(z/√2) at z = 1e120, whose z² the
+        working precision gets wrong by more than its size)."""
+        if a is None or b is None or a == 0 or b == 0:
+            return True
+        return abs(a - b) <= abs(a) * mpmath.mpf(2) ** -50
 
     def evaluate(point) -> float | None:
         """The truth rounded to float64; None where undefined, complex or beyond float64's range.
@@ -252,20 +261,21 @@ def truth_function(problem: Problem, expr: sp.Expr, j: int | None = None):
         the result counts once two precisions round to the same float64.
         """
         args = problem.scalar_args(point)
-        prev = at(args, DPS)
+        prev, prev_x = at(args, DPS)
         out = None
         for k, dps in enumerate(ESCALATE):
             t0 = time.perf_counter()
-            cur = at(args, dps)
+            cur, cur_x = at(args, dps)
             slow = time.perf_counter() - t0 > SLOW_S  # mpmath's polygamma near 0 takes seconds at 400 digits
-            agree = cur == prev or (cur is not None and prev is not None and ulps(cur, prev) <= 1)
+            agree = (cur == prev or (cur is not None and prev is not None and ulps(cur, prev) <= 1)) and same(
+                cur_x, prev_x)
             # an exact or tiny zero may be a cancellation that no precision so far resolves (1 + e^-700 == 1
             # at 80 digits): those go on to 400 digits even when two precisions agree
             suspicious = cur is not None and abs(cur) < 1e-30 and k == 0 and not slow
             if agree and not suspicious:
                 out = cur
                 break
-            prev = cur
+            prev, prev_x = cur, cur_x
         else:
             if not agree:
                 return None

@@ -140,3 +140,21 @@ def test_truth_survives_cancellation_that_fixed_precision_cannot_resolve():
     i = problem.points.index(point)
     truths = A.truths_for(problem, loss.expr, loss.gradient, list(loss.wrt_names))
     assert truths["total_count"][i] == [pytest.approx(math.log1p(math.exp(-700.0)), rel=1e-15)]
+
+
+def test_truth_is_not_taken_from_two_precisions_that_only_agree_after_rounding():
+    """A gradient whose mpmath value needs hundreds of digits (the tobit's Mills ratio at z = 1e120: exp(−z²/2)
+    of a z² that 50 digits get wrong by more than its size) is escalated, not taken as the 0.0 that both the
+    50- and the 80-digit values round to in float64."""
+    import mpmath
+    from test_codegen_support import loss_for
+
+    tobit = loss_for("tobit")
+    problem = A.build_problem(tobit, limit=10)
+    point = {"loc": -1e150, "log_scale": 69.07755278982137, "censored": 1.0, "y": 0.0}
+    problem.points = [point]
+    truths = A.truths_for(problem, tobit.expr, tobit.gradient, list(tobit.wrt_names))
+    with mpmath.workdps(600):
+        z = (mpmath.mpf(point["y"]) - mpmath.mpf(point["loc"])) / mpmath.exp(mpmath.mpf(point["log_scale"]))
+        want = float(-z * mpmath.npdf(z) / mpmath.ncdf(-z))
+    assert truths["log_scale"][0][0] == pytest.approx(want, rel=1e-14)
