@@ -13,7 +13,7 @@ so they stay Python floats and never promote float32 arrays to float64.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 import sympy as sp
 from sympy.codegen.cfunctions import expm1, log1p
@@ -216,8 +216,18 @@ class _LossPrinterMixin:
         # SymPy's dispatch skips a renamed subclass's parent printer (_print_LogAddExp): forward it
         return self._print_LogAddExp(expr)
 
+    #: the helpers that each helper's own code calls (the template emits them with it)
+    HELPER_DEPENDENCIES: Mapping[str, Collection[str]] = {}
+
+    def _need(self, *names: str) -> None:
+        """Record helpers that the printed code calls, with those that their own code calls in turn."""
+        for name in names:
+            if name not in self.helpers:
+                self.helpers.add(name)
+                self._need(*self.HELPER_DEPENDENCIES.get(name, ()))
+
     def _helper(self, name: str, *args: sp.Basic) -> str:
-        self.helpers.add(name)
+        self._need(name)
         return f"{name}({', '.join(self._print(a) for a in args)})"
 
     def _call(self, fqn: str, *args: sp.Basic, extra: str = "") -> str:
@@ -436,8 +446,7 @@ class NumpyLossPrinter(_LossPrinterMixin, NumPyPrinter):
     _clamp_guards = True
     _share_square_parts = True
     _clamp = ("np.clip({x}, {lo}, {hi})", "np.maximum({x}, {lo})", "np.minimum({x}, {hi})")
-    #: the helpers that a helper's own code calls (the template emits them with it)
-    _HELPER_NEEDS: dict[str, tuple[str, ...]] = {
+    HELPER_DEPENDENCIES = {
         "_lgammacor_series": ("_blockwise",), "_digammacor_series": ("_blockwise",),
         "_lgamma": ("_blockwise", "_split", "_lgammacor_series"),
         "_digamma": ("_blockwise", "_split", "_digammacor_series"),
@@ -458,16 +467,6 @@ class NumpyLossPrinter(_LossPrinterMixin, NumPyPrinter):
                          hi if hi is sp.S.Infinity else sp.exp(hi))
 
         return expr.replace(lambda e: isinstance(e, sp.exp) and isinstance(e.args[0], Clamp), exp_of_clamp)
-
-    def _helper(self, name: str, *args: sp.Basic) -> str:
-        code = super()._helper(name, *args)
-        todo = list(self.helpers)
-        while todo:
-            for need in self._HELPER_NEEDS.get(todo.pop(), ()):
-                if need not in self.helpers:
-                    self.helpers.add(need)
-                    todo.append(need)
-        return code
 
     def _module_format(self, fqn: str, register: bool = True) -> str:
         if fqn.startswith("numpy."):
@@ -507,22 +506,18 @@ class NumpyLossPrinter(_LossPrinterMixin, NumPyPrinter):
         return self._helper("_digamma", x)
 
     def _print_LogBeta(self, expr: LogBeta) -> str:
-        self.helpers.update({"_lgamma", "_lgammacor_series"})
         return self._helper("_lbeta", *expr.args)
 
     def _print_LgammaDifference(self, expr: LgammaDifference) -> str:
-        self.helpers.update({"_lgamma", "_lgammacor_series"})
         return self._helper("_lgamma_diff", *expr.args)
 
     def _print_DigammaDifference(self, expr: DigammaDifference) -> str:
         return _print_digamma_difference(self, expr)
 
     def _print_LgammaCorrection(self, expr: LgammaCorrection) -> str:
-        self.helpers.update({"_lgamma", "_lgammacor_series"})
         return self._helper("_lgammacor", *expr.args)
 
     def _print_DigammaCorrection(self, expr: DigammaCorrection) -> str:
-        self.helpers.update({"_digamma", "_digammacor_series"})
         return self._helper("_digammacor", *expr.args)
 
     def _print_LgammaCorrectionSeries(self, expr: LgammaCorrectionSeries) -> str:

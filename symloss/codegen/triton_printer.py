@@ -61,6 +61,7 @@ HELPER_DEPENDENCIES: dict[str, frozenset[str]] = {
 class TritonLossPrinter(_LossPrinterMixin, PythonCodePrinter):
     """SymPy → ``tl.`` code and the module's ``@triton.jit`` helpers."""
 
+    HELPER_DEPENDENCIES = HELPER_DEPENDENCIES
     _where = "tl.where"
     _sqrt = "_sqrt"
     _max, _min = "tl.maximum", "tl.minimum"
@@ -89,12 +90,6 @@ class TritonLossPrinter(_LossPrinterMixin, PythonCodePrinter):
                 if depth == 0:
                     return text[1:-1] if i == len(text) - 1 else text
         return text
-
-    def _need(self, name: str) -> None:
-        if name not in self.helpers:
-            self.helpers.add(name)
-            for dependency in HELPER_DEPENDENCIES.get(name, ()):
-                self._need(dependency)
 
     # -- numbers: inside a kernel a Python float meets a float64 tensor as a float32 constant (Triton types a
     # float literal in float32's range as float32), so a number that float32 cannot hold exactly becomes a
