@@ -435,7 +435,7 @@ def build_model(loss: Loss, target: str) -> ModuleModel:
     value_inplace = grads_inplace = None
     # (a class-axis loss with an input per row, such as the multinomial's total count, has data of two shapes,
     # which the in-place forms' one-shape check cannot see apart: it keeps the plain forms)
-    if spec.name == "torch" and (not lowering.vector or all(isinstance(s, sp.IndexedBase) for s in loss.inputs)):
+    if spec.inplace and (not lowering.vector or all(isinstance(s, sp.IndexedBase) for s in loss.inputs)):
         data_names = [names[s] for s in (*loss.inputs, loss.target)]
         value_inplace = _inplace(value_block, data_names)
         grads_inplace = _inplace(grad_block, data_names)
