@@ -145,6 +145,58 @@ def _constant(logits, y):
     return 0
 
 
+def _loss_terms_index(logits, y):
+    """ℓ of each observation (the class axis kept, with length 1), the target given as class indices (shape (...,
+    1))."""
+    _t0 = -_class_max(logits)
+    _t1 = torch.special.xlog1py(1, _sum_below_one(torch.exp(logits + _t0)))
+    return _t1 - (_t0 + torch.gather(logits, -1, y))
+
+
+def _loss_terms_and_grads_index(logits, y):
+    """ℓ of each observation and its partial derivatives ∂ℓ/∂logits, the target given as class indices (shape (...,
+    1))."""
+    _t0 = -_class_max(logits)
+    _t1 = _t0 + torch.gather(logits, -1, y)
+    _t2 = torch.exp(logits + _t0)
+    _t3 = _sum_below_one(_t2)
+    _t4 = 1/(_t3 + 1)
+    _value = torch.special.xlog1py(1, _t3) - (_t1)
+    _grad0 = torch.scatter(_t4*(_t2), -1, y, _t4*((torch.exp(_t1) - 1) - _t3))
+    return _value, (_grad0,)
+
+
+def _loss_terms_index_inplace(logits, y):
+    """_loss_terms_index with the new tensors that nothing reads afterwards overwritten in place rather than new ones
+    allocated: the same operations and roundings (see _inplace_ok for when it may run)."""
+    _t0 = _class_max(logits).neg_()
+    _t1 = torch.special.xlog1py(1, _sum_below_one((logits + _t0).exp_()))
+    return _t1.sub_(_t0.add_(torch.gather(logits, -1, y)))
+
+
+def _loss_terms_and_grads_index_inplace(logits, y):
+    """_loss_terms_and_grads_index with the new tensors that nothing reads afterwards overwritten in place rather
+    than new ones allocated: the same operations and roundings (see _inplace_ok for when it may run)."""
+    _t0 = _class_max(logits).neg_()
+    _t1 = torch.gather(logits, -1, y).add_(_t0)
+    _t2 = (logits + _t0).exp_()
+    _t3 = _sum_below_one(_t2)
+    _t4 = 1 / (_t3 + 1)
+    _value = torch.special.xlog1py(1, _t3).sub_(_t1)
+    _grad0 = _t2.mul_(_t4).scatter_(-1, y, _t1.exp_().sub_(1).sub_(_t3).mul_(_t4))
+    return _value, (_grad0,)
+
+
+def _constant_index(logits, y):
+    """The dropped constant c = −log p − ℓ of each observation, the target given as class indices (shape (..., 1))."""
+    return 0
+
+
+def _indexed(args):
+    """Whether the target among args is class indices (shape (..., 1), integer), not a float array per class."""
+    return not args[1].is_floating_point()
+
+
 def _check(reduction):
     if reduction not in REDUCTIONS:
         raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
@@ -185,12 +237,17 @@ def _prepare(inputs, target, weight, constants):
         if target.is_floating_point() or target.is_complex():
             raise ValueError("class-index targets must be integers (probability targets carry the class axis)")
         index = target.long().unsqueeze(-1)
-        target = torch.zeros((*target.shape, classes.shape[-1]), dtype=dtype, device=index.device)
-        target.scatter_(-1, index, 1.0)
+        # kept as indices where every input has the losses' shape (with the class axis, or one of length 1): the
+        # class-index forms then gather the one entry they need, as torch's cross_entropy does
+        rows = tuple(target.shape)
+        if not all(tuple(x.shape[:-1]) == rows if v else torch.broadcast_shapes(x.shape, rows) == rows
+                   for x, v in zip(tensors[:len(inputs)], _VECTOR, strict=True)):
+            target = torch.zeros((*target.shape, classes.shape[-1]), dtype=dtype, device=index.device)
+            target.scatter_(-1, index, 1.0)
     # per-observation inputs get a class axis of length 1
     n = len(inputs)
     tensors = [x if v else x.unsqueeze(-1) for x, v in zip(tensors[:n], _VECTOR, strict=True)] + tensors[n:]
-    target = target.to(dtype)
+    target = index if target.dim() == classes.dim() - 1 else target.to(dtype)
     if weight is not None:
         weight = tensor(weight)
     n = len(inputs)
@@ -248,6 +305,9 @@ def _inplace_ok(args):
     if torch.compiler.is_compiling() or (torch.is_grad_enabled() and any(a.requires_grad for a in args)):
         return False
     shape = args[0].shape
+    if _indexed(args):  # class indices (..., 1) beside inputs (..., K)
+        return (all(a.shape == shape for a in args[1:1]) and args[1].shape[:-1] == shape[:-1]
+                and all(torch.broadcast_shapes(a.shape, shape) == shape for a in args[2:]))
     return (all(a.shape == shape for a in args[1:2])
             and all(torch.broadcast_shapes(a.shape, shape) == shape for a in args[2:]))
 
@@ -257,13 +317,21 @@ def _forward(args, weight, reduction, full, needs):
     backward multiplies by grad_output: for reduction "mean"/"sum" the gradient of the reduced loss, already
     summed to the argument's shape; for "none" each loss's own gradient w·∂ℓ/∂arg (not summed)."""
     if not any(needs):
-        value = (_loss_terms_inplace if _inplace_ok(args) else _loss_terms)(*args)
+        if _indexed(args):
+            terms = _loss_terms_index_inplace if _inplace_ok(args) else _loss_terms_index
+        else:
+            terms = _loss_terms_inplace if _inplace_ok(args) else _loss_terms
+        value = terms(*args)
         if full:
-            value = value + _constant(*args)
+            value = value + (_constant_index if _indexed(args) else _constant)(*args)
         return _reduce(_broadcast(value, args), weight, reduction), None
-    value, partials = (_loss_terms_and_grads_inplace if _inplace_ok(args) else _loss_terms_and_grads)(*args)
+    if _indexed(args):
+        terms = _loss_terms_and_grads_index_inplace if _inplace_ok(args) else _loss_terms_and_grads_index
+    else:
+        terms = _loss_terms_and_grads_inplace if _inplace_ok(args) else _loss_terms_and_grads
+    value, partials = terms(*args)
     if full:
-        value = value + _constant(*args)
+        value = value + (_constant_index if _indexed(args) else _constant)(*args)
     value = _broadcast(value, args)
     shape = value.shape if weight is None else torch.broadcast_shapes(value.shape, weight.shape)
     outer = 1.0 / max(shape.numel(), 1) if reduction == "mean" else 1.0
@@ -303,9 +371,9 @@ def _scale(value, weight, reduction, grad_output):
 def _value_and_grads(args, weight, reduction, full, grad_output, needs):
     """The reduced loss and the gradients (None where not needed) of grad_output · loss, weight last, with
     differentiable torch operations throughout (the backward of a backward: double backward)."""
-    value, partials = _loss_terms_and_grads(*args)
+    value, partials = (_loss_terms_and_grads_index if _indexed(args) else _loss_terms_and_grads)(*args)
     if full:
-        value = value + _constant(*args)
+        value = value + (_constant_index if _indexed(args) else _constant)(*args)
     value = _broadcast(value, args)
     outer, scale, shape = _scale(value, weight, reduction, grad_output)
     scale = scale.unsqueeze(-1)

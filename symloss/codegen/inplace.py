@@ -32,8 +32,9 @@ from dataclasses import dataclass
 
 __all__ = ["FRESH_HELPERS", "inplace_block"]
 
-#: torch functions of one tensor whose in-place method gives the same result: name → method
+#: torch functions whose in-place method on their first tensor gives the same result: name → method
 UNARY_METHODS = {
+    "torch.scatter": "scatter_",
     "torch.exp": "exp_",
     "torch.expm1": "expm1_",
     "torch.log": "log_",
@@ -64,7 +65,7 @@ OUT_FUNCTIONS = frozenset({
 })
 
 #: reductions over the class axis (the axis kept, with length 1): a new tensor per row
-REDUCTIONS = frozenset({"torch.sum", "_class_max", "_sum_below_one", "_logsumexp"})
+REDUCTIONS = frozenset({"torch.sum", "_class_max", "_sum_below_one", "_logsumexp", "torch.gather"})
 
 #: the module's helpers that return a new tensor of their arguments' broadcast shape and the loss's dtype, never
 #: one of their arguments (tests/test_codegen_inplace.py checks each on the generated code)

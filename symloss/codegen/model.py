@@ -23,6 +23,7 @@ from ..errors import InvalidIdentifierError, UnsupportedError
 from ..identifiers import safe_identifier, validate_identifier
 from ..loss import Loss
 from ..stabilize import RULES, STABLE_FUNCTIONS, Held, LogSumExp, MaxOver, SumBelowOne, stabilize
+from .class_index import class_index_forms
 from .docs import module_doc
 from .inplace import inplace_block
 from .printers import (
@@ -36,7 +37,7 @@ from .printers import (
 )
 from .targets import TARGETS, get_target
 
-__all__ = ["Argument", "Block", "ModuleModel", "build_model", "TARGETS"]
+__all__ = ["Argument", "Block", "IndexForms", "ModuleModel", "build_model", "TARGETS"]
 
 #: The longest printed right-hand side; with indentation and the name it keeps lines under 120 columns.
 LINE_BUDGET = 92
@@ -68,6 +69,17 @@ class Block:
 
 
 @dataclass(frozen=True)
+class IndexForms:
+    """The loss terms of a class-axis loss for a target given as class indices (symloss.codegen.class_index)."""
+
+    value: Block
+    value_and_grads: Block
+    constant: Block
+    value_inplace: Block | None = None
+    value_and_grads_inplace: Block | None = None
+
+
+@dataclass(frozen=True)
 class ModuleModel:
     """Everything a module template needs."""
 
@@ -92,6 +104,8 @@ class ModuleModel:
     # (symloss.codegen.inplace), for the forward pass without autograd; None where nothing is rewritten
     value_inplace: Block | None = None
     value_and_grads_inplace: Block | None = None
+    # torch: the same blocks for a Categorical target given as class indices (gathered, not one-hot)
+    index_forms: IndexForms | None = None
 
     @property
     def arguments(self) -> tuple[Argument, ...]:
@@ -440,6 +454,22 @@ def build_model(loss: Loss, target: str) -> ModuleModel:
         value_inplace = _inplace(value_block, data_names)
         grads_inplace = _inplace(grad_block, data_names)
     dist = loss.distribution
+    class_index_target = dist is not None and dist.support == "class_index"
+    index_forms = None
+    if spec.class_index and class_index_target and lowering.vector:
+        y = lowering.symbol(loss.target)
+        forms = class_index_forms(value_l, grads_l, constant_l, y, vectors - {y})
+        if forms is not None:
+            value_i, grads_i, constant_i = forms
+            blocks = [_block([value_i], printer, _temps(), vectors),
+                      _block([value_i, *grads_i], printer, _temps(), vectors)]
+            inplace = [None, None]
+            if spec.inplace and all(isinstance(s, sp.IndexedBase) for s in loss.inputs):
+                data_names = [names[s] for s in (*loss.inputs, loss.target)]
+                inplace = [_inplace(b, data_names) for b in blocks]
+            index_forms = IndexForms(value=blocks[0], value_and_grads=blocks[1],
+                                     constant=_block([constant_i], printer, _temps(), vectors),
+                                     value_inplace=inplace[0], value_and_grads_inplace=inplace[1])
     model = ModuleModel(
         target=target,
         loss_name=loss.name,
@@ -450,7 +480,7 @@ def build_model(loss: Loss, target: str) -> ModuleModel:
         constants=constants,
         wrt=tuple(loss.inputs.index(s) for s in loss.wrt),
         vector=loss.event == "vector",
-        class_index_target=dist is not None and dist.support == "class_index",
+        class_index_target=class_index_target,
         value=value_block,
         value_and_grads=grad_block,
         constant=constant_block,
@@ -459,6 +489,7 @@ def build_model(loss: Loss, target: str) -> ModuleModel:
         uses_math=printer.uses_math,
         value_inplace=value_inplace,
         value_and_grads_inplace=grads_inplace,
+        index_forms=index_forms,
     )
     return dataclasses.replace(model, doc=module_doc(loss, model, [r for r in RULES if r.name in fired]))
 

@@ -52,8 +52,8 @@ from ..stabilize import (
     XLogY,
 )
 
-__all__ = ["ClassSum", "ClassLogSumExp", "ClassMax", "ClassSumBelowOne", "NumpyLossPrinter", "TorchLossPrinter",
-           "printer_for", "UNSUPPORTED"]
+__all__ = ["ClassGather", "ClassScatter", "ClassSum", "ClassLogSumExp", "ClassMax", "ClassSumBelowOne",
+           "NumpyLossPrinter", "TorchLossPrinter", "printer_for", "UNSUPPORTED"]
 
 
 class ClassSum(sp.Function):
@@ -151,8 +151,22 @@ class ClassSumBelowOne(sp.Function):
     nargs = 1
 
 
+class ClassGather(sp.Function):
+    """x at the target's class, keeping the class axis with length 1: ``Σ_k y_k·x_k`` for a one-hot y given as
+    class indices ``index`` (shape (..., 1)), without the one-hot array."""
+
+    nargs = 2  # (x, index)
+
+
+class ClassScatter(sp.Function):
+    """g with its entry at the target's class replaced by v (one per observation): a per-class expression of a
+    one-hot y, g at y_k = 0 everywhere and v at y_k = 1, for a target given as class indices."""
+
+    nargs = 3  # (g, v, index)
+
+
 #: The reductions over the class axis: one value per observation (the axis kept with length 1).
-CLASS_REDUCTIONS = (ClassSum, ClassLogSumExp, ClassMax, ClassSumBelowOne)
+CLASS_REDUCTIONS = (ClassSum, ClassLogSumExp, ClassMax, ClassSumBelowOne, ClassGather)
 
 
 def uses_per_class(expr: sp.Basic, per_class: set[sp.Basic] | frozenset[sp.Basic]) -> bool:
@@ -682,6 +696,14 @@ class TorchLossPrinter(_LossPrinterMixin, TorchPrinter):
 
     def _print_ClassSumBelowOne(self, expr: ClassSumBelowOne) -> str:
         return self._helper("_sum_below_one", *expr.args)
+
+    def _print_ClassGather(self, expr: ClassGather) -> str:
+        x, index = expr.args
+        return self._call("torch.gather", x, sp.Integer(-1), index)
+
+    def _print_ClassScatter(self, expr: ClassScatter) -> str:
+        g, v, index = expr.args
+        return self._call("torch.scatter", g, sp.Integer(-1), index, v)
 
 
 def _print_digamma_difference(printer, expr: DigammaDifference) -> str:

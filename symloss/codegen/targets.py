@@ -29,6 +29,7 @@ class Target:
     printer: Callable[..., Any]  # printer(names) -> a printer with .doprint, .helpers, .uses_math
     class_axis: bool = True  # can generate class-axis (softmax) losses
     inplace: bool = False  # the template has in-place forms of the loss terms (symloss.codegen.inplace)
+    class_index: bool = False  # class-index targets are gathered, not expanded to one-hot (codegen.class_index)
     math_helpers: frozenset[str] = field(default_factory=frozenset)  # helpers whose code needs `import math`
     catalog: bool = True  # part of generated/
     requires: str = ""  # what running the module needs, for error messages and docs
@@ -64,7 +65,7 @@ TARGET_TABLE: dict[str, Target] = {
                     requires="numpy"),
     "torch": Target("torch", "PyTorch", {".py": "torch_module.py.j2"}, TorchLossPrinter,
                     math_helpers=frozenset({"_log1mexp", "_log_ndtr_deriv", "_lgammacor", "_lbeta"}), requires="torch",
-                    inplace=True),
+                    inplace=True, class_index=True),
     "triton": Target("triton", "Triton", {".py": "triton_module.py.j2"}, TritonLossPrinter, class_axis=False,
                      requires="torch and triton (a CUDA GPU, or TRITON_INTERPRET=1 on the CPU)"),
     "jax": Target("jax", "JAX", {".py": "jax_module.py.j2"}, JaxLossPrinter,
