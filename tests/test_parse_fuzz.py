@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import random
 import time
 
@@ -22,7 +24,9 @@ VARS = {"y": y, "mu": mu, "sigma": sigma, "s": s_pos}
 POINT = {y: sp.Rational(3, 7), mu: sp.Rational(-1, 3), sigma: sp.Rational(5, 4), s_pos: sp.Integer(2)}
 
 SLOW_EXAMPLE = 1.5  # CPU seconds: far above the milliseconds a formula takes, below the 2 s budget
-# (CPU time of this process, not wall time: on a shared machine another process can stall a parse for seconds)
+# (CPU time of this thread, not wall time: on a shared machine another process can stall a parse for seconds.  A
+# slow parse is timed once more, SymPy's cache cleared and the garbage collected first, and fails only if it is
+# slow again: one CI run charged 1.6 s to '+((-(y))+(y))', a parse of milliseconds, that did not reproduce)
 
 
 def fuzz_settings(n: int):
@@ -113,8 +117,20 @@ def _extend(children: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
 RECURSIVE_FORMULAS = st.recursive(st.sampled_from(LEAF_TEXTS), _extend, max_leaves=8)
 
 
+def _slow(text: str, seconds: float) -> bool:
+    """Whether parsing ``text`` took ``seconds`` of CPU and takes over SLOW_EXAMPLE again on a second try."""
+    if seconds < SLOW_EXAMPLE:
+        return False
+    sp.core.cache.clear_cache()
+    gc.collect()
+    start = time.thread_time()
+    with contextlib.suppress(SymlossError):
+        parse_expression(text, variables=VARS)
+    return time.thread_time() - start >= SLOW_EXAMPLE
+
+
 def _parse_well_formed(text: str) -> sp.Expr | None:
-    start = time.process_time()
+    start = time.thread_time()
     try:
         expr = parse_expression(text, variables=VARS)
     except SymlossError as exc:
@@ -124,7 +140,7 @@ def _parse_well_formed(text: str) -> sp.Expr | None:
         assert not isinstance(exc, (UnsafeExpressionError, UnknownSymbolError, BudgetExceeded)), (text, exc)
         assert "syntax error" not in str(exc), (text, exc)
         expr = None
-    assert time.process_time() - start < SLOW_EXAMPLE, text
+    assert not _slow(text, time.thread_time() - start), text
     if expr is not None:
         assert isinstance(expr, sp.Expr)
         assert expr.free_symbols <= set(VARS.values()), text
@@ -213,7 +229,7 @@ HOSTILE_TEXT = st.binary(max_size=24).map(text_from_bytes)
 
 
 def _parse_anything(text: str) -> None:
-    start = time.process_time()
+    start = time.thread_time()
     try:
         expr = parse_expression(text, variables=VARS)
     except SymlossError as exc:
@@ -221,7 +237,7 @@ def _parse_anything(text: str) -> None:
     else:
         assert isinstance(expr, sp.Expr)
         assert expr.free_symbols <= set(VARS.values()), text
-    assert time.process_time() - start < SLOW_EXAMPLE, text
+    assert not _slow(text, time.thread_time() - start), text
 
 
 @fuzz_settings(3000)
