@@ -148,3 +148,26 @@ def test_forms_decline_what_they_cannot_gather():
     # y inside a logsumexp over the classes, and y outside a class sum in the value
     assert class_index_forms(ClassLogSumExp(z * y), [z], sp.S.Zero, y, frozenset({z})) is None
     assert class_index_forms(ClassSum(z) + y, [z], sp.S.Zero, y, frozenset({z})) is None
+
+
+@pytest.mark.parametrize("spread", [0.5, 3.0, 30.0])
+def test_softmax_rest_accurate_on_both_paths(mod, spread):
+    """_sum_below_one takes Σ e − 1 directly where it is ≥ 1 in every row and sums the terms below 1 apart
+    otherwise: the value and gradient are accurate either way (mpmath), for rows of every kind together and
+    apart."""
+    g = torch.Generator().manual_seed(7)
+    z = torch.randn(12, 6, generator=g, dtype=torch.float64) * spread
+    idx = torch.randint(0, 6, (12,), generator=g)
+    for rows in (slice(0, 12), slice(0, 6), slice(6, 12)):
+        value, (grad,) = mod.value_and_grad(z[rows], idx[rows], reduction="none")
+        with mpmath.workdps(60):
+            for r, (zr, c) in enumerate(zip(z[rows].tolist(), idx[rows].tolist(), strict=True)):
+                row = [mpmath.mpf(x) for x in zr]
+                lse = mpmath.log(mpmath.fsum(mpmath.exp(x) for x in row))
+                want = float(lse - row[c])
+                assert abs(float(value[r]) - want) <= 8 * 2.0**-52 * abs(want)
+                for k in range(6):
+                    gk = float(mpmath.exp(row[k] - lse) - (1 if k == c else 0))
+                    # exp(z_k − lse) has the condition number |z_k − lse| (the rounding of z_k − M is its own)
+                    kappa = 1 + abs(zr[k]) + max(map(abs, zr))
+                    assert abs(float(grad[r, k]) - gk) <= 8 * 2.0**-52 * kappa * abs(gk)
