@@ -251,8 +251,11 @@ WHY = """### Why targets are missed (from the generated source and the profiles 
   intermediate that nothing reads afterwards is overwritten instead of a new one allocated, with the same
   operations and roundings.  What is left are the temporaries that live on, the outputs, and the helpers'
   own.
-* **Cross-entropy on class indices** is expanded to a dense one-hot float target (a scatter), and the loss
-  multiplies it with the logits and sums over the class axis, versus the built-in's log_softmax + gather.
+* **Cross-entropy on class indices** is gathered (symloss.codegen.class_index: the entry at the target's
+  class read with torch.gather, the gradient's written with scatter_), as the built-in does, not expanded to
+  a one-hot array.  What remains is the softmax in separate passes (max, x − max, exp, a sum, a scale) where
+  the built-in runs one log_softmax kernel, and the extra pass of the exact Σ e − 1 in rows where it cancels
+  (a confident prediction: Σ e − 1 < 1).
 * **Python overhead per call** (`_prepare` dtype promotion and `.to`, `_check`, broadcasting helpers) is
   visible only at small N.
 * **Stable helpers cost passes.** Where the stabiliser has replaced a function by an accurate helper (the

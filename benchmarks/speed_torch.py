@@ -112,7 +112,7 @@ def _cases() -> list[Case]:
              lambda a: F.cross_entropy(a["logits"], a["y"]), "F.cross_entropy",
              lambda a: -D.Categorical(logits=a["logits"]).log_prob(a["y"]).mean(), "Categorical(logits=)",
              note="N = elements of the logits (N/1000 rows × 1000 classes); all three take integer class "
-                  "indices (the generated module expands them to a one-hot float target inside)"),
+                  "indices (the generated module gathers the entry at the target's class, as the built-in does)"),
         Case("bce on probabilities", "bce",
              lambda n, g: {"probs": torch.sigmoid(_randn(n, g)),
                            "y": torch.bernoulli(torch.full((n,), 0.3), generator=g)}, ("probs",),
