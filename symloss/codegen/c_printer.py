@@ -73,8 +73,13 @@ class CLossPrinter(_LossPrinterMixin, C99CodePrinter):
     def _module_format(self, fqn: str, register: bool = True) -> str:
         return fqn
 
+    HELPER_DEPENDENCIES = {
+        "lbeta": ("lgammacor_series",), "lgamma_diff": ("lgammacor_series",), "lgammacor": ("lgammacor_series",),
+        "digammacor": ("digamma", "digammacor_series"),
+    }
+
     def _helper(self, name: str, *args: sp.Basic) -> str:
-        self.helpers.add(name)
+        self._need(name)
         return f"{HELPER_MARK}{name}({', '.join(self._print(a) for a in args)})"
 
     def _call(self, fqn: str, *args: sp.Basic, extra: str = "") -> str:
@@ -187,7 +192,7 @@ class CLossPrinter(_LossPrinterMixin, C99CodePrinter):
     def _print_LogAddExp(self, expr: sp.Basic) -> str:
         out = self._print(expr.args[0])
         for a in expr.args[1:]:
-            self.helpers.add("logaddexp")
+            self._need("logaddexp")
             out = f"{HELPER_MARK}logaddexp({out}, {self._print(a)})"
         return out
 
@@ -210,22 +215,18 @@ class CLossPrinter(_LossPrinterMixin, C99CodePrinter):
         return self._helper("digamma", x)
 
     def _print_LogBeta(self, expr: sp.Basic) -> str:
-        self.helpers.add("lgammacor_series")
         return self._helper("lbeta", *expr.args)
 
     def _print_LgammaDifference(self, expr: sp.Basic) -> str:
-        self.helpers.add("lgammacor_series")
         return self._helper("lgamma_diff", *expr.args)
 
     def _print_DigammaDifference(self, expr: sp.Basic) -> str:
         return _print_digamma_difference(self, expr)
 
     def _print_LgammaCorrection(self, expr: sp.Basic) -> str:
-        self.helpers.add("lgammacor_series")
         return self._helper("lgammacor", *expr.args)
 
     def _print_DigammaCorrection(self, expr: sp.Basic) -> str:
-        self.helpers.update({"digamma", "digammacor_series"})
         return self._helper("digammacor", *expr.args)
 
     def _print_LgammaCorrectionSeries(self, expr: sp.Basic) -> str:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import sympy as sp
 from sympy.codegen.cfunctions import expm1, log1p
 
-from .printers import ClassLogSumExp, ClassSum, NumpyLossPrinter
+from .printers import SERIES_HELPER_DEPENDENCIES, ClassLogSumExp, ClassSum, NumpyLossPrinter
 
 __all__ = ["JaxLossPrinter"]
 
@@ -31,6 +31,8 @@ class JaxLossPrinter(NumpyLossPrinter):
     # square parts are not used
     _clamp_guards = False
     _share_square_parts = False
+    # the JAX template's helpers (not the NumPy module's blockwise ones)
+    HELPER_DEPENDENCIES = SERIES_HELPER_DEPENDENCIES
 
     def _module_format(self, fqn: str, register: bool = True) -> str:
         if fqn.startswith("numpy."):
@@ -66,19 +68,15 @@ class JaxLossPrinter(NumpyLossPrinter):
 
     # the helpers of the JAX template (jax.scipy.special.betaln loses digits at a = b = 1e30)
     def _print_LogBeta(self, expr: sp.Basic) -> str:
-        self.helpers.add("_lgammacor_series")
         return self._helper("_lbeta", *expr.args)
 
     def _print_LgammaDifference(self, expr: sp.Basic) -> str:
-        self.helpers.add("_lgammacor_series")
         return self._helper("_lgamma_diff", *expr.args)
 
     def _print_LgammaCorrection(self, expr: sp.Basic) -> str:
-        self.helpers.add("_lgammacor_series")
         return self._helper("_lgammacor", *expr.args)
 
     def _print_DigammaCorrection(self, expr: sp.Basic) -> str:
-        self.helpers.add("_digammacor_series")
         return self._helper("_digammacor", *expr.args)
 
     def _polygamma(self, n: sp.Basic, x: sp.Basic) -> str:

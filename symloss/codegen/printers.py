@@ -568,8 +568,17 @@ class NumpyLossPrinter(_LossPrinterMixin, NumPyPrinter):
         return self._call("numpy.sign", *expr.args)
 
 
+#: the Python templates' log-gamma helpers (torch, JAX) and the Stirling series their code calls
+SERIES_HELPER_DEPENDENCIES: Mapping[str, Collection[str]] = {
+    "_lbeta": ("_lgammacor_series",), "_lgamma_diff": ("_lgammacor_series",),
+    "_lgammacor": ("_lgammacor_series",), "_digammacor": ("_digammacor_series",),
+}
+
+
 class TorchLossPrinter(_LossPrinterMixin, TorchPrinter):
     """SymPy → PyTorch (``torch.``, ``torch.special.``)."""
+
+    HELPER_DEPENDENCIES = SERIES_HELPER_DEPENDENCIES
 
     _where = "torch.where"
     _sqrt = "torch.sqrt"
@@ -646,22 +655,18 @@ class TorchLossPrinter(_LossPrinterMixin, TorchPrinter):
         return self._call("torch.digamma", x)
 
     def _print_LogBeta(self, expr: LogBeta) -> str:
-        self.helpers.add("_lgammacor_series")
         return self._helper("_lbeta", *expr.args)
 
     def _print_LgammaDifference(self, expr: LgammaDifference) -> str:
-        self.helpers.add("_lgammacor_series")
         return self._helper("_lgamma_diff", *expr.args)
 
     def _print_DigammaDifference(self, expr: DigammaDifference) -> str:
         return _print_digamma_difference(self, expr)
 
     def _print_LgammaCorrection(self, expr: LgammaCorrection) -> str:
-        self.helpers.add("_lgammacor_series")
         return self._helper("_lgammacor", *expr.args)
 
     def _print_DigammaCorrection(self, expr: DigammaCorrection) -> str:
-        self.helpers.add("_digammacor_series")
         return self._helper("_digammacor", *expr.args)
 
     def _print_LgammaCorrectionSeries(self, expr: LgammaCorrectionSeries) -> str:
