@@ -38,6 +38,7 @@ __all__ = [
     "XLog1pY",
     "XMulY",
     "LogRatio",
+    "log_ratio_power",
     "Log1mExp",
     "XOverExpm1M1",
     "Log1pSquare",
@@ -433,6 +434,32 @@ class LogRatio(StableFunction):
     def as_elementary(self) -> sp.Expr:
         y, s = self.args
         return sp.log(y) - s
+
+
+def log_ratio_power(w: sp.Expr) -> tuple[sp.Expr, sp.Expr, LogRatio] | None:
+    """(c, p, log_ratio(y, s)) with w = c + p·log_ratio(y, s), c and p free of the log_ratio, or None (no
+    log_ratio in w, several, or one that is not linear in w).
+
+    exp(w) is then e^c·(y·e^−s)^p, a power of the data over a scale (a Weibull's (y/λ)^k, w = k·(log y − log λ)),
+    which the printers compute with the library's pow where its base y·e^−s is a normal number: exp of w
+    rounded to float64 is off by |w| half-ulps of relative error (160 ulps at (y/λ)^k = 1e300, λ = k = 1, where
+    the inputs are exact and the condition number is 1), pow computes its logarithm in extended precision."""
+    ratios = w.atoms(LogRatio)
+    if len(ratios) != 1:
+        return None
+    (lr,) = ratios
+    c, p = [], []
+    for t in sp.Add.make_args(sp.expand_mul(w, deep=False)):
+        rest, factor = t.as_independent(lr, as_Add=False)
+        if factor == 1:
+            c.append(t)
+        elif factor == lr:
+            p.append(rest)
+        else:
+            return None
+    if not p:
+        return None
+    return sp.Add(*c), sp.Add(*p), lr
 
 
 class Log1mExp(StableFunction):
