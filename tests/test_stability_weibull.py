@@ -165,6 +165,25 @@ def test_log_ratio_helper_against_mpmath():
         assert mod._log_ratio(np.array([0.0]), 1.0)[0] == -math.inf
 
 
+@pytest.mark.parametrize("target", ["numpy", "torch"])
+def test_weibull_right_censored_at_extreme_powers(target):
+    """The survival term's ∂ℓ/∂log λ = −k·(y/λ)^k at (y/λ)^k = 1e-16 (censored = 1): k·(1 − c − (y/λ)^k) was
+    computed as k·(−1 − expm1(−36.8)), which is 0 (torch's expm1 gives −1 there) or −1.1e-16, not −1e-16; and
+    both branches at y = 1e300, λ = k = 1 (160 ulps through exp of the rounded exponent)."""
+    s, c, y = math.log(1e8), 0.0, 1e-8
+    value, grads = run_point(target, "weibull_right_censored", [s, c, 1.0, y])
+    assert _close(value, _exact(weibull_censored, [s, c, y]), TIGHT), value
+    for i in (0, 1):
+        assert _close(grads[i], _diff(weibull_censored, [s, c, y], i), TIGHT), (i, grads[i])
+    _, grads = run_point(target, "weibull_right_censored", [0.0, 0.0, 1.0, 1e-30])
+    assert _close(grads[0], -1e-30, TIGHT), grads[0]
+    for censored, ref in ((0.0, weibull), (1.0, weibull_censored)):
+        value, grads = run_point(target, "weibull_right_censored", [0.0, 0.0, censored, 1e300])
+        assert _close(value, _exact(ref, [0.0, 0.0, 1e300]), TIGHT), (censored, value)
+        for i in (0, 1):
+            assert _close(grads[i], _diff(ref, [0.0, 0.0, 1e300], i), TIGHT), (censored, i, grads[i])
+
+
 #: (y, s, p): pow(y·e^−s, p) where 1 < |log y − s| < 707 and |s| < 707, else exp(p·(log y − s))
 POW_RATIO_POINTS = [
     (1e300, 0.0, 1.0), (1e-300, 0.0, 1.0), (3e200, 0.3, 1.0), (2e-250, -5.5, 1.0), (1e300, 0.0, 0.5),

@@ -46,6 +46,8 @@
  *        term of it);  x·log_ratio(y, s) → xmuly(x, log_ratio(y, s)) where x may be 0 (by the xlogy rule)
  *     xlogy: x·log(y) → xlogy(x, y);  x·log1p(y) → xlog1py(x, y)  (x may be 0, the target involved)
  *     exp_of_sum: exp(a)·exp(b) → exp(a + b)
+ *     expm1_offset: a·expm1(w) + r → a·expm1(w) + r where |w| < log 2, else a·exp(w) + (r − a)  (w = c +
+ *        p·log_ratio(y, s): exp(w) = e^c·(y·e^−s)^p, a power of the data over a scale)
  *
  * Conventions:
  *   * Every array argument has n elements (no broadcasting; repeat a shared value); the named constants
@@ -106,13 +108,13 @@ static double symloss_weibull_right_censored_terms_and_grads(double log_scale, d
     const double _t3 = symloss_weibull_right_censored_pow_ratio(y, log_scale, _t0, _t1, _t2);
     const double _t4 = _t3*censored;
     const double _t5 = censored - 1.0;
-    const double _t6 = expm1(_t2);
-    const double _t7 = ((expm1(log_concentration) == 0.0) ? 0.0 : _t1*expm1(log_concentration));
-    const double _t8 = ((_t0*_t3*expm1(-_t2) == 0.0) ? 0.0 : _t0*_t1*_t3*expm1(-_t2));
-    const double _t9 = _t5*(((_t2 < 0.0) ? -((_t0*_t6 == 0.0) ? 0.0 : _t0*_t1*_t6) : _t8) + 1.0);
-    _g[0] = _t0*(-censored - _t6);
-    _g[1] = _t9 + ((_t0*_t4 == 0.0) ? 0.0 : _t0*_t1*_t4);
-    return _t4 + _t5*(log_concentration - log_scale - _t3 + _t7);
+    const double _t7 = (_t0*fabs(_t1) < 0.6931471805599453);
+    const double _t8 = ((expm1(log_concentration) == 0.0) ? 0.0 : _t1*expm1(log_concentration));
+    const double _t9 = ((_t0*_t3*expm1(-_t2) == 0.0) ? 0.0 : _t0*_t1*_t3*expm1(-_t2));
+    const double _t10 = _t5*(((_t2 < 0.0) ? -((_t0*expm1(_t2) == 0.0) ? 0.0 : _t0*_t1*expm1(_t2)) : _t9) + 1.0);
+    _g[0] = _t0*(_t7 ? -censored - expm1((_t7 ? _t2 : 0.0)) : (-_t5) - _t3);
+    _g[1] = _t10 + ((_t0*_t4 == 0.0) ? 0.0 : _t0*_t1*_t4);
+    return _t4 + _t5*(log_concentration - log_scale - _t3 + _t8);
 }
 
 /* The dropped constant c = −log p − ℓ of one observation. */

@@ -46,6 +46,8 @@ Stabilising rewrites applied (symloss.stabilize):
         of it);  x·log_ratio(y, s) → xmuly(x, log_ratio(y, s)) where x may be 0 (by the xlogy rule)
     xlogy: x·log(y) → xlogy(x, y);  x·log1p(y) → xlog1py(x, y)  (x may be 0, the target involved)
     exp_of_sum: exp(a)·exp(b) → exp(a + b)
+    expm1_offset: a·expm1(w) + r → a·expm1(w) + r where |w| < log 2, else a·exp(w) + (r − a)  (w = c +
+        p·log_ratio(y, s): exp(w) = e^c·(y·e^−s)^p, a power of the data over a scale)
 
 Conventions:
     * Inputs broadcast against each other and the target as in torch; dtype (float32/float64) follows the
@@ -113,13 +115,14 @@ def _loss_terms_and_grads(log_scale, log_concentration, censored, y):
     _t3 = _pow_ratio(y, log_scale, _t0, _t1, _t2)
     _t4 = _t3*censored
     _t5 = censored - 1
-    _t6 = np.expm1(_t2)
-    _t7 = np.where((np.expm1(log_concentration) == 0), 0, _t1*np.expm1(log_concentration))
-    _t8 = np.where((_t0*_t3*np.expm1(-_t2) == 0), 0, _t0*_t1*_t3*np.expm1(-_t2))
-    _t9 = _t5*(np.where((_t2 < 0), -np.where((_t0*_t6 == 0), 0, _t0*_t1*_t6), _t8) + 1)
-    _value = _t4 + _t5*(log_concentration - log_scale - _t3 + _t7)
-    _grad0 = _t0*(-censored - _t6)
-    _grad1 = _t9 + np.where((_t0*_t4 == 0), 0, _t0*_t1*_t4)
+    _t6 = -_t3
+    _t7 = (_t0*abs(_t1) < math.log(2))
+    _t8 = np.where((np.expm1(log_concentration) == 0), 0, _t1*np.expm1(log_concentration))
+    _t9 = np.where((_t0*_t3*np.expm1(-_t2) == 0), 0, _t0*_t1*_t3*np.expm1(-_t2))
+    _t10 = np.where((_t2 < 0), -np.where((_t0*np.expm1(_t2) == 0), 0, _t0*_t1*np.expm1(_t2)), _t9) + 1
+    _value = _t4 + _t5*(log_concentration - log_scale + _t6 + _t8)
+    _grad0 = _t0*np.where(_t7, -censored - np.expm1(np.where(_t7, _t2, 0)), _t6 + (-_t5))
+    _grad1 = _t10*_t5 + np.where((_t0*_t4 == 0), 0, _t0*_t1*_t4)
     return _value, (_grad0, _grad1)
 
 

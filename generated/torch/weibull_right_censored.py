@@ -46,6 +46,8 @@ Stabilising rewrites applied (symloss.stabilize):
         of it);  x·log_ratio(y, s) → xmuly(x, log_ratio(y, s)) where x may be 0 (by the xlogy rule)
     xlogy: x·log(y) → xlogy(x, y);  x·log1p(y) → xlog1py(x, y)  (x may be 0, the target involved)
     exp_of_sum: exp(a)·exp(b) → exp(a + b)
+    expm1_offset: a·expm1(w) + r → a·expm1(w) + r where |w| < log 2, else a·exp(w) + (r − a)  (w = c +
+        p·log_ratio(y, s): exp(w) = e^c·(y·e^−s)^p, a power of the data over a scale)
 
 Conventions:
     * Inputs broadcast against each other and the target as in torch; dtype (float32/float64) follows the
@@ -132,13 +134,14 @@ def _loss_terms_and_grads(log_scale, log_concentration, censored, y):
     _t3 = _pow_ratio(y, log_scale, _t0, _t1, _t2)
     _t4 = _t3*censored
     _t5 = censored - 1
-    _t6 = torch.expm1(_t2)
-    _t7 = torch.where((torch.expm1(log_concentration) == 0), 0, _t1*torch.expm1(log_concentration))
-    _t8 = torch.where((_t0*_t3*torch.expm1(-_t2) == 0), 0, _t0*_t1*_t3*torch.expm1(-_t2))
-    _t9 = _t5*(torch.where((_t2 < 0), -torch.where((_t0*_t6 == 0), 0, _t0*_t1*_t6), _t8) + 1)
-    _value = _t4 + _t5*(log_concentration - log_scale - _t3 + _t7)
-    _grad0 = _t0*(-censored - _t6)
-    _grad1 = _t9 + torch.where((_t0*_t4 == 0), 0, _t0*_t1*_t4)
+    _t6 = -_t3
+    _t7 = (_t0*torch.abs(_t1) < math.log(2))
+    _t8 = torch.where((torch.expm1(log_concentration) == 0), 0, _t1*torch.expm1(log_concentration))
+    _t9 = torch.where((_t0*_t3*torch.expm1(-_t2) == 0), 0, _t0*_t1*_t3*torch.expm1(-_t2))
+    _t10 = -torch.where((_t0*torch.expm1(_t2) == 0), 0, _t0*_t1*torch.expm1(_t2))
+    _value = _t4 + _t5*(log_concentration - log_scale + _t6 + _t8)
+    _grad0 = _t0*torch.where(_t7, -censored - torch.expm1(torch.where(_t7, _t2, 0)), _t6 + (-_t5))
+    _grad1 = _t5*(torch.where((_t2 < 0), _t10, _t9) + 1) + torch.where((_t0*_t4 == 0), 0, _t0*_t1*_t4)
     return _value, (_grad0, _grad1)
 
 
@@ -161,16 +164,17 @@ def _loss_terms_and_grads_inplace(log_scale, log_concentration, censored, y):
     _t3 = _pow_ratio(y, log_scale, _t0, _t1, _t2)
     _t4 = _t3 * censored
     _t5 = censored - 1
-    _t6 = torch.expm1(_t2)
-    _t7 = torch.where(torch.expm1(log_concentration) == 0, 0, torch.expm1(log_concentration).mul_(_t1))
-    _t8 = torch.where((_t0 * _t3).mul_((-_t2).expm1_()) == 0, 0, (_t0 * _t1).mul_(_t3).mul_((-_t2).expm1_()))
-    _t9 = (
-        torch.where(_t2 < 0, torch.where(_t0 * _t6 == 0, 0, (_t0 * _t1).mul_(_t6)).neg_(), _t8,
-        out=_t8).add_(1).mul_(_t5)
+    _t6 = -_t3
+    _t7 = torch.abs(_t1).mul_(_t0) < math.log(2)
+    _t8 = torch.where(torch.expm1(log_concentration) == 0, 0, torch.expm1(log_concentration).mul_(_t1))
+    _t9 = torch.where((_t0 * _t3).mul_((-_t2).expm1_()) == 0, 0, (_t0 * _t1).mul_(_t3).mul_((-_t2).expm1_()))
+    _t10 = torch.where(torch.expm1(_t2).mul_(_t0) == 0, 0, (_t0 * _t1).mul_(torch.expm1(_t2))).neg_()
+    _value = (log_concentration - log_scale).add_(_t6).add_(_t8).mul_(_t5).add_(_t4)
+    _grad0 = torch.where(_t7, (-censored).sub_(torch.where(_t7, _t2, 0).expm1_()), (-_t5).add_(_t6)).mul_(_t0)
+    _grad1 = (
+        _t5.mul_(torch.where(_t2 < 0, _t10, _t9, out=_t10).add_(1)).add_(torch.where(_t0 * _t4 == 0, 0,
+        _t1.mul_(_t0).mul_(_t4)))
     )
-    _value = _t5.mul_((log_concentration - log_scale).sub_(_t3).add_(_t7)).add_(_t4)
-    _grad0 = (-censored).sub_(_t6).mul_(_t0)
-    _grad1 = _t9.add_(torch.where(_t0 * _t4 == 0, 0, _t1.mul_(_t0).mul_(_t4)))
     return _value, (_grad0, _grad1)
 
 

@@ -46,6 +46,8 @@ Stabilising rewrites applied (symloss.stabilize):
         of it);  x·log_ratio(y, s) → xmuly(x, log_ratio(y, s)) where x may be 0 (by the xlogy rule)
     xlogy: x·log(y) → xlogy(x, y);  x·log1p(y) → xlog1py(x, y)  (x may be 0, the target involved)
     exp_of_sum: exp(a)·exp(b) → exp(a + b)
+    expm1_offset: a·expm1(w) + r → a·expm1(w) + r where |w| < log 2, else a·exp(w) + (r − a)  (w = c +
+        p·log_ratio(y, s): exp(w) = e^c·(y·e^−s)^p, a power of the data over a scale)
 
 Conventions:
     * Inputs broadcast against each other and the target as in torch; dtype (float32/float64) follows the
@@ -195,19 +197,21 @@ def _loss_terms(log_scale, log_concentration, censored, y):
 def _loss_terms_and_grads(log_scale, log_concentration, censored, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂log_scale, ∂ℓ/∂log_concentration."""
     _dt = log_scale.dtype
+    _k0 = tl.full([1], 0.6931471805599453, _dt)
     _t0 = _exp(log_concentration)
     _t1 = _log_ratio(y, log_scale)
     _t2 = _t0*_t1
     _t3 = _pow_ratio(y, log_scale, _t0, _t1, _t2)
     _t4 = _t3*censored
     _t5 = censored - 1
-    _t6 = _expm1(_t2)
-    _t7 = tl.where((_expm1(log_concentration) == 0), 0, _t1*_expm1(log_concentration))
-    _t8 = tl.where((_t0*_t3*_expm1(-_t2) == 0), 0, _t0*_t1*_t3*_expm1(-_t2))
-    _t9 = _t5*(tl.where((_t2 < 0), -tl.where((_t0*_t6 == 0), 0, _t0*_t1*_t6), _t8) + 1)
-    _value = _t4 + _t5*(log_concentration - log_scale - _t3 + _t7)
-    _grad0 = _t0*(-censored - _t6)
-    _grad1 = _t9 + tl.where((_t0*_t4 == 0), 0, _t0*_t1*_t4)
+    _t6 = -_t3
+    _t7 = (_t0*tl.abs(_t1) < _k0)
+    _t8 = tl.where((_expm1(log_concentration) == 0), 0, _t1*_expm1(log_concentration))
+    _t9 = tl.where((_t0*_t3*_expm1(-_t2) == 0), 0, _t0*_t1*_t3*_expm1(-_t2))
+    _t10 = tl.where((_t2 < 0), -tl.where((_t0*_expm1(_t2) == 0), 0, _t0*_t1*_expm1(_t2)), _t9) + 1
+    _value = _t4 + _t5*(log_concentration - log_scale + _t6 + _t8)
+    _grad0 = _t0*tl.where(_t7, -censored - _expm1(tl.where(_t7, _t2, 0)), _t6 + (-_t5))
+    _grad1 = _t10*_t5 + tl.where((_t0*_t4 == 0), 0, _t0*_t1*_t4)
     return _value, _grad0, _grad1
 
 
