@@ -92,7 +92,7 @@ def _pow_ratio(y, s, p, d, t):
     is off by |t| half-ulps (160 ulps at t = log 1e300); pow computes its logarithm in extended precision, and its
     error, y·e^−s's 1.5 ulps times p, is within the power's condition number p·(1 + |s|).  For |d| ≤ 1, exp(t) of
     the carried difference is the closer."""
-    bound = -math.log(np.finfo(d.dtype).tiny) - 1.0
+    bound = -np.log(np.finfo(d.dtype).tiny) - 1.0
     ad = np.abs(d)
     ok = (ad > 1.0) & (np.maximum(ad, np.abs(s)) < bound)
     return np.where(ok, np.power(y * np.exp(-s), p), np.exp(t))

@@ -104,14 +104,17 @@ def _log_ratio(y, s):
     return (e * 0.693145751953125 - s) + (e * 1.4286068203094173e-06 + torch.log(m))
 
 
+#: −log of the smallest normal number, less 1, of each floating dtype (float32 and bfloat16 share float32's range)
+_LOG_TINY = {torch.float64: 707.0, torch.float16: 8.7}
+
+
 def _pow_ratio(y, s, p, d, t):
-    """(y·e^−s)^p for d = log(y) − s and t = p·d: pow(y·e^−s, p) where 1 < |d| and |d|, |s| < −log(tiny) − 1 (707
-    in float64, 86 in float32: e^−s and y·e^−s are normal numbers), exp(t) elsewhere.  exp of t rounded to a float
-    is off by |t| half-ulps (160 ulps at t = log 1e300); pow computes its logarithm in extended precision, and its
-    error, y·e^−s's 1.5 ulps times p, is within the power's condition number p·(1 + |s|).  For |d| ≤ 1, exp(t) of
-    the carried difference is the closer.  The base is 1 where it is not taken: no ∞ or 0 in pow's
-    gradient there (double backward)."""
-    bound = -math.log(torch.finfo(d.dtype).tiny) - 1.0
+    """(y·e^−s)^p for d = log(y) − s and t = p·d: pow(y·e^−s, p) where 1 < |d| and |d|, |s| < _LOG_TINY (e^−s and
+    y·e^−s are normal numbers), exp(t) elsewhere.  exp of t rounded to a float is off by |t| half-ulps (160 ulps
+    at t = log 1e300); pow computes its logarithm in extended precision, and its error, y·e^−s's 1.5 ulps times p,
+    is within the power's condition number p·(1 + |s|).  For |d| ≤ 1, exp(t) of the carried difference is the
+    closer.  The base is 1 where it is not taken: no ∞ or 0 in pow's gradient there (double backward)."""
+    bound = _LOG_TINY.get(d.dtype, 86.0)
     ad = torch.abs(d)
     ok = (ad > 1.0) & (torch.maximum(ad, torch.abs(s)) < bound)
     return torch.where(ok, torch.pow(torch.where(ok, y * torch.exp(-s), 1.0), p), torch.exp(t))

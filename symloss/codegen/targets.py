@@ -60,11 +60,10 @@ CLossPrinter = _lazy(".c_printer", "CLossPrinter")
 TARGET_TABLE: dict[str, Target] = {
     "numpy": Target("numpy", "NumPy", {".py": "numpy_module.py.j2"}, NumpyLossPrinter,
                     math_helpers=frozenset({"_lgamma", "_digamma", "_log_ndtr", "_log_ndtr_deriv", "_log1mexp",
-                                            "_lgammacor", "_lbeta", "_pow_ratio"}),
+                                            "_lgammacor", "_lbeta"}),
                     requires="numpy"),
     "torch": Target("torch", "PyTorch", {".py": "torch_module.py.j2"}, TorchLossPrinter,
-                    math_helpers=frozenset({"_log1mexp", "_log_ndtr_deriv", "_lgammacor", "_lbeta", "_pow_ratio"}),
-                    requires="torch",
+                    math_helpers=frozenset({"_log1mexp", "_log_ndtr_deriv", "_lgammacor", "_lbeta"}), requires="torch",
                     inplace=True),
     "triton": Target("triton", "Triton", {".py": "triton_module.py.j2"}, TritonLossPrinter, class_axis=False,
                      requires="torch and triton (a CUDA GPU, or TRITON_INTERPRET=1 on the CPU)"),
