@@ -38,6 +38,7 @@ __all__ = [
     "XLog1pY",
     "XMulY",
     "LogRatio",
+    "log_ratio_power",
     "Log1mExp",
     "XOverExpm1M1",
     "Log1pSquare",
@@ -433,6 +434,32 @@ class LogRatio(StableFunction):
     def as_elementary(self) -> sp.Expr:
         y, s = self.args
         return sp.log(y) - s
+
+
+def log_ratio_power(w: sp.Expr) -> tuple[sp.Expr, sp.Expr, LogRatio] | None:
+    """(c, p, log_ratio(y, s)) with w = c + p·log_ratio(y, s), c and p free of the log_ratio, or None (no
+    log_ratio in w, several, or one that is not linear in w).
+
+    exp(w) is then e^c·(y·e^−s)^p, a power of the data over a scale (a Weibull's (y/λ)^k, w = k·(log y − log λ)),
+    which the printers compute with the library's pow where its base y·e^−s is a normal number: exp of w
+    rounded to float64 is off by |w| half-ulps of relative error (160 ulps at (y/λ)^k = 1e300, λ = k = 1, where
+    the inputs are exact and the condition number is 1), pow computes its logarithm in extended precision."""
+    ratios = w.atoms(LogRatio)
+    if len(ratios) != 1:
+        return None
+    (lr,) = ratios
+    c, p = [], []
+    for t in sp.Add.make_args(sp.expand_mul(w, deep=False)):
+        rest, factor = t.as_independent(lr, as_Add=False)
+        if factor == 1:
+            c.append(t)
+        elif factor == lr:
+            p.append(rest)
+        else:
+            return None
+    if not p:
+        return None
+    return sp.Add(*c), sp.Add(*p), lr
 
 
 class Log1mExp(StableFunction):
@@ -2347,6 +2374,26 @@ def _piecewise_guard(node: sp.Basic, ctx: Context) -> sp.Basic | None:
     return sp.Piecewise(*pieces, evaluate=False) if changed else None
 
 
+# -- a·expm1(w) + r with w = c + p·log_ratio(y, s)
+def _expm1_offset(node: sp.Basic, ctx: Context) -> sp.Basic | None:
+    """a·expm1(w) + r → a·expm1(w) + r where |w| < log 2, else a·exp(w) + (r − a)  (w = c + p·log_ratio(y, s)).
+
+    The near branch sees w through a guard (0 off its condition: expm1 does not overflow in the branch that is
+    not taken, and the rule does not match its own result again); r − a is held, computed before a·exp(w) is
+    added (1 − c exactly for a 0/1 indicator c)."""
+    terms = list(node.args)
+    for t in terms:
+        part = _exp_term(t)
+        if part is None or not part[2] or log_ratio_power(part[1]) is None:
+            continue
+        a, w, _ = part
+        near = sp.Abs(w) < sp.log(2)
+        rest = sp.Add(*[u for u in terms if u is not t])
+        return sp.Piecewise((a * expm1(Guard(w, near, 0)) + rest, near),
+                            (a * sp.exp(w) + Held(sp.expand(rest - a)), True))
+    return None
+
+
 def _node(*types: type) -> Callable[[sp.Basic], bool]:
     return lambda e: isinstance(e, types)
 
@@ -2529,6 +2576,12 @@ RULES: tuple[Rule, ...] = (
     Rule("piecewise_guard", "Piecewise((f(x), x > a), …) → Piecewise((f(guard(x, x > a, a + 1)), x > a), …)",
          "where() evaluates every branch; a branch off its condition must not produce NaN values or gradients",
          _node(sp.Piecewise), _piecewise_guard),
+    Rule("expm1_offset", "a·expm1(w) + r → a·expm1(w) + r where |w| < log 2, else a·exp(w) + (r − a)  (w = c + "
+         "p·log_ratio(y, s): exp(w) = e^c·(y·e^−s)^p, a power of the data over a scale)",
+         "−c − expm1(w) cancels where c = 1 and w ≪ 0 (a censored Weibull's ∂ℓ/∂log λ = k·(1 − c − (y/λ)^k): −1 − "
+         "expm1(−36.8) is 0 or −1.1e-16, not −1e-16), where (1 − c) − eʷ is exact; and expm1 of a large w has the "
+         "rounding of w in it, which the printers' pow for exp(w) avoids",
+         _node(sp.Add), _expm1_offset),
 )
 
 RULES_BY_NAME: dict[str, Rule] = {r.name: r for r in RULES}

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from stability_support import generated_module, run_point
+from stability_support import c_helper, generated_module, run_point
 
 mpmath = pytest.importorskip("mpmath")
 np = pytest.importorskip("numpy")
@@ -26,6 +26,8 @@ REL = 64 * 2.0**-52
 #: for an output that is log's rounding error d ≈ 1e-15 itself (or k²·d): log y − s is carried to ~2e-17
 #: absolute, a 1 % error of d, within its conditioning (κ ≈ |log y|/|d| ≈ 1e16); fl(log y) − s gave 0 (100 %)
 ROUNDING = 0.02
+#: 8 ulps, for the outputs of condition number ~1 at the points where exp of a rounded exponent lost 160
+TIGHT = 8 * 2.0**-52
 
 
 def _exact(f, args: list[float]) -> float:
@@ -98,6 +100,17 @@ CASES = [
     ("pareto_log_alpha", pareto, [1e-8, L8, 1e-8], [("value", ROUNDING), 1]),
     ("pareto_log_alpha", pareto, [1e-30, L30, 1e-30], [("value", ROUNDING), 1]),
     ("pareto_log_alpha", pareto, [1e-300, math.log(1e30), 1e-300], ["value", 1]),
+    # (y/λ)^k at y = 1e±300, λ = k = 1: exact inputs and a condition number of 1, where exp(k·(log y − log λ)) of
+    # the exponent ±690.8 rounded to a double was off by 160 ulps (143 at 1e-300); pow(y·e^−s, k) is not
+    ("weibull_log_scale_log_concentration", weibull, [0.0, 0.0, 1e300], [("value", TIGHT), (0, TIGHT), (1, TIGHT)]),
+    ("weibull_log_scale_log_concentration", weibull, [0.0, 0.0, 1e-300], [("value", TIGHT), (0, TIGHT),
+                                                                          (1, TIGHT)]),
+    ("weibull_log_scale_log_concentration", weibull, [0.3, 0.0, 3e200], [("value", TIGHT), (0, TIGHT)]),
+    ("weibull_log_scale_log_concentration", weibull, [0.7, 0.0, 1e250], [("value", TIGHT), (0, TIGHT)]),
+    ("weibull_log_scale_log_concentration", weibull, [1.5, 0.0, 4e280], [("value", TIGHT), (0, TIGHT)]),
+    ("loglogistic_log_alpha_log_beta", loglogistic, [0.0, 0.0, 1e-300], [("value", TIGHT), (0, TIGHT), (1, TIGHT)]),
+    ("loglogistic_log_alpha_log_beta", loglogistic, [0.0, 0.0, 1e300], [("value", TIGHT), (0, TIGHT), (1, TIGHT)]),
+    ("loglogistic_log_alpha_log_beta", loglogistic, [0.0, 0.0, 3e-200], [("value", TIGHT)]),
 ]
 
 
@@ -150,3 +163,101 @@ def test_log_ratio_helper_against_mpmath():
     assert np.all(np.abs(mod._log_ratio(ys, 0.0) - np.log(ys)) <= np.spacing(np.abs(np.log(ys))))
     with np.errstate(divide="ignore"):
         assert mod._log_ratio(np.array([0.0]), 1.0)[0] == -math.inf
+
+
+@pytest.mark.parametrize("target", ["numpy", "torch"])
+def test_weibull_right_censored_at_extreme_powers(target):
+    """The survival term's ∂ℓ/∂log λ = −k·(y/λ)^k at (y/λ)^k = 1e-16 (censored = 1): k·(1 − c − (y/λ)^k) was
+    computed as k·(−1 − expm1(−36.8)), which is 0 (torch's expm1 gives −1 there) or −1.1e-16, not −1e-16; and
+    both branches at y = 1e300, λ = k = 1 (160 ulps through exp of the rounded exponent)."""
+    s, c, y = math.log(1e8), 0.0, 1e-8
+    value, grads = run_point(target, "weibull_right_censored", [s, c, 1.0, y])
+    assert _close(value, _exact(weibull_censored, [s, c, y]), TIGHT), value
+    for i in (0, 1):
+        assert _close(grads[i], _diff(weibull_censored, [s, c, y], i), TIGHT), (i, grads[i])
+    _, grads = run_point(target, "weibull_right_censored", [0.0, 0.0, 1.0, 1e-30])
+    assert _close(grads[0], -1e-30, TIGHT), grads[0]
+    for censored, ref in ((0.0, weibull), (1.0, weibull_censored)):
+        value, grads = run_point(target, "weibull_right_censored", [0.0, 0.0, censored, 1e300])
+        assert _close(value, _exact(ref, [0.0, 0.0, 1e300]), TIGHT), (censored, value)
+        for i in (0, 1):
+            assert _close(grads[i], _diff(ref, [0.0, 0.0, 1e300], i), TIGHT), (censored, i, grads[i])
+
+
+#: (y, s, p): pow(y·e^−s, p) where 1 < |log y − s| < 707 and |s| < 707, else exp(p·(log y − s))
+POW_RATIO_POINTS = [
+    (1e300, 0.0, 1.0), (1e-300, 0.0, 1.0), (3e200, 0.3, 1.0), (2e-250, -5.5, 1.0), (1e300, 0.0, 0.5),
+    (1e-300, 0.0, 2.0), (7.5, 0.0, 100.0), (1e30, L30, 0.25), (5e-320, -30.0, 1.0), (1e100, 1.0, 2.718281828459045),
+    # exp(t): |log y − s| ≤ 1 (there it is the closer), or beyond 707, or |s| beyond 707 (e^−s not normal)
+    (2.0, 0.3, 1.0), (1e-30, L30, 1e8), (1e300, -69.07755278982137, 0.36787944117144233), (1e300, 710.0, 0.5),
+    (1e-300, -720.0, 0.01), (0.0, 1.0, 1.0), (5e-324, 0.0, 1.0),
+]
+
+
+def _pow_ratio_truth(y: float, s: float, p: float) -> float:
+    if y == 0.0:
+        return 0.0
+    with mpmath.workdps(60):
+        return float(mpmath.exp(mp.mpf(p) * (mpmath.log(mp.mpf(y)) - mp.mpf(s))))
+
+
+def _pow_ratio_allowance(y: float, s: float, p: float, t: float) -> float:
+    """ulps allowed: pow's 1 and y·e^−s's 1.5 times p, and where exp(t) is taken, |t| half-ulps of t's rounding."""
+    d = math.log(y) - s if y > 0 else -math.inf
+    pow_range = 1.0 < abs(d) < 707.0 and abs(s) < 707.0
+    return 2.0 + 2.0 * p if pow_range else 2.0 + abs(t) + 2.0 * p * 2.0**-52 / 1e-16
+
+
+def _ulps(a: float, b: float) -> float:
+    if a == b:
+        return 0.0
+    return abs(a - b) / np.spacing(abs(b)) if b != 0.0 else math.inf
+
+
+@pytest.mark.parametrize("target", ["numpy", "torch", "jax", "c"])
+def test_pow_ratio_helper_against_mpmath(target, tmp_path):
+    """The modules' _pow_ratio(y, s, p, d, t) = (y·e^−s)^p (d = log y − s, t = p·d) against mpmath: within pow's
+    and the base's rounding (times p) where it takes pow, within t's rounding where it takes exp(t)."""
+    name = "weibull_log_scale_log_concentration"
+    lr = generated_module("numpy", name)._log_ratio
+    if target == "c":
+        f = c_helper(tmp_path, name, "pow_ratio", 5)
+        if f is None:
+            pytest.skip("no C compiler")
+    elif target == "jax":
+        jax = pytest.importorskip("jax")
+        jax.config.update("jax_enable_x64", True)
+        mod = generated_module("jax", name)
+        f = lambda *a: float(mod._pow_ratio(*[jax.numpy.asarray(v) for v in a]))  # noqa: E731
+    elif target == "torch":
+        import torch
+
+        mod = generated_module("torch", name)
+        f = lambda *a: float(mod._pow_ratio(*[torch.tensor([v], dtype=torch.float64) for v in a])[0])  # noqa: E731
+    else:
+        mod = generated_module("numpy", name)
+        f = lambda *a: float(mod._pow_ratio(*[np.array([v]) for v in a])[0])  # noqa: E731
+    for y, s, p in POW_RATIO_POINTS:
+        if target == "jax" and 0.0 < y < np.finfo(np.float64).tiny:
+            continue  # XLA flushes subnormal numbers to 0 (its _log_ratio gives −∞ there, and so exp(t) = 0)
+        with np.errstate(all="ignore"):
+            d = float(lr(np.array([y]), np.array([s]))[0])
+        t = p * d
+        with np.errstate(all="ignore"):  # (as the modules call it: overflow to ∞ in the branch not taken)
+            got = f(y, s, p, d, t)
+        want = _pow_ratio_truth(y, s, p)
+        assert _ulps(got, want) <= _pow_ratio_allowance(y, s, p, t), (y, s, p, got, want)
+
+
+def test_pow_ratio_helper_in_float32():
+    """float32 keeps its dtype and its range: the pow branch below |log y − s| = 86 (e^±86 normal in float32),
+    exp(t) above."""
+    torch = pytest.importorskip("torch")
+    mod = generated_module("torch", "weibull_log_scale_log_concentration")
+    for y, s, p in [(1e30, 0.0, 1.0), (1e-30, 0.0, 1.0), (1e30, -20.0, 0.5), (3e-37, 5.0, 0.1), (2.0, 0.3, 1.0)]:
+        args = [torch.tensor([v], dtype=torch.float32) for v in (y, s, p)]
+        d = mod._log_ratio(args[0], args[1])
+        got = mod._pow_ratio(*args, d, args[2] * d)
+        assert got.dtype == torch.float32
+        want = _pow_ratio_truth(float(np.float32(y)), float(np.float32(s)), float(np.float32(p)))
+        assert abs(float(got[0]) - want) <= 8 * float(np.spacing(np.float32(want))), (y, s, p, float(got[0]), want)

@@ -819,6 +819,37 @@ def test_rule_log_ratio():
     assert LogRatio(w, sp.Integer(0)) == sp.log(w)
 
 
+def test_rule_expm1_offset():
+    from symloss.stabilize import log_ratio_power
+
+    w = sp.Symbol("w", positive=True)  # the data
+    c = sp.Symbol("c", nonnegative=True)  # a 0/1 censoring indicator
+    t = sp.exp(a) * LogRatio(w, b)  # k·(log y − log λ), k = e^a
+    # a censored Weibull's ∂ℓ/∂log λ = k·(1 − c − (y/λ)^k), as the expm1 rule leaves it
+    expr = sp.exp(a) * (-c - expm1(t))
+    out = apply_rule("expm1_offset", expr, data=[w])
+    assert out.has(sp.Piecewise) and out.has(Guard)
+    (pw,) = out.atoms(sp.Piecewise)
+    assert pw.args[1][0] == -sp.exp(t) + Held(1 - c)  # (1 − c) − (y/λ)^k: 1 − c exact for c ∈ {0, 1}
+    assert_same_value(expr, elementary(out), [{a: 0.0, b: 0.0, c: 1, w: 1e-8}, {a: 0.5, b: 0.3, c: 0, w: 2.0},
+                                              {a: 0.0, b: 0.0, c: 0, w: 1.5}])
+    # at c = 1 and (y/λ)^k = 1e-16 the expm1 form loses every digit (−1 − expm1(−36.8) is 1.1e-16 or 0); the far
+    # branch is −(y/λ)^k (its exp evaluated here as the printers' pow would: (y·e^−s)^k)
+    reference = {**_reference_numpy(), "Guard": lambda x, cond, safe: np.where(cond, x, safe), "Held": lambda x: x}
+    f = sp.lambdify((a, b, c, w), out.replace(sp.exp, lambda e: sp.exp(e) if not e.has(LogRatio)
+                                                 else (w * sp.exp(-b)) ** sp.exp(a)),
+                    modules=[reference, "numpy"])
+    at = (0.0, math.log(1e8), 1.0, 1e-8)
+    want = float(exact(elementary(expr), dict(zip((a, b, c, w), at))))
+    assert float_value(f, *at) == pytest.approx(want, rel=1e-15)
+    assert float_value(naive(elementary(expr), a, b, c, w), *at) != pytest.approx(want, rel=1e-2, abs=0)
+    # only an exponent with log_ratio (a power of the data over a scale) in it, linearly
+    assert log_ratio_power(t) == (0, sp.exp(a), LogRatio(w, b))
+    assert log_ratio_power(a + 2 * t) == (a, 2 * sp.exp(a), LogRatio(w, b))
+    assert log_ratio_power(a + b) is None and log_ratio_power(t**2) is None
+    assert RULES_BY_NAME["expm1_offset"].apply(-c - expm1(a), _ctx(w)) == -c - expm1(a)
+
+
 def _ctx(*data):
     from symloss.stabilize import Context
 

@@ -58,12 +58,6 @@
 
 #include "loglogistic_log_alpha_log_beta.h"
 
-/* log(1 + exp(x)) without overflow: x + log1p(exp(−x)) above 0, log1p(exp(x)) below. */
-static double symloss_loglogistic_log_alpha_log_beta_softplus(double x)
-{
-    return x > 0.0 ? x + log1p(exp(-x)) : log1p(exp(x));
-}
-
 /* log(y) − s with log y carried to ~5e-17 absolute, not half an ulp of log y (which is all of log y − s where
    y ≈ e^s): y = m·2^e with m in [√½, √2), and (e·ln2_hi − s) + (e·ln2_lo + log m), of which e·ln2_hi (ln2_hi
    has 15 bits) and its difference with a close s are exact. */
@@ -78,13 +72,25 @@ static double symloss_loglogistic_log_alpha_log_beta_log_ratio(double y, double 
     return ((double)e * 0.693145751953125 - s) + ((double)e * 1.4286068203094173e-06 + log(m));
 }
 
+/* (y·e^−s)^p for d = log(y) − s and t = p·d: pow(y·e^−s, p) where 1 < |d| < 707 and |s| < 707 (e^−s and y·e^−s
+   are normal numbers), exp(t) elsewhere.  exp of t rounded to a double is off by |t| half-ulps (160 ulps at
+   t = log 1e300); pow computes its logarithm in extended precision, and its error, y·e^−s's 1.5 ulps times p, is
+   within the power's condition number p·(1 + |s|).  For |d| ≤ 1, exp(t) of the carried difference is the closer. */
+static double symloss_loglogistic_log_alpha_log_beta_pow_ratio(double y, double s, double p, double d, double t)
+{
+    const double a = fabs(d);
+    return (a > 1.0 && a < 707.0 && fabs(s) < 707.0) ? pow(y * exp(-s), p) : exp(t);
+}
+
 /* ℓ of one observation. */
 static double symloss_loglogistic_log_alpha_log_beta_terms(double log_alpha, double log_beta, double y)
 {
     (void)log_alpha; (void)log_beta; (void)y;
     const double _t0 = symloss_loglogistic_log_alpha_log_beta_log_ratio(y, log_alpha);
-    const double _t1 = -((expm1(log_beta) == 0.0) ? 0.0 : _t0*expm1(log_beta));
-    return log_alpha - log_beta + _t1 + 2.0*symloss_loglogistic_log_alpha_log_beta_softplus(_t0*exp(log_beta));
+    const double _t1 = exp(log_beta);
+    const double _t2 = _t0*_t1;
+    const double _t3 = 2.0*((_t2 < 40.0) ? log1p(symloss_loglogistic_log_alpha_log_beta_pow_ratio(y, log_alpha, _t1, _t0, _t2)) : _t2);
+    return log_alpha - log_beta + _t3 - ((expm1(log_beta) == 0.0) ? 0.0 : _t0*expm1(log_beta));
 }
 
 /* ℓ of one observation, and its partial derivatives ∂ℓ/∂log_alpha, ∂ℓ/∂log_beta into _g. */
@@ -95,10 +101,10 @@ static double symloss_loglogistic_log_alpha_log_beta_terms_and_grads(double log_
     const double _t1 = exp(log_beta);
     const double _t2 = _t0*_t1;
     const double _t3 = _t1*tanh((0.5)*_t2);
-    const double _t4 = -((expm1(log_beta) == 0.0) ? 0.0 : _t0*expm1(log_beta));
+    const double _t4 = 2.0*((_t2 < 40.0) ? log1p(symloss_loglogistic_log_alpha_log_beta_pow_ratio(y, log_alpha, _t1, _t0, _t2)) : _t2);
     _g[0] = -_t3;
     _g[1] = ((_t3 == 0.0) ? 0.0 : _t0*_t3) - 1.0;
-    return log_alpha - log_beta + _t4 + 2.0*symloss_loglogistic_log_alpha_log_beta_softplus(_t2);
+    return log_alpha - log_beta + _t4 - ((expm1(log_beta) == 0.0) ? 0.0 : _t0*expm1(log_beta));
 }
 
 /* The dropped constant c = −log p − ℓ of one observation. */

@@ -71,13 +71,24 @@ static double symloss_weibull_log_scale_log_concentration_log_ratio(double y, do
     return ((double)e * 0.693145751953125 - s) + ((double)e * 1.4286068203094173e-06 + log(m));
 }
 
+/* (y·e^−s)^p for d = log(y) − s and t = p·d: pow(y·e^−s, p) where 1 < |d| < 707 and |s| < 707 (e^−s and y·e^−s
+   are normal numbers), exp(t) elsewhere.  exp of t rounded to a double is off by |t| half-ulps (160 ulps at
+   t = log 1e300); pow computes its logarithm in extended precision, and its error, y·e^−s's 1.5 ulps times p, is
+   within the power's condition number p·(1 + |s|).  For |d| ≤ 1, exp(t) of the carried difference is the closer. */
+static double symloss_weibull_log_scale_log_concentration_pow_ratio(double y, double s, double p, double d, double t)
+{
+    const double a = fabs(d);
+    return (a > 1.0 && a < 707.0 && fabs(s) < 707.0) ? pow(y * exp(-s), p) : exp(t);
+}
+
 /* ℓ of one observation. */
 static double symloss_weibull_log_scale_log_concentration_terms(double log_scale, double log_concentration, double y)
 {
     (void)log_scale; (void)log_concentration; (void)y;
     const double _t0 = symloss_weibull_log_scale_log_concentration_log_ratio(y, log_scale);
-    const double _t1 = -((expm1(log_concentration) == 0.0) ? 0.0 : _t0*expm1(log_concentration));
-    return log_scale - log_concentration + _t1 + exp(_t0*exp(log_concentration));
+    const double _t1 = exp(log_concentration);
+    const double _t2 = -((expm1(log_concentration) == 0.0) ? 0.0 : _t0*expm1(log_concentration));
+    return log_scale - log_concentration + _t2 + symloss_weibull_log_scale_log_concentration_pow_ratio(y, log_scale, _t1, _t0, _t0*_t1);
 }
 
 /* ℓ of one observation, and its partial derivatives ∂ℓ/∂log_scale, ∂ℓ/∂log_concentration into _g. */
@@ -87,13 +98,14 @@ static double symloss_weibull_log_scale_log_concentration_terms_and_grads(double
     const double _t0 = symloss_weibull_log_scale_log_concentration_log_ratio(y, log_scale);
     const double _t1 = exp(log_concentration);
     const double _t2 = _t0*_t1;
-    const double _t3 = _t1*expm1(_t2);
-    const double _t4 = (_t2 < 0.0);
-    const double _t5 = exp(log_concentration + _t2)*expm1(-_t2);
-    const double _t6 = -((expm1(log_concentration) == 0.0) ? 0.0 : _t0*expm1(log_concentration));
-    _g[0] = (_t4 ? -_t3 : _t5);
-    _g[1] = (_t4 ? ((_t3 == 0.0) ? 0.0 : _t0*_t3) : -((_t5 == 0.0) ? 0.0 : _t0*_t5)) - 1.0;
-    return log_scale - log_concentration + _t6 + exp(_t2);
+    const double _t3 = symloss_weibull_log_scale_log_concentration_pow_ratio(y, log_scale, _t1, _t0, _t2);
+    const double _t4 = _t1*expm1(_t2);
+    const double _t5 = (_t2 < 0.0);
+    const double _t6 = _t1*_t3*expm1(-_t2);
+    const double _t7 = -((expm1(log_concentration) == 0.0) ? 0.0 : _t0*expm1(log_concentration));
+    _g[0] = (_t5 ? -_t4 : _t6);
+    _g[1] = (_t5 ? ((_t4 == 0.0) ? 0.0 : _t0*_t4) : -((_t6 == 0.0) ? 0.0 : _t0*_t6)) - 1.0;
+    return log_scale - log_concentration + _t3 + _t7;
 }
 
 /* The dropped constant c = −log p − ℓ of one observation. */

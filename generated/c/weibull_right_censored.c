@@ -46,6 +46,8 @@
  *        term of it);  x·log_ratio(y, s) → xmuly(x, log_ratio(y, s)) where x may be 0 (by the xlogy rule)
  *     xlogy: x·log(y) → xlogy(x, y);  x·log1p(y) → xlog1py(x, y)  (x may be 0, the target involved)
  *     exp_of_sum: exp(a)·exp(b) → exp(a + b)
+ *     expm1_offset: a·expm1(w) + r → a·expm1(w) + r where |w| < log 2, else a·exp(w) + (r − a)  (w = c +
+ *        p·log_ratio(y, s): exp(w) = e^c·(y·e^−s)^p, a power of the data over a scale)
  *
  * Conventions:
  *   * Every array argument has n elements (no broadcasting; repeat a shared value); the named constants
@@ -75,14 +77,25 @@ static double symloss_weibull_right_censored_log_ratio(double y, double s)
     return ((double)e * 0.693145751953125 - s) + ((double)e * 1.4286068203094173e-06 + log(m));
 }
 
+/* (y·e^−s)^p for d = log(y) − s and t = p·d: pow(y·e^−s, p) where 1 < |d| < 707 and |s| < 707 (e^−s and y·e^−s
+   are normal numbers), exp(t) elsewhere.  exp of t rounded to a double is off by |t| half-ulps (160 ulps at
+   t = log 1e300); pow computes its logarithm in extended precision, and its error, y·e^−s's 1.5 ulps times p, is
+   within the power's condition number p·(1 + |s|).  For |d| ≤ 1, exp(t) of the carried difference is the closer. */
+static double symloss_weibull_right_censored_pow_ratio(double y, double s, double p, double d, double t)
+{
+    const double a = fabs(d);
+    return (a > 1.0 && a < 707.0 && fabs(s) < 707.0) ? pow(y * exp(-s), p) : exp(t);
+}
+
 /* ℓ of one observation. */
 static double symloss_weibull_right_censored_terms(double log_scale, double log_concentration, double censored, double y)
 {
     (void)log_scale; (void)log_concentration; (void)censored; (void)y;
-    const double _t0 = symloss_weibull_right_censored_log_ratio(y, log_scale);
-    const double _t1 = exp(_t0*exp(log_concentration));
-    const double _t2 = ((expm1(log_concentration) == 0.0) ? 0.0 : _t0*expm1(log_concentration));
-    return _t1*censored - (1.0 - censored)*(log_concentration - log_scale - _t1 + _t2);
+    const double _t0 = exp(log_concentration);
+    const double _t1 = symloss_weibull_right_censored_log_ratio(y, log_scale);
+    const double _t2 = symloss_weibull_right_censored_pow_ratio(y, log_scale, _t0, _t1, _t0*_t1);
+    const double _t3 = ((expm1(log_concentration) == 0.0) ? 0.0 : _t1*expm1(log_concentration));
+    return _t2*censored - (1.0 - censored)*(log_concentration - log_scale - _t2 + _t3);
 }
 
 /* ℓ of one observation, and its partial derivatives ∂ℓ/∂log_scale, ∂ℓ/∂log_concentration into _g. */
@@ -92,16 +105,16 @@ static double symloss_weibull_right_censored_terms_and_grads(double log_scale, d
     const double _t0 = exp(log_concentration);
     const double _t1 = symloss_weibull_right_censored_log_ratio(y, log_scale);
     const double _t2 = _t0*_t1;
-    const double _t3 = exp(_t2);
-    const double _t4 = censored - 1.0;
-    const double _t5 = expm1(_t2);
-    const double _t6 = exp(log_concentration + _t2);
-    const double _t7 = ((expm1(log_concentration) == 0.0) ? 0.0 : _t1*expm1(log_concentration));
-    const double _t8 = ((_t6*expm1(-_t2) == 0.0) ? 0.0 : _t1*_t6*expm1(-_t2));
-    const double _t9 = _t4*(((_t2 < 0.0) ? -((_t0*_t5 == 0.0) ? 0.0 : _t0*_t1*_t5) : _t8) + 1.0);
-    _g[0] = _t0*(-censored - _t5);
-    _g[1] = _t9 + ((_t6*censored == 0.0) ? 0.0 : _t1*_t6*censored);
-    return _t3*censored + _t4*(log_concentration - log_scale - _t3 + _t7);
+    const double _t3 = symloss_weibull_right_censored_pow_ratio(y, log_scale, _t0, _t1, _t2);
+    const double _t4 = _t3*censored;
+    const double _t5 = censored - 1.0;
+    const double _t7 = (_t0*fabs(_t1) < 0.6931471805599453);
+    const double _t8 = ((expm1(log_concentration) == 0.0) ? 0.0 : _t1*expm1(log_concentration));
+    const double _t9 = ((_t0*_t3*expm1(-_t2) == 0.0) ? 0.0 : _t0*_t1*_t3*expm1(-_t2));
+    const double _t10 = _t5*(((_t2 < 0.0) ? -((_t0*expm1(_t2) == 0.0) ? 0.0 : _t0*_t1*expm1(_t2)) : _t9) + 1.0);
+    _g[0] = _t0*(_t7 ? -censored - expm1((_t7 ? _t2 : 0.0)) : (-_t5) - _t3);
+    _g[1] = _t10 + ((_t0*_t4 == 0.0) ? 0.0 : _t0*_t1*_t4);
+    return _t4 + _t5*(log_concentration - log_scale - _t3 + _t8);
 }
 
 /* The dropped constant c = −log p − ℓ of one observation. */

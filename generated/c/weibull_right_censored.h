@@ -46,6 +46,8 @@
  *        term of it);  x·log_ratio(y, s) → xmuly(x, log_ratio(y, s)) where x may be 0 (by the xlogy rule)
  *     xlogy: x·log(y) → xlogy(x, y);  x·log1p(y) → xlog1py(x, y)  (x may be 0, the target involved)
  *     exp_of_sum: exp(a)·exp(b) → exp(a + b)
+ *     expm1_offset: a·expm1(w) + r → a·expm1(w) + r where |w| < log 2, else a·exp(w) + (r − a)  (w = c +
+ *        p·log_ratio(y, s): exp(w) = e^c·(y·e^−s)^p, a power of the data over a scale)
  *
  * Conventions:
  *   * Every array argument has n elements (no broadcasting; repeat a shared value); the named constants

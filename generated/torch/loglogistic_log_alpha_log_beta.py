@@ -84,12 +84,6 @@ REDUCTIONS = ("mean", "sum", "none")
 _WRT_INDEX = (0, 1)
 
 
-def _softplus(x):
-    """log(1 + exp(x)) without overflow, one fused kernel: log1p(exp(x)) up to x = 40, x above it (where
-    x + log1p(exp(−x)) rounds to x in float32 and float64 alike)."""
-    return torch.nn.functional.softplus(x, 1.0, 40.0)
-
-
 def _log_ratio(y, s):
     """log(y) − s with log y carried to ~5e-17 absolute, not half an ulp of log y (which is all of log y − s
     where y ≈ e^s): y = m·2^e with m near 1, and (e·ln2_hi − s) + (e·ln2_lo + log m), of which e·ln2_hi (ln2_hi
@@ -103,11 +97,30 @@ def _log_ratio(y, s):
     return (e * 0.693145751953125 - s) + (e * 1.4286068203094173e-06 + torch.log(m))
 
 
+#: −log of the smallest normal number, less 1, of each floating dtype (float32 and bfloat16 share float32's range)
+_LOG_TINY = {torch.float64: 707.0, torch.float16: 8.7}
+
+
+def _pow_ratio(y, s, p, d, t):
+    """(y·e^−s)^p for d = log(y) − s and t = p·d: pow(y·e^−s, p) where 1 < |d| and |d|, |s| < _LOG_TINY (e^−s and
+    y·e^−s are normal numbers), exp(t) elsewhere.  exp of t rounded to a float is off by |t| half-ulps (160 ulps
+    at t = log 1e300); pow computes its logarithm in extended precision, and its error, y·e^−s's 1.5 ulps times p,
+    is within the power's condition number p·(1 + |s|).  For |d| ≤ 1, exp(t) of the carried difference is the
+    closer.  The base is 1 where it is not taken: no ∞ or 0 in pow's gradient there (double backward)."""
+    bound = _LOG_TINY.get(d.dtype, 86.0)
+    ad = torch.abs(d)
+    ok = (ad > 1.0) & (torch.maximum(ad, torch.abs(s)) < bound)
+    return torch.where(ok, torch.pow(torch.where(ok, y * torch.exp(-s), 1.0), p), torch.exp(t))
+
+
 def _loss_terms(log_alpha, log_beta, y):
     """ℓ of each observation."""
     _t0 = _log_ratio(y, log_alpha)
-    _t1 = -torch.where((torch.expm1(log_beta) == 0), 0, _t0*torch.expm1(log_beta))
-    return log_alpha - log_beta + _t1 + 2*_softplus(_t0*torch.exp(log_beta))
+    _t1 = torch.exp(log_beta)
+    _t2 = _t0*_t1
+    _t3 = 2*torch.where((_t2 < 40), torch.log1p(_pow_ratio(y, log_alpha, _t1, _t0, _t2)), _t2)
+    _t4 = -torch.where((torch.expm1(log_beta) == 0), 0, _t0*torch.expm1(log_beta))
+    return log_alpha - log_beta + _t3 + _t4
 
 
 def _loss_terms_and_grads(log_alpha, log_beta, y):
@@ -116,8 +129,9 @@ def _loss_terms_and_grads(log_alpha, log_beta, y):
     _t1 = torch.exp(log_beta)
     _t2 = _t0*_t1
     _t3 = _t1*torch.tanh((1/2)*_t2)
-    _t4 = -torch.where((torch.expm1(log_beta) == 0), 0, _t0*torch.expm1(log_beta))
-    _value = log_alpha - log_beta + _t4 + 2*_softplus(_t2)
+    _t4 = 2*torch.where((_t2 < 40), torch.log1p(_pow_ratio(y, log_alpha, _t1, _t0, _t2)), _t2)
+    _t5 = -torch.where((torch.expm1(log_beta) == 0), 0, _t0*torch.expm1(log_beta))
+    _value = log_alpha - log_beta + _t4 + _t5
     _grad0 = -_t3
     _grad1 = torch.where((_t3 == 0), 0, _t0*_t3) - 1
     return _value, (_grad0, _grad1)
@@ -127,8 +141,11 @@ def _loss_terms_inplace(log_alpha, log_beta, y):
     """_loss_terms with the new tensors that nothing reads afterwards overwritten in place rather than new ones
     allocated: the same operations and roundings (see _inplace_ok for when it may run)."""
     _t0 = _log_ratio(y, log_alpha)
-    _t1 = torch.where(torch.expm1(log_beta) == 0, 0, torch.expm1(log_beta).mul_(_t0)).neg_()
-    return (log_alpha - log_beta).add_(_t1).add_(_softplus(_t0.mul_(torch.exp(log_beta))).mul_(2))
+    _t1 = torch.exp(log_beta)
+    _t2 = _t0 * _t1
+    _t3 = torch.where(_t2 < 40, torch.log1p(_pow_ratio(y, log_alpha, _t1, _t0, _t2)), _t2).mul_(2)
+    _t4 = torch.where(torch.expm1(log_beta) == 0, 0, _t0.mul_(torch.expm1(log_beta))).neg_()
+    return (log_alpha - log_beta).add_(_t3).add_(_t4)
 
 
 def _loss_terms_and_grads_inplace(log_alpha, log_beta, y):
@@ -137,9 +154,10 @@ def _loss_terms_and_grads_inplace(log_alpha, log_beta, y):
     _t0 = _log_ratio(y, log_alpha)
     _t1 = torch.exp(log_beta)
     _t2 = _t0 * _t1
-    _t3 = _t1.mul_((1 / 2 * _t2).tanh_())
-    _t4 = torch.where(torch.expm1(log_beta) == 0, 0, torch.expm1(log_beta).mul_(_t0)).neg_()
-    _value = (log_alpha - log_beta).add_(_t4).add_(_softplus(_t2).mul_(2))
+    _t3 = (1 / 2 * _t2).tanh_().mul_(_t1)
+    _t4 = torch.where(_t2 < 40, torch.log1p(_pow_ratio(y, log_alpha, _t1, _t0, _t2)), _t2).mul_(2)
+    _t5 = torch.where(torch.expm1(log_beta) == 0, 0, torch.expm1(log_beta).mul_(_t0)).neg_()
+    _value = (log_alpha - log_beta).add_(_t4).add_(_t5)
     _grad0 = -_t3
     _grad1 = torch.where(_t3 == 0, 0, _t0.mul_(_t3)).sub_(1)
     return _value, (_grad0, _grad1)

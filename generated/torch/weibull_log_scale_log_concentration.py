@@ -96,11 +96,28 @@ def _log_ratio(y, s):
     return (e * 0.693145751953125 - s) + (e * 1.4286068203094173e-06 + torch.log(m))
 
 
+#: −log of the smallest normal number, less 1, of each floating dtype (float32 and bfloat16 share float32's range)
+_LOG_TINY = {torch.float64: 707.0, torch.float16: 8.7}
+
+
+def _pow_ratio(y, s, p, d, t):
+    """(y·e^−s)^p for d = log(y) − s and t = p·d: pow(y·e^−s, p) where 1 < |d| and |d|, |s| < _LOG_TINY (e^−s and
+    y·e^−s are normal numbers), exp(t) elsewhere.  exp of t rounded to a float is off by |t| half-ulps (160 ulps
+    at t = log 1e300); pow computes its logarithm in extended precision, and its error, y·e^−s's 1.5 ulps times p,
+    is within the power's condition number p·(1 + |s|).  For |d| ≤ 1, exp(t) of the carried difference is the
+    closer.  The base is 1 where it is not taken: no ∞ or 0 in pow's gradient there (double backward)."""
+    bound = _LOG_TINY.get(d.dtype, 86.0)
+    ad = torch.abs(d)
+    ok = (ad > 1.0) & (torch.maximum(ad, torch.abs(s)) < bound)
+    return torch.where(ok, torch.pow(torch.where(ok, y * torch.exp(-s), 1.0), p), torch.exp(t))
+
+
 def _loss_terms(log_scale, log_concentration, y):
     """ℓ of each observation."""
     _t0 = _log_ratio(y, log_scale)
-    _t1 = -torch.where((torch.expm1(log_concentration) == 0), 0, _t0*torch.expm1(log_concentration))
-    return log_scale - log_concentration + _t1 + torch.exp(_t0*torch.exp(log_concentration))
+    _t1 = torch.exp(log_concentration)
+    _t2 = -torch.where((torch.expm1(log_concentration) == 0), 0, _t0*torch.expm1(log_concentration))
+    return log_scale - log_concentration + _t2 + _pow_ratio(y, log_scale, _t1, _t0, _t0*_t1)
 
 
 def _loss_terms_and_grads(log_scale, log_concentration, y):
@@ -108,14 +125,15 @@ def _loss_terms_and_grads(log_scale, log_concentration, y):
     _t0 = _log_ratio(y, log_scale)
     _t1 = torch.exp(log_concentration)
     _t2 = _t0*_t1
-    _t3 = _t1*torch.expm1(_t2)
-    _t4 = (_t2 < 0)
-    _t5 = torch.exp(log_concentration + _t2)*torch.expm1(-_t2)
-    _t6 = -torch.where((torch.expm1(log_concentration) == 0), 0, _t0*torch.expm1(log_concentration))
-    _t7 = torch.where(_t4, torch.where((_t3 == 0), 0, _t0*_t3), -torch.where((_t5 == 0), 0, _t0*_t5))
-    _value = log_scale - log_concentration + _t6 + torch.exp(_t2)
-    _grad0 = torch.where(_t4, -_t3, _t5)
-    _grad1 = _t7 - 1
+    _t3 = _pow_ratio(y, log_scale, _t1, _t0, _t2)
+    _t4 = _t1*torch.expm1(_t2)
+    _t5 = (_t2 < 0)
+    _t6 = _t1*_t3*torch.expm1(-_t2)
+    _t7 = -torch.where((torch.expm1(log_concentration) == 0), 0, _t0*torch.expm1(log_concentration))
+    _t8 = torch.where(_t5, torch.where((_t4 == 0), 0, _t0*_t4), -torch.where((_t6 == 0), 0, _t0*_t6))
+    _value = log_scale - log_concentration + _t3 + _t7
+    _grad0 = torch.where(_t5, -_t4, _t6)
+    _grad1 = _t8 - 1
     return _value, (_grad0, _grad1)
 
 
@@ -123,8 +141,9 @@ def _loss_terms_inplace(log_scale, log_concentration, y):
     """_loss_terms with the new tensors that nothing reads afterwards overwritten in place rather than new ones
     allocated: the same operations and roundings (see _inplace_ok for when it may run)."""
     _t0 = _log_ratio(y, log_scale)
-    _t1 = torch.where(torch.expm1(log_concentration) == 0, 0, torch.expm1(log_concentration).mul_(_t0)).neg_()
-    return (log_scale - log_concentration).add_(_t1).add_(_t0.mul_(torch.exp(log_concentration)).exp_())
+    _t1 = torch.exp(log_concentration)
+    _t2 = torch.where(torch.expm1(log_concentration) == 0, 0, torch.expm1(log_concentration).mul_(_t0)).neg_()
+    return (log_scale - log_concentration).add_(_t2).add_(_pow_ratio(y, log_scale, _t1, _t0, _t0 * _t1))
 
 
 def _loss_terms_and_grads_inplace(log_scale, log_concentration, y):
@@ -133,14 +152,15 @@ def _loss_terms_and_grads_inplace(log_scale, log_concentration, y):
     _t0 = _log_ratio(y, log_scale)
     _t1 = torch.exp(log_concentration)
     _t2 = _t0 * _t1
-    _t3 = _t1.mul_(torch.expm1(_t2))
-    _t4 = _t2 < 0
-    _t5 = (log_concentration + _t2).exp_().mul_((-_t2).expm1_())
-    _t6 = torch.where(torch.expm1(log_concentration) == 0, 0, torch.expm1(log_concentration).mul_(_t0)).neg_()
-    _t7 = torch.where(_t4, torch.where(_t3 == 0, 0, _t0 * _t3), torch.where(_t5 == 0, 0, _t0 * _t5).neg_())
-    _value = (log_scale - log_concentration).add_(_t6).add_(_t2.exp_())
-    _grad0 = torch.where(_t4, _t3.neg_(), _t5, out=_t5)
-    _grad1 = _t7.sub_(1)
+    _t3 = _pow_ratio(y, log_scale, _t1, _t0, _t2)
+    _t4 = torch.expm1(_t2).mul_(_t1)
+    _t5 = _t2 < 0
+    _t6 = _t1.mul_(_t3).mul_(_t2.neg_().expm1_())
+    _t7 = torch.where(torch.expm1(log_concentration) == 0, 0, torch.expm1(log_concentration).mul_(_t0)).neg_()
+    _t8 = torch.where(_t5, torch.where(_t4 == 0, 0, _t0 * _t4), torch.where(_t6 == 0, 0, _t0 * _t6).neg_())
+    _value = (log_scale - log_concentration).add_(_t3).add_(_t7)
+    _grad0 = torch.where(_t5, _t4.neg_(), _t6, out=_t6)
+    _grad1 = _t8.sub_(1)
     return _value, (_grad0, _grad1)
 
 

@@ -156,12 +156,6 @@ else:
 
 
 @triton.jit
-def _softplus(x):
-    """log(1 + exp(x)) without overflow: max(x, 0) + log1p(exp(−|x|))."""
-    return tl.maximum(x, 0.0) + _log1p(_exp(-tl.abs(x)))
-
-
-@triton.jit
 def _log_ratio(y, s):
     """log(y) − s with log y carried to ~5e-17 absolute, not half an ulp of log y (which is all of log y − s
     where y ≈ e^s): y = m·2^e with m near 1, and (e·ln2_hi − s) + (e·ln2_lo + log m), of which e·ln2_hi (ln2_hi
@@ -172,6 +166,27 @@ def _log_ratio(y, s):
     h = tl.floor(0.5 * e)
     m = y * tl.exp2(-h) * tl.exp2(h - e)
     return (e * 0.693145751953125 - s) + (e * tl.full([1], 1.4286068203094173e-06, y.dtype) + _log(m))
+
+if _INTERPRET:
+    @triton.jit
+    def _pow_ratio(y, s, p, d, t):
+        """(y·e^−s)^p for t = p·(log y − s): exp(t) (the interpreter has no pow)."""
+        return _exp(t)
+else:
+    @triton.jit
+    def _pow_ratio(y, s, p, d, t):
+        """(y·e^−s)^p for d = log(y) − s and t = p·d: libdevice's pow(y·e^−s, p) where 1 < |d| and |d|, |s| < 707
+        in float64 (86 in float32: e^−s and y·e^−s are normal numbers), exp(t) elsewhere.  exp of t rounded to a
+        float is off by |t| half-ulps (160 ulps at t = log 1e300); pow computes its logarithm in extended
+        precision, and its error, y·e^−s's 1.5 ulps times p, is within the power's condition number p·(1 + |s|).
+        For |d| ≤ 1, exp(t) of the carried difference is the closer."""
+        bound = 86.0
+        if d.dtype == tl.float64:
+            bound = 707.0
+        ad = tl.abs(d)
+        ok = (ad > 1.0) & (tl.maximum(ad, tl.abs(s)) < bound)
+        r = tl.where(ok, y * _exp(-s), 1.0)
+        return tl.where(ok, libdevice.pow(r, p + tl.zeros_like(r)), _exp(t))
 
 
 @triton.jit
@@ -187,8 +202,10 @@ def _loss_terms(log_alpha, log_beta, y):
     """ℓ of each observation."""
     _dt = log_alpha.dtype
     _t0 = _log_ratio(y, log_alpha)
-    _t1 = -tl.where((_expm1(log_beta) == 0), 0, _t0*_expm1(log_beta))
-    return log_alpha - log_beta + _t1 + 2*_softplus(_t0*_exp(log_beta))
+    _t1 = _exp(log_beta)
+    _t2 = _t0*_t1
+    _t3 = 2*tl.where((_t2 < 40), _log1p(_pow_ratio(y, log_alpha, _t1, _t0, _t2)), _t2)
+    return log_alpha - log_beta + _t3 - tl.where((_expm1(log_beta) == 0), 0, _t0*_expm1(log_beta))
 
 
 @triton.jit
@@ -199,8 +216,8 @@ def _loss_terms_and_grads(log_alpha, log_beta, y):
     _t1 = _exp(log_beta)
     _t2 = _t0*_t1
     _t3 = _t1*_tanh((0.5)*_t2)
-    _t4 = -tl.where((_expm1(log_beta) == 0), 0, _t0*_expm1(log_beta))
-    _value = log_alpha - log_beta + _t4 + 2*_softplus(_t2)
+    _t4 = 2*tl.where((_t2 < 40), _log1p(_pow_ratio(y, log_alpha, _t1, _t0, _t2)), _t2)
+    _value = log_alpha - log_beta + _t4 - tl.where((_expm1(log_beta) == 0), 0, _t0*_expm1(log_beta))
     _grad0 = -_t3
     _grad1 = tl.where((_t3 == 0), 0, _t0*_t3) - 1
     return _value, _grad0, _grad1

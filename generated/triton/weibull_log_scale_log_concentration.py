@@ -154,14 +154,36 @@ def _log_ratio(y, s):
     m = y * tl.exp2(-h) * tl.exp2(h - e)
     return (e * 0.693145751953125 - s) + (e * tl.full([1], 1.4286068203094173e-06, y.dtype) + _log(m))
 
+if _INTERPRET:
+    @triton.jit
+    def _pow_ratio(y, s, p, d, t):
+        """(y·e^−s)^p for t = p·(log y − s): exp(t) (the interpreter has no pow)."""
+        return _exp(t)
+else:
+    @triton.jit
+    def _pow_ratio(y, s, p, d, t):
+        """(y·e^−s)^p for d = log(y) − s and t = p·d: libdevice's pow(y·e^−s, p) where 1 < |d| and |d|, |s| < 707
+        in float64 (86 in float32: e^−s and y·e^−s are normal numbers), exp(t) elsewhere.  exp of t rounded to a
+        float is off by |t| half-ulps (160 ulps at t = log 1e300); pow computes its logarithm in extended
+        precision, and its error, y·e^−s's 1.5 ulps times p, is within the power's condition number p·(1 + |s|).
+        For |d| ≤ 1, exp(t) of the carried difference is the closer."""
+        bound = 86.0
+        if d.dtype == tl.float64:
+            bound = 707.0
+        ad = tl.abs(d)
+        ok = (ad > 1.0) & (tl.maximum(ad, tl.abs(s)) < bound)
+        r = tl.where(ok, y * _exp(-s), 1.0)
+        return tl.where(ok, libdevice.pow(r, p + tl.zeros_like(r)), _exp(t))
+
 
 @triton.jit
 def _loss_terms(log_scale, log_concentration, y):
     """ℓ of each observation."""
     _dt = log_scale.dtype
     _t0 = _log_ratio(y, log_scale)
-    _t1 = -tl.where((_expm1(log_concentration) == 0), 0, _t0*_expm1(log_concentration))
-    return log_scale - log_concentration + _t1 + _exp(_t0*_exp(log_concentration))
+    _t1 = _exp(log_concentration)
+    _t2 = -tl.where((_expm1(log_concentration) == 0), 0, _t0*_expm1(log_concentration))
+    return log_scale - log_concentration + _t2 + _pow_ratio(y, log_scale, _t1, _t0, _t0*_t1)
 
 
 @triton.jit
@@ -171,13 +193,14 @@ def _loss_terms_and_grads(log_scale, log_concentration, y):
     _t0 = _log_ratio(y, log_scale)
     _t1 = _exp(log_concentration)
     _t2 = _t0*_t1
-    _t3 = _t1*_expm1(_t2)
-    _t4 = (_t2 < 0)
-    _t5 = _exp(log_concentration + _t2)*_expm1(-_t2)
-    _t6 = -tl.where((_expm1(log_concentration) == 0), 0, _t0*_expm1(log_concentration))
-    _value = log_scale - log_concentration + _t6 + _exp(_t2)
-    _grad0 = tl.where(_t4, -_t3, _t5)
-    _grad1 = tl.where(_t4, tl.where((_t3 == 0), 0, _t0*_t3), -tl.where((_t5 == 0), 0, _t0*_t5)) - 1
+    _t3 = _pow_ratio(y, log_scale, _t1, _t0, _t2)
+    _t4 = _t1*_expm1(_t2)
+    _t5 = (_t2 < 0)
+    _t6 = _t1*_t3*_expm1(-_t2)
+    _t7 = -tl.where((_expm1(log_concentration) == 0), 0, _t0*_expm1(log_concentration))
+    _value = log_scale - log_concentration + _t3 + _t7
+    _grad0 = tl.where(_t5, -_t4, _t6)
+    _grad1 = tl.where(_t5, tl.where((_t4 == 0), 0, _t0*_t4), -tl.where((_t6 == 0), 0, _t0*_t6)) - 1
     return _value, _grad0, _grad1
 
 

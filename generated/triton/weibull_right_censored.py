@@ -46,6 +46,8 @@ Stabilising rewrites applied (symloss.stabilize):
         of it);  x·log_ratio(y, s) → xmuly(x, log_ratio(y, s)) where x may be 0 (by the xlogy rule)
     xlogy: x·log(y) → xlogy(x, y);  x·log1p(y) → xlog1py(x, y)  (x may be 0, the target involved)
     exp_of_sum: exp(a)·exp(b) → exp(a + b)
+    expm1_offset: a·expm1(w) + r → a·expm1(w) + r where |w| < log 2, else a·exp(w) + (r − a)  (w = c +
+        p·log_ratio(y, s): exp(w) = e^c·(y·e^−s)^p, a power of the data over a scale)
 
 Conventions:
     * Inputs broadcast against each other and the target as in torch; dtype (float32/float64) follows the
@@ -158,34 +160,58 @@ def _log_ratio(y, s):
     m = y * tl.exp2(-h) * tl.exp2(h - e)
     return (e * 0.693145751953125 - s) + (e * tl.full([1], 1.4286068203094173e-06, y.dtype) + _log(m))
 
+if _INTERPRET:
+    @triton.jit
+    def _pow_ratio(y, s, p, d, t):
+        """(y·e^−s)^p for t = p·(log y − s): exp(t) (the interpreter has no pow)."""
+        return _exp(t)
+else:
+    @triton.jit
+    def _pow_ratio(y, s, p, d, t):
+        """(y·e^−s)^p for d = log(y) − s and t = p·d: libdevice's pow(y·e^−s, p) where 1 < |d| and |d|, |s| < 707
+        in float64 (86 in float32: e^−s and y·e^−s are normal numbers), exp(t) elsewhere.  exp of t rounded to a
+        float is off by |t| half-ulps (160 ulps at t = log 1e300); pow computes its logarithm in extended
+        precision, and its error, y·e^−s's 1.5 ulps times p, is within the power's condition number p·(1 + |s|).
+        For |d| ≤ 1, exp(t) of the carried difference is the closer."""
+        bound = 86.0
+        if d.dtype == tl.float64:
+            bound = 707.0
+        ad = tl.abs(d)
+        ok = (ad > 1.0) & (tl.maximum(ad, tl.abs(s)) < bound)
+        r = tl.where(ok, y * _exp(-s), 1.0)
+        return tl.where(ok, libdevice.pow(r, p + tl.zeros_like(r)), _exp(t))
+
 
 @triton.jit
 def _loss_terms(log_scale, log_concentration, censored, y):
     """ℓ of each observation."""
     _dt = log_scale.dtype
-    _t0 = _log_ratio(y, log_scale)
-    _t1 = _exp(_t0*_exp(log_concentration))
-    _t2 = tl.where((_expm1(log_concentration) == 0), 0, _t0*_expm1(log_concentration))
-    return _t1*censored - (1 - censored)*(log_concentration - log_scale - _t1 + _t2)
+    _t0 = _exp(log_concentration)
+    _t1 = _log_ratio(y, log_scale)
+    _t2 = _pow_ratio(y, log_scale, _t0, _t1, _t0*_t1)
+    _t3 = tl.where((_expm1(log_concentration) == 0), 0, _t1*_expm1(log_concentration))
+    return _t2*censored - (1 - censored)*(log_concentration - log_scale - _t2 + _t3)
 
 
 @triton.jit
 def _loss_terms_and_grads(log_scale, log_concentration, censored, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂log_scale, ∂ℓ/∂log_concentration."""
     _dt = log_scale.dtype
+    _k0 = tl.full([1], 0.6931471805599453, _dt)
     _t0 = _exp(log_concentration)
     _t1 = _log_ratio(y, log_scale)
     _t2 = _t0*_t1
-    _t3 = _exp(_t2)
-    _t4 = censored - 1
-    _t5 = _expm1(_t2)
-    _t6 = _exp(log_concentration + _t2)
-    _t7 = tl.where((_expm1(log_concentration) == 0), 0, _t1*_expm1(log_concentration))
-    _t8 = tl.where((_t6*_expm1(-_t2) == 0), 0, _t1*_t6*_expm1(-_t2))
-    _t9 = _t4*(tl.where((_t2 < 0), -tl.where((_t0*_t5 == 0), 0, _t0*_t1*_t5), _t8) + 1)
-    _value = _t3*censored + _t4*(log_concentration - log_scale - _t3 + _t7)
-    _grad0 = _t0*(-censored - _t5)
-    _grad1 = _t9 + tl.where((_t6*censored == 0), 0, _t1*_t6*censored)
+    _t3 = _pow_ratio(y, log_scale, _t0, _t1, _t2)
+    _t4 = _t3*censored
+    _t5 = censored - 1
+    _t6 = -_t3
+    _t7 = (_t0*tl.abs(_t1) < _k0)
+    _t8 = tl.where((_expm1(log_concentration) == 0), 0, _t1*_expm1(log_concentration))
+    _t9 = tl.where((_t0*_t3*_expm1(-_t2) == 0), 0, _t0*_t1*_t3*_expm1(-_t2))
+    _t10 = tl.where((_t2 < 0), -tl.where((_t0*_expm1(_t2) == 0), 0, _t0*_t1*_expm1(_t2)), _t9) + 1
+    _value = _t4 + _t5*(log_concentration - log_scale + _t6 + _t8)
+    _grad0 = _t0*tl.where(_t7, -censored - _expm1(tl.where(_t7, _t2, 0)), _t6 + (-_t5))
+    _grad1 = _t10*_t5 + tl.where((_t0*_t4 == 0), 0, _t0*_t1*_t4)
     return _value, _grad0, _grad1
 
 

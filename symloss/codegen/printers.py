@@ -50,6 +50,7 @@ from ..stabilize import (
     Square,
     XLog1pY,
     XLogY,
+    log_ratio_power,
 )
 
 __all__ = ["ClassGather", "ClassScatter", "ClassSum", "ClassLogSumExp", "ClassMax", "ClassSumBelowOne",
@@ -122,6 +123,43 @@ _SQUARE_PARTS: dict[type, tuple[type, bool]] = {
     Log1pSquareDvc: (Log1pSquareDvcOfParts, False),
     Log1pSquareRem: (Log1pSquareRemOfParts, False),
 }
+
+
+class PowRatio(sp.Function):
+    """(y·e^−s)^p for d = log_ratio(y, s) and t = p·d, the module's ``_pow_ratio(y, s, p, d, t)``: the form of
+    exp(c + p·log_ratio(y, s)) = e^c·PowRatio(...) that the printers compute (see :func:`pow_ratio_forms`).  d and t
+    are arguments so that cse shares them with the loss's other uses of log y − s and k·(log y − s)."""
+
+    nargs = 5
+
+
+#: softplus(w) = w + log1p(e^−w) rounds to w above it, in float32 and float64 alike
+SOFTPLUS_IDENTITY = 40
+
+
+def pow_ratio_forms(expr: sp.Expr) -> sp.Expr:
+    """``expr`` with exp(w) and softplus(w) of an exponent w = c + p·log_ratio(y, s) (a power of the data over a
+    scale: a Weibull's (y/λ)^k = exp(k·log_ratio(y, log λ))) computed through pow: exp(w) = e^c·(y·e^−s)^p, and
+    softplus(w) = log1p(e^c·(y·e^−s)^p) below 40, w above.
+
+    exp of w rounded to float64 is off by |w| half-ulps of relative error (160 ulps at (y/λ)^k = 1e300 for λ = k =
+    1, where the inputs are exact and the condition number is 1), and softplus(w) ≈ eʷ for w ≪ 0 with it; pow
+    computes its logarithm in extended precision, and its error is that of y·e^−s (1.5 ulps) times p, within the
+    power's condition number p·(1 + |s|).  The module's _pow_ratio takes exp(t) where the base is out of range or
+    |log y − s| ≤ 1 (there exp of the carried difference is the closer)."""
+
+    def exp_form(w: sp.Expr) -> sp.Expr:
+        c, p, lr = log_ratio_power(w)
+        return sp.exp(c) * PowRatio(*lr.args, p, lr, p * lr)
+
+    def softplus_form(f: Softplus) -> sp.Expr:
+        w = f.args[0]
+        return sp.Piecewise((log1p(exp_form(w)), w < SOFTPLUS_IDENTITY), (w, True))
+
+    expr = expr.replace(lambda e: isinstance(e, Softplus) and log_ratio_power(e.args[0]) is not None,
+                        softplus_form)
+    return expr.replace(lambda e: isinstance(e, sp.exp) and log_ratio_power(e.args[0]) is not None,
+                        lambda e: exp_form(e.args[0]))
 
 
 def _clamp_of_guard(g: Guard) -> Clamp | None:
@@ -271,7 +309,9 @@ class _LossPrinterMixin:
     _share_square_parts = False
 
     def prepare(self, expr: sp.Expr) -> sp.Expr:
-        """``expr`` in the forms this target prints best (values unchanged): see the two flags above."""
+        """``expr`` in the forms this target prints best (values unchanged): powers of the data over a scale
+        through pow (:func:`pow_ratio_forms`, every target), and see the two flags above."""
+        expr = pow_ratio_forms(expr)
         if self._clamp_guards:
             expr = expr.replace(lambda e: isinstance(e, Guard) and _clamp_of_guard(e) is not None,
                                 _clamp_of_guard)
@@ -285,6 +325,9 @@ class _LossPrinterMixin:
 
             expr = expr.replace(lambda e: type(e) in _SQUARE_PARTS, parts)
         return expr
+
+    def _print_PowRatio(self, expr: PowRatio) -> str:
+        return self._helper(self._helper_prefix + "pow_ratio", *expr.args)
 
     def _print_SquareParts(self, expr: SquareParts) -> str:
         return self._helper(self._helper_prefix + "square_parts", *expr.args)

@@ -69,7 +69,8 @@ TARGET_TABLE: dict[str, Target] = {
     "triton": Target("triton", "Triton", {".py": "triton_module.py.j2"}, TritonLossPrinter, class_axis=False,
                      requires="torch and triton (a CUDA GPU, or TRITON_INTERPRET=1 on the CPU)"),
     "jax": Target("jax", "JAX", {".py": "jax_module.py.j2"}, JaxLossPrinter,
-                  math_helpers=frozenset({"_log1mexp", "_log_ndtr_deriv", "_lgammacor", "_lbeta"}), requires="jax"),
+                  math_helpers=frozenset({"_log1mexp", "_log_ndtr_deriv", "_lgammacor", "_lbeta", "_pow_ratio"}),
+                  requires="jax"),
     "c": Target("c", "C99", {".c": "c_source.c.j2", ".h": "c_header.h.j2"}, CLossPrinter,
                 requires="a C99 compiler and the C math library (-lm); the header <name>.h is beside it"),
 }
