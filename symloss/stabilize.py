@@ -43,6 +43,7 @@ __all__ = [
     "XOverExpm1M1",
     "Log1pSquare",
     "Log1pSquareDu",
+    "Log1pSquareDuScaled",
     "Log1pSquareDv",
     "Log1pSquareDvc",
     "Log1pSquareRem",
@@ -541,6 +542,25 @@ class Log1pSquareDu(StableFunction):
         return u * sp.exp(2 * v) / (1 + u**2 * sp.exp(2 * v))
 
 
+class Log1pSquareDuScaled(StableFunction):
+    """k·u·exp(2v)/(1 + x²), x = u·exp(v), for k > 0: k times :class:`Log1pSquareDu`, with k inside, because the
+    product is what must not underflow: the Student-t's ∂ℓ/∂loc = (ν + 1)·z/(ν·σ² + z²) is (ν + 1)·u·e^(2v)/(1 + x²)
+    with e^v = 1/(σ·√ν), and at ν = 1e30, σ = e^−1, z = 1e-300 the x·e^v = 7.7e-330 of log1p_square_du has
+    underflowed to 0 (or to a subnormal of a few bits) before (ν + 1) multiplies it back to 7.4e-300.  The
+    printers form (u·(k·e^v))·e^v for |x| ≤ 1 (u·k·e^v is x·k, at most k: no overflow, and no underflow that
+    x·e^v alone would not have), k/(u·(1 + x⁻²)) above."""
+
+    nargs = 3
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        # only for symbolic checks: the printers differentiate the generated code, not this
+        return sp.diff(self.as_elementary(), self.args[argindex - 1])
+
+    def as_elementary(self) -> sp.Expr:
+        u, v, k = self.args
+        return k * u * sp.exp(2 * v) / (1 + u**2 * sp.exp(2 * v))
+
+
 class Log1pSquareDv(StableFunction):
     """½·∂/∂v log(1 + (u·e^v)²) = x²/(1 + x²), x = u·e^v: as written for |x| ≤ 1, 1/(1 + x⁻²) above
     (x² overflows to ∞ and x²/(1 + x²) to ∞/∞ = NaN)."""
@@ -1007,6 +1027,7 @@ STABLE_FUNCTIONS: tuple[type[StableFunction], ...] = (
     LogNdtrDeriv, LogGamma, LogBeta, LgammaDifference, DigammaDifference, Bd0, LgammaHalfRem, DigammaHalfRem,
     LgammaCorrection, LgammaCorrectionSeries, DigammaCorrection,
     DigammaCorrectionSeries, LogTanhc, DLogTanhc, Square, Guard,
+    Log1pSquareDuScaled,
 )
 
 
@@ -2150,6 +2171,30 @@ def _square_fraction(node: sp.Basic, ctx: Context) -> sp.Basic | None:
     return None
 
 
+def _log1p_square_du_scaled(node: sp.Basic, ctx: Context) -> sp.Basic | None:
+    """c·k·log1p_square_du(u, v) → c·log1p_square_du_scaled(u, v, k)  (k the factors that are not numbers and are
+    known to be positive, or negative: −k; c the rest)."""
+    factors = list(sp.Mul.make_args(node))
+    dus = [f for f in factors if isinstance(f, Log1pSquareDu)]
+    if len(dus) != 1:
+        return None
+    (du,) = dus
+    scale, rest = [], []
+    for f in factors:
+        if f is du:
+            continue
+        if not f.is_number and f.is_positive is True:
+            scale.append(f)
+        elif not f.is_number and (-f).is_positive is True:  # −2·(p + 1) is written −2·p − 2
+            scale.append(-f)
+            rest.append(sp.S.NegativeOne)
+        else:
+            rest.append(f)
+    if not scale:
+        return None
+    return sp.Mul(*rest, Log1pSquareDuScaled(*du.args, sp.Mul(*scale)))
+
+
 def _square_complement(node: sp.Basic, ctx: Context) -> sp.Basic | None:
     """k + (−k + r)·log1p_square_dv(u, v) → k·log1p_square_dvc(u, v) + r·log1p_square_dv(u, v)  (k a number)."""
     k, rest = node.as_coeff_Add()
@@ -2550,6 +2595,10 @@ RULES: tuple[Rule, ...] = (
     Rule("square_fraction", "z/(z² + q) → log1p_square_du(z, −log(q)/2);  z²/(z² + q) → log1p_square_dv(…)  (q > 0)",
          "z² overflows for |z| > 1e154: z/(z² + q) becomes 0 and z²/(z² + q) ∞/∞ = NaN (the Student-t's ∂ℓ/∂loc)",
          _node(sp.Mul), _square_fraction),
+    Rule("log1p_square_du_scaled", "k·log1p_square_du(u, v) → log1p_square_du_scaled(u, v, k)  (k > 0, not a number)",
+         "u·e^(2v) underflows before k multiplies it back: the Student-t's ∂ℓ/∂loc = (ν + 1)·log1p_square_du(z, v) "
+         "at ν = 1e30, z = 1e-300 is 7.4e-300, and x·e^v = 7.7e-330 was 0; (u·(k·e^v))·e^v is not",
+         _node(sp.Mul), _log1p_square_du_scaled),
     Rule("square_complement", "k − (k + r)·log1p_square_dv(u, v) → k·log1p_square_dvc(u, v) − r·log1p_square_dv(u, v)",
          "1 − x²/(1 + x²) cancels: to 0 for |x| > 1e8, where 1/(1 + x²) is still ≈ x⁻² (the Student-t's "
          "∂ℓ/∂log_scale, 1 − (ν + 1)·x²/(1 + x²) → −ν for tiny ν and huge x)", _node(sp.Add), _square_complement),

@@ -147,9 +147,11 @@ def test_fresh_helpers_return_new_tensors():
             fn = getattr(mod, name)
             params = list(inspect.signature(fn).parameters)
             x = torch.rand(7, dtype=torch.float64) * 20 + 0.5
-            if params == ["parts"]:
-                parts = mod._square_parts(x - 10, torch.rand(7, dtype=torch.float64))
-                args, held = (parts,), [p for p in parts if isinstance(p, torch.Tensor)]
+            if params[0] == "parts":  # from the shared square parts, and any further arguments (u, k)
+                v = torch.rand(7, dtype=torch.float64)
+                parts = mod._square_parts(x - 10, v, torch.exp(v))
+                more = tuple(x * (k + 1) for k in range(len(params) - 1))
+                args, held = (parts, *more), [p for p in (*parts, *more) if isinstance(p, torch.Tensor)]
             else:
                 args = tuple(x * (k + 1) for k in range(len(params)))
                 held = list(args)

@@ -197,11 +197,19 @@ def test_log1p_square_where_exp_or_x_overflows(target, u, v):
     mod = generated_module(target, "studentt_log_scale")
     conv = (lambda t: __import__("torch").tensor(t, dtype=__import__("torch").float64)) if target == "torch" \
         else np.float64
-    parts = mod._square_parts(conv(u), conv(v))
+    with np.errstate(over="ignore"):
+        e = np.exp(np.float64(v))  # the caller's exp(v): ∞ for v > 709.8
+    parts = mod._square_parts(conv(u), conv(v), conv(e))
     uu, vv = mp.mpf(u), mp.mpf(v)
     xx = uu * mpmath.exp(vv)
     assert _close(float(mod._log1p_square(parts)), mpmath.log1p(xx**2), 1e-15)
-    assert _close(float(mod._log1p_square_du(parts)), uu * mpmath.exp(2 * vv) / (1 + xx**2), 1e-14)
+    for k in (1.0, 1e30):  # k·u·exp(2v)/(1 + x²), the Student-t's ∂ℓ/∂loc with k = ν + 1
+        want = k * uu * mpmath.exp(2 * vv) / (1 + xx**2)
+        if abs(want) > 1e308:  # ∞ in float64
+            continue
+        with np.errstate(over="ignore"):  # in the branch not taken
+            got = float(mod._log1p_square_du_scaled(parts, conv(u), conv(k)))
+        assert _close(got, want, 1e-14), k
     assert _close(float(mod._log1p_square_dv(parts)), xx**2 / (1 + xx**2), 1e-14)
     dvc = float(mod._log1p_square_dvc(parts))
     if v < 709.0 and abs(u * math.exp(v)) < 1e300:  # x = u·exp(v) finite in float64
@@ -221,7 +229,7 @@ def test_log1p_square_helpers_against_mpmath(x, v):
     uu, vv = mp.mpf(u), mp.mpf(v)
     xx = uu * mpmath.exp(vv)
     want = mpmath.log1p(xx**2)
-    parts = mod._square_parts(np.float64(u), np.float64(v))  # shared by the four helpers
+    parts = mod._square_parts(np.float64(u), np.float64(v), np.exp(np.float64(v)))  # shared by the four helpers
     got = float(mod._log1p_square(parts))
     assert _close(got, want, 4e-16 * max(1, abs(float(2 * xx**2 / (1 + xx**2) * (abs(vv) + 1) / want))))
     want_du = uu * mpmath.exp(2 * vv) / (1 + xx**2)
@@ -246,7 +254,7 @@ def test_log1p_square_rem_against_mpmath(target):
                 xx = mpmath.mpf(u) * mpmath.exp(mpmath.mpf(v))
                 want = mpmath.log1p(xx**2) - xx**2 / (1 + xx**2)
             with np.errstate(all="ignore"):
-                got = float(mod._log1p_square_rem(mod._square_parts(conv(u), conv(v))))
+                got = float(mod._log1p_square_rem(mod._square_parts(conv(u), conv(v), conv(math.exp(v)))))
             # x = u·e^v rounds (an ulp of x is 4 ulps of x⁴)
             worst = max(worst, abs(got - float(want)) / np.spacing(float(want)))
     assert worst <= 16, worst

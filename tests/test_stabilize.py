@@ -1049,6 +1049,22 @@ def test_rule_square_fraction():
     assert out2 == Log1pSquareDv(u, -sp.log(p) / 2)
 
 
+def test_rule_log1p_square_du_scaled():
+    from symloss.stabilize import Log1pSquareDu, Log1pSquareDuScaled
+
+    du = Log1pSquareDu(u, -a - sp.log(p) / 2)
+    out = apply_rule("log1p_square_du_scaled", -2 * (p + 1) * sp.exp(b) * du)
+    assert out == -Log1pSquareDuScaled(u, -a - sp.log(p) / 2, (2 * p + 2) * sp.exp(b))  # −2·(p + 1) is −2p − 2
+    scaled = apply_rule("log1p_square_du_scaled", -2 * (p + 1) * du)
+    assert_same_value(elementary(-2 * (p + 1) * du), elementary(scaled),
+                      [{u: 3.0, a: -1.0, p: 2.0}, {u: 1e-5, a: 2.0, p: 0.5}])
+    # a number, or a factor of unknown sign, stays outside
+    assert RULES_BY_NAME["log1p_square_du_scaled"].apply(2 * du) == 2 * du
+    assert RULES_BY_NAME["log1p_square_du_scaled"].apply(a * du) == a * du
+    # the Student-t's ∂ℓ/∂loc = (ν + 1)·z/(ν·e^(2s) + z²) after square_fraction
+    assert stabilize((p + 1) * u / (p * sp.exp(2 * a) + u**2)) == Log1pSquareDuScaled(u, -a - sp.log(p) / 2, p + 1)
+
+
 def test_rule_square_complement():
     from symloss.stabilize import Log1pSquareDv, Log1pSquareDvc
 

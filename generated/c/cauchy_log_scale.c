@@ -48,10 +48,11 @@
 #include "cauchy_log_scale.h"
 
 /* log(1 + x²) with x = u·exp(v): log1p(x²) for |x| ≤ 1, 2·log|x| + log1p(x⁻²) above, log|x| = log|u| + v
-   where x itself overflows. */
-static double symloss_cauchy_log_scale_log1p_square(double u, double v)
+   where x itself overflows.  e = exp(v) is the caller's, as SymPy writes it (exp(w)/√ν for v = w − ½·log ν: no
+   rounded log in x); so for the helpers below. */
+static double symloss_cauchy_log_scale_log1p_square(double u, double v, double e)
 {
-    const double x = u * exp(v);
+    const double x = u * e;
     double inv;
     if (!(fabs(x) > 1.0)) {
         return log1p(x * x);
@@ -62,22 +63,24 @@ static double symloss_cauchy_log_scale_log1p_square(double u, double v)
 
 /* u·exp(2v)/(1 + x²) with x = u·exp(v) (½·∂/∂u log(1 + x²)): x·exp(v)/(1 + x²) for |x| ≤ 1,
    1/(u·(1 + x⁻²)) above (no overflow of x², no ∞/∞). */
-static double symloss_cauchy_log_scale_log1p_square_du(double u, double v)
+static double symloss_cauchy_log_scale_log1p_square_du(double u, double v, double e)
 {
-    const double x = u * exp(v);
+    const double x = u * e;
     double inv;
+    (void)v;
     if (!(fabs(x) > 1.0)) {
-        return x * exp(v) / (1.0 + x * x);
+        return x * e / (1.0 + x * x);
     }
     inv = 1.0 / x;
     return 1.0 / (u * (1.0 + inv * inv));
 }
 
 /* x²/(1 + x²) with x = u·exp(v) (½·∂/∂v log(1 + x²)): as written for |x| ≤ 1, 1/(1 + x⁻²) above. */
-static double symloss_cauchy_log_scale_log1p_square_dv(double u, double v)
+static double symloss_cauchy_log_scale_log1p_square_dv(double u, double v, double e)
 {
-    const double x = u * exp(v);
+    const double x = u * e;
     double inv;
+    (void)v;
     if (!(fabs(x) > 1.0)) {
         return x * x / (1.0 + x * x);
     }
@@ -89,7 +92,8 @@ static double symloss_cauchy_log_scale_log1p_square_dv(double u, double v)
 static double symloss_cauchy_log_scale_terms(double loc, double log_scale, double y)
 {
     (void)loc; (void)log_scale; (void)y;
-    return log_scale + symloss_cauchy_log_scale_log1p_square(y - loc, -log_scale);
+    const double _t0 = -log_scale;
+    return log_scale + symloss_cauchy_log_scale_log1p_square(y - loc, _t0, exp(_t0));
 }
 
 /* ℓ of one observation, and its partial derivatives ∂ℓ/∂loc, ∂ℓ/∂log_scale into _g. */
@@ -99,9 +103,10 @@ static double symloss_cauchy_log_scale_terms_and_grads(double loc, double log_sc
     const double _t0 = loc - y;
     const double _t1 = -_t0;
     const double _t2 = -log_scale;
-    _g[0] = 2.0*symloss_cauchy_log_scale_log1p_square_du(_t0, _t2);
-    _g[1] = 1.0 - 2.0*symloss_cauchy_log_scale_log1p_square_dv(_t1, _t2);
-    return log_scale + symloss_cauchy_log_scale_log1p_square(_t1, _t2);
+    const double _t3 = exp(_t2);
+    _g[0] = 2.0*symloss_cauchy_log_scale_log1p_square_du(_t0, _t2, _t3);
+    _g[1] = 1.0 - 2.0*symloss_cauchy_log_scale_log1p_square_dv(_t1, _t2, _t3);
+    return log_scale + symloss_cauchy_log_scale_log1p_square(_t1, _t2, _t3);
 }
 
 /* The dropped constant c = −log p − ℓ of one observation. */

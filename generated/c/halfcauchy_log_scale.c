@@ -45,10 +45,11 @@
 #include "halfcauchy_log_scale.h"
 
 /* log(1 + x²) with x = u·exp(v): log1p(x²) for |x| ≤ 1, 2·log|x| + log1p(x⁻²) above, log|x| = log|u| + v
-   where x itself overflows. */
-static double symloss_halfcauchy_log_scale_log1p_square(double u, double v)
+   where x itself overflows.  e = exp(v) is the caller's, as SymPy writes it (exp(w)/√ν for v = w − ½·log ν: no
+   rounded log in x); so for the helpers below. */
+static double symloss_halfcauchy_log_scale_log1p_square(double u, double v, double e)
 {
-    const double x = u * exp(v);
+    const double x = u * e;
     double inv;
     if (!(fabs(x) > 1.0)) {
         return log1p(x * x);
@@ -58,10 +59,11 @@ static double symloss_halfcauchy_log_scale_log1p_square(double u, double v)
 }
 
 /* x²/(1 + x²) with x = u·exp(v) (½·∂/∂v log(1 + x²)): as written for |x| ≤ 1, 1/(1 + x⁻²) above. */
-static double symloss_halfcauchy_log_scale_log1p_square_dv(double u, double v)
+static double symloss_halfcauchy_log_scale_log1p_square_dv(double u, double v, double e)
 {
-    const double x = u * exp(v);
+    const double x = u * e;
     double inv;
+    (void)v;
     if (!(fabs(x) > 1.0)) {
         return x * x / (1.0 + x * x);
     }
@@ -73,7 +75,8 @@ static double symloss_halfcauchy_log_scale_log1p_square_dv(double u, double v)
 static double symloss_halfcauchy_log_scale_terms(double log_scale, double y)
 {
     (void)log_scale; (void)y;
-    return log_scale + symloss_halfcauchy_log_scale_log1p_square(y, -log_scale);
+    const double _t0 = -log_scale;
+    return log_scale + symloss_halfcauchy_log_scale_log1p_square(y, _t0, exp(_t0));
 }
 
 /* ℓ of one observation, and its partial derivatives ∂ℓ/∂log_scale into _g. */
@@ -81,8 +84,9 @@ static double symloss_halfcauchy_log_scale_terms_and_grads(double log_scale, dou
 {
     (void)log_scale; (void)y;
     const double _t0 = -log_scale;
-    _g[0] = 1.0 - 2.0*symloss_halfcauchy_log_scale_log1p_square_dv(y, _t0);
-    return log_scale + symloss_halfcauchy_log_scale_log1p_square(y, _t0);
+    const double _t1 = exp(_t0);
+    _g[0] = 1.0 - 2.0*symloss_halfcauchy_log_scale_log1p_square_dv(y, _t0, _t1);
+    return log_scale + symloss_halfcauchy_log_scale_log1p_square(y, _t0, _t1);
 }
 
 /* The dropped constant c = −log p − ℓ of one observation. */

@@ -45,6 +45,7 @@
  *     standardised_square: u²·exp(2v) → (u·exp(v))²
  *     log1p_square: log1p(p·(u·exp(w))²) → log1p_square(u, w + log(p)/2)  (p > 0)
  *     square_fraction: z/(z² + q) → log1p_square_du(z, −log(q)/2);  z²/(z² + q) → log1p_square_dv(…)  (q > 0)
+ *     log1p_square_du_scaled: k·log1p_square_du(u, v) → log1p_square_du_scaled(u, v, k)  (k > 0, not a number)
  *     square_complement: k − (k + r)·log1p_square_dv(u, v) → k·log1p_square_dvc(u, v) − r·log1p_square_dv(u, v)
  *     log1p_square_rem: a·log1p_square(u, v) + b·log1p_square_dv(u, v) → a·log1p_square_rem(u, v) + (a +
  *        b)·log1p_square_dv(u, v)  (−a is b or a term of it)
@@ -64,10 +65,11 @@
 #include "studentt_learnt_df.h"
 
 /* log(1 + x²) with x = u·exp(v): log1p(x²) for |x| ≤ 1, 2·log|x| + log1p(x⁻²) above, log|x| = log|u| + v
-   where x itself overflows. */
-static double symloss_studentt_learnt_df_log1p_square(double u, double v)
+   where x itself overflows.  e = exp(v) is the caller's, as SymPy writes it (exp(w)/√ν for v = w − ½·log ν: no
+   rounded log in x); so for the helpers below. */
+static double symloss_studentt_learnt_df_log1p_square(double u, double v, double e)
 {
-    const double x = u * exp(v);
+    const double x = u * e;
     double inv;
     if (!(fabs(x) > 1.0)) {
         return log1p(x * x);
@@ -76,24 +78,27 @@ static double symloss_studentt_learnt_df_log1p_square(double u, double v)
     return 2.0 * (isfinite(x) ? log(fabs(x)) : log(fabs(u)) + v) + log1p(inv * inv);
 }
 
-/* u·exp(2v)/(1 + x²) with x = u·exp(v) (½·∂/∂u log(1 + x²)): x·exp(v)/(1 + x²) for |x| ≤ 1,
-   1/(u·(1 + x⁻²)) above (no overflow of x², no ∞/∞). */
-static double symloss_studentt_learnt_df_log1p_square_du(double u, double v)
+/* k·u·exp(2v)/(1 + x²) with x = u·exp(v), k > 0: (u·(k·e))·e/(1 + x²) for |x| ≤ 1 (x·e of log1p_square_du
+   underflows before k multiplies it back: 7.7e-330 at a Student-t's ∂ℓ/∂loc of 7.4e-300), k/(u·(1 + x⁻²))
+   above. */
+static double symloss_studentt_learnt_df_log1p_square_du_scaled(double u, double v, double e, double k)
 {
-    const double x = u * exp(v);
+    const double x = u * e;
     double inv;
+    (void)v;
     if (!(fabs(x) > 1.0)) {
-        return x * exp(v) / (1.0 + x * x);
+        return u * (k * e) * e / (1.0 + x * x);
     }
     inv = 1.0 / x;
-    return 1.0 / (u * (1.0 + inv * inv));
+    return k / (u * (1.0 + inv * inv));
 }
 
 /* x²/(1 + x²) with x = u·exp(v) (½·∂/∂v log(1 + x²)): as written for |x| ≤ 1, 1/(1 + x⁻²) above. */
-static double symloss_studentt_learnt_df_log1p_square_dv(double u, double v)
+static double symloss_studentt_learnt_df_log1p_square_dv(double u, double v, double e)
 {
-    const double x = u * exp(v);
+    const double x = u * e;
     double inv;
+    (void)v;
     if (!(fabs(x) > 1.0)) {
         return x * x / (1.0 + x * x);
     }
@@ -145,9 +150,9 @@ static double symloss_studentt_learnt_df_digamma_half_rem(double x)
 /* log(1 + x²) − x²/(1 + x²) with x = u·exp(v): for |x| ≤ 1 the series w·(2·Σ_{k=1..16} w²ᵏ/(2k + 1) + s),
    w = x²/(2 + x²), s = x²/(1 + x²) (every term positive: ≈ x⁴/2 keeps its digits), the difference as written
    above (≥ log 2 − ½). */
-static double symloss_studentt_learnt_df_log1p_square_rem(double u, double v)
+static double symloss_studentt_learnt_df_log1p_square_rem(double u, double v, double e)
 {
-    const double x = u * exp(v);
+    const double x = u * e;
     double q, w, w2, acc, inv;
     int k;
     if (!(fabs(x) > 1.0)) {
@@ -167,10 +172,11 @@ static double symloss_studentt_learnt_df_log1p_square_rem(double u, double v)
 
 /* 1/(1 + x²) = 1 − x²/(1 + x²) with x = u·exp(v): as written for |x| ≤ 1, x⁻²/(1 + x⁻²) above (no overflow
    of x², no cancellation of the complement). */
-static double symloss_studentt_learnt_df_log1p_square_dvc(double u, double v)
+static double symloss_studentt_learnt_df_log1p_square_dvc(double u, double v, double e)
 {
-    const double x = u * exp(v);
+    const double x = u * e;
     double inv;
+    (void)v;
     if (!(fabs(x) > 1.0)) {
         return 1.0 / (1.0 + x * x);
     }
@@ -183,8 +189,9 @@ static double symloss_studentt_learnt_df_terms(double log_df, double loc, double
 {
     (void)log_df; (void)loc; (void)log_scale; (void)y;
     const double _t0 = (0.5)*exp(log_df);
-    const double _t1 = -(-_t0 - 0.5)*symloss_studentt_learnt_df_log1p_square(y - loc, -0.5*log_df - log_scale);
-    return log_scale + _t1 - symloss_studentt_learnt_df_lgamma_half_rem(_t0) + 0.34657359027997264;
+    const double _t1 = -0.5*log_df - log_scale;
+    const double _t2 = -(-_t0 - 0.5)*symloss_studentt_learnt_df_log1p_square(y - loc, _t1, exp(_t1));
+    return log_scale + _t2 - symloss_studentt_learnt_df_lgamma_half_rem(_t0) + 0.34657359027997264;
 }
 
 /* ℓ of one observation, and its partial derivatives ∂ℓ/∂log_df, ∂ℓ/∂loc, ∂ℓ/∂log_scale into _g. */
@@ -196,12 +203,13 @@ static double symloss_studentt_learnt_df_terms_and_grads(double log_df, double l
     const double _t2 = loc - y;
     const double _t3 = -_t2;
     const double _t4 = -0.5*log_df - log_scale;
-    const double _t5 = symloss_studentt_learnt_df_log1p_square_dv(_t3, _t4);
-    const double _t6 = -(-_t1 - 0.5)*symloss_studentt_learnt_df_log1p_square(_t3, _t4);
-    _g[0] = (0.5)*_t0*symloss_studentt_learnt_df_log1p_square_rem(_t3, _t4) - _t1*symloss_studentt_learnt_df_digamma_half_rem(_t1) - 0.5*_t5;
-    _g[1] = (_t0 + 1.0)*symloss_studentt_learnt_df_log1p_square_du(_t2, _t4);
-    _g[2] = symloss_studentt_learnt_df_log1p_square_dvc(_t3, _t4) - _t0*_t5;
-    return log_scale + _t6 - symloss_studentt_learnt_df_lgamma_half_rem(_t1) + 0.34657359027997264;
+    const double _t5 = exp(_t4);
+    const double _t6 = symloss_studentt_learnt_df_log1p_square_dv(_t3, _t4, _t5);
+    const double _t7 = -(-_t1 - 0.5)*symloss_studentt_learnt_df_log1p_square(_t3, _t4, _t5);
+    _g[0] = (0.5)*_t0*symloss_studentt_learnt_df_log1p_square_rem(_t3, _t4, _t5) - _t1*symloss_studentt_learnt_df_digamma_half_rem(_t1) - 0.5*_t6;
+    _g[1] = symloss_studentt_learnt_df_log1p_square_du_scaled(_t2, _t4, _t5, _t0 + 1.0);
+    _g[2] = symloss_studentt_learnt_df_log1p_square_dvc(_t3, _t4, _t5) - _t0*_t6;
+    return log_scale + _t7 - symloss_studentt_learnt_df_lgamma_half_rem(_t1) + 0.34657359027997264;
 }
 
 /* The dropped constant c = −log p − ℓ of one observation. */

@@ -41,6 +41,7 @@
  *     standardised_square: u²·exp(2v) → (u·exp(v))²
  *     log1p_square: log1p(p·(u·exp(w))²) → log1p_square(u, w + log(p)/2)  (p > 0)
  *     square_fraction: z/(z² + q) → log1p_square_du(z, −log(q)/2);  z²/(z² + q) → log1p_square_dv(…)  (q > 0)
+ *     log1p_square_du_scaled: k·log1p_square_du(u, v) → log1p_square_du_scaled(u, v, k)  (k > 0, not a number)
  *     square_complement: k − (k + r)·log1p_square_dv(u, v) → k·log1p_square_dvc(u, v) − r·log1p_square_dv(u, v)
  *     log1p_square_rem: a·log1p_square(u, v) + b·log1p_square_dv(u, v) → a·log1p_square_rem(u, v) + (a +
  *        b)·log1p_square_dv(u, v)  (−a is b or a term of it)
@@ -60,10 +61,11 @@
 #include "studentt_log_scale.h"
 
 /* log(1 + x²) with x = u·exp(v): log1p(x²) for |x| ≤ 1, 2·log|x| + log1p(x⁻²) above, log|x| = log|u| + v
-   where x itself overflows. */
-static double symloss_studentt_log_scale_log1p_square(double u, double v)
+   where x itself overflows.  e = exp(v) is the caller's, as SymPy writes it (exp(w)/√ν for v = w − ½·log ν: no
+   rounded log in x); so for the helpers below. */
+static double symloss_studentt_log_scale_log1p_square(double u, double v, double e)
 {
-    const double x = u * exp(v);
+    const double x = u * e;
     double inv;
     if (!(fabs(x) > 1.0)) {
         return log1p(x * x);
@@ -72,24 +74,27 @@ static double symloss_studentt_log_scale_log1p_square(double u, double v)
     return 2.0 * (isfinite(x) ? log(fabs(x)) : log(fabs(u)) + v) + log1p(inv * inv);
 }
 
-/* u·exp(2v)/(1 + x²) with x = u·exp(v) (½·∂/∂u log(1 + x²)): x·exp(v)/(1 + x²) for |x| ≤ 1,
-   1/(u·(1 + x⁻²)) above (no overflow of x², no ∞/∞). */
-static double symloss_studentt_log_scale_log1p_square_du(double u, double v)
+/* k·u·exp(2v)/(1 + x²) with x = u·exp(v), k > 0: (u·(k·e))·e/(1 + x²) for |x| ≤ 1 (x·e of log1p_square_du
+   underflows before k multiplies it back: 7.7e-330 at a Student-t's ∂ℓ/∂loc of 7.4e-300), k/(u·(1 + x⁻²))
+   above. */
+static double symloss_studentt_log_scale_log1p_square_du_scaled(double u, double v, double e, double k)
 {
-    const double x = u * exp(v);
+    const double x = u * e;
     double inv;
+    (void)v;
     if (!(fabs(x) > 1.0)) {
-        return x * exp(v) / (1.0 + x * x);
+        return u * (k * e) * e / (1.0 + x * x);
     }
     inv = 1.0 / x;
-    return 1.0 / (u * (1.0 + inv * inv));
+    return k / (u * (1.0 + inv * inv));
 }
 
 /* x²/(1 + x²) with x = u·exp(v) (½·∂/∂v log(1 + x²)): as written for |x| ≤ 1, 1/(1 + x⁻²) above. */
-static double symloss_studentt_log_scale_log1p_square_dv(double u, double v)
+static double symloss_studentt_log_scale_log1p_square_dv(double u, double v, double e)
 {
-    const double x = u * exp(v);
+    const double x = u * e;
     double inv;
+    (void)v;
     if (!(fabs(x) > 1.0)) {
         return x * x / (1.0 + x * x);
     }
@@ -141,9 +146,9 @@ static double symloss_studentt_log_scale_digamma_half_rem(double x)
 /* log(1 + x²) − x²/(1 + x²) with x = u·exp(v): for |x| ≤ 1 the series w·(2·Σ_{k=1..16} w²ᵏ/(2k + 1) + s),
    w = x²/(2 + x²), s = x²/(1 + x²) (every term positive: ≈ x⁴/2 keeps its digits), the difference as written
    above (≥ log 2 − ½). */
-static double symloss_studentt_log_scale_log1p_square_rem(double u, double v)
+static double symloss_studentt_log_scale_log1p_square_rem(double u, double v, double e)
 {
-    const double x = u * exp(v);
+    const double x = u * e;
     double q, w, w2, acc, inv;
     int k;
     if (!(fabs(x) > 1.0)) {
@@ -163,10 +168,11 @@ static double symloss_studentt_log_scale_log1p_square_rem(double u, double v)
 
 /* 1/(1 + x²) = 1 − x²/(1 + x²) with x = u·exp(v): as written for |x| ≤ 1, x⁻²/(1 + x⁻²) above (no overflow
    of x², no cancellation of the complement). */
-static double symloss_studentt_log_scale_log1p_square_dvc(double u, double v)
+static double symloss_studentt_log_scale_log1p_square_dvc(double u, double v, double e)
 {
-    const double x = u * exp(v);
+    const double x = u * e;
     double inv;
+    (void)v;
     if (!(fabs(x) > 1.0)) {
         return 1.0 / (1.0 + x * x);
     }
@@ -179,7 +185,7 @@ static double symloss_studentt_log_scale_terms(double df, double loc, double log
 {
     (void)df; (void)loc; (void)log_scale; (void)y;
     const double _t0 = (0.5)*df;
-    const double _t1 = -(-_t0 - 0.5)*symloss_studentt_log_scale_log1p_square(y - loc, -log_scale - 0.5*log(df));
+    const double _t1 = -(-_t0 - 0.5)*symloss_studentt_log_scale_log1p_square(y - loc, -log_scale - 0.5*log(df), exp(-log_scale)/sqrt(df));
     return log_scale + _t1 - symloss_studentt_log_scale_lgamma_half_rem(_t0) + 0.34657359027997264;
 }
 
@@ -191,12 +197,13 @@ static double symloss_studentt_log_scale_terms_and_grads(double df, double loc, 
     const double _t1 = loc - y;
     const double _t2 = -_t1;
     const double _t3 = -log_scale - 0.5*log(df);
-    const double _t4 = symloss_studentt_log_scale_log1p_square_dv(_t2, _t3);
-    const double _t5 = -(-_t0 - 0.5)*symloss_studentt_log_scale_log1p_square(_t2, _t3);
-    _g[0] = -0.5*_t4/df - 0.5*symloss_studentt_log_scale_digamma_half_rem(_t0) + (0.5)*symloss_studentt_log_scale_log1p_square_rem(_t2, _t3);
-    _g[1] = (df + 1.0)*symloss_studentt_log_scale_log1p_square_du(_t1, _t3);
-    _g[2] = symloss_studentt_log_scale_log1p_square_dvc(_t2, _t3) - _t4*df;
-    return log_scale + _t5 - symloss_studentt_log_scale_lgamma_half_rem(_t0) + 0.34657359027997264;
+    const double _t4 = exp(-log_scale)/sqrt(df);
+    const double _t5 = symloss_studentt_log_scale_log1p_square_dv(_t2, _t3, _t4);
+    const double _t6 = -(-_t0 - 0.5)*symloss_studentt_log_scale_log1p_square(_t2, _t3, _t4);
+    _g[0] = -0.5*_t5/df - 0.5*symloss_studentt_log_scale_digamma_half_rem(_t0) + (0.5)*symloss_studentt_log_scale_log1p_square_rem(_t2, _t3, _t4);
+    _g[1] = symloss_studentt_log_scale_log1p_square_du_scaled(_t1, _t3, _t4, df + 1.0);
+    _g[2] = symloss_studentt_log_scale_log1p_square_dvc(_t2, _t3, _t4) - _t5*df;
+    return log_scale + _t6 - symloss_studentt_log_scale_lgamma_half_rem(_t0) + 0.34657359027997264;
 }
 
 /* The dropped constant c = −log p − ℓ of one observation. */

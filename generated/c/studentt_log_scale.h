@@ -41,6 +41,7 @@
  *     standardised_square: u²·exp(2v) → (u·exp(v))²
  *     log1p_square: log1p(p·(u·exp(w))²) → log1p_square(u, w + log(p)/2)  (p > 0)
  *     square_fraction: z/(z² + q) → log1p_square_du(z, −log(q)/2);  z²/(z² + q) → log1p_square_dv(…)  (q > 0)
+ *     log1p_square_du_scaled: k·log1p_square_du(u, v) → log1p_square_du_scaled(u, v, k)  (k > 0, not a number)
  *     square_complement: k − (k + r)·log1p_square_dv(u, v) → k·log1p_square_dvc(u, v) − r·log1p_square_dv(u, v)
  *     log1p_square_rem: a·log1p_square(u, v) + b·log1p_square_dv(u, v) → a·log1p_square_rem(u, v) + (a +
  *        b)·log1p_square_dv(u, v)  (−a is b or a term of it)

@@ -65,10 +65,11 @@ REDUCTIONS = ("mean", "sum", "none")
 _WRT_INDEX = (0, 1)
 
 
-def _log1p_square(u, v):
+def _log1p_square(u, v, e):
     """log(1 + x²) with x = u·exp(v): log1p(x²) for |x| ≤ 1, 2·log|x| + log1p(x⁻²) above, log|x| = log|u| + v
-    where x itself overflows; each branch sees a guarded input (double where)."""
-    x = u * jnp.exp(v)
+    where x itself overflows; each branch sees a guarded input (double where).  e = exp(v) is the caller's, as
+    SymPy writes it (exp(w)/√ν for v = w − ½·log ν: no rounded log in x); so for the helpers below."""
+    x = u * e
     big = jnp.abs(x) > 1.0
     xs = jnp.where(big, 0.0, x)
     xb = jnp.where(big, x, 1.0)
@@ -77,20 +78,20 @@ def _log1p_square(u, v):
     return jnp.where(big, 2.0 * lx + jnp.log1p(inv * inv), jnp.log1p(xs * xs))
 
 
-def _log1p_square_du(u, v):
+def _log1p_square_du(u, v, e):
     """u·exp(2v)/(1 + x²) with x = u·exp(v) (½·∂/∂u log(1 + x²)): x·exp(v)/(1 + x²) for |x| ≤ 1,
     1/(u·(1 + x⁻²)) above (no overflow of x², no ∞/∞)."""
-    x = u * jnp.exp(v)
+    x = u * e
     big = jnp.abs(x) > 1.0
     xs = jnp.where(big, 0.0, x)
     inv = 1.0 / jnp.where(big, x, 1.0)
-    small = xs * jnp.exp(jnp.where(big, 0.0, v)) / (1.0 + xs * xs)
+    small = xs * jnp.where(big, 1.0, e) / (1.0 + xs * xs)
     return jnp.where(big, 1.0 / (jnp.where(big, u, 1.0) * (1.0 + inv * inv)), small)
 
 
-def _log1p_square_dv(u, v):
+def _log1p_square_dv(u, v, e):
     """x²/(1 + x²) with x = u·exp(v) (½·∂/∂v log(1 + x²)): as written for |x| ≤ 1, 1/(1 + x⁻²) above."""
-    x = u * jnp.exp(v)
+    x = u * e
     big = jnp.abs(x) > 1.0
     xs = jnp.where(big, 0.0, x)
     inv = 1.0 / jnp.where(big, x, 1.0)
@@ -99,7 +100,8 @@ def _log1p_square_dv(u, v):
 
 def _loss_terms(loc, log_scale, y):
     """ℓ of each observation."""
-    return log_scale + _log1p_square(y - loc, -log_scale)
+    _t0 = -log_scale
+    return log_scale + _log1p_square(y - loc, _t0, jnp.exp(_t0))
 
 
 def _loss_terms_and_grads(loc, log_scale, y):
@@ -107,9 +109,10 @@ def _loss_terms_and_grads(loc, log_scale, y):
     _t0 = loc - y
     _t1 = -_t0
     _t2 = -log_scale
-    _value = log_scale + _log1p_square(_t1, _t2)
-    _grad0 = 2*_log1p_square_du(_t0, _t2)
-    _grad1 = 1 - 2*_log1p_square_dv(_t1, _t2)
+    _t3 = jnp.exp(_t2)
+    _value = log_scale + _log1p_square(_t1, _t2, _t3)
+    _grad0 = 2*_log1p_square_du(_t0, _t2, _t3)
+    _grad1 = 1 - 2*_log1p_square_dv(_t1, _t2, _t3)
     return _value, (_grad0, _grad1)
 
 

@@ -62,10 +62,11 @@ REDUCTIONS = ("mean", "sum", "none")
 _WRT_INDEX = (0,)
 
 
-def _log1p_square(u, v):
+def _log1p_square(u, v, e):
     """log(1 + x²) with x = u·exp(v): log1p(x²) for |x| ≤ 1, 2·log|x| + log1p(x⁻²) above, log|x| = log|u| + v
-    where x itself overflows; each branch sees a guarded input (double where)."""
-    x = u * jnp.exp(v)
+    where x itself overflows; each branch sees a guarded input (double where).  e = exp(v) is the caller's, as
+    SymPy writes it (exp(w)/√ν for v = w − ½·log ν: no rounded log in x); so for the helpers below."""
+    x = u * e
     big = jnp.abs(x) > 1.0
     xs = jnp.where(big, 0.0, x)
     xb = jnp.where(big, x, 1.0)
@@ -74,9 +75,9 @@ def _log1p_square(u, v):
     return jnp.where(big, 2.0 * lx + jnp.log1p(inv * inv), jnp.log1p(xs * xs))
 
 
-def _log1p_square_dv(u, v):
+def _log1p_square_dv(u, v, e):
     """x²/(1 + x²) with x = u·exp(v) (½·∂/∂v log(1 + x²)): as written for |x| ≤ 1, 1/(1 + x⁻²) above."""
-    x = u * jnp.exp(v)
+    x = u * e
     big = jnp.abs(x) > 1.0
     xs = jnp.where(big, 0.0, x)
     inv = 1.0 / jnp.where(big, x, 1.0)
@@ -85,14 +86,16 @@ def _log1p_square_dv(u, v):
 
 def _loss_terms(log_scale, y):
     """ℓ of each observation."""
-    return log_scale + _log1p_square(y, -log_scale)
+    _t0 = -log_scale
+    return log_scale + _log1p_square(y, _t0, jnp.exp(_t0))
 
 
 def _loss_terms_and_grads(log_scale, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂log_scale."""
     _t0 = -log_scale
-    _value = log_scale + _log1p_square(y, _t0)
-    _grad0 = 1 - 2*_log1p_square_dv(y, _t0)
+    _t1 = jnp.exp(_t0)
+    _value = log_scale + _log1p_square(y, _t0, _t1)
+    _grad0 = 1 - 2*_log1p_square_dv(y, _t0, _t1)
     return _value, (_grad0,)
 
 

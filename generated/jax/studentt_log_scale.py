@@ -41,6 +41,7 @@ Stabilising rewrites applied (symloss.stabilize):
     standardised_square: u²·exp(2v) → (u·exp(v))²
     log1p_square: log1p(p·(u·exp(w))²) → log1p_square(u, w + log(p)/2)  (p > 0)
     square_fraction: z/(z² + q) → log1p_square_du(z, −log(q)/2);  z²/(z² + q) → log1p_square_dv(…)  (q > 0)
+    log1p_square_du_scaled: k·log1p_square_du(u, v) → log1p_square_du_scaled(u, v, k)  (k > 0, not a number)
     square_complement: k − (k + r)·log1p_square_dv(u, v) → k·log1p_square_dvc(u, v) − r·log1p_square_dv(u, v)
     log1p_square_rem: a·log1p_square(u, v) + b·log1p_square_dv(u, v) → a·log1p_square_rem(u, v) + (a +
         b)·log1p_square_dv(u, v)  (−a is b or a term of it)
@@ -77,10 +78,11 @@ REDUCTIONS = ("mean", "sum", "none")
 _WRT_INDEX = (0, 1, 2)
 
 
-def _log1p_square(u, v):
+def _log1p_square(u, v, e):
     """log(1 + x²) with x = u·exp(v): log1p(x²) for |x| ≤ 1, 2·log|x| + log1p(x⁻²) above, log|x| = log|u| + v
-    where x itself overflows; each branch sees a guarded input (double where)."""
-    x = u * jnp.exp(v)
+    where x itself overflows; each branch sees a guarded input (double where).  e = exp(v) is the caller's, as
+    SymPy writes it (exp(w)/√ν for v = w − ½·log ν: no rounded log in x); so for the helpers below."""
+    x = u * e
     big = jnp.abs(x) > 1.0
     xs = jnp.where(big, 0.0, x)
     xb = jnp.where(big, x, 1.0)
@@ -89,20 +91,22 @@ def _log1p_square(u, v):
     return jnp.where(big, 2.0 * lx + jnp.log1p(inv * inv), jnp.log1p(xs * xs))
 
 
-def _log1p_square_du(u, v):
-    """u·exp(2v)/(1 + x²) with x = u·exp(v) (½·∂/∂u log(1 + x²)): x·exp(v)/(1 + x²) for |x| ≤ 1,
-    1/(u·(1 + x⁻²)) above (no overflow of x², no ∞/∞)."""
-    x = u * jnp.exp(v)
+def _log1p_square_du_scaled(u, v, e, k):
+    """k·u·exp(2v)/(1 + x²) with x = u·exp(v), k > 0: (u·(k·e))·e/(1 + x²) for |x| ≤ 1 (x·e of _log1p_square_du
+    underflows before k multiplies it back: 7.7e-330 at a Student-t's ∂ℓ/∂loc of 7.4e-300), k/(u·(1 + x⁻²))
+    above; each branch sees a guarded input (double where)."""
+    x = u * e
     big = jnp.abs(x) > 1.0
     xs = jnp.where(big, 0.0, x)
+    es = jnp.where(big, 0.0, e)
     inv = 1.0 / jnp.where(big, x, 1.0)
-    small = xs * jnp.exp(jnp.where(big, 0.0, v)) / (1.0 + xs * xs)
-    return jnp.where(big, 1.0 / (jnp.where(big, u, 1.0) * (1.0 + inv * inv)), small)
+    small = u * (k * es) * es / (1.0 + xs * xs)
+    return jnp.where(big, k / (jnp.where(big, u, 1.0) * (1.0 + inv * inv)), small)
 
 
-def _log1p_square_dv(u, v):
+def _log1p_square_dv(u, v, e):
     """x²/(1 + x²) with x = u·exp(v) (½·∂/∂v log(1 + x²)): as written for |x| ≤ 1, 1/(1 + x⁻²) above."""
-    x = u * jnp.exp(v)
+    x = u * e
     big = jnp.abs(x) > 1.0
     xs = jnp.where(big, 0.0, x)
     inv = 1.0 / jnp.where(big, x, 1.0)
@@ -142,11 +146,11 @@ def _digamma_half_rem(x):
     return acc
 
 
-def _log1p_square_rem(u, v):
+def _log1p_square_rem(u, v, e):
     """log(1 + x²) − x²/(1 + x²) with x = u·exp(v): for |x| ≤ 1 the series w·(2·Σ_{k=1..16} w²ᵏ/(2k + 1) + s),
     w = x²/(2 + x²), s = x²/(1 + x²) (every term positive), the difference as written above; each branch sees a
     guarded input (double where)."""
-    x = u * jnp.exp(v)
+    x = u * e
     big = jnp.abs(x) > 1.0
     xs = jnp.where(big, 0.0, x)
     xb = jnp.where(big, x, 1.0)
@@ -163,10 +167,10 @@ def _log1p_square_rem(u, v):
     return jnp.where(big, 2.0 * lx + jnp.log1p(qb) - 1.0 / (1.0 + qb), small)
 
 
-def _log1p_square_dvc(u, v):
+def _log1p_square_dvc(u, v, e):
     """1/(1 + x²) = 1 − x²/(1 + x²) with x = u·exp(v): as written for |x| ≤ 1, x⁻²/(1 + x⁻²) above (no
     overflow of x², no cancellation of the complement)."""
-    x = u * jnp.exp(v)
+    x = u * e
     big = jnp.abs(x) > 1.0
     xs = jnp.where(big, 0.0, x)
     inv = 1.0 / jnp.where(big, x, 1.0)
@@ -176,8 +180,8 @@ def _log1p_square_dvc(u, v):
 def _loss_terms(df, loc, log_scale, y):
     """ℓ of each observation."""
     _t0 = (1/2)*df
-    _t1 = -(-_t0 - 1/2)*_log1p_square(y - loc, -log_scale - 1/2*jnp.log(df))
-    return log_scale + _t1 - _lgamma_half_rem(_t0) + (1/2)*math.log(2)
+    _t1 = _log1p_square(y - loc, -log_scale - 1/2*jnp.log(df), jnp.exp(-log_scale)/jnp.sqrt(df))
+    return log_scale - _t1*(-_t0 - 1/2) - _lgamma_half_rem(_t0) + (1/2)*math.log(2)
 
 
 def _loss_terms_and_grads(df, loc, log_scale, y):
@@ -186,11 +190,13 @@ def _loss_terms_and_grads(df, loc, log_scale, y):
     _t1 = loc - y
     _t2 = -_t1
     _t3 = -log_scale - 1/2*jnp.log(df)
-    _t4 = _log1p_square_dv(_t2, _t3)
-    _value = log_scale - (-_t0 - 1/2)*_log1p_square(_t2, _t3) - _lgamma_half_rem(_t0) + (1/2)*math.log(2)
-    _grad0 = -1/2*_t4/df - 1/2*_digamma_half_rem(_t0) + (1/2)*_log1p_square_rem(_t2, _t3)
-    _grad1 = (df + 1)*_log1p_square_du(_t1, _t3)
-    _grad2 = _log1p_square_dvc(_t2, _t3) - _t4*df
+    _t4 = jnp.exp(-log_scale)/jnp.sqrt(df)
+    _t5 = _log1p_square_dv(_t2, _t3, _t4)
+    _t6 = -(-_t0 - 1/2)*_log1p_square(_t2, _t3, _t4)
+    _value = log_scale + _t6 - _lgamma_half_rem(_t0) + (1/2)*math.log(2)
+    _grad0 = -1/2*_t5/df - 1/2*_digamma_half_rem(_t0) + (1/2)*_log1p_square_rem(_t2, _t3, _t4)
+    _grad1 = _log1p_square_du_scaled(_t1, _t3, _t4, df + 1)
+    _grad2 = _log1p_square_dvc(_t2, _t3, _t4) - _t5*df
     return _value, (_grad0, _grad1, _grad2)
 
 

@@ -56,12 +56,12 @@ REDUCTIONS = ("mean", "sum", "none")
 _WRT_INDEX = (0,)
 
 
-def _square_parts(u, v):
+def _square_parts(u, v, e):
     """What log(1 + x²), x = u·exp(v), and its three derivatives below share, computed once for all of them:
     (v, exp(v), |x|, s, b, 1/b, q, 1 + q, big, ub) with s = clip(x, −1, 1) (x where |x| ≤ 1), b = max(|x|, 1)
     (|x| where |x| > 1), q = min(|x|, 1/|x|)² (x² below 1, x⁻² above: it never overflows), big = |x| > 1 and
-    ub = u where |x| > 1, else 1 (u may be 0 there); the branches of the helpers see only these."""
-    e = np.exp(v)
+    ub = u where |x| > 1, else 1 (u may be 0 there); the branches of the helpers see only these.  e = exp(v) is
+    the caller's, as SymPy writes it (exp(w)/√ν for v = w − ½·log ν: no rounded log in x)."""
     x = u * e
     a = np.abs(x)
     b = np.maximum(a, 1.0)
@@ -90,14 +90,16 @@ def _log1p_square_dv(parts):
 
 def _loss_terms(log_scale, y):
     """ℓ of each observation."""
-    return log_scale + _log1p_square(_square_parts(y, -log_scale))
+    _t0 = -log_scale
+    return log_scale + _log1p_square(_square_parts(y, _t0, np.exp(_t0)))
 
 
 def _loss_terms_and_grads(log_scale, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂log_scale."""
-    _t0 = _square_parts(y, -log_scale)
-    _value = log_scale + _log1p_square(_t0)
-    _grad0 = 1 - 2*_log1p_square_dv(_t0)
+    _t0 = -log_scale
+    _t1 = _square_parts(y, _t0, np.exp(_t0))
+    _value = log_scale + _log1p_square(_t1)
+    _grad0 = 1 - 2*_log1p_square_dv(_t1)
     return _value, (_grad0,)
 
 

@@ -41,6 +41,7 @@ Stabilising rewrites applied (symloss.stabilize):
     standardised_square: u²·exp(2v) → (u·exp(v))²
     log1p_square: log1p(p·(u·exp(w))²) → log1p_square(u, w + log(p)/2)  (p > 0)
     square_fraction: z/(z² + q) → log1p_square_du(z, −log(q)/2);  z²/(z² + q) → log1p_square_dv(…)  (q > 0)
+    log1p_square_du_scaled: k·log1p_square_du(u, v) → log1p_square_du_scaled(u, v, k)  (k > 0, not a number)
     square_complement: k − (k + r)·log1p_square_dv(u, v) → k·log1p_square_dvc(u, v) − r·log1p_square_dv(u, v)
     log1p_square_rem: a·log1p_square(u, v) + b·log1p_square_dv(u, v) → a·log1p_square_rem(u, v) + (a +
         b)·log1p_square_dv(u, v)  (−a is b or a term of it)
@@ -71,12 +72,12 @@ REDUCTIONS = ("mean", "sum", "none")
 _WRT_INDEX = (0, 1, 2)
 
 
-def _square_parts(u, v):
+def _square_parts(u, v, e):
     """What log(1 + x²), x = u·exp(v), and its three derivatives below share, computed once for all of them:
     (v, exp(v), |x|, s, b, 1/b, q, 1 + q, big, ub) with s = clip(x, −1, 1) (x where |x| ≤ 1), b = max(|x|, 1)
     (|x| where |x| > 1), q = min(|x|, 1/|x|)² (x² below 1, x⁻² above: it never overflows), big = |x| > 1 and
-    ub = u where |x| > 1, else 1 (u may be 0 there); the branches of the helpers see only these."""
-    e = np.exp(v)
+    ub = u where |x| > 1, else 1 (u may be 0 there); the branches of the helpers see only these.  e = exp(v) is
+    the caller's, as SymPy writes it (exp(w)/√ν for v = w − ½·log ν: no rounded log in x)."""
     x = u * e
     a = np.abs(x)
     b = np.maximum(a, 1.0)
@@ -96,11 +97,13 @@ def _log1p_square(parts):
     return 2.0 * lx + np.log1p(q)
 
 
-def _log1p_square_du(parts):
-    """u·exp(2v)/(1 + x²) with x = u·exp(v) (½·∂/∂u log(1 + x²)): x·exp(v)/(1 + x²) for |x| ≤ 1,
-    1/(u·(1 + x⁻²)) above (no overflow of x², no ∞/∞)."""
-    _, e, _, s, _, _, _, d, big, ub = parts
-    return np.where(big, 1.0 / (ub * d), s * e / d)
+def _log1p_square_du_scaled(parts, u, k):
+    """k·u·exp(2v)/(1 + x²) with x = u·exp(v), k > 0: (u·(k·e))·e/(1 + x²) for |x| ≤ 1 (x·e of _log1p_square_du
+    underflows before k multiplies it back: 7.7e-330 at a Student-t's ∂ℓ/∂loc of 7.4e-300), k/(u·(1 + x⁻²))
+    above; e is 0 off its branch (it may be ∞ there)."""
+    _, e, _, _, _, _, _, d, big, ub = parts
+    es = np.where(big, 0.0, e)
+    return np.where(big, k / (ub * d), u * (k * es) * es / d)
 
 
 def _log1p_square_dv(parts):
@@ -177,19 +180,20 @@ def _log1p_square_dvc(parts):
 def _loss_terms(df, loc, log_scale, y):
     """ℓ of each observation."""
     _t0 = (1/2)*df
-    _t1 = -(-_t0 - 1/2)*_log1p_square(_square_parts(loc - y, -log_scale - 1/2*np.log(df)))
-    return log_scale + _t1 - _lgamma_half_rem(_t0) + (1/2)*math.log(2)
+    _t1 = _square_parts(loc - y, -log_scale - 1/2*np.log(df), np.exp(-log_scale)/np.sqrt(df))
+    return log_scale - (-_t0 - 1/2)*_log1p_square(_t1) - _lgamma_half_rem(_t0) + (1/2)*math.log(2)
 
 
 def _loss_terms_and_grads(df, loc, log_scale, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂df, ∂ℓ/∂loc, ∂ℓ/∂log_scale."""
     _t0 = (1/2)*df
-    _t1 = _square_parts(loc - y, -log_scale - 1/2*np.log(df))
-    _t2 = _log1p_square_dv(_t1)
-    _value = log_scale - (-_t0 - 1/2)*_log1p_square(_t1) - _lgamma_half_rem(_t0) + (1/2)*math.log(2)
-    _grad0 = -1/2*_t2/df - 1/2*_digamma_half_rem(_t0) + (1/2)*_log1p_square_rem(_t1)
-    _grad1 = (df + 1)*_log1p_square_du(_t1)
-    _grad2 = _log1p_square_dvc(_t1) - _t2*df
+    _t1 = loc - y
+    _t2 = _square_parts(_t1, -log_scale - 1/2*np.log(df), np.exp(-log_scale)/np.sqrt(df))
+    _t3 = _log1p_square_dv(_t2)
+    _value = log_scale - (-_t0 - 1/2)*_log1p_square(_t2) - _lgamma_half_rem(_t0) + (1/2)*math.log(2)
+    _grad0 = -1/2*_t3/df - 1/2*_digamma_half_rem(_t0) + (1/2)*_log1p_square_rem(_t2)
+    _grad1 = _log1p_square_du_scaled(_t2, _t1, df + 1)
+    _grad2 = _log1p_square_dvc(_t2) - _t3*df
     return _value, (_grad0, _grad1, _grad2)
 
 

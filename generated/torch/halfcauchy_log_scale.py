@@ -72,14 +72,13 @@ REDUCTIONS = ("mean", "sum", "none")
 _WRT_INDEX = (0,)
 
 
-def _square_parts(u, v):
+def _square_parts(u, v, e):
     """What log(1 + x²), x = u·exp(v), and its three derivatives below share, computed once for all of them:
     (v, exp(v), |x|, s, b, 1/b, q, 1 + q, big, ub) with s = clamp(x, −1, 1) (x where |x| ≤ 1), b = max(|x|, 1)
     (|x| where |x| > 1), q = min(|x|, 1/|x|)² (x² below 1, x⁻² above: it never overflows), big = [|x| > 1] as
     0/1 and ub = u where |x| > 1, else 1 (u may be 0 there).  The branches of the helpers see only these guarded
     inputs (clamps and masks, not wheres: one pass each), so neither values nor gradients are NaN off their
-    branch."""
-    e = torch.exp(v)
+    branch.  e = exp(v) is the caller's, as SymPy writes it (exp(w)/√ν for v = w − ½·log ν: no rounded log in x)."""
     x = u * e
     a = torch.abs(x)
     b = torch.clamp(a, min=1.0)
@@ -109,29 +108,33 @@ def _log1p_square_dv(parts):
 
 def _loss_terms(log_scale, y):
     """ℓ of each observation."""
-    return log_scale + _log1p_square(_square_parts(y, -log_scale))
+    _t0 = -log_scale
+    return log_scale + _log1p_square(_square_parts(y, _t0, torch.exp(_t0)))
 
 
 def _loss_terms_and_grads(log_scale, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂log_scale."""
-    _t0 = _square_parts(y, -log_scale)
-    _value = log_scale + _log1p_square(_t0)
-    _grad0 = 1 - 2*_log1p_square_dv(_t0)
+    _t0 = -log_scale
+    _t1 = _square_parts(y, _t0, torch.exp(_t0))
+    _value = log_scale + _log1p_square(_t1)
+    _grad0 = 1 - 2*_log1p_square_dv(_t1)
     return _value, (_grad0,)
 
 
 def _loss_terms_inplace(log_scale, y):
     """_loss_terms with the new tensors that nothing reads afterwards overwritten in place rather than new ones
     allocated: the same operations and roundings (see _inplace_ok for when it may run)."""
-    return _log1p_square(_square_parts(y, -log_scale)).add_(log_scale)
+    _t0 = -log_scale
+    return _log1p_square(_square_parts(y, _t0, torch.exp(_t0))).add_(log_scale)
 
 
 def _loss_terms_and_grads_inplace(log_scale, y):
     """_loss_terms_and_grads with the new tensors that nothing reads afterwards overwritten in place rather
     than new ones allocated: the same operations and roundings (see _inplace_ok for when it may run)."""
-    _t0 = _square_parts(y, -log_scale)
-    _value = _log1p_square(_t0).add_(log_scale)
-    _grad0 = _log1p_square_dv(_t0).mul_(2).neg_().add_(1)
+    _t0 = -log_scale
+    _t1 = _square_parts(y, _t0, torch.exp(_t0))
+    _value = _log1p_square(_t1).add_(log_scale)
+    _grad0 = _log1p_square_dv(_t1).mul_(2).neg_().add_(1)
     return _value, (_grad0,)
 
 

@@ -132,10 +132,11 @@ else:
 
 
 @triton.jit
-def _log1p_square(u, v):
+def _log1p_square(u, v, e):
     """log(1 + x²) with x = u·exp(v): log1p(x²) for |x| ≤ 1, 2·log|x| + log1p(x⁻²) above, log|x| = log|u| + v
-    where x itself overflows (x − x is NaN, not 0, at ±∞)."""
-    x = u * _exp(v)
+    where x itself overflows (x − x is NaN, not 0, at ±∞).  e = exp(v) is the caller's, as SymPy writes it
+    (exp(w)/√ν for v = w − ½·log ν: no rounded log in x); so for the helpers below."""
+    x = u * e
     big = tl.abs(x) > 1.0
     xs = tl.where(big, 0.0, x)
     xb = tl.where(big, x, 1.0)
@@ -145,20 +146,20 @@ def _log1p_square(u, v):
 
 
 @triton.jit
-def _log1p_square_du(u, v):
+def _log1p_square_du(u, v, e):
     """u·exp(2v)/(1 + x²) with x = u·exp(v): x·exp(v)/(1 + x²) for |x| ≤ 1, 1/(u·(1 + x⁻²)) above."""
-    x = u * _exp(v)
+    x = u * e
     big = tl.abs(x) > 1.0
     xs = tl.where(big, 0.0, x)
     inv = 1.0 / tl.where(big, x, 1.0)
-    small = xs * _exp(tl.where(big, 0.0, v)) / (1.0 + xs * xs)
+    small = xs * tl.where(big, 1.0, e) / (1.0 + xs * xs)
     return tl.where(big, 1.0 / (tl.where(big, u, 1.0) * (1.0 + inv * inv)), small)
 
 
 @triton.jit
-def _log1p_square_dv(u, v):
+def _log1p_square_dv(u, v, e):
     """x²/(1 + x²) with x = u·exp(v): as written for |x| ≤ 1, 1/(1 + x⁻²) above."""
-    x = u * _exp(v)
+    x = u * e
     big = tl.abs(x) > 1.0
     xs = tl.where(big, 0.0, x)
     inv = 1.0 / tl.where(big, x, 1.0)
@@ -169,7 +170,8 @@ def _log1p_square_dv(u, v):
 def _loss_terms(loc, log_scale, y):
     """ℓ of each observation."""
     _dt = loc.dtype
-    return log_scale + _log1p_square(y - loc, -log_scale)
+    _t0 = -log_scale
+    return log_scale + _log1p_square(y - loc, _t0, _exp(_t0))
 
 
 @triton.jit
@@ -179,9 +181,10 @@ def _loss_terms_and_grads(loc, log_scale, y):
     _t0 = loc - y
     _t1 = -_t0
     _t2 = -log_scale
-    _value = log_scale + _log1p_square(_t1, _t2)
-    _grad0 = 2*_log1p_square_du(_t0, _t2)
-    _grad1 = 1 - 2*_log1p_square_dv(_t1, _t2)
+    _t3 = _exp(_t2)
+    _value = log_scale + _log1p_square(_t1, _t2, _t3)
+    _grad0 = 2*_log1p_square_du(_t0, _t2, _t3)
+    _grad1 = 1 - 2*_log1p_square_dv(_t1, _t2, _t3)
     return _value, _grad0, _grad1
 
 

@@ -129,10 +129,11 @@ else:
 
 
 @triton.jit
-def _log1p_square(u, v):
+def _log1p_square(u, v, e):
     """log(1 + x²) with x = u·exp(v): log1p(x²) for |x| ≤ 1, 2·log|x| + log1p(x⁻²) above, log|x| = log|u| + v
-    where x itself overflows (x − x is NaN, not 0, at ±∞)."""
-    x = u * _exp(v)
+    where x itself overflows (x − x is NaN, not 0, at ±∞).  e = exp(v) is the caller's, as SymPy writes it
+    (exp(w)/√ν for v = w − ½·log ν: no rounded log in x); so for the helpers below."""
+    x = u * e
     big = tl.abs(x) > 1.0
     xs = tl.where(big, 0.0, x)
     xb = tl.where(big, x, 1.0)
@@ -142,9 +143,9 @@ def _log1p_square(u, v):
 
 
 @triton.jit
-def _log1p_square_dv(u, v):
+def _log1p_square_dv(u, v, e):
     """x²/(1 + x²) with x = u·exp(v): as written for |x| ≤ 1, 1/(1 + x⁻²) above."""
-    x = u * _exp(v)
+    x = u * e
     big = tl.abs(x) > 1.0
     xs = tl.where(big, 0.0, x)
     inv = 1.0 / tl.where(big, x, 1.0)
@@ -155,7 +156,8 @@ def _log1p_square_dv(u, v):
 def _loss_terms(log_scale, y):
     """ℓ of each observation."""
     _dt = log_scale.dtype
-    return log_scale + _log1p_square(y, -log_scale)
+    _t0 = -log_scale
+    return log_scale + _log1p_square(y, _t0, _exp(_t0))
 
 
 @triton.jit
@@ -163,8 +165,9 @@ def _loss_terms_and_grads(log_scale, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂log_scale."""
     _dt = log_scale.dtype
     _t0 = -log_scale
-    _value = log_scale + _log1p_square(y, _t0)
-    _grad0 = 1 - 2*_log1p_square_dv(y, _t0)
+    _t1 = _exp(_t0)
+    _value = log_scale + _log1p_square(y, _t0, _t1)
+    _grad0 = 1 - 2*_log1p_square_dv(y, _t0, _t1)
     return _value, _grad0
 
 

@@ -45,6 +45,7 @@ Stabilising rewrites applied (symloss.stabilize):
     standardised_square: u²·exp(2v) → (u·exp(v))²
     log1p_square: log1p(p·(u·exp(w))²) → log1p_square(u, w + log(p)/2)  (p > 0)
     square_fraction: z/(z² + q) → log1p_square_du(z, −log(q)/2);  z²/(z² + q) → log1p_square_dv(…)  (q > 0)
+    log1p_square_du_scaled: k·log1p_square_du(u, v) → log1p_square_du_scaled(u, v, k)  (k > 0, not a number)
     square_complement: k − (k + r)·log1p_square_dv(u, v) → k·log1p_square_dvc(u, v) − r·log1p_square_dv(u, v)
     log1p_square_rem: a·log1p_square(u, v) + b·log1p_square_dv(u, v) → a·log1p_square_rem(u, v) + (a +
         b)·log1p_square_dv(u, v)  (−a is b or a term of it)
@@ -148,10 +149,11 @@ else:
 
 
 @triton.jit
-def _log1p_square(u, v):
+def _log1p_square(u, v, e):
     """log(1 + x²) with x = u·exp(v): log1p(x²) for |x| ≤ 1, 2·log|x| + log1p(x⁻²) above, log|x| = log|u| + v
-    where x itself overflows (x − x is NaN, not 0, at ±∞)."""
-    x = u * _exp(v)
+    where x itself overflows (x − x is NaN, not 0, at ±∞).  e = exp(v) is the caller's, as SymPy writes it
+    (exp(w)/√ν for v = w − ½·log ν: no rounded log in x); so for the helpers below."""
+    x = u * e
     big = tl.abs(x) > 1.0
     xs = tl.where(big, 0.0, x)
     xb = tl.where(big, x, 1.0)
@@ -161,20 +163,22 @@ def _log1p_square(u, v):
 
 
 @triton.jit
-def _log1p_square_du(u, v):
-    """u·exp(2v)/(1 + x²) with x = u·exp(v): x·exp(v)/(1 + x²) for |x| ≤ 1, 1/(u·(1 + x⁻²)) above."""
-    x = u * _exp(v)
+def _log1p_square_du_scaled(u, v, e, k):
+    """k·u·exp(2v)/(1 + x²) with x = u·exp(v), k > 0: (u·(k·e))·e/(1 + x²) for |x| ≤ 1 (x·e of _log1p_square_du
+    underflows before k multiplies it back), k/(u·(1 + x⁻²)) above."""
+    x = u * e
     big = tl.abs(x) > 1.0
     xs = tl.where(big, 0.0, x)
+    es = tl.where(big, 0.0, e)
     inv = 1.0 / tl.where(big, x, 1.0)
-    small = xs * _exp(tl.where(big, 0.0, v)) / (1.0 + xs * xs)
-    return tl.where(big, 1.0 / (tl.where(big, u, 1.0) * (1.0 + inv * inv)), small)
+    small = u * (k * es) * es / (1.0 + xs * xs)
+    return tl.where(big, k / (tl.where(big, u, 1.0) * (1.0 + inv * inv)), small)
 
 
 @triton.jit
-def _log1p_square_dv(u, v):
+def _log1p_square_dv(u, v, e):
     """x²/(1 + x²) with x = u·exp(v): as written for |x| ≤ 1, 1/(1 + x⁻²) above."""
-    x = u * _exp(v)
+    x = u * e
     big = tl.abs(x) > 1.0
     xs = tl.where(big, 0.0, x)
     inv = 1.0 / tl.where(big, x, 1.0)
@@ -226,11 +230,11 @@ def _digamma_half_rem(x):
 
 
 @triton.jit
-def _log1p_square_rem(u, v):
+def _log1p_square_rem(u, v, e):
     """log(1 + x²) − x²/(1 + x²) with x = u·exp(v): for |x| ≤ 1 the series w·(2·Σ_{k=1..16} w²ᵏ/(2k + 1) + s),
     w = x²/(2 + x²), s = x²/(1 + x²) (every term positive), the difference as written above (x − x is NaN, not 0,
     at ±∞)."""
-    x = u * _exp(v)
+    x = u * e
     big = tl.abs(x) > 1.0
     xs = tl.where(big, 0.0, x)
     xb = tl.where(big, x, 1.0)
@@ -249,9 +253,9 @@ def _log1p_square_rem(u, v):
 
 
 @triton.jit
-def _log1p_square_dvc(u, v):
+def _log1p_square_dvc(u, v, e):
     """1/(1 + x²) = 1 − x²/(1 + x²) with x = u·exp(v): as written for |x| ≤ 1, x⁻²/(1 + x⁻²) above."""
-    x = u * _exp(v)
+    x = u * e
     big = tl.abs(x) > 1.0
     xs = tl.where(big, 0.0, x)
     inv = 1.0 / tl.where(big, x, 1.0)
@@ -264,8 +268,9 @@ def _loss_terms(log_df, loc, log_scale, y):
     _dt = log_df.dtype
     _k0 = tl.full([1], 0.34657359027997264, _dt)
     _t0 = (0.5)*_exp(log_df)
-    _t1 = -((-0.5) - _t0)*_log1p_square(y - loc, -0.5*log_df - log_scale)
-    return log_scale + _t1 - _lgamma_half_rem(_t0) + _k0
+    _t1 = -0.5*log_df - log_scale
+    _t2 = -((-0.5) - _t0)*_log1p_square(y - loc, _t1, _exp(_t1))
+    return log_scale + _t2 - _lgamma_half_rem(_t0) + _k0
 
 
 @triton.jit
@@ -278,11 +283,12 @@ def _loss_terms_and_grads(log_df, loc, log_scale, y):
     _t2 = loc - y
     _t3 = -_t2
     _t4 = -0.5*log_df - log_scale
-    _t5 = _log1p_square_dv(_t3, _t4)
-    _value = log_scale - ((-0.5) - _t1)*_log1p_square(_t3, _t4) - _lgamma_half_rem(_t1) + _k0
-    _grad0 = (0.5)*_t0*_log1p_square_rem(_t3, _t4) - _t1*_digamma_half_rem(_t1) - 0.5*_t5
-    _grad1 = (_t0 + 1)*_log1p_square_du(_t2, _t4)
-    _grad2 = _log1p_square_dvc(_t3, _t4) - _t0*_t5
+    _t5 = _exp(_t4)
+    _t6 = _log1p_square_dv(_t3, _t4, _t5)
+    _value = log_scale - ((-0.5) - _t1)*_log1p_square(_t3, _t4, _t5) - _lgamma_half_rem(_t1) + _k0
+    _grad0 = (0.5)*_t0*_log1p_square_rem(_t3, _t4, _t5) - _t1*_digamma_half_rem(_t1) - 0.5*_t6
+    _grad1 = _log1p_square_du_scaled(_t2, _t4, _t5, _t0 + 1)
+    _grad2 = _log1p_square_dvc(_t3, _t4, _t5) - _t0*_t6
     return _value, _grad0, _grad1, _grad2
 
 

@@ -34,6 +34,7 @@ from ..stabilize import (
     LgammaDifference,
     Log1pSquare,
     Log1pSquareDu,
+    Log1pSquareDuScaled,
     Log1pSquareDv,
     Log1pSquareDvc,
     Log1pSquareRem,
@@ -80,11 +81,11 @@ class Clamp(sp.Function):
 
 class SquareParts(sp.Function):
     """The pieces of x = u·exp(v) that log(1 + x²) and its three derivatives (Log1pSquare, Log1pSquareDu,
-    Log1pSquareDv, Log1pSquareDvc) share: computed once by the module's ``_square_parts(u, v)`` and passed to
+    Log1pSquareDv, Log1pSquareDvc) share: computed once by the module's ``_square_parts(u, v, e)`` and passed to
     each helper, so that a loss using several of them (Student-t) forms x, |x|, its clamps and 1 + min(x², x⁻²)
-    once instead of once per helper."""
+    once instead of once per helper.  e is exp(v) as SymPy writes it (see :class:`WithExpBase`)."""
 
-    nargs = 2
+    nargs = 3
 
 
 class OfSquarePartsBase(sp.Function):
@@ -115,13 +116,62 @@ class Log1pSquareRemOfParts(OfSquarePartsBase):
     helper = "log1p_square_rem"
 
 
-#: each function of (u, v) -> (its form over the shared parts, whether it is odd in u: f(−u, v) = −f(u, v))
-_SQUARE_PARTS: dict[type, tuple[type, bool]] = {
-    Log1pSquare: (Log1pSquareOfParts, False),
-    Log1pSquareDu: (Log1pSquareDuOfParts, True),
-    Log1pSquareDv: (Log1pSquareDvOfParts, False),
-    Log1pSquareDvc: (Log1pSquareDvcOfParts, False),
-    Log1pSquareRem: (Log1pSquareRemOfParts, False),
+class Log1pSquareDuScaledOfParts(OfSquarePartsBase):
+    """log1p_square_du_scaled from the shared parts, u (its small branch forms (u·(k·e))·e, not x·e) and k."""
+
+    nargs = 3
+    helper = "log1p_square_du_scaled"
+
+
+class WithExpBase(sp.Function):
+    """A function of the Log1pSquare family, f(u, v, …), printed as its helper of (u, v, e, …) with e = exp(v) as
+    SymPy writes it (the targets that do not share :class:`SquareParts`).  SymPy writes exp(w − ½·log ν) as
+    exp(w)/√ν: the helper's x = u·e then carries no rounded log ν (the Student-t's v = −log σ − ½·log ν, whose
+    log ν = 690.8 at ν = 1e300 is rounded by up to 6e-14, 250 ulps of x); v itself is still used where x
+    overflows (log|x| = log|u| + v)."""
+
+    helper = ""
+
+
+class Log1pSquareE(WithExpBase):
+    nargs = 3
+    helper = "log1p_square"
+
+
+class Log1pSquareDuE(WithExpBase):
+    nargs = 3
+    helper = "log1p_square_du"
+
+
+class Log1pSquareDvE(WithExpBase):
+    nargs = 3
+    helper = "log1p_square_dv"
+
+
+class Log1pSquareDvcE(WithExpBase):
+    nargs = 3
+    helper = "log1p_square_dvc"
+
+
+class Log1pSquareRemE(WithExpBase):
+    nargs = 3
+    helper = "log1p_square_rem"
+
+
+class Log1pSquareDuScaledE(WithExpBase):
+    nargs = 4
+    helper = "log1p_square_du_scaled"
+
+
+#: each function of (u, v, …) -> (its form over the shared parts, whether it is odd in u: f(−u, v) = −f(u, v),
+#: its form of (u, v, e, …) for the other targets)
+_SQUARE_PARTS: dict[type, tuple[type, bool, type]] = {
+    Log1pSquare: (Log1pSquareOfParts, False, Log1pSquareE),
+    Log1pSquareDu: (Log1pSquareDuOfParts, True, Log1pSquareDuE),
+    Log1pSquareDv: (Log1pSquareDvOfParts, False, Log1pSquareDvE),
+    Log1pSquareDvc: (Log1pSquareDvcOfParts, False, Log1pSquareDvcE),
+    Log1pSquareRem: (Log1pSquareRemOfParts, False, Log1pSquareRemE),
+    Log1pSquareDuScaled: (Log1pSquareDuScaledOfParts, True, Log1pSquareDuScaledE),
 }
 
 
@@ -315,15 +365,21 @@ class _LossPrinterMixin:
         if self._clamp_guards:
             expr = expr.replace(lambda e: isinstance(e, Guard) and _clamp_of_guard(e) is not None,
                                 _clamp_of_guard)
+        # the Log1pSquare family: exp(v) as SymPy writes it, an argument of the helpers (see WithExpBase)
         if self._share_square_parts:
             def parts(f: sp.Basic) -> sp.Expr:
-                of, odd = _SQUARE_PARTS[type(f)]
-                u, v = f.args
+                of, odd, _ = _SQUARE_PARTS[type(f)]
+                u, v, *more = f.args
                 # one sign of u for all of them, so that f(y − μ, v) and g(μ − y, v) share their parts
                 sign = -1 if u.could_extract_minus_sign() else 1
-                return (sign if odd else 1) * of(SquareParts(sign * u, v))
+                shared = SquareParts(sign * u, v, sp.exp(v))
+                return (sign if odd else 1) * (of(shared, sign * u, *more) if more else of(shared))
 
             expr = expr.replace(lambda e: type(e) in _SQUARE_PARTS, parts)
+        else:
+            expr = expr.replace(lambda e: type(e) in _SQUARE_PARTS,
+                                lambda f: _SQUARE_PARTS[type(f)][2](f.args[0], f.args[1], sp.exp(f.args[1]),
+                                                                    *f.args[2:]))
         return expr
 
     def _print_PowRatio(self, expr: PowRatio) -> str:
@@ -333,6 +389,9 @@ class _LossPrinterMixin:
         return self._helper(self._helper_prefix + "square_parts", *expr.args)
 
     def _print_OfSquarePartsBase(self, expr: OfSquarePartsBase) -> str:
+        return self._helper(self._helper_prefix + expr.helper, *expr.args)
+
+    def _print_WithExpBase(self, expr: WithExpBase) -> str:
         return self._helper(self._helper_prefix + expr.helper, *expr.args)
 
     #: the target's clamp: (both bounds, lower only, upper only) as format strings of x, lo, hi
