@@ -39,6 +39,7 @@ __all__ = [
     "XMulY",
     "LogRatio",
     "log_ratio_power",
+    "LogQuotient",
     "Log1mExp",
     "XOverExpm1M1",
     "Log1pSquare",
@@ -461,6 +462,30 @@ def log_ratio_power(w: sp.Expr) -> tuple[sp.Expr, sp.Expr, LogRatio] | None:
     if not p:
         return None
     return sp.Add(*c), sp.Add(*p), lr
+class LogQuotient(StableFunction):
+    """log_quotient(y, x, s, l) = log(y/x) = l − s for y ≥ 0, x = e^s > 0 and l = log y, all three given as computed
+    (x and l are in the loss already): :class:`LogRatio`'s difference log y − s where the exponential is at hand.
+    The printers take log(y/x) where y/x is a positive normal number (y/x correctly rounded and x to half an ulp:
+    log y − s to ~2e-16 absolute where y ≈ x, against half an ulp of log y for fl(log y) − s), l − s where y/x
+    over- or underflows (|log y − s| > 708, where relative accuracy is enough): a division, a log and a where,
+    a quarter of log_ratio's passes in PyTorch (which has no frexp that inductor compiles).  As a function of
+    four independent arguments it is l − s (the chain rule through consistent arguments, x = e^s and l = log y,
+    gives the derivative of log y − s)."""
+
+    nargs = 4
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        if argindex in (1, 2):
+            return sp.S.Zero
+        if argindex == 3:
+            return sp.S.NegativeOne
+        if argindex == 4:
+            return sp.S.One
+        raise sp.ArgumentIndexError(self, argindex)
+
+    def as_elementary(self) -> sp.Expr:
+        _y, _x, s, ly = self.args
+        return ly - s
 
 
 class Log1mExp(StableFunction):
@@ -1027,7 +1052,7 @@ STABLE_FUNCTIONS: tuple[type[StableFunction], ...] = (
     LogNdtrDeriv, LogGamma, LogBeta, LgammaDifference, DigammaDifference, Bd0, LgammaHalfRem, DigammaHalfRem,
     LgammaCorrection, LgammaCorrectionSeries, DigammaCorrection,
     DigammaCorrectionSeries, LogTanhc, DLogTanhc, Square, Guard,
-    Log1pSquareDuScaled,
+    Log1pSquareDuScaled, LogQuotient,
 )
 
 
@@ -1344,6 +1369,47 @@ def _lbeta_deviance(node: sp.Basic, ctx: Context) -> sp.Basic | None:
         return sp.Piecewise(
             (large.xreplace({u1: Guard(u1, u1 >= t1, t1), u2: Guard(u2, u2 >= t2, t2)}), both),
             (small.xreplace({u1: Guard(u1, sp.Or(u1 < t1, u2 < t2), t1 - 1)}), True))
+    return None
+
+
+def _input_exp_argument(x: sp.Expr) -> tuple[sp.Expr, sp.Expr] | None:
+    """(g, log x) for x = c·exp(g), c > 0 a number, g a real input or a guard of one (a branch of the
+    lgamma_deviance or lgamma_stirling rule): log x = g + log c, exactly."""
+    c, e = x.as_coeff_Mul()
+    if not (_is_exp(e) and c.is_positive):
+        return None
+    g = e.args[0]
+    inner = g.args[0] if isinstance(g, Guard) else g
+    if not (isinstance(inner, sp.Symbol) and inner.is_real):
+        return None
+    return g, g + (sp.log(c) if c != 1 else 0)
+
+
+def _lgamma_log_quotient(node: sp.Basic, ctx: Context) -> sp.Basic | None:
+    """c·lgamma(x) + k·log(y) → c·lgamma(x + 1) + k·log_quotient(y, x, L, log y) + (k − c)·L  (x = C·e^g, g an
+    input, L = g + log C = log x exactly, y the data, c a term of k): Γ(x + 1) = x·Γ(x), so lgamma(x) =
+    lgamma(x + 1) − L, and k·log y − c·L = k·(log y − L) + (k − c)·L.  The −L that cancels log y where y ≈ x ≪ 1
+    is log_quotient's difference; and where k ≈ 0 (a Gamma's k = 1 − a at a ≈ 1) k·log_quotient stays as small
+    as k·log y, which log(y/x) − a·log y would not (log y cancelling itself: 1e-15 for 1e-30 at a = 1)."""
+    terms = list(node.args)
+    for t, c, x in _gamma_terms(node, LogGamma):
+        if not c.is_number or c == 0:
+            continue
+        found = _input_exp_argument(x)
+        if found is None:
+            continue
+        _g, logx = found
+        for t2 in terms:
+            if t2 is t:
+                continue
+            dl = _data_log(t2, ctx)
+            if dl is None:
+                continue
+            k, y = dl
+            if c not in sp.Add.make_args(k):
+                continue
+            rest = [w for w in terms if w is not t and w is not t2]
+            return sp.Add(c * LogGamma(x + 1), k * LogQuotient(y, x, logx, sp.log(y)), sp.expand(k - c) * logx, *rest)
     return None
 
 
@@ -1999,7 +2065,7 @@ def _xlogy(node: sp.Basic, ctx: Context) -> sp.Basic | None:
             if others.is_number or others.is_zero is False or not ctx.touches_data(node):
                 continue
             return coeff * sp.Add(*[others * t for t in f.args])
-    logs = [f for f in factors if isinstance(f, (sp.log, log1p, LogRatio))]
+    logs = [f for f in factors if isinstance(f, (sp.log, log1p, LogRatio, LogQuotient))]
     if len(logs) != 1:
         return None
     (lg,) = logs
@@ -2008,7 +2074,7 @@ def _xlogy(node: sp.Basic, ctx: Context) -> sp.Basic | None:
     x = sp.Mul(*others)
     if x.is_number or x.is_zero is False or not ctx.touches_data(x, lg):
         return None
-    if isinstance(lg, LogRatio):
+    if isinstance(lg, (LogRatio, LogQuotient)):
         # x·(log y − s) kept whole (xlogy(x, y) − x·s cancels where y ≈ e^s), guarded like xlogy: 0 where x = 0
         return coeff * XMulY(x, lg)
     fn = XLogY if isinstance(lg, sp.log) else XLog1pY
@@ -2482,6 +2548,13 @@ RULES: tuple[Rule, ...] = (
          "lgamma(a) − a·log(rate) cancels for a = rate = 1e30 (1e32-sized terms, a result of −33); with the "
          "Stirling terms written out the a·log a and a·log(rate) terms combine to a·(u − log rate)",
          _node(sp.Add), _lgamma_stirling),
+    Rule("lgamma_log_quotient",
+         "c·lgamma(x) + k·log y → c·lgamma(x + 1) + k·log_quotient(y, x, L, log y) + (k − c)·L  (x = C·e^g, g an "
+         "input, L = g + log C, y the data, c a term of k)",
+         "lgamma(a) ≈ −log a cancels log y where y ≈ a is small (a Gamma's lgamma(a) − (a − 1)·log y at a = y = 1e-30 "
+         "is −2.3e-15, the rounding of log 1e-30, and came out 0); lgamma(a) = lgamma(a + 1) − log a exactly, and "
+         "log y − log a is log(y/a), exact but for a's own rounding",
+         _node(sp.Add), _lgamma_log_quotient),
     Rule("digamma_stirling", "ψ(c·e^u) + r → (u + log c) − e^−u/(2c) + ε(c·e^u) + r",
          "a·(ψ(a) − log(rate)) cancels for a = rate = 1e30; with log a = u exact the logs cancel symbolically",
          _node(sp.Add), _digamma_stirling),

@@ -293,6 +293,80 @@ def test_inverse_gamma_and_chi2_gradients_at_huge_shape(target):  # ψ(a) − lo
 
 
 # ---------------------------------------------------------------------------------------------------------
+# Gamma / inverse gamma at a small shape: lgamma(a) ≈ −log a cancels log y where y ≈ a (the lgamma_log_quotient
+# rule: lgamma(a + 1) + (1 ∓ a)·log(y/a) ± a·log a); the harness's worst point of issue #7, a = y = 1e-30, where
+# ℓ = −2.29e-15 (the rounding of log 1e-30 itself: log_concentration = fl(log y)) came out 0
+SMALL_A = [("gamma", -BIG, -1.0, 1e-30), ("gamma", -BIG, 0.0, 1e-30), ("gamma", -BIG, -BIG, 1e-30),
+           ("gamma", -BIG, -690.7755278982137, 1e-30), ("inversegamma", -BIG, -690.7755278982137, 1e-30),
+           ("gamma", -18.420680743952367, 0.0, 1e-8), ("inversegamma", -18.420680743952367, -18.420680743952367, 1e-8),
+           ("gamma", 0.0, 0.0, 1e-30), ("gamma", 0.0, 0.0, 1e-300), ("gamma", 1e-9, 0.0, 1e300),
+           ("gamma", -BIG, 0.0, 1e-300), ("gamma", -BIG, 0.0, 1e300), ("inversegamma", -BIG, 0.0, 1e300),
+           ("gamma", -5.0, 2.0, 0.006737946999085467), ("inversegamma", -5.0, 2.0, 0.006737946999085467),
+           ("gamma", -0.5, 0.3, 0.6), ("inversegamma", 2.0, 0.3, 0.6)]
+
+
+def small_a_close(got: float, want: float, atol: float = 2e-16) -> bool:
+    """Within 16 ulps, or, where ℓ is the cancellation of log y and lgamma(a) ≈ −log a (|ℓ| < 1e-6 here), within
+    2e-16 absolute: log(y/a) carries log y − log a to the roundings of a = e^u and of y/a near 1 (half an ulp
+    of 1 each), lgamma(1 + a) to that of 1 + a (an ulp of log y, 4e-15 at y = 1e-8, before)."""
+    if abs(want) < 1e-6 and abs(got - want) <= atol and (got < 0) == (want < 0):
+        return True
+    return ulps(got, want) <= 16
+
+
+@pytest.mark.parametrize("target", ["numpy", "torch"])
+@pytest.mark.parametrize("key, la, lr, y", SMALL_A, ids=str)
+def test_gamma_and_inverse_gamma_values_at_small_concentration(target, key, la, lr, y):
+    values, _ = run(target, key, [la], [lr], [y])
+    want = gamma_value_truth(la, lr, y, key == "inversegamma")
+    assert small_a_close(values[0], want), (values[0], want)
+
+
+def test_log_quotient_on_jax_c_and_triton(tmp_path):
+    """The log_quotient helper of the other targets: JAX (the values above), C (compiled, against mpmath, over
+    y/x from 1e-320 to 1e320) and Triton (in the interpreter, or on a GPU)."""
+    jax = pytest.importorskip("jax")
+    jax.config.update("jax_enable_x64", True)
+    j = jax.numpy.asarray
+    for key in ("gamma", "inversegamma"):
+        points = [p[1:] for p in SMALL_A if p[0] == key]
+        value = module_for(key, "jax").loss(*(j([p[i] for p in points]) for i in range(3)), reduction="none")
+        for i, (la, lr, y) in enumerate(points):
+            # jax's gammaln(1 + 1e-8) = −5.8e-9 is good to 5e-16 absolute, not relative to its small value
+            want = gamma_value_truth(la, lr, y, key == "inversegamma")
+            assert small_a_close(float(value[i]), want, atol=1e-15), (key, i, float(value[i]), want)
+
+    f = c_helper(tmp_path, "gamma_log_concentration_log_rate", "log_quotient", 4)
+    if f is not None:
+        for s in (-BIG, -1.0, 0.0, 3.0, 700.0):
+            for d in (-745.0, -709.0, -40.0, -1e-10, 0.0, 1e-15, 2.0, 700.0, 745.0):
+                y = math.exp(s + d) if -745 < s + d < 709 else None
+                if y is None or y == 0.0:
+                    continue
+                with mpmath.workdps(60):
+                    want = mpmath.log(mpmath.mpf(y)) - s
+                assert abs(f(y, math.exp(s), s, math.log(y)) - float(want)) <= 2.5e-16 * max(1.0, abs(float(want)))
+
+    pytest.importorskip("triton")
+    if os.environ.get("TRITON_INTERPRET") != "1" and not torch.cuda.is_available():
+        pytest.skip("triton needs TRITON_INTERPRET=1 or a GPU")
+    device = "cuda" if os.environ.get("TRITON_INTERPRET") != "1" else "cpu"
+    t = lambda v: torch.tensor(v, dtype=torch.float64, device=device)  # noqa: E731
+    # the interpreter's exp and log are tl.exp and tl.log (exp2(x·log2 e), ...), good to |x|·ε (1.1e-14 at
+    # x = −69), not libdevice's: there a few e-14 absolute, with the sign of the tiny results
+    for key in ("gamma", "inversegamma"):
+        points = [p[1:] for p in SMALL_A if p[0] == key]
+        value = module_for(key, "triton").loss(*(t([p[i] for p in points]) for i in range(3)), reduction="none")
+        for i, (la, lr, y) in enumerate(points):
+            want = gamma_value_truth(la, lr, y, key == "inversegamma")
+            got = float(value[i])
+            if device == "cpu":
+                assert abs(got - want) <= 3e-14 * max(1.0, abs(want)) and (got < 0) == (want < 0), (key, i, got, want)
+            else:
+                assert small_a_close(got, want), (key, i, got, want)
+
+
+# ---------------------------------------------------------------------------------------------------------
 # negative binomial: ∂/∂total_count = softplus(logits) − (ψ(r + y) − ψ(r)) at r = 1e-30, y = 0
 @pytest.mark.parametrize("target", ["numpy", "torch"])
 @pytest.mark.parametrize("r, logits, y", [(1e-30, 1e4, 0.0), (1e-300, 700.0, 0.0), (1e-30, 1.0, 3.0),

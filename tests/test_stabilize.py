@@ -252,6 +252,30 @@ def test_rule_lgamma_stirling():
     assert_same_value(expr, out, [{u: 3, a: 2, b: 1}, {u: -2, a: 0.5, b: 0}, {u: 40, a: 39, b: 0}])
 
 
+def test_rule_lgamma_log_quotient():
+    from symloss.stabilize import Context, LogQuotient
+
+    s = sp.Symbol("s", real=True)
+    t = sp.Symbol("t", positive=True)
+    a = sp.exp(u)
+    # the Gamma's ℓ below a = 10: lgamma(a) − (a − 1)·log y + …  →  lgamma(a + 1) + (1 − a)·log(y/a) − a·u + …
+    expr = LogGamma(a) - (a - 1) * sp.log(t) - s * a
+    out = apply_rule("lgamma_log_quotient", expr, data=[t])
+    assert out == LogGamma(a + 1) + (1 - a) * LogQuotient(t, a, u, sp.log(t)) - a * u - s * a
+    assert_same_value(expr, elementary(out), [{u: -69.0, s: 1.0, t: 1e-30}, {u: 0.5, s: 0.0, t: 3.0}])
+    # the inverse gamma's (a + 1)·log y; a guarded input (the small branch of lgamma_deviance) and a = e^u/2
+    g = Guard(u, u <= sp.log(10), sp.log(10))
+    inv = LogGamma(sp.exp(g) / 2) + (sp.exp(g) / 2 + 1) * sp.log(t)
+    out = apply_rule("lgamma_log_quotient", inv, data=[t])
+    assert out.has(LogQuotient(t, sp.exp(g) / 2, g - sp.log(2), sp.log(t))) and out.has(LogGamma(sp.exp(g) / 2 + 1))
+    assert_same_value(inv.subs(g, u), elementary(out).subs(g, u), [{u: -40.0, t: 1e-17}, {u: 2.0, t: 0.3}])
+    # nothing to cancel: no log y with the lgamma's coefficient, or not the data's log
+    for same in (LogGamma(a) + a * sp.log(t), LogGamma(a) - sp.log(t), LogGamma(a) + sp.log(s**2 + 1)):
+        assert RULES_BY_NAME["lgamma_log_quotient"].apply(same, Context(data=frozenset([t]))) == same
+    # log_quotient(y, x, s, l) = l − s, as a function of four independent arguments
+    assert LogQuotient(t, a, u, sp.log(t)).diff(u) == -1 and LogQuotient(t, a, u, sp.log(t)).diff(t) == 1 / t
+
+
 def test_rule_lgamma_deviance():
     s = sp.Symbol("s", real=True)
     t = sp.Symbol("t", positive=True)
@@ -979,7 +1003,9 @@ def test_rule_piecewise_guard():
 def test_stable_functions_have_exact_derivatives(fn):
     """fdiff against a central difference of the elementary form, with 40 digits."""
     args = {1: (sp.Float("0.7", 40),), 2: (sp.Float("0.7", 40), sp.Float("1.3", 40)),
-            3: (sp.Float("0.7", 40), sp.Float("1.3", 40), sp.Float("0.2", 40))}[fn.nargs.args[0] if hasattr(
+            3: (sp.Float("0.7", 40), sp.Float("1.3", 40), sp.Float("0.2", 40)),
+            4: (sp.Float("0.7", 40), sp.Float("1.3", 40), sp.Float("0.2", 40), sp.Float("0.4", 40))}[
+        fn.nargs.args[0] if hasattr(
         fn.nargs, "args") else fn.nargs]
     syms = sp.symbols(f"t0:{len(args)}", positive=True)
     f = fn(*syms)

@@ -34,6 +34,8 @@
  *     log_gamma: log Γ(x) → lgamma(x);  log x! → lgamma(x + 1)
  *     lgamma_deviance: lgamma(x) − x·L + e^L → ½·log 2π − ½·log x + δ(x) + bd0(x, e^L)  (x = c·e^u ≥ 10; bd0(x, m)
  *        = x·log(x/m) + m − x)
+ *     lgamma_log_quotient: c·lgamma(x) + k·log y → c·lgamma(x + 1) + k·log_quotient(y, x, L, log y) + (k − c)·L  (x
+ *        = C·e^g, g an input, L = g + log C, y the data, c a term of k)
  *     digamma_stirling: ψ(c·e^u) + r → (u + log c) − e^−u/(2c) + ε(c·e^u) + r
  *     expm1: exp(x) − 1 → expm1(x)
  *     xlogy: x·log(y) → xlogy(x, y);  x·log1p(y) → xlog1py(x, y)  (x may be 0, the target involved)

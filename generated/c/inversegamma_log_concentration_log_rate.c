@@ -34,6 +34,8 @@
  *     log_gamma: log Γ(x) → lgamma(x);  log x! → lgamma(x + 1)
  *     lgamma_deviance: lgamma(x) − x·L + e^L → ½·log 2π − ½·log x + δ(x) + bd0(x, e^L)  (x = c·e^u ≥ 10; bd0(x, m)
  *        = x·log(x/m) + m − x)
+ *     lgamma_log_quotient: c·lgamma(x) + k·log y → c·lgamma(x + 1) + k·log_quotient(y, x, L, log y) + (k − c)·L  (x
+ *        = C·e^g, g an input, L = g + log C, y the data, c a term of k)
  *     digamma_stirling: ψ(c·e^u) + r → (u + log c) − e^−u/(2c) + ε(c·e^u) + r
  *     log_ratio: C·log(y) + c·s → (−c)·log_ratio(y, s) + (C + c)·log(y)  (y the data, s a real input, −c C or a
  *        term of it);  x·log_ratio(y, s) → xmuly(x, log_ratio(y, s)) where x may be 0 (by the xlogy rule)
@@ -64,6 +66,15 @@ static double symloss_inversegamma_log_concentration_log_rate_log_ratio(double y
         e -= 1;
     }
     return ((double)e * 0.693145751953125 - s) + ((double)e * 1.4286068203094173e-06 + log(m));
+}
+
+/* log(y/x) = log y − s for y ≥ 0, x = e^s > 0 and ly = log y: log(y/x) where y/x is a positive normal number
+   (log y − s to ~2e-16 absolute where y ≈ x, not half an ulp of log y), ly − s where y/x over- or underflows
+   (|log y − s| > 708: relative accuracy is enough there). */
+static double symloss_inversegamma_log_concentration_log_rate_log_quotient(double y, double x, double s, double ly)
+{
+    const double q = y / x;
+    return (q >= 2.2250738585072014e-308 && q < HUGE_VAL) ? log(q) : ly - s;
 }
 
 /* bd0(x, m) = x·log(x/m) + m − x for x, m > 0, lm = log m (Loader 2000; R's bd0): x·(e^z − 1 − z) with
@@ -145,10 +156,12 @@ static double symloss_inversegamma_log_concentration_log_rate_terms(double log_c
     const double _t3 = (_t2 ? log_concentration : _t1);
     const double _t4 = exp(_t3);
     const double _t5 = exp(log_rate)/y;
-    const double _t6 = symloss_inversegamma_log_concentration_log_rate_log_ratio(y, log_rate);
-    const double _t7 = exp(((log_concentration <= _t1) ? log_concentration : _t1));
-    const double _t8 = _t0 - 0.5*_t3 + symloss_inversegamma_log_concentration_log_rate_bd0(_t4, _t5, -_t6) + symloss_inversegamma_log_concentration_log_rate_lgammacor_series(_t4) + 0.9189385332046728;
-    return (_t2 ? _t8 : _t0 + _t5 + _t6*_t7 + lgamma(_t7));
+    const double _t6 = ((log_concentration <= _t1) ? log_concentration : _t1);
+    const double _t7 = exp(_t6);
+    const double _t8 = _t7 + 1.0;
+    const double _t9 = symloss_inversegamma_log_concentration_log_rate_bd0(_t4, _t5, -symloss_inversegamma_log_concentration_log_rate_log_ratio(y, log_rate));
+    const double _t10 = _t5 + _t6*_t7 - _t7*log_rate + _t8*symloss_inversegamma_log_concentration_log_rate_log_quotient(y, _t7, _t6, _t0) + lgamma(_t8);
+    return (_t2 ? _t0 - 0.5*_t3 + _t9 + symloss_inversegamma_log_concentration_log_rate_lgammacor_series(_t4) + 0.9189385332046728 : _t10);
 }
 
 /* ℓ of one observation, and its partial derivatives ∂ℓ/∂log_concentration, ∂ℓ/∂log_rate into _g. */
@@ -163,13 +176,15 @@ static double symloss_inversegamma_log_concentration_log_rate_terms_and_grads(do
     const double _t5 = exp(log_rate);
     const double _t6 = (1.0/(y));
     const double _t7 = _t5*_t6;
-    const double _t8 = symloss_inversegamma_log_concentration_log_rate_log_ratio(y, log_rate);
-    const double _t9 = exp(((log_concentration <= _t1) ? log_concentration : _t1));
-    const double _t10 = exp(log_concentration);
-    const double _t11 = _t0 - 0.5*_t3 + symloss_inversegamma_log_concentration_log_rate_bd0(_t4, _t7, -_t8) + symloss_inversegamma_log_concentration_log_rate_lgammacor_series(_t4) + 0.9189385332046728;
-    _g[0] = _t10*(log_concentration - log_rate + _t0 + symloss_inversegamma_log_concentration_log_rate_digammacor(_t10) - 0.5*exp(-log_concentration));
-    _g[1] = _t5*_t6 - _t10;
-    return (_t2 ? _t11 : _t0 + _t7 + _t8*_t9 + lgamma(_t9));
+    const double _t8 = ((log_concentration <= _t1) ? log_concentration : _t1);
+    const double _t9 = exp(_t8);
+    const double _t10 = _t9 + 1.0;
+    const double _t11 = exp(log_concentration);
+    const double _t12 = symloss_inversegamma_log_concentration_log_rate_bd0(_t4, _t7, -symloss_inversegamma_log_concentration_log_rate_log_ratio(y, log_rate));
+    const double _t13 = _t10*symloss_inversegamma_log_concentration_log_rate_log_quotient(y, _t9, _t8, _t0) + _t7 + _t8*_t9 - _t9*log_rate + lgamma(_t10);
+    _g[0] = _t11*(log_concentration - log_rate + _t0 + symloss_inversegamma_log_concentration_log_rate_digammacor(_t11) - 0.5*exp(-log_concentration));
+    _g[1] = _t5*_t6 - _t11;
+    return (_t2 ? _t0 + _t12 - 0.5*_t3 + symloss_inversegamma_log_concentration_log_rate_lgammacor_series(_t4) + 0.9189385332046728 : _t13);
 }
 
 /* The dropped constant c = −log p − ℓ of one observation. */

@@ -34,6 +34,8 @@ Stabilising rewrites applied (symloss.stabilize):
     log_gamma: log Γ(x) → lgamma(x);  log x! → lgamma(x + 1)
     lgamma_deviance: lgamma(x) − x·L + e^L → ½·log 2π − ½·log x + δ(x) + bd0(x, e^L)  (x = c·e^u ≥ 10; bd0(x, m) =
         x·log(x/m) + m − x)
+    lgamma_log_quotient: c·lgamma(x) + k·log y → c·lgamma(x + 1) + k·log_quotient(y, x, L, log y) + (k − c)·L  (x =
+        C·e^g, g an input, L = g + log C, y the data, c a term of k)
     digamma_stirling: ψ(c·e^u) + r → (u + log c) − e^−u/(2c) + ε(c·e^u) + r
     expm1: exp(x) − 1 → expm1(x)
     xlogy: x·log(y) → xlogy(x, y);  x·log1p(y) → xlog1py(x, y)  (x may be 0, the target involved)
@@ -69,6 +71,15 @@ WRT = ("log_concentration", "log_rate")
 CONSTANTS = ()
 REDUCTIONS = ("mean", "sum", "none")
 _WRT_INDEX = (0, 1)
+
+
+def _log_quotient(y, x, s, ly):
+    """log(y/x) = log y − s for y ≥ 0, x = e^s > 0 and ly = log y: log(y/x) where y/x is a positive normal number
+    (log y − s to ~2e-16 absolute where y ≈ x, not half an ulp of log y), ly − s where y/x over- or underflows
+    (|log y − s| > 708: relative accuracy is enough there)."""
+    q = y / x
+    ok = (q >= jnp.finfo(q.dtype).tiny) & (q < math.inf)
+    return jnp.where(ok, jnp.log(jnp.where(ok, q, 1.0)), ly - s)
 
 
 def _bd0(x, m, lm):
@@ -125,9 +136,9 @@ def _loss_terms(log_concentration, log_rate, y):
     _t6 = jnp.where((log_concentration <= _t1), log_concentration, _t1)
     _t7 = jnp.exp(_t6)
     _t8 = _bd0(_t4, _t5*y, log_rate + _t0)
-    _t9 = -jax.scipy.special.xlogy(jnp.expm1(_t6), y)
-    _t10 = _t0 - 1/2*_t3 + _t8 + _lgammacor_series(_t4) + 0.9189385332046728
-    return jnp.where(_t2, _t10, _t5*y - _t7*log_rate + _t9 + jax.scipy.special.gammaln(_t7))
+    _t9 = -jnp.where((jnp.expm1(_t6) == 0), 0, _log_quotient(y, _t7, _t6, _t0)*jnp.expm1(_t6))
+    _t10 = _t5*y - _t6*_t7 - _t7*log_rate + _t9 + jax.scipy.special.gammaln(_t7 + 1)
+    return jnp.where(_t2, _t0 - 1/2*_t3 + _t8 + _lgammacor_series(_t4) + 0.9189385332046728, _t10)
 
 
 def _loss_terms_and_grads(log_concentration, log_rate, y):
@@ -143,9 +154,10 @@ def _loss_terms_and_grads(log_concentration, log_rate, y):
     _t8 = jnp.where((log_concentration <= _t1), log_concentration, _t1)
     _t9 = jnp.exp(_t8)
     _t10 = jnp.exp(log_concentration)
-    _t12 = -jax.scipy.special.xlogy(jnp.expm1(_t8), y)
+    _t12 = -jnp.where((jnp.expm1(_t8) == 0), 0, _log_quotient(y, _t9, _t8, _t0)*jnp.expm1(_t8))
     _t13 = _t0 - 1/2*_t3 + _bd0(_t4, _t6, _t7) + _lgammacor_series(_t4) + 0.9189385332046728
-    _value = jnp.where(_t2, _t13, _t12 + _t5*y - _t9*log_rate + jax.scipy.special.gammaln(_t9))
+    _t14 = _t12 + _t5*y - _t8*_t9 - _t9*log_rate + jax.scipy.special.gammaln(_t9 + 1)
+    _value = jnp.where(_t2, _t13, _t14)
     _grad0 = _t10*(log_concentration - _t7 + _digammacor(_t10) - 1/2*jnp.exp(-log_concentration))
     _grad1 = _t6 - _t10
     return _value, (_grad0, _grad1)

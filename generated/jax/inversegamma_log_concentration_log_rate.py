@@ -34,6 +34,8 @@ Stabilising rewrites applied (symloss.stabilize):
     log_gamma: log Γ(x) → lgamma(x);  log x! → lgamma(x + 1)
     lgamma_deviance: lgamma(x) − x·L + e^L → ½·log 2π − ½·log x + δ(x) + bd0(x, e^L)  (x = c·e^u ≥ 10; bd0(x, m) =
         x·log(x/m) + m − x)
+    lgamma_log_quotient: c·lgamma(x) + k·log y → c·lgamma(x + 1) + k·log_quotient(y, x, L, log y) + (k − c)·L  (x =
+        C·e^g, g an input, L = g + log C, y the data, c a term of k)
     digamma_stirling: ψ(c·e^u) + r → (u + log c) − e^−u/(2c) + ε(c·e^u) + r
     log_ratio: C·log(y) + c·s → (−c)·log_ratio(y, s) + (C + c)·log(y)  (y the data, s a real input, −c C or a term
         of it);  x·log_ratio(y, s) → xmuly(x, log_ratio(y, s)) where x may be 0 (by the xlogy rule)
@@ -82,6 +84,15 @@ def _log_ratio(y, s):
     split = (e * 0.693145751953125 - s) + (e * 1.4286068203094173e-06 + jnp.log(m))
     # XLA flushes subnormals (log gives −∞) but its frexp does not: keep log's answer below the normal range
     return jnp.where(y < jnp.finfo(m.dtype).tiny, jnp.log(y) - s, split)
+
+
+def _log_quotient(y, x, s, ly):
+    """log(y/x) = log y − s for y ≥ 0, x = e^s > 0 and ly = log y: log(y/x) where y/x is a positive normal number
+    (log y − s to ~2e-16 absolute where y ≈ x, not half an ulp of log y), ly − s where y/x over- or underflows
+    (|log y − s| > 708: relative accuracy is enough there)."""
+    q = y / x
+    ok = (q >= jnp.finfo(q.dtype).tiny) & (q < math.inf)
+    return jnp.where(ok, jnp.log(jnp.where(ok, q, 1.0)), ly - s)
 
 
 def _bd0(x, m, lm):
@@ -135,10 +146,13 @@ def _loss_terms(log_concentration, log_rate, y):
     _t3 = jnp.where(_t2, log_concentration, _t1)
     _t4 = jnp.exp(_t3)
     _t5 = jnp.exp(log_rate)/y
-    _t6 = _log_ratio(y, log_rate)
-    _t7 = jnp.exp(jnp.where((log_concentration <= _t1), log_concentration, _t1))
-    _t8 = _t0 - 1/2*_t3 + _bd0(_t4, _t5, -_t6) + _lgammacor_series(_t4) + 0.9189385332046728
-    return jnp.where(_t2, _t8, _t0 + _t5 + _t6*_t7 + jax.scipy.special.gammaln(_t7))
+    _t6 = jnp.where((log_concentration <= _t1), log_concentration, _t1)
+    _t7 = jnp.exp(_t6)
+    _t8 = _t7 + 1
+    _t9 = _bd0(_t4, _t5, -_log_ratio(y, log_rate))
+    _t10 = _t8*_log_quotient(y, _t7, _t6, _t0)
+    _t11 = _t10 + _t5 + _t6*_t7 - _t7*log_rate + jax.scipy.special.gammaln(_t8)
+    return jnp.where(_t2, _t0 - 1/2*_t3 + _t9 + _lgammacor_series(_t4) + 0.9189385332046728, _t11)
 
 
 def _loss_terms_and_grads(log_concentration, log_rate, y):
@@ -151,14 +165,17 @@ def _loss_terms_and_grads(log_concentration, log_rate, y):
     _t5 = jnp.exp(log_rate)
     _t6 = 1/y
     _t7 = _t5*_t6
-    _t8 = _log_ratio(y, log_rate)
-    _t9 = jnp.exp(jnp.where((log_concentration <= _t1), log_concentration, _t1))
-    _t10 = jnp.exp(log_concentration)
-    _t11 = _t0 - 1/2*_t3 + _bd0(_t4, _t7, -_t8) + _lgammacor_series(_t4) + 0.9189385332046728
-    _t12 = log_concentration - log_rate + _t0 + _digammacor(_t10) - 1/2*jnp.exp(-log_concentration)
-    _value = jnp.where(_t2, _t11, _t0 + _t7 + _t8*_t9 + jax.scipy.special.gammaln(_t9))
-    _grad0 = _t10*_t12
-    _grad1 = _t5*_t6 - _t10
+    _t8 = jnp.where((log_concentration <= _t1), log_concentration, _t1)
+    _t9 = jnp.exp(_t8)
+    _t10 = _t9 + 1
+    _t11 = jnp.exp(log_concentration)
+    _t12 = _bd0(_t4, _t7, -_log_ratio(y, log_rate))
+    _t13 = _t10*_log_quotient(y, _t9, _t8, _t0)
+    _t14 = _t13 + _t7 + _t8*_t9 - _t9*log_rate + jax.scipy.special.gammaln(_t10)
+    _t15 = log_concentration - log_rate + _t0 + _digammacor(_t11) - 1/2*jnp.exp(-log_concentration)
+    _value = jnp.where(_t2, _t0 + _t12 - 1/2*_t3 + _lgammacor_series(_t4) + 0.9189385332046728, _t14)
+    _grad0 = _t11*_t15
+    _grad1 = _t5*_t6 - _t11
     return _value, (_grad0, _grad1)
 
 

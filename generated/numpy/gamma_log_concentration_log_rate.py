@@ -34,6 +34,8 @@ Stabilising rewrites applied (symloss.stabilize):
     log_gamma: log Γ(x) → lgamma(x);  log x! → lgamma(x + 1)
     lgamma_deviance: lgamma(x) − x·L + e^L → ½·log 2π − ½·log x + δ(x) + bd0(x, e^L)  (x = c·e^u ≥ 10; bd0(x, m) =
         x·log(x/m) + m − x)
+    lgamma_log_quotient: c·lgamma(x) + k·log y → c·lgamma(x + 1) + k·log_quotient(y, x, L, log y) + (k − c)·L  (x =
+        C·e^g, g an input, L = g + log C, y the data, c a term of k)
     digamma_stirling: ψ(c·e^u) + r → (u + log c) − e^−u/(2c) + ε(c·e^u) + r
     expm1: exp(x) − 1 → expm1(x)
     xlogy: x·log(y) → xlogy(x, y);  x·log1p(y) → xlog1py(x, y)  (x may be 0, the target involved)
@@ -93,12 +95,13 @@ def _split(cond, f, g, *args):
     return out
 
 
-def _xlogy(x, y):
-    """x·log(y), and 0 where x == 0 (also when y == 0 or ∞, where the product is NaN; the module ignores the
-    floating-point warnings): the where only when some x is 0."""
-    out = x * np.log(y)
-    zero = x == 0
-    return np.where(zero, 0.0, out) if np.any(zero) else out
+def _log_quotient(y, x, s, ly):
+    """log(y/x) = log y − s for y ≥ 0, x = e^s > 0 and ly = log y: log(y/x) where y/x is a positive normal number
+    (log y − s to ~2e-16 absolute where y ≈ x, not half an ulp of log y), ly − s where y/x over- or underflows
+    (|log y − s| > 708: relative accuracy is enough there)."""
+    q = y / x
+    ok = (q >= np.finfo(q.dtype).tiny) & (q < math.inf)
+    return np.where(ok, np.log(np.where(ok, q, 1.0)), ly - s)
 
 
 def _bd0(x, m, lm):
@@ -353,10 +356,12 @@ def _loss_terms(log_concentration, log_rate, y):
     _t3 = math.log(10)
     _t4 = np.exp(log_rate)
     _t5 = np.minimum(_t1, 10)
-    _t6 = -1/2*np.maximum(log_concentration, _t3)
-    _t7 = -_xlogy(np.expm1(np.minimum(log_concentration, _t3)), y)
-    _t8 = _t0 + _t6 + _bd0(_t2, _t4*y, log_rate + _t0) + _lgammacor_series(_t2) + 0.9189385332046728
-    return np.where((_t3 <= log_concentration), _t8, _t4*y - _t5*log_rate + _t7 + _lgamma(_t5))
+    _t6 = np.minimum(log_concentration, _t3)
+    _t7 = -1/2*np.maximum(log_concentration, _t3)
+    _t8 = -np.where((np.expm1(_t6) == 0), 0, _log_quotient(y, _t5, _t6, _t0)*np.expm1(_t6))
+    _t9 = _t0 + _t7 + _bd0(_t2, _t4*y, log_rate + _t0) + _lgammacor_series(_t2) + 0.9189385332046728
+    _t10 = _t4*y - _t5*_t6 - _t5*log_rate + _t8 + _lgamma(_t5 + 1)
+    return np.where((_t3 <= log_concentration), _t9, _t10)
 
 
 def _loss_terms_and_grads(log_concentration, log_rate, y):
@@ -369,12 +374,14 @@ def _loss_terms_and_grads(log_concentration, log_rate, y):
     _t5 = _t4*y
     _t6 = log_rate + _t0
     _t7 = np.minimum(_t1, 10)
-    _t8 = -log_concentration
-    _t9 = -1/2*np.maximum(log_concentration, _t3)
-    _t10 = -_xlogy(np.expm1(np.minimum(log_concentration, _t3)), y)
-    _t11 = _t0 + _t9 + _bd0(_t2, _t5, _t6) + _lgammacor_series(_t2) + 0.9189385332046728
-    _value = np.where((_t3 <= log_concentration), _t11, _t10 + _t4*y - _t7*log_rate + _lgamma(_t7))
-    _grad0 = _t1*(-_t6 - _t8 - 1/2*np.exp(_t8) + _digammacor(_t1))
+    _t8 = np.minimum(log_concentration, _t3)
+    _t9 = -log_concentration
+    _t10 = -1/2*np.maximum(log_concentration, _t3)
+    _t11 = -np.where((np.expm1(_t8) == 0), 0, _log_quotient(y, _t7, _t8, _t0)*np.expm1(_t8))
+    _t12 = _t0 + _t10 + _bd0(_t2, _t5, _t6) + _lgammacor_series(_t2) + 0.9189385332046728
+    _t13 = _t11 + _t4*y - _t7*_t8 - _t7*log_rate + _lgamma(_t7 + 1)
+    _value = np.where((_t3 <= log_concentration), _t12, _t13)
+    _grad0 = _t1*(-_t6 - _t9 - 1/2*np.exp(_t9) + _digammacor(_t1))
     _grad1 = _t5 - _t1
     return _value, (_grad0, _grad1)
 

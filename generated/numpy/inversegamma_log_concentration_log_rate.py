@@ -34,6 +34,8 @@ Stabilising rewrites applied (symloss.stabilize):
     log_gamma: log Γ(x) → lgamma(x);  log x! → lgamma(x + 1)
     lgamma_deviance: lgamma(x) − x·L + e^L → ½·log 2π − ½·log x + δ(x) + bd0(x, e^L)  (x = c·e^u ≥ 10; bd0(x, m) =
         x·log(x/m) + m − x)
+    lgamma_log_quotient: c·lgamma(x) + k·log y → c·lgamma(x + 1) + k·log_quotient(y, x, L, log y) + (k − c)·L  (x =
+        C·e^g, g an input, L = g + log C, y the data, c a term of k)
     digamma_stirling: ψ(c·e^u) + r → (u + log c) − e^−u/(2c) + ε(c·e^u) + r
     log_ratio: C·log(y) + c·s → (−c)·log_ratio(y, s) + (C + c)·log(y)  (y the data, s a real input, −c C or a term
         of it);  x·log_ratio(y, s) → xmuly(x, log_ratio(y, s)) where x may be 0 (by the xlogy rule)
@@ -102,6 +104,15 @@ def _log_ratio(y, s):
     m = np.where(low, 2.0 * m, m)
     e = (e - low).astype(m.dtype)
     return (e * 0.693145751953125 - s) + (e * 1.4286068203094173e-06 + np.log(m))
+
+
+def _log_quotient(y, x, s, ly):
+    """log(y/x) = log y − s for y ≥ 0, x = e^s > 0 and ly = log y: log(y/x) where y/x is a positive normal number
+    (log y − s to ~2e-16 absolute where y ≈ x, not half an ulp of log y), ly − s where y/x over- or underflows
+    (|log y − s| > 708: relative accuracy is enough there)."""
+    q = y / x
+    ok = (q >= np.finfo(q.dtype).tiny) & (q < math.inf)
+    return np.where(ok, np.log(np.where(ok, q, 1.0)), ly - s)
 
 
 def _bd0(x, m, lm):
@@ -355,11 +366,14 @@ def _loss_terms(log_concentration, log_rate, y):
     _t2 = np.maximum(_t1, 10)
     _t3 = math.log(10)
     _t4 = np.exp(log_rate)/y
-    _t5 = _log_ratio(y, log_rate)
-    _t6 = np.minimum(_t1, 10)
-    _t7 = -1/2*np.maximum(log_concentration, _t3)
-    _t8 = _t0 + _t7 + _bd0(_t2, _t4, -_t5) + _lgammacor_series(_t2) + 0.9189385332046728
-    return np.where((_t3 <= log_concentration), _t8, _t0 + _t4 + _t5*_t6 + _lgamma(_t6))
+    _t5 = np.minimum(_t1, 10)
+    _t6 = _t5 + 1
+    _t7 = np.minimum(log_concentration, _t3)
+    _t8 = _bd0(_t2, _t4, -_log_ratio(y, log_rate))
+    _t9 = -1/2*np.maximum(log_concentration, _t3)
+    _t10 = _t4 + _t5*_t7 - _t5*log_rate + _t6*_log_quotient(y, _t5, _t7, _t0) + _lgamma(_t6)
+    _t11 = _t0 + _t8 + _t9 + _lgammacor_series(_t2) + 0.9189385332046728
+    return np.where((_t3 <= log_concentration), _t11, _t10)
 
 
 def _loss_terms_and_grads(log_concentration, log_rate, y):
@@ -371,11 +385,14 @@ def _loss_terms_and_grads(log_concentration, log_rate, y):
     _t4 = np.exp(log_rate)
     _t5 = 1/y
     _t6 = _t4*_t5
-    _t7 = _log_ratio(y, log_rate)
-    _t8 = np.minimum(_t1, 10)
-    _t9 = -1/2*np.maximum(log_concentration, _t3)
-    _t10 = _t0 + _t9 + _bd0(_t2, _t6, -_t7) + _lgammacor_series(_t2) + 0.9189385332046728
-    _value = np.where((_t3 <= log_concentration), _t10, _t0 + _t6 + _t7*_t8 + _lgamma(_t8))
+    _t7 = np.minimum(_t1, 10)
+    _t8 = _t7 + 1
+    _t9 = np.minimum(log_concentration, _t3)
+    _t10 = _bd0(_t2, _t6, -_log_ratio(y, log_rate))
+    _t11 = -1/2*np.maximum(log_concentration, _t3)
+    _t12 = _t6 + _t7*_t9 - _t7*log_rate + _t8*_log_quotient(y, _t7, _t9, _t0) + _lgamma(_t8)
+    _t13 = _t0 + _t10 + _t11 + _lgammacor_series(_t2) + 0.9189385332046728
+    _value = np.where((_t3 <= log_concentration), _t13, _t12)
     _grad0 = _t1*(log_concentration - log_rate + _t0 + _digammacor(_t1) - 1/2*np.exp(-log_concentration))
     _grad1 = _t4*_t5 - _t1
     return _value, (_grad0, _grad1)

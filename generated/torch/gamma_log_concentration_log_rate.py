@@ -34,6 +34,8 @@ Stabilising rewrites applied (symloss.stabilize):
     log_gamma: log Γ(x) → lgamma(x);  log x! → lgamma(x + 1)
     lgamma_deviance: lgamma(x) − x·L + e^L → ½·log 2π − ½·log x + δ(x) + bd0(x, e^L)  (x = c·e^u ≥ 10; bd0(x, m) =
         x·log(x/m) + m − x)
+    lgamma_log_quotient: c·lgamma(x) + k·log y → c·lgamma(x + 1) + k·log_quotient(y, x, L, log y) + (k − c)·L  (x =
+        C·e^g, g an input, L = g + log C, y the data, c a term of k)
     digamma_stirling: ψ(c·e^u) + r → (u + log c) − e^−u/(2c) + ε(c·e^u) + r
     expm1: exp(x) − 1 → expm1(x)
     xlogy: x·log(y) → xlogy(x, y);  x·log1p(y) → xlog1py(x, y)  (x may be 0, the target involved)
@@ -78,6 +80,16 @@ WRT = ("log_concentration", "log_rate")
 CONSTANTS = ()
 REDUCTIONS = ("mean", "sum", "none")
 _WRT_INDEX = (0, 1)
+
+
+def _log_quotient(y, x, s, ly):
+    """log(y/x) = log y − s for y ≥ 0, x = e^s > 0 and ly = log y: log(y/x) where y/x is a positive normal number
+    (log y − s to ~2e-16 absolute where y ≈ x, not half an ulp of log y), ly − s where y/x over- or underflows
+    (|log y − s| > 708: relative accuracy is enough there).  A clamp, not a where, keeps the log finite off its
+    branch."""
+    q = y / x
+    tiny = torch.finfo(q.dtype).tiny
+    return torch.where((q >= tiny) & (q < math.inf), torch.log(torch.clamp(q, min=tiny)), ly - s)
 
 
 # e^z − 1 − z = z²·Σ zᵏ/(k + 2)!, k = 0..18: the 1/(k + 2)!
@@ -218,9 +230,10 @@ def _loss_terms(log_concentration, log_rate, y):
     _t5 = torch.clamp(log_concentration, max=_t1)
     _t6 = torch.exp(_t5)
     _t7 = _bd0(_t3, _t4*y, log_rate + _t0)
-    _t8 = _t4*y - _t6*log_rate + torch.lgamma(_t6) - torch.special.xlogy(torch.expm1(_t5), y)
+    _t8 = -torch.where((torch.expm1(_t5) == 0), 0, _log_quotient(y, _t6, _t5, _t0)*torch.expm1(_t5))
     _t9 = _t0 - 1/2*_t2 + _t7 + _lgammacor_series(_t3) + 0.9189385332046728
-    return torch.where((_t1 <= log_concentration), _t9, _t8)
+    _t10 = _t4*y - _t5*_t6 - _t6*log_rate + _t8 + torch.lgamma(_t6 + 1)
+    return torch.where((_t1 <= log_concentration), _t9, _t10)
 
 
 def _loss_terms_and_grads(log_concentration, log_rate, y):
@@ -235,9 +248,10 @@ def _loss_terms_and_grads(log_concentration, log_rate, y):
     _t7 = torch.clamp(log_concentration, max=_t1)
     _t8 = torch.exp(_t7)
     _t9 = torch.exp(log_concentration)
-    _t11 = _t4*y - _t8*log_rate + torch.lgamma(_t8) - torch.special.xlogy(torch.expm1(_t7), y)
+    _t11 = -torch.where((torch.expm1(_t7) == 0), 0, _log_quotient(y, _t8, _t7, _t0)*torch.expm1(_t7))
     _t12 = _t0 - 1/2*_t2 + _bd0(_t3, _t5, _t6) + _lgammacor_series(_t3) + 0.9189385332046728
-    _value = torch.where((_t1 <= log_concentration), _t12, _t11)
+    _t13 = _t11 + _t4*y - _t7*_t8 - _t8*log_rate + torch.lgamma(_t8 + 1)
+    _value = torch.where((_t1 <= log_concentration), _t12, _t13)
     _grad0 = _t9*(log_concentration - _t6 + _digammacor(_t9) - 1/2*torch.exp(-log_concentration))
     _grad1 = _t5 - _t9
     return _value, (_grad0, _grad1)
@@ -254,9 +268,10 @@ def _loss_terms_inplace(log_concentration, log_rate, y):
     _t5 = torch.clamp(log_concentration, max=_t1)
     _t6 = torch.exp(_t5)
     _t7 = _bd0(_t3, _t4 * y, log_rate + _t0)
-    _t8 = _t4.mul_(y).sub_(_t6 * log_rate).add_(torch.lgamma(_t6)).sub_(torch.special.xlogy(_t5.expm1_(), y))
+    _t8 = torch.where(torch.expm1(_t5) == 0, 0, _log_quotient(y, _t6, _t5, _t0).mul_(torch.expm1(_t5))).neg_()
     _t9 = _t0.sub_(_t2.mul_(1 / 2)).add_(_t7).add_(_lgammacor_series(_t3)).add_(0.9189385332046728)
-    return torch.where(_t1 <= log_concentration, _t9, _t8, out=_t9)
+    _t10 = _t4.mul_(y).sub_(_t5.mul_(_t6)).sub_(_t6 * log_rate).add_(_t8).add_((_t6 + 1).lgamma_())
+    return torch.where(_t1 <= log_concentration, _t9, _t10, out=_t9)
 
 
 def _loss_terms_and_grads_inplace(log_concentration, log_rate, y):
@@ -272,9 +287,10 @@ def _loss_terms_and_grads_inplace(log_concentration, log_rate, y):
     _t7 = torch.clamp(log_concentration, max=_t1)
     _t8 = torch.exp(_t7)
     _t9 = torch.exp(log_concentration)
-    _t11 = _t4.mul_(y).sub_(_t8 * log_rate).add_(torch.lgamma(_t8)).sub_(torch.special.xlogy(_t7.expm1_(), y))
+    _t11 = torch.where(torch.expm1(_t7) == 0, 0, _log_quotient(y, _t8, _t7, _t0).mul_(torch.expm1(_t7))).neg_()
     _t12 = _t0.sub_(_t2.mul_(1 / 2)).add_(_bd0(_t3, _t5, _t6)).add_(_lgammacor_series(_t3)).add_(0.9189385332046728)
-    _value = torch.where(_t1 <= log_concentration, _t12, _t11, out=_t12)
+    _t13 = _t11.add_(_t4.mul_(y)).sub_(_t7.mul_(_t8)).sub_(_t8 * log_rate).add_((_t8 + 1).lgamma_())
+    _value = torch.where(_t1 <= log_concentration, _t12, _t13, out=_t12)
     _grad0 = (
         _t6.neg_().add_(log_concentration).add_(_digammacor(_t9)).sub_((-log_concentration).exp_().mul_(1 /
         2)).mul_(_t9)

@@ -34,6 +34,8 @@ Stabilising rewrites applied (symloss.stabilize):
     log_gamma: log Γ(x) → lgamma(x);  log x! → lgamma(x + 1)
     lgamma_deviance: lgamma(x) − x·L + e^L → ½·log 2π − ½·log x + δ(x) + bd0(x, e^L)  (x = c·e^u ≥ 10; bd0(x, m) =
         x·log(x/m) + m − x)
+    lgamma_log_quotient: c·lgamma(x) + k·log y → c·lgamma(x + 1) + k·log_quotient(y, x, L, log y) + (k − c)·L  (x =
+        C·e^g, g an input, L = g + log C, y the data, c a term of k)
     digamma_stirling: ψ(c·e^u) + r → (u + log c) − e^−u/(2c) + ε(c·e^u) + r
     log_ratio: C·log(y) + c·s → (−c)·log_ratio(y, s) + (C + c)·log(y)  (y the data, s a real input, −c C or a term
         of it);  x·log_ratio(y, s) → xmuly(x, log_ratio(y, s)) where x may be 0 (by the xlogy rule)
@@ -91,6 +93,16 @@ def _log_ratio(y, s):
     h = torch.floor(0.5 * e)
     m = y * torch.exp2(-h) * torch.exp2(h - e)
     return (e * 0.693145751953125 - s) + (e * 1.4286068203094173e-06 + torch.log(m))
+
+
+def _log_quotient(y, x, s, ly):
+    """log(y/x) = log y − s for y ≥ 0, x = e^s > 0 and ly = log y: log(y/x) where y/x is a positive normal number
+    (log y − s to ~2e-16 absolute where y ≈ x, not half an ulp of log y), ly − s where y/x over- or underflows
+    (|log y − s| > 708: relative accuracy is enough there).  A clamp, not a where, keeps the log finite off its
+    branch."""
+    q = y / x
+    tiny = torch.finfo(q.dtype).tiny
+    return torch.where((q >= tiny) & (q < math.inf), torch.log(torch.clamp(q, min=tiny)), ly - s)
 
 
 # e^z − 1 − z = z²·Σ zᵏ/(k + 2)!, k = 0..18: the 1/(k + 2)!
@@ -228,10 +240,13 @@ def _loss_terms(log_concentration, log_rate, y):
     _t2 = torch.clamp(log_concentration, min=_t1)
     _t3 = torch.exp(_t2)
     _t4 = torch.exp(log_rate)/y
-    _t5 = _log_ratio(y, log_rate)
-    _t6 = torch.exp(torch.clamp(log_concentration, max=_t1))
-    _t7 = _t0 - 1/2*_t2 + _bd0(_t3, _t4, -_t5) + _lgammacor_series(_t3) + 0.9189385332046728
-    return torch.where((_t1 <= log_concentration), _t7, _t0 + _t4 + _t5*_t6 + torch.lgamma(_t6))
+    _t5 = torch.clamp(log_concentration, max=_t1)
+    _t6 = torch.exp(_t5)
+    _t7 = _t6 + 1
+    _t8 = _bd0(_t3, _t4, -_log_ratio(y, log_rate))
+    _t9 = _t4 + _t5*_t6 - _t6*log_rate + _t7*_log_quotient(y, _t6, _t5, _t0) + torch.lgamma(_t7)
+    _t10 = _t0 - 1/2*_t2 + _t8 + _lgammacor_series(_t3) + 0.9189385332046728
+    return torch.where((_t1 <= log_concentration), _t10, _t9)
 
 
 def _loss_terms_and_grads(log_concentration, log_rate, y):
@@ -243,14 +258,17 @@ def _loss_terms_and_grads(log_concentration, log_rate, y):
     _t4 = torch.exp(log_rate)
     _t5 = 1/y
     _t6 = _t4*_t5
-    _t7 = _log_ratio(y, log_rate)
-    _t8 = torch.exp(torch.clamp(log_concentration, max=_t1))
-    _t9 = torch.exp(log_concentration)
-    _t10 = _t0 - 1/2*_t2 + _bd0(_t3, _t6, -_t7) + _lgammacor_series(_t3) + 0.9189385332046728
-    _t11 = log_concentration - log_rate + _t0 + _digammacor(_t9) - 1/2*torch.exp(-log_concentration)
-    _value = torch.where((_t1 <= log_concentration), _t10, _t0 + _t6 + _t7*_t8 + torch.lgamma(_t8))
-    _grad0 = _t11*_t9
-    _grad1 = _t4*_t5 - _t9
+    _t7 = torch.clamp(log_concentration, max=_t1)
+    _t8 = torch.exp(_t7)
+    _t9 = _t8 + 1
+    _t10 = torch.exp(log_concentration)
+    _t11 = _bd0(_t3, _t6, -_log_ratio(y, log_rate))
+    _t12 = _t6 + _t7*_t8 - _t8*log_rate + _t9*_log_quotient(y, _t8, _t7, _t0) + torch.lgamma(_t9)
+    _t13 = _t0 + _t11 - 1/2*_t2 + _lgammacor_series(_t3) + 0.9189385332046728
+    _t14 = log_concentration - log_rate + _t0 + _digammacor(_t10) - 1/2*torch.exp(-log_concentration)
+    _value = torch.where((_t1 <= log_concentration), _t13, _t12)
+    _grad0 = _t10*_t14
+    _grad1 = _t4*_t5 - _t10
     return _value, (_grad0, _grad1)
 
 
@@ -262,15 +280,16 @@ def _loss_terms_inplace(log_concentration, log_rate, y):
     _t2 = torch.clamp(log_concentration, min=_t1)
     _t3 = torch.exp(_t2)
     _t4 = torch.exp(log_rate).div_(y)
-    _t5 = _log_ratio(y, log_rate)
-    _t6 = torch.clamp(log_concentration, max=_t1).exp_()
-    _t7 = (
-        _t2.mul_(1 / 2).neg_().add_(_t0).add_(_bd0(_t3, _t4,
-        -_t5)).add_(_lgammacor_series(_t3)).add_(0.9189385332046728)
+    _t5 = torch.clamp(log_concentration, max=_t1)
+    _t6 = torch.exp(_t5)
+    _t7 = _t6 + 1
+    _t8 = _bd0(_t3, _t4, _log_ratio(y, log_rate).neg_())
+    _t9 = (
+        _t4.add_(_t5 * _t6).sub_(_t6 * log_rate).add_(_log_quotient(y, _t6, _t5,
+        _t0).mul_(_t7)).add_(torch.lgamma(_t7))
     )
-    return (
-        torch.where(_t1 <= log_concentration, _t7, _t0.add_(_t4).add_(_t5.mul_(_t6)).add_(torch.lgamma(_t6)), out=_t7)
-    )
+    _t10 = _t0.sub_(_t2.mul_(1 / 2)).add_(_t8).add_(_lgammacor_series(_t3)).add_(0.9189385332046728)
+    return torch.where(_t1 <= log_concentration, _t10, _t9, out=_t10)
 
 
 def _loss_terms_and_grads_inplace(log_concentration, log_rate, y):
@@ -283,22 +302,22 @@ def _loss_terms_and_grads_inplace(log_concentration, log_rate, y):
     _t4 = torch.exp(log_rate)
     _t5 = 1 / y
     _t6 = _t4 * _t5
-    _t7 = _log_ratio(y, log_rate)
-    _t8 = torch.clamp(log_concentration, max=_t1).exp_()
-    _t9 = torch.exp(log_concentration)
-    _t10 = (
-        _t2.mul_(1 / 2).neg_().add_(_t0).add_(_bd0(_t3, _t6,
-        -_t7)).add_(_lgammacor_series(_t3)).add_(0.9189385332046728)
+    _t7 = torch.clamp(log_concentration, max=_t1)
+    _t8 = torch.exp(_t7)
+    _t9 = _t8 + 1
+    _t10 = torch.exp(log_concentration)
+    _t11 = _bd0(_t3, _t6, _log_ratio(y, log_rate).neg_())
+    _t12 = (
+        _t6.add_(_t7 * _t8).sub_(_t8 * log_rate).add_(_log_quotient(y, _t8, _t7,
+        _t0).mul_(_t9)).add_(torch.lgamma(_t9))
     )
-    _t11 = (
-        (log_concentration - log_rate).add_(_t0).add_(_digammacor(_t9)).sub_((-log_concentration).exp_().mul_(1 / 2))
+    _t13 = _t11.add_(_t0).sub_(_t2.mul_(1 / 2)).add_(_lgammacor_series(_t3)).add_(0.9189385332046728)
+    _t14 = (
+        (log_concentration - log_rate).add_(_t0).add_(_digammacor(_t10)).sub_((-log_concentration).exp_().mul_(1 / 2))
     )
-    _value = (
-        torch.where(_t1 <= log_concentration, _t10, _t0.add_(_t6).add_(_t7.mul_(_t8)).add_(torch.lgamma(_t8)),
-        out=_t10)
-    )
-    _grad0 = _t11.mul_(_t9)
-    _grad1 = _t4.mul_(_t5).sub_(_t9)
+    _value = torch.where(_t1 <= log_concentration, _t13, _t12, out=_t13)
+    _grad0 = _t14.mul_(_t10)
+    _grad1 = _t4.mul_(_t5).sub_(_t10)
     return _value, (_grad0, _grad1)
 
 

@@ -34,6 +34,8 @@ Stabilising rewrites applied (symloss.stabilize):
     log_gamma: log Γ(x) → lgamma(x);  log x! → lgamma(x + 1)
     lgamma_deviance: lgamma(x) − x·L + e^L → ½·log 2π − ½·log x + δ(x) + bd0(x, e^L)  (x = c·e^u ≥ 10; bd0(x, m) =
         x·log(x/m) + m − x)
+    lgamma_log_quotient: c·lgamma(x) + k·log y → c·lgamma(x + 1) + k·log_quotient(y, x, L, log y) + (k − c)·L  (x =
+        C·e^g, g an input, L = g + log C, y the data, c a term of k)
     digamma_stirling: ψ(c·e^u) + r → (u + log c) − e^−u/(2c) + ε(c·e^u) + r
     log_ratio: C·log(y) + c·s → (−c)·log_ratio(y, s) + (C + c)·log(y)  (y the data, s a real input, −c C or a term
         of it);  x·log_ratio(y, s) → xmuly(x, log_ratio(y, s)) where x may be 0 (by the xlogy rule)
@@ -186,6 +188,20 @@ def _log_ratio(y, s):
 
 
 @triton.jit
+def _log_quotient(y, x, s, ly):
+    """log(y/x) = log y − s for y ≥ 0, x = e^s > 0 and ly = log y: log(y/x) where y/x is a positive normal number
+    (log y − s to ~2e-16 absolute where y ≈ x, not half an ulp of log y), ly − s where y/x over- or underflows
+    (|log y − s| > 708: relative accuracy is enough there)."""
+    q = y / x
+    if q.dtype.is_fp64():
+        tiny = tl.full([1], 2.2250738585072014e-308, q.dtype)
+    else:
+        tiny = tl.full([1], 1.1754943508222875e-38, q.dtype)
+    ok = (q >= tiny) & (q - q == 0.0)
+    return tl.where(ok, _log(tl.where(ok, q, 1.0)), ly - s)
+
+
+@triton.jit
 def _bd0(x, m, lm):
     """bd0(x, m) = x·log(x/m) + m − x for x, m > 0, lm = log m (Loader 2000; R's bd0): x·(e^z − 1 − z) with
     z = log1p((m − x)/x) for m/x in [½, 1e30) (m − x is exact where m ≈ x), log(m/x) in (1e-30, ½), lm − log x
@@ -252,10 +268,12 @@ def _loss_terms(log_concentration, log_rate, y):
     _t3 = tl.where(_t2, log_concentration, _k0)
     _t4 = _exp(_t3)
     _t5 = _exp(log_rate)/y
-    _t6 = _log_ratio(y, log_rate)
-    _t7 = _exp(tl.where((log_concentration <= _k0), log_concentration, _k0))
-    _t8 = _t0 - 0.5*_t3 + _bd0(_t4, _t5, -_t6) + _lgammacor_series(_t4) + _k1
-    return tl.where(_t2, _t8, _t0 + _t5 + _t6*_t7 + _lgamma(_t7))
+    _t6 = tl.where((log_concentration <= _k0), log_concentration, _k0)
+    _t7 = _exp(_t6)
+    _t8 = _t7 + 1
+    _t9 = _t0 - 0.5*_t3 + _bd0(_t4, _t5, -_log_ratio(y, log_rate)) + _lgammacor_series(_t4) + _k1
+    _t10 = _t5 + _t6*_t7 - _t7*log_rate + _t8*_log_quotient(y, _t7, _t6, _t0) + _lgamma(_t8)
+    return tl.where(_t2, _t9, _t10)
 
 
 @triton.jit
@@ -271,13 +289,15 @@ def _loss_terms_and_grads(log_concentration, log_rate, y):
     _t5 = _exp(log_rate)
     _t6 = (1/y)
     _t7 = _t5*_t6
-    _t8 = _log_ratio(y, log_rate)
-    _t9 = _exp(tl.where((log_concentration <= _k0), log_concentration, _k0))
-    _t10 = _exp(log_concentration)
-    _t11 = _t0 - 0.5*_t3 + _bd0(_t4, _t7, -_t8) + _lgammacor_series(_t4) + _k1
-    _value = tl.where(_t2, _t11, _t0 + _t7 + _t8*_t9 + _lgamma(_t9))
-    _grad0 = _t10*(log_concentration - log_rate + _t0 + _digammacor(_t10) - 0.5*_exp(-log_concentration))
-    _grad1 = _t5*_t6 - _t10
+    _t8 = tl.where((log_concentration <= _k0), log_concentration, _k0)
+    _t9 = _exp(_t8)
+    _t10 = _t9 + 1
+    _t11 = _exp(log_concentration)
+    _t12 = _t0 - 0.5*_t3 + _bd0(_t4, _t7, -_log_ratio(y, log_rate)) + _lgammacor_series(_t4) + _k1
+    _t13 = _t10*_log_quotient(y, _t9, _t8, _t0) + _t7 + _t8*_t9 - _t9*log_rate + _lgamma(_t10)
+    _value = tl.where(_t2, _t12, _t13)
+    _grad0 = _t11*(log_concentration - log_rate + _t0 + _digammacor(_t11) - 0.5*_exp(-log_concentration))
+    _grad1 = _t5*_t6 - _t11
     return _value, _grad0, _grad1
 
 

@@ -342,7 +342,7 @@ class _LossPrinterMixin:
         "Log1mExp": "log1mexp", "Log1pSquare": "log1p_square", "Log1pSquareDu": "log1p_square_du",
         "Log1pSquareDv": "log1p_square_dv", "Log1pSquareDvc": "log1p_square_dvc", "LogRatio": "log_ratio",
         "XOverExpm1M1": "x_over_expm1_m1", "Bd0": "bd0", "Log1pSquareRem": "log1p_square_rem",
-        "LgammaHalfRem": "lgamma_half_rem", "DigammaHalfRem": "digamma_half_rem",
+        "LgammaHalfRem": "lgamma_half_rem", "DigammaHalfRem": "digamma_half_rem", "LogQuotient": "log_quotient",
     }
     _helper_prefix = "_"
 
