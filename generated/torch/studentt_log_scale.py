@@ -166,30 +166,34 @@ def _log1p_square_dv(parts):
 
 
 def _lgamma_half_rem(x):
-    """lgamma(x + ½) − lgamma(x) − ½·log x for x > 0 (≈ −1/(8x)), without cancellation: 8 steps of
-    R(z) = ½·log1p(−1/(2z + 1)²) + R(z + 1) (lgamma(z + 1) = lgamma(z) + log z; ½·log(4z(z + 1)/(2z + 1)²) for
-    z < 1, where 1/(2z + 1)² rounds towards 1), then at z = x + 8 the series −Σ cₖ/(2k − 1)·z¹⁻²ᵏ, k = 1..11,
-    cₖ = (2 − 2¹⁻²ᵏ)·B₂ₖ/(2k) (the derivative's series: that of _digamma_half_rem); every term is negative, so
-    the sum has no cancellation."""
+    """lgamma(x + ½) − lgamma(x) − ½·log x for x > 0 (≈ −1/(8x)), without cancellation: the 8 steps of
+    R(z) = ½·log(1 − t) + R(z + 1), t = 1/(2z + 1)² (lgamma(z + 1) = lgamma(z) + log z), over z = x … x + 7, as
+    one ½·log1p(D), D = Π(1 − t) − 1 formed by D − t·(1 + D) (each step adds a term of D's sign: no
+    cancellation; one log1p instead of eight); z = x < 1 apart, ½·log(4z(z + 1)/(2z + 1)²) (1 − t cancels
+    there); then at z = x + 8 the series −Σ cₖ/(2k − 1)·z¹⁻²ᵏ, k = 1..11, cₖ = (2 − 2¹⁻²ᵏ)·B₂ₖ/(2k) (the
+    derivative's series: that of _digamma_half_rem); every term is negative, so the sum has no cancellation."""
     r = (x + 8.0).reciprocal_()
     w = r * r
     p = _series(-w, (1 / 8, 1 / 192, 1 / 640, 17 / 14336, 31 / 18432, 691 / 180224, 5461 / 425984,
                      929569 / 15728640, 3202291 / 8912896, 221930581 / 79691776, 4722116521 / 176160768))
     acc = -r * p
     y = 2.0 * x
-    if _no_grad(x):  # the same steps in one buffer (no autograd graph to keep)
-        t = torch.empty_like(acc)
-        for k in range(7, 0, -1):
-            acc.add_(torch.add(y, 2 * k + 1, out=t).square_().reciprocal_().neg_().log1p_().mul_(0.5))
+    big = (x >= 1.0).to(x.dtype)  # z = x itself is a step of D where x ≥ 1 (t ≤ 1/9)
+    if _no_grad(x):  # the same steps in three buffers (no autograd graph to keep)
+        d, t, u = torch.zeros_like(acc), torch.empty_like(acc), torch.empty_like(acc)
+        for k in range(7, -1, -1):
+            torch.add(y, 2 * k + 1, out=t).square_().reciprocal_()
+            if k == 0:
+                t.mul_(big)
+            d.sub_(t.mul_(torch.add(d, 1.0, out=u)))
     else:
-        for k in range(7, 0, -1):  # the smallest terms first; a fixed number of elementwise steps
-            acc = acc + 0.5 * torch.log1p(-(y + (2 * k + 1)).square().reciprocal())
+        d = (y + 15.0).square().reciprocal().neg()
+        for k in range(6, -1, -1):  # the smallest terms first; a fixed number of elementwise steps
+            t = (y + (2 * k + 1)).square().reciprocal()
+            d = d - (t * big if k == 0 else t) * (1.0 + d)
     xs = torch.clamp(x, max=1.0)
-    xl = torch.clamp(x, min=1.0)
     ys = 2.0 * xs + 1.0
-    first = torch.where(x < 1.0, torch.log(4.0 * xs * (xs + 1.0) / (ys * ys)),
-                        torch.log1p(-(2.0 * xl + 1.0).square().reciprocal()))
-    return acc + 0.5 * first
+    return acc + 0.5 * (torch.log1p(d) + torch.log(4.0 * xs * (xs + 1.0) / (ys * ys)) * (1.0 - big))
 
 
 def _digamma_half_rem(x):
