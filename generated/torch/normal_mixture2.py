@@ -107,6 +107,19 @@ def _softplus(x):
     return torch.nn.functional.softplus(x, 1.0, 40.0)
 
 
+def _sigmoid(x):
+    """1/(1 + exp(−x)) with its subnormal tail: torch.sigmoid is 0 below x ≈ −709.8 (−88.7 in float32), where
+    exp(−x) overflows, although the value (≈ exp(x)) is a subnormal down to −745 (−103).  Below a = −708 (−87 in
+    float32) it is sigmoid(a)·exp(x − a), both factors normal and x − a exact; above a that form is torch.sigmoid's
+    own value times exp(0) = 1.  Eager on the CPU, a minimum of x (one read, no new tensor) skips the form's five
+    extra passes where no element is below a; torch.compile fuses them, and elsewhere a check would synchronise.
+    The product is a new tensor: autograd saves both factors (double backward runs through this form)."""
+    a = -708.0 if x.dtype == torch.float64 else -87.0
+    if x.device.type == "cpu" and not torch.compiler.is_compiling() and (x.numel() == 0 or bool(x.min() >= a)):
+        return torch.sigmoid(x)
+    return torch.clamp_min(x, a).sigmoid_() * torch.clamp_max(x, a).sub_(a).exp_()
+
+
 def _loss_terms(loc1, log_scale1, loc2, log_scale2, logit_mixing, y):
     """ℓ of each observation."""
     _t1 = (1/2)*math.log(2) + (1/2)*math.log(math.pi)
@@ -133,21 +146,21 @@ def _loss_terms_and_grads(loc1, log_scale1, loc2, log_scale2, logit_mixing, y):
     _t15 = _t13 - _t5
     _t16 = _t10*_t11 - _t5
     _t17 = log_scale2 + logit_mixing + _t0
-    _t18 = torch.sigmoid(_t17 - 1/2*_t15*_t16)
+    _t18 = _sigmoid(_t17 - 1/2*_t15*_t16)
     _t19 = log_scale1 + _t7 + _t9
-    _t20 = torch.sigmoid((1/2)*_t15*_t16 + _t19)
+    _t20 = _sigmoid((1/2)*_t15*_t16 + _t19)
     _t21 = _t1*_t3
     _t22 = _t10*_t11
     _t23 = _t21 + _t22
     _t24 = _t21 - _t22
     _t25 = -log_scale2 - 1/2*_t14 - _t8 - _softplus(logit_mixing)
-    _t26 = torch.sigmoid(logit_mixing)*torch.sigmoid(_t19 + (1/2)*_t23*_t24)
+    _t26 = _sigmoid(logit_mixing)*_sigmoid(_t19 + (1/2)*_t23*_t24)
     _value = -torch.logaddexp(_t25, -log_scale1 - 1/2*_t6 - _t8 - _softplus(_t7))
     _grad0 = _t18*_t3*torch.exp(-2*log_scale1)
     _grad1 = _t18 - torch.where((_t18 == 0), 0, _t18*_t6)
     _grad2 = _t11*_t20*torch.exp(-2*log_scale2)
     _grad3 = _t20 - torch.where((_t20 == 0), 0, _t14*_t20)
-    _grad4 = _t26 - torch.sigmoid(_t7)*torch.sigmoid(_t17 - 1/2*_t23*_t24)
+    _grad4 = _t26 - _sigmoid(_t7)*_sigmoid(_t17 - 1/2*_t23*_t24)
     return _value, (_grad0, _grad1, _grad2, _grad3, _grad4)
 
 
@@ -184,21 +197,21 @@ def _loss_terms_and_grads_inplace(loc1, log_scale1, loc2, log_scale2, logit_mixi
     _t15 = _t13.sub_(_t5)
     _t16 = (_t10 * _t11).sub_(_t5)
     _t17 = (log_scale2 + logit_mixing).add_(_t0)
-    _t18 = (1 / 2 * _t15).mul_(_t16).neg_().add_(_t17).sigmoid_()
+    _t18 = _sigmoid((1 / 2 * _t15).mul_(_t16).neg_().add_(_t17))
     _t19 = (log_scale1 + _t7).add_(_t9)
-    _t20 = _t15.mul_(1 / 2).mul_(_t16).add_(_t19).sigmoid_()
+    _t20 = _sigmoid(_t15.mul_(1 / 2).mul_(_t16).add_(_t19))
     _t21 = _t1.mul_(_t3)
     _t22 = _t10.mul_(_t11)
     _t23 = _t21 + _t22
     _t24 = _t21.sub_(_t22)
     _t25 = (-log_scale2).sub_(1 / 2 * _t14).sub_(_t8).sub_(_softplus(logit_mixing))
-    _t26 = torch.sigmoid(logit_mixing).mul_(_t19.add_((1 / 2 * _t23).mul_(_t24)).sigmoid_())
+    _t26 = _sigmoid(logit_mixing).mul_(_sigmoid(_t19.add_((1 / 2 * _t23).mul_(_t24))))
     _value = torch.logaddexp(_t25, (-log_scale1).sub_(1 / 2 * _t6).sub_(_t8).sub_(_softplus(_t7)), out=_t25).neg_()
     _grad0 = _t3.mul_(_t18).mul_((-2 * log_scale1).exp_())
     _grad1 = torch.where(_t18 == 0, 0, _t6.mul_(_t18)).neg_().add_(_t18)
     _grad2 = _t11.mul_(_t20).mul_((-2 * log_scale2).exp_())
     _grad3 = torch.where(_t20 == 0, 0, _t14.mul_(_t20)).neg_().add_(_t20)
-    _grad4 = _t26.sub_(_t7.sigmoid_().mul_(_t17.sub_(_t23.mul_(1 / 2).mul_(_t24)).sigmoid_()))
+    _grad4 = _t26.sub_(_sigmoid(_t7).mul_(_sigmoid(_t17.sub_(_t23.mul_(1 / 2).mul_(_t24)))))
     return _value, (_grad0, _grad1, _grad2, _grad3, _grad4)
 
 

@@ -590,7 +590,8 @@ class TorchLossPrinter(_LossPrinterMixin, TorchPrinter):
         return self._helper("_softplus", *expr.args)
 
     def _print_Sigmoid(self, expr: Sigmoid) -> str:
-        return self._call("torch.sigmoid", *expr.args)
+        # not torch.sigmoid, which is 0 below x = −709.8 (−88.7 in float32): the helper keeps the subnormal tail
+        return self._helper("_sigmoid", *expr.args)
 
     def _print_Sgn(self, expr: Sgn) -> str:
         return self._helper("_sgn", *expr.args)

@@ -1,0 +1,103 @@
+"""Subnormal tails and cancellations at the accuracy harness's extreme points (issue #7), against references written
+by hand with mpmath (never generated code compared with itself), in the committed modules of generated/."""
+
+from __future__ import annotations
+
+import struct
+
+import mpmath
+import numpy as np
+import pytest
+
+from tests.stability_support import generated_module, run_point
+
+TARGETS = ["numpy", pytest.param("torch", marks=pytest.mark.filterwarnings("ignore"))]
+
+
+def _ordinal(x: float) -> int:
+    i = struct.unpack("<q", struct.pack("<d", x))[0]
+    return i if i >= 0 else -(i & 0x7FFFFFFFFFFFFFFF)
+
+
+def _ulps(got: float, want) -> int:
+    """float64 values between got and the reference rounded to float64."""
+    return abs(_ordinal(float(got)) - _ordinal(float(want)))
+
+
+def _sigma(x):
+    return 1 / (1 + mpmath.exp(-x))
+
+
+# -- the PyTorch sigmoid: torch.sigmoid is 0 below −709.8 (−88.7 in float32), its value is a subnormal down to −745
+@pytest.mark.parametrize("x", [-1e4, -800.0, -745.0, -744.5, -730.0, -720.0, -709.9, -708.5, -708.0, -700.0, -40.0,
+                               -1.0, 0.0, 1.0, 40.0, 800.0])
+def test_torch_sigmoid_keeps_the_subnormal_tail_float64(x):
+    torch = pytest.importorskip("torch")
+    mod = generated_module("torch", "zinb")
+    got = float(mod._sigmoid(torch.tensor([x], dtype=torch.float64))[0])
+    with mpmath.workdps(60):
+        want = _sigma(mpmath.mpf(x))
+    assert _ulps(got, want) <= 1
+    if x >= -708.0:  # above the threshold it is torch.sigmoid's own value, bit for bit
+        assert got == float(torch.sigmoid(torch.tensor([x], dtype=torch.float64))[0])
+
+
+@pytest.mark.parametrize("x", [-110.0, -103.0, -100.0, -95.0, -88.5, -87.5, -87.0, -80.0, -1.0, 0.0, 90.0])
+def test_torch_sigmoid_keeps_the_subnormal_tail_float32(x):
+    torch = pytest.importorskip("torch")
+    mod = generated_module("torch", "zinb")
+    got = mod._sigmoid(torch.tensor([x], dtype=torch.float32))
+    assert got.dtype == torch.float32
+    with mpmath.workdps(60):
+        want = float(_sigma(mpmath.mpf(x)))
+    want32 = float(np.float32(want))  # the reference rounded to float32 (subnormals included)
+    got = float(got[0])
+    assert got == want32 or abs(got - want32) <= abs(float(np.spacing(np.float32(want32))))
+
+
+def test_torch_sigmoid_double_backward_through_the_tail():
+    torch = pytest.importorskip("torch")
+    mod = generated_module("torch", "zinb")
+    xs = [-740.0, -720.0, -709.9, -700.0, -3.0, 0.0, 5.0, 800.0]
+
+    def derivatives(f):
+        x = torch.tensor(xs, dtype=torch.float64, requires_grad=True)
+        (g,) = torch.autograd.grad(f(x).sum(), x, create_graph=True)
+        (h,) = torch.autograd.grad(g.sum(), x)
+        return g.tolist(), h.tolist()
+
+    g, h = derivatives(mod._sigmoid)
+    g0, h0 = derivatives(torch.sigmoid)
+    with mpmath.workdps(60):
+        for x, gi, hi, g0i, h0i in zip(xs, g, h, g0, h0, strict=True):
+            if x > -708.0:  # torch.sigmoid's own derivatives (its backward's 1 − σ included)
+                assert (gi, hi) == (g0i, h0i)
+                continue
+            s, c = _sigma(mpmath.mpf(x)), _sigma(-mpmath.mpf(x))
+            assert _ulps(gi, s * c) <= 2  # σ' = σ(x)σ(−x), where torch.sigmoid's is 0
+            assert _ulps(hi, s * c * (c - s)) <= 2  # σ'' = σ'·(1 − 2σ)
+
+
+# -- zinb at y = 0 with a confident gate: the gradients are (1 − π)·e^−A·(...) ≈ e^−714.7, subnormal
+def _zinb_zero(log_r, logits, logit_gate):
+    """(ℓ, ∂ℓ/∂log r, ∂ℓ/∂logits, ∂ℓ/∂logit_gate) of −log(π + (1 − π)(1 − p)^r) by hand: with A = r·log(1 + e^z),
+    D = π + (1 − π)e^−A, ∂ℓ/∂log r = (1 − π)e^−A·A/D, ∂ℓ/∂z = (1 − π)e^−A·r·σ(z)/D, ∂ℓ/∂g = −π(1 − π)(1 − e^−A)/D."""
+    r = mpmath.exp(log_r)
+    a = r * mpmath.log1p(mpmath.exp(logits))
+    pi, one_minus_pi = _sigma(logit_gate), _sigma(-logit_gate)
+    q = mpmath.exp(-a)
+    d = pi + one_minus_pi * q
+    value = -mpmath.log1p(-one_minus_pi * -mpmath.expm1(-a))
+    return value, one_minus_pi * q * a / d, one_minus_pi * q * r * _sigma(logits) / d, -pi * one_minus_pi * (1 - q) / d
+
+
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("point", [(-1.0, 40.0, 700.0), (0.0, 20.0, 700.0), (-1.0, 1.0, 730.0)])
+def test_zinb_subnormal_gradients_at_zero(target, point):
+    value, grads = run_point(target, "zinb", [*point, 0.0])
+    with mpmath.workdps(60):
+        want = _zinb_zero(*[mpmath.mpf(p) for p in point])
+    assert _ulps(value, want[0]) <= 4
+    for got, ref in zip(grads, want[1:], strict=True):
+        assert float(ref) != 0.0
+        assert _ulps(got, ref) <= 8, (got, float(ref))
