@@ -3,6 +3,7 @@ by hand with mpmath (never generated code compared with itself), in the committe
 
 from __future__ import annotations
 
+import math
 import struct
 
 import mpmath
@@ -101,3 +102,48 @@ def test_zinb_subnormal_gradients_at_zero(target, point):
     for got, ref in zip(grads, want[1:], strict=True):
         assert float(ref) != 0.0
         assert _ulps(got, ref) <= 8, (got, float(ref))
+
+
+# -- a mixture of two Normals far from the target: the responsibility's r₂² − r₁² = (r₂ − r₁)(r₂ + r₁)
+L30 = 69.07755278982137  # log 1e30
+L8 = 18.420680743952367  # log 1e8
+
+
+def _mixture_gradient(loc1, ls1, loc2, ls2, m, y):
+    """∂ℓ/∂(loc1, log_scale1, loc2, log_scale2, logit_mixing) of −log(π·N(y; μ₁, σ₁) + (1 − π)·N(y; μ₂, σ₂)) by
+    hand at 600 digits: rᵢ = (y − μᵢ)/σᵢ, aᵢ = log πᵢ − sᵢ − rᵢ²/2, w₁ = σ(a₁ − a₂):
+    (−w₁r₁/σ₁, w₁(1 − r₁²), −w₂r₂/σ₂, w₂(1 − r₂²), π − w₁)."""
+    with mpmath.workdps(600):
+        loc1, ls1, loc2, ls2, m, y = map(mpmath.mpf, (loc1, ls1, loc2, ls2, m, y))
+        r1, r2 = (y - loc1) * mpmath.exp(-ls1), (y - loc2) * mpmath.exp(-ls2)
+        a1 = -mpmath.log1p(mpmath.exp(-m)) - ls1 - r1 ** 2 / 2
+        a2 = -mpmath.log1p(mpmath.exp(m)) - ls2 - r2 ** 2 / 2
+        w1, w2 = 1 / (1 + mpmath.exp(a2 - a1)), 1 / (1 + mpmath.exp(a1 - a2))
+        return [-w1 * r1 * mpmath.exp(-ls1), w1 * (1 - r1 ** 2), -w2 * r2 * mpmath.exp(-ls2), w2 * (1 - r2 ** 2),
+                _sigma(m) - w1]
+
+
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("point", [
+    # r₂ − r₁ = (μ₁ − μ₂)/σ = −1e-30 at y = 1e150 (it came out 0: ∂/∂log_scale2 was −9.9e-65, not −1e240)
+    (-1.0, L30, 0.0, L30, 700.0, 1e150),
+    # r₂ − r₁ = 1e30 at y = −1e150: σ(−1e210) = 0 times r₁² = 1e360 (it came out σ(−700)·∞ = −∞)
+    (1.0, -L30, 0.0, -L30, -700.0, -1e150),
+    # σ(−700)·r₂² with r₂ = 1e158: r₂² overflows, the product is −9.9e11 (it came out −∞)
+    (-1e150, -L8, -1e150, -L8, 700.0, 1e-300),
+    # y = μ₂ with σ₂ = 1e-30: r₂ = 0 exactly, r₂ − r₁ = 2 (written around y·(e^−s₂ − e^−s₁) it would cancel)
+    (1.0, 0.0, -1.0, -L30, -1.0, -1.0),
+    # equal components: π − w₁ = 0
+    (-1.0, L8, -1.0, L8, 1e4, -1e150),
+    (0.5, -1.0, -2.0, 1.0, 0.3, 1.5),
+])
+def test_normal_mixture_gradients_far_from_the_target(target, point):
+    _, grads = run_point(target, "normal_mixture2", list(point))
+    want = _mixture_gradient(*point)
+    for got, ref in zip(grads, want, strict=True):
+        ref = float(ref) if abs(ref) < mpmath.mpf("1.8e308") else math.copysign(math.inf, ref)
+        if math.isinf(ref):
+            continue  # the truth overflows float64
+        assert math.isfinite(got)
+        assert got == ref or _ulps(got, ref) <= 16, (got, ref)
+
