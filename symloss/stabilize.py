@@ -37,6 +37,7 @@ __all__ = [
     "XLogY",
     "XLog1pY",
     "XMulY",
+    "MulExp",
     "LogRatio",
     "Log1mExp",
     "XOverExpm1M1",
@@ -983,6 +984,28 @@ STABLE_FUNCTIONS: tuple[type[StableFunction], ...] = (
 )
 
 
+class MulExp(StableFunction):
+    """mul_exp(u, d, e) = u·exp(d) for e = exp(d), d ≤ 0 (a softmax term exp(z_j − max z) times a weight u).
+
+    Below d = −708 (−87 in float32) exp(d) is a subnormal with a few significant bits (e^−740 = 4.2e-322 has
+    7), which u·exp(d) keeps more of when u > 1 (Σy = 1e6 counts: 4.2e-316, 26 bits).  The printers compute
+    (u·exp(a))·exp(d − a) there, a = −708 (−87), both factors normal and d − a exact, and u·e above it, e the
+    exponential that the softmax's sums share (so it is an argument: cse names it once)."""
+
+    nargs = 3
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        u, d, _ = self.args
+        return sp.exp(d) if argindex == 1 else u * sp.exp(d) if argindex == 2 else sp.S.Zero
+
+    def as_elementary(self) -> sp.Expr:
+        u, d, _ = self.args
+        return u * sp.exp(d)
+
+
+STABLE_FUNCTIONS = (*STABLE_FUNCTIONS, MulExp)
+
+
 def elementary(expr: sp.Expr) -> sp.Expr:
     """``expr`` with every stable function replaced by its textbook formula (for checks)."""
     return expr.replace(lambda e: isinstance(e, StableFunction), lambda e: e.as_elementary())
@@ -1887,6 +1910,31 @@ def _softmax_gradient(node: sp.Basic, ctx: Context) -> sp.Basic | None:
     return None
 
 
+def _softmax_term(f: sp.Basic) -> bool:
+    """Whether f is exp(x_j − max_m x_m), a softmax term: its argument is ≤ 0."""
+    if not _is_exp(f) or not isinstance(f.args[0], sp.Add):
+        return False
+    shifts = [t for t in f.args[0].args if (-t).func is MaxOver]
+    if len(shifts) != 1:
+        return False
+    top = -shifts[0]
+    rest = f.args[0] - shifts[0]
+    index = top.limits[0]
+    return any(top.body.xreplace({index: i}) == rest for t in rest.atoms(sp.Indexed) for i in t.indices)
+
+
+def _mul_exp(node: sp.Basic, ctx: Context) -> sp.Basic | None:
+    """u·exp(x_j − max x) → mul_exp(u, x_j − max x, exp(x_j − max x))  (u not ±1)."""
+    factors = list(sp.Mul.make_args(node))
+    term = next((f for f in factors if _softmax_term(f)), None)
+    if term is None:
+        return None
+    u = sp.Mul(*[f for f in factors if f is not term])
+    if u in (sp.S.One, sp.S.NegativeOne):
+        return None
+    return MulExp(u, term.args[0], term)
+
+
 # -- log(y) − s
 def _data_log(t: sp.Expr, ctx: Context) -> tuple[sp.Expr, sp.Expr] | None:
     """(C, y) for a term C·log(y) with y the data (one log factor)."""
@@ -2496,6 +2544,9 @@ RULES: tuple[Rule, ...] = (
          "Σy·softmax(z)_j − y_j cancels where softmax(z)_j ≈ 1 (0 for −1.8e-35 at logits [40, −40, −1e4]); "
          "over the common denominator the largest class's e_j is exactly 1 and r·R keeps R's digits",
          _node(sp.Add), _softmax_gradient),
+    Rule("mul_exp", "u·exp(z_j − M) → mul_exp(u, z_j − M, exp(z_j − M))  (a softmax term times a weight u ≠ ±1)",
+         "exp(z_j − M) is a subnormal of a few bits below z_j − M = −708 where u·exp(z_j − M) is not (Σy = 1e6 "
+         "counts times e^−740: 18 of its 26 bits lost)", _node(sp.Mul), _mul_exp),
     Rule("log1mexp", "log(1 − exp(−x)) → log1mexp(x)",
          "1 − exp(−x) cancels for small x and rounds to 1 for large x", _node(sp.log, log1p), _log1mexp),
     Rule("log_ndtr", "log erfc(x) → log 2 + log_ndtr(−√2·x);  log(1 − erfc(x)/2) → log_ndtr(√2·x)",

@@ -147,3 +147,87 @@ def test_normal_mixture_gradients_far_from_the_target(target, point):
         assert math.isfinite(got)
         assert got == ref or _ulps(got, ref) <= 16, (got, ref)
 
+
+# -- a softmax term times a count: Σy·exp(z_j − max z) with exp(z_j − max z) a subnormal
+def _multinomial_gradient(logits, y):
+    """∂ℓ/∂logits_j = Σy·softmax(logits)_j − y_j by hand (mpmath, 60 digits)."""
+    with mpmath.workdps(60):
+        z = [mpmath.mpf(v) for v in logits]
+        top = max(z)
+        w = [mpmath.exp(v - top) for v in z]
+        total = sum(mpmath.mpf(v) for v in y)
+        return [total * wj / sum(w) - mpmath.mpf(yj) for wj, yj in zip(w, y, strict=True)]
+
+
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("logits", [[-1e4, -40.0, 700.0], [-700.0, -40.0, 700.0], [-40.0, -40.0, 700.0],
+                                    [-30.0, -745.0, 0.0], [0.0, 1.0, 2.0]])
+def test_multinomial_gradient_of_a_subnormal_softmax_term(target, logits):
+    y = [100.0, 0.0, 1e6]
+    mod = generated_module(target, "multinomial_softmax_probs")
+    if target == "torch":
+        import torch
+
+        (g,) = mod.grad(torch.tensor(sum(y), dtype=torch.float64), torch.tensor(logits, dtype=torch.float64),
+                        torch.tensor(y, dtype=torch.float64), reduction="none")
+        got = g.tolist()
+    else:
+        (g,) = mod.grad(sum(y), np.array(logits), np.array(y), reduction="none")
+        got = np.asarray(g).tolist()
+    for gj, ref in zip(got, _multinomial_gradient(logits, y), strict=True):
+        assert _ulps(gj, ref) <= 4, (gj, float(ref))
+
+
+def test_every_printer_prints_mul_exp():
+    import sympy as sp
+
+    from symloss.codegen.printers import printer_for
+    from symloss.stabilize import MulExp
+
+    u, d = sp.symbols("u d", real=True)
+    for target, helper in [("numpy", "_mul_exp"), ("torch", "_mul_exp"), ("jax", "_mul_exp"), ("c", "mul_exp"),
+                           ("triton", "_mul_exp")]:
+        printer = printer_for(target)
+        text = printer.doprint(MulExp(u, d, sp.exp(d)))
+        assert helper + "(" in text and helper in printer.helpers, (target, text)
+
+
+@pytest.mark.parametrize("d", [-1e4, -800.0, -745.0, -740.0, -720.0, -709.0, -708.0, -700.0, -40.0, -1.0, 0.0])
+@pytest.mark.parametrize("u", [0.0, 1e-300, 0.5, 3.0, 1.0001e6, -2e10, 1e300])
+def test_mul_exp_helpers_against_mpmath(d, u, tmp_path):
+    with mpmath.workdps(60):
+        want = mpmath.mpf(u) * mpmath.exp(mpmath.mpf(d))
+    e = math.exp(d)
+    got = {"numpy": float(generated_module("numpy", "multinomial_softmax_probs")._mul_exp(
+        np.array([u]), np.array([d]), np.array([e]))[0])}
+    torch = pytest.importorskip("torch")
+    t = [torch.tensor([v], dtype=torch.float64) for v in (u, d, e)]
+    got["torch"] = float(generated_module("torch", "multinomial_softmax_probs")._mul_exp(*t)[0])
+    for name, g in got.items():
+        assert _ulps(g, want) <= 2, (name, g, float(want))
+
+
+def test_mul_exp_c_and_jax_helpers(tmp_path):
+    from tests.stability_support import c_helper
+
+    points = [(1.0001e6, -740.0), (3.0, -720.0), (-2e10, -745.0), (0.5, -1.0), (7.0, 0.0), (1e300, -800.0)]
+    f = c_helper(tmp_path, "multinomial_softmax_probs", "mul_exp", 3)
+    jax_mod = None
+    try:
+        import jax
+
+        jax.config.update("jax_enable_x64", True)
+        jax_mod = generated_module("jax", "multinomial_softmax_probs")
+    except ImportError:
+        pass
+    for u, d in points:
+        with mpmath.workdps(60):
+            want = mpmath.mpf(u) * mpmath.exp(mpmath.mpf(d))
+        if f is not None:
+            assert _ulps(f(u, d, math.exp(d)), want) <= 2, ("c", u, d)
+        if jax_mod is not None and abs(float(want)) >= 2.2250738585072014e-308:
+            # XLA on the CPU flushes subnormals to 0: only the normal results are compared
+            import jax.numpy as jnp
+
+            g = float(jax_mod._mul_exp(jnp.array([u]), jnp.array([d]), jnp.array([math.exp(d)]))[0])
+            assert _ulps(g, want) <= 2, ("jax", u, d, g)

@@ -1129,3 +1129,26 @@ def test_rule_xmuly_square():
     for w in (1 - c, x):
         assert RULES_BY_NAME["xmuly_square"].apply(XMulY(w, Square(u))) == XMulY(w, Square(u))
 
+
+def test_rule_mul_exp():
+    from symloss.stabilize import MulExp
+
+    z = sp.IndexedBase("z", real=True)
+    m, j = sp.symbols("m j", integer=True)
+    top = MaxOver(z[m], (m, 0, 2))
+    e = sp.exp(z[j] - top)
+    out = apply_rule("mul_exp", x * e)
+    assert out == MulExp(x, z[j] - top, e)
+    assert elementary(out) == elementary(x * e)
+    # a term alone, its negative, and exp(M − z_j) (not a softmax term: ≥ 1): left alone
+    for other in (e, -e, x * sp.exp(top - z[j])):
+        assert RULES_BY_NAME["mul_exp"].apply(other) == other
+    # Σy = 1.0001e6 counts times e^−740: exp(−740) = 4.2e-322 has 7 significant bits, the product 4.2e-316 has
+    # 26; the form the printers use below d = −708, (u·e^−708)·e^(d + 708), keeps them
+    import mpmath
+
+    with mpmath.workdps(60):
+        want = float(mpmath.mpf(1000100) * mpmath.exp(-740))
+    naive_value = 1000100.0 * math.exp(-740.0)
+    stable = (1000100.0 * math.exp(-708.0)) * math.exp(-740.0 + 708.0)
+    assert abs(stable - want) <= 2 * 5e-324 < abs(naive_value - want)

@@ -69,10 +69,11 @@ REDUCTIONS = frozenset({"torch.sum", "_class_max", "_sum_below_one", "_logsumexp
 #: the module's helpers that return a new tensor of their arguments' broadcast shape and the loss's dtype, never
 #: one of their arguments (tests/test_codegen_inplace.py checks each on the generated code)
 FRESH_HELPERS = frozenset({
-    "_softplus", "_sigmoid", "_sgn", "_log_tanhc", "_dlog_tanhc", "_log1mexp", "_log_ratio", "_x_over_expm1_m1",
+    "_softplus", "_sgn", "_log_tanhc", "_dlog_tanhc", "_log1mexp", "_log_ratio", "_x_over_expm1_m1",
     "_log_ndtr_deriv", "_lgammacor_series", "_lgammacor", "_digammacor_series", "_digammacor", "_lbeta",
     "_lgamma_diff", "_digamma_diff", "_digamma_diff_half", "_log1p_square", "_log1p_square_du",
     "_log1p_square_dv", "_log1p_square_dvc", "_bd0", "_lgamma_half_rem", "_digamma_half_rem", "_log1p_square_rem",
+    "_sigmoid", "_mul_exp",
 })
 
 _METHODS = {ast.Add: "add_", ast.Sub: "sub_", ast.Mult: "mul_", ast.Div: "div_", ast.Pow: "pow_"}

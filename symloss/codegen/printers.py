@@ -241,6 +241,7 @@ class _LossPrinterMixin:
         "Log1pSquareDv": "log1p_square_dv", "Log1pSquareDvc": "log1p_square_dvc", "LogRatio": "log_ratio",
         "XOverExpm1M1": "x_over_expm1_m1", "Bd0": "bd0", "Log1pSquareRem": "log1p_square_rem",
         "LgammaHalfRem": "lgamma_half_rem", "DigammaHalfRem": "digamma_half_rem",
+        "MulExp": "mul_exp",
     }
     _helper_prefix = "_"
 
