@@ -223,11 +223,56 @@ def _log1p_form(e: sp.Expr) -> sp.Expr:
     return e.replace(fits, lambda n: log1p(n.args[0] - 1))
 
 
+HIGH_DPS = (400, 1200)  # the precisions that a point whose locations span more digits than DPS covers starts at
+
+
+def _additive(problem: Problem) -> list[int]:
+    """The positions, in the truth functions' arguments, of the inputs on the whole real line that a loss adds
+    to or subtracts from one another: the locations and a real target (not the log- or logit-links)."""
+    loss = problem.loss
+    domains = {str(s): loss.domains.get(s) for s in (*loss.inputs, loss.target, *loss.constants)}
+    out = []
+    for i, n in enumerate(problem.names):
+        d = domains.get(n)
+        if not n.startswith("log") and d is not None and getattr(d, "name", "") == "real":
+            out.append(i)
+    return out
+
+
+def spread_digits(args, positions: list[int]) -> int:
+    """Decimal digits between the largest and the smallest nonzero |input| at ``positions`` (the locations and a
+    real target: _additive) of a point.
+
+    y − μ is exact only with that many digits more than the result needs: at y = 1e150, μ = −1 it rounds to y
+    below 151 digits, at 50 digits and at 80 alike, so that two precisions agree on a value that has lost μ (a
+    difference of two such residuals, (y − μ₁)·e^−s − (y − μ₂)·e^−s, comes out 0 in both instead of
+    (μ₂ − μ₁)·e^−s, and a mixture's responsibility σ(±700 + that·(y − μ)·e^−s) flips between 0 and 1)."""
+    mags = [abs(float(args[i])) for i in positions
+            if isinstance(args[i], (int, float)) and args[i] != 0 and math.isfinite(args[i])]
+    if len(mags) < 2:
+        return 0
+    return max(0, math.ceil(math.log10(max(mags)) - math.log10(min(mags))))
+
+
+def _precisions(base: int, escalate: tuple[int, ...], spread: int) -> tuple[int, tuple[int, ...]]:
+    """(first, the next ones): the harness's precisions where the point's spread of locations is within the gap
+    between the first two (the second notices digits lost in y − μ), else the first of HIGH_DPS above base +
+    spread and the same gap above it (then 1200).  Not base + spread itself: mpmath's exp of an argument of
+    1e360 (a squared residual of 1e150 over a scale of 1e-30) takes 50 ms between about 100 and 360 digits,
+    1 ms at 50 or 400."""
+    gap = escalate[0] - base
+    if spread <= gap:
+        return base, escalate
+    first = next((d for d in HIGH_DPS if d >= base + spread), HIGH_DPS[-1])
+    return first, (first + gap, *[d for d in escalate if d > first + gap])
+
+
 def truth_function(problem: Problem, expr: sp.Expr, j: int | None = None):
     # the stable functions (LogAddExp, Softplus, ...) in a derived expression evaluate through their
     # textbook form: mpmath has no names for them, and its unbounded exponent makes that form exact
     e = _log1p_form(_by_name(problem, elementary(problem.scalarize(expr, j))))
     syms = [sp.Symbol(n) for n in problem.names]
+    additive = _additive(problem)
     f = sp.lambdify(syms, e, modules="mpmath")
 
     def at(args, dps: int) -> tuple[float | None, Any]:
@@ -258,12 +303,14 @@ def truth_function(problem: Problem, expr: sp.Expr, j: int | None = None):
         """The truth rounded to float64; None where undefined, complex or beyond float64's range.
 
         Evaluated at DPS digits and again at more (log(1 + e^-700) needs 305 digits to round right):
-        the result counts once two precisions round to the same float64.
+        the result counts once two precisions round to the same float64.  A point whose locations span more
+        digits than the first two precisions' gap starts higher (spread_digits, _precisions).
         """
         args = problem.scalar_args(point)
-        prev, prev_x = at(args, DPS)
+        first, escalate = _precisions(DPS, ESCALATE, spread_digits(args, additive))
+        prev, prev_x = at(args, first)
         out = None
-        for k, dps in enumerate(ESCALATE):
+        for k, dps in enumerate(escalate):
             t0 = time.perf_counter()
             cur, cur_x = at(args, dps)
             slow = time.perf_counter() - t0 > SLOW_S  # mpmath's polygamma near 0 takes seconds at 400 digits
@@ -494,12 +541,14 @@ def kappa_function(problem: Problem, expr: sp.Expr, j: int | None = None):
     """κ(point, truth) = Σ_i |x_i ∂f/∂x_i| / |f| (Higham, ch. 1), or None where it cannot be evaluated.
 
     The derivatives are sympy's, built on first use and evaluated with mpmath at 60 digits and again at 130
-    (then 400 and 1200 where those disagree): a derivative that is itself a cancellation (digamma(k + y) − digamma(k) at
+    (400 and 470 where the point's locations span more digits than that gap; then 400 and 1200 where those
+    disagree): a derivative that is itself a cancellation (digamma(k + y) − digamma(k) at
     k = 1e300) is only trusted once two precisions agree, so that κ is never inflated by an unresolved
     cancellation.  |f| is the rounded truth; κ = inf where the truth is 0 and some term is not.
     """
     e = problem.scalarize(expr, j)  # differentiated with the loss's own symbols (real, positive, ...)
     syms = [sp.Symbol(n) for n in problem.names]
+    additive = _additive(problem)
     state: dict[str, Any] = {}
 
     def derivs():
@@ -541,8 +590,9 @@ def kappa_function(problem: Problem, expr: sp.Expr, j: int | None = None):
 
     def at(point, truth: float) -> float | None:
         args = problem.scalar_args(point)
-        prev = terms(args, KAPPA_DPS[0])
-        for dps in KAPPA_DPS[1:]:
+        first, escalate = _precisions(KAPPA_DPS[0], KAPPA_DPS[1:], spread_digits(args, additive))
+        prev = terms(args, first)
+        for dps in escalate:
             cur = terms(args, dps)
             if cur is None or prev is None:
                 return None

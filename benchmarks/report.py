@@ -74,7 +74,9 @@ def accuracy_report(cfg: Config, log) -> str:
 Every output is compared in **float64** with the exact value: `loss.expr` (reduction="none", full=False) and
 every `loss.gradient[...]`, evaluated with `sympy.lambdify(..., "mpmath")` at 50 significant digits and again
 at 80; where the two disagree, or the result is below 1e-30 (a cancellation such as log(1 + e^-700), which
-needs 305 digits), at 400 and then 1200 digits, until two precisions round to the same float64.  The error is
+needs 305 digits), at 400 and then 1200 digits, until two precisions round to the same float64.  Where the
+locations and a real target span more than those 30 digits (y = 1e150 beside μ = −1, whose difference rounds to
+y at 50 digits and at 80 alike), the two precisions start at 400 (1200 beyond 350 digits) and 430.  The error is
 the number of float64 values between the output and the rounded truth (ulps, as Herbie counts them); the
 table shows **bits of error**, log2(ulps + 1), as *median / max (max ulps)* over the value (and separately
 over all gradient components).  Points where the truth is undefined, complex or overflows float64 are left
@@ -111,7 +113,8 @@ few ulps — has a forward error of about κ × those few ulps.  The table there
 with a small excess is as accurate as the problem allows; a large excess is a defect of the algorithm.
 
 κ is computed from sympy's derivatives of the same exact expression (`loss.expr`, each `loss.gradient[...]`;
-the built-in's own formula for its row), evaluated with mpmath at 60 and 130 digits (then 400 and 1200 where those disagree:
+the built-in's own formula for its row), evaluated with mpmath at 60 and 130 digits (400 and 470 where the locations
+span more digits than that gap; then 400 and 1200 where those disagree:
 a derivative that is itself a cancellation only counts once two precisions agree), divided by the rounded
 truth (κ = ∞ where the truth is 0 and a term is not).  Where κ cannot be evaluated (a derivative undefined or
 not resolved) it is taken as 1: no allowance.  To keep the run short, κ is evaluated only at points whose raw

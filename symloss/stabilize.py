@@ -37,6 +37,7 @@ __all__ = [
     "XLogY",
     "XLog1pY",
     "XMulY",
+    "MulExp",
     "LogRatio",
     "log_ratio_power",
     "LogQuotient",
@@ -1056,6 +1057,28 @@ STABLE_FUNCTIONS: tuple[type[StableFunction], ...] = (
 )
 
 
+class MulExp(StableFunction):
+    """mul_exp(u, d, e) = u·exp(d) for e = exp(d), d ≤ 0 (a softmax term exp(z_j − max z) times a weight u).
+
+    Below d = −708 (−87 in float32) exp(d) is a subnormal with a few significant bits (e^−740 = 4.2e-322 has
+    7), which u·exp(d) keeps more of when u > 1 (Σy = 1e6 counts: 4.2e-316, 26 bits).  The printers compute
+    (u·exp(a))·exp(d − a) there, a = −708 (−87), both factors normal and d − a exact, and u·e above it, e the
+    exponential that the softmax's sums share (so it is an argument: cse names it once)."""
+
+    nargs = 3
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        u, d, _ = self.args
+        return sp.exp(d) if argindex == 1 else u * sp.exp(d) if argindex == 2 else sp.S.Zero
+
+    def as_elementary(self) -> sp.Expr:
+        u, d, _ = self.args
+        return u * sp.exp(d)
+
+
+STABLE_FUNCTIONS = (*STABLE_FUNCTIONS, MulExp)
+
+
 def elementary(expr: sp.Expr) -> sp.Expr:
     """``expr`` with every stable function replaced by its textbook formula (for checks)."""
     return expr.replace(lambda e: isinstance(e, StableFunction), lambda e: e.as_elementary())
@@ -2001,6 +2024,31 @@ def _softmax_gradient(node: sp.Basic, ctx: Context) -> sp.Basic | None:
     return None
 
 
+def _softmax_term(f: sp.Basic) -> bool:
+    """Whether f is exp(x_j − max_m x_m), a softmax term: its argument is ≤ 0."""
+    if not _is_exp(f) or not isinstance(f.args[0], sp.Add):
+        return False
+    shifts = [t for t in f.args[0].args if (-t).func is MaxOver]
+    if len(shifts) != 1:
+        return False
+    top = -shifts[0]
+    rest = f.args[0] - shifts[0]
+    index = top.limits[0]
+    return any(top.body.xreplace({index: i}) == rest for t in rest.atoms(sp.Indexed) for i in t.indices)
+
+
+def _mul_exp(node: sp.Basic, ctx: Context) -> sp.Basic | None:
+    """u·exp(x_j − max x) → mul_exp(u, x_j − max x, exp(x_j − max x))  (u not ±1)."""
+    factors = list(sp.Mul.make_args(node))
+    term = next((f for f in factors if _softmax_term(f)), None)
+    if term is None:
+        return None
+    u = sp.Mul(*[f for f in factors if f is not term])
+    if u in (sp.S.One, sp.S.NegativeOne):
+        return None
+    return MulExp(u, term.args[0], term)
+
+
 # -- log(y) − s
 def _data_log(t: sp.Expr, ctx: Context) -> tuple[sp.Expr, sp.Expr] | None:
     """(C, y) for a term C·log(y) with y the data (one log factor)."""
@@ -2359,6 +2407,80 @@ def _difference_of_squares(node: sp.Basic, ctx: Context) -> sp.Basic | None:
     return None
 
 
+def _data_residual(t: sp.Expr, ctx: Context) -> tuple[sp.Symbol, sp.Expr, sp.Expr, sp.Expr] | None:
+    """(y, k, p, g) with t = k·exp(p)·g, g = y + a a sum with the data symbol y (coefficient 1; a, k, p free of y):
+    a term c·exp(p)·(c'·y + b) of a residual.  Structural: nothing is differentiated, nothing expanded."""
+    factors = sp.Mul.make_args(t)
+    held = [f for f in factors if any(y in ctx.data for y in f.free_symbols)]
+    if len(held) != 1 or not isinstance(held[0], (sp.Add, sp.Symbol)):
+        return None
+    (f,) = held
+    ys = [y for y in f.free_symbols if y in ctx.data]
+    if len(ys) != 1:
+        return None
+    (y,) = ys
+    ins = [a for a in sp.Add.make_args(f) if a.has(y)]
+    if len(ins) != 1:
+        return None
+    cy, rest = ins[0].as_independent(y, as_Add=False)
+    if rest != y:
+        return None
+    parts = _exp_term(sp.Mul(*[g for g in factors if g is not f]))
+    if parts is None or parts[2] or parts[0].has(y) or parts[1].has(y):
+        return None
+    return y, parts[0] * cy, parts[1], sp.expand(f / cy)
+
+
+def _residual_difference(node: sp.Basic, ctx: Context) -> sp.Basic | None:
+    """k·e^p·(y + a) − k·e^q·(y + b) → k·(−(y + a)·e^p·expm1(q − p) + (a − b)·e^q) if q < p, else
+    k·((y + b)·e^q·expm1(p − q) + (a − b)·e^p)  (y the data).
+
+    Two standardised residuals (y − μ₁)·e^−s₁ and (y − μ₂)·e^−s₂ round on their own, each to an ulp of |y|·e^−s,
+    and their difference cancels where y is far from both locations: at y = 1e150, s₁ = s₂ it is (μ₂ − μ₁)·e^−s,
+    and comes out 0.  Written around the residual of the larger scale factor (the same value: (y + a)·e^p −
+    (y + b)·e^q = (y + a)·(e^p − e^q) + (a − b)·e^q), e^p − e^q by expm1 (exactly 0 for equal scales) and a − b
+    the difference of the locations, every rounding is of the size of a term of the condition number: y·(e^p − e^q),
+    a·e^p, b·e^q (y + a is as exact as it is in the residual, 0 at y = μ however large e^p is).
+    """
+    terms = list(node.args)
+    parts = [_data_residual(t, ctx) for t in terms]
+    for i, pi in enumerate(parts):
+        if pi is None:
+            continue
+        for j, pj in enumerate(parts):
+            if j == i or pj is None or pj[0] != pi[0] or sp.expand(pi[1] + pj[1]) != 0 or pi[2] == pj[2]:
+                continue
+            # one orientation for the pair whichever term comes first: r₂ − r₁ and r₁ − r₂ (in different gradients)
+            # become ±1 times one expression, which cse computes once
+            first, second = sorted((pi, pj), key=lambda t: sp.default_sort_key(t[3]))
+            (_, k, p, ga), (_, _, q, gb) = first, second
+            ab = sp.expand(ga - gb)
+            if ab.has(pi[0]):
+                continue
+            d = min((q - p, sp.expand(q - p)), key=sp.count_ops)
+            rest = [t for n, t in enumerate(terms) if n not in (i, j)]
+            new = sp.Piecewise((-ga * sp.exp(p) * expm1(d) + ab * sp.exp(q), d < 0),
+                               (gb * sp.exp(q) * expm1(-d) + ab * sp.exp(p), True))
+            return sp.Add(k * new, *rest)
+    return None
+
+
+def _xmuly_square(node: sp.Basic, ctx: Context) -> sp.Basic | None:
+    """xmuly(w, Square(z)·r) → xmuly(xmuly(w, z), z)·r  (w a sigmoid: in [0, 1]).
+
+    w·z cannot overflow, and (w·z)·z overflows only where w·z² does; each product stays 0 where its weight is
+    0 (an underflowed sigmoid times an infinite residual).  A 0/1 indicator is left alone: w·z² is then 0 or
+    z² itself."""
+    w, a = node.args
+    factors = list(sp.Mul.make_args(a))
+    squares = [f for f in factors if isinstance(f, Square)]
+    if len(squares) != 1 or not isinstance(w, Sigmoid):
+        return None
+    z = squares[0].args[0]
+    r = sp.Mul(*[f for f in factors if f is not squares[0]])
+    return XMulY(XMulY(w, z), z) * r
+
+
 def _zero_weight(f: sp.Basic) -> bool:
     """A factor that can be exactly 0 at finite inputs: a sigmoid (it underflows), or a 0/1 indicator c or
     1 − c of an integer, nonnegative input c (a censoring flag)."""
@@ -2587,6 +2709,9 @@ RULES: tuple[Rule, ...] = (
          "Σy·softmax(z)_j − y_j cancels where softmax(z)_j ≈ 1 (0 for −1.8e-35 at logits [40, −40, −1e4]); "
          "over the common denominator the largest class's e_j is exactly 1 and r·R keeps R's digits",
          _node(sp.Add), _softmax_gradient),
+    Rule("mul_exp", "u·exp(z_j − M) → mul_exp(u, z_j − M, exp(z_j − M))  (a softmax term times a weight u ≠ ±1)",
+         "exp(z_j − M) is a subnormal of a few bits below z_j − M = −708 where u·exp(z_j − M) is not (Σy = 1e6 "
+         "counts times e^−740: 18 of its 26 bits lost)", _node(sp.Mul), _mul_exp),
     Rule("log1mexp", "log(1 − exp(−x)) → log1mexp(x)",
          "1 − exp(−x) cancels for small x and rounds to 1 for large x", _node(sp.log, log1p), _log1mexp),
     Rule("log_ndtr", "log erfc(x) → log 2 + log_ndtr(−√2·x);  log(1 − erfc(x)/2) → log_ndtr(√2·x)",
@@ -2686,9 +2811,17 @@ RULES: tuple[Rule, ...] = (
     Rule("difference_of_squares", "Square(a) − Square(b) → (a − b)·(a + b)",
          "both squares overflow and their difference is ∞ − ∞ = NaN although it is finite (a mixture of two "
          "Normals far from the target)", _node(sp.Add), _difference_of_squares),
+    Rule("residual_difference", "e^p·(y + a) − e^q·(y + b) → (y + a)·(e^p − e^q) + (a − b)·e^q if q < p, else "
+         "(y + b)·(e^p − e^q) + (a − b)·e^p;  e^p − e^q by expm1  (y the data)",
+         "the residuals round separately and their difference cancels far from both locations (0 instead of "
+         "(μ₂ − μ₁)·e^−s at y = 1e150: the mixture's responsibility flips from 1 to 0)", _node(sp.Add),
+         _residual_difference),
     Rule("xmuly", "w·a → xmuly(w, a)  (w a sigmoid or a 0/1 indicator, a with a square)",
          "w is exactly 0 (an underflowed sigmoid, the other branch of a censoring indicator) where the square "
          "overflows: 0·∞ = NaN, the product is 0", _node(sp.Mul), _xmuly),
+    Rule("xmuly_square", "xmuly(w, z²·r) → xmuly(xmuly(w, z), z)·r  (w a sigmoid)",
+         "z² overflows for |z| > 1.3e154 where w·z² is finite (a mixture component's responsibility e^−700 "
+         "times its residual 1e158 squared): w·z first cannot overflow", _node(XMulY), _xmuly_square),
     Rule("abs_linear", "α·|t| + β·t → (β + α)·t if t > 0 else (β − α)·t  (α ≠ 0 of known sign)",
          "α·|t| + β·t cancels when β ≈ −α (a pinball loss at quantile 1e-8); each branch's product does not",
          _node(sp.Add), _abs_linear),

@@ -1151,3 +1151,77 @@ def test_rule_xmuly():
     assert XMulY(sp.Integer(0), sp.oo) == 0
     out2 = apply_rule("xmuly", Sigmoid(x) * Square(u))
     assert out2 == XMulY(Sigmoid(x), Square(u))
+
+
+def test_rule_residual_difference():
+    # two standardised residuals of one target (a mixture of two Normals): (y − μ₁)·e^−s₁ − (y − μ₂)·e^−s₂
+    yr = sp.Symbol("yr", real=True)
+    m1, m2, s1, s2 = sp.symbols("m1 m2 s1 s2", real=True)
+    expr = (yr - m1) * sp.exp(-s1) - (yr - m2) * sp.exp(-s2)
+    out = apply_rule("residual_difference", expr, data=[yr])
+    assert out.has(expm1) and out.has(sp.Piecewise)
+    args = (yr, m1, m2, s1, s2)
+    samples = [(0.3, -1.0, 2.0, 0.5, -0.25), (2.0, 1.0, 1.5, -1.0, 3.0), (1.0, 2.0, 3.0, 0.7, 0.7)]
+    assert_same_value(expr, out, [dict(zip(args, v, strict=True)) for v in samples])
+    f, g = as_float(out, *args), naive(expr, *args)
+    # y = 1e150 far from both locations, equal scales: (μ₂ − μ₁)·e^−s = 1e-30, which the residuals lose
+    pt = (1e150, -1.0, 0.0, 69.07755278982137, 69.07755278982137)
+    want = float(exact(expr, dict(zip(args, pt, strict=True))))
+    assert float_value(f, *pt) == pytest.approx(want, rel=1e-14)
+    assert float_value(g, *pt) == 0.0
+    # y = μ₂ with a huge 1/σ₂: y − μ₂ = 0 exactly, and so the term (collected in y it would cancel: 1e30 − 1e30)
+    pt = (-1.0, 1.0, -1.0, 0.0, -69.07755278982137)
+    assert float_value(f, *pt) == -2.0
+    # different scales: the expm1 of their difference
+    pt = (1e150, -1.0, 0.0, 1e-10, 2e-10)
+    want = float(exact(expr, dict(zip(args, pt, strict=True))))
+    assert float_value(f, *pt) == pytest.approx(want, rel=1e-14)
+    # a sum of residuals, and residuals of two different data symbols: left alone
+    summed = (yr - m1) * sp.exp(-s1) + (yr - m2) * sp.exp(-s2)
+    assert RULES_BY_NAME["residual_difference"].apply(summed) == summed
+    other = (yr - m1) * sp.exp(-s1) - (x - m2) * sp.exp(-s2)
+    from symloss.stabilize import Context
+
+    assert RULES_BY_NAME["residual_difference"].apply(other, Context(data=frozenset({yr, x}))) == other
+
+
+def test_rule_xmuly_square():
+    expr = XMulY(Sigmoid(x), Square(u))
+    out = apply_rule("xmuly_square", expr)
+    assert out == XMulY(XMulY(Sigmoid(x), u), u)
+    assert_same_value(elementary(expr), elementary(out), [{x: 0.5, u: 3.0}, {x: -700.0, u: 1e158}])
+    f, g = as_float(out, x, u), as_float(expr, x, u)
+    # σ(−700)·(1e158)²: the square overflows, the product is 9.9e11
+    want = float(exact(elementary(expr), {x: -700.0, u: 1e158}))
+    assert float_value(f, -700.0, 1e158) == pytest.approx(want, rel=1e-14)
+    assert float_value(g, -700.0, 1e158) == math.inf
+    # an underflowed weight times an infinite residual is still 0
+    assert float_value(f, -1e4, math.inf) == 0.0
+    # a 0/1 indicator (w·z² is 0 or z² itself) and a weight that is not a sigmoid: left alone
+    c = sp.Symbol("c", integer=True, nonnegative=True)
+    for w in (1 - c, x):
+        assert RULES_BY_NAME["xmuly_square"].apply(XMulY(w, Square(u))) == XMulY(w, Square(u))
+
+
+def test_rule_mul_exp():
+    from symloss.stabilize import MulExp
+
+    z = sp.IndexedBase("z", real=True)
+    m, j = sp.symbols("m j", integer=True)
+    top = MaxOver(z[m], (m, 0, 2))
+    e = sp.exp(z[j] - top)
+    out = apply_rule("mul_exp", x * e)
+    assert out == MulExp(x, z[j] - top, e)
+    assert elementary(out) == elementary(x * e)
+    # a term alone, its negative, and exp(M − z_j) (not a softmax term: ≥ 1): left alone
+    for other in (e, -e, x * sp.exp(top - z[j])):
+        assert RULES_BY_NAME["mul_exp"].apply(other) == other
+    # Σy = 1.0001e6 counts times e^−740: exp(−740) = 4.2e-322 has 7 significant bits, the product 4.2e-316 has
+    # 26; the form the printers use below d = −708, (u·e^−708)·e^(d + 708), keeps them
+    import mpmath
+
+    with mpmath.workdps(60):
+        want = float(mpmath.mpf(1000100) * mpmath.exp(-740))
+    naive_value = 1000100.0 * math.exp(-740.0)
+    stable = (1000100.0 * math.exp(-708.0)) * math.exp(-740.0 + 708.0)
+    assert abs(stable - want) <= 2 * 5e-324 < abs(naive_value - want)

@@ -34,6 +34,7 @@
  *     softmax_cross_entropy: L·Σ_k y_k − Σ_k z_k·y_k → log1p(R)·Σ_k y_k − Σ_k y_k·(z_k − M),  L = logsumexp(z) = M
  *        + log1p(R)
  *     softmax_gradient: u·e_j/(1 + R) + r → (u·e_j + r + r·R)/(1 + R),  e_j = exp(z_j − M)
+ *     mul_exp: u·exp(z_j − M) → mul_exp(u, z_j − M, exp(z_j − M))  (a softmax term times a weight u ≠ ±1)
  *     xlogy: x·log(y) → xlogy(x, y);  x·log1p(y) → xlog1py(x, y)  (x may be 0, the target involved)
  *     exp_of_sum: exp(a)·exp(b) → exp(a + b)
  *
@@ -54,6 +55,13 @@
 #include <stddef.h>
 
 #include "categorical_softmax_probs.h"
+
+/* u·e for e = exp(d), d <= 0 (a softmax term): below d = -708 e is a subnormal whose few bits would limit u·e,
+   and (u·exp(-708))·exp(d + 708) is taken there (both factors normal, d + 708 exact). */
+static double symloss_categorical_softmax_probs_mul_exp(double u, double d, double e)
+{
+    return d < -708.0 ? (u * 3.307553003638408e-308) * exp(d + 708.0) : u * e;
+}
 
 /* x·log1p(y), and 0 where x == 0 (also when y == −1). */
 static double symloss_categorical_softmax_probs_xlog1py(double x, double y)
@@ -128,7 +136,7 @@ static double symloss_categorical_softmax_probs_terms_and_grads(const double *lo
         for (_k = 0; _k < _classes; ++_k) {
             const double _t0 = logits[_k] - _c0;
             const double _t2 = exp(_t0);
-            _grad_logits[_k] = ((_t1*_t2 - y[_k]) - y[_k]*(_t3))*((1.0/((_t3 + 1.0))));
+            _grad_logits[_k] = ((symloss_categorical_softmax_probs_mul_exp(_t1, _t0, _t2) - y[_k]) - y[_k]*(_t3))*((1.0/((_t3 + 1.0))));
         }
     }
     return symloss_categorical_softmax_probs_xlog1py(_t1, _t3) - _c3;
@@ -208,7 +216,7 @@ static double symloss_categorical_softmax_probs_terms_and_grads_f(const float *l
         for (_k = 0; _k < _classes; ++_k) {
             const double _t0 = logits[_k] - _c0;
             const double _t2 = exp(_t0);
-            _grad_logits[_k] = ((_t1*_t2 - y[_k]) - y[_k]*(_t3))*((1.0/((_t3 + 1.0))));
+            _grad_logits[_k] = ((symloss_categorical_softmax_probs_mul_exp(_t1, _t0, _t2) - y[_k]) - y[_k]*(_t3))*((1.0/((_t3 + 1.0))));
         }
     }
     return symloss_categorical_softmax_probs_xlog1py(_t1, _t3) - _c3;

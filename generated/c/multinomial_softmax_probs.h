@@ -36,6 +36,7 @@
  *     softmax_cross_entropy: L·Σ_k y_k − Σ_k z_k·y_k → log1p(R)·Σ_k y_k − Σ_k y_k·(z_k − M),  L = logsumexp(z) = M
  *        + log1p(R)
  *     softmax_gradient: u·e_j/(1 + R) + r → (u·e_j + r + r·R)/(1 + R),  e_j = exp(z_j − M)
+ *     mul_exp: u·exp(z_j − M) → mul_exp(u, z_j − M, exp(z_j − M))  (a softmax term times a weight u ≠ ±1)
  *     xlogy: x·log(y) → xlogy(x, y);  x·log1p(y) → xlog1py(x, y)  (x may be 0, the target involved)
  *     exp_of_sum: exp(a)·exp(b) → exp(a + b)
  *

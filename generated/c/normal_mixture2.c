@@ -57,7 +57,10 @@
  *     softplus_difference: softplus(x) − softplus(−x) → x
  *     standardised_square: u²·exp(2v) → (u·exp(v))²
  *     difference_of_squares: Square(a) − Square(b) → (a − b)·(a + b)
+ *     residual_difference: e^p·(y + a) − e^q·(y + b) → (y + a)·(e^p − e^q) + (a − b)·e^q if q < p, else (y +
+ *        b)·(e^p − e^q) + (a − b)·e^p;  e^p − e^q by expm1  (y the data)
  *     xmuly: w·a → xmuly(w, a)  (w a sigmoid or a 0/1 indicator, a with a square)
+ *     xmuly_square: xmuly(w, z²·r) → xmuly(xmuly(w, z), z)·r  (w a sigmoid)
  *
  * Conventions:
  *   * Every array argument has n elements (no broadcasting; repeat a shared value); the named constants
@@ -114,32 +117,29 @@ static double symloss_normal_mixture2_terms_and_grads(double loc1, double log_sc
     const double _t1 = exp(_t0);
     const double _t3 = loc1 - y;
     const double _t5 = _t1*_t3;
-    const double _t6 = (_t5*_t5);
-    const double _t7 = -logit_mixing;
-    const double _t8 = 0.9189385332046728;
-    const double _t9 = -log_scale2;
-    const double _t10 = exp(_t9);
-    const double _t11 = loc2 - y;
-    const double _t13 = -_t10*_t11;
-    const double _t14 = (_t13*_t13);
-    const double _t15 = _t13 - _t5;
-    const double _t16 = _t10*_t11 - _t5;
-    const double _t17 = log_scale2 + logit_mixing + _t0;
-    const double _t18 = symloss_normal_mixture2_sigmoid(_t17 - 0.5*_t15*_t16);
-    const double _t19 = log_scale1 + _t7 + _t9;
-    const double _t20 = symloss_normal_mixture2_sigmoid((0.5)*_t15*_t16 + _t19);
-    const double _t21 = _t1*_t3;
-    const double _t22 = _t10*_t11;
-    const double _t23 = _t21 + _t22;
-    const double _t24 = _t21 - _t22;
-    const double _t25 = -log_scale2 - 0.5*_t14 - _t8 - symloss_normal_mixture2_softplus(logit_mixing);
-    const double _t26 = symloss_normal_mixture2_sigmoid(logit_mixing)*symloss_normal_mixture2_sigmoid(_t19 + (0.5)*_t23*_t24);
+    const double _t6 = -logit_mixing;
+    const double _t7 = 0.9189385332046728;
+    const double _t8 = -log_scale2;
+    const double _t9 = exp(_t8);
+    const double _t10 = loc2 - y;
+    const double _t12 = -_t10*_t9;
+    const double _t13 = loc1 - loc2;
+    const double _t14 = log_scale1 + _t8;
+    const double _t15 = _t1*_t3;
+    const double _t16 = (0.5)*((_t14 < 0.0) ? _t15*expm1(_t14) - _t13*_t9 : _t12*expm1(-_t14) - _t1*_t13);
+    const double _t17 = _t14 + _t16*(_t12 - _t5) + _t6;
+    const double _t18 = symloss_normal_mixture2_sigmoid(-_t17);
+    const double _t19 = symloss_normal_mixture2_sigmoid(_t17);
+    const double _t20 = log_scale2 + logit_mixing + _t0 + _t16*(_t10*_t9 + _t15);
+    const double _t21 = -log_scale2 - _t7 - symloss_normal_mixture2_softplus(logit_mixing) - 0.5*(_t12*_t12);
+    const double _t22 = -((((_t18 == 0.0) ? 0.0 : -_t18*_t5) == 0.0) ? 0.0 : -_t5*((_t18 == 0.0) ? 0.0 : -_t18*_t5));
+    const double _t23 = -((((_t19 == 0.0) ? 0.0 : _t12*_t19) == 0.0) ? 0.0 : _t12*((_t19 == 0.0) ? 0.0 : _t12*_t19));
     _g[0] = _t18*_t3*exp(-2.0*log_scale1);
-    _g[1] = _t18 - ((_t18 == 0.0) ? 0.0 : _t18*_t6);
-    _g[2] = _t11*_t20*exp(-2.0*log_scale2);
-    _g[3] = _t20 - ((_t20 == 0.0) ? 0.0 : _t14*_t20);
-    _g[4] = _t26 - symloss_normal_mixture2_sigmoid(_t7)*symloss_normal_mixture2_sigmoid(_t17 - 0.5*_t23*_t24);
-    return -symloss_normal_mixture2_logaddexp(_t25, -log_scale1 - 0.5*_t6 - _t8 - symloss_normal_mixture2_softplus(_t7));
+    _g[1] = _t18 + _t22;
+    _g[2] = _t10*_t19*exp(-2.0*log_scale2);
+    _g[3] = _t19 + _t23;
+    _g[4] = symloss_normal_mixture2_sigmoid(-_t20)*symloss_normal_mixture2_sigmoid(logit_mixing) - symloss_normal_mixture2_sigmoid(_t20)*symloss_normal_mixture2_sigmoid(_t6);
+    return -symloss_normal_mixture2_logaddexp(_t21, -log_scale1 - _t7 - symloss_normal_mixture2_softplus(_t6) - 0.5*(_t5*_t5));
 }
 
 /* The dropped constant c = −log p − ℓ of one observation. */

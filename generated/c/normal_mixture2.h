@@ -57,7 +57,10 @@
  *     softplus_difference: softplus(x) − softplus(−x) → x
  *     standardised_square: u²·exp(2v) → (u·exp(v))²
  *     difference_of_squares: Square(a) − Square(b) → (a − b)·(a + b)
+ *     residual_difference: e^p·(y + a) − e^q·(y + b) → (y + a)·(e^p − e^q) + (a − b)·e^q if q < p, else (y +
+ *        b)·(e^p − e^q) + (a − b)·e^p;  e^p − e^q by expm1  (y the data)
  *     xmuly: w·a → xmuly(w, a)  (w a sigmoid or a 0/1 indicator, a with a square)
+ *     xmuly_square: xmuly(w, z²·r) → xmuly(xmuly(w, z), z)·r  (w a sigmoid)
  *
  * Conventions:
  *   * Every array argument has n elements (no broadcasting; repeat a shared value); the named constants

@@ -57,7 +57,10 @@ Stabilising rewrites applied (symloss.stabilize):
     softplus_difference: softplus(x) − softplus(−x) → x
     standardised_square: u²·exp(2v) → (u·exp(v))²
     difference_of_squares: Square(a) − Square(b) → (a − b)·(a + b)
+    residual_difference: e^p·(y + a) − e^q·(y + b) → (y + a)·(e^p − e^q) + (a − b)·e^q if q < p, else (y + b)·(e^p −
+        e^q) + (a − b)·e^p;  e^p − e^q by expm1  (y the data)
     xmuly: w·a → xmuly(w, a)  (w a sigmoid or a 0/1 indicator, a with a square)
+    xmuly_square: xmuly(w, z²·r) → xmuly(xmuly(w, z), z)·r  (w a sigmoid)
 
 Conventions:
     * Inputs broadcast against each other and the target as in torch; dtype (float32/float64) follows the
@@ -106,33 +109,32 @@ def _loss_terms_and_grads(loc1, log_scale1, loc2, log_scale2, logit_mixing, y):
     _t0 = -log_scale1
     _t1 = jnp.exp(_t0)
     _t3 = loc1 - y
-    _t5 = _t1*_t3
-    _t6 = _t5**2
-    _t7 = -logit_mixing
-    _t8 = (1/2)*math.log(2) + (1/2)*math.log(math.pi)
-    _t9 = -log_scale2
-    _t10 = jnp.exp(_t9)
-    _t11 = loc2 - y
-    _t13 = -_t10*_t11
-    _t14 = _t13**2
-    _t15 = _t13 - _t5
-    _t16 = _t10*_t11 - _t5
-    _t17 = log_scale2 + logit_mixing + _t0
-    _t18 = jax.nn.sigmoid(_t17 - 1/2*_t15*_t16)
-    _t19 = log_scale1 + _t7 + _t9
-    _t20 = jax.nn.sigmoid((1/2)*_t15*_t16 + _t19)
-    _t21 = _t1*_t3
-    _t22 = _t10*_t11
-    _t23 = _t21 + _t22
-    _t24 = _t21 - _t22
-    _t25 = -log_scale2 - 1/2*_t14 - _t8 - jnp.logaddexp(0.0, logit_mixing)
-    _t26 = jax.nn.sigmoid(logit_mixing)*jax.nn.sigmoid(_t19 + (1/2)*_t23*_t24)
-    _value = -jnp.logaddexp(_t25, -log_scale1 - 1/2*_t6 - _t8 - jnp.logaddexp(0.0, _t7))
+    _t5 = -_t1*_t3
+    _t6 = -logit_mixing
+    _t7 = (1/2)*math.log(2) + (1/2)*math.log(math.pi)
+    _t8 = -log_scale2
+    _t9 = jnp.exp(_t8)
+    _t10 = loc2 - y
+    _t12 = -_t10*_t9
+    _t13 = loc2 - loc1
+    _t14 = log_scale1 + _t8
+    _t15 = _t1*_t3
+    _t21 = jnp.where((_t14 < 0), _t13*_t9 + _t15*jnp.expm1(_t14), _t1*_t13 + _t12*jnp.expm1(-_t14))
+    _t16 = (1/2)*_t21
+    _t17 = _t14 + _t16*(_t12 + _t5) + _t6
+    _t18 = jax.nn.sigmoid(-_t17)
+    _t19 = jax.nn.sigmoid(_t17)
+    _t20 = log_scale2 + logit_mixing + _t0 + _t16*(_t10*_t9 + _t15)
+    _t22 = -log_scale2 - _t7 - jnp.logaddexp(0.0, logit_mixing) - 1/2*_t12**2
+    _t23 = jnp.where((_t18 == 0), 0, _t18*_t5)
+    _t24 = jnp.where((_t19 == 0), 0, _t12*_t19)
+    _t25 = jax.nn.sigmoid(-_t20)*jax.nn.sigmoid(logit_mixing)
+    _value = -jnp.logaddexp(_t22, -log_scale1 - _t7 - jnp.logaddexp(0.0, _t6) - 1/2*_t5**2)
     _grad0 = _t18*_t3*jnp.exp(-2*log_scale1)
-    _grad1 = _t18 - jnp.where((_t18 == 0), 0, _t18*_t6)
-    _grad2 = _t11*_t20*jnp.exp(-2*log_scale2)
-    _grad3 = _t20 - jnp.where((_t20 == 0), 0, _t14*_t20)
-    _grad4 = _t26 - jax.nn.sigmoid(_t7)*jax.nn.sigmoid(_t17 - 1/2*_t23*_t24)
+    _grad1 = _t18 - jnp.where((_t23 == 0), 0, _t23*_t5)
+    _grad2 = _t10*_t19*jnp.exp(-2*log_scale2)
+    _grad3 = _t19 - jnp.where((_t24 == 0), 0, _t12*_t24)
+    _grad4 = _t25 - jax.nn.sigmoid(_t20)*jax.nn.sigmoid(_t6)
     return _value, (_grad0, _grad1, _grad2, _grad3, _grad4)
 
 

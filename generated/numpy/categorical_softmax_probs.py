@@ -38,6 +38,7 @@ Stabilising rewrites applied (symloss.stabilize):
     softmax_cross_entropy: L·Σ_k y_k − Σ_k z_k·y_k → log1p(R)·Σ_k y_k − Σ_k y_k·(z_k − M),  L = logsumexp(z) = M +
         log1p(R)
     softmax_gradient: u·e_j/(1 + R) + r → (u·e_j + r + r·R)/(1 + R),  e_j = exp(z_j − M)
+    mul_exp: u·exp(z_j − M) → mul_exp(u, z_j − M, exp(z_j − M))  (a softmax term times a weight u ≠ ±1)
     xlogy: x·log(y) → xlogy(x, y);  x·log1p(y) → xlog1py(x, y)  (x may be 0, the target involved)
     exp_of_sum: exp(a)·exp(b) → exp(a + b)
 
@@ -66,6 +67,17 @@ CONSTANTS = ()
 REDUCTIONS = ("mean", "sum", "none")
 _VECTOR = (True,)
 _WRT_INDEX = (0,)
+
+
+def _mul_exp(u, d, e):
+    """u·e for e = exp(d), d ≤ 0 (a softmax term): where e is a subnormal (d < a = −708, −87 in float32) its few
+    bits would limit u·e, and (u·exp(a))·exp(d − a) is taken there (both factors normal, d − a exact)."""
+    out = u * e
+    a, ea = (-708.0, 3.307553003638408e-308) if out.dtype == np.float64 else (-87.0, 1.6458114310822737e-38)
+    tail = d < a
+    if tail.any():
+        out = np.where(tail, (u * ea) * np.exp(np.minimum(d - a, 0.0)), out)
+    return out
 
 
 def _xlog1py(x, y):
@@ -105,7 +117,7 @@ def _loss_terms_and_grads(logits, y):
     _t2 = np.exp(_t0)
     _t3 = _sum_below_one(_t2)
     _value = _xlog1py(_t1, _t3) - np.sum(_t0*y, axis=-1, keepdims=True)
-    _grad0 = ((_t1*_t2 - y) - y*(_t3))*(1/(_t3 + 1))
+    _grad0 = ((_mul_exp(_t1, _t0, _t2) - y) - y*(_t3))*(1/(_t3 + 1))
     return _value, (_grad0,)
 
 

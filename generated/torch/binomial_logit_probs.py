@@ -86,6 +86,19 @@ def _softplus(x):
     return torch.nn.functional.softplus(x, 1.0, 40.0)
 
 
+def _sigmoid(x):
+    """1/(1 + exp(−x)) with its subnormal tail: torch.sigmoid is 0 below x ≈ −709.8 (−88.7 in float32), where
+    exp(−x) overflows, although the value (≈ exp(x)) is a subnormal down to −745 (−103).  Below a = −708 (−87 in
+    float32) it is sigmoid(a)·exp(x − a), both factors normal and x − a exact; above a that form is torch.sigmoid's
+    own value times exp(0) = 1.  Eager on the CPU, a minimum of x (one read, no new tensor) skips the form's five
+    extra passes where no element is below a; torch.compile fuses them, and elsewhere a check would synchronise.
+    The product is a new tensor: autograd saves both factors (double backward runs through this form)."""
+    a = -708.0 if x.dtype == torch.float64 else -87.0
+    if x.device.type == "cpu" and not torch.compiler.is_compiling() and (x.numel() == 0 or bool(x.min() >= a)):
+        return torch.sigmoid(x)
+    return torch.clamp_min(x, a).sigmoid_() * torch.clamp_max(x, a).sub_(a).exp_()
+
+
 def _sgn(x):
     """copysign(1, x): +1 where the sign bit of x is clear (x ≥ +0), −1 where it is set (x ≤ −0); a sign
     with a side at 0, so that x·_sgn(x) = |x| differentiates to ±1 there (torch.abs to 0)."""
@@ -168,7 +181,7 @@ def _loss_terms_and_grads(total_count, logits, y):
     _t1 = -_t0*logits
     _t2 = total_count*torch.clamp_min(_t0, 0) - y
     _value = _t2*logits + total_count*_softplus(_t1)
-    _grad0 = _t2 - _t0*total_count*torch.sigmoid(_t1)
+    _grad0 = _t2 - _t0*total_count*_sigmoid(_t1)
     return _value, (_grad0,)
 
 
@@ -189,7 +202,7 @@ def _loss_terms_and_grads_inplace(total_count, logits, y):
     _t1 = (-_t0).mul_(logits)
     _t2 = torch.clamp_min(_t0, 0).mul_(total_count).sub_(y)
     _value = (_t2 * logits).add_(_softplus(_t1).mul_(total_count))
-    _grad0 = _t2.sub_(_t0.mul_(total_count).mul_(_t1.sigmoid_()))
+    _grad0 = _t2.sub_(_t0.mul_(total_count).mul_(_sigmoid(_t1)))
     return _value, (_grad0,)
 
 

@@ -38,6 +38,7 @@ Stabilising rewrites applied (symloss.stabilize):
     softmax_cross_entropy: L·Σ_k y_k − Σ_k z_k·y_k → log1p(R)·Σ_k y_k − Σ_k y_k·(z_k − M),  L = logsumexp(z) = M +
         log1p(R)
     softmax_gradient: u·e_j/(1 + R) + r → (u·e_j + r + r·R)/(1 + R),  e_j = exp(z_j − M)
+    mul_exp: u·exp(z_j − M) → mul_exp(u, z_j − M, exp(z_j − M))  (a softmax term times a weight u ≠ ±1)
     xlogy: x·log(y) → xlogy(x, y);  x·log1p(y) → xlog1py(x, y)  (x may be 0, the target involved)
     exp_of_sum: exp(a)·exp(b) → exp(a + b)
 
@@ -84,6 +85,16 @@ _VECTOR = (True,)
 _WRT_INDEX = (0,)
 
 
+def _mul_exp(u, d, e):
+    """u·e for e = exp(d), d ≤ 0 (a softmax term): where e is a subnormal (d < a = −708, −87 in float32) its few
+    bits would limit u·e, and (u·exp(a))·exp(d − a) is taken there (both factors normal, d − a exact).  Eager on
+    the CPU a minimum of d skips that form where no element is below a (as in _sigmoid)."""
+    a, ea = (-708.0, 3.307553003638408e-308) if e.dtype == torch.float64 else (-87.0, 1.6458114310822737e-38)
+    if e.device.type == "cpu" and not torch.compiler.is_compiling() and (d.numel() == 0 or bool(d.min() >= a)):
+        return u * e
+    return torch.where(d < a, (u * ea) * torch.exp(torch.clamp_max(d - a, 0.0)), u * e)
+
+
 def _class_max(x):
     """The maximum over the class axis (the last; kept, with length 1), the shift of a softmax: 0 where it is
     not finite (a row of −∞, or one with +∞ or NaN), so that x − m is what x is there."""
@@ -124,7 +135,7 @@ def _loss_terms_and_grads(logits, y):
     _t2 = torch.exp(_t0)
     _t3 = _sum_below_one(_t2)
     _value = torch.special.xlog1py(_t1, _t3) - torch.sum(_t0*y, dim=-1, keepdim=True)
-    _grad0 = ((_t1*_t2 - y) - y*(_t3))*(1/(_t3 + 1))
+    _grad0 = ((_mul_exp(_t1, _t0, _t2) - y) - y*(_t3))*(1/(_t3 + 1))
     return _value, (_grad0,)
 
 
@@ -143,8 +154,8 @@ def _loss_terms_and_grads_inplace(logits, y):
     _t1 = torch.sum(y, dim=-1, keepdim=True)
     _t2 = torch.exp(_t0)
     _t3 = _sum_below_one(_t2)
-    _value = torch.special.xlog1py(_t1, _t3).sub_(torch.sum(_t0.mul_(y), dim=-1, keepdim=True))
-    _grad0 = _t2.mul_(_t1).sub_(y).sub_(y * _t3).mul_(1 / (_t3 + 1))
+    _value = torch.special.xlog1py(_t1, _t3).sub_(torch.sum(_t0 * y, dim=-1, keepdim=True))
+    _grad0 = _mul_exp(_t1, _t0, _t2).sub_(y).sub_(y * _t3).mul_(1 / (_t3 + 1))
     return _value, (_grad0,)
 
 
@@ -166,11 +177,13 @@ def _loss_terms_and_grads_index(logits, y):
     1))."""
     _t0 = -_class_max(logits)
     _t1 = _t0 + torch.gather(logits, -1, y)
-    _t2 = torch.exp(logits + _t0)
-    _t3 = _sum_below_one(_t2)
-    _t4 = 1/(_t3 + 1)
-    _value = torch.special.xlog1py(1, _t3) - (_t1)
-    _grad0 = torch.scatter(_t4*(_t2), -1, y, _t4*((torch.exp(_t1) - 1) - _t3))
+    _t2 = logits + _t0
+    _t3 = torch.exp(_t2)
+    _t4 = _sum_below_one(_t3)
+    _t5 = 1/(_t4 + 1)
+    _t6 = _t5*((_mul_exp(1, _t1, torch.exp(_t1)) - 1) - _t4)
+    _value = torch.special.xlog1py(1, _t4) - (_t1)
+    _grad0 = torch.scatter(_t5*(_mul_exp(1, _t2, _t3)), -1, y, _t6)
     return _value, (_grad0,)
 
 
@@ -187,11 +200,13 @@ def _loss_terms_and_grads_index_inplace(logits, y):
     than new ones allocated: the same operations and roundings (see _inplace_ok for when it may run)."""
     _t0 = _class_max(logits).neg_()
     _t1 = torch.gather(logits, -1, y).add_(_t0)
-    _t2 = (logits + _t0).exp_()
-    _t3 = _sum_below_one(_t2)
-    _t4 = 1 / (_t3 + 1)
-    _value = torch.special.xlog1py(1, _t3).sub_(_t1)
-    _grad0 = _t2.mul_(_t4).scatter_(-1, y, _t1.exp_().sub_(1).sub_(_t3).mul_(_t4))
+    _t2 = logits + _t0
+    _t3 = torch.exp(_t2)
+    _t4 = _sum_below_one(_t3)
+    _t5 = 1 / (_t4 + 1)
+    _t6 = _mul_exp(1, _t1, torch.exp(_t1)).sub_(1).sub_(_t4).mul_(_t5)
+    _value = torch.special.xlog1py(1, _t4, out=_t4).sub_(_t1)
+    _grad0 = _mul_exp(1, _t2, _t3).mul_(_t5).scatter_(-1, y, _t6)
     return _value, (_grad0,)
 
 

@@ -77,6 +77,19 @@ def _softplus(x):
     return torch.nn.functional.softplus(x, 1.0, 40.0)
 
 
+def _sigmoid(x):
+    """1/(1 + exp(−x)) with its subnormal tail: torch.sigmoid is 0 below x ≈ −709.8 (−88.7 in float32), where
+    exp(−x) overflows, although the value (≈ exp(x)) is a subnormal down to −745 (−103).  Below a = −708 (−87 in
+    float32) it is sigmoid(a)·exp(x − a), both factors normal and x − a exact; above a that form is torch.sigmoid's
+    own value times exp(0) = 1.  Eager on the CPU, a minimum of x (one read, no new tensor) skips the form's five
+    extra passes where no element is below a; torch.compile fuses them, and elsewhere a check would synchronise.
+    The product is a new tensor: autograd saves both factors (double backward runs through this form)."""
+    a = -708.0 if x.dtype == torch.float64 else -87.0
+    if x.device.type == "cpu" and not torch.compiler.is_compiling() and (x.numel() == 0 or bool(x.min() >= a)):
+        return torch.sigmoid(x)
+    return torch.clamp_min(x, a).sigmoid_() * torch.clamp_max(x, a).sub_(a).exp_()
+
+
 def _loss_terms(logits, y):
     """ℓ of each observation."""
     return y*_softplus(logits) + _softplus(-logits)
@@ -86,7 +99,7 @@ def _loss_terms_and_grads(logits, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂logits."""
     _t0 = -logits
     _value = y*_softplus(logits) + _softplus(_t0)
-    _grad0 = y*torch.sigmoid(logits) - torch.sigmoid(_t0)
+    _grad0 = y*_sigmoid(logits) - _sigmoid(_t0)
     return _value, (_grad0,)
 
 
@@ -101,7 +114,7 @@ def _loss_terms_and_grads_inplace(logits, y):
     than new ones allocated: the same operations and roundings (see _inplace_ok for when it may run)."""
     _t0 = -logits
     _value = _softplus(logits).mul_(y).add_(_softplus(_t0))
-    _grad0 = torch.sigmoid(logits).mul_(y).sub_(_t0.sigmoid_())
+    _grad0 = _sigmoid(logits).mul_(y).sub_(_sigmoid(_t0))
     return _value, (_grad0,)
 
 

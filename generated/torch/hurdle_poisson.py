@@ -86,6 +86,19 @@ def _softplus(x):
     return torch.nn.functional.softplus(x, 1.0, 40.0)
 
 
+def _sigmoid(x):
+    """1/(1 + exp(−x)) with its subnormal tail: torch.sigmoid is 0 below x ≈ −709.8 (−88.7 in float32), where
+    exp(−x) overflows, although the value (≈ exp(x)) is a subnormal down to −745 (−103).  Below a = −708 (−87 in
+    float32) it is sigmoid(a)·exp(x − a), both factors normal and x − a exact; above a that form is torch.sigmoid's
+    own value times exp(0) = 1.  Eager on the CPU, a minimum of x (one read, no new tensor) skips the form's five
+    extra passes where no element is below a; torch.compile fuses them, and elsewhere a check would synchronise.
+    The product is a new tensor: autograd saves both factors (double backward runs through this form)."""
+    a = -708.0 if x.dtype == torch.float64 else -87.0
+    if x.device.type == "cpu" and not torch.compiler.is_compiling() and (x.numel() == 0 or bool(x.min() >= a)):
+        return torch.sigmoid(x)
+    return torch.clamp_min(x, a).sigmoid_() * torch.clamp_max(x, a).sub_(a).exp_()
+
+
 def _log1mexp(x):
     """log(1 − exp(−x)) for x > 0: log(−expm1(−x)) below log 2, log1p(−exp(−x)) above (Mächler 2012)."""
     return torch.where(x < math.log(2.0), torch.log(-torch.expm1(-x)), torch.log1p(-torch.exp(-x)))
@@ -109,7 +122,7 @@ def _loss_terms_and_grads(log_rate, logit_gate, y):
     _t5 = _t3*(log_rate*y - _t4 - _log1mexp(_t4) - torch.lgamma(y + 1) - _softplus(logit_gate))
     _value = _t2*_softplus(_t0) + _t5
     _grad0 = _t3*(y - _t4 - _t4/torch.expm1(_t4))
-    _grad1 = torch.where(_t1, -torch.sigmoid(_t0), torch.sigmoid(logit_gate))
+    _grad1 = torch.where(_t1, -_sigmoid(_t0), _sigmoid(logit_gate))
     return _value, (_grad0, _grad1)
 
 
@@ -136,7 +149,7 @@ def _loss_terms_and_grads_inplace(log_rate, logit_gate, y):
     _t5 = (log_rate * y).sub_(_t4).sub_(_log1mexp(_t4)).sub_((y + 1).lgamma_()).sub_(_softplus(logit_gate)).mul_(_t3)
     _value = _softplus(_t0).mul_(_t2).add_(_t5)
     _grad0 = (y - _t4).sub_(_t4 / torch.expm1(_t4)).mul_(_t3)
-    _grad1 = torch.where(_t1, _t0.sigmoid_().neg_(), torch.sigmoid(logit_gate))
+    _grad1 = torch.where(_t1, _sigmoid(_t0).neg_(), _sigmoid(logit_gate))
     return _value, (_grad0, _grad1)
 
 

@@ -83,6 +83,19 @@ def _softplus(x):
     return torch.nn.functional.softplus(x, 1.0, 40.0)
 
 
+def _sigmoid(x):
+    """1/(1 + exp(−x)) with its subnormal tail: torch.sigmoid is 0 below x ≈ −709.8 (−88.7 in float32), where
+    exp(−x) overflows, although the value (≈ exp(x)) is a subnormal down to −745 (−103).  Below a = −708 (−87 in
+    float32) it is sigmoid(a)·exp(x − a), both factors normal and x − a exact; above a that form is torch.sigmoid's
+    own value times exp(0) = 1.  Eager on the CPU, a minimum of x (one read, no new tensor) skips the form's five
+    extra passes where no element is below a; torch.compile fuses them, and elsewhere a check would synchronise.
+    The product is a new tensor: autograd saves both factors (double backward runs through this form)."""
+    a = -708.0 if x.dtype == torch.float64 else -87.0
+    if x.device.type == "cpu" and not torch.compiler.is_compiling() and (x.numel() == 0 or bool(x.min() >= a)):
+        return torch.sigmoid(x)
+    return torch.clamp_min(x, a).sigmoid_() * torch.clamp_max(x, a).sub_(a).exp_()
+
+
 def _no_grad(*tensors):
     """Whether autograd records nothing here (no gradient mode, or no argument requires grad): the helpers may
     then work in place in their own temporaries, with the same operations and roundings as their
@@ -175,7 +188,7 @@ def _loss_terms_and_grads(total_count, logits, y):
     _t1 = -logits
     _value = _t0*total_count + y*_softplus(_t1) - _lgamma_diff(total_count, y)
     _grad0 = _t0 - _digamma_diff(total_count, y)
-    _grad1 = total_count*torch.sigmoid(logits) - y*torch.sigmoid(_t1)
+    _grad1 = total_count*_sigmoid(logits) - y*_sigmoid(_t1)
     return _value, (_grad0, _grad1)
 
 
@@ -192,7 +205,7 @@ def _loss_terms_and_grads_inplace(total_count, logits, y):
     _t1 = -logits
     _value = (_t0 * total_count).add_(_softplus(_t1).mul_(y)).sub_(_lgamma_diff(total_count, y))
     _grad0 = _t0.sub_(_digamma_diff(total_count, y))
-    _grad1 = torch.sigmoid(logits).mul_(total_count).sub_(_t1.sigmoid_().mul_(y))
+    _grad1 = _sigmoid(logits).mul_(total_count).sub_(_sigmoid(_t1).mul_(y))
     return _value, (_grad0, _grad1)
 
 

@@ -57,7 +57,10 @@ Stabilising rewrites applied (symloss.stabilize):
     softplus_difference: softplus(x) − softplus(−x) → x
     standardised_square: u²·exp(2v) → (u·exp(v))²
     difference_of_squares: Square(a) − Square(b) → (a − b)·(a + b)
+    residual_difference: e^p·(y + a) − e^q·(y + b) → (y + a)·(e^p − e^q) + (a − b)·e^q if q < p, else (y + b)·(e^p −
+        e^q) + (a − b)·e^p;  e^p − e^q by expm1  (y the data)
     xmuly: w·a → xmuly(w, a)  (w a sigmoid or a 0/1 indicator, a with a square)
+    xmuly_square: xmuly(w, z²·r) → xmuly(xmuly(w, z), z)·r  (w a sigmoid)
 
 Conventions:
     * Inputs broadcast against each other and the target as in torch; dtype (float32/float64) follows the
@@ -107,6 +110,19 @@ def _softplus(x):
     return torch.nn.functional.softplus(x, 1.0, 40.0)
 
 
+def _sigmoid(x):
+    """1/(1 + exp(−x)) with its subnormal tail: torch.sigmoid is 0 below x ≈ −709.8 (−88.7 in float32), where
+    exp(−x) overflows, although the value (≈ exp(x)) is a subnormal down to −745 (−103).  Below a = −708 (−87 in
+    float32) it is sigmoid(a)·exp(x − a), both factors normal and x − a exact; above a that form is torch.sigmoid's
+    own value times exp(0) = 1.  Eager on the CPU, a minimum of x (one read, no new tensor) skips the form's five
+    extra passes where no element is below a; torch.compile fuses them, and elsewhere a check would synchronise.
+    The product is a new tensor: autograd saves both factors (double backward runs through this form)."""
+    a = -708.0 if x.dtype == torch.float64 else -87.0
+    if x.device.type == "cpu" and not torch.compiler.is_compiling() and (x.numel() == 0 or bool(x.min() >= a)):
+        return torch.sigmoid(x)
+    return torch.clamp_min(x, a).sigmoid_() * torch.clamp_max(x, a).sub_(a).exp_()
+
+
 def _loss_terms(loc1, log_scale1, loc2, log_scale2, logit_mixing, y):
     """ℓ of each observation."""
     _t1 = (1/2)*math.log(2) + (1/2)*math.log(math.pi)
@@ -121,33 +137,31 @@ def _loss_terms_and_grads(loc1, log_scale1, loc2, log_scale2, logit_mixing, y):
     _t0 = -log_scale1
     _t1 = torch.exp(_t0)
     _t3 = loc1 - y
-    _t5 = _t1*_t3
-    _t6 = _t5**2
-    _t7 = -logit_mixing
-    _t8 = (1/2)*math.log(2) + (1/2)*math.log(math.pi)
-    _t9 = -log_scale2
-    _t10 = torch.exp(_t9)
-    _t11 = loc2 - y
-    _t13 = -_t10*_t11
-    _t14 = _t13**2
-    _t15 = _t13 - _t5
-    _t16 = _t10*_t11 - _t5
-    _t17 = log_scale2 + logit_mixing + _t0
-    _t18 = torch.sigmoid(_t17 - 1/2*_t15*_t16)
-    _t19 = log_scale1 + _t7 + _t9
-    _t20 = torch.sigmoid((1/2)*_t15*_t16 + _t19)
-    _t21 = _t1*_t3
-    _t22 = _t10*_t11
-    _t23 = _t21 + _t22
-    _t24 = _t21 - _t22
-    _t25 = -log_scale2 - 1/2*_t14 - _t8 - _softplus(logit_mixing)
-    _t26 = torch.sigmoid(logit_mixing)*torch.sigmoid(_t19 + (1/2)*_t23*_t24)
-    _value = -torch.logaddexp(_t25, -log_scale1 - 1/2*_t6 - _t8 - _softplus(_t7))
+    _t5 = -_t1*_t3
+    _t6 = -logit_mixing
+    _t7 = (1/2)*math.log(2) + (1/2)*math.log(math.pi)
+    _t8 = -log_scale2
+    _t9 = torch.exp(_t8)
+    _t10 = loc2 - y
+    _t12 = -_t10*_t9
+    _t13 = loc2 - loc1
+    _t14 = log_scale1 + _t8
+    _t15 = _t1*_t3
+    _t21 = _t1*_t13 + _t12*torch.expm1(-_t14)
+    _t16 = (1/2)*torch.where((_t14 < 0), _t13*_t9 + _t15*torch.expm1(_t14), _t21)
+    _t17 = _t14 + _t16*(_t12 + _t5) + _t6
+    _t18 = _sigmoid(-_t17)
+    _t19 = _sigmoid(_t17)
+    _t20 = log_scale2 + logit_mixing + _t0 + _t16*(_t10*_t9 + _t15)
+    _t22 = -log_scale2 - _t7 - _softplus(logit_mixing) - 1/2*_t12**2
+    _t23 = torch.where((_t18 == 0), 0, _t18*_t5)
+    _t24 = torch.where((_t19 == 0), 0, _t12*_t19)
+    _value = -torch.logaddexp(_t22, -log_scale1 - _t7 - _softplus(_t6) - 1/2*_t5**2)
     _grad0 = _t18*_t3*torch.exp(-2*log_scale1)
-    _grad1 = _t18 - torch.where((_t18 == 0), 0, _t18*_t6)
-    _grad2 = _t11*_t20*torch.exp(-2*log_scale2)
-    _grad3 = _t20 - torch.where((_t20 == 0), 0, _t14*_t20)
-    _grad4 = _t26 - torch.sigmoid(_t7)*torch.sigmoid(_t17 - 1/2*_t23*_t24)
+    _grad1 = _t18 - torch.where((_t23 == 0), 0, _t23*_t5)
+    _grad2 = _t10*_t19*torch.exp(-2*log_scale2)
+    _grad3 = _t19 - torch.where((_t24 == 0), 0, _t12*_t24)
+    _grad4 = _sigmoid(-_t20)*_sigmoid(logit_mixing) - _sigmoid(_t20)*_sigmoid(_t6)
     return _value, (_grad0, _grad1, _grad2, _grad3, _grad4)
 
 
@@ -172,33 +186,34 @@ def _loss_terms_and_grads_inplace(loc1, log_scale1, loc2, log_scale2, logit_mixi
     _t0 = -log_scale1
     _t1 = torch.exp(_t0)
     _t3 = loc1 - y
-    _t5 = _t1 * _t3
-    _t6 = _t5 ** 2
-    _t7 = -logit_mixing
-    _t8 = 1 / 2 * math.log(2) + 1 / 2 * math.log(math.pi)
-    _t9 = -log_scale2
-    _t10 = torch.exp(_t9)
-    _t11 = loc2 - y
-    _t13 = (-_t10).mul_(_t11)
-    _t14 = _t13 ** 2
-    _t15 = _t13.sub_(_t5)
-    _t16 = (_t10 * _t11).sub_(_t5)
-    _t17 = (log_scale2 + logit_mixing).add_(_t0)
-    _t18 = (1 / 2 * _t15).mul_(_t16).neg_().add_(_t17).sigmoid_()
-    _t19 = (log_scale1 + _t7).add_(_t9)
-    _t20 = _t15.mul_(1 / 2).mul_(_t16).add_(_t19).sigmoid_()
-    _t21 = _t1.mul_(_t3)
-    _t22 = _t10.mul_(_t11)
-    _t23 = _t21 + _t22
-    _t24 = _t21.sub_(_t22)
-    _t25 = (-log_scale2).sub_(1 / 2 * _t14).sub_(_t8).sub_(_softplus(logit_mixing))
-    _t26 = torch.sigmoid(logit_mixing).mul_(_t19.add_((1 / 2 * _t23).mul_(_t24)).sigmoid_())
-    _value = torch.logaddexp(_t25, (-log_scale1).sub_(1 / 2 * _t6).sub_(_t8).sub_(_softplus(_t7)), out=_t25).neg_()
+    _t5 = (-_t1).mul_(_t3)
+    _t6 = -logit_mixing
+    _t7 = 1 / 2 * math.log(2) + 1 / 2 * math.log(math.pi)
+    _t8 = -log_scale2
+    _t9 = torch.exp(_t8)
+    _t10 = loc2 - y
+    _t12 = (-_t10).mul_(_t9)
+    _t13 = loc2 - loc1
+    _t14 = _t8.add_(log_scale1)
+    _t15 = _t1 * _t3
+    _t21 = _t1.mul_(_t13).add_((-_t14).expm1_().mul_(_t12))
+    _t16 = torch.where(_t14 < 0, _t13.mul_(_t9).add_(torch.expm1(_t14).mul_(_t15)), _t21, out=_t21).mul_(1 / 2)
+    _t17 = _t14.add_((_t12 + _t5).mul_(_t16)).add_(_t6)
+    _t18 = _sigmoid(-_t17)
+    _t19 = _sigmoid(_t17)
+    _t20 = (log_scale2 + logit_mixing).add_(_t0).add_(_t16.mul_(_t9.mul_(_t10).add_(_t15)))
+    _t22 = (-log_scale2).sub_(_t7).sub_(_softplus(logit_mixing)).sub_((_t12 ** 2).mul_(1 / 2))
+    _t23 = torch.where(_t18 == 0, 0, _t18 * _t5)
+    _t24 = torch.where(_t19 == 0, 0, _t12 * _t19)
+    _value = (
+        torch.logaddexp(_t22, (-log_scale1).sub_(_t7).sub_(_softplus(_t6)).sub_((_t5 ** 2).mul_(1 / 2)),
+        out=_t22).neg_()
+    )
     _grad0 = _t3.mul_(_t18).mul_((-2 * log_scale1).exp_())
-    _grad1 = torch.where(_t18 == 0, 0, _t6.mul_(_t18)).neg_().add_(_t18)
-    _grad2 = _t11.mul_(_t20).mul_((-2 * log_scale2).exp_())
-    _grad3 = torch.where(_t20 == 0, 0, _t14.mul_(_t20)).neg_().add_(_t20)
-    _grad4 = _t26.sub_(_t7.sigmoid_().mul_(_t17.sub_(_t23.mul_(1 / 2).mul_(_t24)).sigmoid_()))
+    _grad1 = _t18.sub_(torch.where(_t23 == 0, 0, _t5.mul_(_t23)))
+    _grad2 = _t10.mul_(_t19).mul_((-2 * log_scale2).exp_())
+    _grad3 = _t19.sub_(torch.where(_t24 == 0, 0, _t12.mul_(_t24)))
+    _grad4 = _sigmoid(-_t20).mul_(_sigmoid(logit_mixing)).sub_(_sigmoid(_t20).mul_(_sigmoid(_t6)))
     return _value, (_grad0, _grad1, _grad2, _grad3, _grad4)
 
 

@@ -105,6 +105,19 @@ def _softplus(x):
     return torch.nn.functional.softplus(x, 1.0, 40.0)
 
 
+def _sigmoid(x):
+    """1/(1 + exp(−x)) with its subnormal tail: torch.sigmoid is 0 below x ≈ −709.8 (−88.7 in float32), where
+    exp(−x) overflows, although the value (≈ exp(x)) is a subnormal down to −745 (−103).  Below a = −708 (−87 in
+    float32) it is sigmoid(a)·exp(x − a), both factors normal and x − a exact; above a that form is torch.sigmoid's
+    own value times exp(0) = 1.  Eager on the CPU, a minimum of x (one read, no new tensor) skips the form's five
+    extra passes where no element is below a; torch.compile fuses them, and elsewhere a check would synchronise.
+    The product is a new tensor: autograd saves both factors (double backward runs through this form)."""
+    a = -708.0 if x.dtype == torch.float64 else -87.0
+    if x.device.type == "cpu" and not torch.compiler.is_compiling() and (x.numel() == 0 or bool(x.min() >= a)):
+        return torch.sigmoid(x)
+    return torch.clamp_min(x, a).sigmoid_() * torch.clamp_max(x, a).sub_(a).exp_()
+
+
 def _no_grad(*tensors):
     """Whether autograd records nothing here (no gradient mode, or no argument requires grad): the helpers may
     then work in place in their own temporaries, with the same operations and roundings as their
@@ -202,7 +215,7 @@ def _loss_terms(log_total_count, logits, logit_gate, y):
     _t2 = _t1*_softplus(logits)
     _t3 = _t2 + _softplus(logit_gate)
     _t4 = -logit_gate
-    _t5 = torch.sigmoid(_t4)*torch.expm1(-_t2)
+    _t5 = _sigmoid(_t4)*torch.expm1(-_t2)
     _t6 = -_t0*torch.where((_t5 > -1/2), torch.log1p(_t5), torch.logaddexp(-_t3, -_softplus(_t4)))
     return _t6 - (1 - _t0)*(-_t3 - y*_softplus(-logits) - torch.log(y + _t1) - _lbeta(_t1, y + 1))
 
@@ -217,15 +230,15 @@ def _loss_terms_and_grads(log_total_count, logits, logit_gate, y):
     _t5 = _t3*_t4
     _t6 = _t5 + _softplus(logit_gate)
     _t7 = -logit_gate
-    _t8 = torch.sigmoid(_t7)*torch.expm1(-_t5)
+    _t8 = _sigmoid(_t7)*torch.expm1(-_t5)
     _t9 = logit_gate + _t5
-    _t10 = torch.sigmoid(-_t9)
-    _t11 = torch.sigmoid(logits)
+    _t10 = _sigmoid(-_t9)
+    _t11 = _sigmoid(logits)
     _t12 = -_t1*torch.where((_t8 > -1/2), torch.log1p(_t8), torch.logaddexp(-_t6, -_softplus(_t7)))
     _value = _t12 - (1 - _t1)*(-_t6 - y*_softplus(_t2) - torch.log(y + _t3) - _lbeta(_t3, y + 1))
     _grad0 = torch.where(_t0, _t10*_t5, _t3*(_t4 - _digamma_diff(_t3, y)))
-    _grad1 = torch.where(_t0, _t10*_t11*_t3, _t11*_t3 - y*torch.sigmoid(_t2))
-    _grad2 = torch.where(_t0, _t8*torch.sigmoid(_t9), torch.sigmoid(logit_gate))
+    _grad1 = torch.where(_t0, _t10*_t11*_t3, _t11*_t3 - y*_sigmoid(_t2))
+    _grad2 = torch.where(_t0, _t8*_sigmoid(_t9), _sigmoid(logit_gate))
     return _value, (_grad0, _grad1, _grad2)
 
 
@@ -237,7 +250,7 @@ def _loss_terms_inplace(log_total_count, logits, logit_gate, y):
     _t2 = _softplus(logits).mul_(_t1)
     _t3 = _softplus(logit_gate).add_(_t2)
     _t4 = -logit_gate
-    _t5 = torch.sigmoid(_t4).mul_(_t2.neg_().expm1_())
+    _t5 = _sigmoid(_t4).mul_(_t2.neg_().expm1_())
     _t6 = torch.where(_t5 > -1 / 2, torch.log1p(_t5), torch.logaddexp(-_t3, _softplus(_t4).neg_())).mul_(-_t0)
     return (
         _t6.sub_(_t3.neg_().sub_(_softplus(-logits).mul_(y)).sub_((y + _t1).log_()).sub_(_lbeta(_t1, y + 1)).mul_(1 -
@@ -256,18 +269,18 @@ def _loss_terms_and_grads_inplace(log_total_count, logits, logit_gate, y):
     _t5 = _t3 * _t4
     _t6 = _softplus(logit_gate).add_(_t5)
     _t7 = -logit_gate
-    _t8 = torch.sigmoid(_t7).mul_((-_t5).expm1_())
+    _t8 = _sigmoid(_t7).mul_((-_t5).expm1_())
     _t9 = logit_gate + _t5
-    _t10 = (-_t9).sigmoid_()
-    _t11 = torch.sigmoid(logits)
+    _t10 = _sigmoid(-_t9)
+    _t11 = _sigmoid(logits)
     _t12 = torch.where(_t8 > -1 / 2, torch.log1p(_t8), torch.logaddexp(-_t6, _softplus(_t7).neg_())).mul_(-_t1)
     _value = (
         _t12.sub_(_t6.neg_().sub_(_softplus(_t2).mul_(y)).sub_((y + _t3).log_()).sub_(_lbeta(_t3, y + 1)).mul_(1 -
         _t1))
     )
     _grad0 = torch.where(_t0, _t5.mul_(_t10), _t4.sub_(_digamma_diff(_t3, y)).mul_(_t3))
-    _grad1 = torch.where(_t0, _t10.mul_(_t11).mul_(_t3), (_t11 * _t3).sub_(_t2.sigmoid_().mul_(y)))
-    _grad2 = torch.where(_t0, _t8.mul_(_t9.sigmoid_()), torch.sigmoid(logit_gate))
+    _grad1 = torch.where(_t0, _t10.mul_(_t11).mul_(_t3), (_t11 * _t3).sub_(_sigmoid(_t2).mul_(y)))
+    _grad2 = torch.where(_t0, _t8.mul_(_sigmoid(_t9)), _sigmoid(logit_gate))
     return _value, (_grad0, _grad1, _grad2)
 
 

@@ -88,13 +88,26 @@ def _softplus(x):
     return torch.nn.functional.softplus(x, 1.0, 40.0)
 
 
+def _sigmoid(x):
+    """1/(1 + exp(−x)) with its subnormal tail: torch.sigmoid is 0 below x ≈ −709.8 (−88.7 in float32), where
+    exp(−x) overflows, although the value (≈ exp(x)) is a subnormal down to −745 (−103).  Below a = −708 (−87 in
+    float32) it is sigmoid(a)·exp(x − a), both factors normal and x − a exact; above a that form is torch.sigmoid's
+    own value times exp(0) = 1.  Eager on the CPU, a minimum of x (one read, no new tensor) skips the form's five
+    extra passes where no element is below a; torch.compile fuses them, and elsewhere a check would synchronise.
+    The product is a new tensor: autograd saves both factors (double backward runs through this form)."""
+    a = -708.0 if x.dtype == torch.float64 else -87.0
+    if x.device.type == "cpu" and not torch.compiler.is_compiling() and (x.numel() == 0 or bool(x.min() >= a)):
+        return torch.sigmoid(x)
+    return torch.clamp_min(x, a).sigmoid_() * torch.clamp_max(x, a).sub_(a).exp_()
+
+
 def _loss_terms(log_rate, logit_gate, y):
     """ℓ of each observation."""
     _t0 = torch.where((y == 0), 1, 0)
     _t1 = torch.exp(log_rate)
     _t2 = _t1 + _softplus(logit_gate)
     _t3 = -logit_gate
-    _t4 = torch.sigmoid(_t3)*torch.expm1(-_t1)
+    _t4 = _sigmoid(_t3)*torch.expm1(-_t1)
     _t5 = -_t0*torch.where((_t4 > -1/2), torch.log1p(_t4), torch.logaddexp(-_t2, -_softplus(_t3)))
     return _t5 - (1 - _t0)*(log_rate*y - _t2 - torch.lgamma(y + 1))
 
@@ -107,12 +120,12 @@ def _loss_terms_and_grads(log_rate, logit_gate, y):
     _t3 = _t2 + _softplus(logit_gate)
     _t4 = -logit_gate
     _t5 = -_t2
-    _t6 = torch.sigmoid(_t4)*torch.expm1(_t5)
+    _t6 = _sigmoid(_t4)*torch.expm1(_t5)
     _t7 = logit_gate + _t2
     _t8 = -_t1*torch.where((_t6 > -1/2), torch.log1p(_t6), torch.logaddexp(-_t3, -_softplus(_t4)))
     _value = _t8 - (1 - _t1)*(log_rate*y - _t3 - torch.lgamma(y + 1))
-    _grad0 = torch.where(_t0, _t2*torch.sigmoid(-_t7), -y - _t5)
-    _grad1 = torch.where(_t0, _t6*torch.sigmoid(_t7), torch.sigmoid(logit_gate))
+    _grad0 = torch.where(_t0, _t2*_sigmoid(-_t7), -y - _t5)
+    _grad1 = torch.where(_t0, _t6*_sigmoid(_t7), _sigmoid(logit_gate))
     return _value, (_grad0, _grad1)
 
 
@@ -123,7 +136,7 @@ def _loss_terms_inplace(log_rate, logit_gate, y):
     _t1 = torch.exp(log_rate)
     _t2 = _softplus(logit_gate).add_(_t1)
     _t3 = -logit_gate
-    _t4 = torch.sigmoid(_t3).mul_(_t1.neg_().expm1_())
+    _t4 = _sigmoid(_t3).mul_(_t1.neg_().expm1_())
     _t5 = torch.where(_t4 > -1 / 2, torch.log1p(_t4), torch.logaddexp(-_t2, _softplus(_t3).neg_())).mul_(-_t0)
     return _t5.sub_((log_rate * y).sub_(_t2).sub_((y + 1).lgamma_()).mul_(1 - _t0))
 
@@ -137,12 +150,12 @@ def _loss_terms_and_grads_inplace(log_rate, logit_gate, y):
     _t3 = _softplus(logit_gate).add_(_t2)
     _t4 = -logit_gate
     _t5 = -_t2
-    _t6 = torch.sigmoid(_t4).mul_(torch.expm1(_t5))
+    _t6 = _sigmoid(_t4).mul_(torch.expm1(_t5))
     _t7 = logit_gate + _t2
     _t8 = torch.where(_t6 > -1 / 2, torch.log1p(_t6), torch.logaddexp(-_t3, _softplus(_t4).neg_())).mul_(-_t1)
     _value = _t8.sub_((log_rate * y).sub_(_t3).sub_((y + 1).lgamma_()).mul_(1 - _t1))
-    _grad0 = torch.where(_t0, _t2.mul_((-_t7).sigmoid_()), (-y).sub_(_t5))
-    _grad1 = torch.where(_t0, _t6.mul_(_t7.sigmoid_()), torch.sigmoid(logit_gate))
+    _grad0 = torch.where(_t0, _t2.mul_(_sigmoid(-_t7)), (-y).sub_(_t5))
+    _grad1 = torch.where(_t0, _t6.mul_(_sigmoid(_t7)), _sigmoid(logit_gate))
     return _value, (_grad0, _grad1)
 
 

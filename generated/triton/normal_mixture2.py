@@ -57,7 +57,10 @@ Stabilising rewrites applied (symloss.stabilize):
     softplus_difference: softplus(x) − softplus(−x) → x
     standardised_square: u²·exp(2v) → (u·exp(v))²
     difference_of_squares: Square(a) − Square(b) → (a − b)·(a + b)
+    residual_difference: e^p·(y + a) − e^q·(y + b) → (y + a)·(e^p − e^q) + (a − b)·e^q if q < p, else (y + b)·(e^p −
+        e^q) + (a − b)·e^p;  e^p − e^q by expm1  (y the data)
     xmuly: w·a → xmuly(w, a)  (w a sigmoid or a 0/1 indicator, a with a square)
+    xmuly_square: xmuly(w, z²·r) → xmuly(xmuly(w, z), z)·r  (w a sigmoid)
 
 Conventions:
     * Inputs broadcast against each other and the target as in torch; dtype (float32/float64) follows the
@@ -156,6 +159,19 @@ else:
     def _log1p(x):
         return libdevice.log1p(x)
 
+if _INTERPRET:
+    @triton.jit
+    def _expm1(x):
+        """exp(x) − 1 to a few ulps from core operations: (u − 1)·x/log u with u = exp x (Kahan)."""
+        u = _exp(x)
+        d = u - 1.0
+        kahan = d * (x / _log(tl.where(d == 0.0, 2.0, u)))
+        return tl.where(x > 40.0, u, tl.where(d == 0.0, x, tl.where(d == -1.0, -1.0, kahan)))
+else:
+    @triton.jit
+    def _expm1(x):
+        return libdevice.expm1(x)
+
 
 @triton.jit
 def _softplus(x):
@@ -199,32 +215,29 @@ def _loss_terms_and_grads(loc1, log_scale1, loc2, log_scale2, logit_mixing, y):
     _t0 = -log_scale1
     _t1 = _exp(_t0)
     _t3 = loc1 - y
-    _t5 = _t1*_t3
-    _t6 = _t5*_t5
-    _t7 = -logit_mixing
-    _t9 = -log_scale2
-    _t10 = _exp(_t9)
-    _t11 = loc2 - y
-    _t13 = -_t10*_t11
-    _t14 = _t13*_t13
-    _t15 = _t13 - _t5
-    _t16 = _t10*_t11 - _t5
-    _t17 = log_scale2 + logit_mixing + _t0
-    _t18 = _sigmoid(_t17 - 0.5*_t15*_t16)
-    _t19 = log_scale1 + _t7 + _t9
-    _t20 = _sigmoid((0.5)*_t15*_t16 + _t19)
-    _t21 = _t1*_t3
-    _t22 = _t10*_t11
-    _t23 = _t21 + _t22
-    _t24 = _t21 - _t22
-    _t25 = -log_scale2 - 0.5*_t14 - _softplus(logit_mixing) + _k1 + _k2
-    _t26 = _sigmoid(logit_mixing)*_sigmoid(_t19 + (0.5)*_t23*_t24)
-    _value = -_logaddexp(_t25, -log_scale1 - 0.5*_t6 - _softplus(_t7) + _k1 + _k2)
+    _t5 = -_t1*_t3
+    _t6 = -logit_mixing
+    _t8 = -log_scale2
+    _t9 = _exp(_t8)
+    _t10 = loc2 - y
+    _t12 = -_t10*_t9
+    _t13 = loc2 - loc1
+    _t14 = log_scale1 + _t8
+    _t15 = _t1*_t3
+    _t16 = (0.5)*tl.where((_t14 < 0), _t13*_t9 + _t15*_expm1(_t14), _t1*_t13 + _t12*_expm1(-_t14))
+    _t17 = _t14 + _t16*(_t12 + _t5) + _t6
+    _t18 = _sigmoid(-_t17)
+    _t19 = _sigmoid(_t17)
+    _t20 = log_scale2 + logit_mixing + _t0 + _t16*(_t10*_t9 + _t15)
+    _t21 = -log_scale2 - _softplus(logit_mixing) - 0.5*_t12*_t12 + _k1 + _k2
+    _t22 = tl.where((_t18 == 0), 0, _t18*_t5)
+    _t23 = tl.where((_t19 == 0), 0, _t12*_t19)
+    _value = -_logaddexp(_t21, -log_scale1 - _softplus(_t6) - 0.5*_t5*_t5 + _k1 + _k2)
     _grad0 = _t18*_t3*_exp(-2*log_scale1)
-    _grad1 = _t18 - tl.where((_t18 == 0), 0, _t18*_t6)
-    _grad2 = _t11*_t20*_exp(-2*log_scale2)
-    _grad3 = _t20 - tl.where((_t20 == 0), 0, _t14*_t20)
-    _grad4 = _t26 - _sigmoid(_t7)*_sigmoid(_t17 - 0.5*_t23*_t24)
+    _grad1 = _t18 - tl.where((_t22 == 0), 0, _t22*_t5)
+    _grad2 = _t10*_t19*_exp(-2*log_scale2)
+    _grad3 = _t19 - tl.where((_t23 == 0), 0, _t12*_t23)
+    _grad4 = _sigmoid(-_t20)*_sigmoid(logit_mixing) - _sigmoid(_t20)*_sigmoid(_t6)
     return _value, _grad0, _grad1, _grad2, _grad3, _grad4
 
 

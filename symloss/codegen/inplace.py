@@ -75,6 +75,7 @@ FRESH_HELPERS = frozenset({
     "_lgamma_diff", "_digamma_diff", "_digamma_diff_half", "_log1p_square", "_log1p_square_du",
     "_log1p_square_dv", "_log1p_square_dvc", "_bd0", "_lgamma_half_rem", "_digamma_half_rem", "_log1p_square_rem",
     "_log1p_square_du_scaled", "_log_quotient",
+    "_sigmoid", "_mul_exp",
 })
 
 _METHODS = {ast.Add: "add_", ast.Sub: "sub_", ast.Mult: "mul_", ast.Div: "div_", ast.Pow: "pow_"}

@@ -343,6 +343,7 @@ class _LossPrinterMixin:
         "Log1pSquareDv": "log1p_square_dv", "Log1pSquareDvc": "log1p_square_dvc", "LogRatio": "log_ratio",
         "XOverExpm1M1": "x_over_expm1_m1", "Bd0": "bd0", "Log1pSquareRem": "log1p_square_rem",
         "LgammaHalfRem": "lgamma_half_rem", "DigammaHalfRem": "digamma_half_rem", "LogQuotient": "log_quotient",
+        "MulExp": "mul_exp",
     }
     _helper_prefix = "_"
 
@@ -715,7 +716,8 @@ class TorchLossPrinter(_LossPrinterMixin, TorchPrinter):
         return self._helper("_softplus", *expr.args)
 
     def _print_Sigmoid(self, expr: Sigmoid) -> str:
-        return self._call("torch.sigmoid", *expr.args)
+        # not torch.sigmoid, which is 0 below x = −709.8 (−88.7 in float32): the helper keeps the subnormal tail
+        return self._helper("_sigmoid", *expr.args)
 
     def _print_Sgn(self, expr: Sgn) -> str:
         return self._helper("_sgn", *expr.args)
