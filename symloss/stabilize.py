@@ -1067,6 +1067,13 @@ class MulExp(StableFunction):
 
     nargs = 3
 
+    @classmethod
+    def eval(cls, u: sp.Expr, d: sp.Expr, e: sp.Expr) -> sp.Expr | None:
+        # u = ±1 (a weight that a class-index target's Σy = 1 became): ±e is exact, subnormal or not
+        if u in (sp.S.One, sp.S.NegativeOne):
+            return u * e
+        return None
+
     def fdiff(self, argindex: int = 1) -> sp.Expr:
         u, d, _ = self.args
         return sp.exp(d) if argindex == 1 else u * sp.exp(d) if argindex == 2 else sp.S.Zero

@@ -177,13 +177,11 @@ def _loss_terms_and_grads_index(logits, y):
     1))."""
     _t0 = -_class_max(logits)
     _t1 = _t0 + torch.gather(logits, -1, y)
-    _t2 = logits + _t0
-    _t3 = torch.exp(_t2)
-    _t4 = _sum_below_one(_t3)
-    _t5 = 1/(_t4 + 1)
-    _t6 = _t5*((_mul_exp(1, _t1, torch.exp(_t1)) - 1) - _t4)
-    _value = torch.special.xlog1py(1, _t4) - (_t1)
-    _grad0 = torch.scatter(_t5*(_mul_exp(1, _t2, _t3)), -1, y, _t6)
+    _t2 = torch.exp(logits + _t0)
+    _t3 = _sum_below_one(_t2)
+    _t4 = 1/(_t3 + 1)
+    _value = torch.special.xlog1py(1, _t3) - (_t1)
+    _grad0 = torch.scatter(_t4*(_t2), -1, y, _t4*((torch.exp(_t1) - 1) - _t3))
     return _value, (_grad0,)
 
 
@@ -200,13 +198,11 @@ def _loss_terms_and_grads_index_inplace(logits, y):
     than new ones allocated: the same operations and roundings (see _inplace_ok for when it may run)."""
     _t0 = _class_max(logits).neg_()
     _t1 = torch.gather(logits, -1, y).add_(_t0)
-    _t2 = logits + _t0
-    _t3 = torch.exp(_t2)
-    _t4 = _sum_below_one(_t3)
-    _t5 = 1 / (_t4 + 1)
-    _t6 = _mul_exp(1, _t1, torch.exp(_t1)).sub_(1).sub_(_t4).mul_(_t5)
-    _value = torch.special.xlog1py(1, _t4, out=_t4).sub_(_t1)
-    _grad0 = _mul_exp(1, _t2, _t3).mul_(_t5).scatter_(-1, y, _t6)
+    _t2 = (logits + _t0).exp_()
+    _t3 = _sum_below_one(_t2)
+    _t4 = 1 / (_t3 + 1)
+    _value = torch.special.xlog1py(1, _t3).sub_(_t1)
+    _grad0 = _t2.mul_(_t4).scatter_(-1, y, _t1.exp_().sub_(1).sub_(_t3).mul_(_t4))
     return _value, (_grad0,)
 
 
