@@ -240,7 +240,9 @@ def test_pinball_at_the_median_is_symmetric():
 
 @pytest.mark.parametrize("name,fixed", [("cauchy", None), ("studentt", {"df": 3})])
 def test_redescending(name, fixed):
-    r = analyze(symloss.derive(name, fixed=fixed, wrt="loc"), budget=5.0)
+    # a wall-clock budget: 5 s ran out on a loaded 2-core CI machine (the bound came back None, the verdict honest);
+    # the test is about what the analysis finds, not how fast
+    r = analyze(symloss.derive(name, fixed=fixed, wrt="loc"), budget=30.0)
     assert r.robust.status == "proved"
     assert r.robust.details["redescending"] == ["loc"]
     assert sp.sympify(r.robust.details["bounds"]["loc"]) is not None
