@@ -276,3 +276,17 @@ def run_point_vector(target, name, vec, y):
     value, (g,) = mod.value_and_grad(np.array([vec]), np.array([y]), reduction="none")
     return float(np.asarray(value).ravel()[0]), np.asarray(g)[0].tolist()
 
+
+
+def test_harness_dirichlet_targets_lie_on_the_simplex():
+    from fractions import Fraction
+
+    from benchmarks.accuracy import build_problem
+    from tests.test_codegen_support import loss_for
+
+    problem = build_problem(loss_for("dirichlet"), 10_000)
+    targets = {tuple(p["y"]) for p in problem.points}
+    assert len(targets) == 3
+    for t in targets:
+        deficit = sum(map(Fraction, t)) - 1
+        assert deficit == 0 or abs(deficit) <= Fraction(1e-300), t  # 1e-300 + ½ + ½ is 1 + 1e-300
