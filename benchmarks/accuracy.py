@@ -182,7 +182,11 @@ def _vector_problem(loss, limit: int) -> Problem:
     elif dist == "Multinomial":
         targets = [[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 3.0, 1.0], [100.0, 0.0, 1e6]]
     elif dist == "Dirichlet":
-        targets = [[1 / 3, 1 / 3, 1 / 3], [1e-300, 0.5, 0.5], [1 - 2e-16, 1e-16, 1e-16]]
+        # on the simplex in float64 (the density's support): 1/3 and 1 − 2e-16 are not, their roundings sum to
+        # 1 − 5.6e-17 and 1 − 2.2e-17, and at concentrations of 1e30 the loss there is α·(1 − Σy)-sized (1.7e14
+        # at three 1e30s and thirds, where on the simplex it is O(100)); 1e-300 + 0.5 + 0.5 is 1 + 1e-300, whose
+        # α·1e-300 is below every float64 the loss can take
+        targets = [[0.25, 0.25, 0.5], [1e-300, 0.5, 0.5], [1 - 2.0**-52, 2.0**-53, 2.0**-53]]
     else:
         targets = [[1.0 if i == c else 0.0 for i in range(K)] for c in range(K)]
     pts = []

@@ -86,7 +86,8 @@ Grid (every input and the target, filtered by its domain): logits ±1e4, ±700, 
 other log-links) giving scales 1e-30 … 1e30; log-rates / log-means giving rates 1e-300 … 1e300; real
 locations ±1e150, ±1, 0 against real targets ±1e150, ±1, 0, 1e-300 (residuals up to 2e150); positive inputs
 and targets 1e-300 … 1e300; unit-interval targets 0, 1e-300, 1e-16, 1e-8, 0.5, 1−1e-8, 1−2^-53, 1 (where the
-support allows); counts 0, 1, 3, 100, 1e6; class-axis losses with K = 3 classes.
+support allows); counts 0, 1, 3, 100, 1e6; class-axis losses with K = 3 classes (Dirichlet targets on the
+simplex in float64: (¼, ¼, ½), (1e-300, ½, ½), (1 − 2^-52, 2^-53, 2^-53)).
 
 The built-in rows are scored against *their own* formula (`loss.known_as.formula`: the classic loss they
 compute) and the `torch.distributions` rows against the full −log p (`loss.nll`); the gradients are

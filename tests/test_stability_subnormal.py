@@ -231,3 +231,62 @@ def test_mul_exp_c_and_jax_helpers(tmp_path):
 
             g = float(jax_mod._mul_exp(jnp.array([u]), jnp.array([d]), jnp.array([math.exp(d)]))[0])
             assert _ulps(g, want) <= 2, ("jax", u, d, g)
+
+
+# -- the Dirichlet's log Beta function with one concentration of 1e30: lgamma(1e30) − lgamma(Σα) cancels
+def _dirichlet(lc, y):
+    """(ℓ, ∂ℓ/∂log_concentration) of −log Dir(y; e^lc) by hand (mpmath, 100 digits): Σ lgamma(α) − lgamma(Σα)
+    − Σ (α − 1)·log y and α_j·(ψ(α_j) − ψ(Σα) − log y_j)."""
+    with mpmath.workdps(100):
+        a = [mpmath.exp(mpmath.mpf(v)) for v in lc]
+        total = sum(a)
+        value = sum(mpmath.loggamma(v) for v in a) - mpmath.loggamma(total)
+        value -= sum((v - 1) * mpmath.log(mpmath.mpf(w)) for v, w in zip(a, y, strict=True))
+        grad = [v * (mpmath.digamma(v) - mpmath.digamma(total) - mpmath.log(mpmath.mpf(w)))
+                for v, w in zip(a, y, strict=True)]
+        return value, grad
+
+
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("lc, y", [
+    # y₀ = 1 − 2⁻⁵² (on the simplex): ℓ = 2.2e14 + 138 came out 0, ∂ℓ/∂lc₀ = 2.2e14 came out 0
+    ([L30, -L30, -L30], [1 - 2.0**-52, 2.0**-53, 2.0**-53]),
+    ([L30, -L30, -1.0], [1 - 2.0**-52, 2.0**-53, 2.0**-53]),
+    ([-1.0, L30, -L30], [0.25, 0.5, 0.25]),
+    ([0.3, -1.2, 2.0], [0.25, 0.25, 0.5]),
+    ([1.0, 1.0, -0.5], [0.25, 0.5, 0.25]),  # a tie for the largest concentration
+])
+def test_dirichlet_with_one_dominant_concentration(target, lc, y):
+    value, grads = run_point_vector(target, "dirichlet_log_concentration", lc, y)
+    want, want_grad = _dirichlet(lc, y)
+    assert _ulps(value, want) <= 16, (value, float(want))
+    for got, ref in zip(grads, want_grad, strict=True):
+        assert _ulps(got, ref) <= 16, (got, float(ref))
+
+
+def run_point_vector(target, name, vec, y):
+    """(value, [∂ℓ/∂vec_k]) of a class-axis module with one vector input, float64, one row."""
+    mod = generated_module(target, name)
+    if target == "torch":
+        import torch
+
+        value, (g,) = mod.value_and_grad(torch.tensor([vec], dtype=torch.float64),
+                                         torch.tensor([y], dtype=torch.float64), reduction="none")
+        return float(value[0]), g[0].tolist()
+    value, (g,) = mod.value_and_grad(np.array([vec]), np.array([y]), reduction="none")
+    return float(np.asarray(value).ravel()[0]), np.asarray(g)[0].tolist()
+
+
+
+def test_harness_dirichlet_targets_lie_on_the_simplex():
+    from fractions import Fraction
+
+    from benchmarks.accuracy import build_problem
+    from tests.test_codegen_support import loss_for
+
+    problem = build_problem(loss_for("dirichlet"), 10_000)
+    targets = {tuple(p["y"]) for p in problem.points}
+    assert len(targets) == 3
+    for t in targets:
+        deficit = sum(map(Fraction, t)) - 1
+        assert deficit == 0 or abs(deficit) <= Fraction(1e-300), t  # 1e-300 + ½ + ½ is 1 + 1e-300

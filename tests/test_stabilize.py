@@ -1225,3 +1225,42 @@ def test_rule_mul_exp():
     naive_value = 1000100.0 * math.exp(-740.0)
     stable = (1000100.0 * math.exp(-708.0)) * math.exp(-740.0 + 708.0)
     assert abs(stable - want) <= 2 * 5e-324 < abs(naive_value - want)
+
+
+def _concentrations():
+    z = sp.IndexedBase("z", real=True)
+    m, k, j = sp.symbols("m k j", integer=True)
+    return z, m, k, j
+
+
+def test_rule_log_beta_sum():
+    # the log of the multivariate Beta function of concentrations e^z (a Dirichlet's normaliser), three classes
+    z, m, k, _ = _concentrations()
+    expr = sp.Sum(LogGamma(sp.exp(z[k])), (k, 0, 2)) - LogGamma(sp.Sum(sp.exp(z[m]), (m, 0, 2)))
+    out = apply_rule("log_beta_sum", expr)
+    assert out.has(LgammaDifference) and out.has(MaxOver) and out.has(SumBelowOne)
+    assert not any(isinstance(g, LogGamma) and g.args[0].has(sp.Sum) for g in out.atoms(LogGamma))
+    L = 69.07755278982137
+    points = [(L, -L, -L), (0.3, -1.2, 2.0), (L, L, -1.0), (1.0, 1.0, 1.0), (-2.0, 0.5, 0.5)]  # ties included
+    assert_same_value(elementary(expr), elementary(out),
+                      [{z[0]: a0, z[1]: a1, z[2]: a2} for a0, a1, a2 in points])
+    # with the opposite sign, and the sum written as the derivation writes it (−Σ −lgamma): the same rewrite
+    flipped = -sp.Sum(-LogGamma(sp.exp(z[k])), (k, 0, 2)) - LogGamma(sp.Sum(sp.exp(z[m]), (m, 0, 2)))
+    assert apply_rule("log_beta_sum", flipped) == out
+    assert sp.expand(apply_rule("log_beta_sum", -expr) + out) == 0
+    # lgammas of unrelated terms: left alone
+    other = sp.Sum(LogGamma(sp.exp(2 * z[k])), (k, 0, 2)) - LogGamma(sp.Sum(sp.exp(z[m]), (m, 0, 2)))
+    assert RULES_BY_NAME["log_beta_sum"].apply(other) == other
+
+
+def test_rule_digamma_of_sum():
+    z, m, _, j = _concentrations()
+    expr = sp.polygamma(0, sp.exp(z[j])) - sp.polygamma(0, sp.Sum(sp.exp(z[m]), (m, 0, 2))) - x
+    out = apply_rule("digamma_of_sum", expr)
+    assert out.has(DigammaDifference) and out.has(sp.Piecewise)
+    assert RULES_BY_NAME["digamma_of_sum"].apply(out) == out  # the other branch does not match again
+    L = 69.07755278982137
+    for zs in [(L, -L, -L), (0.3, -1.2, 2.0), (L, L, -1.0), (-2.0, 0.5, 0.5)]:
+        for jj in range(3):
+            at = {z[0]: zs[0], z[1]: zs[1], z[2]: zs[2], x: 0.25}
+            assert_same_value(elementary(expr).subs(j, jj), elementary(out).subs(j, jj), [at])

@@ -32,6 +32,9 @@
  *
  * Stabilising rewrites applied (symloss.stabilize):
  *     log_gamma: log Γ(x) → lgamma(x);  log x! → lgamma(x + 1)
+ *     log_beta_sum: Σ_k lgamma(e^f_k) − lgamma(Σ_k e^f_k) → Σ_k [e_k < 1]·lgamma(e^f_k) + (n − 1)·lgamma(A) −
+ *        lgamma_difference(A, A·R),  A = e^max f, e_k = exp(f_k − max f), R = Σ_k e_k − 1, n = #{e_k = 1}
+ *     digamma_of_sum: ψ(e^f_j) − ψ(Σ_k e^f_k) → −digamma_difference(A, A·R) if e_j = 1 else ψ(e^f_j) − ψ(A(1 + R))
  *     expm1: exp(x) − 1 → expm1(x)
  *     xlogy: x·log(y) → xlogy(x, y);  x·log1p(y) → xlog1py(x, y)  (x may be 0, the target involved)
  *
@@ -57,6 +60,58 @@
 static double symloss_dirichlet_log_concentration_xlogy(double x, double y)
 {
     return x == 0.0 ? 0.0 : x * log(y);
+}
+
+/* δ(x) = log Γ(x) − ((x − ½)·log x − x + ½·log 2π) for x ≥ 10 (R's lgammacor): the asymptotic series
+   Σ B₂ₖ/(2k(2k − 1)x²ᵏ⁻¹) to x⁻¹⁷ (error < 2e-19), no branch: for arguments known to be ≥ 10. */
+static double symloss_dirichlet_log_concentration_lgammacor_series(double x)
+{
+    const double u = 1.0 / (x * x);
+    return (1.0 / 12.0 - u * (1.0 / 360.0 - u * (1.0 / 1260.0 - u * (1.0 / 1680.0 - u * (1.0 / 1188.0
+            - u * (691.0 / 360360.0 - u * (1.0 / 156.0 - u * (3617.0 / 122400.0 - u * 43867.0 / 244188.0))))))))
+           / x;
+}
+
+/* lgamma(x + h) − lgamma(x) for x > 0, x + h > 0: (x − ½)·log1p(h/x) + h·log(x + h) − h + δ(x + h) − δ(x) once
+   x and x + h are ≥ 10 (Stirling's log terms combined: the two lgammas would cancel), the two lgammas below
+   (each O(10), or their difference as large as they are); exactly 0 at h = 0. */
+static double symloss_dirichlet_log_concentration_lgamma_diff(double x, double h)
+{
+    const double s = x + h;
+    if (x >= 10.0 && s >= 10.0) {
+        return (x - 0.5) * log1p(h / x) + h * log(s) - h + (symloss_dirichlet_log_concentration_lgammacor_series(s) - symloss_dirichlet_log_concentration_lgammacor_series(x));
+    }
+    return lgamma(s) - lgamma(x);
+}
+
+/* ψ(x + h) − ψ(x) for x > 0, x + h > 0, without cancellation: Σ h/(z(z + h)) while shifting z = x until z
+   and z + h are ≥ 10, then log1p(h/z) + h/(2z(z + h)) + ε(z + h) − ε(z), the last as a divided difference of the series (its
+   factor 1/(z + h) − 1/z = −h/(z(z + h)) computed from h); exactly 0 at h = 0. */
+static double symloss_dirichlet_log_concentration_digamma_diff(double x, double h)
+{
+    static const double c[9] = {-1.0 / 12.0, 1.0 / 120.0, -1.0 / 252.0, 1.0 / 240.0, -1.0 / 132.0,
+                                691.0 / 32760.0, -1.0 / 12.0, 3617.0 / 8160.0, -43867.0 / 14364.0};
+    double acc = 0.0;
+    double z = x;
+    double u;
+    double v;
+    double s = 1.0;
+    double power = 1.0;
+    double bracket = 0.0;
+    int k;
+    int i;
+    for (i = 0; i < 10 && (z < 10.0 || z + h < 10.0); ++i) {  /* both z and z + h reach 10 (h may be < 0) */
+        acc += h / (z + h) / z;
+        z += 1.0;
+    }
+    u = 1.0 / z;
+    v = 1.0 / (z + h);
+    for (k = 0; k < 9; ++k) {
+        bracket += c[k] * s;
+        power *= u * u;
+        s = s * v * v + power;
+    }
+    return acc + log1p(h * u) + 0.5 * h * u * v - h * u * v * (v + u) * bracket;
 }
 
 /* ψ(x) = d log Γ(x)/dx: the recurrence ψ(x) = ψ(x + 1) − 1/x up to x ≥ 10, then the asymptotic series
@@ -85,21 +140,39 @@ static double symloss_dirichlet_log_concentration_terms(const double *log_concen
 {
     (void)log_concentration; (void)y; (void)_classes;
     size_t _k;
-    double _c0 = 0.0;
+    double _c0 = -HUGE_VAL;
     for (_k = 0; _k < _classes; ++_k) {
-        const double _t0 = exp(log_concentration[_k]);
-        _c0 += -lgamma(_t0);
+        const double _v_c0 = log_concentration[_k];
+        if (_v_c0 > _c0 || _v_c0 != _v_c0) _c0 = _v_c0;
     }
+    if (!isfinite(_c0)) _c0 = 0.0;
+    const double _t0 = _c0;
+    const double _t1 = exp(_t0);
     double _c1 = 0.0;
     for (_k = 0; _k < _classes; ++_k) {
-        _c1 += symloss_dirichlet_log_concentration_xlogy(expm1(log_concentration[_k]), y[_k]);
+        const double _t2 = exp(log_concentration[_k] - _t0);
+        _c1 += ((_t2 == 1.0) ? 0.0 : lgamma(exp(log_concentration[_k])));
     }
+    const double _t3 = _c1;
     double _c2 = 0.0;
     for (_k = 0; _k < _classes; ++_k) {
-        const double _t0 = exp(log_concentration[_k]);
-        _c2 += _t0;
+        _c2 += symloss_dirichlet_log_concentration_xlogy(expm1(log_concentration[_k]), y[_k]);
     }
-    return -_c0 - _c1 - lgamma(_c2);
+    const double _t4 = -_c2;
+    double _c3 = 0.0;
+    for (_k = 0; _k < _classes; ++_k) {
+        const double _t2 = exp(log_concentration[_k] - _t0);
+        _c3 += floor(_t2);
+    }
+    double _c4 = 0.0;
+    double _o_c4 = 0.0;
+    for (_k = 0; _k < _classes; ++_k) {
+        const double _t2 = exp(log_concentration[_k] - _t0);
+        const double _v_c4 = _t2;
+        if (_v_c4 == 1.0) _o_c4 += 1.0; else _c4 += _v_c4;
+    }
+    _c4 += _o_c4 - 1.0;
+    return _t3 + _t4 + (_c3 - 1.0)*lgamma(_t1) - symloss_dirichlet_log_concentration_lgamma_diff(_t1, _t1*_c4);
 }
 
 /* ℓ of one observation, and its partial derivatives ∂ℓ/∂log_concentration into _grad_<input> (a row of _classes
@@ -108,28 +181,50 @@ static double symloss_dirichlet_log_concentration_terms_and_grads(const double *
 {
     (void)log_concentration; (void)y; (void)_classes;
     size_t _k;
-    double _c0 = 0.0;
+    double _c0 = -HUGE_VAL;
     for (_k = 0; _k < _classes; ++_k) {
-        const double _t0 = exp(log_concentration[_k]);
-        _c0 += _t0;
+        const double _v_c0 = log_concentration[_k];
+        if (_v_c0 > _c0 || _v_c0 != _v_c0) _c0 = _v_c0;
     }
-    const double _t1 = _c0;
+    if (!isfinite(_c0)) _c0 = 0.0;
+    const double _t0 = _c0;
+    const double _t1 = exp(_t0);
     double _c1 = 0.0;
+    double _o_c1 = 0.0;
     for (_k = 0; _k < _classes; ++_k) {
-        const double _t0 = exp(log_concentration[_k]);
-        _c1 += -lgamma(_t0);
+        const double _t2 = exp(log_concentration[_k] - _t0);
+        const double _v_c1 = _t2;
+        if (_v_c1 == 1.0) _o_c1 += 1.0; else _c1 += _v_c1;
     }
+    _c1 += _o_c1 - 1.0;
+    const double _t5 = _t1*_c1;
     double _c2 = 0.0;
     for (_k = 0; _k < _classes; ++_k) {
         _c2 += symloss_dirichlet_log_concentration_xlogy(expm1(log_concentration[_k]), y[_k]);
     }
+    const double _t6 = -_c2;
+    double _c3 = 0.0;
+    for (_k = 0; _k < _classes; ++_k) {
+        const double _t2 = exp(log_concentration[_k] - _t0);
+        _c3 += floor(_t2);
+    }
+    const double _t7 = (_c3 - 1.0)*lgamma(_t1);
+    double _c4 = 0.0;
+    for (_k = 0; _k < _classes; ++_k) {
+        const double _t2 = exp(log_concentration[_k] - _t0);
+        const double _t3 = (_t2 == 1.0);
+        const double _t4 = exp(log_concentration[_k]);
+        _c4 += (_t3 ? 0.0 : lgamma(_t4));
+    }
     if (_grad_log_concentration) {
         for (_k = 0; _k < _classes; ++_k) {
-            const double _t0 = exp(log_concentration[_k]);
-            _grad_log_concentration[_k] = _t0*(symloss_dirichlet_log_concentration_digamma(_t0) - log(y[_k]) - symloss_dirichlet_log_concentration_digamma(_t1));
+            const double _t2 = exp(log_concentration[_k] - _t0);
+            const double _t3 = (_t2 == 1.0);
+            const double _t4 = exp(log_concentration[_k]);
+            _grad_log_concentration[_k] = _t4*((_t3 ? -symloss_dirichlet_log_concentration_digamma_diff(_t1, _t5) : symloss_dirichlet_log_concentration_digamma(_t4) - symloss_dirichlet_log_concentration_digamma(_t1 + _t5)) - log(y[_k]));
         }
     }
-    return -_c1 - _c2 - lgamma(_t1);
+    return _t6 + _t7 + _c4 - symloss_dirichlet_log_concentration_lgamma_diff(_t1, _t5);
 }
 
 /* The dropped constant c = −log p − ℓ of one observation. */
@@ -144,21 +239,39 @@ static double symloss_dirichlet_log_concentration_terms_f(const float *log_conce
 {
     (void)log_concentration; (void)y; (void)_classes;
     size_t _k;
-    double _c0 = 0.0;
+    double _c0 = -HUGE_VAL;
     for (_k = 0; _k < _classes; ++_k) {
-        const double _t0 = exp(log_concentration[_k]);
-        _c0 += -lgamma(_t0);
+        const double _v_c0 = log_concentration[_k];
+        if (_v_c0 > _c0 || _v_c0 != _v_c0) _c0 = _v_c0;
     }
+    if (!isfinite(_c0)) _c0 = 0.0;
+    const double _t0 = _c0;
+    const double _t1 = exp(_t0);
     double _c1 = 0.0;
     for (_k = 0; _k < _classes; ++_k) {
-        _c1 += symloss_dirichlet_log_concentration_xlogy(expm1(log_concentration[_k]), y[_k]);
+        const double _t2 = exp(log_concentration[_k] - _t0);
+        _c1 += ((_t2 == 1.0) ? 0.0 : lgamma(exp(log_concentration[_k])));
     }
+    const double _t3 = _c1;
     double _c2 = 0.0;
     for (_k = 0; _k < _classes; ++_k) {
-        const double _t0 = exp(log_concentration[_k]);
-        _c2 += _t0;
+        _c2 += symloss_dirichlet_log_concentration_xlogy(expm1(log_concentration[_k]), y[_k]);
     }
-    return -_c0 - _c1 - lgamma(_c2);
+    const double _t4 = -_c2;
+    double _c3 = 0.0;
+    for (_k = 0; _k < _classes; ++_k) {
+        const double _t2 = exp(log_concentration[_k] - _t0);
+        _c3 += floor(_t2);
+    }
+    double _c4 = 0.0;
+    double _o_c4 = 0.0;
+    for (_k = 0; _k < _classes; ++_k) {
+        const double _t2 = exp(log_concentration[_k] - _t0);
+        const double _v_c4 = _t2;
+        if (_v_c4 == 1.0) _o_c4 += 1.0; else _c4 += _v_c4;
+    }
+    _c4 += _o_c4 - 1.0;
+    return _t3 + _t4 + (_c3 - 1.0)*lgamma(_t1) - symloss_dirichlet_log_concentration_lgamma_diff(_t1, _t1*_c4);
 }
 
 /* ℓ of one observation, and its partial derivatives ∂ℓ/∂log_concentration into _grad_<input> (a row of _classes
@@ -167,28 +280,50 @@ static double symloss_dirichlet_log_concentration_terms_and_grads_f(const float 
 {
     (void)log_concentration; (void)y; (void)_classes;
     size_t _k;
-    double _c0 = 0.0;
+    double _c0 = -HUGE_VAL;
     for (_k = 0; _k < _classes; ++_k) {
-        const double _t0 = exp(log_concentration[_k]);
-        _c0 += _t0;
+        const double _v_c0 = log_concentration[_k];
+        if (_v_c0 > _c0 || _v_c0 != _v_c0) _c0 = _v_c0;
     }
-    const double _t1 = _c0;
+    if (!isfinite(_c0)) _c0 = 0.0;
+    const double _t0 = _c0;
+    const double _t1 = exp(_t0);
     double _c1 = 0.0;
+    double _o_c1 = 0.0;
     for (_k = 0; _k < _classes; ++_k) {
-        const double _t0 = exp(log_concentration[_k]);
-        _c1 += -lgamma(_t0);
+        const double _t2 = exp(log_concentration[_k] - _t0);
+        const double _v_c1 = _t2;
+        if (_v_c1 == 1.0) _o_c1 += 1.0; else _c1 += _v_c1;
     }
+    _c1 += _o_c1 - 1.0;
+    const double _t5 = _t1*_c1;
     double _c2 = 0.0;
     for (_k = 0; _k < _classes; ++_k) {
         _c2 += symloss_dirichlet_log_concentration_xlogy(expm1(log_concentration[_k]), y[_k]);
     }
+    const double _t6 = -_c2;
+    double _c3 = 0.0;
+    for (_k = 0; _k < _classes; ++_k) {
+        const double _t2 = exp(log_concentration[_k] - _t0);
+        _c3 += floor(_t2);
+    }
+    const double _t7 = (_c3 - 1.0)*lgamma(_t1);
+    double _c4 = 0.0;
+    for (_k = 0; _k < _classes; ++_k) {
+        const double _t2 = exp(log_concentration[_k] - _t0);
+        const double _t3 = (_t2 == 1.0);
+        const double _t4 = exp(log_concentration[_k]);
+        _c4 += (_t3 ? 0.0 : lgamma(_t4));
+    }
     if (_grad_log_concentration) {
         for (_k = 0; _k < _classes; ++_k) {
-            const double _t0 = exp(log_concentration[_k]);
-            _grad_log_concentration[_k] = _t0*(symloss_dirichlet_log_concentration_digamma(_t0) - log(y[_k]) - symloss_dirichlet_log_concentration_digamma(_t1));
+            const double _t2 = exp(log_concentration[_k] - _t0);
+            const double _t3 = (_t2 == 1.0);
+            const double _t4 = exp(log_concentration[_k]);
+            _grad_log_concentration[_k] = _t4*((_t3 ? -symloss_dirichlet_log_concentration_digamma_diff(_t1, _t5) : symloss_dirichlet_log_concentration_digamma(_t4) - symloss_dirichlet_log_concentration_digamma(_t1 + _t5)) - log(y[_k]));
         }
     }
-    return -_c1 - _c2 - lgamma(_t1);
+    return _t6 + _t7 + _c4 - symloss_dirichlet_log_concentration_lgamma_diff(_t1, _t5);
 }
 
 /* The dropped constant c = −log p − ℓ of one observation. */

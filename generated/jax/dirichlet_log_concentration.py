@@ -32,6 +32,9 @@ Torch built-in: none computes this loss.
 
 Stabilising rewrites applied (symloss.stabilize):
     log_gamma: log Γ(x) → lgamma(x);  log x! → lgamma(x + 1)
+    log_beta_sum: Σ_k lgamma(e^f_k) − lgamma(Σ_k e^f_k) → Σ_k [e_k < 1]·lgamma(e^f_k) + (n − 1)·lgamma(A) −
+        lgamma_difference(A, A·R),  A = e^max f, e_k = exp(f_k − max f), R = Σ_k e_k − 1, n = #{e_k = 1}
+    digamma_of_sum: ψ(e^f_j) − ψ(Σ_k e^f_k) → −digamma_difference(A, A·R) if e_j = 1 else ψ(e^f_j) − ψ(A(1 + R))
     expm1: exp(x) − 1 → expm1(x)
     xlogy: x·log(y) → xlogy(x, y);  x·log1p(y) → xlog1py(x, y)  (x may be 0, the target involved)
 
@@ -69,22 +72,97 @@ _VECTOR = (True,)
 _WRT_INDEX = (0,)
 
 
+def _class_max(x):
+    """The maximum over the class axis (the last; kept, with length 1), the shift of a softmax: 0 where it is
+    not finite (a row of −∞, or one with +∞ or NaN), so that x − m is what x is there."""
+    m = jnp.max(x, axis=-1, keepdims=True)
+    return jnp.where(jnp.isfinite(m), m, 0.0)
+
+
+def _sum_below_one(e):
+    """Σ e − 1 over the class axis (kept, with length 1) for e in [0, 1] whose largest term is exactly 1 (e =
+    exp(x − max x)): the fractional part of e is e below 1 and 0 at each 1, so the terms below 1 are summed on
+    their own and a rest of 4e-18 survives (1 + 4e-18 − 1 is 0); the 1s (the maximum and any tie) are counted
+    from the difference of the two sums, an integer up to their rounding."""
+    below = jnp.sum(jnp.modf(e)[0], axis=-1, keepdims=True)
+    ones = jnp.round(jnp.sum(e, axis=-1, keepdims=True) - below)
+    return below + (ones - 1)
+
+
+def _lgammacor_series(x):
+    """δ(x) = log Γ(x) − ((x − ½)·log x − x + ½·log 2π) for x ≥ 10 (R's lgammacor): the asymptotic series
+    Σ B₂ₖ/(2k(2k − 1)x²ᵏ⁻¹) to x⁻¹⁷ (error < 2e-19), no branch: for arguments known to be ≥ 10."""
+    u = 1.0 / (x * x)
+    return (1 / 12 - u * (1 / 360 - u * (1 / 1260 - u * (1 / 1680 - u * (1 / 1188 - u * (691 / 360360
+            - u * (1 / 156 - u * (3617 / 122400 - u * 43867 / 244188)))))))) / x
+
+
+def _lgamma_diff(x, h):
+    """lgamma(x + h) − lgamma(x) for x > 0, x + h > 0: (x − ½)·log1p(h/x) + h·log(x + h) − h + δ(x + h) − δ(x)
+    once x and x + h are ≥ 10 (Stirling's log terms combined: the two lgammas would cancel), the two lgammas
+    below (each O(10), or their difference as large as they are); exactly 0 at h = 0."""
+    big = (x >= 10.0) & (x + h >= 10.0)
+    xb = jnp.where(big, x, 10.0)
+    hb = jnp.where(big, h, 0.0)
+    sb = xb + hb
+    large = ((xb - 0.5) * jnp.log1p(hb / xb) + hb * jnp.log(sb) - hb
+             + (_lgammacor_series(sb) - _lgammacor_series(xb)))
+    xs = jnp.where(big, 1.0, x)
+    hs = jnp.where(big, 0.0, h)
+    gammaln = jax.scipy.special.gammaln
+    return jnp.where(big, large, gammaln(xs + hs) - gammaln(xs))
+
+
+def _digamma_diff(x, h):
+    """ψ(x + h) − ψ(x) for x > 0, x + h > 0, without cancellation: Σ h/(z(z + h)) while shifting z = x until z
+    and z + h are ≥ 10, then log1p(h/z) + h/(2z(z + h)) + ε(z + h) − ε(z), the last as a divided difference
+    of the series (its factor 1/(z + h) − 1/z = −h/(z(z + h)) computed from h); exactly 0 at h = 0."""
+    z, h = jnp.broadcast_arrays(x, h)
+    acc = jnp.zeros_like(z)
+    for _ in range(10):  # a fixed number of elementwise steps, not a loop over elements
+        small = (z < 10.0) | (z + h < 10.0)  # both z and z + h reach 10 (h may be negative)
+        zs = jnp.where(small, z, 1.0)
+        hs = jnp.where(small, h, 0.0)
+        acc = acc + hs / (zs + hs) / zs
+        z = jnp.where(small, z + 1.0, z)
+    u = 1.0 / z
+    v = 1.0 / (z + h)
+    u2 = u * u
+    v2 = v * v
+    s, power, bracket = 1.0, 1.0, 0.0
+    for c in (-1 / 12, 1 / 120, -1 / 252, 1 / 240, -1 / 132, 691 / 32760, -1 / 12, 3617 / 8160, -43867 / 14364):
+        bracket = bracket + c * s  # s = Σᵢ v²ⁱ·u²⁽ᵏ⁻¹⁻ⁱ⁾, the divided difference of s ↦ sᵏ at v², u²
+        power = power * u2
+        s = s * v2 + power
+    return acc + jnp.log1p(h * u) + 0.5 * h * u * v - h * u * v * (v + u) * bracket
+
+
 def _loss_terms(log_concentration, y):
     """ℓ of each observation (the class axis kept, with length 1)."""
-    _t0 = jnp.exp(log_concentration)
-    _t1 = -jnp.sum(jax.scipy.special.xlogy(jnp.expm1(log_concentration), y), axis=-1, keepdims=True)
-    _t2 = -jnp.sum(-jax.scipy.special.gammaln(_t0), axis=-1, keepdims=True)
-    return _t1 + _t2 - jax.scipy.special.gammaln(jnp.sum(_t0, axis=-1, keepdims=True))
+    _t0 = _class_max(log_concentration)
+    _t1 = jnp.exp(_t0)
+    _t2 = jnp.exp(log_concentration - _t0)
+    _t3 = jnp.where((_t2 == 1), 0, jax.scipy.special.gammaln(jnp.exp(log_concentration)))
+    _t4 = -jnp.sum(jax.scipy.special.xlogy(jnp.expm1(log_concentration), y), axis=-1, keepdims=True)
+    _t5 = (jnp.sum(jnp.floor(_t2), axis=-1, keepdims=True) - 1)*jax.scipy.special.gammaln(_t1)
+    _t6 = -_lgamma_diff(_t1, _t1*_sum_below_one(_t2))
+    return _t4 + _t5 + _t6 + jnp.sum(_t3, axis=-1, keepdims=True)
 
 
 def _loss_terms_and_grads(log_concentration, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂log_concentration."""
-    _t0 = jnp.exp(log_concentration)
-    _t1 = jnp.sum(_t0, axis=-1, keepdims=True)
-    _t2 = -jnp.sum(jax.scipy.special.xlogy(jnp.expm1(log_concentration), y), axis=-1, keepdims=True)
-    _t3 = -jnp.sum(-jax.scipy.special.gammaln(_t0), axis=-1, keepdims=True)
-    _value = _t2 + _t3 - jax.scipy.special.gammaln(_t1)
-    _grad0 = _t0*(jax.scipy.special.digamma(_t0) - jnp.log(y) - jax.scipy.special.digamma(_t1))
+    _t0 = _class_max(log_concentration)
+    _t1 = jnp.exp(_t0)
+    _t2 = jnp.exp(log_concentration - _t0)
+    _t3 = (_t2 == 1)
+    _t4 = jnp.exp(log_concentration)
+    _t5 = _t1*_sum_below_one(_t2)
+    _t6 = -jnp.sum(jax.scipy.special.xlogy(jnp.expm1(log_concentration), y), axis=-1, keepdims=True)
+    _t7 = (jnp.sum(jnp.floor(_t2), axis=-1, keepdims=True) - 1)*jax.scipy.special.gammaln(_t1)
+    _t8 = jnp.sum(jnp.where(_t3, 0, jax.scipy.special.gammaln(_t4)), axis=-1, keepdims=True)
+    _t9 = jax.scipy.special.digamma(_t4) - jax.scipy.special.digamma(_t1 + _t5)
+    _value = _t6 + _t7 + _t8 - _lgamma_diff(_t1, _t5)
+    _grad0 = _t4*(jnp.where(_t3, -_digamma_diff(_t1, _t5), _t9) - jnp.log(y))
     return _value, (_grad0,)
 
 

@@ -32,6 +32,9 @@ Torch built-in: none computes this loss.
 
 Stabilising rewrites applied (symloss.stabilize):
     log_gamma: log Γ(x) → lgamma(x);  log x! → lgamma(x + 1)
+    log_beta_sum: Σ_k lgamma(e^f_k) − lgamma(Σ_k e^f_k) → Σ_k [e_k < 1]·lgamma(e^f_k) + (n − 1)·lgamma(A) −
+        lgamma_difference(A, A·R),  A = e^max f, e_k = exp(f_k − max f), R = Σ_k e_k − 1, n = #{e_k = 1}
+    digamma_of_sum: ψ(e^f_j) − ψ(Σ_k e^f_k) → −digamma_difference(A, A·R) if e_j = 1 else ψ(e^f_j) − ψ(A(1 + R))
     expm1: exp(x) − 1 → expm1(x)
     xlogy: x·log(y) → xlogy(x, y);  x·log1p(y) → xlog1py(x, y)  (x may be 0, the target involved)
 
@@ -138,6 +141,82 @@ def _digammacor_1d(x):
         s += c
         s *= v
     return s
+
+
+def _lgamma_diff(x, h):
+    """lgamma(x + h) − lgamma(x) for x > 0, x + h > 0: (x − ½)·log1p(h/x) + h·log(x + h) − h + δ(x + h) − δ(x)
+    once x and x + h are ≥ 10 (Stirling's log terms combined: the two lgammas would cancel), the two lgammas
+    below (each O(10), or their difference as large as they are), each on its own elements; exactly 0 at h = 0."""
+    x = np.asarray(x)
+    dtype = x.dtype if x.dtype.kind == "f" else np.dtype(np.float64)
+    return _blockwise(lambda x, h: _split((x >= 10.0) & (x + h >= 10.0), _lgamma_diff_large, _lgamma_diff_small,
+                                          x, h), x, h).astype(dtype, copy=False)
+
+
+def _lgamma_diff_large(x, h):
+    s = x + h
+    r = np.log1p(h / x)
+    r *= x - 0.5
+    t = np.log(s)
+    t *= h
+    r += t
+    r -= h
+    r += _lgammacor_1d(s) - _lgammacor_1d(x)
+    return r
+
+
+def _lgamma_diff_small(x, h):
+    """lgamma(x + h) − lgamma(x) for 1-d x or x + h < 10: L(x + h) − L(x) + log(z(x + h)/z(x)) (_lgamma_parts)
+    where both are in [1e-300, 20) (two lgammas of size 13 would cancel: 19 ulps at x = 1e-6, h = 10), the
+    two lgammas elsewhere (one of them is ≥ 20 or below 1e-300 and the difference is as large as it is)."""
+    s = x + h
+    return _split((np.minimum(x, s) >= 1e-300) & (np.maximum(x, s) < 20.0), _lgamma_diff_parts,
+                  _lgamma_diff_lgammas, x, h)
+
+
+def _lgamma_diff_parts(x, h):
+    lx, zx = _lgamma_parts(x)
+    ls, zs = _lgamma_parts(x + h)
+    ls -= lx
+    zs /= zx
+    ls += np.log(zs)
+    return ls
+
+
+def _lgamma_diff_lgammas(x, h):
+    return _lgamma_1d(x + h) - _lgamma_1d(x)
+
+
+def _digamma_diff(x, h):
+    """ψ(x + h) − ψ(x) for x > 0, x + h > 0, without cancellation: Σ h/(z(z + h)) while shifting z = x until z
+    and z + h are ≥ 10, then log1p(h/z) + h/(2z(z + h)) + ε(z + h) − ε(z), the last as a divided difference
+    of the series (its factor 1/(z + h) − 1/z = −h/(z(z + h)) computed from h); exactly 0 at h = 0."""
+    x = np.asarray(x)
+    dtype = x.dtype if x.dtype.kind == "f" else np.dtype(np.float64)
+    return _blockwise(_digamma_diff_1d, x, h).astype(dtype, copy=False)
+
+
+def _digamma_diff_1d(z, h):
+    acc = np.zeros(np.broadcast(z, h).shape)
+    for _ in range(10):  # a fixed number of vectorised steps, not a loop over elements
+        small = (z < 10.0) | (z + h < 10.0)  # both z and z + h reach 10 (h may be negative)
+        if not small.any():
+            break
+        zs = np.where(small, z, 1.0)
+        hs = np.where(small, h, 0.0)
+        acc = acc + hs / (zs + hs) / zs
+        z = np.where(small, z + 1.0, z)
+    u = 1.0 / z
+    v = 1.0 / (z + h)
+    u2 = u * u
+    v2 = v * v
+    s, power, bracket = 1.0, 1.0, 0.0
+    for c in (-1 / 12, 1 / 120, -1 / 252, 1 / 240, -1 / 132, 691 / 32760, -1 / 12, 3617 / 8160, -43867 / 14364):
+        bracket = bracket + c * s  # s = Σᵢ v²ⁱ·u²⁽ᵏ⁻¹⁻ⁱ⁾, the divided difference of s ↦ sᵏ at v², u²
+        power = power * u2
+        s = s * v2 + power
+    dvu = -h * u * v  # 1/(z + h) − 1/z
+    return acc + np.log1p(h * u) + 0.5 * h * u * v + dvu * (v + u) * bracket
 
 
 _LGAMMA_B = (-1.37825152569120859100e3, -3.88016315134637840924e4, -3.31612992738871184744e5,
@@ -277,21 +356,48 @@ def _digamma_shift(x):
     return x + n, s
 
 
+def _class_max(x):
+    """The maximum over the class axis (the last; kept, with length 1), the shift of a softmax: 0 where it is
+    not finite (a row of −∞, or one with +∞ or NaN), so that x − m is what x is there."""
+    m = np.max(x, axis=-1, keepdims=True)
+    return np.where(np.isfinite(m), m, 0.0)
+
+
+def _sum_below_one(e):
+    """Σ e − 1 over the class axis (kept, with length 1) for e in [0, 1] whose largest term is exactly 1 (e =
+    exp(x − max x)): the fractional part of e is e below 1 and 0 at each 1, so the terms below 1 are summed on
+    their own and a rest of 4e-18 survives (1 + 4e-18 − 1 is 0); the 1s (the maximum and any tie) are counted
+    from the difference of the two sums, an integer up to their rounding."""
+    below = np.sum(np.modf(e)[0], axis=-1, keepdims=True)
+    ones = np.round(np.sum(e, axis=-1, keepdims=True) - below)
+    return below + (ones - 1)
+
+
 def _loss_terms(log_concentration, y):
     """ℓ of each observation (the class axis kept, with length 1)."""
-    _t0 = np.exp(log_concentration)
-    _t1 = -np.sum(_xlogy(np.expm1(log_concentration), y), axis=-1, keepdims=True)
-    _t2 = -np.sum(-_lgamma(_t0), axis=-1, keepdims=True)
-    return _t1 + _t2 - _lgamma(np.sum(_t0, axis=-1, keepdims=True))
+    _t0 = _class_max(log_concentration)
+    _t1 = np.exp(_t0)
+    _t2 = np.exp(log_concentration - _t0)
+    _t3 = np.sum(np.where((_t2 == 1), 0, _lgamma(np.exp(log_concentration))), axis=-1, keepdims=True)
+    _t4 = -np.sum(_xlogy(np.expm1(log_concentration), y), axis=-1, keepdims=True)
+    _t5 = (np.sum(np.floor(_t2), axis=-1, keepdims=True) - 1)*_lgamma(_t1)
+    return _t3 + _t4 + _t5 - _lgamma_diff(_t1, _t1*_sum_below_one(_t2))
 
 
 def _loss_terms_and_grads(log_concentration, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂log_concentration."""
-    _t0 = np.exp(log_concentration)
-    _t1 = np.sum(_t0, axis=-1, keepdims=True)
-    _t2 = -np.sum(_xlogy(np.expm1(log_concentration), y), axis=-1, keepdims=True)
-    _value = _t2 - np.sum(-_lgamma(_t0), axis=-1, keepdims=True) - _lgamma(_t1)
-    _grad0 = _t0*(_digamma(_t0) - np.log(y) - _digamma(_t1))
+    _t0 = _class_max(log_concentration)
+    _t1 = np.exp(_t0)
+    _t2 = np.exp(log_concentration - _t0)
+    _t3 = (_t2 == 1)
+    _t4 = np.exp(log_concentration)
+    _t5 = _t1*_sum_below_one(_t2)
+    _t6 = -np.sum(_xlogy(np.expm1(log_concentration), y), axis=-1, keepdims=True)
+    _t7 = (np.sum(np.floor(_t2), axis=-1, keepdims=True) - 1)*_lgamma(_t1)
+    _t8 = np.sum(np.where(_t3, 0, _lgamma(_t4)), axis=-1, keepdims=True)
+    _t9 = np.where(_t3, -_digamma_diff(_t1, _t5), _digamma(_t4) - _digamma(_t1 + _t5)) - np.log(y)
+    _value = _t6 + _t7 + _t8 - _lgamma_diff(_t1, _t5)
+    _grad0 = _t4*_t9
     return _value, (_grad0,)
 
 

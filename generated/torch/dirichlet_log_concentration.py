@@ -32,6 +32,9 @@ Torch built-in: none computes this loss.
 
 Stabilising rewrites applied (symloss.stabilize):
     log_gamma: log Γ(x) → lgamma(x);  log x! → lgamma(x + 1)
+    log_beta_sum: Σ_k lgamma(e^f_k) − lgamma(Σ_k e^f_k) → Σ_k [e_k < 1]·lgamma(e^f_k) + (n − 1)·lgamma(A) −
+        lgamma_difference(A, A·R),  A = e^max f, e_k = exp(f_k − max f), R = Σ_k e_k − 1, n = #{e_k = 1}
+    digamma_of_sum: ψ(e^f_j) − ψ(Σ_k e^f_k) → −digamma_difference(A, A·R) if e_j = 1 else ψ(e^f_j) − ψ(A(1 + R))
     expm1: exp(x) − 1 → expm1(x)
     xlogy: x·log(y) → xlogy(x, y);  x·log1p(y) → xlog1py(x, y)  (x may be 0, the target involved)
 
@@ -78,41 +81,162 @@ _VECTOR = (True,)
 _WRT_INDEX = (0,)
 
 
+def _class_max(x):
+    """The maximum over the class axis (the last; kept, with length 1), the shift of a softmax: 0 where it is
+    not finite (a row of −∞, or one with +∞ or NaN), so that x − m is what x is there."""
+    m = torch.amax(x, dim=-1, keepdim=True)
+    return torch.where(torch.isfinite(m), m, 0.0)
+
+
+def _sum_below_one(e):
+    """Σ e − 1 over the class axis (kept, with length 1) for e in [0, 1] whose largest term is exactly 1 (e =
+    exp(x − max x)): frac(e) is e below 1 and 0 at each 1, so the terms below 1 are summed on their own and a
+    rest of 4e-18 survives (1 + 4e-18 − 1 is 0); the 1s (the maximum and any tie) are counted from the
+    difference of the two sums, an integer up to their rounding.  Two sums and one elementwise pass: an
+    argmax to drop the maximum would cost more than all three on the CPU."""
+    below = torch.frac(e).sum(dim=-1, keepdim=True)
+    ones = torch.round(e.sum(dim=-1, keepdim=True) - below)
+    return below + (ones - 1)
+
+
+def _no_grad(*tensors):
+    """Whether autograd records nothing here (no gradient mode, or no argument requires grad): the helpers may
+    then work in place in their own temporaries, with the same operations and roundings as their
+    differentiable form (which double backward evaluates)."""
+    return not torch.is_grad_enabled() or not any(isinstance(t, torch.Tensor) and t.requires_grad for t in tensors)
+
+
+def _single(x):
+    """Whether x has at most single precision: a series may stop at fewer terms (its truncation still far
+    below half an ulp)."""
+    return x.dtype in (torch.float32, torch.float16, torch.bfloat16)
+
+
+def _series(w, coefficients):
+    """c₀ + w·(c₁ + w·(c₂ + …)) by Horner's rule: without autograd in place in one new tensor, else each step
+    one new tensor (the product) and its sum in place (a temporary that no backward needs); the same
+    roundings as the nested expression either way."""
+    t = w * coefficients[-1]
+    if _no_grad(w):
+        for c in coefficients[-2:0:-1]:
+            t.add_(c).mul_(w)
+    else:
+        for c in coefficients[-2:0:-1]:
+            t = t.add_(c) * w
+    return t.add_(coefficients[0])
+
+
+def _lgammacor_series(x):
+    """δ(x) = log Γ(x) − ((x − ½)·log x − x + ½·log 2π) for x ≥ 10 (R's lgammacor): the asymptotic series
+    Σ B₂ₖ/(2k(2k − 1)x²ᵏ⁻¹) to x⁻¹⁷ (error < 2e-19), no branch: for arguments known to be ≥ 10."""
+    w = (x * x).neg_().reciprocal_()  # −1/x² (reciprocal_ keeps its result for backward: no pass after it)
+    coefficients = (1 / 12, 1 / 360, 1 / 1260, 1 / 1680, 1 / 1188, 691 / 360360, 1 / 156, 3617 / 122400,
+                    43867 / 244188)
+    s = _series(w, coefficients[:5] if _single(x) else coefficients)  # single: x⁻⁹ is 1e-10 of δ at 10
+    return s.div_(x) if _no_grad(x) else s / x
+
+
+def _lgamma_diff(x, h):
+    """lgamma(x + h) − lgamma(x) for x > 0, x + h > 0: (x − ½)·log1p(h/x) + h·log(x + h) − h + δ(x + h) − δ(x)
+    once x and x + h are ≥ 10 (Stirling's log terms combined: the two lgammas would cancel), the two lgammas
+    below (each O(10), or their difference as large as they are); exactly 0 at h = 0."""
+    if not isinstance(x, torch.Tensor):
+        x = torch.as_tensor(x, dtype=h.dtype, device=h.device)
+    h = torch.as_tensor(h, dtype=x.dtype, device=x.device)
+    big = (x >= 10.0) & (x + h >= 10.0)
+    xb = torch.where(big, x, 10.0)
+    hb = torch.where(big, h, 0.0)
+    sb = xb + hb
+    large = ((xb - 0.5) * torch.log1p(hb / xb) + hb * torch.log(sb) - hb
+             + (_lgammacor_series(sb) - _lgammacor_series(xb)))
+    xs = torch.where(big, 1.0, x)
+    hs = torch.where(big, 0.0, h)
+    return torch.where(big, large, torch.lgamma(xs + hs) - torch.lgamma(xs))
+
+
+def _digamma_diff(x, h):
+    """ψ(x + h) − ψ(x) for x > 0, x + h > 0, without cancellation: Σ h/(z(z + h)) while shifting z = x until z
+    and z + h are ≥ 10, then log1p(h/z) + h/(2z(z + h)) + ε(z + h) − ε(z), the last as a divided difference
+    of the series (its factor 1/(z + h) − 1/z = −h/(z(z + h)) computed from h); exactly 0 at h = 0."""
+    if not isinstance(x, torch.Tensor):
+        x = torch.as_tensor(x, dtype=h.dtype, device=h.device)
+    z, h = torch.broadcast_tensors(x, torch.as_tensor(h, dtype=x.dtype, device=x.device))
+    acc = torch.zeros_like(z)
+    for _ in range(10):  # a fixed number of elementwise steps, not a loop over elements
+        small = (z < 10.0) | (z + h < 10.0)  # both z and z + h reach 10 (h may be negative)
+        zs = torch.where(small, z, 1.0)
+        hs = torch.where(small, h, 0.0)
+        acc = acc + hs / (zs + hs) / zs
+        z = torch.where(small, z + 1.0, z)
+    u = 1.0 / z
+    v = 1.0 / (z + h)
+    u2 = u * u
+    v2 = v * v
+    s, power, bracket = 1.0, 1.0, 0.0
+    for c in (-1 / 12, 1 / 120, -1 / 252, 1 / 240, -1 / 132, 691 / 32760, -1 / 12, 3617 / 8160, -43867 / 14364):
+        bracket = bracket + c * s  # s = Σᵢ v²ⁱ·u²⁽ᵏ⁻¹⁻ⁱ⁾, the divided difference of s ↦ sᵏ at v², u²
+        power = power * u2
+        s = s * v2 + power
+    return acc + torch.log1p(h * u) + 0.5 * h * u * v - h * u * v * (v + u) * bracket
+
+
 def _loss_terms(log_concentration, y):
     """ℓ of each observation (the class axis kept, with length 1)."""
-    _t0 = torch.exp(log_concentration)
-    _t1 = -torch.sum(torch.special.xlogy(torch.expm1(log_concentration), y), dim=-1, keepdim=True)
-    _t2 = -torch.sum(-torch.lgamma(_t0), dim=-1, keepdim=True)
-    return _t1 + _t2 - torch.lgamma(torch.sum(_t0, dim=-1, keepdim=True))
+    _t0 = _class_max(log_concentration)
+    _t1 = torch.exp(_t0)
+    _t2 = torch.exp(log_concentration - _t0)
+    _t3 = torch.where((_t2 == 1), 0, torch.lgamma(torch.exp(log_concentration)))
+    _t4 = -torch.sum(torch.special.xlogy(torch.expm1(log_concentration), y), dim=-1, keepdim=True)
+    _t5 = (torch.sum(torch.floor(_t2), dim=-1, keepdim=True) - 1)*torch.lgamma(_t1)
+    _t6 = -_lgamma_diff(_t1, _t1*_sum_below_one(_t2))
+    return _t4 + _t5 + _t6 + torch.sum(_t3, dim=-1, keepdim=True)
 
 
 def _loss_terms_and_grads(log_concentration, y):
     """ℓ of each observation and its partial derivatives ∂ℓ/∂log_concentration."""
-    _t0 = torch.exp(log_concentration)
-    _t1 = torch.sum(_t0, dim=-1, keepdim=True)
-    _t2 = -torch.sum(torch.special.xlogy(torch.expm1(log_concentration), y), dim=-1, keepdim=True)
-    _value = _t2 - torch.sum(-torch.lgamma(_t0), dim=-1, keepdim=True) - torch.lgamma(_t1)
-    _grad0 = _t0*(torch.digamma(_t0) - torch.log(y) - torch.digamma(_t1))
+    _t0 = _class_max(log_concentration)
+    _t1 = torch.exp(_t0)
+    _t2 = torch.exp(log_concentration - _t0)
+    _t3 = (_t2 == 1)
+    _t4 = torch.exp(log_concentration)
+    _t5 = _t1*_sum_below_one(_t2)
+    _t6 = -torch.sum(torch.special.xlogy(torch.expm1(log_concentration), y), dim=-1, keepdim=True)
+    _t7 = (torch.sum(torch.floor(_t2), dim=-1, keepdim=True) - 1)*torch.lgamma(_t1)
+    _t8 = torch.sum(torch.where(_t3, 0, torch.lgamma(_t4)), dim=-1, keepdim=True)
+    _t9 = torch.where(_t3, -_digamma_diff(_t1, _t5), torch.digamma(_t4) - torch.digamma(_t1 + _t5))
+    _value = _t6 + _t7 + _t8 - _lgamma_diff(_t1, _t5)
+    _grad0 = _t4*(_t9 - torch.log(y))
     return _value, (_grad0,)
 
 
 def _loss_terms_inplace(log_concentration, y):
     """_loss_terms with the new tensors that nothing reads afterwards overwritten in place rather than new ones
     allocated: the same operations and roundings (see _inplace_ok for when it may run)."""
-    _t0 = torch.exp(log_concentration)
-    _t1 = torch.sum(torch.special.xlogy(torch.expm1(log_concentration), y), dim=-1, keepdim=True).neg_()
-    _t2 = torch.sum(torch.lgamma(_t0).neg_(), dim=-1, keepdim=True).neg_()
-    return _t1.add_(_t2).sub_(torch.sum(_t0, dim=-1, keepdim=True).lgamma_())
+    _t0 = _class_max(log_concentration)
+    _t1 = torch.exp(_t0)
+    _t2 = (log_concentration - _t0).exp_()
+    _t3 = torch.where(_t2 == 1, 0, torch.exp(log_concentration).lgamma_())
+    _t4 = torch.sum(torch.special.xlogy(torch.expm1(log_concentration), y), dim=-1, keepdim=True).neg_()
+    _t5 = torch.sum(torch.floor(_t2), dim=-1, keepdim=True).sub_(1).mul_(torch.lgamma(_t1))
+    _t6 = _lgamma_diff(_t1, _sum_below_one(_t2).mul_(_t1)).neg_()
+    return _t4.add_(_t5).add_(_t6).add_(torch.sum(_t3, dim=-1, keepdim=True))
 
 
 def _loss_terms_and_grads_inplace(log_concentration, y):
     """_loss_terms_and_grads with the new tensors that nothing reads afterwards overwritten in place rather
     than new ones allocated: the same operations and roundings (see _inplace_ok for when it may run)."""
-    _t0 = torch.exp(log_concentration)
-    _t1 = torch.sum(_t0, dim=-1, keepdim=True)
-    _t2 = torch.sum(torch.special.xlogy(torch.expm1(log_concentration), y), dim=-1, keepdim=True).neg_()
-    _value = _t2.sub_(torch.sum(torch.lgamma(_t0).neg_(), dim=-1, keepdim=True)).sub_(torch.lgamma(_t1))
-    _grad0 = torch.digamma(_t0).sub_(torch.log(y)).sub_(_t1.digamma_()).mul_(_t0)
+    _t0 = _class_max(log_concentration)
+    _t1 = torch.exp(_t0)
+    _t2 = (log_concentration - _t0).exp_()
+    _t3 = _t2 == 1
+    _t4 = torch.exp(log_concentration)
+    _t5 = _sum_below_one(_t2).mul_(_t1)
+    _t6 = torch.sum(torch.special.xlogy(torch.expm1(log_concentration), y), dim=-1, keepdim=True).neg_()
+    _t7 = torch.sum(torch.floor(_t2), dim=-1, keepdim=True).sub_(1).mul_(torch.lgamma(_t1))
+    _t8 = torch.sum(torch.where(_t3, 0, torch.lgamma(_t4)), dim=-1, keepdim=True)
+    _t9 = torch.where(_t3, _digamma_diff(_t1, _t5).neg_(), torch.digamma(_t4).sub_((_t1 + _t5).digamma_()))
+    _value = _t6.add_(_t7).add_(_t8).sub_(_lgamma_diff(_t1, _t5))
+    _grad0 = _t4.mul_(_t9.sub_(torch.log(y)))
     return _value, (_grad0,)
 
 
