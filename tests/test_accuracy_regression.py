@@ -31,24 +31,14 @@ CASES = [
     pytest.param("normal", {"link": "canonical"}, "numpy", id="normal-numpy"),
     pytest.param("gamma", {"link": "canonical"}, "torch", id="gamma-torch",
                  marks=pytest.mark.xfail(strict=False, reason=(
-                     "value at tiny concentration: 0.0 instead of -2.29e-15 at log_concentration=-69.08, "
-                     "log_rate=1, y=1e-30 is ill-conditioned (κ ≈ 3e16: −log k + log y of two inputs that round; "
-                     "docs/accuracy.md counts it as such); a real defect remains at huge concentration "
-                     "(lgamma(k) − k·log rate + rate·y cancels at k = rate = 1e30, y = 1, κ ≈ 1). Also "
-                     "0.0 instead of -2.29e-15 at log_concentration=-69.08, "
-                     "log_rate=1, y=1e-30, and 1.1e7 ulps (rel 1.3e-9) at log_concentration=-18.42, "
-                     "log_rate=-69.08, y=1e-8 (lgamma(k) - k·log_rate - (k-1)·log y summed unfused: the fix "
-                     "is lgamma(k) = lgamma(1 + k) − log k with −log k + log y added first, an ordering of the "
-                     "sum that the printers do not keep)"))),
+                     "raw ulps of two ill-conditioned values at tiny concentration (docs/accuracy.md's excess "
+                     "ulps pass them): -2.33e-15 instead of -2.29e-15 at log_concentration=-69.08, log_rate=1, "
+                     "y=1e-30 (κ ≈ 3e16: log y − log k of two inputs that round, carried as log(y/k) to the "
+                     "rounding of k = e^u; 0.0 before the lgamma_log_quotient rule), and 6e5 ulps (rel 7.5e-11) at "
+                     "log_concentration=-18.42, log_rate=-69.08, y=1e-8 (κ ≈ 1e8: lgamma(1 + k) of the rounded "
+                     "1 + k; 1.1e7 ulps before)"))),
     pytest.param("gamma", {"link": "canonical"}, "numpy", id="gamma-numpy",
-                 marks=pytest.mark.xfail(strict=False, reason=(
-                     "value at tiny concentration: 0.0 instead of -2.29e-15 at log_concentration=-69.08, "
-                     "log_rate=1, y=1e-30 is ill-conditioned (κ ≈ 3e16: −log k + log y of two inputs that round; "
-                     "docs/accuracy.md counts it as such); a real defect remains at huge concentration "
-                     "(lgamma(k) − k·log rate + rate·y cancels at k = rate = 1e30, y = 1, κ ≈ 1). Also "
-                     "0.0 instead of -2.29e-15 at log_concentration=-69.08, "
-                     "log_rate=1, y=1e-30, and 1.1e7 ulps (rel 1.3e-9) at log_concentration=-18.42, "
-                     "log_rate=-69.08, y=1e-8 (lgamma(k) - k·log_rate - (k-1)·log y summed unfused)"))),
+                 marks=pytest.mark.xfail(strict=False, reason="same as gamma-torch")),
     # the gradient Σy·softmax(z)_j − y_j no longer cancels where softmax(z)_j ≈ 1 (softmax_gradient rule)
     pytest.param("categorical", {"link": "canonical"}, "torch", id="categorical-logits-torch"),
     pytest.param("categorical", {"link": "canonical"}, "numpy", id="categorical-logits-numpy"),
