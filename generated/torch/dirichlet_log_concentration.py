@@ -93,7 +93,15 @@ def _sum_below_one(e):
     exp(x − max x)): frac(e) is e below 1 and 0 at each 1, so the terms below 1 are summed on their own and a
     rest of 4e-18 survives (1 + 4e-18 − 1 is 0); the 1s (the maximum and any tie) are counted from the
     difference of the two sums, an integer up to their rounding.  Two sums and one elementwise pass: an
-    argmax to drop the maximum would cost more than all three on the CPU."""
+    argmax to drop the maximum would cost more than all three on the CPU.  Where Σ e − 1 ≥ 1 in every row
+    (no cancellation: Σ e − 1 is then exact and as accurate as Σ e, within twice the relative error of the
+    terms below 1 summed apart) the plain difference is the answer, and frac's new array of e's size (most of
+    the pass's cost on the CPU, where fresh memory is faulted in) is not made; a check that needs the values
+    on the host is left to the CPU."""
+    if e.device.type == "cpu" and not torch.compiler.is_compiling():
+        rest = e.sum(dim=-1, keepdim=True) - 1
+        if bool((rest >= 1).all()):
+            return rest
     below = torch.frac(e).sum(dim=-1, keepdim=True)
     ones = torch.round(e.sum(dim=-1, keepdim=True) - below)
     return below + (ones - 1)
