@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n", type=float, action="append", default=None,
                     help="PyTorch sizes (elements), repeatable; default 1e6 and 1e7 (--quick: 1e5 and 1e6)")
     ap.add_argument("--numpy-n", type=float, default=None, help="NumPy size (default 1e6; --quick 1e5)")
-    ap.add_argument("--repeats", type=int, default=None, help="repeats at the smallest N (default 7; --quick 3)")
+    ap.add_argument("--repeats", type=int, default=None, help="repeats at the smallest N (default 15; --quick 3)")
     ap.add_argument("--compile-all", action="store_true",
                     help="torch.compile at every N (default: at the smallest N only, compiling is ~10 s a function)")
     ap.add_argument("--grid", type=int, default=None, help="accuracy grid points per loss (default 400; --quick 120)")
@@ -43,7 +43,8 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     ns = [int(x) for x in (args.n or ([1e5, 1e6] if args.quick else [1e6, 1e7]))]
     ns = sorted(set(ns))
-    base_reps = args.repeats or (3 if args.quick else 7)
+    # 15 at 1e6: the compiled rows (1–7 ms a step) moved by 2× between runs with 7
+    base_reps = args.repeats or (3 if args.quick else 15)
     repeats = {n: max(base_reps if n == ns[0] else base_reps // 2 - (1 if n >= 10**7 else 0), 2) for n in ns}
     cfg = report.Config(
         ns=ns,
