@@ -340,24 +340,28 @@ def _inplace_ok(args):
             and all(a.dim() == 0 or torch.broadcast_shapes(a.shape, shape) == shape for a in args[2:]))
 
 
+def _terms(args, partials):
+    """The loss-terms function to call on args: with the partial derivatives or without, on class indices or on
+    an array per class, in place where _inplace_ok allows."""
+    if _indexed(args):
+        if partials:
+            return _loss_terms_and_grads_index_inplace if _inplace_ok(args) else _loss_terms_and_grads_index
+        return _loss_terms_index_inplace if _inplace_ok(args) else _loss_terms_index
+    if partials:
+        return _loss_terms_and_grads_inplace if _inplace_ok(args) else _loss_terms_and_grads
+    return _loss_terms_inplace if _inplace_ok(args) else _loss_terms
+
+
 def _forward(args, weight, reduction, full, needs):
     """The reduced loss and, for each argument (weight last) whose entry of needs is true, the factor that
     backward multiplies by grad_output: for reduction "mean"/"sum" the gradient of the reduced loss, already
     summed to the argument's shape; for "none" each loss's own gradient w·∂ℓ/∂arg (not summed)."""
     if not any(needs):
-        if _indexed(args):
-            terms = _loss_terms_index_inplace if _inplace_ok(args) else _loss_terms_index
-        else:
-            terms = _loss_terms_inplace if _inplace_ok(args) else _loss_terms
-        value = terms(*args)
+        value = _terms(args, False)(*args)
         if full:
             value = value + (_constant_index if _indexed(args) else _constant)(*args)
         return _reduce(_broadcast(value, args), weight, reduction), None
-    if _indexed(args):
-        terms = _loss_terms_and_grads_index_inplace if _inplace_ok(args) else _loss_terms_and_grads_index
-    else:
-        terms = _loss_terms_and_grads_inplace if _inplace_ok(args) else _loss_terms_and_grads
-    value, partials = terms(*args)
+    value, partials = _terms(args, True)(*args)
     if full:
         value = value + (_constant_index if _indexed(args) else _constant)(*args)
     value = _broadcast(value, args)

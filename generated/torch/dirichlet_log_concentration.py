@@ -361,16 +361,24 @@ def _inplace_ok(args):
             and all(a.dim() == 0 or torch.broadcast_shapes(a.shape, shape) == shape for a in args[2:]))
 
 
+def _terms(args, partials):
+    """The loss-terms function to call on args: with the partial derivatives or without, in place
+    where _inplace_ok allows."""
+    if partials:
+        return _loss_terms_and_grads_inplace if _inplace_ok(args) else _loss_terms_and_grads
+    return _loss_terms_inplace if _inplace_ok(args) else _loss_terms
+
+
 def _forward(args, weight, reduction, full, needs):
     """The reduced loss and, for each argument (weight last) whose entry of needs is true, the factor that
     backward multiplies by grad_output: for reduction "mean"/"sum" the gradient of the reduced loss, already
     summed to the argument's shape; for "none" each loss's own gradient w·∂ℓ/∂arg (not summed)."""
     if not any(needs):
-        value = (_loss_terms_inplace if _inplace_ok(args) else _loss_terms)(*args)
+        value = _terms(args, False)(*args)
         if full:
             value = value + _constant(*args)
         return _reduce(_broadcast(value, args), weight, reduction), None
-    value, partials = (_loss_terms_and_grads_inplace if _inplace_ok(args) else _loss_terms_and_grads)(*args)
+    value, partials = _terms(args, True)(*args)
     if full:
         value = value + _constant(*args)
     value = _broadcast(value, args)

@@ -411,18 +411,26 @@ def _inplace_ok(args):
             and all(a.dim() == 0 or torch.broadcast_shapes(a.shape, shape) == shape for a in args[3:]))
 
 
-# Observations per block of _forward_blocked: 1 MiB of float32, which stays in the L2 cache of current CPUs.
+def _terms(args, partials):
+    """The loss-terms function to call on args: with the partial derivatives or without, in place
+    where _inplace_ok allows."""
+    if partials:
+        return _loss_terms_and_grads_inplace if _inplace_ok(args) else _loss_terms_and_grads
+    return _loss_terms_inplace if _inplace_ok(args) else _loss_terms
+
+
+# Elements per block of _forward_blocked: 1 MiB of float32, which stays in the L2 cache of current CPUs.
 _BLOCK = 1 << 18
 
 
 def _blocked_ok(args, weight, reduction, needs):
     """Whether _forward_blocked may evaluate the reduced loss: an unweighted mean or sum, eager on the CPU with
-    nothing for autograd to record, over more than two blocks, the inputs and the target of one contiguous
-    shape (a constant may be a number) and no gradient needed for a number."""
+    nothing for autograd to record, over more than two blocks; every argument contiguous with the shape of the
+    losses, or a number that needs no gradient."""
     if (weight is not None or reduction == "none" or torch.compiler.is_compiling() or args[0].device.type != "cpu"
             or (torch.is_grad_enabled() and any(a.requires_grad for a in args))):
         return False
-    shape = args[2].shape
+    shape = _shape(args)
     if shape.numel() <= 2 * _BLOCK:
         return False
     return all((a.shape == shape and a.is_contiguous()) or (a.dim() == 0 and not (i < 2 and needs[i]))
@@ -434,8 +442,9 @@ def _forward_blocked(args, reduction, full, needs):
     the CPU an elementwise op that writes a new whole-array tensor spends most of its time faulting in fresh
     pages; a block's temporaries fit in the cache and the allocator hands the same memory back for the next
     block, so only the gradients are whole arrays.  Each element sees the same operations and roundings as in
-    _forward; the value is the sum of the blocks' sums."""
-    shape = args[2].shape
+    _forward; the value is the sum of the blocks' sums.  (Losses with a class axis are not blocked: their row
+    reductions cost more per block than the fresh memory they would save.)"""
+    shape = _shape(args)
     n = shape.numel()
     flat = [a.reshape(-1) if a.dim() else a for a in args]
     ref = flat[2]
@@ -448,14 +457,14 @@ def _forward_blocked(args, reduction, full, needs):
     for start in range(0, n, _BLOCK):
         block = [a[start:start + _BLOCK] if a.dim() else a for a in flat]
         if any(needs):
-            value, partials = _loss_terms_and_grads_inplace(*block)
+            value, partials = _terms(block, True)(*block)
             for i, partial in zip(_WRT_INDEX, partials, strict=True):
                 if needs[i]:
                     out = grads[i].view(-1)[start:start + _BLOCK]
                     partial = torch.as_tensor(partial, dtype=out.dtype, device=out.device).expand(out.shape)
                     torch.mul(partial, scale, out=out) if scale != 1.0 else out.copy_(partial)
         else:
-            value = _loss_terms_inplace(*block)
+            value = _terms(block, False)(*block)
         if full:
             value = value + _constant(*block)
         sums.append(_broadcast(value, block).sum())
@@ -470,11 +479,11 @@ def _forward(args, weight, reduction, full, needs):
     if _blocked_ok(args, weight, reduction, needs):
         return _forward_blocked(args, reduction, full, needs)
     if not any(needs):
-        value = (_loss_terms_inplace if _inplace_ok(args) else _loss_terms)(*args)
+        value = _terms(args, False)(*args)
         if full:
             value = value + _constant(*args)
         return _reduce(_broadcast(value, args), weight, reduction), None
-    value, partials = (_loss_terms_and_grads_inplace if _inplace_ok(args) else _loss_terms_and_grads)(*args)
+    value, partials = _terms(args, True)(*args)
     if full:
         value = value + _constant(*args)
     value = _broadcast(value, args)
