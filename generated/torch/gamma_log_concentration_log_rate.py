@@ -446,28 +446,35 @@ def _forward_blocked(args, reduction, full, needs):
     reductions cost more per block than the fresh memory they would save.)"""
     shape = _shape(args)
     n = shape.numel()
-    flat = [a.reshape(-1) if a.dim() else a for a in args]
-    ref = flat[2]
+    # the blocks' views made in one call per argument (a slice costs as much as a small op)
+    blocks = list(zip(*(a.reshape(-1).split(_BLOCK) if a.dim() else [a] * -(-n // _BLOCK) for a in args),
+                      strict=True))
+    ref = args[2]
     scale = 1.0 / n if reduction == "mean" else 1.0
     grads = [None] * (2 + 1)
+    outs = {}
     for i in _WRT_INDEX:
         if needs[i]:
             grads[i] = torch.empty(shape, dtype=ref.dtype, device=ref.device)
+            outs[i] = grads[i].view(-1).split(_BLOCK)
+    terms = _terms(blocks[0], any(needs))  # every block but the last has the first's shape: the same choice
     sums = []
-    for start in range(0, n, _BLOCK):
-        block = [a[start:start + _BLOCK] if a.dim() else a for a in flat]
+    for k, block in enumerate(blocks):
         if any(needs):
-            value, partials = _terms(block, True)(*block)
+            value, partials = terms(*block)
             for i, partial in zip(_WRT_INDEX, partials, strict=True):
                 if needs[i]:
-                    out = grads[i].view(-1)[start:start + _BLOCK]
-                    partial = torch.as_tensor(partial, dtype=out.dtype, device=out.device).expand(out.shape)
+                    out = outs[i][k]
+                    if not isinstance(partial, torch.Tensor) or partial.shape != out.shape:
+                        partial = torch.as_tensor(partial, dtype=out.dtype, device=out.device).expand(out.shape)
                     torch.mul(partial, scale, out=out) if scale != 1.0 else out.copy_(partial)
         else:
-            value = _terms(block, False)(*block)
+            value = terms(*block)
         if full:
             value = value + _constant(*block)
-        sums.append(_broadcast(value, block).sum())
+        if not isinstance(value, torch.Tensor) or value.shape != block[2].shape:
+            value = _broadcast(value, block)
+        sums.append(value.sum())
     total = torch.stack(sums).sum()
     return (total / n if reduction == "mean" else total), (grads if any(needs) else None)
 
