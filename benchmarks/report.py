@@ -255,12 +255,12 @@ WHY = """### Why targets are missed (from the generated source and the profiles 
   intermediate that nothing reads afterwards is overwritten instead of a new one allocated, with the same
   operations and roundings.  An unweighted mean or sum over more than two blocks of 2^18 observations is
   evaluated a block at a time (`_forward_blocked`): each block's temporaries stay in the cache and the
-  allocator hands their memory back to the next block, so only the gradients are whole arrays.  That is what
-  brought the 1e7 rows under the built-ins (BCE with logits 182 → 71 ms, Gamma 1.30 s → 0.41 s, Student-t
-  2.98 s → 0.61 s, measured when blocking came in); at 1e6 glibc already reuses freed 4 MB arrays, and each block's Python cost
-  (about 30 µs for MSE, 80 µs for BCE) is most of what is left.  Losses with a class axis are not blocked:
-  their row reductions cost more per block than the memory saved (cross-entropy 1e6: 2.0 ms whole, 4.2 ms
-  in blocks).
+  allocator hands their memory back to the next block, so only the gradients are whole arrays.  It made the
+  1e7 rows several times faster (BCE with logits 182 → 71 ms, Gamma 1.30 s → 0.41 s, Student-t 2.98 s →
+  0.61 s, measured when blocking came in); at 1e6 glibc already reuses freed 4 MB arrays, and each block's
+  Python cost (about 30 µs for MSE, 80 µs for BCE with logits) is much of what is left.  Losses with a class
+  axis are not blocked: their row reductions cost more per block than the memory saved (cross-entropy 1e6:
+  2.0 ms whole, 4.2 ms in blocks).
 * **Cross-entropy on class indices** is gathered (symloss.codegen.class_index: the entry at the target's
   class read with torch.gather, the gradient's written with scatter_), as the built-in does, not expanded to
   a one-hot array.  What remains is the softmax in separate passes (max, x − max, exp, a sum, a scale) where
