@@ -96,8 +96,8 @@ def test_blocked_loss_against_torch_builtins():
     """The real block size, several blocks and a partial one, float32 as in training."""
     n = 3 * (1 << 18) + 12345
     g = torch.Generator().manual_seed(3)
-    logits = (torch.randn(n, generator=g) * 4).requires_grad_()
-    y = torch.bernoulli(torch.full((n,), 0.3), generator=g)
+    logits = (torch.randn(n, generator=g, dtype=torch.float32) * 4).requires_grad_()
+    y = torch.bernoulli(torch.full((n,), 0.3, dtype=torch.float32), generator=g)
     mod = _module("bernoulli")
     assert mod._blocked_ok(*mod._prepare((logits.detach(),), y, None, ()), "mean", (True, False))
     ours = mod.loss(logits, y)
@@ -108,8 +108,8 @@ def test_blocked_loss_against_torch_builtins():
     assert abs(ours.double() - ref).item() <= 1e-6 * ref.item()
     torch.testing.assert_close(g_ours, g_ref.float(), rtol=1e-5, atol=1e-12)
 
-    log_rate = (torch.randn(n, generator=g)).requires_grad_()
-    counts = torch.poisson(torch.full((n,), 3.0), generator=g)
+    log_rate = torch.randn(n, generator=g, dtype=torch.float32).requires_grad_()
+    counts = torch.poisson(torch.full((n,), 3.0, dtype=torch.float32), generator=g)
     pois = _module("poisson")
     ours = pois.loss(log_rate, counts, reduction="sum", full=True)
     ref = -torch.distributions.Poisson(log_rate.double().exp()).log_prob(counts.double()).sum()
