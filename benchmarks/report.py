@@ -330,7 +330,10 @@ def _torch_section(cfg: Config, log) -> list[str]:
                          f"{fmt_time(r.compile_s.get('compiled builtin'))} |")
     lines += ["", "### Memory saved for backward (MiB)", "",
               "Bytes of the distinct storages that autograd saves between forward and backward "
-              "(`torch.autograd.graph.saved_tensors_hooks`; the inputs themselves count when saved).", "",
+              "(`torch.autograd.graph.saved_tensors_hooks`; the inputs themselves count when saved).  The generated "
+              "module saves its inputs (for double backward; the caller's own tensors, no new memory) and the "
+              "gradient its forward computed, one array per trained input: that array is its extra memory "
+              "against a built-in that saves only its inputs and computes the gradient in backward.", "",
               "| loss | N | generated | built-in | distributions | compiled generated | compiled built-in |",
               "|---|---|---|---|---|---|---|"]
     for r in results:
