@@ -11,8 +11,17 @@ import torch.nn.functional as F
 import symloss
 from symloss.errors import DomainError, LinkError, SymlossError, UnknownNameError
 
-torch.set_default_dtype(torch.float64)
 RNG = np.random.default_rng(1234)
+
+
+@pytest.fixture(autouse=True)
+def _float64_by_default():
+    """torch.tensor of Python floats in float64 in these tests, and only in them: the default dtype is global to
+    the process, and set at import it held for every test module of a whole-suite run."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(previous)
 
 
 def _numeric(loss, expr):
