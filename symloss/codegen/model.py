@@ -434,9 +434,22 @@ def build_model(loss: Loss, target: str) -> ModuleModel:
     code_names = {lowering.symbol(s): n for s, n in names.items()}
     printer = spec.printer(code_names)
     vectors = frozenset(lowering.bases.values()) if lowering.vector else None
-    value_block = _block([value_l], printer, _temps(), vectors)
-    grad_block = _block([value_l, *grads_l], printer, _temps(), vectors)
-    constant_block = _block([constant_l], printer, _temps(), vectors)
+    # (a class-axis loss with an input per row, such as the multinomial's total count, has data of two shapes,
+    # which the in-place forms' one-shape check cannot see apart: it keeps the plain forms)
+    inplace_data = None
+    if spec.inplace and (not lowering.vector or all(isinstance(s, sp.IndexedBase) for s in loss.inputs)):
+        inplace_data = [names[s] for s in (*loss.inputs, loss.target)]
+
+    def term_blocks(value_e: sp.Expr, grads_e: Sequence[sp.Expr], constant_e: sp.Expr
+                    ) -> tuple[Block, Block, Block, Block | None, Block | None]:
+        """The printed loss terms (ℓ; ℓ and its partials; the constant) and the in-place forms of the first two
+        (None where the target has none or nothing is rewritten)."""
+        blocks = tuple(_block(exprs, printer, _temps(), vectors)
+                       for exprs in ([value_e], [value_e, *grads_e], [constant_e]))
+        inplace = (None, None) if inplace_data is None else tuple(_inplace(b, inplace_data) for b in blocks[:2])
+        return (*blocks, *inplace)
+
+    value_block, grad_block, constant_block, value_inplace, grads_inplace = term_blocks(value_l, grads_l, constant_l)
 
     inputs = tuple(
         Argument(names[s], str(s), "input", isinstance(s, sp.IndexedBase), s in loss.wrt, _describe(loss, s, "input"))
@@ -446,13 +459,6 @@ def build_model(loss: Loss, target: str) -> ModuleModel:
                           False, _describe(loss, loss.target, "target"))
     constants = tuple(Argument(names[c], str(c), "constant", False, False, _describe(loss, c, "constant"))
                       for c in loss.constants)
-    value_inplace = grads_inplace = None
-    # (a class-axis loss with an input per row, such as the multinomial's total count, has data of two shapes,
-    # which the in-place forms' one-shape check cannot see apart: it keeps the plain forms)
-    if spec.inplace and (not lowering.vector or all(isinstance(s, sp.IndexedBase) for s in loss.inputs)):
-        data_names = [names[s] for s in (*loss.inputs, loss.target)]
-        value_inplace = _inplace(value_block, data_names)
-        grads_inplace = _inplace(grad_block, data_names)
     dist = loss.distribution
     class_index_target = dist is not None and dist.support == "class_index"
     index_forms = None
@@ -460,16 +466,7 @@ def build_model(loss: Loss, target: str) -> ModuleModel:
         y = lowering.symbol(loss.target)
         forms = class_index_forms(value_l, grads_l, constant_l, y, vectors - {y})
         if forms is not None:
-            value_i, grads_i, constant_i = forms
-            blocks = [_block([value_i], printer, _temps(), vectors),
-                      _block([value_i, *grads_i], printer, _temps(), vectors)]
-            inplace = [None, None]
-            if spec.inplace and all(isinstance(s, sp.IndexedBase) for s in loss.inputs):
-                data_names = [names[s] for s in (*loss.inputs, loss.target)]
-                inplace = [_inplace(b, data_names) for b in blocks]
-            index_forms = IndexForms(value=blocks[0], value_and_grads=blocks[1],
-                                     constant=_block([constant_i], printer, _temps(), vectors),
-                                     value_inplace=inplace[0], value_and_grads_inplace=inplace[1])
+            index_forms = IndexForms(*term_blocks(*forms))
     model = ModuleModel(
         target=target,
         loss_name=loss.name,
