@@ -375,10 +375,11 @@ def _forward_blocked(args, reduction, full, needs):
         if needs[i]:
             grads[i] = torch.empty(shape, dtype=ref.dtype, device=ref.device)
             outs[i] = grads[i].view(-1).split(_BLOCK)
-    terms = _terms(blocks[0], any(needs))  # every block but the last has the first's shape: the same choice
+    partials_needed = any(needs)
+    terms = _terms(blocks[0], partials_needed)  # every block but the last has the first's shape: the same choice
     sums = []
     for k, block in enumerate(blocks):
-        if any(needs):
+        if partials_needed:
             value, partials = terms(*block)
             for i, partial in zip(_WRT_INDEX, partials, strict=True):
                 if needs[i]:
@@ -394,7 +395,7 @@ def _forward_blocked(args, reduction, full, needs):
             value = _broadcast(value, block)
         sums.append(value.sum())
     total = torch.stack(sums).sum()
-    return (total / n if reduction == "mean" else total), (grads if any(needs) else None)
+    return (total / n if reduction == "mean" else total), (grads if partials_needed else None)
 
 
 def _forward(args, weight, reduction, full, needs):
